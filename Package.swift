@@ -1,0 +1,54 @@
+// swift-tools-version:6.1
+//
+// BNSpec — the trusted reference for Batch Normalization numerics.
+//
+// Data flows one way through the targets:
+//   BNCore (shapes, layouts, profiles)
+//     → BNReference (Double reference, exact oracle)
+//     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
+//     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
+//     → bnspec (CLI, thin)
+import PackageDescription
+
+// CPU-specific tuning is applied only on x86_64 Linux release builds; every
+// other platform builds with the toolchain's defaults.
+#if arch(x86_64)
+let tuning: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]
+#else
+let tuning: [SwiftSetting] = []
+#endif
+
+let package = Package(
+    name: "BNSpec",
+    products: [
+        .executable(name: "bnspec", targets: ["bnspec"]),
+        .library(name: "BNReference", targets: ["BNReference"]),
+        //.library(name: "BNKernels", targets: ["BNKernels"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-numerics.git", from: "1.0.0"),
+        .package(url: "https://github.com/attaswift/BigInt.git", from: "6.0.0"),
+        .package(url: "https://github.com/x-sheep/swift-property-based.git", from: "2.0.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "CGSL", pkgConfig: "gsl", providers: [.apt(["libgsl-dev"])]),
+        .target(name: "BNCore"),
+        .target(
+            name: "BNReference",
+            dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
+        //KERNELS .target(name: "BNKernels", dependencies: ["BNCore"], swiftSettings: tuning),
+        .target(
+            name: "BNGolden",
+            dependencies: ["BNCore", "BNReference"],
+            resources: [.copy("Resources/nist-strd")]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
+        .executableTarget(
+            name: "bnspec",
+            dependencies: ["BNAudit", "BNGolden", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+        .testTarget(
+            name: "BNReferenceTests",
+            dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
+                           .product(name: "PropertyBased", package: "swift-property-based")]),
+    ]
+)

@@ -1,0 +1,126 @@
+/// What a framework's "momentum" weights in the running-statistics update.
+public enum MomentumWeighting: String, Codable, Sendable, CaseIterable {
+    /// r ← (1 − m)·r + m·b — PyTorch, MLX, `tf.nn.fused_batch_norm`'s exponential_avg_factor.
+    case batch
+    /// r ← m·r + (1 − m)·b — Keras, Flax, ONNX.
+    case running
+}
+
+/// Which batch variance feeds the running variance.
+public enum VarianceEstimator: String, Codable, Sendable, CaseIterable {
+    /// Σ(x − μ)² / n — what BN always normalises with.
+    case biased
+    /// Σ(x − μ)² / (n − 1) — Bessel-corrected (PyTorch, TF fused op, the paper).
+    case unbiased
+}
+
+/// What a profile does in training when a channel holds a single value (n = 1).
+public enum SingleValuePolicy: String, Codable, Sendable, CaseIterable {
+    /// Training is refused (PyTorch raises "Expected more than 1 value per channel").
+    case error
+    /// Training proceeds: var = 0, so y = β (for eps > 0); an unbiased running
+    /// variance falls back to the biased value 0 (TF fused op's n/(n−1) factor is 1 for n = 1).
+    case beta
+    /// Training proceeds: y = β, and the unbiased running variance is 0/0 = NaN.
+    case nan
+}
+
+/// A named set of BN conventions: everything that differs between frameworks
+/// while all of them claim to implement "batch normalization".
+///
+/// The normalisation itself never differs: every profile normalises with the
+/// biased batch variance and puts eps inside the square root. Profiles differ
+/// in the running-statistics update and their defaults. See spec/SPEC.md §3.
+public struct ConventionProfile: Codable, Hashable, Sendable {
+    public var name: String
+    public var momentumWeighting: MomentumWeighting
+    /// Default momentum in the framework's own convention; `nil` = cumulative average by default.
+    public var defaultMomentum: Double?
+    public var defaultEps: Double
+    public var runningVariance: VarianceEstimator
+    public var singleValue: SingleValuePolicy
+    /// Whether the framework offers a cumulative (1/k) average of batch statistics.
+    public var supportsCumulative: Bool
+    /// Where the convention is documented.
+    public var source: String
+
+    /// The weight given to the *batch* statistic for a given momentum in this
+    /// profile's convention: m for `.batch`, 1 − m for `.running`.
+    @inlinable
+    public func batchWeight(momentum m: Double) -> Double {
+        momentumWeighting == .batch ? m : 1 - m
+    }
+}
+
+extension ConventionProfile {
+    public static let paper = ConventionProfile(
+        name: "paper", momentumWeighting: .batch, defaultMomentum: nil, defaultEps: 1e-5,
+        runningVariance: .unbiased, singleValue: .error, supportsCumulative: true,
+        source: "Ioffe & Szegedy 2015, Alg. 2: E[x] = E_B[μ_B], Var[x] = m/(m−1)·E_B[σ²_B] (population averages over training batches); eps unspecified, BNSpec uses 1e-5")
+    public static let pytorch = ConventionProfile(
+        name: "pytorch", momentumWeighting: .batch, defaultMomentum: 0.1, defaultEps: 1e-5,
+        runningVariance: .unbiased, singleValue: .error, supportsCumulative: true,
+        source: "torch.nn.BatchNorm2d docs: x_new = (1 − momentum)·x + momentum·x_t, momentum=None → cumulative average, running var unbiased")
+    public static let keras = ConventionProfile(
+        name: "keras", momentumWeighting: .running, defaultMomentum: 0.99, defaultEps: 1e-3,
+        runningVariance: .biased, singleValue: .beta, supportsCumulative: false,
+        source: "keras.layers.BatchNormalization docs: moving = moving·momentum + batch·(1 − momentum), momentum=0.99, epsilon=0.001")
+    public static let tfFused = ConventionProfile(
+        name: "tf-fused", momentumWeighting: .batch, defaultMomentum: 1.0, defaultEps: 1e-3,
+        runningVariance: .unbiased, singleValue: .beta, supportsCumulative: false,
+        source: "tf.compat.v1.nn.fused_batch_norm docs: epsilon=0.001, exponential_avg_factor=1.0; the op's batch_variance is Bessel-corrected")
+    public static let onnx = ConventionProfile(
+        name: "onnx", momentumWeighting: .running, defaultMomentum: 0.9, defaultEps: 1e-5,
+        runningVariance: .biased, singleValue: .beta, supportsCumulative: false,
+        source: "ONNX BatchNormalization-15: running = input·momentum + current·(1 − momentum); ReduceVar is the population variance")
+    public static let flax = ConventionProfile(
+        name: "flax", momentumWeighting: .running, defaultMomentum: 0.99, defaultEps: 1e-5,
+        runningVariance: .biased, singleValue: .beta, supportsCumulative: false,
+        source: "flax.linen.BatchNorm docs: momentum=0.99 (decay of the moving average), epsilon=1e-5")
+    public static let mlx = ConventionProfile(
+        name: "mlx", momentumWeighting: .batch, defaultMomentum: 0.1, defaultEps: 1e-5,
+        runningVariance: .biased, singleValue: .beta, supportsCumulative: false,
+        source: "mlx.nn.BatchNorm docs: eps=1e-5, momentum=0.1; running = (1 − momentum)·running + momentum·batch")
+
+    /// Every built-in profile, in the order SPEC.md lists them.
+    public static let all: [ConventionProfile] = [.paper, .pytorch, .keras, .tfFused, .onnx, .flax, .mlx]
+
+    public static func named(_ name: String) throws -> ConventionProfile {
+        guard let p = all.first(where: { $0.name == name.lowercased() }) else {
+            throw BNError.invalidArgument(
+                "unknown profile '\(name)' (known: \(all.map(\.name).joined(separator: ", ")))")
+        }
+        return p
+    }
+}
+
+/// The running-statistics update rule for one step, fully explicit.
+public struct RunningUpdateRule: Codable, Hashable, Sendable {
+    public var weighting: MomentumWeighting
+    /// Momentum in `weighting`'s convention; `nil` selects the cumulative average (factor 1/k at step k).
+    public var momentum: Double?
+    public var estimator: VarianceEstimator
+    public var singleValue: SingleValuePolicy
+
+    public init(weighting: MomentumWeighting, momentum: Double?, estimator: VarianceEstimator,
+                singleValue: SingleValuePolicy) throws {
+        if let m = momentum, !(m >= 0 && m <= 1) {
+            throw BNError.invalidArgument("momentum \(m) is outside [0, 1]")
+        }
+        self.weighting = weighting; self.momentum = momentum
+        self.estimator = estimator; self.singleValue = singleValue
+    }
+
+    /// The profile's rule with its default momentum, or an explicit one.
+    public init(profile: ConventionProfile, momentum: Double?? = .none) throws {
+        let m: Double? = momentum ?? profile.defaultMomentum
+        try self.init(weighting: profile.momentumWeighting, momentum: m,
+                      estimator: profile.runningVariance, singleValue: profile.singleValue)
+    }
+
+    /// Weight of the batch statistic at step `k` (1-based).
+    public func batchWeight(step k: Int) -> Double {
+        guard let m = momentum else { return 1 / Double(k) }
+        return weighting == .batch ? m : 1 - m
+    }
+}
