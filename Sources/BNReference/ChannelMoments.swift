@@ -48,15 +48,11 @@ public struct ChannelMoments: Sendable, Equatable {
         self.count = count; self.mean = mean; self.scaledM2 = scaledM2; self.m2Exponent = m2Exponent
     }
 
-    /// (head + tail)·2^k, with the power applied in at most two exact-or-final steps.
+    /// (head + tail)·2^k rounded once (scalbn of the renormalised head): exact when the
+    /// result is normal, ±Inf on overflow, and within 1 ulp in the subnormal range.
     static func scale(_ v: DoubleDouble, _ k: Int) -> Double {
         if k == 0 || !v.head.isFinite || v.head == 0 { return v.value }
-        // Split k so that no intermediate power of two over- or underflows.
-        let k1 = k / 2, k2 = k - k1
-        let p1 = Double(sign: .plus, exponent: k1, significand: 1)
-        let p2 = Double(sign: .plus, exponent: k2, significand: 1)
-        let once = DoubleDouble(v.head * p1, v.tail * p1)
-        return once.head * p2 + once.tail * p2
+        return Double(sign: .plus, exponent: k, significand: v.head)
     }
 
     /// Moments of the values of `data` in `segments` (GSL-style strided runs).
