@@ -23,7 +23,7 @@ let package = Package(
     products: [
         .executable(name: "bnspec", targets: ["bnspec"]),
         .library(name: "BNReference", targets: ["BNReference"]),
-        //.library(name: "BNKernels", targets: ["BNKernels"]),
+        .library(name: "BNKernels", targets: ["BNKernels"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -37,12 +37,12 @@ let package = Package(
         .target(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
-        //KERNELS .target(name: "BNKernels", dependencies: ["BNCore"], swiftSettings: tuning),
+        .target(name: "BNKernels", dependencies: ["BNCore"], swiftSettings: tuning),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference"],
             resources: [.copy("Resources/nist-strd")]),
-        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),
         .executableTarget(
             name: "bnspec",
             dependencies: ["BNAudit", "BNGolden", .product(name: "ArgumentParser", package: "swift-argument-parser")]),

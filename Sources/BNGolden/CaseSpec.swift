@@ -1,0 +1,87 @@
+import BNCore
+
+/// What a golden case exercises.
+public enum Operation: String, Codable, CaseIterable, Sendable {
+    /// Training forward with batch statistics, plus one running-statistics update.
+    case train
+    /// Inference forward with given running statistics.
+    case infer
+    /// Training-mode backward (statistics depend on x).
+    case backwardTrain = "backward-train"
+    /// Inference-mode backward (statistics are constants).
+    case backwardInfer = "backward-infer"
+    /// K training steps on fresh batches, then inference on a held-out batch.
+    case trajectory
+}
+
+/// One golden case: everything needed to regenerate its inputs and to judge an
+/// implementation's outputs. Serialised as `case.json` in the case's folder.
+public struct CaseSpec: Codable, Hashable, Sendable {
+    public var id: String
+    public var op: Operation
+    /// Logical dimensions N, C, spatial… (the layout says how they are stored).
+    public var shape: [Int]
+    public var layout: Layout
+    /// Storage type of x, dy and y; parameters and running statistics are float32
+    /// (float64 for float64 cases).
+    public var dtype: DType
+    /// Data family (spec/SPEC.md §6), e.g. `normal`, `offset:1e4`, `nist:NumAcc3`.
+    public var data: String
+    public var profile: String
+    public var eps: Double
+    /// Momentum in the profile's own convention; `nil` = cumulative average.
+    public var momentum: Double?
+    /// Training steps (trajectory cases); 1 otherwise.
+    public var steps: Int
+    /// Set when the profile must refuse this case (e.g. n = 1 under `pytorch`).
+    public var expectError: String?
+    /// Input and output arrays: logical name → file name in the case folder.
+    public var inputs: [String: String]
+    public var outputs: [String: String]
+    /// What the tolerance model needs beyond the arrays.
+    public var tolerance: ToleranceInfo
+    /// The command that reruns just this case.
+    public var repro: String
+
+    public struct ToleranceInfo: Codable, Hashable, Sendable {
+        public var model: String
+        public var computeRoundoff: Double
+        public var storageRoundoff: Double
+        /// The data are built so that any summation order gives exact statistics.
+        public var exactStatistics: Bool
+    }
+
+    public func shapeValue() throws -> Shape {
+        guard shape.count >= 2 else { throw BNError.invalidArgument("case \(id): shape needs at least N and C") }
+        return try Shape(batch: shape[0], channels: shape[1], spatial: Array(shape.dropFirst(2)))
+    }
+
+    public func profileValue() throws -> ConventionProfile { try ConventionProfile.named(profile) }
+
+    public func rule() throws -> RunningUpdateRule {
+        let p = try profileValue()
+        return try RunningUpdateRule(weighting: p.momentumWeighting, momentum: momentum,
+                                     estimator: p.runningVariance, singleValue: p.singleValue)
+    }
+
+    /// Dtype of parameter arrays (gamma, beta, running statistics).
+    public var parameterDType: DType { dtype == .f64 ? .f64 : .f32 }
+
+    /// The case family used to group results in reports: `op/data-family`.
+    public var family: String {
+        let d = data.split(separator: ":").first.map(String.init) ?? data
+        return "\(op.rawValue)/\(d)" + (dtype == .f32 || dtype == .f64 ? "" : "/\(dtype.short)")
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case id, op, shape, layout, dtype, data, profile, eps, momentum, steps
+        case expectError = "expect_error", inputs, outputs, tolerance, repro
+    }
+}
+
+extension CaseSpec.ToleranceInfo {
+    enum CodingKeys: String, CodingKey {
+        case model, computeRoundoff = "compute_roundoff", storageRoundoff = "storage_roundoff"
+        case exactStatistics = "exact_statistics"
+    }
+}

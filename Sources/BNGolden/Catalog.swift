@@ -1,0 +1,144 @@
+import BNCore
+import Foundation
+
+/// The case catalog: a plain text file (spec/catalog.txt) that lists golden cases.
+///
+/// Format, one directive per line (`#` starts a comment):
+///
+///     suite NAME                       — following lines belong to suite NAME
+///     OP key=value key=value …         — OP is train, infer, backward-train, backward-infer, trajectory
+///
+/// A value with commas expands: the line stands for the cartesian product of its
+/// lists. Keys: `shape` (N x C [x spatial…]), `layout` (NCHW, NHWC, NC), `dtype`
+/// (f32, f16, bf16, f64), `data` (a family, spec/SPEC.md §6), `profile`, `eps`
+/// (a number or `default`), `momentum` (a number, `default` or `cumulative`), `steps`.
+/// Omitted keys take: layout=NCHW dtype=f32 data=normal profile=pytorch
+/// eps=default momentum=default steps=1.
+public struct Catalog: Sendable {
+    public var cases: [String: [CaseSpec]]  // suite → cases, in file order
+
+    public static let defaultSuite = "default"
+
+    public static func parse(_ text: String, source: String = "catalog") throws -> Catalog {
+        var suites: [String: [CaseSpec]] = [:]
+        var seen = Set<String>()
+        var suite = defaultSuite
+        for (number, raw) in text.components(separatedBy: "\n").enumerated() {
+            let line = raw.split(separator: "#", maxSplits: 1, omittingEmptySubsequences: false).first
+                .map { $0.trimmingCharacters(in: .whitespaces) } ?? ""
+            if line.isEmpty { continue }
+            let words = line.split(separator: " ").map(String.init)
+            let where_ = "\(source):\(number + 1)"
+            if words[0] == "suite" {
+                guard words.count == 2 else { throw BNError.corrupt(path: where_, reason: "'suite' takes one name") }
+                suite = words[1]; continue
+            }
+            guard let op = Operation(rawValue: words[0]) else {
+                throw BNError.corrupt(path: where_, reason: "unknown operation '\(words[0])'")
+            }
+            var fields: [(String, [String])] = []
+            for w in words.dropFirst() {
+                let kv = w.split(separator: "=", maxSplits: 1).map(String.init)
+                guard kv.count == 2, !kv[1].isEmpty else { throw BNError.corrupt(path: where_, reason: "expected key=value, got '\(w)'") }
+                guard Self.keys.contains(kv[0]) else {
+                    throw BNError.corrupt(path: where_, reason: "unknown key '\(kv[0])' (known: \(Self.keys.sorted().joined(separator: ", ")))")
+                }
+                fields.append((kv[0], kv[1].split(separator: ",").map(String.init)))
+            }
+            for combo in product(fields) {
+                let spec: CaseSpec
+                do { spec = try makeCase(op, Dictionary(uniqueKeysWithValues: combo)) } catch let e as BNError {
+                    throw BNError.corrupt(path: where_, reason: e.description)
+                }
+                guard seen.insert(spec.id).inserted else {
+                    throw BNError.corrupt(path: where_, reason: "case \(spec.id) is listed twice")
+                }
+                suites[suite, default: []].append(spec)
+            }
+        }
+        return Catalog(cases: suites)
+    }
+
+    static let keys: Set<String> = ["shape", "layout", "dtype", "data", "profile", "eps", "momentum", "steps"]
+
+    static func product(_ fields: [(String, [String])]) -> [[(String, String)]] {
+        fields.reduce([[]]) { acc, f in acc.flatMap { prefix in f.1.map { prefix + [(f.0, $0)] } } }
+    }
+
+    static func number(_ s: String) -> String {
+        // Canonical short text for ids: 1e-05 → 1e-05, 0.1 → 0.1.
+        guard let v = Double(s) else { return s }
+        return "\(v)"
+    }
+
+    /// Builds a case from one combination of catalog values.
+    public static func makeCase(_ op: Operation, _ f: [String: String]) throws -> CaseSpec {
+        let shape = try Shape(parsing: f["shape"] ?? "4x3x5x5")
+        let layout = try Layout(parsing: f["layout"] ?? (shape.spatial.isEmpty ? "NC" : "NCHW"))
+        if layout == .nc && !shape.spatial.isEmpty { throw BNError.invalidArgument("layout NC takes no spatial dims") }
+        let dtype = try DType(parsing: f["dtype"] ?? "f32")
+        let data = f["data"] ?? "normal"
+        try DataFamily.validate(data)
+        let profile = try ConventionProfile.named(f["profile"] ?? "pytorch")
+        let eps: Double
+        switch f["eps"] ?? "default" {
+        case "default": eps = profile.defaultEps
+        case let t:
+            guard let v = Double(t), v >= 0, v.isFinite else { throw BNError.invalidArgument("eps '\(t)' must be a number ≥ 0") }
+            eps = v
+        }
+        let momentum: Double?
+        switch f["momentum"] ?? "default" {
+        case "default": momentum = profile.defaultMomentum
+        case "cumulative": momentum = nil
+        case let t:
+            guard let v = Double(t), v >= 0, v <= 1 else { throw BNError.invalidArgument("momentum '\(t)' must be in [0, 1]") }
+            momentum = v
+        }
+        guard let steps = Int(f["steps"] ?? "1"), steps >= 1, steps <= 1000 else {
+            throw BNError.invalidArgument("steps must be an integer in 1…1000")
+        }
+        let mText = momentum.map { "m\($0)" } ?? "mcum"
+        var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
+                  dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
+        if op == .trajectory { id += ".k\(steps)" }
+        let expectError: String? =
+            (op == .train || op == .trajectory || op == .backwardTrain) && shape.perChannelCount == 1
+            && profile.singleValue == .error ? "single_value_per_channel" : nil
+        var inputs = ["x": "x.npy"], outputs: [String: String] = [:]
+        inputs["gamma"] = "gamma.npy"; inputs["beta"] = "beta.npy"
+        switch op {
+        case .train:
+            inputs["running_mean"] = "running_mean.npy"; inputs["running_var"] = "running_var.npy"
+            for o in ["y", "batch_mean", "batch_var", "running_mean", "running_var"] { outputs[o] = "expected_\(o).npy" }
+        case .infer:
+            inputs["mean"] = "mean.npy"; inputs["var"] = "var.npy"
+            outputs["y"] = "expected_y.npy"
+        case .backwardTrain:
+            inputs["dy"] = "dy.npy"
+            for o in ["dx", "dgamma", "dbeta"] { outputs[o] = "expected_\(o).npy" }
+        case .backwardInfer:
+            inputs["dy"] = "dy.npy"; inputs["mean"] = "mean.npy"; inputs["var"] = "var.npy"
+            for o in ["dx", "dgamma", "dbeta"] { outputs[o] = "expected_\(o).npy" }
+        case .trajectory:
+            inputs["x"] = "x_steps.npy"; inputs["x_eval"] = "x_eval.npy"
+            inputs["running_mean"] = "running_mean.npy"; inputs["running_var"] = "running_var.npy"
+            for o in ["running_mean", "running_var", "y_eval"] { outputs[o] = "expected_\(o).npy" }
+        }
+        if expectError != nil { outputs = [:] }
+        return CaseSpec(
+            id: id, op: op, shape: shape.dimensions, layout: layout, dtype: dtype, data: data,
+            profile: profile.name, eps: eps, momentum: momentum, steps: op == .trajectory ? steps : 1,
+            expectError: expectError, inputs: inputs, outputs: outputs,
+            tolerance: .init(model: "bnspec-tolerance-1", computeRoundoff: dtype.computeRoundoff,
+                             storageRoundoff: dtype.storageRoundoff, exactStatistics: data == "exact"),
+            repro: "bnspec verify --case \(id)")
+    }
+
+    public static func load(_ url: URL) throws -> Catalog {
+        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+            throw BNError.file(path: url.path, reason: "cannot read the catalog")
+        }
+        return try parse(text, source: url.lastPathComponent)
+    }
+}

@@ -1,0 +1,120 @@
+import BNCore
+
+/// The data families of spec/SPEC.md §6: how a case's input values are made.
+///
+/// Every family draws from ``SpecRandom`` seeded with the case id plus a stream
+/// name, and uses only +, −, ×, ÷ — so the values are the same on any IEEE-754
+/// machine. Values are generated in Double, per channel, in the logical order
+/// (n, c, spatial) → stored in the case's layout, then rounded once to the
+/// storage dtype (``DType/quantize(_:)``).
+public enum DataFamily {
+    public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
+                               "huge", "fp16-probe", "exact", "nist"]
+
+    public static func validate(_ family: String) throws {
+        let parts = family.split(separator: ":", maxSplits: 1).map(String.init)
+        guard names.contains(parts[0]) else {
+            throw BNError.invalidArgument("unknown data family '\(family)' (known: \(names.joined(separator: ", ")))")
+        }
+        switch parts[0] {
+        case "offset", "huge":
+            guard parts.count == 2, let v = Double(parts[1]), v > 0 else {
+                throw BNError.invalidArgument("family \(parts[0]) needs a positive magnitude, e.g. \(parts[0]):1e4")
+            }
+        case "nist":
+            guard parts.count == 2, NISTDataset.names.contains(parts[1]) else {
+                throw BNError.invalidArgument("family nist needs a dataset: nist:\(NISTDataset.names.joined(separator: "|"))")
+            }
+        default:
+            guard parts.count == 1 else { throw BNError.invalidArgument("family \(parts[0]) takes no parameter") }
+        }
+    }
+
+    /// Values for a tensor of `shape` in `layout`, already rounded to `dtype`.
+    public static func fill(_ family: String, shape: Shape, layout: Layout, dtype: DType, seed: String) throws -> [Double] {
+        try validate(family)
+        let parts = family.split(separator: ":", maxSplits: 1).map(String.init)
+        let name = parts[0], param = parts.count > 1 ? parts[1] : ""
+        var r = SpecRandom(seed)
+        let n = shape.perChannelCount, C = shape.channels
+        var out = [Double](repeating: 0, count: shape.elementCount)
+        let nist: [Double] = name == "nist" ? try NISTDataset.load(param).values : []
+        for c in 0..<C {
+            // Per-channel location and scale, so channels differ.
+            let loc = r.normal(), scale = 0.5 + r.uniform()
+            let values: [Double]
+            switch name {
+            case "normal": values = (0..<n).map { _ in loc + scale * r.normal() }
+            case "uniform": values = (0..<n).map { _ in loc + scale * r.uniform(-1.7320508075688772, 1.7320508075688772) }
+            case "offset":
+                // |offset| / spread = the parameter: offset·(1 + U/2)·sign + N(0, 1).
+                let o = Double(param)! * (1 + r.uniform() / 2) * r.sign()
+                values = (0..<n).map { _ in o + r.normal() }
+            case "constant":
+                let v = loc * 4
+                values = Array(repeating: v, count: n)
+            case "near-constant":
+                // Variance ~1e-6 relative to the squared mean: a few distinct float32 values.
+                let v = 1 + r.uniform()
+                values = (0..<n).map { _ in v + v * 0x1p-20 * Double(r.int(below: 5) - 2) }
+            case "subnormal":
+                // float32 subnormals (< 2^-126): x = 2^-130·(1 + U)·sign.
+                values = (0..<n).map { _ in 0x1p-130 * (1 + r.uniform()) * r.sign() }
+            case "huge":
+                // |x| ≈ parameter (1e20 … 1e30): x² overflows float32; spread ≤ 1e17 keeps
+                // (x − μ)² finite in float32 where it is resolvable at all.
+                let o = Double(param)! * (1 + r.uniform()) * r.sign()
+                let spread = Swift.min(abs(o) * 1e-3, 1e17)
+                values = (0..<n).map { _ in o + spread * r.normal() }
+            case "fp16-probe":
+                // |x| ≈ 300: with n ≥ 219 a float16 running sum exceeds 65504.
+                values = (0..<n).map { _ in 300 + 10 * loc + 8 * r.normal() }
+            case "exact":
+                values = exactFill(n: n, center: Double(r.int(below: 9) - 4), &r)
+            case "nist":
+                // Consecutive values of the dataset, starting at a per-channel offset.
+                let start = r.int(below: nist.count)
+                values = (0..<n).map { nist[(start + $0) % nist.count] }
+            default: fatalError("unreachable: validated family \(name)")
+            }
+            var k = 0
+            for b in 0..<shape.batch {
+                for s in 0..<shape.spatialSize {
+                    out[layout.index(n: b, c: c, s: s, shape: shape)] = dtype.quantize(values[k]); k += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// benchdnn-style exact fill: pairs c ± j/16 (j ∈ 1…8), plus c itself when n is odd,
+    /// shuffled. Every partial sum is a multiple of 1/16 below 2^11 in magnitude for
+    /// n ≤ 2^6·… so float32 sums are exact in any order; the mean is exactly c and the
+    /// variance Σ(j/16)²/n is exact when n is a power of two.
+    static func exactFill(n: Int, center c: Double, _ r: inout SpecRandom) -> [Double] {
+        var v: [Double] = []
+        while v.count + 2 <= n {
+            let a = Double(1 + r.int(below: 8)) / 16
+            v.append(c + a); v.append(c - a)
+        }
+        if v.count < n { v.append(c) }
+        for i in stride(from: v.count - 1, to: 0, by: -1) { v.swapAt(i, r.int(below: i + 1)) }
+        return v
+    }
+
+    /// Per-channel parameters: γ ∈ ±[0.5, 1.5), β ~ N(0, 1).
+    public static func parameters(channels: Int, seed: String, dtype: DType) -> (gamma: [Double], beta: [Double]) {
+        var r = SpecRandom(seed)
+        let g = (0..<channels).map { _ in dtype.quantize((0.5 + r.uniform()) * r.sign()) }
+        let b = (0..<channels).map { _ in dtype.quantize(r.normal()) }
+        return (g, b)
+    }
+
+    /// Per-channel running statistics to start from: mean ~ N(0, 1)·0.5, var ∈ [0.5, 2).
+    public static func runningStatistics(channels: Int, seed: String, dtype: DType) -> (mean: [Double], variance: [Double]) {
+        var r = SpecRandom(seed)
+        let m = (0..<channels).map { _ in dtype.quantize(0.5 * r.normal()) }
+        let v = (0..<channels).map { _ in dtype.quantize(0.5 + 1.5 * r.uniform()) }
+        return (m, v)
+    }
+}

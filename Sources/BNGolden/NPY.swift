@@ -1,0 +1,145 @@
+import BNCore
+import Foundation
+
+/// A NumPy `.npy` array (format version 1.0/2.0/3.0, little-endian, C order) as
+/// BNSpec reads and writes it: the values widened to Double, the dtype they were
+/// stored in, and the shape.
+///
+/// Writing is deterministic: the same array gives the same bytes (header padded
+/// with spaces to a multiple of 64 bytes, as NumPy does).
+public struct NPYArray: Equatable, Sendable {
+    public var dtype: DType
+    public var shape: [Int]
+    /// Values widened exactly to Double (bfloat16/float16/float32 → Double is exact).
+    public var values: [Double]
+
+    public init(dtype: DType, shape: [Int], values: [Double]) {
+        self.dtype = dtype; self.shape = shape; self.values = values
+    }
+
+    /// Memory limit for one array when reading (elements); a header declaring more is refused
+    /// before anything is allocated.
+    public static let maxElements = 1 << 28
+
+    // MARK: Writing
+
+    public func encoded() -> Data {
+        let dims = shape.map(String.init).joined(separator: ", ")
+        let shapeText = shape.count == 1 ? "(\(dims),)" : "(\(dims))"
+        var header = "{'descr': '\(dtype.npyDescr)', 'fortran_order': False, 'shape': \(shapeText), }"
+        let unpadded = 10 + header.utf8.count + 1
+        header += String(repeating: " ", count: (64 - unpadded % 64) % 64) + "\n"
+        var out = Data([0x93] + Array("NUMPY".utf8) + [1, 0])
+        let hlen = UInt16(header.utf8.count)
+        out.append(contentsOf: [UInt8(hlen & 0xFF), UInt8(hlen >> 8)])
+        out.append(contentsOf: Array(header.utf8))
+        out.reserveCapacity(out.count + values.count * dtype.byteWidth)
+        func append<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
+        for v in values {
+            switch dtype {
+            case .f64: append(v.bitPattern)
+            case .f32: append(Float(v).bitPattern)
+            case .f16: append(Float16(v).bitPattern)
+            case .bf16: append(BFloat16.bits(Float(v)))
+            }
+        }
+        return out
+    }
+
+    // MARK: Reading
+
+    /// Parses `.npy` bytes. `name` is used in error messages.
+    /// - Throws: ``BNError/file(path:reason:)`` naming what is wrong: magic, version,
+    ///   header, dtype, byte order, Fortran order, shape, or a size that does not match.
+    public static func decode(_ data: Data, name: String, bfloat16 isBF16: Bool = false) throws -> NPYArray {
+        func fail(_ r: String) -> BNError { .file(path: name, reason: r) }
+        let bytes = [UInt8](data)
+        guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
+            throw fail("not an NPY file (bad magic)")
+        }
+        let major = bytes[6]
+        let headerLen: Int, start: Int
+        switch major {
+        case 1: headerLen = Int(bytes[8]) | Int(bytes[9]) << 8; start = 10
+        case 2, 3:
+            guard bytes.count >= 12 else { throw fail("truncated NPY header") }
+            headerLen = Int(bytes[8]) | Int(bytes[9]) << 8 | Int(bytes[10]) << 16 | Int(bytes[11]) << 24
+            start = 12
+        default: throw fail("unsupported NPY format version \(major)")
+        }
+        guard headerLen <= 1 << 20, start + headerLen <= bytes.count else { throw fail("truncated NPY header") }
+        guard let header = String(bytes: bytes[start..<(start + headerLen)], encoding: major == 3 ? .utf8 : .isoLatin1) else {
+            throw fail("NPY header is not text")
+        }
+        guard let descr = field(header, "descr") else { throw fail("NPY header has no 'descr'") }
+        let dtype: DType
+        switch descr {
+        case "<f8": dtype = .f64
+        case "<f4": dtype = .f32
+        case "<f2": dtype = .f16
+        case "<u2": dtype = .bf16
+        case ">f8", ">f4", ">f2", ">u2": throw fail("big-endian dtype '\(descr)' is not supported (write little-endian)")
+        default: throw fail("unsupported dtype '\(descr)' (expected <f8, <f4, <f2, or <u2 for bfloat16)")
+        }
+        if descr == "<u2" && !isBF16 { throw fail("dtype <u2 is only accepted where the case declares bfloat16") }
+        guard let fo = field(header, "fortran_order") else { throw fail("NPY header has no 'fortran_order'") }
+        guard fo == "False" else { throw fail("Fortran-order arrays are not supported (save C-order)") }
+        guard let shapeText = field(header, "shape") else { throw fail("NPY header has no 'shape'") }
+        let dimsText = shapeText.trimmingCharacters(in: CharacterSet(charactersIn: "() "))
+        var shape: [Int] = []
+        for part in dimsText.split(separator: ",") {
+            let t = part.trimmingCharacters(in: .whitespaces)
+            if t.isEmpty { continue }
+            guard let d = Int(t), d >= 0 else { throw fail("bad dimension '\(t)' in shape \(shapeText)") }
+            shape.append(d)
+        }
+        var count = 1
+        for d in shape {
+            let (p, o) = count.multipliedReportingOverflow(by: d)
+            guard !o, p <= maxElements else {
+                throw fail("declared shape \(shapeText) exceeds the limit of \(maxElements) elements")
+            }
+            count = p
+        }
+        let body = start + headerLen
+        let expected = count * dtype.byteWidth
+        guard bytes.count - body == expected else {
+            throw fail("data holds \(bytes.count - body) bytes but shape \(shapeText) of \(descr) needs \(expected)")
+        }
+        var values = [Double](repeating: 0, count: count)
+        bytes.withUnsafeBytes { raw in
+            for i in 0..<count {
+                let o = body + i * dtype.byteWidth
+                switch dtype {
+                case .f64: values[i] = Double(bitPattern: UInt64(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt64.self)))
+                case .f32: values[i] = Double(Float(bitPattern: UInt32(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt32.self))))
+                case .f16: values[i] = Double(Float16(bitPattern: UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))))
+                case .bf16: values[i] = Double(BFloat16.float(UInt16(littleEndian: raw.loadUnaligned(fromByteOffset: o, as: UInt16.self))))
+                }
+            }
+        }
+        return NPYArray(dtype: dtype, shape: shape, values: values)
+    }
+
+    public static func read(_ url: URL, bfloat16: Bool = false) throws -> NPYArray {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw BNError.file(path: url.path, reason: "cannot read the file")
+        }
+        return try decode(data, name: url.path, bfloat16: bfloat16)
+    }
+
+    /// The value text of `'key': value` in a Python dict literal header.
+    static func field(_ header: String, _ key: String) -> String? {
+        guard let r = header.range(of: "'\(key)':") else { return nil }
+        var rest = header[r.upperBound...].drop(while: { $0 == " " })
+        if rest.first == "'" {
+            rest = rest.dropFirst()
+            return rest.firstIndex(of: "'").map { String(rest[..<$0]) }
+        }
+        if rest.first == "(" {
+            return rest.firstIndex(of: ")").map { String(rest[...$0]) }
+        }
+        let end = rest.firstIndex(where: { $0 == "," || $0 == "}" }) ?? rest.endIndex
+        return String(rest[..<end]).trimmingCharacters(in: .whitespaces)
+    }
+}

@@ -1,0 +1,52 @@
+import BNCore
+
+/// Outputs of a training step: forward with batch statistics plus the running update.
+public struct TrainingOutput: Sendable {
+    public var y: [Double]
+    public var batchMean: [Double]
+    /// Biased batch variance (what the step normalised with).
+    public var batchVariance: [Double]
+    public var runningMean: [Double]
+    public var runningVariance: [Double]
+    public init(y: [Double], batchMean: [Double], batchVariance: [Double], runningMean: [Double], runningVariance: [Double]) {
+        self.y = y; self.batchMean = batchMean; self.batchVariance = batchVariance
+        self.runningMean = runningMean; self.runningVariance = runningVariance
+    }
+}
+
+public struct GradientOutput: Sendable {
+    public var dx: [Double], dGamma: [Double], dBeta: [Double]
+    public init(dx: [Double], dGamma: [Double], dBeta: [Double]) { self.dx = dx; self.dGamma = dGamma; self.dBeta = dBeta }
+}
+
+/// Whether a kernel is an implementation under test or a calibration mutant that
+/// the tolerance model must catch.
+public enum KernelRole: Sendable, Equatable {
+    case implementation
+    /// An honest calibration kernel: must pass every case.
+    case honestCalibration
+    /// A deliberately wrong kernel: must fail at least one case. The text names the bug.
+    case mutant(String)
+}
+
+/// The interface every BN implementation that `bnspec verify` runs provides.
+///
+/// Arrays are passed as Double holding values already representable in the case's
+/// storage type (widening is exact); a kernel converts them to its compute type,
+/// computes, and returns its results widened back. Parameters follow the case's
+/// layout conventions (per-channel arrays of length C).
+public protocol BatchNormKernel: Sendable {
+    var name: String { get }
+    var role: KernelRole { get }
+    /// Storage types the kernel handles.
+    var dtypes: Set<DType> { get }
+
+    func train(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], beta: [Double], eps: Double,
+               runningMean: [Double], runningVariance: [Double], step: Int, rule: RunningUpdateRule) throws -> TrainingOutput
+    func infer(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], beta: [Double], eps: Double,
+               mean: [Double], variance: [Double]) throws -> [Double]
+    func backwardTrain(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double],
+                       eps: Double) throws -> GradientOutput
+    func backwardInfer(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double],
+                       eps: Double, mean: [Double], variance: [Double]) throws -> GradientOutput
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import BNCore
+import BNGolden
+import Foundation
+
+/// `bnspec generate`: writes (or checks) golden vectors from the case catalog.
+struct Generate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Generate golden vectors from spec/catalog.txt (byte-identical on rerun).")
+
+    @Option(help: "Output folder (default: golden/ of the checkout for the default suite).")
+    var out: String?
+    @Option(help: "Catalog suite to generate.")
+    var suite = Catalog.defaultSuite
+    @Option(help: "Catalog file (default: spec/catalog.txt of the checkout).")
+    var catalog: String?
+    @Flag(help: "Overwrite an existing output folder.")
+    var force = false
+    @Flag(help: "Regenerate in memory and compare with the folder; exit 1 naming each differing file.")
+    var check = false
+
+    func run() throws {
+        try BNSpec.run {
+            let cat = try Catalog.load(try Paths.resolve(catalog, default: "spec/catalog.txt"))
+            guard let cases = cat.cases[suite] else {
+                throw BNError.invalidArgument("no suite '\(suite)' in the catalog (have: \(cat.cases.keys.sorted().joined(separator: ", ")))")
+            }
+            if out == nil && suite != Catalog.defaultSuite {
+                throw BNError.invalidArgument("suite '\(suite)' is not committed to golden/; pass --out DIR")
+            }
+            let dir = try Paths.resolve(out, default: "golden")
+            let files = try Generator.suiteFiles(cases, suite: suite)
+            let bytes = files.values.reduce(0) { $0 + $1.count }
+            if check {
+                let diffs = GoldenStore.differences(files, in: dir)
+                if diffs.isEmpty {
+                    print("generate --check: \(cases.count) cases, \(files.count) files in \(dir.path) are identical")
+                    return
+                }
+                for d in diffs { print(d) }
+                throw BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
+            }
+            try GoldenStore.write(files, to: dir, force: force)
+            print("generated \(cases.count) cases (\(files.count) files, \(bytes / 1024) KiB) in \(dir.path)")
+        }
+    }
+}
