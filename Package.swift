@@ -50,5 +50,6 @@ let package = Package(
             name: "BNReferenceTests",
             dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]
 )

@@ -1,0 +1,124 @@
+import BNAudit
+import BNCore
+import BNGolden
+import BNKernels
+import Foundation
+import Testing
+
+/// The committed golden/ folder: integrity, regeneration, the reference, and the
+/// calibration of the tolerance model (spec/SPEC.md §5.5).
+@Suite(.serialized) struct GoldenSuiteTests {
+    static let root: URL = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+    static var golden: URL { root.appendingPathComponent("golden") }
+
+    static func catalog() throws -> Catalog { try Catalog.load(root.appendingPathComponent("spec/catalog.txt")) }
+
+    @Test func catalogCoversEveryProfileAndFamily() throws {
+        let cases = try Self.catalog().cases[Catalog.defaultSuite]!
+        #expect(cases.count >= 150)
+        #expect(Set(cases.map(\.profile)) == Set(ConventionProfile.all.map(\.name)))
+        let families = Set(cases.map { String($0.data.split(separator: ":")[0]) })
+        #expect(families == Set(DataFamily.names))
+        #expect(Set(cases.map(\.op)) == Set(Operation.allCases))
+        #expect(Set(cases.map(\.dtype)) == Set(DType.allCases))
+    }
+
+    @Test func regenerationIsByteIdenticalToGolden() throws {
+        let cases = try Self.catalog().cases[Catalog.defaultSuite]!
+        let files = try Generator.suiteFiles(cases, suite: Catalog.defaultSuite)
+        let diffs = GoldenStore.differences(files, in: Self.golden)
+        #expect(diffs.isEmpty, "golden/ differs from a fresh generation: \(diffs.prefix(5)) — run 'bnspec generate --force'")
+        // And twice in a row in one process.
+        #expect(try Generator.suiteFiles(cases, suite: Catalog.defaultSuite) == files)
+    }
+
+    @Test func everyCaseVerifiesAndEveryMutantIsCaught() throws {
+        let report = try Verification.run(golden: Self.golden)
+        for s in report.implementations {
+            switch s.role {
+            case "mutant":
+                #expect(s.failed > 0, "calibration mutant \(s.name) is not caught by any golden case")
+            default:
+                let failures = report.cases.filter { $0.implementation == s.name && $0.status == .failed }
+                #expect(s.failed == 0, "\(s.name) fails \(s.failed) cases, e.g. \(failures.first?.repro ?? ""): \(failures.first?.detail ?? "")")
+            }
+        }
+        #expect(report.ok)
+    }
+
+    @Test func tamperedFileIsReportedAsCorruption() throws {
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-tamper-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let cases = Array(try Self.catalog().cases[Catalog.defaultSuite]!.prefix(2))
+        try GoldenStore.write(try Generator.suiteFiles(cases, suite: "t"), to: tmp, force: false)
+        let m = try GoldenStore.manifest(tmp)
+        let victim = tmp.appendingPathComponent("\(cases[0].id)/x.npy")
+        var bytes = try Data(contentsOf: victim)
+        bytes[bytes.count - 1] ^= 0x01
+        try bytes.write(to: victim)
+        #expect(throws: BNError.self) { try GoldenStore.loadCase(tmp, id: cases[0].id, manifest: m) }
+        // And generate refuses to overwrite without --force, leaving the folder intact.
+        #expect(throws: BNError.self) { try GoldenStore.write([:], to: tmp, force: false) }
+        #expect(FileManager.default.fileExists(atPath: victim.path))
+    }
+}
+
+@Suite struct FormatTests {
+    @Test func sha256MatchesFIPSVectors() {
+        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+                == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+    }
+
+    @Test(arguments: DType.allCases)
+    func npyRoundTrips(_ dt: DType) throws {
+        let values = [0, -0.0, 1.5, -2.25, 65504, 1e-3, .infinity].map(dt.quantize)
+        let a = NPYArray(dtype: dt, shape: [7], values: values)
+        let data = a.encoded()
+        #expect(data.count % 64 == (7 * dt.byteWidth) % 64)  // header padded to 64 bytes
+        let b = try NPYArray.decode(data, name: "t", bfloat16: dt == .bf16)
+        #expect(b.shape == [7] && b.dtype == dt)
+        #expect(zip(a.values, b.values).allSatisfy { $0.bitPattern == $1.bitPattern })
+    }
+
+    @Test func npyRejectsBadInputWithAClearReason() {
+        let good = NPYArray(dtype: .f32, shape: [2, 2], values: [1, 2, 3, 4]).encoded()
+        #expect(throws: BNError.self) { try NPYArray.decode(good.prefix(good.count - 1), name: "short") }
+        var bad = good; bad[1] = 0x4D
+        #expect(throws: BNError.self) { try NPYArray.decode(bad, name: "magic") }
+        let fortran = Data(String(decoding: good, as: UTF8.self).replacingOccurrences(of: "False", with: "True ").utf8)
+        #expect(throws: BNError.self) { try NPYArray.decode(fortran, name: "fortran") }
+    }
+
+    @Test func bfloat16RoundsToNearestEven() {
+        #expect(BFloat16.bits(1.0) == 0x3F80)
+        #expect(BFloat16.float(BFloat16.bits(Float(bitPattern: 0x3F80_8000))) == 1.0)          // tie → even
+        #expect(BFloat16.float(BFloat16.bits(Float(bitPattern: 0x3F81_8000))) == Float(bitPattern: 0x3F82_0000))
+        #expect(BFloat16.float(BFloat16.bits(.nan)).isNaN)
+    }
+
+    @Test func specRandomIsTheSpecifiedStream() {
+        // SplitMix64 from seed 0: first output 0xE220A8397B1DCDAF (Steele et al.).
+        var r = SpecRandom(seed: 0)
+        #expect(r.next() == 0xE220_A839_7B1D_CDAF)
+        #expect(SpecRandom.fnv1a64("") == 0xCBF2_9CE4_8422_2325)
+        #expect(SpecRandom.fnv1a64("a") == 0xAF63_DC4C_8601_EC8C)
+    }
+
+    @Test func catalogErrorsNameTheLine() {
+        #expect(throws: BNError.corrupt(path: "c:1", reason: "unknown operation 'trian'")) { try Catalog.parse("trian shape=2x3", source: "c") }
+        #expect(throws: BNError.self) { try Catalog.parse("train momentum=1.5", source: "c") }
+        #expect(throws: BNError.self) { try Catalog.parse("train eps=-1", source: "c") }
+        #expect(throws: BNError.self) { try Catalog.parse("train profile=caffe", source: "c") }
+        #expect(throws: BNError.self) { try Catalog.parse("train shape=2x0x3", source: "c") }
+        let ok = try? Catalog.parse("train shape=2x3,4x3 layout=NC profile=pytorch,keras", source: "c")
+        #expect(ok?.cases["default"]?.count == 4)
+    }
+}
