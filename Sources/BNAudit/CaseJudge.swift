@@ -85,7 +85,9 @@ public enum CaseJudge {
 
         switch spec.op {
         case .train:
-            let x = inp("x"), mean = ref("batch_mean"), variance = ref("batch_var")
+            let x = inp("x")
+            let ms = try Reference.moments(x, shape: s, layout: layout)
+            let mean = ms.map(\.mean), variance = ms.map(\.biasedVariance)
             let info = channelInfo(x, mean: mean, variance: variance, batch: true)
             b.tol["y"] = yTolerance(x, mean: mean, info: info, reference: ref("y")); b.storageOutputs.insert("y")
             b.tol["batch_mean"] = (0..<C).map { K * (info[$0].bounds.mean + u * abs(mean[$0])) }
@@ -195,6 +197,26 @@ public enum CaseJudge {
         return (worst, at)
     }
 
+    /// Checks that every array of a case has the length its shape implies, so a
+    /// malformed case is reported, never indexed out of range.
+    static func validate(_ c: GoldenStore.LoadedCase) throws {
+        let spec = c.spec, s = try spec.shapeValue()
+        let perX = s.elementCount * (spec.op == .trajectory ? spec.steps : 1)
+        for (name, a) in c.inputs {
+            let want = name == "x" ? perX : (name == "dy" || name == "x_eval" ? s.elementCount : s.channels)
+            guard a.values.count == want else {
+                throw BNError.corrupt(path: spec.id, reason: "input '\(name)' has \(a.values.count) values, expected \(want)")
+            }
+        }
+        for (name, a) in c.expected {
+            let big = ["y", "dx", "y_eval"].contains(name)
+            let want = big ? s.elementCount : s.channels * (spec.op == .trajectory ? spec.steps : 1)
+            guard a.values.count == want else {
+                throw BNError.corrupt(path: spec.id, reason: "expected '\(name)' has \(a.values.count) values, expected \(want)")
+            }
+        }
+    }
+
     /// Runs `kernel` on a case and judges it.
     public static func judge(_ c: GoldenStore.LoadedCase, kernel: any BatchNormKernel) -> CaseResult {
         let spec = c.spec
@@ -205,6 +227,7 @@ public enum CaseJudge {
             result.status = .skipped; result.detail = "dtype \(spec.dtype.rawValue) not supported"; return result
         }
         do {
+            try validate(c)
             let got = try run(c, kernel)
             if let e = spec.expectError {
                 result.status = .failed; result.worstRatio = .infinity

@@ -72,6 +72,9 @@ public enum GoldenStore {
         public var spec: CaseSpec
         public var inputs: [String: NPYArray]
         public var expected: [String: NPYArray]
+        public init(spec: CaseSpec, inputs: [String: NPYArray], expected: [String: NPYArray]) {
+            self.spec = spec; self.inputs = inputs; self.expected = expected
+        }
     }
 
     public static func manifest(_ dir: URL) throws -> Manifest {
