@@ -111,25 +111,27 @@ public enum CaseJudge {
                 mean = ms.map(\.mean); variance = ms.map(\.biasedVariance)
             } else { mean = inp("mean"); variance = inp("var") }
             let info = channelInfo(x, mean: mean, variance: variance, batch: batch)
-            let dg = ref("dgamma"), dbt = ref("dbeta"), nn = Double(n)
+            let dg = ref("dgamma"), dbt = ref("dbeta"), refDx = ref("dx"), nn = Double(n)
+            var xhats = [Double](repeating: 0, count: x.count), errs = xhats
             var tdx = [Double](repeating: 0, count: x.count), tdg = [Double](), tdb = [Double]()
             for ch in 0..<C {
                 let inf = info[ch], g = abs(gamma[ch])
                 var sumDy = 0.0, sumDyXh = 0.0, sumDyE = 0.0
-                var xh: [Int: (Double, Double)] = [:]
-                for seg in layout.segments(channel: ch, shape: s) {
+                let segs = layout.segments(channel: ch, shape: s)
+                for seg in segs {
                     for k in 0..<seg.count {
                         let i = seg.offset + k * seg.stride
                         let h = (x[i] - mean[ch]) * inf.r
                         let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: h, bounds: inf.bounds, rho: inf.rho)
-                        xh[i] = (h, e)
+                        xhats[i] = h; errs[i] = e
                         sumDy += abs(dy[i]); sumDyXh += abs(dy[i] * h); sumDyE += abs(dy[i]) * e
                     }
                 }
                 let tb = K * nn * u * sumDy
                 let tg = K * (nn * u * sumDyXh + sumDyE)
                 tdb.append(tb); tdg.append(tg)
-                for (i, (h, e)) in xh {
+                for seg in segs { for k in 0..<seg.count {
+                    let i = seg.offset + k * seg.stride, h = xhats[i], e = errs[i]
                     let t: Double
                     if batch {
                         let core = abs(dy[i]) + abs(dbt[ch]) / nn + abs(h * dg[ch]) / nn
@@ -137,8 +139,8 @@ public enum CaseJudge {
                     } else {
                         t = K * g * inf.r * abs(dy[i]) * (3 * u + inf.rho)
                     }
-                    tdx[i] = m.stored(t, reference: ref("dx")[i])
-                }
+                    tdx[i] = m.stored(t, reference: refDx[i])
+                } }
             }
             b.tol["dx"] = tdx; b.tol["dgamma"] = tdg; b.tol["dbeta"] = tdb; b.storageOutputs.insert("dx")
         case .trajectory:

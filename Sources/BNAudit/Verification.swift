@@ -47,8 +47,11 @@ public enum Verification {
             if c.spec.expectError != nil {
                 // The reference itself must refuse the case.
                 let s = try c.spec.shapeValue()
+                guard let x = c.inputs["x"]?.values, x.count >= s.elementCount else {
+                    throw BNError.corrupt(path: c.spec.id, reason: "input 'x' is missing or too short")
+                }
                 do {
-                    _ = try Reference.trainingStep(c.inputs["x"]!.values.prefix(s.elementCount).map { $0 }, shape: s,
+                    _ = try Reference.trainingStep(Array(x.prefix(s.elementCount)), shape: s,
                                                    layout: c.spec.layout, gamma: nil, beta: nil, eps: c.spec.eps,
                                                    running: RunningStatistics(channels: s.channels), rule: try c.spec.rule(),
                                                    profileName: c.spec.profile)

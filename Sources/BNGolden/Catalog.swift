@@ -65,12 +65,6 @@ public struct Catalog: Sendable {
         fields.reduce([[]]) { acc, f in acc.flatMap { prefix in f.1.map { prefix + [(f.0, $0)] } } }
     }
 
-    static func number(_ s: String) -> String {
-        // Canonical short text for ids: 1e-05 → 1e-05, 0.1 → 0.1.
-        guard let v = Double(s) else { return s }
-        return "\(v)"
-    }
-
     /// Builds a case from one combination of catalog values.
     public static func makeCase(_ op: Operation, _ f: [String: String]) throws -> CaseSpec {
         let shape = try Shape(parsing: f["shape"] ?? "4x3x5x5")

@@ -72,9 +72,7 @@ public enum Reference {
             for seg in layout.segments(channel: c, shape: shape) {
                 var i = seg.offset
                 for _ in 0..<seg.count {
-                    let (dh, dl) = Augmented.sum(x[i], -m)
-                    let xhat = dh.isFinite ? (dh * sc).addingProduct(dl, sc) : dh * sc
-                    y[i] = (g * xhat) + b
+                    y[i] = (g * xhat(x[i], m, sc)) + b
                     i += seg.stride
                 }
             }
