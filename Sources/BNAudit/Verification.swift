@@ -8,7 +8,9 @@ import Foundation
 public enum Verification {
     /// Every kernel `verify` knows: implementations, then calibration kernels.
     public static let kernels: [any BatchNormKernel] =
-        [ScalarKernel()] + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
+        [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(OptimizedKernel.defaultThreads)),
+         OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
+        + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
 
     public struct Summary: Codable, Sendable {
         public var name: String
