@@ -7,6 +7,7 @@
 //     → BNReference (Double reference, exact oracle)
 //     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
 //     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
+//     → BNBench (timing of the kernels against memcpy)
 //     → bnspec (CLI, thin)
 import PackageDescription
 
@@ -42,10 +43,11 @@ let package = Package(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference"],
             resources: [.copy("Resources/nist-strd")]),
+        .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),
         .executableTarget(
             name: "bnspec",
-            dependencies: ["BNAudit", "BNGolden", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BNAudit", "BNGolden", "BNBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BNReferenceTests",
             dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",

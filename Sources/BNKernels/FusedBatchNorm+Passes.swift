@@ -8,6 +8,16 @@ import BNCore
 
 @usableFromInline typealias D8 = SIMD8<Double>
 
+/// Float → Double lanes, written lane by lane so that LLVM emits two `vcvtps2pd`
+/// inline (the generic SIMD conversion initializer was left as an out-of-line call).
+@inline(__always) func wide(_ v: SIMD8<Float>) -> D8 {
+    D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+}
+/// Double → Float lanes (round to nearest even), inline.
+@inline(__always) func narrow(_ v: D8) -> SIMD8<Float> {
+    SIMD8<Float>(Float(v[0]), Float(v[1]), Float(v[2]), Float(v[3]), Float(v[4]), Float(v[5]), Float(v[6]), Float(v[7]))
+}
+
 extension UnsafePointer where Pointee == Double {
     @inline(__always) func load8(_ i: Int) -> D8 { UnsafeRawPointer(self + i).loadUnaligned(as: D8.self) }
 }
@@ -37,108 +47,97 @@ struct ChannelAffine {
 }
 
 extension FusedBatchNorm {
-    // MARK: NCHW: one channel, N contiguous runs
+    // MARK: NCHW: contiguous runs of H·W values of one channel
 
+    /// Adds Σ(x − p) and Σ(x − p)² of one run into `t` (16 values per step: four
+    /// independent 4-lane chains per sum hide the add latency without spilling the
+    /// sixteen AVX registers).
     @inline(__always)
-    static func sumsNCHW<S: StorageElement>(_ x: UnsafePointer<S>, channel c: Int, shape: Shape, pivot: Double) -> PivotSums {
-        let N = shape.batch, C = shape.channels, HW = shape.spatialSize
+    static func addSums<S: StorageElement>(_ p: UnsafePointer<S>, count: Int, pivot: Double, into t: inout PivotSums) {
         let pv = D8(repeating: pivot)
         var s0 = D8(), s1 = D8(), q0 = D8(), q1 = D8()
+        var i = 0
+        while i + 16 <= count {
+            let a = wide(S.load8(p + i)) - pv, b = wide(S.load8(p + i + 8)) - pv
+            s0 += a; s1 += b
+            q0 = q0.addingProduct(a, a); q1 = q1.addingProduct(b, b)
+            i += 16
+        }
+        if i + 8 <= count { let a = wide(S.load8(p + i)) - pv; s0 += a; q0 = q0.addingProduct(a, a); i += 8 }
         var st = 0.0, qt = 0.0
-        for b in 0..<N {
-            let p = x + (b * C + c) * HW
-            var i = 0
-            while i + 16 <= HW {
-                let u = D8(S.load8(p + i)) - pv, v = D8(S.load8(p + i + 8)) - pv
-                s0 += u; q0 += u * u; s1 += v; q1 += v * v
-                i += 16
-            }
-            if i + 8 <= HW { let u = D8(S.load8(p + i)) - pv; s0 += u; q0 += u * u; i += 8 }
-            while i < HW { let d = Double(S.widen(p[i])) - pivot; st += d; qt += d * d; i += 1 }
-        }
-        var r = PivotSums()
-        r.s = (s0 + s1).sum() + st
-        r.q = (q0 + q1).sum() + qt
-        return r
+        while i < count { let u = Double(S.widen(p[i])) - pivot; st += u; qt = qt.addingProduct(u, u); i += 1 }
+        t.s += (s0 + s1).sum() + st
+        t.q += (q0 + q1).sum() + qt
     }
 
+    /// Adds the four backward sums of one run (dy masked by `mask` ≤ 0 when given).
     @inline(__always)
-    static func sumsNCHW<S: StorageElement>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?,
-                                            channel c: Int, shape: Shape, pivot: Double) -> PivotSums {
-        let N = shape.batch, C = shape.channels, HW = shape.spatialSize
+    static func addSums<S: StorageElement>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?, count: Int,
+                                           pivot: Double, into t: inout PivotSums) {
         let pv = D8(repeating: pivot)
-        var s8 = D8(), q8 = D8(), g8 = D8(), h8 = D8()
-        var r = PivotSums()
-        for b in 0..<N {
-            let off = (b * C + c) * HW
-            let p = x + off, e = dy + off
-            var i = 0
-            while i + 8 <= HW {
-                let u = D8(S.load8(p + i)) - pv
-                var d = D8(S.load8(e + i))
-                if let m = mask { d.replace(with: 0, where: D8(S.load8(m + off + i)) .<= 0) }
-                s8 += u; q8 += u * u; g8 += d; h8 += d * u
-                i += 8
+        var s0 = D8(), q0 = D8(), g0 = D8(), h0 = D8(), s1 = D8(), q1 = D8(), g1 = D8(), h1 = D8()
+        var i = 0
+        while i + 16 <= count {
+            let a = wide(S.load8(x + i)) - pv, b = wide(S.load8(x + i + 8)) - pv
+            var da = wide(S.load8(dy + i)), db = wide(S.load8(dy + i + 8))
+            if let m = mask {
+                da.replace(with: 0, where: wide(S.load8(m + i)) .<= 0); db.replace(with: 0, where: wide(S.load8(m + i + 8)) .<= 0)
             }
-            while i < HW {
-                let u = Double(S.widen(p[i])) - pivot
-                var d = Double(S.widen(e[i]))
-                if let m = mask, S.widen(m[off + i]) <= 0 { d = 0 }
-                r.s += u; r.q += u * u; r.g += d; r.h += d * u
-                i += 1
-            }
+            s0 += a; q0 = q0.addingProduct(a, a); g0 += da; h0 = h0.addingProduct(da, a)
+            s1 += b; q1 = q1.addingProduct(b, b); g1 += db; h1 = h1.addingProduct(db, b)
+            i += 16
         }
-        r.s += s8.sum(); r.q += q8.sum(); r.g += g8.sum(); r.h += h8.sum()
-        return r
+        var st = 0.0, qt = 0.0, gt = 0.0, ht = 0.0
+        while i < count {
+            let u = Double(S.widen(x[i])) - pivot
+            var d = Double(S.widen(dy[i]))
+            if let m = mask, S.widen(m[i]) <= 0 { d = 0 }
+            st += u; qt = qt.addingProduct(u, u); gt += d; ht = ht.addingProduct(d, u)
+            i += 1
+        }
+        t.s += (s0 + s1).sum() + st; t.q += (q0 + q1).sum() + qt
+        t.g += (g0 + g1).sum() + gt; t.h += (h0 + h1).sum() + ht
     }
 
+    /// y = (x − mean)·scale + shift over one run, in Double, one rounding to Float.
     @inline(__always)
-    static func applyNCHW<S: StorageElement>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, channel c: Int, shape: Shape,
-                                             _ a: ChannelAffine, relu: Bool) {
-        let N = shape.batch, C = shape.channels, HW = shape.spatialSize
+    static func applyRun<S: StorageElement>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, count: Int, _ a: ChannelAffine,
+                                            relu: Bool) {
         let m8 = D8(repeating: a.mean), k8 = D8(repeating: a.scale), b8 = D8(repeating: a.shift)
-        for b in 0..<N {
-            let off = (b * C + c) * HW
-            let p = x + off, o = y + off
-            var i = 0
-            while i + 8 <= HW {
-                var v = (D8(S.load8(p + i)) - m8) * k8 + b8
-                if relu { v.replace(with: 0, where: v .< 0) }
-                S.store8(SIMD8<Float>(v), o + i)
-                i += 8
-            }
-            while i < HW {
-                var v = (Double(S.widen(p[i])) - a.mean) * a.scale + a.shift
-                if relu && v < 0 { v = 0 }
-                o[i] = S.narrow(Float(v))
-                i += 1
-            }
+        var i = 0
+        while i + 8 <= count {
+            var v = b8.addingProduct(wide(S.load8(x + i)) - m8, k8)
+            if relu { v.replace(with: 0, where: v .< 0) }
+            S.store8(narrow(v), y + i)
+            i += 8
+        }
+        while i < count {
+            var v = a.shift.addingProduct(Double(S.widen(x[i])) - a.mean, a.scale)
+            if relu && v < 0 { v = 0 }
+            y[i] = S.narrow(Float(v))
+            i += 1
         }
     }
 
-    /// dx = a·dy' + b + k·(x − mean), dy' = dy masked by the ReLU output when given.
+    /// dx = a·dy' + b + k·(x − mean) over one run, dy' = dy masked by the ReLU output when given.
     @inline(__always)
-    static func gradientNCHW<S: StorageElement>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?,
-                                                _ dx: UnsafeMutablePointer<S>, channel c: Int, shape: Shape,
-                                                mean: Double, a: Double, b: Double, k: Double) {
-        let N = shape.batch, C = shape.channels, HW = shape.spatialSize
+    static func gradientRun<S: StorageElement>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?,
+                                               _ dx: UnsafeMutablePointer<S>, count: Int,
+                                               mean: Double, a: Double, b: Double, k: Double) {
         let m8 = D8(repeating: mean), a8 = D8(repeating: a), b8 = D8(repeating: b), k8 = D8(repeating: k)
-        for n in 0..<N {
-            let off = (n * C + c) * HW
-            var i = 0
-            while i + 8 <= HW {
-                var d = D8(S.load8(dy + off + i))
-                if let m = mask { d.replace(with: 0, where: D8(S.load8(m + off + i)) .<= 0) }
-                let v = a8 * d + b8 + k8 * (D8(S.load8(x + off + i)) - m8)
-                S.store8(SIMD8<Float>(v), dx + off + i)
-                i += 8
-            }
-            while i < HW {
-                var d = Double(S.widen(dy[off + i]))
-                if let m = mask, S.widen(m[off + i]) <= 0 { d = 0 }
-                dx[off + i] = S.narrow(Float(a * d + b + k * (Double(S.widen(x[off + i])) - mean)))
-                i += 1
-            }
+        var i = 0
+        while i + 8 <= count {
+            var d = wide(S.load8(dy + i))
+            if let m = mask { d.replace(with: 0, where: wide(S.load8(m + i)) .<= 0) }
+            let v = b8.addingProduct(a8, d).addingProduct(k8, wide(S.load8(x + i)) - m8)
+            S.store8(narrow(v), dx + i)
+            i += 8
+        }
+        while i < count {
+            var d = Double(S.widen(dy[i]))
+            if let m = mask, S.widen(m[i]) <= 0 { d = 0 }
+            dx[i] = S.narrow(Float(b.addingProduct(a, d).addingProduct(k, Double(S.widen(x[i])) - mean)))
+            i += 1
         }
     }
 
@@ -154,24 +153,24 @@ extension FusedBatchNorm {
             let p = x + r * C
             var c = 0
             while c + 8 <= C {
-                let u = D8(S.load8(p + c)) - pivot.load8(c)
+                let u = wide(S.load8(p + c)) - pivot.load8(c)
                 s.store8(s.load8(c) + u, c)
-                q.store8(q.load8(c) + u * u, c)
+                q.store8(q.load8(c).addingProduct(u, u), c)
                 if let dy, let g, let h {
-                    var d = D8(S.load8(dy + r * C + c))
-                    if let m = mask { d.replace(with: 0, where: D8(S.load8(m + r * C + c)) .<= 0) }
+                    var d = wide(S.load8(dy + r * C + c))
+                    if let m = mask { d.replace(with: 0, where: wide(S.load8(m + r * C + c)) .<= 0) }
                     g.store8(g.load8(c) + d, c)
-                    h.store8(h.load8(c) + d * u, c)
+                    h.store8(h.load8(c).addingProduct(d, u), c)
                 }
                 c += 8
             }
             while c < C {
                 let u = Double(S.widen(p[c])) - pivot[c]
-                s[c] += u; q[c] += u * u
+                s[c] += u; q[c] = q[c].addingProduct(u, u)
                 if let dy, let g, let h {
                     var d = Double(S.widen(dy[r * C + c]))
                     if let m = mask, S.widen(m[r * C + c]) <= 0 { d = 0 }
-                    g[c] += d; h[c] += d * u
+                    g[c] += d; h[c] = h[c].addingProduct(d, u)
                 }
                 c += 1
             }
@@ -187,13 +186,13 @@ extension FusedBatchNorm {
             let p = x + r * C, o = y + r * C
             var c = 0
             while c + 8 <= C {
-                var v = (D8(S.load8(p + c)) - mean.load8(c)) * scale.load8(c) + shift.load8(c)
+                var v = shift.load8(c).addingProduct(wide(S.load8(p + c)) - mean.load8(c), scale.load8(c))
                 if relu { v.replace(with: 0, where: v .< 0) }
-                S.store8(SIMD8<Float>(v), o + c)
+                S.store8(narrow(v), o + c)
                 c += 8
             }
             while c < C {
-                var v = (Double(S.widen(p[c])) - mean[c]) * scale[c] + shift[c]
+                var v = shift[c].addingProduct(Double(S.widen(p[c])) - mean[c], scale[c])
                 if relu && v < 0 { v = 0 }
                 o[c] = S.narrow(Float(v))
                 c += 1
@@ -211,16 +210,16 @@ extension FusedBatchNorm {
             let o = r * C
             var c = 0
             while c + 8 <= C {
-                var d = D8(S.load8(dy + o + c))
-                if let m = mask { d.replace(with: 0, where: D8(S.load8(m + o + c)) .<= 0) }
-                let v = a.load8(c) * d + b.load8(c) + k.load8(c) * (D8(S.load8(x + o + c)) - mean.load8(c))
-                S.store8(SIMD8<Float>(v), dx + o + c)
+                var d = wide(S.load8(dy + o + c))
+                if let m = mask { d.replace(with: 0, where: wide(S.load8(m + o + c)) .<= 0) }
+                let v = b.load8(c).addingProduct(a.load8(c), d).addingProduct(k.load8(c), wide(S.load8(x + o + c)) - mean.load8(c))
+                S.store8(narrow(v), dx + o + c)
                 c += 8
             }
             while c < C {
                 var d = Double(S.widen(dy[o + c]))
                 if let m = mask, S.widen(m[o + c]) <= 0 { d = 0 }
-                dx[o + c] = S.narrow(Float(a[c] * d + b[c] + k[c] * (Double(S.widen(x[o + c])) - mean[c])))
+                dx[o + c] = S.narrow(Float(b[c].addingProduct(a[c], d).addingProduct(k[c], Double(S.widen(x[o + c])) - mean[c])))
                 c += 1
             }
         }

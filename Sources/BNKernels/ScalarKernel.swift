@@ -74,7 +74,7 @@ public struct ScalarKernel: BatchNormKernel {
     }
 
     /// (mean, Σ(x − mean)²) in T.
-    func stats<T: BinaryFloatingPoint>(_ x: [T], _ c: Int, _ shape: Shape, _ layout: Layout) -> (T, T) {
+    func stats<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ c: Int, _ shape: Shape, _ layout: Layout) -> (T, T) {
         let n = T(shape.perChannelCount)
         if mutation == .onePassVariance {
             var s: T = 0, s2: T = 0
@@ -97,10 +97,23 @@ public struct ScalarKernel: BatchNormKernel {
     func trainT<T: BinaryFloatingPoint>(_: T.Type, _ xd: [Double], _ shape: Shape, _ layout: Layout, _ gd: [Double], _ bd: [Double],
                                         _ epsd: Double, _ rmd: [Double], _ rvd: [Double], _ step: Int,
                                         _ rule: RunningUpdateRule) throws -> TrainingOutput {
-        let x = xd.map { T($0) }, eps = T(epsd)
-        let n = shape.perChannelCount
+        let x = xd.map { T($0) }
         var y = [T](repeating: 0, count: x.count)
-        var bm = [Double](), bv = [Double](), rm = [Double](), rv = [Double]()
+        var rm = rmd.map { T($0) }, rv = rvd.map { T($0) }
+        let (bm, bv) = try x.withUnsafeBufferPointer { xp in try y.withUnsafeMutableBufferPointer { yp in
+            try trainingForward(xp, yp, shape, layout, gd.map { T($0) }, bd.map { T($0) }, T(epsd), &rm, &rv, step, rule)
+        }}
+        return TrainingOutput(y: y.map(Double.init), batchMean: bm.map(Double.init), batchVariance: bv.map(Double.init),
+                              runningMean: rm.map(Double.init), runningVariance: rv.map(Double.init))
+    }
+
+    /// Training forward on raw buffers; updates `rm`/`rv` in place and returns (μ_B, σ²_B).
+    func trainingForward<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeMutableBufferPointer<T>, _ shape: Shape,
+                                                 _ layout: Layout, _ gamma: [T], _ beta: [T], _ eps: T,
+                                                 _ rm: inout [T], _ rv: inout [T], _ step: Int,
+                                                 _ rule: RunningUpdateRule) throws -> ([T], [T]) {
+        let n = shape.perChannelCount
+        var bm = [T](), bv = [T]()
         var weighting = rule.weighting
         if mutation == .momentumSwapped { weighting = weighting == .batch ? .running : .batch }
         var estimator = rule.estimator
@@ -110,7 +123,7 @@ public struct ScalarKernel: BatchNormKernel {
             let (m, ss) = stats(x, c, shape, layout)
             let v = ss / T(n)
             let vNorm = mutation == .unbiasedNormalization && n > 1 ? ss / T(n - 1) : v
-            let r = invStd(vNorm, eps), g = T(gd[c]), b = T(bd[c])
+            let r = invStd(vNorm, eps), g = gamma[c], b = beta[c]
             forEach(c, shape, layout) { i in y[i] = g * (x[i] - m) * r + b }
             let vRun: T
             if estimator == .unbiased {
@@ -122,19 +135,27 @@ public struct ScalarKernel: BatchNormKernel {
                     }
                 }
             } else { vRun = v }
-            bm.append(Double(m)); bv.append(Double(v))
-            rm.append(Double((1 - w) * T(rmd[c]) + w * m))
-            rv.append(Double((1 - w) * T(rvd[c]) + w * vRun))
+            bm.append(m); bv.append(v)
+            rm[c] = (1 - w) * rm[c] + w * m
+            rv[c] = (1 - w) * rv[c] + w * vRun
         }
-        return TrainingOutput(y: y.map(Double.init), batchMean: bm, batchVariance: bv, runningMean: rm, runningVariance: rv)
+        return (bm, bv)
     }
 
     func inferT<T: BinaryFloatingPoint>(_: T.Type, _ xd: [Double], _ shape: Shape, _ layout: Layout, _ gd: [Double], _ bd: [Double],
                                         _ epsd: Double, _ md: [Double], _ vd: [Double]) -> [Double] {
-        let x = xd.map { T($0) }, eps = T(epsd)
+        let x = xd.map { T($0) }
         var y = [T](repeating: 0, count: x.count)
+        x.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+            inferenceForward(xp, yp, shape, layout, gd.map { T($0) }, bd.map { T($0) }, T(epsd), md.map { T($0) }, vd.map { T($0) })
+        }}
+        return y.map(Double.init)
+    }
+
+    func inferenceForward<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeMutableBufferPointer<T>, _ shape: Shape,
+                                                  _ layout: Layout, _ gamma: [T], _ beta: [T], _ eps: T, _ mean: [T], _ variance: [T]) {
         for c in 0..<shape.channels {
-            let m = T(md[c]), r = invStd(T(vd[c]), eps), g = T(gd[c]), b = T(bd[c])
+            let m = mean[c], r = invStd(variance[c], eps), g = gamma[c], b = beta[c]
             if mutation == .foldedInference {
                 let s = g * r, shift = b - m * s
                 forEach(c, shape, layout) { i in y[i] = x[i] * s + shift }
@@ -142,32 +163,41 @@ public struct ScalarKernel: BatchNormKernel {
                 forEach(c, shape, layout) { i in y[i] = g * (x[i] - m) * r + b }
             }
         }
-        return y.map(Double.init)
     }
 
     func backwardT<T: BinaryFloatingPoint>(_: T.Type, _ xd: [Double], _ dyd: [Double], _ shape: Shape, _ layout: Layout,
                                            _ gd: [Double], _ epsd: Double, _ given: ([Double], [Double])?) -> GradientOutput {
-        let x = xd.map { T($0) }, dy = dyd.map { T($0) }, eps = T(epsd)
-        let n = T(shape.perChannelCount)
+        let x = xd.map { T($0) }, dy = dyd.map { T($0) }
         var dx = [T](repeating: 0, count: x.count)
-        var dg = [Double](), db = [Double]()
+        let (dg, db) = x.withUnsafeBufferPointer { xp in dy.withUnsafeBufferPointer { dp in dx.withUnsafeMutableBufferPointer { op in
+            backward(xp, dp, op, shape, layout, gd.map { T($0) }, T(epsd), given.map { ($0.0.map { T($0) }, $0.1.map { T($0) }) })
+        }}}
+        return GradientOutput(dx: dx.map(Double.init), dGamma: dg.map(Double.init), dBeta: db.map(Double.init))
+    }
+
+    /// Backward on raw buffers (training mode when `given` is nil); returns (dγ, dβ).
+    func backward<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ dy: UnsafeBufferPointer<T>, _ dx: UnsafeMutableBufferPointer<T>,
+                                          _ shape: Shape, _ layout: Layout, _ gamma: [T], _ eps: T,
+                                          _ given: ([T], [T])?) -> ([T], [T]) {
+        let n = T(shape.perChannelCount)
+        var dg = [T](), db = [T]()
         for c in 0..<shape.channels {
             let m: T, r: T
-            if let (gm, gv) = given { m = T(gm[c]); r = invStd(T(gv[c]), eps) } else {
+            if let (gm, gv) = given { m = gm[c]; r = invStd(gv[c], eps) } else {
                 let (mm, ss) = stats(x, c, shape, layout)
                 m = mm; r = invStd(ss / n, eps)
             }
             var sdy: T = 0, sdyx: T = 0
             forEach(c, shape, layout) { i in sdy += dy[i]; sdyx += dy[i] * (x[i] - m) * r }
-            let k = T(gd[c]) * r
+            let k = gamma[c] * r
             if given != nil {
                 forEach(c, shape, layout) { i in dx[i] = k * dy[i] }
             } else {
                 let mdy = sdy / n, mdyx = sdyx / n
                 forEach(c, shape, layout) { i in dx[i] = k * (dy[i] - mdy - (x[i] - m) * r * mdyx) }
             }
-            dg.append(Double(sdyx)); db.append(Double(sdy))
+            dg.append(sdyx); db.append(sdy)
         }
-        return GradientOutput(dx: dx.map(Double.init), dGamma: dg, dBeta: db)
+        return (dg, db)
     }
 }

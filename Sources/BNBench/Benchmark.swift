@@ -1,0 +1,107 @@
+import BNCore
+import BNKernels
+import Dispatch
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+
+/// One timed configuration, as `bnspec bench --json` prints it.
+///
+/// `seconds` and `memcpy_seconds` are medians over `repeats` interleaved runs (kernel,
+/// then memcpy of the same input bytes, alternately, so both see the same machine
+/// state); `ratio` = seconds ÷ memcpy_seconds is the figure to read on a shared
+/// machine — absolute times drift, the ratio much less. `gb_per_s` counts each input
+/// tensor read once and the output written once.
+public struct BenchResult: Codable, Sendable {
+    public var series: String
+    public var kernel: String
+    public var mode: String
+    public var layout: String
+    public var shape: [Int]
+    public var threads: Int
+    public var dtype: String
+    public var seconds: Double
+    public var memcpySeconds: Double
+    public var ratio: Double
+    public var gbPerSecond: Double
+    public var repeats: Int
+    enum CodingKeys: String, CodingKey {
+        case series, kernel, mode, layout, shape, threads, dtype, seconds, ratio, repeats
+        case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s"
+    }
+}
+
+/// Times workloads against memcpy of the same bytes.
+public struct BenchRunner: Sendable {
+    /// Minimum total time spent on one configuration (kernel runs only).
+    public var minSeconds: Double
+    public var minRepeats: Int
+    public var maxRepeats: Int
+    public init(minSeconds: Double = 0.3, minRepeats: Int = 5, maxRepeats: Int = 200) {
+        self.minSeconds = minSeconds; self.minRepeats = minRepeats; self.maxRepeats = maxRepeats
+    }
+
+    static func now() -> Double { Double(DispatchTime.now().uptimeNanoseconds) * 1e-9 }
+
+    static func median(_ v: [Double]) -> Double {
+        let s = v.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
+    public func measure(_ w: BenchWorkload, series: String = "main") -> BenchResult {
+        let bytes = w.copyBytes
+        let src = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        let dst = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
+        defer { src.deallocate(); dst.deallocate() }
+        memset(src, 1, bytes); memset(dst, 2, bytes)
+        // Warm-up: touches every page of both the kernel's and memcpy's buffers.
+        w.run(); memcpy(dst, src, bytes)
+        var kt = [Double](), mt = [Double]()
+        var spent = 0.0
+        while kt.count < maxRepeats && (kt.count < minRepeats || spent < minSeconds) {
+            let t0 = Self.now(); w.run()
+            let t1 = Self.now(); memcpy(dst, src, bytes)
+            let t2 = Self.now()
+            kt.append(t1 - t0); mt.append(t2 - t1); spent += t1 - t0
+        }
+        let k = Self.median(kt), m = Self.median(mt)
+        let tensorBytes = Double(w.shape.elementCount * w.dtype.byteWidth)
+        let moved = tensorBytes * (w.mode == .backward ? 3 : 2)
+        return BenchResult(series: series, kernel: w.kernel, mode: w.mode.rawValue, layout: w.layout.rawValue,
+                           shape: w.shape.dimensions, threads: w.threads, dtype: w.dtype.rawValue, seconds: k,
+                           memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count)
+    }
+}
+
+/// The speed targets of issue #4 for the fused Float32 kernel, checked on a run's
+/// results. They are stated for NCHW, the layout in which BN's statistics and
+/// normalisation can share one sweep per channel range; NHWC/NC training needs every
+/// row before any output (two full reads) and is reported without a target.
+public struct BenchTarget: Sendable {
+    public var description: String
+    public var kernel: String, mode: String, threads: Int, inCache: Bool
+    public var limit: Double
+
+    public static let all: [BenchTarget] = [
+        .init(description: "fused training, in cache, 1 thread", kernel: "fused", mode: "training", threads: 1, inCache: true, limit: 2.0),
+        .init(description: "fused training, out of cache, 1 thread", kernel: "fused", mode: "training", threads: 1, inCache: false, limit: 1.25),
+        .init(description: "fused inference, in cache, 1 thread", kernel: "fused", mode: "inference", threads: 1, inCache: true, limit: 1.1),
+        .init(description: "fused inference, out of cache, 1 thread", kernel: "fused", mode: "inference", threads: 1, inCache: false, limit: 1.1),
+        .init(description: "fused backward, out of cache, 1 thread", kernel: "fused", mode: "backward", threads: 1, inCache: false, limit: 2.0),
+        .init(description: "threaded training, in cache, 2 threads", kernel: "threaded", mode: "training", threads: 2, inCache: true, limit: 1.3),
+    ]
+
+    /// Bytes of x + y beyond which a shape counts as out of cache (the L3 of the
+    /// machines this was tuned on is 32 MiB).
+    public static let cacheBytes = 32 << 20
+
+    /// The matching NCHW results, or none when the run did not include them.
+    public func matches(_ results: [BenchResult]) -> [BenchResult] {
+        results.filter {
+            $0.series == "main" && $0.layout == "NCHW" && $0.kernel == kernel && $0.mode == mode && $0.threads == threads && $0.dtype == "float32"
+                && ($0.shape.reduce(1, *) * 4 * 2 <= Self.cacheBytes) == inCache
+        }
+    }
+}

@@ -1,0 +1,115 @@
+import ArgumentParser
+import BNBench
+import BNCore
+import BNKernels
+import Foundation
+
+/// `bnspec bench`: times every kernel × mode × layout × shape against memcpy of the
+/// same bytes, then how the fused kernel's cost grows with size and threads.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Time the kernels against memcpy of the same bytes (median of interleaved runs).")
+
+    @Option(name: .customLong("kernel"), help: "Kernels to time (repeatable; default: all).") var kernels: [String] = []
+    @Option(name: .customLong("mode"), help: "training, inference or backward (repeatable; default: all).") var modes: [String] = []
+    @Option(name: .customLong("layout"), help: "NCHW, NHWC or NC (repeatable; default: NCHW and NHWC).") var layouts: [String] = []
+    @Option(name: .customLong("shape"), help: "Shapes NxCxHxW (repeatable; default: 32x64x28x28 and 64x256x56x56).")
+    var shapes: [String] = []
+    @Option(help: "Threads of the threaded kernel (default: all cores, at least 2).") var threads: Int?
+    @Option(help: "Minimum seconds of kernel time per configuration.") var minTime = 0.3
+    @Flag(help: "Only the in-cache shape and the fused kernels: a one-minute smoke run.") var quick = false
+    @Flag(help: "Skip the size-scaling series.") var noScaling = false
+    @Flag(help: "Print a JSON array of results instead of tables.") var json = false
+
+    func run() throws {
+        try BNSpec.run {
+            let names = kernels.isEmpty ? (quick ? ["fused", "threaded"] : BenchWorkload.kernelNames) : kernels
+            for k in names where !BenchWorkload.kernelNames.contains(k) {
+                throw BNError.invalidArgument("unknown kernel '\(k)' (expected one of \(BenchWorkload.kernelNames.joined(separator: ", ")))")
+            }
+            let ms = try (modes.isEmpty ? BenchWorkload.Mode.allCases.map(\.rawValue) : modes).map { m in
+                guard let mode = BenchWorkload.Mode(rawValue: m) else {
+                    throw BNError.invalidArgument("unknown mode '\(m)' (expected training, inference or backward)")
+                }
+                return mode
+            }
+            let ls = try (layouts.isEmpty ? ["NCHW", "NHWC"] : layouts).map { try Layout(parsing: $0) }
+            let ss = try (shapes.isEmpty ? (quick ? ["32x64x28x28"] : ["32x64x28x28", "64x256x56x56"]) : shapes)
+                .map { try Shape(parsing: $0) }
+            let t = threads ?? OptimizedKernel.defaultThreads
+            guard t >= 1, minTime > 0 else { throw BNError.invalidArgument("--threads and --min-time must be positive") }
+            let runner = BenchRunner(minSeconds: minTime)
+            let terminal = isatty(STDERR_FILENO) != 0
+
+            var results = [BenchResult]()
+            for shape in ss {
+                for layout in ls {
+                    guard layout != .nc || shape.spatial.isEmpty else {
+                        throw BNError.invalidArgument("layout NC takes a shape without spatial dimensions (NxC), got \(shape)")
+                    }
+                    for mode in ms {
+                        for k in names {
+                            if terminal { FileHandle.standardError.write(Data("\rbench: \(k) \(mode.rawValue) \(layout.rawValue) \(shape)      ".utf8)) }
+                            let w = try BenchWorkload(kernel: k, mode: mode, layout: layout, shape: shape, threads: t)
+                            results.append(runner.measure(w))
+                        }
+                    }
+                }
+            }
+            if !noScaling {
+                // Four decades of size, fused training NCHW on 1 thread: time should grow linearly.
+                for batch in [1, 10, 100, 1000] {
+                    let shape = try Shape(batch: batch, channels: 16, spatial: [25, 25])
+                    if terminal { FileHandle.standardError.write(Data("\rbench: scaling \(shape)                    ".utf8)) }
+                    let w = try BenchWorkload(kernel: "fused", mode: .training, layout: .nchw, shape: shape, threads: 1)
+                    results.append(runner.measure(w, series: "scaling"))
+                }
+            }
+            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if json { return try printJSON(results) }
+            report(results)
+        }
+    }
+
+    func report(_ results: [BenchResult]) {
+        func ms(_ s: Double) -> String { String(format: "%.3f", s * 1e3) }
+        let main = results.filter { $0.series == "main" }
+        print(table(["kernel", "mode", "layout", "shape", "threads", "dtype", "median ms", "GB/s", "memcpy ms", "× memcpy"],
+                    main.map { [$0.kernel, $0.mode, $0.layout, $0.shape.map(String.init).joined(separator: "x"), "\($0.threads)",
+                                $0.dtype, ms($0.seconds), String(format: "%.1f", $0.gbPerSecond), ms($0.memcpySeconds),
+                                String(format: "%.2f", $0.ratio)] }))
+        let targets = BenchTarget.all.compactMap { t -> [String]? in
+            let m = t.matches(results)
+            guard !m.isEmpty else { return nil }
+            return [t.description, String(format: "≤ %.2f", t.limit),
+                    m.map { "\($0.layout) \(String(format: "%.2f", $0.ratio))" }.joined(separator: ", "),
+                    m.allSatisfy { $0.ratio <= t.limit } ? "met" : "MISSED"]
+        }
+        if !targets.isEmpty {
+            print("\nTargets, NCHW (ratio to memcpy of the same bytes, this run):")
+            print(table(["target", "limit", "measured", ""], targets))
+        }
+        let scaling = results.filter { $0.series == "scaling" }
+        if let first = scaling.first {
+            print("\nScaling: fused training NCHW, 1 thread, C = 16, 25×25 (time per element should stay flat):")
+            let base = first.seconds / Double(first.shape.reduce(1, *))
+            print(table(["shape", "elements", "median ms", "ns/element", "vs smallest", "× memcpy"],
+                        scaling.map { r in
+                            let n = r.shape.reduce(1, *), per = r.seconds / Double(n)
+                            return [r.shape.map(String.init).joined(separator: "x"), "\(n)", ms(r.seconds),
+                                    String(format: "%.3f", per * 1e9), String(format: "%.2f", per / base),
+                                    String(format: "%.2f", r.ratio)]
+                        }))
+        }
+        let pairs = main.filter { $0.kernel == "threaded" }.compactMap { t -> [String]? in
+            guard let one = main.first(where: { $0.kernel == "fused" && $0.mode == t.mode && $0.layout == t.layout && $0.shape == t.shape })
+            else { return nil }
+            return [t.mode, t.layout, t.shape.map(String.init).joined(separator: "x"), ms(one.seconds), ms(t.seconds),
+                    "\(t.threads)", String(format: "%.2f", one.seconds / t.seconds)]
+        }
+        if !pairs.isEmpty {
+            print("\n1 thread against \(pairs.first.map { $0[5] } ?? "2") threads (fused kernel, same run):")
+            print(table(["mode", "layout", "shape", "1 thread ms", "threaded ms", "threads", "speed-up"], pairs))
+        }
+    }
+}
