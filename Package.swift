@@ -38,7 +38,8 @@ let package = Package(
         .target(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
-        .target(name: "BNKernels", dependencies: ["BNCore"], swiftSettings: tuning),
+        .target(name: "CBNStream"),
+        .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference"],

@@ -1,4 +1,5 @@
 import BNCore
+import CBNStream
 
 // The memory passes of the fused kernels. Every pass walks memory linearly: an NCHW
 // channel as its N contiguous runs of H·W values, an NHWC/NC block of rows as one
@@ -100,45 +101,59 @@ extension FusedBatchNorm {
     }
 
     /// y = (x − mean)·scale + shift over one run, in Double, one rounding to Float.
+    /// With `stream` (Float storage only), the output bypasses the cache
+    /// (``bn_stream_store8``); the values are the same either way.
     @inline(__always)
     static func applyRun<S: StorageElement>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, count: Int, _ a: ChannelAffine,
-                                            relu: Bool) {
+                                            relu: Bool, stream: Bool = false) {
         let m8 = D8(repeating: a.mean), k8 = D8(repeating: a.scale), b8 = D8(repeating: a.shift)
-        var i = 0
-        while i + 8 <= count {
-            var v = b8.addingProduct(wide(S.load8(x + i)) - m8, k8)
-            if relu { v.replace(with: 0, where: v .< 0) }
-            S.store8(narrow(v), y + i)
-            i += 8
-        }
-        while i < count {
+        @inline(__always) func one(_ i: Int) {
             var v = a.shift.addingProduct(Double(S.widen(x[i])) - a.mean, a.scale)
             if relu && v < 0 { v = 0 }
             y[i] = S.narrow(Float(v))
-            i += 1
         }
+        @inline(__always) func eight(_ i: Int) -> SIMD8<Float> {
+            var v = b8.addingProduct(wide(S.load8(x + i)) - m8, k8)
+            if relu { v.replace(with: 0, where: v .< 0) }
+            return narrow(v)
+        }
+        var i = 0
+        if stream && S.self == Float.self {
+            let yf = UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self)
+            while i < count && Int(bitPattern: yf + i) & 31 != 0 { one(i); i += 1 }
+            while i + 8 <= count { bn_stream_store8(yf + i, eight(i)); i += 8 }
+        } else {
+            while i + 8 <= count { S.store8(eight(i), y + i); i += 8 }
+        }
+        while i < count { one(i); i += 1 }
     }
 
-    /// dx = a·dy' + b + k·(x − mean) over one run, dy' = dy masked by the ReLU output when given.
+    /// dx = a·dy' + b + k·(x − mean) over one run, dy' = dy masked by the ReLU output
+    /// when given; `stream` as in ``applyRun``.
     @inline(__always)
     static func gradientRun<S: StorageElement>(_ x: UnsafePointer<S>, _ dy: UnsafePointer<S>, mask: UnsafePointer<S>?,
                                                _ dx: UnsafeMutablePointer<S>, count: Int,
-                                               mean: Double, a: Double, b: Double, k: Double) {
+                                               mean: Double, a: Double, b: Double, k: Double, stream: Bool = false) {
         let m8 = D8(repeating: mean), a8 = D8(repeating: a), b8 = D8(repeating: b), k8 = D8(repeating: k)
-        var i = 0
-        while i + 8 <= count {
-            var d = wide(S.load8(dy + i))
-            if let m = mask { d.replace(with: 0, where: wide(S.load8(m + i)) .<= 0) }
-            let v = b8.addingProduct(a8, d).addingProduct(k8, wide(S.load8(x + i)) - m8)
-            S.store8(narrow(v), dx + i)
-            i += 8
-        }
-        while i < count {
+        @inline(__always) func one(_ i: Int) {
             var d = Double(S.widen(dy[i]))
             if let m = mask, S.widen(m[i]) <= 0 { d = 0 }
             dx[i] = S.narrow(Float(b.addingProduct(a, d).addingProduct(k, Double(S.widen(x[i])) - mean)))
-            i += 1
         }
+        @inline(__always) func eight(_ i: Int) -> SIMD8<Float> {
+            var d = wide(S.load8(dy + i))
+            if let m = mask { d.replace(with: 0, where: wide(S.load8(m + i)) .<= 0) }
+            return narrow(b8.addingProduct(a8, d).addingProduct(k8, wide(S.load8(x + i)) - m8))
+        }
+        var i = 0
+        if stream && S.self == Float.self {
+            let o = UnsafeMutableRawPointer(dx).assumingMemoryBound(to: Float.self)
+            while i < count && Int(bitPattern: o + i) & 31 != 0 { one(i); i += 1 }
+            while i + 8 <= count { bn_stream_store8(o + i, eight(i)); i += 8 }
+        } else {
+            while i + 8 <= count { S.store8(eight(i), dx + i); i += 8 }
+        }
+        while i < count { one(i); i += 1 }
     }
 
     // MARK: NHWC / NC: a block of rows, channels innermost

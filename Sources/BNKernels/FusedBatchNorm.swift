@@ -1,4 +1,5 @@
 import BNCore
+import CBNStream
 
 /// The running-statistics update a training kernel applies in the same pass:
 /// `mean ← (1 − w)·mean + w·μ_B`, `variance ← (1 − w)·variance + w·v_B`, with w the
@@ -52,6 +53,7 @@ public enum FusedBatchNorm {
         running: RunningUpdate? = nil, threads: Int = 1
     ) throws {
         let n = shape.perChannelCount, C = shape.channels
+        let stream = streams(shape, S.self)
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
         if let r = running, n == 1, r.estimator == .unbiased, r.singleValue == .error {
             throw BNError.singleValuePerChannel(profile: "kernel")
@@ -89,10 +91,11 @@ public enum FusedBatchNorm {
                 for b in 0..<N {  // normalisation: the same runs again, now from cache
                     for (j, c) in cs.enumerated() {
                         let off = (b * C + c) * HW
-                        applyRun(x + off, y + off, count: HW, affine[j], relu: relu)
+                        applyRun(x + off, y + off, count: HW, affine[j], relu: relu, stream: stream)
                     }
                 }
             }
+            if stream { bn_stream_fence() }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
             let work = RowWorkspace(channels: C, blocks: blocks, partials: 2)
@@ -124,6 +127,7 @@ public enum FusedBatchNorm {
         eps: Double, relu: Bool = false, threads: Int = 1
     ) {
         let C = shape.channels
+        let stream = streams(shape, S.self)
         func affine(_ c: Int) -> ChannelAffine {
             ChannelAffine(mean: Double(mean[c]), scale: Double(gamma[c]) / (Double(variance[c]) + eps).squareRoot(),
                           shift: Double(beta[c]))
@@ -135,9 +139,10 @@ public enum FusedBatchNorm {
             let affines = (0..<C).map(affine)
             parallelFor(blocks, threads: threads) { blk in
                 for run in rowRange(block: blk, blocks: blocks, rows: runs) {
-                    applyRun(x + run * HW, y + run * HW, count: HW, affines[run % C], relu: relu)
+                    applyRun(x + run * HW, y + run * HW, count: HW, affines[run % C], relu: relu, stream: stream)
                 }
             }
+            if stream { bn_stream_fence() }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
             let work = RowWorkspace(channels: C, blocks: 0, partials: 0)
@@ -163,6 +168,7 @@ public enum FusedBatchNorm {
         threads: Int = 1
     ) throws {
         let n = shape.perChannelCount, C = shape.channels
+        let stream = streams(shape, S.self)
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
         let nd = Double(n)
         /// Per-channel (mean, a, b, k) of dx = a·dy + b + k·(x − mean); also writes dγ, dβ.
@@ -202,10 +208,12 @@ public enum FusedBatchNorm {
                 for b in 0..<N {
                     for (j, c) in cs.enumerated() {
                         let off = (b * C + c) * HW, (m, a, bb, k) = coef[j]
-                        gradientRun(x + off, dy + off, mask: reluOutput.map { $0 + off }, dx + off, count: HW, mean: m, a: a, b: bb, k: k)
+                        gradientRun(x + off, dy + off, mask: reluOutput.map { $0 + off }, dx + off, count: HW, mean: m, a: a, b: bb, k: k,
+                                    stream: stream)
                     }
                 }
             }
+            if stream { bn_stream_fence() }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
             let work = RowWorkspace(channels: C, blocks: blocks, partials: 4)
@@ -234,14 +242,25 @@ public enum FusedBatchNorm {
     }
 }
 
+/// Whether outputs are written with non-temporal stores: when the output tensor is
+/// larger than ``streamingBytes`` (it could not stay in cache anyway).
+func streams<S: StorageElement>(_ shape: Shape, _: S.Type) -> Bool {
+    shape.elementCount * MemoryLayout<S>.stride > streamingBytes
+}
+
+/// 32 MiB: the last-level cache of the machines this was measured on (like glibc's
+/// memcpy, which switches to non-temporal stores above a fraction of that size).
+public let streamingBytes = 32 << 20
+
 /// Channels per NCHW work item: the channels split into one contiguous range per
 /// thread. Each pass then walks its range sample by sample — G adjacent channels of a
 /// sample are one contiguous stretch of memory — so every thread streams long runs.
 ///
-/// Measured (`bnspec bench`, 64×256×56×56, 1 thread): groups sized to stay in a 32 MiB
-/// L3 so the second pass would re-read from cache were slower (2.3–2.9× memcpy) than
-/// one group per thread (1.6×): on these machines the kernel is bound by its Double
-/// arithmetic and by stream count, not by the second read. The grouping never changes
+/// Measured (`bnspec bench`, 64×256×56×56, 1 thread, with and without non-temporal
+/// output stores): groups of 1–16 MB sized so that the second pass would re-read x from
+/// the 32 MiB L3 were slower (1.8–2.8× memcpy) than one group per thread (1.6×): on
+/// these machines shorter runs cost the stream prefetcher more than the re-read from
+/// DRAM, and the Double arithmetic of the two passes is itself ≈ 1.2× memcpy time. The grouping never changes
 /// a channel's arithmetic (its runs are still summed in sample order), so results are
 /// bit-identical for any thread count.
 func channelGroup(_ shape: Shape, threads: Int) -> Int {
