@@ -53,6 +53,10 @@ let package = Package(
             name: "BNReferenceTests",
             dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(
+            name: "BNLawsTests",
+            dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
+                           .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]

@@ -139,7 +139,8 @@ public enum CaseJudge {
                     } else {
                         t = K * g * inf.r * abs(dy[i]) * (3 * u + inf.rho)
                     }
-                    tdx[i] = m.stored(t, reference: refDx[i])
+                    // ρ = +Inf (spec §5.4): r is undetermined, so is every dx of the channel.
+                    tdx[i] = inf.rho.isInfinite ? .infinity : m.stored(t, reference: refDx[i])
                 } }
             }
             b.tol["dx"] = tdx; b.tol["dgamma"] = tdg; b.tol["dbeta"] = tdb; b.storageOutputs.insert("dx")

@@ -45,13 +45,18 @@ public struct ToleranceModel: Sendable {
     }
 
     /// Relative error bound of r = 1/sqrt(v + eps).
+    ///
+    /// The bound is first-order in δv/(v + eps); when δv reaches v + eps itself the
+    /// computed variance may be 0 (or twice the truth) and r anything from r/√2 to
+    /// +Inf, so no finite bound on the outputs exists: ρ is +Inf and the elements that
+    /// depend on r are unresolvable in the compute format (spec §5.4).
     public func rho(_ b: StatBounds, variance v: Double, eps: Double) -> Double {
-        b.variance / (2 * (v + eps)) + 3 * u
+        b.variance >= v + eps ? .infinity : b.variance / (2 * (v + eps)) + 3 * u
     }
 
     /// Bound on the error of x̂ = (x − μ)·r for one element (before γ).
     public func xhatError(x: Double, mean: Double, r: Double, xhat: Double, bounds b: StatBounds, rho: Double) -> Double {
-        r * (b.mean + u * (abs(x) + abs(mean))) + abs(xhat) * rho + u * abs(xhat)
+        rho.isInfinite ? .infinity : r * (b.mean + u * (abs(x) + abs(mean))) + abs(xhat) * rho + u * abs(xhat)
     }
 
     /// Adds the output-storage rounding to a compute-precision bound.

@@ -97,7 +97,7 @@ public struct Catalog: Sendable {
                   dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
         if op == .trajectory { id += ".k\(steps)" }
         let expectError: String? =
-            (op == .train || op == .trajectory || op == .backwardTrain) && shape.perChannelCount == 1
+            (op == .train || op == .trajectory) && shape.perChannelCount == 1
             && profile.singleValue == .error ? "single_value_per_channel" : nil
         var inputs = ["x": "x.npy"], outputs: [String: String] = [:]
         inputs["gamma"] = "gamma.npy"; inputs["beta"] = "beta.npy"

@@ -60,7 +60,9 @@ public enum FusedBatchNorm {
         }
         let nd = Double(n)
         func finish(_ c: Int, pivot: Double, _ t: PivotSums) -> ChannelAffine {
-            let m2 = max(0, t.q - t.s * t.s / nd)
+            // Clamp rounding below zero but let NaN through (max(0, NaN) would be 0):
+            // a non-finite value must poison its channel's statistics (spec §4).
+            let m2raw = t.q - t.s * t.s / nd, m2 = m2raw < 0 ? 0 : m2raw
             let mean = pivot + t.s / nd, v = m2 / nd
             savedMean[c] = Float(mean); savedVariance[c] = Float(v)
             if let r = running {
@@ -179,7 +181,7 @@ public enum FusedBatchNorm {
                 dBeta[c] = Float(t.g); dGamma[c] = Float(r * t.h)  // pivot = mean: h = Σdy(x − μ)
                 return (pivot, g * r, 0, 0)
             }
-            let mOff = t.s / nd, v = max(0, t.q - t.s * mOff) / nd
+            let mOff = t.s / nd, m2raw = t.q - t.s * mOff, v = (m2raw < 0 ? 0 : m2raw) / nd
             let r = 1 / (v + eps).squareRoot()
             let hc = t.h - mOff * t.g  // Σdy·(x − μ)
             let dg = r * hc

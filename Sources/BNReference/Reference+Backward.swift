@@ -58,7 +58,9 @@ extension Reference {
     /// x̂ = (x − μ)·s with x − μ taken exactly.
     @inlinable static func xhat(_ x: Double, _ m: Double, _ s: Double) -> Double {
         let (dh, dl) = Augmented.sum(x, -m)
-        return dh.isFinite ? (dh * s).addingProduct(dl, s) : dh * s
+        // With s = +Inf (variance 0 and eps 0) the low part must not contribute 0·Inf = NaN:
+        // (x − μ)·Inf is ±Inf for x ≠ μ and NaN only for x = μ (found by law 15).
+        return dh.isFinite && s.isFinite ? (dh * s).addingProduct(dl, s) : dh * s
     }
 
     @inlinable static func forEachIndex(_ segs: [ChannelSegment], _ body: (Int) -> Void) {

@@ -4,10 +4,10 @@ import BNReference
 import PropertyBased
 import Testing
 
-/// First laws of batch normalization as property-based tests (issue #5 starts here).
+/// Laws 2, 3 and 4: invariances of batch normalization under permutation, shift and scale.
 /// Shapes come from the generator; tensor values from SpecRandom seeded by a generated
 /// integer, so a failing input is reproducible from the printed seed.
-@Suite struct LawTests {
+@Suite struct LawsOfInvariance {
     static let dims = Gen.int(in: 1...4)
     static let seeds = Gen.int(in: 0...1_000_000)
 
@@ -24,7 +24,7 @@ import Testing
 
     /// Law 3 — shift invariance: BN(x + c_channel) = BN(x).
     @Test func shiftInvariance() async {
-        await propertyCheck(count: 200, input: Self.dims, Self.dims, Self.dims, Self.seeds) { n, c, h, seed in
+        await propertyCheck(count: Laws.count(200), input: Self.dims, Self.dims, Self.dims, Self.seeds) { n, c, h, seed in
             let (s, x) = Self.sample(n + 1, c, h, seed)
             var r = SpecRandom(seed: UInt64(seed) &+ 1)
             let shifts = (0..<c).map { _ in 100 * r.normal() }
@@ -43,7 +43,7 @@ import Testing
 
     /// Law 4 — scale invariance: BN(a·x) with eps·a² equals BN(x); a < 0 flips x̂.
     @Test func scaleInvariance() async {
-        await propertyCheck(count: 200, input: Self.dims, Self.dims, Self.seeds, Gen.int(in: -20...20)) { n, c, seed, k in
+        await propertyCheck(count: Laws.count(200), input: Self.dims, Self.dims, Self.seeds, Gen.int(in: -20...20)) { n, c, seed, k in
             let (s, x) = Self.sample(n + 1, c, 3, seed)
             let a = Double(sign: k < 0 ? .minus : .plus, exponent: abs(k) % 7, significand: 1.5)
             let base = try Reference.trainingForward(x, shape: s, layout: .nchw, eps: 1e-3).y
@@ -55,7 +55,7 @@ import Testing
     /// Law 2 — permuting the batch permutes the output; the statistics do not change (bit for bit:
     /// the reference's sums are exact, so order cannot matter).
     @Test func batchPermutation() async {
-        await propertyCheck(count: 200, input: Self.dims, Self.dims, Self.seeds) { n, c, seed in
+        await propertyCheck(count: Laws.count(200), input: Self.dims, Self.dims, Self.seeds) { n, c, seed in
             let (s, x) = Self.sample(n + 1, c, 2, seed, offset: 1e6)
             let block = c * s.spatialSize
             let order = Array((0..<s.batch).reversed())

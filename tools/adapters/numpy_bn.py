@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""BNSpec adapter: a plain float32 two-pass batch normalization in NumPy — the smallest
+possible adapter, and the model for writing one (spec/AUDIT.md).
+
+It implements whatever convention the request names (eps, batch weight, running-variance
+estimator, single-value policy), with NumPy float32 arithmetic.
+Run: bnspec audit --adapter "python3 tools/adapters/numpy_bn.py" --profile pytorch
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np  # noqa: E402
+from bnspec_adapter import OPS, Adapter, param_shape, reduce_axes, serve  # noqa: E402
+
+F = np.float32
+
+
+class NumpyBN(Adapter):
+    name = "numpy"
+    version = np.__version__
+    supports = {"ops": OPS, "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": True}
+    defaults = {"eps": 1e-5, "batch_weight": 0.1, "variance_estimator": "unbiased", "single_value": "error"}
+
+    def opt(self, req, key):
+        v = req.get(key)
+        return self.defaults[key] if v is None else v
+
+    def stats(self, req, x):
+        axes = reduce_axes(x.ndim, req["layout"])
+        x = x.astype(F)
+        m = x.mean(axis=axes, dtype=F)
+        d = x - m.reshape(param_shape(x.ndim, req["layout"], m.size))
+        v = (d * d).mean(axis=axes, dtype=F)
+        return x, m, v, x.size // m.size
+
+    def norm(self, req, x, g, b, m, v):
+        ps = param_shape(x.ndim, req["layout"], g.size)
+        eps = F(self.opt(req, "eps"))
+        r = F(1) / np.sqrt(v.astype(F) + eps)
+        return (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
+
+    def train(self, req, x, gamma, beta, running_mean, running_var):
+        x, m, v, n = self.stats(req, x)
+        est = self.opt(req, "variance_estimator")
+        if n == 1 and est == "unbiased":
+            policy = self.opt(req, "single_value")
+            if policy == "error":
+                raise ValueError("Expected more than 1 value per channel when training")
+            vr = v if policy == "beta" else np.full_like(v, np.nan)
+        else:
+            vr = v * F(n) / F(n - 1) if est == "unbiased" else v
+        w = F(1.0 / req.get("step", 1)) if req.get("cumulative") else F(self.opt(req, "batch_weight"))
+        return {"y": self.norm(req, x, gamma, beta, m, v), "batch_mean": m, "batch_var": v,
+                "running_mean": (F(1) - w) * running_mean.astype(F) + w * m,
+                "running_var": (F(1) - w) * running_var.astype(F) + w * vr}
+
+    def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
+        rm, rv = running_mean, running_var
+        for k, x in enumerate(xs):
+            out = self.train(dict(req, step=k + 1), x, gamma, beta, rm, rv)
+            rm, rv = out["running_mean"], out["running_var"]
+        return {"running_mean": rm, "running_var": rv, "y_eval": self.norm(req, x_eval.astype(F), gamma, beta, rm, rv)}
+
+    def infer(self, req, x, gamma, beta, mean, var):
+        return {"y": self.norm(req, x.astype(F), gamma, beta, mean, var)}
+
+    def backward(self, req, x, dy, gamma, m, v):
+        axes = reduce_axes(x.ndim, req["layout"])
+        ps = param_shape(x.ndim, req["layout"], gamma.size)
+        x, dy = x.astype(F), dy.astype(F)
+        r = F(1) / np.sqrt(v.astype(F) + F(self.opt(req, "eps")))
+        xh = (x - m.astype(F).reshape(ps)) * r.reshape(ps)
+        db = dy.sum(axis=axes, dtype=F)
+        dg = (dy * xh).sum(axis=axes, dtype=F)
+        return xh, r, db, dg
+
+    def backward_train(self, req, x, dy, gamma, beta):
+        _, m, v, n = self.stats(req, x)
+        xh, r, db, dg = self.backward(req, x, dy, gamma, m, v)
+        ps = param_shape(x.ndim, req["layout"], gamma.size)
+        k = (gamma.astype(F) * r).reshape(ps)
+        dx = k * (dy.astype(F) - (db / F(n)).reshape(ps) - xh * (dg / F(n)).reshape(ps))
+        return {"dx": dx, "dgamma": dg, "dbeta": db}
+
+    def backward_infer(self, req, x, dy, gamma, beta, mean, var):
+        xh, r, db, dg = self.backward(req, x, dy, gamma, mean, var)
+        ps = param_shape(x.ndim, req["layout"], gamma.size)
+        return {"dx": (gamma.astype(F) * r).reshape(ps) * dy.astype(F), "dgamma": dg, "dbeta": db}
+
+
+if __name__ == "__main__":
+    serve(NumpyBN())
