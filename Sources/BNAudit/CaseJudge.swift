@@ -128,7 +128,9 @@ public enum CaseJudge {
                     }
                 }
                 let tb = K * nn * u * sumDy
-                let tg = K * (nn * u * sumDyXh + sumDyE)
+                // + n·tiny·r: each product dy·(x − μ) can fall in the subnormal range, where its
+                // rounding error is absolute (≤ tiny), then scaled by r (spec §5.2; found by law 15).
+                let tg = K * (nn * u * sumDyXh + sumDyE + nn * m.tiny * inf.r)
                 tdb.append(tb); tdg.append(tg)
                 for seg in segs { for k in 0..<seg.count {
                     let i = seg.offset + k * seg.stride, h = xhats[i], e = errs[i]

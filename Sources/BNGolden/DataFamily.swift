@@ -9,7 +9,7 @@ import BNCore
 /// storage dtype (``DType/quantize(_:)``).
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
-                               "huge", "fp16-probe", "exact", "nist"]
+                               "huge", "fp16-probe", "exact", "nist", "nonfinite"]
 
     public static func validate(_ family: String) throws {
         let parts = family.split(separator: ":", maxSplits: 1).map(String.init)
@@ -71,6 +71,13 @@ public enum DataFamily {
                 values = (0..<n).map { _ in 300 + 10 * loc + 8 * r.normal() }
             case "exact":
                 values = exactFill(n: n, center: Double(r.int(below: 9) - 4), &r)
+            case "nonfinite":
+                // Standard normal, except one NaN in channel 0 and one +Inf in channel 1:
+                // those channels' outputs are NaN (spec §4), the others are untouched.
+                var v = (0..<n).map { _ in loc + scale * r.normal() }
+                if c == 0 { v[n / 2] = .nan }
+                if c == 1 { v[n / 3] = .infinity }
+                values = v
             case "nist":
                 // Consecutive values of the dataset, starting at a per-channel offset.
                 let start = r.int(below: nist.count)

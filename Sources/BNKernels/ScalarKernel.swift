@@ -23,6 +23,25 @@ public struct ScalarKernel: BatchNormKernel {
         case momentumSwapped = "momentum-swapped"
         /// Feeds the running variance with the other estimator than the profile's.
         case wrongRunningEstimator = "wrong-running-estimator"
+        /// Returns the running statistics it was given.
+        case runningNotUpdated = "running-not-updated"
+        /// Statistics per (sample, channel) over the spatial positions only.
+        case perSampleStatistics = "per-sample-statistics"
+        /// Uses β as the scale and γ as the shift.
+        case gammaBetaSwapped = "gamma-beta-swapped"
+        /// Channels-last indexing off by one: channel c is normalised with the statistics
+        /// and parameters of channel c + 1 (mod C). NHWC/NC only.
+        case channelsLastOffByOne = "nhwc-off-by-one"
+        /// Training backward without the −mean(dy) term.
+        case backwardMissingMeanTerm = "backward-missing-mean-term"
+        /// Training backward without the −x̂·mean(dy·x̂) term.
+        case backwardMissingXhatTerm = "backward-missing-xhat-term"
+        /// Inference normalises with the batch's own statistics.
+        case inferenceUsesBatchStatistics = "inference-uses-batch-statistics"
+        /// Accumulates Σx in Float16 (for float16 storage).
+        case fp16Accumulation = "fp16-accumulation"
+        /// Turns NaN outputs into 0.
+        case nanToZero = "nan-to-zero"
     }
 
     public let mutation: Mutation
@@ -83,7 +102,13 @@ public struct ScalarKernel: BatchNormKernel {
             return (m, (s2 / n - m * m) * n)
         }
         var s: T = 0
-        forEach(c, shape, layout) { s += x[$0] }
+        if mutation == .fp16Accumulation && T.self == Float.self {
+            var h: Float16 = 0
+            forEach(c, shape, layout) { h += Float16(Float(x[$0])) }
+            s = T(Float(h))
+        } else {
+            forEach(c, shape, layout) { s += x[$0] }
+        }
         let m = s / n
         var ss: T = 0
         forEach(c, shape, layout) { let d = x[$0] - m; ss += d * d }
@@ -119,12 +144,28 @@ public struct ScalarKernel: BatchNormKernel {
         var estimator = rule.estimator
         if mutation == .wrongRunningEstimator { estimator = estimator == .biased ? .unbiased : .biased }
         let w: T = rule.momentum.map { T(weighting == .batch ? $0 : 1 - $0) } ?? 1 / T(step)
-        for c in 0..<shape.channels {
-            let (m, ss) = stats(x, c, shape, layout)
+        let C = shape.channels
+        let shifted = mutation == .channelsLastOffByOne && layout != .nchw
+        var statsOf = [(T, T)]()
+        for c in 0..<C { statsOf.append(stats(x, c, shape, layout)) }
+        for c in 0..<C {
+            let (m, ss) = statsOf[c]
             let v = ss / T(n)
             let vNorm = mutation == .unbiasedNormalization && n > 1 ? ss / T(n - 1) : v
-            let r = invStd(vNorm, eps), g = gamma[c], b = beta[c]
-            forEach(c, shape, layout) { i in y[i] = g * (x[i] - m) * r + b }
+            let src = shifted ? (c + 1) % C : c
+            let (ms, sss) = statsOf[src]
+            let r = invStd(shifted ? sss / T(n) : vNorm, eps)
+            let g = mutation == .gammaBetaSwapped ? beta[src] : gamma[src], b = mutation == .gammaBetaSwapped ? gamma[src] : beta[src]
+            if mutation == .perSampleStatistics {
+                perSample(x, c, shape, layout) { idx, pm, pv in
+                    let pr = invStd(pv, eps)
+                    for i in idx { y[i] = g * (x[i] - pm) * pr + b }
+                }
+            } else {
+                let mm = shifted ? ms : m
+                forEach(c, shape, layout) { i in y[i] = g * (x[i] - mm) * r + b }
+            }
+            if mutation == .nanToZero { forEach(c, shape, layout) { i in if y[i].isNaN { y[i] = 0 } } }
             let vRun: T
             if estimator == .unbiased {
                 if n > 1 { vRun = ss / T(n - 1) } else {
@@ -136,8 +177,10 @@ public struct ScalarKernel: BatchNormKernel {
                 }
             } else { vRun = v }
             bm.append(m); bv.append(v)
-            rm[c] = (1 - w) * rm[c] + w * m
-            rv[c] = (1 - w) * rv[c] + w * vRun
+            if mutation != .runningNotUpdated {
+                rm[c] = (1 - w) * rm[c] + w * m
+                rv[c] = (1 - w) * rv[c] + w * vRun
+            }
         }
         return (bm, bv)
     }
@@ -154,14 +197,34 @@ public struct ScalarKernel: BatchNormKernel {
 
     func inferenceForward<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ y: UnsafeMutableBufferPointer<T>, _ shape: Shape,
                                                   _ layout: Layout, _ gamma: [T], _ beta: [T], _ eps: T, _ mean: [T], _ variance: [T]) {
-        for c in 0..<shape.channels {
-            let m = mean[c], r = invStd(variance[c], eps), g = gamma[c], b = beta[c]
+        let C = shape.channels
+        let shifted = mutation == .channelsLastOffByOne && layout != .nchw
+        for c in 0..<C {
+            let src = shifted ? (c + 1) % C : c
+            var m = mean[src], r = invStd(variance[src], eps)
+            let g = mutation == .gammaBetaSwapped ? beta[src] : gamma[src], b = mutation == .gammaBetaSwapped ? gamma[src] : beta[src]
+            if mutation == .inferenceUsesBatchStatistics {
+                let (bm, ss) = stats(x, c, shape, layout)
+                m = bm; r = invStd(ss / T(shape.perChannelCount), eps)
+            }
             if mutation == .foldedInference {
                 let s = g * r, shift = b - m * s
                 forEach(c, shape, layout) { i in y[i] = x[i] * s + shift }
             } else {
                 forEach(c, shape, layout) { i in y[i] = g * (x[i] - m) * r + b }
             }
+            if mutation == .nanToZero { forEach(c, shape, layout) { i in if y[i].isNaN { y[i] = 0 } } }
+        }
+    }
+
+    /// Calls body(indices, mean, biased variance) for each sample's part of channel c.
+    func perSample<T: BinaryFloatingPoint>(_ x: UnsafeBufferPointer<T>, _ c: Int, _ shape: Shape, _ layout: Layout,
+                                           _ body: ([Int], T, T) -> Void) {
+        for b in 0..<shape.batch {
+            let idx = (0..<shape.spatialSize).map { layout.index(n: b, c: c, s: $0, shape: shape) }
+            let m = idx.reduce(T(0)) { $0 + x[$1] } / T(idx.count)
+            let v = idx.reduce(T(0)) { $0 + (x[$1] - m) * (x[$1] - m) } / T(idx.count)
+            body(idx, m, v)
         }
     }
 
@@ -193,9 +256,11 @@ public struct ScalarKernel: BatchNormKernel {
             if given != nil {
                 forEach(c, shape, layout) { i in dx[i] = k * dy[i] }
             } else {
-                let mdy = sdy / n, mdyx = sdyx / n
+                let mdy = mutation == .backwardMissingMeanTerm ? 0 : sdy / n
+                let mdyx = mutation == .backwardMissingXhatTerm ? 0 : sdyx / n
                 forEach(c, shape, layout) { i in dx[i] = k * (dy[i] - mdy - (x[i] - m) * r * mdyx) }
             }
+            if mutation == .nanToZero { forEach(c, shape, layout) { i in if dx[i].isNaN { dx[i] = 0 } } }
             dg.append(sdyx); db.append(sdy)
         }
         return (dg, db)
