@@ -224,16 +224,29 @@ public enum CaseJudge {
 
     /// Runs `kernel` on a case and judges it.
     public static func judge(_ c: GoldenStore.LoadedCase, kernel: any BatchNormKernel) -> CaseResult {
-        let spec = c.spec
-        var result = CaseResult(caseID: spec.id, family: spec.family, implementation: kernel.name, status: .passed,
-                                worstRatio: 0, worstAt: "", detail: "",
-                                repro: "bnspec verify --case \(spec.id) --implementation \(kernel.name)")
-        guard kernel.dtypes.contains(spec.dtype) else {
-            result.status = .skipped; result.detail = "dtype \(spec.dtype.rawValue) not supported"; return result
+        guard kernel.dtypes.contains(c.spec.dtype) else {
+            var r = CaseResult(caseID: c.spec.id, family: c.spec.family, implementation: kernel.name, status: .skipped,
+                               worstRatio: 0, worstAt: "", detail: "dtype \(c.spec.dtype.rawValue) not supported",
+                               repro: "bnspec verify --case \(c.spec.id) --implementation \(kernel.name)")
+            r.status = .skipped
+            return r
         }
+        return judge(c, name: kernel.name) { try run(c, kernel) }
+    }
+
+    /// Judges outputs an implementation already produced (audits: adapters, recorded files).
+    public static func judge(_ c: GoldenStore.LoadedCase, outputs: [String: [Double]], name: String) -> CaseResult {
+        judge(c, name: name) { outputs }
+    }
+
+    static func judge(_ c: GoldenStore.LoadedCase, name: String, produce: () throws -> [String: [Double]]) -> CaseResult {
+        let spec = c.spec
+        var result = CaseResult(caseID: spec.id, family: spec.family, implementation: name, status: .passed,
+                                worstRatio: 0, worstAt: "", detail: "",
+                                repro: "bnspec verify --case \(spec.id) --implementation \(name)")
         do {
             try validate(c)
-            let got = try run(c, kernel)
+            let got = try produce()
             if let e = spec.expectError {
                 result.status = .failed; result.worstRatio = .infinity
                 result.detail = "expected the implementation to refuse (\(e)), it returned outputs"

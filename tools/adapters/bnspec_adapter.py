@@ -41,13 +41,15 @@ class Adapter:
         raise Unsupported("backward-infer")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
-        """Default: `steps` training steps, then inference on x_eval with the running statistics."""
-        rm, rv = running_mean, running_var
-        for x in xs:
-            out = self.train(req, x, gamma, beta, rm, rv)
-            rm, rv = out["running_mean"], out["running_var"]
+        """Default: `steps` training steps, then inference on x_eval with the running statistics.
+        Returns the running statistics after every step, stacked ([steps, C])."""
+        rm, rv, ms, vs = running_mean, running_var, [], []
+        for k, x in enumerate(xs):
+            out = self.train(dict(req, step=k + 1), x, gamma, beta, rm, rv)
+            rm, rv = np.asarray(out["running_mean"], np.float32), np.asarray(out["running_var"], np.float32)
+            ms.append(rm); vs.append(rv)
         y = self.infer(req, x_eval, gamma, beta, rm, rv)["y"]
-        return {"running_mean": rm, "running_var": rv, "y_eval": y}
+        return {"running_mean": np.stack(ms), "running_var": np.stack(vs), "y_eval": y}
 
 
 def channel_axis(layout):

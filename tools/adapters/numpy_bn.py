@@ -50,17 +50,24 @@ class NumpyBN(Adapter):
             vr = v if policy == "beta" else np.full_like(v, np.nan)
         else:
             vr = v * F(n) / F(n - 1) if est == "unbiased" else v
-        w = F(1.0 / req.get("step", 1)) if req.get("cumulative") else F(self.opt(req, "batch_weight"))
+        if req.get("cumulative"):
+            w = F(1.0 / req.get("step", 1))
+        elif req.get("raw_momentum") is not None:  # this adapter's own momentum is the batch weight
+            w = F(req["raw_momentum"])
+        else:
+            w = F(self.opt(req, "batch_weight"))
         return {"y": self.norm(req, x, gamma, beta, m, v), "batch_mean": m, "batch_var": v,
                 "running_mean": (F(1) - w) * running_mean.astype(F) + w * m,
                 "running_var": (F(1) - w) * running_var.astype(F) + w * vr}
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
-        rm, rv = running_mean, running_var
+        rm, rv, ms, vs = running_mean, running_var, [], []
         for k, x in enumerate(xs):
             out = self.train(dict(req, step=k + 1), x, gamma, beta, rm, rv)
             rm, rv = out["running_mean"], out["running_var"]
-        return {"running_mean": rm, "running_var": rv, "y_eval": self.norm(req, x_eval.astype(F), gamma, beta, rm, rv)}
+            ms.append(rm); vs.append(rv)
+        return {"running_mean": np.stack(ms), "running_var": np.stack(vs),
+                "y_eval": self.norm(req, x_eval.astype(F), gamma, beta, rm, rv)}
 
     def infer(self, req, x, gamma, beta, mean, var):
         return {"y": self.norm(req, x.astype(F), gamma, beta, mean, var)}

@@ -1,0 +1,244 @@
+import BNCore
+import BNGolden
+import BNKernels
+import BNReference
+import Foundation
+
+/// The verdict on one case of an audit.
+public struct AuditResult: Codable, Sendable {
+    public var caseID: String
+    public var family: String
+    public var status: CaseResult.Status
+    public var worstRatio: Double
+    public var detail: String
+    /// The bug whose signature the outputs match, when one does.
+    public var likelyCause: String?
+    public var repro: String
+    /// max over channels of |μ|/σ of the input (the statistics' condition), for the plots.
+    public var condition: Double
+    /// Worst |got − expected| in float32 ULPs of the expected value (primary output).
+    public var worstUlps: Double?
+    enum CodingKeys: String, CodingKey {
+        case caseID = "case", family, status, detail, repro, condition
+        case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps"
+    }
+    public func encode(to e: any Encoder) throws {
+        var c = e.container(keyedBy: CodingKeys.self)
+        try c.encode(caseID, forKey: .caseID); try c.encode(family, forKey: .family); try c.encode(status, forKey: .status)
+        try c.encode(worstRatio.isFinite ? worstRatio : 1e308, forKey: .worstRatio)
+        try c.encode(detail, forKey: .detail); try c.encodeIfPresent(likelyCause, forKey: .likelyCause)
+        try c.encode(repro, forKey: .repro); try c.encode(condition.isFinite ? condition : 1e308, forKey: .condition)
+        try c.encodeIfPresent(worstUlps.map { $0.isFinite ? $0 : 1e308 }, forKey: .worstUlps)
+    }
+}
+
+/// A whole audit: who was audited, against which profile, and the per-case verdicts.
+public struct AuditReport: Codable, Sendable {
+    public var implementation: String
+    public var version: String
+    public var profile: String
+    public var tolerance: String
+    public var passed: Int, failed: Int, skipped: Int
+    public var causes: [String: Int]
+    public var results: [AuditResult]
+    public var ok: Bool { failed == 0 }
+    enum CodingKeys: String, CodingKey { case implementation, version, profile, tolerance, passed, failed, skipped, causes, results }
+
+    public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
+        self.implementation = implementation; self.version = version; self.profile = profile
+        tolerance = ToleranceModel.name; self.results = results
+        passed = results.filter { $0.status == .passed }.count
+        failed = results.filter { $0.status == .failed }.count
+        skipped = results.filter { $0.status == .skipped }.count
+        var c: [String: Int] = [:]
+        for r in results where r.status == .failed { c[r.likelyCause ?? "unexplained", default: 0] += 1 }
+        causes = c
+    }
+}
+
+/// Runs an audit: every golden case through an adapter (or recorded results), judged by
+/// the tolerance model against the reference under the audited profile.
+public struct Audit {
+    public var profile: ConventionProfile
+    public var cases: [GoldenStore.LoadedCase]
+    public var goldenDir: URL
+    public var reproBase: String
+
+    public init(profile: ConventionProfile, cases: [GoldenStore.LoadedCase], goldenDir: URL, reproBase: String) {
+        self.profile = profile; self.cases = cases; self.goldenDir = goldenDir; self.reproBase = reproBase
+    }
+
+    /// Audits through a running adapter. `progress(i, n)` is called before each case.
+    public func run(adapter: AdapterClient, scratch: URL, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> AuditReport {
+        let hello = try adapter.hello ?? adapter.start()
+        var results: [AuditResult] = []
+        for (i, golden) in cases.enumerated() {
+            progress(i, cases.count, golden.spec.id)
+            let ac = try AuditCase(golden, profile: profile)
+            let spec = ac.loaded.spec
+            var r = base(ac)
+            let supported = hello.ops.contains(spec.op.rawValue) && hello.dtypes.contains(spec.dtype.rawValue)
+                && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
+                    || !(spec.op == .train || spec.op == .trajectory))
+            if !supported {
+                r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
+                results.append(r); continue
+            }
+            let out = scratch.appendingPathComponent(golden.spec.id)
+            try? FileManager.default.removeItem(at: out)
+            try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
+            let request = ac.request(inputDir: goldenDir.appendingPathComponent(golden.spec.id), outputDir: out, profile: profile)
+            switch adapter.run(request) {
+            case .unsupported(let m): r.status = .skipped; r.detail = "adapter: unsupported: \(m)"
+            case .failure(let f): r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
+            case .refused(let m):
+                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" } else {
+                    r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
+                }
+            case .outputs(let paths):
+                r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) })
+            }
+            results.append(r)
+        }
+        adapter.stop()
+        return AuditReport(implementation: hello.name, version: hello.version, profile: profile.name, results: results)
+    }
+
+    /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
+    public func run(results dir: URL, name: String) throws -> AuditReport {
+        guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
+        var results: [AuditResult] = []
+        for golden in cases {
+            let ac = try AuditCase(golden, profile: profile)
+            var r = base(ac)
+            let caseDir = dir.appendingPathComponent(golden.spec.id)
+            var files: [String: URL] = [:]
+            for name in ac.loaded.spec.outputs.keys {
+                let f = caseDir.appendingPathComponent("\(name).npy")
+                if FileManager.default.fileExists(atPath: f.path) { files[name] = f }
+            }
+            if !FileManager.default.fileExists(atPath: caseDir.path) {
+                r.status = .skipped; r.detail = "no results for this case"
+            } else if ac.loaded.spec.expectError != nil {
+                let refused = FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path)
+                r.status = refused ? .passed : .failed
+                r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
+                if !refused { r.worstRatio = .infinity }
+            } else {
+                r = judge(ac, r, files: files)
+            }
+            results.append(r)
+        }
+        return AuditReport(implementation: name, version: "recorded", profile: profile.name, results: results)
+    }
+
+    func base(_ ac: AuditCase) -> AuditResult {
+        AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
+                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: Self.condition(ac.loaded))
+    }
+
+    /// Reads the returned files and judges them; names the likely cause of a failure.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, files: [String: URL]) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
+        var got: [String: [Double]] = [:]
+        for (name, url) in files where spec.outputs[name] != nil {
+            do {
+                let a = try NPYArray.read(url, bfloat16: spec.dtype == .bf16 && ["y", "dx", "y_eval"].contains(name))
+                got[name] = a.values
+            } catch {
+                r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
+            }
+        }
+        let missing = ac.requiredOutputs.subtracting(got.keys)
+        if !missing.isEmpty {
+            r.status = .failed; r.worstRatio = .infinity
+            r.detail = "missing output\(missing.count > 1 ? "s" : "") \(missing.sorted().joined(separator: ", "))"; return r
+        }
+        var judged = ac.loaded
+        judged.spec.outputs = spec.outputs.filter { got[$0.key] != nil }
+        let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter")
+        r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
+        let primary = ["y", "dx", "y_eval"].first { got[$0] != nil }
+        if let p = primary, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
+            r.worstUlps = zip(g, exp).filter { $1.isFinite }.map { abs($0 - $1) / Double(Float(abs($1)).ulp) }.max()
+        }
+        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got) }
+        return r
+    }
+
+    /// max over channels of |μ|/σ (∞ for a constant channel with μ ≠ 0).
+    static func condition(_ c: GoldenStore.LoadedCase) -> Double {
+        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue() else { return 0 }
+        let per = s.elementCount
+        let first = Array(x.prefix(per))
+        guard let ms = try? Reference.moments(first, shape: s, layout: c.spec.layout) else { return 0 }
+        return ms.map { m in
+            let sd = m.biasedVariance.squareRoot()
+            return m.mean == 0 ? 0 : (sd > 0 ? abs(m.mean) / sd : .infinity)
+        }.filter { !$0.isNaN }.max() ?? 0
+    }
+}
+
+/// Names the likely cause of a failure by matching known bug signatures: the outputs of
+/// each calibration mutant (``ScalarKernel/Mutation``) are computed on the same case; a
+/// mutant explains the failure when the returned outputs are, element by element, within
+/// tolerance of the mutant's or at least four times closer to them than to the
+/// reference. Patterns that no formula reproduces exactly are recognised from the data
+/// (non-finite values replaced; errors only on large offsets). spec/AUDIT.md §5.
+public enum CauseFinder {
+    public static let descriptions: [ScalarKernel.Mutation: String] = [
+        .onePassVariance: "variance computed in one pass (E[x²] − E[x]²) in float32",
+        .epsOutsideSqrt: "eps added outside the square root",
+        .unbiasedNormalization: "normalises with the unbiased variance (n − 1)",
+        .momentumSwapped: "momentum convention inverted",
+        .wrongRunningEstimator: "running variance uses the other estimator (biased vs unbiased)",
+        .runningNotUpdated: "running statistics not updated",
+        .perSampleStatistics: "statistics per sample instead of per channel",
+        .gammaBetaSwapped: "γ and β swapped",
+        .channelsLastOffByOne: "channels-last indexing off by one channel",
+        .backwardMissingMeanTerm: "backward misses the −mean(dy) term",
+        .backwardMissingXhatTerm: "backward misses the −x̂·mean(dy·x̂) term",
+        .inferenceUsesBatchStatistics: "inference uses batch statistics instead of the running statistics",
+        .fp16Accumulation: "sum accumulated in float16",
+        .nanToZero: "NaN turned into 0",
+    ]
+
+    public static func cause(_ c: GoldenStore.LoadedCase, got: [String: [Double]]) -> String? {
+        guard let budget = try? CaseJudge.budget(c) else { return nil }
+        for m in ScalarKernel.Mutation.allCases where descriptions[m] != nil {
+            guard let mut = try? CaseJudge.run(c, ScalarKernel(m)) else { continue }
+            var explains = true, differs = false
+            for (name, g) in got {
+                guard let mv = mut[name], let ref = c.expected[name]?.values, let tol = budget.tol[name],
+                      mv.count == g.count, ref.count == g.count else { continue }
+                for i in g.indices {
+                    let a = g[i], b = mv[i], e = ref[i]
+                    if a.isNaN || b.isNaN || e.isNaN {
+                        if a.isNaN != b.isNaN { explains = false; break }
+                        if a.isNaN != e.isNaN { differs = true }
+                        continue
+                    }
+                    let dm = abs(a - b), dr = abs(a - e)
+                    if dr > tol[i] { differs = true }
+                    if !(dm <= tol[i] || dm * 4 <= dr) { explains = false; break }
+                }
+                if !explains { break }
+            }
+            if explains && differs { return descriptions[m] }
+        }
+        // Data patterns.
+        for (name, g) in got {
+            guard let ref = c.expected[name]?.values, ref.count == g.count else { continue }
+            let lost = zip(g, ref).filter { $1.isNaN && !$0.isNaN }
+            if !lost.isEmpty {
+                return lost.allSatisfy { $0.0 == 0 } ? descriptions[.nanToZero]! : "non-finite input values replaced (NaN or Inf turned into a number)"
+            }
+        }
+        let d = c.spec.data
+        if d.hasPrefix("offset") || d == "near-constant" || d.hasPrefix("huge") || d == "fp16-probe" {
+            return "statistics lose precision on data with a large offset (one-pass E[x²] − E[x]² or low-precision accumulation)"
+        }
+        return nil
+    }
+}

@@ -1,0 +1,175 @@
+import BNCore
+import BNGolden
+import BNReference
+import Foundation
+
+/// Black-box convention probes of a framework's BN through its adapter
+/// (spec/AUDIT.md §4). Every finding carries its evidence: the request sent and
+/// what came back.
+public struct Fingerprint: Sendable {
+    public struct Finding: Encodable, Sendable {
+        public var value: String
+        public var evidence: String
+    }
+    public struct Result: Encodable, Sendable {
+        public var implementation: String, version: String
+        public var momentumWeights: Finding, momentum: Finding, eps: Finding, runningVariance: Finding, epsPlacement: Finding
+        public var singleValuePerChannel: Finding, fp16Statistics: Finding, inferenceForm: Finding, varianceAlgorithm: Finding
+        public var closestProfile: Finding
+        enum CodingKeys: String, CodingKey {
+            case implementation, version, eps
+            case momentumWeights = "momentum_weights", momentum, runningVariance = "running_variance", epsPlacement = "eps_placement"
+            case singleValuePerChannel = "single_value_per_channel", fp16Statistics = "fp16_statistics", inferenceForm = "inference_form"
+            case varianceAlgorithm = "variance_algorithm", closestProfile = "closest_profile"
+        }
+    }
+
+    let client: AdapterClient
+    let scratch: URL
+    var counter = 0
+
+    public init(client: AdapterClient, scratch: URL) { self.client = client; self.scratch = scratch }
+
+    /// Sends one probe: writes inputs, returns outputs (or the refusal message).
+    mutating func probe(_ op: String, shape: [Int], dtype: DType = .f32, inputs: [String: [Double]], extra: [String: Any] = [:])
+        throws -> (outputs: [String: [Double]]?, refusal: String?)
+    {
+        counter += 1
+        let dir = scratch.appendingPathComponent("probe\(counter)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var paths: [String: String] = [:]
+        for (k, v) in inputs {
+            let isData = k == "x" || k == "dy"
+            let dims = isData ? shape : [shape[1]]
+            let arr = NPYArray(dtype: isData ? dtype : .f32, shape: dims, values: v)
+            let url = dir.appendingPathComponent("\(k).npy")
+            try arr.encoded().write(to: url)
+            paths[k] = url.path
+        }
+        var req: [String: Any] = ["type": "case", "id": "fingerprint-\(counter)", "op": op, "shape": shape, "layout": "NCHW",
+                                  "dtype": dtype.rawValue, "parameter_dtype": "float32", "eps": NSNull(), "batch_weight": NSNull(),
+                                  "cumulative": false, "step": 1, "steps": 1, "inputs": paths,
+                                  "output_dir": dir.appendingPathComponent("out").path, "fingerprint": true]
+        for (k, v) in extra { req[k] = v }
+        switch client.run(req) {
+        case .outputs(let files):
+            var out: [String: [Double]] = [:]
+            for (k, p) in files { out[k] = try NPYArray.read(URL(fileURLWithPath: p)).values }
+            return (out, nil)
+        case .refused(let m): return (nil, m)
+        case .unsupported(let m): return (nil, "unsupported: \(m)")
+        case .failure(let f): throw BNError.invalidArgument("fingerprint probe \(op) failed: \(f)")
+        }
+    }
+
+    static func fmt(_ v: Double) -> String { String(format: "%.6g", v) }
+
+    public mutating func run() throws -> Result {
+        let hello = try client.hello ?? client.start()
+        let C = 4
+        let ones = [Double](repeating: 1, count: C), zeros = [Double](repeating: 0, count: C)
+        // 1. eps and its placement: two values per channel, ±a around m, γ = 1, β = 0.
+        func pairs(_ a: [Double], _ m: Double) -> [Double] {
+            // NCHW 2×C×1×1: sample 0 then sample 1.
+            a.map { m + $0 } + a.map { m - $0 }
+        }
+        let amps = [0.003, 0.01, 0.03, 0.1]
+        let p1 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs(amps, 0), "gamma": ones, "beta": zeros,
+                                                                 "running_mean": zeros, "running_var": ones])
+        guard let o1 = p1.outputs, let y1 = o1["y"] else {
+            throw BNError.invalidArgument("the adapter refused a plain training step: \(p1.refusal ?? "")")
+        }
+        let inside = amps.indices.map { amps[$0] * amps[$0] * (1 / (y1[$0] * y1[$0]) - 1) }
+        let outside = amps.indices.map { amps[$0] / y1[$0] - amps[$0] }
+        func spread(_ v: [Double]) -> Double { (v.max()! - v.min()!) / max(abs(v.reduce(0, +) / Double(v.count)), 1e-300) }
+        let insideWins = spread(inside) <= spread(outside)
+        let epsEst = (insideWins ? inside : outside).sorted()[amps.count / 2]
+        let epsPlacement = Finding(value: insideWins ? "inside_sqrt" : "outside_sqrt",
+                                   evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
+        let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
+        let epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
+                           evidence: "median of the solved values: \(Self.fmt(epsEst))")
+        // 2. momentum: a batch with mean 2 from running mean 0 → new running mean = w·2.
+        let p2 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
+                                                                 "running_mean": zeros, "running_var": ones])
+        let rm = p2.outputs?["running_mean"] ?? [], rv = p2.outputs?["running_var"] ?? []
+        let w = rm.isEmpty ? Double.nan : rm[0] / 2
+        // Which way the framework's own momentum parameter points: set it to 0.2.
+        let p3 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
+                                                                 "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
+        let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
+        let weights: String, mom: Double
+        if abs(w2 - 0.2) < 1e-3 { weights = "batch"; mom = w } else if abs(w2 - 0.8) < 1e-3 { weights = "running"; mom = 1 - w } else {
+            weights = w < 0.5 ? "batch" : "running"; mom = weights == "batch" ? w : 1 - w
+        }
+        let momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
+        let momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
+        // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
+        let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
+        let runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
+                             evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)): batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased 0.5)")
+        // 4. one value per channel.
+        let p4 = try probe("train", shape: [1, C, 1, 1], inputs: ["x": [0.5, -1, 2, 3], "gamma": ones, "beta": [0.25, 0.25, 0.25, 0.25],
+                                                                 "running_mean": zeros, "running_var": ones])
+        let single: Finding
+        if let r = p4.refusal { single = Finding(value: r.hasPrefix("unsupported") ? "other" : "error", evidence: "refused: \(r.prefix(160))") } else {
+            let y = p4.outputs?["y"] ?? []
+            let v = y.allSatisfy { $0 == 0.25 } ? "beta" : (y.contains { $0.isNaN } ? "nan" : "other")
+            single = Finding(value: v, evidence: "N = 1, β = 0.25: y = \(y.map(Self.fmt))")
+        }
+        // 5. fp16 statistics: 4096 values ≈ 300 per channel (the float16 running sum would pass 65504).
+        var rng = SpecRandom("fingerprint/fp16")
+        let n16 = 1024
+        let x16 = (0..<(n16 * C)).map { _ in DType.f16.quantize(300 + 8 * rng.normal()) }
+        let p5 = try probe("train", shape: [n16, C, 1, 1], dtype: .f16, inputs: ["x": x16, "gamma": ones, "beta": zeros,
+                                                                                 "running_mean": zeros, "running_var": ones])
+        let fp16: Finding
+        if let r = p5.refusal { fp16 = Finding(value: "unsupported", evidence: "float16 input refused: \(r.prefix(160))") } else {
+            let s = try Shape(batch: n16, channels: C, spatial: [1, 1])
+            let ref = try Reference.trainingForward(x16, shape: s, layout: .nchw, eps: epsEst.isFinite ? max(epsEst, 0) : 1e-5).y
+            let y = p5.outputs?["y"] ?? []
+            let err = zip(y, ref).map { abs($0 - $1) }.max() ?? .infinity
+            let bad = y.contains { !$0.isFinite } || err > 0.05
+            fp16 = Finding(value: bad ? "fp16" : "fp32", evidence: "n = \(n16) per channel, x ≈ 300 (float16 Σx would overflow): max |y − y_ref| = \(Self.fmt(err))\(y.contains { !$0.isFinite } ? ", non-finite outputs" : "")")
+        }
+        // 6. inference form: x = 1e4 + N(0, 1) with mean 1e4 + 0.3, variance 1.
+        var r6 = SpecRandom("fingerprint/infer")
+        let xi = (0..<(64 * C)).map { _ in Double(Float(1e4 + r6.normal())) }
+        let mi = [Double](repeating: Double(Float(1e4 + 0.3)), count: C)
+        let p6 = try probe("infer", shape: [64, C, 1, 1], inputs: ["x": xi, "gamma": ones.map { _ in 1.7 }, "beta": zeros.map { _ in 0.1 },
+                                                                  "mean": mi, "var": ones])
+        let yi = p6.outputs?["y"] ?? []
+        let s6 = try Shape(batch: 64, channels: C, spatial: [1, 1])
+        let ri = try Reference.inferenceForward(xi, shape: s6, layout: .nchw, mean: mi, variance: ones, gamma: ones.map { _ in 1.7 },
+                                                beta: zeros.map { _ in 0.1 }, eps: max(epsEst, 0))
+        let ulps = zip(yi, ri).map { abs($0 - $1) / Double(Float(abs($1)).ulp) }.max() ?? .nan
+        let form = Finding(value: ulps > 64 ? "folded" : "direct",
+                           evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: worst error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴, hundreds of ulps; (x − μ)·s + β a few)")
+        // 7. variance algorithm: training on 1e3 + N(0, 1), n = 1024.
+        var r7 = SpecRandom("fingerprint/var")
+        let xv = (0..<(1024 * C)).map { _ in Double(Float(3e3 + r7.normal())) }
+        let p7 = try probe("train", shape: [1024, C, 1, 1], inputs: ["x": xv, "gamma": ones, "beta": zeros, "running_mean": zeros,
+                                                                    "running_var": ones])
+        let s7 = try Shape(batch: 1024, channels: C, spatial: [1, 1])
+        let r7ref = try Reference.trainingForward(xv, shape: s7, layout: .nchw, eps: max(epsEst, 0))
+        let y7 = p7.outputs?["y"] ?? []
+        let e7 = zip(y7, r7ref.y).map { abs($0 - $1) }.max() ?? .nan
+        let algo = Finding(value: e7 > 1e-3 ? "one_pass" : "stable",
+                           evidence: "x = 3e3 + N(0,1), n = 1024: max |y − y_ref| = \(Self.fmt(e7)) (a stable float32 algorithm stays near 1e-6; E[x²] − E[x]² in float32 loses ≈ (μ/σ)²·2⁻²⁴ ≈ 0.5 relative in σ²)")
+        // 8. closest profile.
+        let scored = ConventionProfile.all.map { p -> (String, Int) in
+            var s = 0
+            if p.momentumWeighting.rawValue == weights { s += 1 }
+            if let d = p.defaultMomentum, abs(d - mom) < 1e-3 { s += 2 }
+            if abs(p.defaultEps - niceEps) <= 0.05 * p.defaultEps { s += 2 }
+            if p.runningVariance.rawValue == runVar.value { s += 2 }
+            if p.singleValue.rawValue == single.value { s += 1 }
+            return (p.name, s)
+        }.sorted { $0.1 > $1.1 }
+        let closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        client.stop()
+        return Result(implementation: hello.name, version: hello.version, momentumWeights: momentumWeights, momentum: momentumF,
+                      eps: epsF, runningVariance: runVar, epsPlacement: epsPlacement, singleValuePerChannel: single,
+                      fp16Statistics: fp16, inferenceForm: form, varianceAlgorithm: algo, closestProfile: closest)
+    }
+}

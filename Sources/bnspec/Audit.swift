@@ -1,0 +1,126 @@
+import ArgumentParser
+import BNAudit
+import BNCore
+import BNGolden
+import Foundation
+
+/// Loads the golden cases (all, or those whose id contains `filter`).
+func loadGolden(_ dir: URL, filter: String?) throws -> [GoldenStore.LoadedCase] {
+    let manifest = try GoldenStore.manifest(dir)
+    let ids = manifest.cases.filter { filter == nil || $0 == filter! || $0.contains(filter!) }
+    guard !ids.isEmpty else { throw BNError.invalidArgument("no golden case matches '\(filter ?? "")'") }
+    return try ids.map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
+}
+
+/// Writes `data` to `path` atomically (temporary file, then rename).
+func writeAtomically(_ data: Data, to path: String) throws {
+    let url = URL(fileURLWithPath: path)
+    do { try data.write(to: url, options: .atomic) } catch {
+        throw BNError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
+    }
+}
+
+/// `bnspec audit`: judge a third-party BN, through an adapter or recorded results.
+struct AuditCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "audit",
+        abstract: "Audit a third-party batch normalization against the spec (spec/AUDIT.md).")
+
+    @Option(help: "Adapter command, started once; speaks the JSON-lines protocol on stdin/stdout.") var adapter: String?
+    @Option(help: "Folder of recorded outputs: <case id>/<output>.npy (see bnspec export).") var results: String?
+    @Option(help: "Convention profile to judge against (paper, pytorch, keras, tf-fused, onnx, flax, mlx).") var profile: String
+    @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
+    @Option(name: .customLong("case"), help: "Only cases whose id contains this text.") var caseFilter: String?
+    @Option(help: "Seconds an adapter may take for one case.") var caseTimeout: Double = 60
+    @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
+    @Option(help: "Seconds for the whole audit.") var timeout: Double = 3600
+    @Option(help: "Write the report as JSON to this file.") var json: String?
+    @Option(help: "Write JUnit XML to this file.") var junit: String?
+    @Option(help: "Write a self-contained HTML page with plots to this file.") var html: String?
+    @Option(help: "Name of the implementation for --results (default: the folder name).") var name: String?
+
+    func run() throws {
+        try BNSpec.run {
+            guard (adapter == nil) != (results == nil) else {
+                throw BNError.invalidArgument("give exactly one of --adapter CMD or --results DIR")
+            }
+            guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
+            let p = try ConventionProfile.named(profile)
+            let dir = try Paths.resolve(golden, default: "golden")
+            let cases = try loadGolden(dir, filter: caseFilter)
+            var base = adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
+            if let g = golden { base += " --golden \(g)" }
+            let audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
+            let report: AuditReport
+            if let cmd = adapter {
+                let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-audit-\(getpid())")
+                defer { try? FileManager.default.removeItem(at: scratch) }
+                let client = AdapterClient(command: cmd, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: timeout)
+                let tty = isatty(2) != 0
+                report = try audit.run(adapter: client, scratch: scratch) { i, n, id in
+                    if tty { FileHandle.standardError.write(Data("\r\u{1B}[Kaudit: \(i + 1)/\(n) \(id.prefix(70))".utf8)) }
+                }
+                if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            } else {
+                let r = URL(fileURLWithPath: results!)
+                report = try audit.run(results: r, name: name ?? r.lastPathComponent)
+            }
+            print("BNSpec audit — \(report.implementation) \(report.version) against profile \(report.profile) (\(report.tolerance))\n")
+            print(table(["family", "passed", "skipped", "worst ÷ tol", "likely cause"], report.table()))
+            let failures = report.results.filter { $0.status == .failed }
+            if !failures.isEmpty {
+                print("\nFailures (\(failures.count)):")
+                for r in failures.prefix(40) {
+                    print("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? "")\(r.detail.prefix(160))")
+                    print("    repro: \(r.repro)")
+                }
+                if failures.count > 40 { print("  … \(failures.count - 40) more in --json/--html") }
+            }
+            print("\naudit: \(report.passed) passed, \(report.failed) failed, \(report.skipped) skipped")
+            if let path = json {
+                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+                try writeAtomically(try enc.encode(report), to: path)
+            }
+            if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
+            if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
+            if !report.ok { throw ExitCode(1) }
+        }
+    }
+}
+
+/// `bnspec export`: every case's inputs and a request JSON, for file-based audits.
+struct Export: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write every golden case's inputs and request.json for a file-based audit (spec/AUDIT.md §2).")
+    @Option(help: "Output folder (must not exist, unless --force).") var out: String
+    @Option(help: "Convention profile the requests are written for.") var profile = "pytorch"
+    @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
+    @Option(name: .customLong("case"), help: "Only cases whose id contains this text.") var caseFilter: String?
+    @Flag(help: "Replace an existing output folder.") var force = false
+
+    func run() throws {
+        try BNSpec.run {
+            let p = try ConventionProfile.named(profile)
+            let dir = try Paths.resolve(golden, default: "golden")
+            let cases = try loadGolden(dir, filter: caseFilter)
+            let outURL = URL(fileURLWithPath: out).standardizedFileURL
+            var files: [String: Data] = [:]
+            for c in cases {
+                let ac = try AuditCase(c, profile: p)
+                let id = c.spec.id
+                for (k, f) in c.spec.inputs {
+                    guard let a = c.inputs[k] else { continue }
+                    files["\(id)/\(f)"] = a.encoded()
+                }
+                // Paths in the exported request are relative to the case folder.
+                var req = ac.request(inputDir: URL(fileURLWithPath: "."), outputDir: URL(fileURLWithPath: "results/\(id)"), profile: p)
+                req["inputs"] = c.spec.inputs
+                req["output_dir"] = "results/\(id)"
+                files["\(id)/request.json"] = try JSONSerialization.data(withJSONObject: req, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            }
+            try GoldenStore.write(files, to: outURL, force: force)
+            print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
+            print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")
+        }
+    }
+}

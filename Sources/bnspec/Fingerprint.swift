@@ -1,0 +1,33 @@
+import ArgumentParser
+import BNAudit
+import BNCore
+import Foundation
+
+/// `bnspec fingerprint`: infer a framework's BN conventions by black-box probes.
+struct Fingerprint: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Infer a BN implementation's conventions through its adapter, with the evidence for each.")
+    @Option(help: "Adapter command (JSON-lines protocol, spec/AUDIT.md).") var adapter: String
+    @Option(help: "Seconds an adapter may take for one probe.") var caseTimeout: Double = 120
+    @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
+    @Flag(help: "Print one JSON object.") var json = false
+
+    func run() throws {
+        try BNSpec.run {
+            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-fingerprint-\(getpid())")
+            defer { try? FileManager.default.removeItem(at: scratch) }
+            let client = AdapterClient(command: adapter, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: 3600)
+            var fp = BNAudit.Fingerprint(client: client, scratch: scratch)
+            let r = try fp.run()
+            if json { return try printJSON(r) }
+            print("BNSpec fingerprint — \(r.implementation) \(r.version)\n")
+            let rows: [(String, BNAudit.Fingerprint.Finding)] = [
+                ("momentum weights", r.momentumWeights), ("default momentum", r.momentum), ("default eps", r.eps),
+                ("running variance", r.runningVariance), ("eps placement", r.epsPlacement),
+                ("one value per channel", r.singleValuePerChannel), ("fp16 statistics", r.fp16Statistics),
+                ("inference form", r.inferenceForm), ("variance algorithm", r.varianceAlgorithm), ("closest profile", r.closestProfile),
+            ]
+            for (k, f) in rows { print("\(k.padding(toLength: 22, withPad: " ", startingAt: 0)) \(f.value)\n\(String(repeating: " ", count: 23))evidence: \(f.evidence)") }
+        }
+    }
+}

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Deliberately buggy BN adapters (test fixtures for the audit's mutation score):
+the NumPy adapter with exactly one classic bug.
+
+    python3 tools/adapters/numpy_mutant.py BUG
+
+BUG is one of the names in BUGS below. The audit must fail each, naming the cause.
+"""
+import os
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import numpy as np  # noqa: E402
+from bnspec_adapter import param_shape, reduce_axes, serve  # noqa: E402
+from numpy_bn import F, NumpyBN  # noqa: E402
+
+BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wrong-running-estimator", "momentum-swapped",
+        "running-not-updated", "per-sample-statistics", "gamma-beta-swapped", "nhwc-off-by-one", "backward-missing-mean-term",
+        "backward-missing-xhat-term", "inference-uses-batch-statistics", "fp16-accumulation", "nan-to-zero"]
+
+
+def channel_values(x, layout, c):
+    """Channel c's values in storage order (the order a sequential loop visits them)."""
+    return (x[:, c] if layout == "NCHW" else x[..., c]).reshape(-1)
+
+
+class Mutant(NumpyBN):
+    def __init__(self, bug):
+        self.bug = bug
+        self.name = f"numpy-mutant:{bug}"
+
+    def stats(self, req, x):
+        if self.bug not in ("one-pass-variance", "fp16-accumulation"):
+            return super().stats(req, x)
+        layout = req["layout"]
+        x = x.astype(F)
+        C = x.shape[1] if layout == "NCHW" else x.shape[-1]
+        n = x.size // C
+        m = np.empty(C, F)
+        v = np.empty(C, F)
+        for c in range(C):
+            xc = channel_values(x, layout, c)
+            if self.bug == "one-pass-variance":  # sequential float32 Σx, Σx²; var = E[x²] − E[x]²
+                s = np.cumsum(xc, dtype=F)[-1]
+                s2 = np.cumsum(xc * xc, dtype=F)[-1]
+                mc = s / F(n)
+                v[c] = ((s2 / F(n) - mc * mc) * F(n)) / F(n)
+            else:  # the sum accumulated in float16
+                s = np.cumsum(xc.astype(np.float16), dtype=np.float16)[-1].astype(F)
+                mc = s / F(n)
+                d = xc - mc
+                v[c] = np.cumsum(d * d, dtype=F)[-1] / F(n)
+            m[c] = mc
+        return x, m, v, n
+
+    def norm(self, req, x, g, b, m, v):
+        layout = req["layout"]
+        ps = param_shape(x.ndim, layout, g.size)
+        eps = F(self.opt(req, "eps"))
+        if self.bug == "gamma-beta-swapped":
+            g, b = b, g
+        if self.bug == "nhwc-off-by-one" and layout != "NCHW":
+            g, b, m, v = (np.roll(a, -1) for a in (g, b, m, v))
+        if self.bug == "eps-outside-sqrt":
+            r = F(1) / (np.sqrt(v.astype(F)) + eps)
+        else:
+            r = F(1) / np.sqrt(v.astype(F) + eps)
+        y = (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
+        return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
+
+    def train(self, req, x, gamma, beta, running_mean, running_var):
+        if self.bug == "per-sample-statistics":
+            layout = req["layout"]
+            axes = tuple(i for i in reduce_axes(x.ndim, layout) if i != 0)
+            x = x.astype(F)
+            if not axes:  # NC: every value is its own sample statistic
+                y = np.broadcast_to(beta.astype(F), x.shape).copy()
+            else:
+                m = x.mean(axis=axes, keepdims=True, dtype=F)
+                v = ((x - m) ** 2).mean(axis=axes, keepdims=True, dtype=F)
+                ps = param_shape(x.ndim, layout, gamma.size)
+                y = (x - m) / np.sqrt(v + F(self.opt(req, "eps"))) * gamma.astype(F).reshape(ps) + beta.astype(F).reshape(ps)
+            out = super().train(req, x, gamma, beta, running_mean, running_var)
+            out["y"] = y
+            return out
+        r = dict(req)
+        if self.bug == "unbiased-normalization":
+            x32, m, v, n = self.stats(req, x)
+            vn = v * F(n) / F(n - 1) if n > 1 else v
+            out = super().train(req, x, gamma, beta, running_mean, running_var)
+            out["y"] = self.norm(req, x32, gamma, beta, m, vn)
+            return out
+        if self.bug == "wrong-running-estimator":
+            r["variance_estimator"] = "biased" if self.opt(req, "variance_estimator") == "unbiased" else "unbiased"
+        if self.bug == "momentum-swapped" and not req.get("cumulative") and req.get("batch_weight") is not None:
+            r["batch_weight"] = 1 - req["batch_weight"]
+        out = super().train(r, x, gamma, beta, running_mean, running_var)
+        if self.bug == "running-not-updated":
+            out["running_mean"], out["running_var"] = running_mean, running_var
+        return out
+
+    def infer(self, req, x, gamma, beta, mean, var):
+        if self.bug == "inference-uses-batch-statistics":
+            _, mean, var, _ = self.stats(req, x)
+        return super().infer(req, x, gamma, beta, mean, var)
+
+    def backward_train(self, req, x, dy, gamma, beta):
+        out = super().backward_train(req, x, dy, gamma, beta)
+        if self.bug in ("backward-missing-mean-term", "backward-missing-xhat-term"):
+            _, m, v, n = self.stats(req, x)
+            xh, r, db, dg = self.backward(req, x, dy, gamma, m, v)
+            ps = param_shape(x.ndim, req["layout"], gamma.size)
+            k = (gamma.astype(F) * r).reshape(ps)
+            mean_term = F(0) if self.bug == "backward-missing-mean-term" else (db / F(n)).reshape(ps)
+            xhat_term = F(0) if self.bug == "backward-missing-xhat-term" else xh * (dg / F(n)).reshape(ps)
+            out["dx"] = k * (dy.astype(F) - mean_term - xhat_term)
+        if self.bug == "nan-to-zero":
+            out["dx"] = np.where(np.isnan(out["dx"]), F(0), out["dx"])
+        return out
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2 or sys.argv[1] not in BUGS:
+        sys.exit(f"numpy_mutant: error: give one bug: {', '.join(BUGS)}")
+    serve(Mutant(sys.argv[1]))
