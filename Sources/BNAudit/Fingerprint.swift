@@ -142,9 +142,10 @@ public struct Fingerprint: Sendable {
         let s6 = try Shape(batch: 64, channels: C, spatial: [1, 1])
         let ri = try Reference.inferenceForward(xi, shape: s6, layout: .nchw, mean: mi, variance: ones, gamma: ones.map { _ in 1.7 },
                                                 beta: zeros.map { _ in 0.1 }, eps: max(epsEst, 0))
-        let ulps = zip(yi, ri).map { abs($0 - $1) / Double(Float(abs($1)).ulp) }.max() ?? .nan
+        // Normwise: max error ÷ ulp(max |y_ref|) (elementwise ulps blow up near y = 0).
+        let ulps = (zip(yi, ri).map { abs($0 - $1) }.max() ?? .nan) / Double(Float(ri.map(abs).max() ?? 1).ulp)
         let form = Finding(value: ulps > 64 ? "folded" : "direct",
-                           evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: worst error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴, hundreds of ulps; (x − μ)·s + β a few)")
+                           evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴: thousands of ulps; (x − μ)·s + β: a few; threshold 64)")
         // 7. variance algorithm: training on 1e3 + N(0, 1), n = 1024.
         var r7 = SpecRandom("fingerprint/var")
         let xv = (0..<(1024 * C)).map { _ in Double(Float(3e3 + r7.normal())) }
@@ -154,8 +155,8 @@ public struct Fingerprint: Sendable {
         let r7ref = try Reference.trainingForward(xv, shape: s7, layout: .nchw, eps: max(epsEst, 0))
         let y7 = p7.outputs?["y"] ?? []
         let e7 = zip(y7, r7ref.y).map { abs($0 - $1) }.max() ?? .nan
-        let algo = Finding(value: e7 > 1e-3 ? "one_pass" : "stable",
-                           evidence: "x = 3e3 + N(0,1), n = 1024: max |y − y_ref| = \(Self.fmt(e7)) (a stable float32 algorithm stays near 1e-6; E[x²] − E[x]² in float32 loses ≈ (μ/σ)²·2⁻²⁴ ≈ 0.5 relative in σ²)")
+        let algo = Finding(value: e7 > 0.05 ? "one_pass" : "stable",
+                           evidence: "x = 3e3 + N(0,1), n = 1024: max |y − y_ref| = \(Self.fmt(e7)) (a two-pass float32 algorithm is off by its mean error, ≈ 1e-3 here; E[x²] − E[x]² in float32 loses ≈ (μ/σ)²·2⁻²⁴ ≈ 0.5 relative in σ², errors ≈ 0.3; threshold 0.05)")
         // 8. closest profile.
         let scored = ConventionProfile.all.map { p -> (String, Int) in
             var s = 0

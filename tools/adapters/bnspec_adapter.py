@@ -100,7 +100,7 @@ def handle(adapter, req):
         raise Unsupported(f"dtype {dtype}")
     if req["layout"] not in adapter.supports["layouts"]:
         raise Unsupported(f"layout {req['layout']}")
-    if req.get("batch_weight") is None and op in ("train", "trajectory") and not adapter.supports.get("cumulative"):
+    if req.get("cumulative") and op in ("train", "trajectory") and not adapter.supports.get("cumulative"):
         raise Unsupported("cumulative running average")
     inp = {k: load(v, dtype if k in ("x", "dy", "x_eval") else req.get("parameter_dtype", "float32"))
            for k, v in req["inputs"].items()}

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Mutation score of the audit: runs `bnspec audit` on the honest NumPy adapter and on
+each deliberately buggy one (tools/adapters/numpy_mutant.py) and checks that every
+mutant fails with its own cause named most often, and the honest adapter passes.
+
+    python3 tools/mutation_score.py [--python PY] [--bnspec CMD] [--markdown]
+
+PY is the interpreter with NumPy (default: .venv-frameworks/bin/python, else python3).
+Exit status 1 when any mutant escapes or is misnamed, or the honest adapter fails.
+"""
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tools", "adapters"))
+EXPECTED = {
+    "one-pass-variance": "variance computed in one pass (E[x²] − E[x]²) in float32",
+    "eps-outside-sqrt": "eps added outside the square root",
+    "unbiased-normalization": "normalises with the unbiased variance (n − 1)",
+    "wrong-running-estimator": "running variance uses the other estimator (biased vs unbiased)",
+    "momentum-swapped": "momentum convention inverted",
+    "running-not-updated": "running statistics not updated",
+    "per-sample-statistics": "statistics per sample instead of per channel",
+    "gamma-beta-swapped": "γ and β swapped",
+    "nhwc-off-by-one": "channels-last indexing off by one channel",
+    "backward-missing-mean-term": "backward misses the −mean(dy) term",
+    "backward-missing-xhat-term": "backward misses the −x̂·mean(dy·x̂) term",
+    "inference-uses-batch-statistics": "inference uses batch statistics instead of the running statistics",
+    "fp16-accumulation": "sum accumulated in float16",
+    "nan-to-zero": "NaN turned into 0",
+}
+
+
+def audit(bnspec, adapter, tmp):
+    out = os.path.join(tmp, "r.json")
+    subprocess.run(bnspec + ["audit", "--adapter", adapter, "--profile", "pytorch", "--json", out],
+                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with open(out) as f:
+        return json.load(f)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    venv = os.path.join(ROOT, ".venv-frameworks", "bin", "python")
+    ap.add_argument("--python", default=venv if os.path.exists(venv) else "python3")
+    ap.add_argument("--bnspec", default=os.path.join(ROOT, ".build", "debug", "bnspec"))
+    ap.add_argument("--markdown", action="store_true")
+    a = ap.parse_args()
+    bnspec = a.bnspec.split()
+    rows, ok = [], True
+    with tempfile.TemporaryDirectory() as tmp:
+        honest = audit(bnspec, f"{a.python} tools/adapters/numpy_bn.py", tmp)
+        rows.append(("(honest numpy)", honest["failed"], honest["passed"], "—", honest["failed"] == 0))
+        ok &= honest["failed"] == 0
+        for bug, want in EXPECTED.items():
+            r = audit(bnspec, f"{a.python} tools/adapters/numpy_mutant.py {bug}", tmp)
+            causes = sorted(r["causes"].items(), key=lambda kv: -kv[1])
+            named = causes[0][0] if causes else "—"
+            good = r["failed"] > 0 and named == want
+            ok &= good
+            rows.append((bug, r["failed"], r["passed"], named, good))
+    caught = sum(1 for r in rows[1:] if r[4])
+    if a.markdown:
+        print("| adapter | failed cases | passed | cause named most often | verdict |\n|---|---|---|---|---|")
+        for bug, f, p, named, good in rows:
+            print(f"| {bug} | {f} | {p} | {named} | {'✔' if good else '✘'} |")
+    else:
+        for bug, f, p, named, good in rows:
+            print(f"{'ok ' if good else 'BAD'} {bug:<34} failed {f:>4}  passed {p:>4}  cause: {named}")
+    print(f"\nmutation score: {caught}/{len(EXPECTED)} mutants caught with the right cause; honest adapter "
+          f"{'passes' if rows[0][4] else 'FAILS'}")
+    sys.exit(0 if ok else 1)
+
+
+if __name__ == "__main__":
+    main()
