@@ -79,8 +79,8 @@ extension ConventionProfile {
         source: "flax.linen.BatchNorm docs: momentum=0.99 (decay of the moving average), epsilon=1e-5")
     public static let mlx = ConventionProfile(
         name: "mlx", momentumWeighting: .batch, defaultMomentum: 0.1, defaultEps: 1e-5,
-        runningVariance: .biased, singleValue: .beta, supportsCumulative: false,
-        source: "mlx.nn.BatchNorm docs: eps=1e-5, momentum=0.1; running = (1 − momentum)·running + momentum·batch")
+        runningVariance: .unbiased, singleValue: .error, supportsCumulative: false,
+        source: "mlx.nn.BatchNorm 0.32.4 source: eps=1e-5, momentum=0.1; running = (1 − momentum)·running + momentum·batch; running var from _calc_stats(x, ddof=1) (unbiased); training with one value per channel raises ValueError (corrected by the MLX audit)")
 
     /// Every built-in profile, in the order SPEC.md lists them.
     public static let all: [ConventionProfile] = [.paper, .pytorch, .keras, .tfFused, .onnx, .flax, .mlx]
