@@ -16,7 +16,7 @@ public struct AuditResult: Codable, Sendable {
     public var repro: String
     /// max over channels of |μ|/σ of the input (the statistics' condition), for the plots.
     public var condition: Double
-    /// Worst |got − expected| in float32 ULPs of the expected value (primary output).
+    /// Normwise error of the primary output in float32 ULPs: max|got − expected| ÷ ulp(max|expected|).
     public var worstUlps: Double?
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, status, detail, repro, condition
@@ -94,6 +94,7 @@ public struct Audit {
             case .refused(let m):
                 if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" } else {
                     r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
+                    r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
                 }
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) })
@@ -161,7 +162,9 @@ public struct Audit {
         r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
         let primary = ["y", "dx", "y_eval"].first { got[$0] != nil }
         if let p = primary, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
-            r.worstUlps = zip(g, exp).filter { $1.isFinite }.map { abs($0 - $1) / Double(Float(abs($1)).ulp) }.max()
+            let finite = zip(g, exp).filter { $1.isFinite }
+            let top = finite.map { abs($0.1) }.max() ?? 0
+            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
         }
         if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got) }
         return r

@@ -77,7 +77,7 @@ extension AuditReport {
         // Plot 2: bars per family.
         let fams = Dictionary(grouping: results, by: \.family).sorted { $0.key < $1.key }
         let bh = 16.0, bw = 360.0, labelW = 240.0
-        var bars = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(labelW + bw + 80))\" height=\"\(Int(Double(fams.count) * (bh + 4) + 20))\" role=\"img\" aria-label=\"results per family\">"
+        var bars = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(labelW + bw + 140))\" height=\"\(Int(Double(fams.count) * (bh + 4) + 20))\" role=\"img\" aria-label=\"results per family\">"
         for (i, (family, rs)) in fams.enumerated() {
             let y = 10 + Double(i) * (bh + 4), n = Double(max(rs.count, 1))
             let p = Double(rs.filter { $0.status == .passed }.count), f = Double(rs.filter { $0.status == .failed }.count)
@@ -89,7 +89,7 @@ extension AuditReport {
             bars += "<text x=\"\(labelW + bw + 6)\" y=\"\(y + 12)\" font-size=\"11\">\(Int(p))/\(Int(p + f))\(s > 0 ? " (\(Int(s)) skipped)" : "")</text>"
         }
         bars += "</svg>"
-        // Plot 3: ULP histogram (bins 0, <0.5, <1, <2, <4, … , ≥2^20).
+        // Plot 3: histogram of the normwise error in float32 ULPs (bins <½, <1, <2, … , ≥2²⁰).
         let edges: [Double] = [0.5, 1, 2, 4, 8, 16, 64, 256, 1024, 1_048_576]
         var counts = [Int](repeating: 0, count: edges.count + 1)
         for u in judged.compactMap(\.worstUlps) { counts[edges.firstIndex { u < $0 } ?? edges.count] += 1 }
@@ -118,7 +118,7 @@ extension AuditReport {
         \(causeRows.isEmpty ? "" : "<h2>Likely causes</h2><ul>\(causeRows)</ul>")
         <h2>Error against the condition of the input</h2>\(scatter)
         <h2>Results per case family</h2>\(bars)
-        <h2>Worst error in float32 ULPs (primary output)</h2>\(hist)
+        <h2>Normwise error of the primary output in float32 ULPs: max|y − y_ref| ÷ ulp(max|y_ref|)</h2>\(hist)
         \(failures.isEmpty ? "" : "<h2>Failures</h2><table><tr><th>case</th><th>likely cause</th><th>detail</th><th>repro</th></tr>\(failures)</table>")
         </body></html>
         """
