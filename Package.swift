@@ -57,6 +57,7 @@ let package = Package(
             name: "BNLawsTests",
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
+        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]

@@ -143,7 +143,13 @@ public struct Audit {
         var r = r0
         let spec = ac.loaded.spec
         var got: [String: [Double]] = [:]
-        for (name, url) in files where spec.outputs[name] != nil {
+        let unknown = files.keys.filter { spec.outputs[$0] == nil }.sorted()
+        if !unknown.isEmpty {
+            r.status = .failed; r.worstRatio = .infinity
+            r.detail = "unexpected output\(unknown.count > 1 ? "s" : "") \(unknown.joined(separator: ", ")) (this case has \(spec.outputs.keys.sorted().joined(separator: ", ")))"
+            return r
+        }
+        for (name, url) in files {
             do {
                 let a = try NPYArray.read(url, bfloat16: spec.dtype == .bf16 && ["y", "dx", "y_eval"].contains(name))
                 got[name] = a.values
@@ -239,9 +245,13 @@ public enum CauseFinder {
             }
         }
         let d = c.spec.data
-        if d.hasPrefix("offset") || d == "near-constant" || d.hasPrefix("huge") || d == "fp16-probe" {
+        if d.hasPrefix("offset") || d == "near-constant" || d.hasPrefix("huge") || d == "fp16-probe" || d.hasPrefix("nist") {
             return "statistics lose precision on data with a large offset (one-pass E[x²] − E[x]² or low-precision accumulation)"
         }
-        return nil
+        switch c.spec.dtype {
+        case .f16, .bf16: return "statistics, parameters or arithmetic kept in the 16-bit storage format instead of float32"
+        case .f64: return "float64 results less accurate than a float64 algorithm allows (float32-grade or one-pass arithmetic)"
+        case .f32: return nil
+        }
     }
 }

@@ -38,6 +38,8 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Write JUnit XML to this file.") var junit: String?
     @Option(help: "Write a self-contained HTML page with plots to this file.") var html: String?
     @Option(help: "Name of the implementation for --results (default: the folder name).") var name: String?
+    @Option(help: "A previous --json report: exit 0 when every case has the same verdict as there (known failures allowed), 1 otherwise.")
+    var baseline: String?
 
     func run() throws {
         try BNSpec.run {
@@ -83,6 +85,20 @@ struct AuditCommand: ParsableCommand {
             }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
             if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
+            if let b = baseline {
+                guard let data = FileManager.default.contents(atPath: b),
+                      let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+                      let rs = obj["results"] as? [[String: Any]] else {
+                    throw BNError.file(path: b, reason: "not a bnspec audit --json report")
+                }
+                var before: [String: String] = [:]
+                for r in rs { if let id = r["case"] as? String, let st = r["status"] as? String { before[id] = st } }
+                let changed = report.results.filter { before[$0.caseID] != $0.status.rawValue }
+                for r in changed { print("baseline: \(r.caseID) was \(before[r.caseID] ?? "absent"), now \(r.status.rawValue): \(r.detail.prefix(120))") }
+                print("baseline: \(changed.isEmpty ? "every verdict as in" : "\(changed.count) verdicts differ from") \(b)")
+                if !changed.isEmpty { throw ExitCode(1) }
+                return
+            }
             if !report.ok { throw ExitCode(1) }
         }
     }

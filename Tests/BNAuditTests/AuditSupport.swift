@@ -1,0 +1,50 @@
+import BNAudit
+import BNCore
+import BNGolden
+import Foundation
+import Testing
+
+/// Shared set-up of the audit tests: the checkout, the golden cases, and a Python with NumPy.
+enum AuditSupport {
+    static let root: URL = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+    static var golden: URL { root.appendingPathComponent("golden") }
+
+    /// BNSPEC_PYTHON, else the virtualenv tools/setup.sh creates, else python3.
+    static let python: String = {
+        if let p = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] { return p }
+        let venv = root.appendingPathComponent(".venv-frameworks/bin/python").path
+        return FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3"
+    }()
+
+    /// True when `python` imports the given modules (checked once per module set).
+    static func has(_ modules: String) -> Bool {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: "/bin/sh")
+        p.arguments = ["-c", "\(python) -c 'import \(modules)' 2>/dev/null"]
+        try? p.run(); p.waitUntilExit()
+        return p.terminationStatus == 0
+    }
+
+    /// The golden cases whose id contains `filter`.
+    static func cases(_ filter: String) throws -> [GoldenStore.LoadedCase] {
+        let m = try GoldenStore.manifest(golden)
+        return try m.cases.filter { $0.contains(filter) }.map { try GoldenStore.loadCase(golden, id: $0, manifest: m) }
+    }
+
+    static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.", caseTimeout: Double = 60)
+        throws -> AuditReport
+    {
+        let a = Audit(profile: try ConventionProfile.named(profile), cases: try cases(filter), goldenDir: golden, reproBase: "test")
+        let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-test-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let client = AdapterClient(command: "\(python) \(adapter)", caseTimeout: caseTimeout, startTimeout: 60, totalTimeout: 600,
+                                   workingDirectory: root)
+        return try a.run(adapter: client, scratch: scratch)
+    }
+}

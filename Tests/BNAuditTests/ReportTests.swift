@@ -1,0 +1,59 @@
+import BNAudit
+import BNCore
+import BNGolden
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+/// Reports and the file-based audit: recorded results judged from a folder, JUnit XML
+/// well-formed, HTML self-contained with its three plots.
+@Suite struct ReportTests {
+    /// Writes the reference's own outputs as recorded results, optionally corrupting one.
+    func record(_ cases: [GoldenStore.LoadedCase], profile: ConventionProfile, to dir: URL, corrupt: String?) throws {
+        for c in cases {
+            let ac = try AuditCase(c, profile: profile)
+            let d = dir.appendingPathComponent(c.spec.id)
+            try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+            for (name, arr) in ac.loaded.expected {
+                var a = arr
+                if name == "y" && c.spec.id == corrupt { a.values[0] += 1 }
+                try a.encoded().write(to: d.appendingPathComponent("\(name).npy"))
+            }
+        }
+    }
+
+    @Test func recordedResultsAreJudgedAndReported() throws {
+        let cases = try AuditSupport.cases("train.normal.4x3x5x5.NCHW.f32")
+        let profile = ConventionProfile.pytorch
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-results-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let audit = Audit(profile: profile, cases: cases, goldenDir: AuditSupport.golden, reproBase: "bnspec audit --results X")
+        try record(cases, profile: profile, to: dir, corrupt: nil)
+        let clean = try audit.run(results: dir, name: "reference")
+        #expect(clean.failed == 0 && clean.passed == cases.count)
+        try record(cases, profile: profile, to: dir, corrupt: cases[0].spec.id)
+        let bad = try audit.run(results: dir, name: "reference")
+        #expect(bad.failed == 1)
+        let f = bad.results.first { $0.status == .failed }!
+        #expect(f.caseID == cases[0].spec.id && f.repro == "bnspec audit --results X --case \(cases[0].spec.id)")
+        // JUnit: well-formed XML with one failure.
+        let parser = XMLParser(data: Data(bad.junit().utf8))
+        #expect(parser.parse(), "JUnit XML does not parse")
+        #expect(bad.junit().components(separatedBy: "<failure ").count == 2)
+        // HTML: three inline SVG plots, no external resources.
+        let html = bad.html()
+        #expect(html.components(separatedBy: "<svg ").count == 4)
+        #expect(!html.contains("src=\"http") && !html.contains("href=\"http"))
+        // JSON round trip of the main fields.
+        let obj = try JSONSerialization.jsonObject(with: JSONEncoder().encode(bad)) as? [String: Any]
+        #expect(obj?["failed"] as? Int == 1 && (obj?["results"] as? [Any])?.count == cases.count)
+    }
+
+    @Test func missingResultsFolderIsOneLineError() throws {
+        let audit = Audit(profile: .pytorch, cases: try AuditSupport.cases("train.normal.4x3x5x5.NCHW.f32.pytorch"),
+                          goldenDir: AuditSupport.golden, reproBase: "x")
+        #expect(throws: BNError.self) { try audit.run(results: URL(fileURLWithPath: "/nonexistent/results"), name: "x") }
+    }
+}
