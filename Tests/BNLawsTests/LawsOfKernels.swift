@@ -58,7 +58,7 @@ import Testing
     }
 
     /// Law 14 — the threaded kernel gives the same bits on 1 and 2 threads (and 3) on every
-    /// generated case, every output.
+    /// generated case, every output — also with order-sensitive (cancelling) values injected.
     @Test func threadedIsBitIdenticalForAnyThreadCount() async {
         await propertyCheck(count: Laws.count(200), input: Self.cases) { gc in
             let c = try gc.load()
@@ -68,6 +68,23 @@ import Testing
             }
             let one = outputs(1)
             #expect(outputs(2) == one && outputs(3) == one, "law 14: \(gc)")
+            // The same case with +1e20 early and −1e20 halfway in every channel: a Double sum then
+            // keeps only what is added after the cancellation, so any change of the reduction
+            // tree (which values share a partial sum with −1e20) shows in the Float statistics.
+            guard c.spec.op == .train || c.spec.op == .backwardTrain, var x = c.inputs["x"], let s = try? c.spec.shapeValue(),
+                  s.perChannelCount >= 4 else { return }
+            let rows = s.perChannelCount
+            for ch in 0..<s.channels {
+                let at = { (r: Int) in c.spec.layout.index(n: r / s.spatialSize, c: ch, s: r % s.spatialSize, shape: s) }
+                x.values[at(1)] = 1e20; x.values[at(rows / 2)] = -1e20
+            }
+            var cancel = c
+            cancel.inputs["x"] = x
+            func cancelling(_ t: Int) -> [String: [UInt64]]? {
+                (try? CaseJudge.run(cancel, OptimizedKernel(.threaded(t))))?.mapValues { $0.map(\.bitPattern) }
+            }
+            let oneC = cancelling(1)
+            #expect(cancelling(2) == oneC && cancelling(3) == oneC, "law 14 (cancelling data): \(gc)")
         }
     }
 
