@@ -25,6 +25,8 @@ let package = Package(
         .executable(name: "bnspec", targets: ["bnspec"]),
         .library(name: "BNReference", targets: ["BNReference"]),
         .library(name: "BNKernels", targets: ["BNKernels"]),
+        .library(name: "BNGolden", targets: ["BNGolden"]),
+        .library(name: "BNAudit", targets: ["BNAudit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),

@@ -170,6 +170,24 @@ public final class AdapterClient: @unchecked Sendable {
         (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
     }
 
+    /// Decodes one reply line of the protocol: the response, nil for a late answer to an
+    /// earlier (timed-out) case, or an ``AdapterFailure`` for anything malformed. Total:
+    /// never traps, whatever the line holds (fuzzed by tools/fuzz).
+    public static func decodeReply(_ line: String, expectedID id: String) throws -> Response? {
+        guard let obj = parse(line), let type = obj["type"] as? String else { throw AdapterFailure.garbage(line: line) }
+        if let rid = obj["id"] as? String, rid != id { return nil }
+        switch type {
+        case "result":
+            guard let outs = obj["outputs"] as? [String: String] else {
+                throw AdapterFailure.protocolError("result without an outputs object of file paths")
+            }
+            return .outputs(outs)
+        case "unsupported": return .unsupported(obj["message"] as? String ?? "unsupported")
+        case "error": return .refused(obj["message"] as? String ?? "error")
+        default: throw AdapterFailure.protocolError("unexpected reply type '\(type.prefix(40))'")
+        }
+    }
+
     /// Sends one case request and waits for its answer. Crashes and hangs become
     /// `.failure`; the adapter is restarted for the next request (up to `maxRestarts`).
     public func run(_ request: [String: Any]) -> Response {
@@ -188,19 +206,7 @@ public final class AdapterClient: @unchecked Sendable {
             try p.send(request)
             let timeout = min(caseTimeout, max(1, deadline.timeIntervalSinceNow))
             while true {
-                let line = try p.readLine(timeout: timeout)
-                guard let obj = Self.parse(line), let type = obj["type"] as? String else { throw AdapterFailure.garbage(line: line) }
-                if let rid = obj["id"] as? String, rid != id { continue }  // a late answer to an earlier, timed-out case
-                switch type {
-                case "result":
-                    guard let outs = obj["outputs"] as? [String: String] else {
-                        throw AdapterFailure.protocolError("result without an outputs object")
-                    }
-                    return .outputs(outs)
-                case "unsupported": return .unsupported(obj["message"] as? String ?? "unsupported")
-                case "error": return .refused(obj["message"] as? String ?? "error")
-                default: throw AdapterFailure.protocolError("unexpected reply type '\(type)'")
-                }
+                if let r = try Self.decodeReply(try p.readLine(timeout: timeout), expectedID: id) { return r }
             }
         } catch let f as AdapterFailure {
             p.stop(); process = nil

@@ -58,6 +58,17 @@ public struct CaseSpec: Codable, Hashable, Sendable {
 
     public func profileValue() throws -> ConventionProfile { try ConventionProfile.named(profile) }
 
+    /// Checks the fields a decoder cannot: a valid shape, a known profile and data
+    /// family, eps finite and ≥ 0, momentum in [0, 1], steps in 1…1000.
+    public func validate() throws {
+        _ = try shapeValue()
+        _ = try profileValue()
+        try DataFamily.validate(data)
+        guard eps.isFinite, eps >= 0 else { throw BNError.invalidArgument("eps \(eps) must be finite and ≥ 0") }
+        if let m = momentum, !(m >= 0 && m <= 1) { throw BNError.invalidArgument("momentum \(m) is outside [0, 1]") }
+        guard (1...1000).contains(steps) else { throw BNError.invalidArgument("steps \(steps) must be in 1…1000") }
+    }
+
     public func rule() throws -> RunningUpdateRule {
         let p = try profileValue()
         return try RunningUpdateRule(weighting: p.momentumWeighting, momentum: momentum,

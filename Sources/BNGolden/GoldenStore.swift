@@ -110,6 +110,9 @@ public enum GoldenStore {
         do { spec = try JSONDecoder().decode(CaseSpec.self, from: data) } catch {
             throw BNError.corrupt(path: dir.appendingPathComponent(specPath).path, reason: "case JSON is not valid: \(error)")
         }
+        do { try spec.validate() } catch let e as BNError {
+            throw BNError.corrupt(path: dir.appendingPathComponent(specPath).path, reason: "case JSON is not valid: \(e.description)")
+        }
         guard spec.id == id else { throw BNError.corrupt(path: specPath, reason: "case id '\(spec.id)' does not match its folder") }
         func load(_ m: [String: String]) throws -> [String: NPYArray] {
             var out: [String: NPYArray] = [:]

@@ -1,0 +1,75 @@
+import BNAudit
+import BNCore
+import BNGolden
+import Foundation
+import Testing
+
+/// Every file in Tests/Fixtures/bad-inputs ends in the one-line error that
+/// expected.tsv names (issue #7): no trap, no multi-line dump, the file named.
+@Suite struct BadInputTests {
+    static let dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        .appendingPathComponent("../Fixtures/bad-inputs").standardizedFileURL
+    static let golden = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("../../golden").standardizedFileURL
+
+    static let rows: [(String, String, String)] = {
+        let text = (try? String(contentsOf: dir.appendingPathComponent("expected.tsv"), encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").filter { !$0.hasPrefix("#") }.map { line in
+            let f = line.split(separator: "\t", maxSplits: 2).map(String.init)
+            return (f[0], f[1], f.count > 2 ? f[2] : "")
+        }
+    }()
+
+    /// A one-case golden folder whose case.json is `file` (manifest hashes made to match).
+    func goldenWith(caseJSON: Data) throws -> (URL, String) {
+        let id = "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-bad-\(UUID().uuidString)")
+        var files: [String: Data] = [:]
+        for f in try FileManager.default.contentsOfDirectory(atPath: Self.golden.appendingPathComponent(id).path) {
+            files["\(id)/\(f)"] = try Data(contentsOf: Self.golden.appendingPathComponent("\(id)/\(f)"))
+        }
+        files["\(id)/case.json"] = caseJSON
+        var manifest = try GoldenStore.manifest(Self.golden)
+        manifest.cases = [id]
+        manifest.files = files.mapValues { SHA256.hex($0) }
+        files[Manifest.fileName] = try JSONEncoder().encode(manifest)
+        try GoldenStore.write(files, to: tmp, force: false)
+        return (tmp, id)
+    }
+
+    func error(_ file: String, _ parser: String) -> String? {
+        let url = Self.dir.appendingPathComponent(file)
+        do {
+            let data = try Data(contentsOf: url)
+            switch parser {
+            case "npy": _ = try NPYArray.decode(data, name: url.path)
+            case "catalog": _ = try Catalog.parse(String(decoding: data, as: UTF8.self), source: file)
+            case "generate":
+                let cat = try Catalog.parse(String(decoding: data, as: UTF8.self), source: file)
+                for c in cat.cases.values.joined() { _ = try Generator.caseFiles(c) }
+            case "case-json":
+                let (g, id) = try goldenWith(caseJSON: data)
+                defer { try? FileManager.default.removeItem(at: g) }
+                _ = try GoldenStore.loadCase(g, id: id, manifest: try GoldenStore.manifest(g))
+            case "manifest":
+                let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-bad-\(UUID().uuidString)")
+                try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+                defer { try? FileManager.default.removeItem(at: tmp) }
+                try data.write(to: tmp.appendingPathComponent(Manifest.fileName))
+                _ = try GoldenStore.manifest(tmp)
+            default: return "unknown parser \(parser)"
+            }
+            return nil
+        } catch let e as BNError { return e.description } catch { return "not a BNError: \(error)" }
+    }
+
+    @Test func fixturesArePresent() { #expect(Self.rows.count >= 19) }
+
+    @Test(arguments: rows.map(\.0))
+    func badInputGivesItsOneLineError(file: String) {
+        let (_, parser, want) = Self.rows.first { $0.0 == file }!
+        guard let msg = error(file, parser) else { Issue.record("\(file): accepted"); return }
+        #expect(msg.contains(want), "\(file): \(msg)")
+        #expect(!msg.contains("\n"), "\(file): multi-line error")
+        #expect(!msg.hasPrefix("not a BNError"), "\(file): \(msg)")
+    }
+}
