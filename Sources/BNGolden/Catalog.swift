@@ -43,6 +43,10 @@ public struct Catalog: Sendable {
                 guard Self.keys.contains(kv[0]) else {
                     throw BNError.corrupt(path: where_, reason: "unknown key '\(kv[0])' (known: \(Self.keys.sorted().joined(separator: ", ")))")
                 }
+                // A repeated key would trap Dictionary(uniqueKeysWithValues:) below (found by fuzz-catalog).
+                guard !fields.contains(where: { $0.0 == kv[0] }) else {
+                    throw BNError.corrupt(path: where_, reason: "key '\(kv[0])' given twice")
+                }
                 fields.append((kv[0], kv[1].split(separator: ",").map(String.init)))
             }
             for combo in product(fields) {
