@@ -23,13 +23,13 @@ public enum SIMDBatchNorm {
                 m2[c] = runSum(x, c, shape) { let d = $0 - SIMD16(repeating: m); return d * d }
             }
         case .nhwc, .nc:
-            rowsSum(x, shape, into: &mean) { v, _ in v }
+            rowsSum(x, shape, into: &mean, { v, _ in v }, { v, _ in v })
             for c in 0..<C { mean[c] /= n }
             let mu = mean
-            rowsSum(x, shape, into: &m2) { v, c in
+            rowsSum(x, shape, into: &m2, { v, c in
                 let d = v - mu.withUnsafeBufferPointer { SIMD8<Float>(UnsafeRawPointer($0.baseAddress! + c).loadUnaligned(as: SIMD8<Float>.self)) }
                 return d * d
-            }
+            }, { v, c in (v - mu[c]) * (v - mu[c]) })
         }
         return (mean, m2)
     }
@@ -48,10 +48,12 @@ public enum SIMDBatchNorm {
         return acc.sum() + tail
     }
 
-    /// out[c] += Σ_rows f(x[row, c…c+7], c), 8 channels at a time.
+    /// out[c] += Σ_rows f(x[row, c…c+7], c), 8 channels at a time; the channels past the
+    /// last multiple of 8 use the scalar `f1` (a vector `f` there would read past the
+    /// per-channel arrays — found by AddressSanitizer, tools/sanitizers.sh).
     @inline(__always)
     static func rowsSum(_ x: UnsafePointer<Float>, _ shape: Shape, into out: inout [Float],
-                        _ f: (SIMD8<Float>, Int) -> SIMD8<Float>) {
+                        _ f: (SIMD8<Float>, Int) -> SIMD8<Float>, _ f1: (Float, Int) -> Float) {
         let C = shape.channels, rows = shape.batch * shape.spatialSize
         out.withUnsafeMutableBufferPointer { o in
             let acc = o.baseAddress!
@@ -64,11 +66,7 @@ public enum SIMDBatchNorm {
                     UnsafeMutableRawPointer(acc + c).storeBytes(of: s, as: SIMD8<Float>.self)
                     c += 8
                 }
-                while c < C {
-                    // Scalar tail: evaluate f on a broadcast and keep lane 0 (f is lane-wise).
-                    acc[c] += f(SIMD8(repeating: p[c]), c)[0]
-                    c += 1
-                }
+                while c < C { acc[c] += f1(p[c], c); c += 1 }
             }
         }
     }
