@@ -11,15 +11,20 @@ public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
                                "huge", "fp16-probe", "exact", "nist", "nonfinite"]
 
+    /// `name[:parameter]` → (name, parameter or nil); never empty (`":"` → ("", "")).
+    static func split(_ family: String) -> [String] {
+        family.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+    }
+
     public static func validate(_ family: String) throws {
-        let parts = family.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = split(family)
         guard names.contains(parts[0]) else {
             throw BNError.invalidArgument("unknown data family '\(family)' (known: \(names.joined(separator: ", ")))")
         }
         switch parts[0] {
         case "offset", "huge":
-            guard parts.count == 2, let v = Double(parts[1]), v > 0 else {
-                throw BNError.invalidArgument("family \(parts[0]) needs a positive magnitude, e.g. \(parts[0]):1e4")
+            guard parts.count == 2, let v = Double(parts[1]), v > 0, v.isFinite else {
+                throw BNError.invalidArgument("family \(parts[0]) needs a finite positive magnitude, e.g. \(parts[0]):1e4")
             }
         case "nist":
             guard parts.count == 2, NISTDataset.names.contains(parts[1]) else {
@@ -33,7 +38,7 @@ public enum DataFamily {
     /// Values for a tensor of `shape` in `layout`, already rounded to `dtype`.
     public static func fill(_ family: String, shape: Shape, layout: Layout, dtype: DType, seed: String) throws -> [Double] {
         try validate(family)
-        let parts = family.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = split(family)
         let name = parts[0], param = parts.count > 1 ? parts[1] : ""
         var r = SpecRandom(seed)
         let n = shape.perChannelCount, C = shape.channels
