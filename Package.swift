@@ -41,10 +41,11 @@ let package = Package(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
         .target(name: "CBNStream"),
+        .target(name: "CBNFiles"),
         .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
         .target(
             name: "BNGolden",
-            dependencies: ["BNCore", "BNReference"],
+            dependencies: ["BNCore", "BNReference", "CBNFiles"],
             resources: [.copy("Resources/nist-strd")]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),

@@ -1,24 +1,45 @@
 import BNCore
+import CBNFiles
 import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Reading and writing a golden folder safely.
 ///
 /// - ``write(_:to:force:)`` never overwrites an existing folder without `force`, and
 ///   writes atomically: everything goes into a sibling temporary folder that is
-///   renamed into place only when complete, so an interrupted run leaves the old
+///   swapped into place only when complete, so an interrupted run leaves the old
 ///   golden folder intact.
 /// - ``load(_:)`` checks every file against the manifest's SHA-256 before use.
 public enum GoldenStore {
+    /// Writes `files` (relative path → bytes) as the folder `dir`, atomically.
+    ///
+    /// - Refuses an existing non-empty folder unless `force`; even with `force`, refuses a
+    ///   folder that is not a golden folder (no `manifest.json`) and a path that is a file.
+    /// - Writes into the sibling `.NAME.tmp-PID`, then swaps it with `dir` in one
+    ///   `renameat2(RENAME_EXCHANGE)` (Linux), so `dir` is at every instant either the
+    ///   complete old folder or the complete new one. Where the exchange is unavailable it
+    ///   falls back to two renames through `.NAME.old-PID`; a run killed between them is
+    ///   repaired by the next `write` (``recoverInterrupted(_:)``).
+    /// - Files are not fsync'ed: the guarantee is against interruption (signals, crashes,
+    ///   errors), not against power loss.
     public static func write(_ files: [String: Data], to dir: URL, force: Bool) throws {
         let fm = FileManager.default
-        let exists = fm.fileExists(atPath: dir.path)
-        if exists, !force, let items = try? fm.contentsOfDirectory(atPath: dir.path), !items.isEmpty {
-            throw BNError.file(path: dir.path, reason: "already exists; pass --force to overwrite it")
+        recoverInterrupted(dir)
+        var isDir: ObjCBool = false
+        let exists = fm.fileExists(atPath: dir.path, isDirectory: &isDir)
+        if exists {
+            guard isDir.boolValue else { throw BNError.file(path: dir.path, reason: "exists and is not a folder") }
+            let items = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
+            if !items.isEmpty {
+                guard force else { throw BNError.file(path: dir.path, reason: "already exists; pass --force to overwrite it") }
+                guard items.contains(Manifest.fileName) else {
+                    throw BNError.file(path: dir.path, reason: "is not a golden folder (no \(Manifest.fileName)); not replaced, even with --force")
+                }
+            }
         }
-        let parent = dir.deletingLastPathComponent()
-        let pid = ProcessInfo.processInfo.processIdentifier
-        let tmp = parent.appendingPathComponent(".\(dir.lastPathComponent).tmp-\(pid)")
-        let old = parent.appendingPathComponent(".\(dir.lastPathComponent).old-\(pid)")
+        let (tmp, old) = siblings(of: dir, pid: ProcessInfo.processInfo.processIdentifier)
         do {
             try? fm.removeItem(at: tmp)
             try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
@@ -29,15 +50,56 @@ public enum GoldenStore {
                     throw BNError.file(path: url.path, reason: "cannot write")
                 }
             }
-            if exists { try fm.moveItem(at: dir, to: old) }
-            try fm.moveItem(at: tmp, to: dir)
-            if exists { try? fm.removeItem(at: old) }
+            if !exists {
+                try fm.moveItem(at: tmp, to: dir)
+            } else if bn_exchange_paths(tmp.path, dir.path) == 0 {
+                try? fm.removeItem(at: tmp)  // now the old folder
+            } else {
+                try fm.moveItem(at: dir, to: old)
+                try fm.moveItem(at: tmp, to: dir)
+                try? fm.removeItem(at: old)
+            }
         } catch let e as BNError {
             try? fm.removeItem(at: tmp); throw e
         } catch {
             try? fm.removeItem(at: tmp)
             throw BNError.file(path: dir.path, reason: "write failed: \(error.localizedDescription)")
         }
+    }
+
+    /// The temporary and the set-aside sibling names of `dir` for process `pid`.
+    static func siblings(of dir: URL, pid: Int32) -> (tmp: URL, old: URL) {
+        let parent = dir.deletingLastPathComponent(), name = dir.lastPathComponent
+        return (parent.appendingPathComponent(".\(name).tmp-\(pid)"), parent.appendingPathComponent(".\(name).old-\(pid)"))
+    }
+
+    /// Repairs what a killed ``write(_:to:force:)`` left next to `dir`: a set-aside old
+    /// folder is renamed back when `dir` is missing; other leftovers of dead processes are
+    /// removed. Leftovers of live processes (a concurrent run) are not touched.
+    /// Returns what was done, one line each.
+    @discardableResult
+    public static func recoverInterrupted(_ dir: URL) -> [String] {
+        let fm = FileManager.default
+        let parent = dir.deletingLastPathComponent(), name = dir.lastPathComponent
+        guard let items = try? fm.contentsOfDirectory(atPath: parent.path) else { return [] }
+        var done: [String] = []
+        for item in items.sorted() {
+            for kind in ["old", "tmp"] {
+                let prefix = ".\(name).\(kind)-"
+                guard item.hasPrefix(prefix), let pid = Int32(item.dropFirst(prefix.count)), !processIsAlive(pid) else { continue }
+                let url = parent.appendingPathComponent(item)
+                if kind == "old" && !fm.fileExists(atPath: dir.path), (try? fm.moveItem(at: url, to: dir)) != nil {
+                    done.append("restored \(dir.path) from \(item) (a run was interrupted between two renames)")
+                } else if (try? fm.removeItem(at: url)) != nil {
+                    done.append("removed \(item) (left by an interrupted run)")
+                }
+            }
+        }
+        return done
+    }
+
+    static func processIsAlive(_ pid: Int32) -> Bool {
+        pid > 0 && (kill(pid, 0) == 0 || errno == EPERM)
     }
 
     /// Relative paths of every regular file under `dir`, sorted.

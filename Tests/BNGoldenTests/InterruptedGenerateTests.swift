@@ -1,0 +1,145 @@
+import BNCore
+import BNGolden
+import Foundation
+import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Golden-file safety (issue #7): `bnspec generate --force` killed at any moment leaves the
+/// output folder either exactly as it was or exactly as the new generation — never partial,
+/// never missing — and the next run cleans up what the killed one left.
+@Suite(.serialized) struct InterruptedGenerateTests {
+    static let root: URL = {
+        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
+        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
+            dir = dir.deletingLastPathComponent()
+        }
+        return dir
+    }()
+
+    /// The `bnspec` executable built next to this test binary (`swift test` builds every product).
+    static let bnspec: String = {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("bnspec").path
+    }()
+
+    /// Every regular file under `dir`, relative path → bytes.
+    static func contents(_ dir: URL) throws -> [String: Data] {
+        var out: [String: Data] = [:]
+        for path in GoldenStore.listFiles(dir) { out[path] = try Data(contentsOf: dir.appendingPathComponent(path)) }
+        return out
+    }
+
+    static func files(catalog text: String) throws -> [String: Data] {
+        let cases = try Catalog.parse(text, source: "test").cases[Catalog.defaultSuite] ?? []
+        return try Generator.suiteFiles(cases, suite: Catalog.defaultSuite)
+    }
+
+    static func scratch() throws -> URL {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-interrupt-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    /// Leftovers (`.golden.tmp-PID`, `.golden.old-PID`) next to the output folder.
+    static func leftovers(_ parent: URL) -> [String] {
+        ((try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []).filter { $0.hasPrefix(".golden.") }
+    }
+
+    /// Kills `generate --force` (old folder: a 2-case catalog; new: the default catalog, 2208
+    /// files) at several moments after its temporary folder appears, i.e. while it writes, and
+    /// once before it writes anything; each time the folder must be the complete old or the
+    /// complete new generation. A final uninterrupted run must produce the new one and leave
+    /// no leftovers.
+    @Test func killedGenerateLeavesOldOrNewGoldenIntact() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else {
+            Issue.record("bnspec is not built next to the test binary (\(Self.bnspec)); run `swift build` first"); return
+        }
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("golden")
+        let oldText = "train data=normal shape=4x3x5x5 layout=NCHW,NHWC\n"
+        let old = try Self.files(catalog: oldText)
+        let new = try Self.files(catalog: try String(contentsOf: Self.root.appendingPathComponent("spec/catalog.txt"), encoding: .utf8))
+        try GoldenStore.write(old, to: out, force: false)
+        #expect(try Self.contents(out) == old)
+
+        var killedWhileWriting = 0
+        // nil: kill 20 ms after start (still generating in memory); else: µs after the temporary folder appeared.
+        let delays: [UInt32?] = [nil, 0, 500, 2_000, 5_000, 10_000, 20_000, 40_000, 80_000]
+        for delay in delays {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.bnspec)
+            p.arguments = ["generate", "--force", "--out", out.path, "--catalog", Self.root.appendingPathComponent("spec/catalog.txt").path]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let tmpName = ".golden.tmp-\(p.processIdentifier)"
+            if let delay {
+                // Wait (up to 60 s) for the writer's temporary folder, then let it write for `delay` µs.
+                let deadline = Date().addingTimeInterval(60)
+                while p.isRunning, Date() < deadline,
+                      !FileManager.default.fileExists(atPath: work.appendingPathComponent(tmpName).path) {
+                    usleep(200)
+                }
+                usleep(delay)
+            } else {
+                usleep(20_000)
+            }
+            let wasRunning = p.isRunning
+            kill(p.processIdentifier, SIGKILL)
+            p.waitUntilExit()
+            if wasRunning && p.terminationReason == .uncaughtSignal && delay != nil { killedWhileWriting += 1 }
+            let now = try Self.contents(out)
+            let state = now == old ? "old" : now == new ? "new" : "PARTIAL"
+            #expect(state != "PARTIAL", "killed \(delay.map { "\($0) µs after the temporary folder appeared" } ?? "before writing"): \(out.path) holds \(now.count) files, neither the old (\(old.count)) nor the new (\(new.count)) generation")
+        }
+        // At least some kills must have hit the write itself, or the test proved nothing.
+        #expect(killedWhileWriting >= 3, "only \(killedWhileWriting) kills landed while generate was writing")
+
+        // The next run finishes, and removes what the killed runs left behind.
+        try GoldenStore.write(new, to: out, force: true)
+        #expect(try Self.contents(out) == new)
+        #expect(Self.leftovers(work).isEmpty, "left behind: \(Self.leftovers(work))")
+    }
+
+    /// A run killed between the two renames of the fallback path (no `renameat2`) leaves the
+    /// old folder at `.golden.old-PID` and no `golden/`: the next write restores it first.
+    @Test func setAsideFolderOfADeadRunIsRestored() throws {
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("golden")
+        let old = try Self.files(catalog: "train data=normal shape=2x3x1x1\n")
+        // A process id that is certainly dead: a child that has exited and been reaped.
+        let child = Process()
+        child.executableURL = URL(fileURLWithPath: "/bin/true")
+        try child.run(); child.waitUntilExit()
+        let dead = child.processIdentifier
+        try GoldenStore.write(old, to: work.appendingPathComponent(".golden.old-\(dead)"), force: false)
+        try FileManager.default.createDirectory(at: work.appendingPathComponent(".golden.tmp-\(dead)/partial"), withIntermediateDirectories: true)
+        let done = GoldenStore.recoverInterrupted(out)
+        #expect(done.count == 2, "\(done)")
+        #expect(try Self.contents(out) == old)
+        #expect(Self.leftovers(work).isEmpty, "left behind: \(Self.leftovers(work))")
+        // And the refusal to overwrite without --force applies to the restored folder.
+        #expect(throws: BNError.self) { try GoldenStore.write([:], to: out, force: false) }
+    }
+
+    /// `--force` replaces a golden folder, never an arbitrary one or a file.
+    @Test func forceReplacesOnlyGoldenFolders() throws {
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let files = try Self.files(catalog: "train data=normal shape=2x3x1x1\n")
+        let notGolden = work.appendingPathComponent("photos")
+        try FileManager.default.createDirectory(at: notGolden, withIntermediateDirectories: true)
+        try Data("keep me".utf8).write(to: notGolden.appendingPathComponent("cat.jpg"))
+        #expect(throws: BNError.self) { try GoldenStore.write(files, to: notGolden, force: true) }
+        #expect(try Self.contents(notGolden) == ["cat.jpg": Data("keep me".utf8)])
+        let aFile = work.appendingPathComponent("notes.txt")
+        try Data("keep me".utf8).write(to: aFile)
+        #expect(throws: BNError.self) { try GoldenStore.write(files, to: aFile, force: true) }
+        #expect(try Data(contentsOf: aFile) == Data("keep me".utf8))
+        #expect(Self.leftovers(work).isEmpty)
+    }
+}
