@@ -218,4 +218,6 @@ public final class AdapterClient: @unchecked Sendable {
     }
 
     public func stop() { process?.stop(); process = nil }
+
+    deinit { process?.stop() }
 }

@@ -71,6 +71,7 @@ public struct Audit {
     /// Audits through a running adapter. `progress(i, n)` is called before each case.
     public func run(adapter: AdapterClient, scratch: URL, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> AuditReport {
         let hello = try adapter.hello ?? adapter.start()
+        defer { adapter.stop() }  // also when a case throws: never leave the adapter running
         var results: [AuditResult] = []
         for (i, golden) in cases.enumerated() {
             progress(i, cases.count, golden.spec.id)
@@ -101,7 +102,6 @@ public struct Audit {
             }
             results.append(r)
         }
-        adapter.stop()
         return AuditReport(implementation: hello.name, version: hello.version, profile: profile.name, results: results)
     }
 

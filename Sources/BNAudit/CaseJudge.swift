@@ -16,9 +16,27 @@ public struct CaseResult: Codable, Sendable {
     public var worstAt: String
     public var detail: String
     public var repro: String
+    /// SHA-256 of the outputs' bit patterns (``outputDigest(_:)``); nil when none were produced.
+    public var digest: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, implementation, status, worstRatio = "worst_ratio", worstAt = "worst_at", detail, repro
+        case digest = "output_sha256"
+    }
+
+    /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
+    /// count (8 bytes little-endian) and each value's IEEE-754 binary64 bit pattern
+    /// (little-endian). Equal digests ⇔ bit-identical outputs (NaN payloads included).
+    public static func outputDigest(_ outputs: [String: [Double]]) -> String {
+        var bytes: [UInt8] = []
+        for name in outputs.keys.sorted() {
+            let values = outputs[name]!
+            bytes += Array(name.utf8) + [0]
+            withUnsafeBytes(of: UInt64(values.count).littleEndian) { bytes += $0 }
+            bytes.reserveCapacity(bytes.count + 8 * values.count)
+            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+        }
+        return SHA256.hex(bytes)
     }
 }
 
@@ -247,6 +265,7 @@ public enum CaseJudge {
         do {
             try validate(c)
             let got = try produce()
+            result.digest = CaseResult.outputDigest(got)
             if let e = spec.expectError {
                 result.status = .failed; result.worstRatio = .infinity
                 result.detail = "expected the implementation to refuse (\(e)), it returned outputs"

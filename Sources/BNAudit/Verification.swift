@@ -7,17 +7,24 @@ import Foundation
 /// `bnspec verify`: the reference and every registered kernel over a golden folder.
 public enum Verification {
     /// Every kernel `verify` knows: implementations, then calibration kernels.
-    public static let kernels: [any BatchNormKernel] =
-        [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(OptimizedKernel.defaultThreads)),
+    public static var kernels: [any BatchNormKernel] { kernels(threads: OptimizedKernel.defaultThreads) }
+
+    /// The same, with the `threaded` kernel on `threads` threads.
+    public static func kernels(threads: Int) -> [any BatchNormKernel] {
+        [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(threads)),
          OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
-        + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
+            + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
+    }
 
     public struct Summary: Codable, Sendable {
         public var name: String
         public var role: String
         public var passed = 0, failed = 0, skipped = 0
         public var worstRatio = 0.0
-        enum CodingKeys: String, CodingKey { case name, role, passed, failed, skipped, worstRatio = "worst_ratio" }
+        /// SHA-256 of the per-case output digests in case order ("-" for a case without
+        /// outputs): equal across runs, machines and thread counts iff every output bit is.
+        public var digest: String? = nil
+        enum CodingKeys: String, CodingKey { case name, role, passed, failed, skipped, worstRatio = "worst_ratio", digest = "output_sha256" }
     }
 
     public struct Report: Codable, Sendable {
@@ -38,6 +45,7 @@ public enum Verification {
                            worstRatio: 0, worstAt: "", detail: "", repro: "bnspec verify --case \(c.spec.id) --implementation reference")
         do {
             let again = try Generator.expected(c.spec, c.inputs)
+            if !again.isEmpty { r.digest = CaseResult.outputDigest(again.mapValues(\.values)) }
             for (name, exp) in c.expected {
                 let got = again[name]?.values ?? []
                 let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.bitPattern == $1.bitPattern }
@@ -67,8 +75,11 @@ public enum Verification {
     }
 
     /// Runs the selected implementations (all when `only` is empty) over the golden folder.
-    public static func run(golden: URL, only: [String] = [], caseFilter: String? = nil,
+    /// `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
+    public static func run(golden: URL, only: [String] = [], caseFilter: String? = nil, threads: Int? = nil,
                            progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+        if let t = threads, !(1...256).contains(t) { throw BNError.invalidArgument("--threads must be in 1…256, got \(t)") }
+        let kernels = kernels(threads: threads ?? OptimizedKernel.defaultThreads)
         let manifest = try GoldenStore.manifest(golden)
         var ids = manifest.cases
         if let f = caseFilter {
@@ -86,13 +97,18 @@ public enum Verification {
             progress?(i, ids.count)
             let c = try GoldenStore.loadCase(golden, id: id, manifest: manifest)
             if runReference { results.append(judgeReference(c)) }
-            for k in selected { results.append(CaseJudge.judge(c, kernel: k)) }
+            for k in selected {
+                var r = CaseJudge.judge(c, kernel: k)
+                if let t = threads, k.name == "threaded" { r.repro += " --threads \(t)" }
+                results.append(r)
+            }
         }
         var summaries: [Summary] = []
         let names = (runReference ? ["reference"] : []) + selected.map(\.name)
         for name in names {
             let role = name == "reference" ? "reference" : roleName(selected.first { $0.name == name }!.role)
             var s = Summary(name: name, role: role)
+            s.digest = SHA256.hex(Array(results.filter { $0.implementation == name }.map { $0.digest ?? "-" }.joined(separator: "\n").utf8))
             for r in results where r.implementation == name {
                 switch r.status {
                 case .passed: s.passed += 1

@@ -17,12 +17,16 @@ struct Verify: ParsableCommand {
     var caseID: String?
     @Option(help: "Write the full results as JSON to this file.")
     var json: String?
+    @Option(help: "Threads of the 'threaded' kernel (default: every core, at least 2).")
+    var threads: Int?
+    @Flag(help: "Print each implementation's output digest (SHA-256 of every output bit, all cases): compare across runs, machines and --threads.")
+    var digest = false
 
     func run() throws {
         try BNSpec.run {
             let dir = try Paths.resolve(golden, default: "golden")
             let tty = isatty(2) != 0
-            let report = try Verification.run(golden: dir, only: implementations, caseFilter: caseID) { i, n in
+            let report = try Verification.run(golden: dir, only: implementations, caseFilter: caseID, threads: threads) { i, n in
                 if tty { FileHandle.standardError.write(Data("\rverify: case \(i + 1)/\(n)".utf8)) }
             }
             if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
@@ -73,6 +77,10 @@ struct Verify: ParsableCommand {
         if !failures.isEmpty {
             print("\nFAILED (\(failures.count)):")
             for f in failures { print("  \(f.implementation) \(f.caseID): \(f.detail)\n    repro: \(f.repro)") }
+        }
+        if digest {
+            print("\nOutput digests (SHA-256 over every output bit of every case):")
+            for s in report.implementations { print("  \(s.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.digest ?? "-")") }
         }
         print(report.ok ? "\nverify: OK" : "\nverify: FAILED")
     }
