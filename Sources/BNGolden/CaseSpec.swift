@@ -56,12 +56,24 @@ public struct CaseSpec: Codable, Hashable, Sendable {
         return try Shape(batch: shape[0], channels: shape[1], spatial: Array(shape.dropFirst(2)))
     }
 
+    /// A golden case's shape (SPEC §6.3): at least one value per channel (an empty channel
+    /// has no batch statistics) and at most ``NPYArray/maxElements`` elements.
+    public static func checkCaseLimits(_ shape: Shape) throws {
+        guard shape.perChannelCount > 0 else {
+            throw BNError.invalidArgument("shape \(shape) has no elements per channel (N × spatial = 0): batch statistics are undefined")
+        }
+        guard shape.elementCount <= NPYArray.maxElements else {
+            throw BNError.invalidArgument("shape \(shape) has \(shape.elementCount) elements; a golden case holds at most \(NPYArray.maxElements) (SPEC §6.3)")
+        }
+    }
+
     public func profileValue() throws -> ConventionProfile { try ConventionProfile.named(profile) }
 
-    /// Checks the fields a decoder cannot: a valid shape, a known profile and data
-    /// family, eps finite and ≥ 0, momentum in [0, 1], steps in 1…1000.
+    /// Checks the fields a decoder cannot: a valid shape within the limits of
+    /// ``checkCaseLimits(_:)``, a known profile and data family, eps finite and ≥ 0,
+    /// momentum in [0, 1], steps in 1…1000.
     public func validate() throws {
-        _ = try shapeValue()
+        try Self.checkCaseLimits(try shapeValue())
         _ = try profileValue()
         try DataFamily.validate(data)
         guard eps.isFinite, eps >= 0 else { throw BNError.invalidArgument("eps \(eps) must be finite and ≥ 0") }

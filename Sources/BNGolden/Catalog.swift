@@ -72,12 +72,7 @@ public struct Catalog: Sendable {
     /// Builds a case from one combination of catalog values.
     public static func makeCase(_ op: Operation, _ f: [String: String]) throws -> CaseSpec {
         let shape = try Shape(parsing: f["shape"] ?? "4x3x5x5")
-        guard shape.perChannelCount > 0 else {
-            throw BNError.invalidArgument("shape \(shape) has no elements per channel (N × spatial = 0): batch statistics are undefined")
-        }
-        guard shape.elementCount <= NPYArray.maxElements else {
-            throw BNError.invalidArgument("shape \(shape) has \(shape.elementCount) elements; a golden case holds at most \(NPYArray.maxElements) (SPEC §6.3)")
-        }
+        try CaseSpec.checkCaseLimits(shape)
         let layout = try Layout(parsing: f["layout"] ?? (shape.spatial.isEmpty ? "NC" : "NCHW"))
         if layout == .nc && !shape.spatial.isEmpty { throw BNError.invalidArgument("layout NC takes no spatial dims") }
         let dtype = try DType(parsing: f["dtype"] ?? "f32")

@@ -144,9 +144,23 @@ public enum GoldenStore {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw BNError.file(path: url.path, reason: "no manifest (is this a golden folder? run 'bnspec generate')")
         }
-        do { return try JSONDecoder().decode(Manifest.self, from: data) } catch {
+        let m: Manifest
+        do { m = try JSONDecoder().decode(Manifest.self, from: data) } catch {
             throw BNError.corrupt(path: url.path, reason: "manifest is not valid: \(error)")
         }
+        // Every path stays inside the folder: a case id is one plain name, a file a relative
+        // path without '.' or '..' components (no reading /etc/passwd through a crafted manifest).
+        for id in m.cases where !isPlainName(id) {
+            throw BNError.corrupt(path: url.path, reason: "case id '\(id.prefix(80))' is not a plain folder name")
+        }
+        for path in m.files.keys where path.hasPrefix("/") || !path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ isPlainName(String($0)) }) {
+            throw BNError.corrupt(path: url.path, reason: "file path '\(path.prefix(80))' leaves the golden folder or is not relative")
+        }
+        return m
+    }
+
+    static func isPlainName(_ s: String) -> Bool {
+        !s.isEmpty && s != "." && s != ".." && !s.contains("/") && !s.contains("\0")
     }
 
     /// Reads one file, verifying its SHA-256 against the manifest.
