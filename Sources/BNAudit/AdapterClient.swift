@@ -7,6 +7,7 @@ import Glibc
 /// What went wrong with an adapter process (not with its numbers).
 public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible {
     case timeout(seconds: Double)
+    case deadline(seconds: Double)
     case exited(status: Int32, stderr: String)
     case garbage(line: String)
     case protocolError(String)
@@ -14,6 +15,7 @@ public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible 
     public var description: String {
         switch self {
         case .timeout(let s): return "adapter did not answer within \(s) s (killed; restarted for the next case)"
+        case .deadline(let s): return "the audit's overall deadline (\(s) s, --timeout) has passed; case not run"
         case .exited(let st, let err):
             let tail = err.split(separator: "\n").last.map(String.init) ?? ""
             return "adapter exited with status \(st)" + (tail.isEmpty ? "" : ": \(tail.prefix(300))")
@@ -129,8 +131,11 @@ public final class AdapterClient: @unchecked Sendable {
     public let command: String
     public let caseTimeout: Double, startTimeout: Double
     public let deadline: Date
+    public let totalTimeout: Double
     public private(set) var hello: Hello?
-    public private(set) var restarts = 0
+    /// Restarts so far, and since the last case the adapter answered (the audit gives up on
+    /// an adapter after `maxRestarts` restarts in a row without an answer).
+    public private(set) var restarts = 0, restartsInARow = 0
     public let maxRestarts: Int
     var process: AdapterProcess?
     let workingDirectory: URL?
@@ -138,7 +143,7 @@ public final class AdapterClient: @unchecked Sendable {
     public init(command: String, caseTimeout: Double = 60, startTimeout: Double = 120, totalTimeout: Double = 3600,
                 maxRestarts: Int = 5, workingDirectory: URL? = nil) {
         self.command = command; self.caseTimeout = caseTimeout; self.startTimeout = startTimeout
-        self.deadline = Date().addingTimeInterval(totalTimeout); self.maxRestarts = maxRestarts
+        self.deadline = Date().addingTimeInterval(totalTimeout); self.totalTimeout = totalTimeout; self.maxRestarts = maxRestarts
         self.workingDirectory = workingDirectory
     }
 
@@ -191,13 +196,15 @@ public final class AdapterClient: @unchecked Sendable {
     /// Sends one case request and waits for its answer. Crashes and hangs become
     /// `.failure`; the adapter is restarted for the next request (up to `maxRestarts`).
     public func run(_ request: [String: Any]) -> Response {
-        if Date() > deadline { return .failure(.timeout(seconds: deadline.timeIntervalSinceNow)) }
+        if Date() >= deadline { stop(); return .failure(.deadline(seconds: totalTimeout)) }
         if process == nil || !(process!.process.isRunning) {
-            guard restarts < maxRestarts else {
-                return .failure(.protocolError("adapter stopped and was restarted \(restarts) times; giving up on it"))
+            if hello != nil {  // it ran before: this is a restart
+                guard restartsInARow < maxRestarts else {
+                    return .failure(.protocolError("adapter failed and was restarted \(restartsInARow) times in a row; giving up on it"))
+                }
+                restarts += 1; restartsInARow += 1
             }
-            if process != nil { restarts += 1 }
-            process?.stop()
+            process?.stop(); process = nil
             do { try start() } catch { return .failure(.protocolError("\(error)")) }
         }
         guard let p = process else { return .failure(.protocolError("no adapter")) }
@@ -206,7 +213,7 @@ public final class AdapterClient: @unchecked Sendable {
             try p.send(request)
             let timeout = min(caseTimeout, max(1, deadline.timeIntervalSinceNow))
             while true {
-                if let r = try Self.decodeReply(try p.readLine(timeout: timeout), expectedID: id) { return r }
+                if let r = try Self.decodeReply(try p.readLine(timeout: timeout), expectedID: id) { restartsInARow = 0; return r }
             }
         } catch let f as AdapterFailure {
             p.stop(); process = nil

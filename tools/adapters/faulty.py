@@ -12,7 +12,7 @@ import bnspec_adapter  # noqa: E402
 from numpy_bn import NumpyBN  # noqa: E402
 
 FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "wrong-dtype", "nan-output", "missing-output",
-          "extra-output", "slow-start", "bad-hello", "stderr-noise"]
+          "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always"]
 
 
 class Faulty(NumpyBN):
@@ -25,7 +25,7 @@ class Faulty(NumpyBN):
         self.cases += 1
         if self.mode == "crash-mid-run" and self.cases == 2:
             os._exit(3)
-        if self.mode == "hang" and self.cases == 2:
+        if (self.mode == "hang" and self.cases == 2) or self.mode == "hang-always":
             time.sleep(3600)
         if self.mode == "garbage" and self.cases == 2:
             sys.__stdout__.write("this is not JSON\n")
