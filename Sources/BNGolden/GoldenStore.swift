@@ -144,19 +144,40 @@ public enum GoldenStore {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw BNError.file(path: url.path, reason: "no manifest (is this a golden folder? run 'bnspec generate')")
         }
+        return try decodeManifest(data, path: url.path)
+    }
+
+    /// Decodes and checks manifest bytes (`path` names them in errors). Every path stays inside
+    /// the folder: a case id is one plain name, a file a relative path without `.` or `..`
+    /// components (no reading /etc/passwd through a crafted manifest). Total: any bytes give a
+    /// manifest or a one-line ``BNError`` (fuzzed by tools/fuzz).
+    public static func decodeManifest(_ data: Data, path: String) throws -> Manifest {
         let m: Manifest
         do { m = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-            throw BNError.corrupt(path: url.path, reason: "manifest is not valid: \(error)")
+            throw BNError.corrupt(path: path, reason: "manifest is not valid: \(error)")
         }
-        // Every path stays inside the folder: a case id is one plain name, a file a relative
-        // path without '.' or '..' components (no reading /etc/passwd through a crafted manifest).
         for id in m.cases where !isPlainName(id) {
-            throw BNError.corrupt(path: url.path, reason: "case id '\(id.prefix(80))' is not a plain folder name")
+            throw BNError.corrupt(path: path, reason: "case id '\(id.prefix(80))' is not a plain folder name")
         }
-        for path in m.files.keys where path.hasPrefix("/") || !path.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ isPlainName(String($0)) }) {
-            throw BNError.corrupt(path: url.path, reason: "file path '\(path.prefix(80))' leaves the golden folder or is not relative")
+        for file in m.files.keys where file.hasPrefix("/") || !file.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ isPlainName(String($0)) }) {
+            throw BNError.corrupt(path: path, reason: "file path '\(file.prefix(80))' leaves the golden folder or is not relative")
         }
         return m
+    }
+
+    /// Decodes and validates case.json bytes (``CaseSpec/validate()``); total like ``decodeManifest(_:path:)``.
+    public static func decodeCase(_ data: Data, path: String) throws -> CaseSpec {
+        let spec: CaseSpec
+        do { spec = try JSONDecoder().decode(CaseSpec.self, from: data) } catch {
+            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(error)")
+        }
+        do { try spec.validate() } catch let e as BNError {
+            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(e.description)")
+        }
+        for file in Array(spec.inputs.values) + Array(spec.outputs.values) where !isPlainName(file) {
+            throw BNError.corrupt(path: path, reason: "file name '\(file.prefix(80))' is not a plain name in the case folder")
+        }
+        return spec
     }
 
     static func isPlainName(_ s: String) -> Bool {
@@ -181,14 +202,7 @@ public enum GoldenStore {
 
     public static func loadCase(_ dir: URL, id: String, manifest: Manifest) throws -> LoadedCase {
         let specPath = "\(id)/case.json"
-        let data = try verifiedData(dir, specPath, manifest)
-        let spec: CaseSpec
-        do { spec = try JSONDecoder().decode(CaseSpec.self, from: data) } catch {
-            throw BNError.corrupt(path: dir.appendingPathComponent(specPath).path, reason: "case JSON is not valid: \(error)")
-        }
-        do { try spec.validate() } catch let e as BNError {
-            throw BNError.corrupt(path: dir.appendingPathComponent(specPath).path, reason: "case JSON is not valid: \(e.description)")
-        }
+        let spec = try decodeCase(try verifiedData(dir, specPath, manifest), path: dir.appendingPathComponent(specPath).path)
         guard spec.id == id else { throw BNError.corrupt(path: specPath, reason: "case id '\(spec.id)' does not match its folder") }
         func load(_ m: [String: String]) throws -> [String: NPYArray] {
             var out: [String: NPYArray] = [:]

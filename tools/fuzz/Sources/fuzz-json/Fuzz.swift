@@ -1,15 +1,17 @@
 import BNGolden
 import Foundation
 
-/// Case JSON and manifest JSON decoding, then the case's own validation.
+/// Case JSON and manifest JSON through the loaders' own decoders (decoding, validation, path
+/// checks), then what a loaded case is used for: its shape, running-update rule and family.
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     let bytes = Data(bytes: data, count: size)
-    if let spec = try? JSONDecoder().decode(CaseSpec.self, from: bytes) {
+    if let spec = try? GoldenStore.decodeCase(bytes, path: "fuzz/case.json") {
         _ = try? spec.shapeValue()
         _ = try? spec.rule()
+        _ = spec.family
     }
-    _ = try? JSONDecoder().decode(Manifest.self, from: bytes)
+    _ = try? GoldenStore.decodeManifest(bytes, path: "fuzz/manifest.json")
     return 0
 }
 
