@@ -29,9 +29,12 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible {
         guard batch >= 0, channels > 0, spatial.allSatisfy({ $0 >= 0 }) else {
             throw BNError.invalidArgument("shape \(self) has a negative or zero channel dimension")
         }
+        // The product of the non-zero dimensions bounds every count derived from the shape
+        // (spatialSize, perChannelCount, elementCount), even when N or a spatial size is 0
+        // (0x3x2⁴⁰x2⁴⁰ has 0 elements, but its spatial size overflows; found by fuzz-catalog).
         var total = 1
         for d in [batch, channels] + spatial {
-            let (p, o) = total.multipliedReportingOverflow(by: d)
+            let (p, o) = total.multipliedReportingOverflow(by: Swift.max(d, 1))
             guard !o else { throw BNError.invalidArgument("shape \(self) has more elements than fit in memory") }
             total = p
         }

@@ -192,6 +192,17 @@ extension FusedBatchNorm {
         }
     }
 
+    /// y = (x − mean)·scale + shift over all `rows`, with the coefficients stored in `work`,
+    /// in `blocks` fixed row blocks shared among `threads` (NHWC/NC second pass).
+    @inline(__always)
+    static func applyAffineRows<S: StorageElement>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, rows: Int, blocks: Int,
+                                                   work: RowWorkspace, relu: Bool, threads: Int) {
+        let m = UnsafePointer(work.mean), k = UnsafePointer(work.scale), sh = UnsafePointer(work.shift), C = work.channels
+        parallelFor(blocks, threads: threads) { b in
+            applyRows(x, y, rows: rowRange(block: b, blocks: blocks, rows: rows), channels: C, mean: m, scale: k, shift: sh, relu: relu)
+        }
+    }
+
     /// y = (x − mean)·scale + shift per channel, over a block of rows.
     @inline(__always)
     static func applyRows<S: StorageElement>(_ x: UnsafePointer<S>, _ y: UnsafeMutablePointer<S>, rows: Range<Int>, channels C: Int,

@@ -110,14 +110,9 @@ public enum FusedBatchNorm {
             let totals = work.reduce()
             for c in 0..<C {
                 var t = PivotSums(); t.s = totals[c]; t.q = totals[C + c]
-                let a = finish(c, pivot: piv[c], t)
-                work.mean[c] = a.mean; work.scale[c] = a.scale; work.shift[c] = a.shift
+                work.store(c, finish(c, pivot: piv[c], t))
             }
-            let m = UnsafePointer(work.mean), k = UnsafePointer(work.scale), sh = UnsafePointer(work.shift)
-            parallelFor(blocks, threads: threads) { b in
-                applyRows(x, y, rows: rowRange(block: b, blocks: blocks, rows: rows), channels: C, mean: m, scale: k,
-                          shift: sh, relu: relu)
-            }
+            applyAffineRows(x, y, rows: rows, blocks: blocks, work: work, relu: relu, threads: threads)
             work.deallocate()
         }
     }
@@ -148,12 +143,8 @@ public enum FusedBatchNorm {
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
             let work = RowWorkspace(channels: C, blocks: 0, partials: 0)
-            for c in 0..<C { let a = affine(c); work.mean[c] = a.mean; work.scale[c] = a.scale; work.shift[c] = a.shift }
-            let m = UnsafePointer(work.mean), k = UnsafePointer(work.scale), sh = UnsafePointer(work.shift)
-            parallelFor(blocks, threads: threads) { b in
-                applyRows(x, y, rows: rowRange(block: b, blocks: blocks, rows: rows), channels: C, mean: m, scale: k,
-                          shift: sh, relu: relu)
-            }
+            for c in 0..<C { work.store(c, affine(c)) }
+            applyAffineRows(x, y, rows: rows, blocks: blocks, work: work, relu: relu, threads: threads)
             work.deallocate()
         }
     }
@@ -285,6 +276,8 @@ struct RowWorkspace {
         self.partials = .allocate(capacity: max(1, blocks * partials * C))
         self.partials.initialize(repeating: 0, count: max(1, blocks * partials * C))
     }
+
+    func store(_ c: Int, _ a: ChannelAffine) { mean[c] = a.mean; scale[c] = a.scale; shift[c] = a.shift }
 
     /// Pivot of each channel: its first value (row 0).
     func setPivots<S: StorageElement>(_ x: UnsafePointer<S>) {

@@ -1,20 +1,16 @@
 import BNCore
+import BNGolden
 import Foundation
 
 /// Locates the BNSpec checkout (the folder holding spec/catalog.txt) from the
 /// current directory upwards, so commands work from any subfolder of a clone.
 enum Paths {
     static func root() throws -> URL {
-        var dir = URL(fileURLWithPath: FileManager.default.currentDirectoryPath).standardizedFileURL
-        while true {
-            if FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) { return dir }
-            let parent = dir.deletingLastPathComponent()
-            if parent.path == dir.path {
-                throw BNError.file(path: FileManager.default.currentDirectoryPath,
-                                   reason: "not inside a BNSpec checkout (no spec/catalog.txt here or above); pass --catalog/--golden")
-            }
-            dir = parent
+        let cwd = FileManager.default.currentDirectoryPath
+        guard let dir = Checkout.root(from: URL(fileURLWithPath: cwd)) else {
+            throw BNError.file(path: cwd, reason: "not inside a BNSpec checkout (no spec/catalog.txt here or above); pass --catalog/--golden")
         }
+        return dir
     }
     static func resolve(_ path: String?, default rel: String) throws -> URL {
         if let p = path { return URL(fileURLWithPath: p).standardizedFileURL }

@@ -6,13 +6,7 @@ import Testing
 
 /// Shared set-up of the audit tests: the checkout, the golden cases, and a Python with NumPy.
 enum AuditSupport {
-    static let root: URL = {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
-    }()
+    static let root: URL = Checkout.root(from: URL(fileURLWithPath: #filePath))!
     static var golden: URL { root.appendingPathComponent("golden") }
 
     /// BNSPEC_PYTHON, else the virtualenv tools/setup.sh creates, else python3.

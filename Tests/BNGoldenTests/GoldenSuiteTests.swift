@@ -8,13 +8,7 @@ import Testing
 /// The committed golden/ folder: integrity, regeneration, the reference, and the
 /// calibration of the tolerance model (spec/SPEC.md §5.5).
 @Suite(.serialized) struct GoldenSuiteTests {
-    static let root: URL = {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
-    }()
+    static let root: URL = Checkout.root(from: URL(fileURLWithPath: #filePath))!
     static var golden: URL { root.appendingPathComponent("golden") }
 
     static func catalog() throws -> Catalog { try Catalog.load(root.appendingPathComponent("spec/catalog.txt")) }

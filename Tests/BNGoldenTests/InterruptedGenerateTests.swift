@@ -10,13 +10,7 @@ import Glibc
 /// output folder either exactly as it was or exactly as the new generation — never partial,
 /// never missing — and the next run cleans up what the killed one left.
 @Suite(.serialized) struct InterruptedGenerateTests {
-    static let root: URL = {
-        var dir = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
-        while !FileManager.default.fileExists(atPath: dir.appendingPathComponent("spec/catalog.txt").path) {
-            dir = dir.deletingLastPathComponent()
-        }
-        return dir
-    }()
+    static let root: URL = Checkout.root(from: URL(fileURLWithPath: #filePath))!
 
     /// The `bnspec` executable built next to this test binary (`swift test` builds every product).
     static let bnspec: String = {

@@ -8,8 +8,8 @@ let package = Package(
     name: "BNSpecFuzz",
     products: targets.map { .executable(name: $0, targets: [$0]) },
     dependencies: [.package(name: "BNSpec", path: "../..")],
-    targets: targets.map {
-        .executableTarget(name: $0, dependencies: [.product(name: "BNGolden", package: "BNSpec"),
+    targets: [.target(name: "FuzzSupport")] + targets.map {
+        .executableTarget(name: $0, dependencies: ["FuzzSupport", .product(name: "BNGolden", package: "BNSpec"),
                                                    .product(name: "BNAudit", package: "BNSpec")])
     }
 )

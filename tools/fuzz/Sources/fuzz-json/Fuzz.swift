@@ -1,5 +1,6 @@
 import BNGolden
 import Foundation
+import FuzzSupport
 
 /// Case JSON and manifest JSON through the loaders' own decoders (decoding, validation, path
 /// checks), then what a loaded case is used for: its shape, running-update rule and family.
@@ -15,13 +16,5 @@ public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
     return 0
 }
 
-// SwiftPM links an executable's entry point as fuzz_json_main; hand it to libFuzzer's driver.
-@_silgen_name("LLVMFuzzerRunDriver")
-func runDriver(_ argc: UnsafeMutablePointer<CInt>, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?>,
-               _ callback: @convention(c) (UnsafePointer<UInt8>, Int) -> CInt) -> CInt
-
 @_cdecl("fuzz_json_main")
-func entry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt {
-    var c = argc, v = argv
-    return runDriver(&c, &v, fuzz)
-}
+func entry(_ argc: CInt, _ argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>?) -> CInt { runLibFuzzer(argc, argv, fuzz) }
