@@ -57,13 +57,17 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     }
 
     /// A golden case's shape (SPEC §6.3): at least one value per channel (an empty channel
-    /// has no batch statistics) and at most ``NPYArray/maxElements`` elements.
-    public static func checkCaseLimits(_ shape: Shape) throws {
+    /// has no batch statistics) and at most ``NPYArray/maxElements`` elements, counting all
+    /// `steps` batches of a trajectory (they are stacked in one array).
+    public static func checkCaseLimits(_ shape: Shape, steps: Int = 1) throws {
         guard shape.perChannelCount > 0 else {
             throw BNError.invalidArgument("shape \(shape) has no elements per channel (N × spatial = 0): batch statistics are undefined")
         }
         guard shape.elementCount <= NPYArray.maxElements else {
             throw BNError.invalidArgument("shape \(shape) has \(shape.elementCount) elements; a golden case holds at most \(NPYArray.maxElements) (SPEC §6.3)")
+        }
+        guard steps <= NPYArray.maxElements / shape.elementCount else {
+            throw BNError.invalidArgument("\(steps) steps of shape \(shape) stack more than \(NPYArray.maxElements) elements (SPEC §6.3)")
         }
     }
 
@@ -73,7 +77,7 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     /// ``checkCaseLimits(_:)``, a known profile and data family, eps finite and ≥ 0,
     /// momentum in [0, 1], steps in 1…1000.
     public func validate() throws {
-        try Self.checkCaseLimits(try shapeValue())
+        try Self.checkCaseLimits(try shapeValue(), steps: op == .trajectory ? max(steps, 1) : 1)
         _ = try profileValue()
         try DataFamily.validate(data)
         guard eps.isFinite, eps >= 0 else { throw BNError.invalidArgument("eps \(eps) must be finite and ≥ 0") }

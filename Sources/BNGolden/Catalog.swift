@@ -72,7 +72,6 @@ public struct Catalog: Sendable {
     /// Builds a case from one combination of catalog values.
     public static func makeCase(_ op: Operation, _ f: [String: String]) throws -> CaseSpec {
         let shape = try Shape(parsing: f["shape"] ?? "4x3x5x5")
-        try CaseSpec.checkCaseLimits(shape)
         let layout = try Layout(parsing: f["layout"] ?? (shape.spatial.isEmpty ? "NC" : "NCHW"))
         if layout == .nc && !shape.spatial.isEmpty { throw BNError.invalidArgument("layout NC takes no spatial dims") }
         let dtype = try DType(parsing: f["dtype"] ?? "f32")
@@ -97,6 +96,7 @@ public struct Catalog: Sendable {
         guard let steps = Int(f["steps"] ?? "1"), steps >= 1, steps <= 1000 else {
             throw BNError.invalidArgument("steps must be an integer in 1…1000")
         }
+        try CaseSpec.checkCaseLimits(shape, steps: op == .trajectory ? steps : 1)
         let mText = momentum.map { "m\($0)" } ?? "mcum"
         var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
                   dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
@@ -135,8 +135,11 @@ public struct Catalog: Sendable {
     }
 
     public static func load(_ url: URL) throws -> Catalog {
-        guard let text = try? String(contentsOf: url, encoding: .utf8) else {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
             throw BNError.file(path: url.path, reason: "cannot read the catalog")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw BNError.corrupt(path: url.path, reason: "the catalog is not UTF-8 text")
         }
         return try parse(text, source: url.lastPathComponent)
     }
