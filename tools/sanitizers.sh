@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Runs the threaded-kernel tests under ThreadSanitizer and the whole test suite under
+# Runs the threaded-kernel and adapter-client tests under ThreadSanitizer and the whole test suite under
 # AddressSanitizer with LeakSanitizer (separate build folders, git-ignored).
 #   tools/sanitizers.sh [tsan|asan|repro|all]
 # Leaks inside the toolchain's Foundation/XCTest are suppressed (tools/lsan-suppressions.txt);
@@ -8,8 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 what="${1:-all}"
 if [ "$what" = tsan ] || [ "$what" = all ]; then
-  echo "== ThreadSanitizer: kernel tests (threaded kernels, 1/2/3 threads)" >&2
-  swift test --scratch-path .build-tsan --sanitize=thread --filter "BNKernelsTests"
+  echo "== ThreadSanitizer: kernel tests (threaded kernels, 1/2/3 threads) and the adapter client (reader threads)" >&2
+  swift test --scratch-path .build-tsan --sanitize=thread --filter "BNKernelsTests|FaultyAdapterTests"
 fi
 if [ "$what" = asan ] || [ "$what" = all ]; then
   echo "== AddressSanitizer: the test suite" >&2
