@@ -16,7 +16,7 @@ public enum GoldenStore {
     /// Writes `files` (relative path → bytes) as the folder `dir`, atomically.
     ///
     /// - Refuses an existing non-empty folder unless `force`; even with `force`, refuses a
-    ///   folder that is not a golden folder (no `manifest.json`) and a path that is a file.
+    ///   folder without `marker` (not one bnspec wrote) and a path that is a file.
     /// - Writes into the sibling `.NAME.tmp-PID`, then swaps it with `dir` in one
     ///   `renameat2(RENAME_EXCHANGE)` (Linux), so `dir` is at every instant either the
     ///   complete old folder or the complete new one. Where the exchange is unavailable it
@@ -24,7 +24,9 @@ public enum GoldenStore {
     ///   repaired by the next `write` (``recoverInterrupted(_:)``).
     /// - Files are not fsync'ed: the guarantee is against interruption (signals, crashes,
     ///   errors), not against power loss.
-    public static func write(_ files: [String: Data], to dir: URL, force: Bool) throws {
+    /// `marker`: the file that identifies a folder this writer may replace (golden folders:
+    /// `manifest.json`).
+    public static func write(_ files: [String: Data], to dir: URL, force: Bool, marker: String = Manifest.fileName) throws {
         let fm = FileManager.default
         recoverInterrupted(dir)
         var isDir: ObjCBool = false
@@ -34,8 +36,8 @@ public enum GoldenStore {
             let items = (try? fm.contentsOfDirectory(atPath: dir.path)) ?? []
             if !items.isEmpty {
                 guard force else { throw BNError.file(path: dir.path, reason: "already exists; pass --force to overwrite it") }
-                guard items.contains(Manifest.fileName) else {
-                    throw BNError.file(path: dir.path, reason: "is not a golden folder (no \(Manifest.fileName)); not replaced, even with --force")
+                guard items.contains(marker) else {
+                    throw BNError.file(path: dir.path, reason: "was not written by bnspec (no \(marker)); not replaced, even with --force")
                 }
             }
         }

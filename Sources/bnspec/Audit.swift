@@ -112,7 +112,10 @@ struct Export: ParsableCommand {
     @Option(help: "Convention profile the requests are written for.") var profile = "pytorch"
     @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
     @Option(name: .customLong("case"), help: "Only cases whose id contains this text.") var caseFilter: String?
-    @Flag(help: "Replace an existing output folder.") var force = false
+    @Flag(help: "Replace an existing export folder (not one holding results).") var force = false
+
+    /// Written into every export: identifies a folder `--force` may replace.
+    static let marker = "export.json"
 
     func run() throws {
         try BNSpec.run {
@@ -134,7 +137,15 @@ struct Export: ParsableCommand {
                 req["output_dir"] = "results/\(id)"
                 files["\(id)/request.json"] = try JSONSerialization.data(withJSONObject: req, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
             }
-            try GoldenStore.write(files, to: outURL, force: force)
+            files[Self.marker] = try JSONSerialization.data(
+                withJSONObject: ["format": "bnspec-export-1", "profile": p.name, "cases": cases.map(\.spec.id)],
+                options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+            // --force replaces the export, never the outputs written into it.
+            let results = outURL.appendingPathComponent("results")
+            if force, let r = try? FileManager.default.contentsOfDirectory(atPath: results.path), !r.isEmpty {
+                throw BNError.file(path: results.path, reason: "holds outputs (\(r.count) entries); move them away before re-exporting with --force")
+            }
+            try GoldenStore.write(files, to: outURL, force: force, marker: Self.marker)
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
             print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")
         }

@@ -136,4 +136,32 @@ import Glibc
         #expect(try Data(contentsOf: aFile) == Data("keep me".utf8))
         #expect(Self.leftovers(work).isEmpty)
     }
+
+    /// `bnspec export --force` replaces an export, never the outputs a user wrote into it.
+    @Test func exportForceNeverDeletesResults() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else {
+            Issue.record("bnspec is not built next to the test binary (\(Self.bnspec)); run `swift build` first"); return
+        }
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("export")
+        func export(force: Bool) throws -> (Int32, String) {
+            let p = Process(), err = Pipe()
+            p.executableURL = URL(fileURLWithPath: Self.bnspec)
+            p.arguments = ["export", "--out", out.path, "--golden", Self.root.appendingPathComponent("golden").path,
+                           "--case", "train.normal.4x3x5x5.NCHW.f32.pytorch"] + (force ? ["--force"] : [])
+            p.standardOutput = FileHandle.nullDevice; p.standardError = err
+            try p.run(); p.waitUntilExit()
+            return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))
+        }
+        #expect(try export(force: false).0 == 0)
+        #expect(try export(force: false).0 != 0, "overwrote without --force")
+        #expect(try export(force: true).0 == 0, "--force must replace an export")
+        let mine = out.appendingPathComponent("results/train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1/y.npy")
+        try FileManager.default.createDirectory(at: mine.deletingLastPathComponent(), withIntermediateDirectories: true)
+        try Data("my outputs".utf8).write(to: mine)
+        let (status, message) = try export(force: true)
+        #expect(status != 0 && message.contains("holds outputs") && message.split(separator: "\n").count == 1, "\(status): \(message)")
+        #expect(try Data(contentsOf: mine) == Data("my outputs".utf8))
+    }
 }
