@@ -154,7 +154,7 @@ public final class AdapterClient: @unchecked Sendable {
         process = p
         do {
             try p.send(["type": "hello", "protocol": "bnspec-adapter/1"])
-            let line = try p.readLine(timeout: startTimeout)
+            let line = try p.readLine(timeout: min(startTimeout, max(1, deadline.timeIntervalSinceNow)))  // within the overall deadline
             guard let obj = Self.parse(line), obj["type"] as? String == "hello" else { throw AdapterFailure.garbage(line: line) }
             guard (obj["protocol"] as? String) == "bnspec-adapter/1" else {
                 throw AdapterFailure.protocolError("expected protocol bnspec-adapter/1, got \(obj["protocol"] ?? "none")")
