@@ -35,6 +35,7 @@ for t in "${targets[@]}"; do
   if .build/release/$t -runs="$runs" -max_len="$maxlen" -artifact_prefix="$crashes/" "$work/$t" > "$log" 2>&1; then r=ok; else r=CRASH; status=1; tail -40 "$log" >&2; fi
   execs=$(grep -o 'Done [0-9]* runs' "$log" | grep -o '[0-9]*' || echo "?")
   cov=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | grep -o '[0-9]*' || echo "?")
-  echo "$t: $r, executions ${execs}, coverage ${cov}, crashes $(find "$crashes" -type f | wc -l)"
+  secs=$(grep -o 'runs in [0-9]* second' "$log" | grep -o '[0-9]*' || echo "?")
+  echo "$t: $r, executions ${execs} in ${secs} s, coverage ${cov}, crashes $(find "$crashes" -type f | wc -l)"
 done
 exit $status
