@@ -41,7 +41,9 @@ public struct AuditReport: Codable, Sendable {
     public var passed: Int, failed: Int, skipped: Int
     public var causes: [String: Int]
     public var results: [AuditResult]
-    public var ok: Bool { failed == 0 }
+    /// No failure, and at least one case actually checked: an audit that skipped every case
+    /// (no results found, nothing supported) is not a pass.
+    public var ok: Bool { failed == 0 && passed > 0 }
     enum CodingKeys: String, CodingKey { case implementation, version, profile, tolerance, passed, failed, skipped, causes, results }
 
     public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
@@ -108,6 +110,9 @@ public struct Audit {
     /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
     public func run(results dir: URL, name: String) throws -> AuditReport {
         guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
+        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("export.json").path) {
+            throw BNError.file(path: dir.path, reason: "is the export folder; the outputs go to (and --results takes) \(dir.appendingPathComponent("results").path)")
+        }
         var results: [AuditResult] = []
         for golden in cases {
             let ac = try AuditCase(golden, profile: profile)

@@ -79,6 +79,9 @@ struct AuditCommand: ParsableCommand {
                 if failures.count > 40 { print("  … \(failures.count - 40) more in --json/--html") }
             }
             print("\naudit: \(report.passed) passed, \(report.failed) failed, \(report.skipped) skipped")
+            if report.passed + report.failed == 0 {
+                FileHandle.standardError.write(Data("bnspec: error: no case was checked (all \(report.skipped) skipped: \(report.results.first?.detail ?? "no cases"))\n".utf8))
+            }
             if let path = json {
                 let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 try writeAtomically(try enc.encode(report), to: path)

@@ -56,4 +56,19 @@ import Testing
                           goldenDir: AuditSupport.golden, reproBase: "x")
         #expect(throws: BNError.self) { try audit.run(results: URL(fileURLWithPath: "/nonexistent/results"), name: "x") }
     }
+
+    /// An empty results folder is not a silent pass; the export folder itself is a one-line error.
+    @Test func auditThatChecksNothingIsNotOK() throws {
+        let audit = Audit(profile: .pytorch, cases: try AuditSupport.cases("train.normal.4x3x5x5.NCHW.f32.pytorch"),
+                          goldenDir: AuditSupport.golden, reproBase: "x")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-empty-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let r = try audit.run(results: dir, name: "x")
+        #expect(r.failed == 0 && r.passed == 0 && r.skipped == r.results.count && !r.ok)
+        FileManager.default.createFile(atPath: dir.appendingPathComponent("export.json").path, contents: Data("{}".utf8))
+        do { _ = try audit.run(results: dir, name: "x"); Issue.record("accepted the export folder as results") } catch let e as BNError {
+            #expect(e.description.contains("is the export folder") && !e.description.contains("\n"))
+        }
+    }
 }
