@@ -31,6 +31,8 @@ final class AdapterProcess: @unchecked Sendable {
     let input = Pipe(), output = Pipe(), errors = Pipe()
     let cond = NSCondition()
     var pending = Data(), lines: [String] = [], closed = false, stderrTail = Data()
+    /// Longest reply line kept (bytes); a longer one is reported as garbage.
+    static let maxLine = 1 << 20
 
     init(command: String, workingDirectory: URL?) throws {
         signal(SIGPIPE, SIG_IGN)  // a dead adapter must be an error, not the end of bnspec
@@ -47,6 +49,11 @@ final class AdapterProcess: @unchecked Sendable {
                 while let nl = self.pending.firstIndex(of: 0x0A) {
                     self.lines.append(String(decoding: self.pending[self.pending.startIndex..<nl], as: UTF8.self))
                     self.pending.removeSubrange(self.pending.startIndex...nl)
+                }
+                // A reply is a short JSON line; an endless one must not exhaust memory.
+                if self.pending.count > Self.maxLine {
+                    self.lines.append("(a line of more than \(Self.maxLine) bytes)")
+                    self.pending = Data()
                 }
             }
             self.cond.broadcast(); self.cond.unlock()

@@ -19,7 +19,7 @@ import Testing
     static func command(_ mode: String) -> String { mode.hasPrefix("/") ? mode : "tools/adapters/faulty.py \(mode)" }
 
     @Test func everyFaultHasAnExpectation() {
-        #expect(Self.rows.count >= 15)
+        #expect(Self.rows.count >= 16)
         #expect(Set(Self.rows.map(\.kind)).isSubset(of: ["case", "pass", "start", "deadline", "restarts"]))
     }
 

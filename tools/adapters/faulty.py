@@ -12,7 +12,7 @@ import bnspec_adapter  # noqa: E402
 from numpy_bn import NumpyBN  # noqa: E402
 
 FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "wrong-dtype", "nan-output", "missing-output",
-          "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always"]
+          "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always", "flood"]
 
 
 class Faulty(NumpyBN):
@@ -27,6 +27,9 @@ class Faulty(NumpyBN):
             os._exit(3)
         if (self.mode == "hang" and self.cases == 2) or self.mode == "hang-always":
             time.sleep(3600)
+        if self.mode == "flood" and self.cases == 2:
+            sys.__stdout__.write("x" * (3 << 20) + "\n")
+            sys.__stdout__.flush()
         if self.mode == "garbage" and self.cases == 2:
             sys.__stdout__.write("this is not JSON\n")
             sys.__stdout__.flush()
