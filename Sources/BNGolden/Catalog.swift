@@ -135,9 +135,7 @@ public struct Catalog: Sendable {
     }
 
     public static func load(_ url: URL) throws -> Catalog {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw BNError.file(path: url.path, reason: "cannot read the catalog")
-        }
+        let data = try FileRead.data(url, limit: FileRead.textLimit)
         guard let text = String(data: data, encoding: .utf8) else {
             throw BNError.corrupt(path: url.path, reason: "the catalog is not UTF-8 text")
         }

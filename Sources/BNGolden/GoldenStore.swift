@@ -143,10 +143,10 @@ public enum GoldenStore {
 
     public static func manifest(_ dir: URL) throws -> Manifest {
         let url = dir.appendingPathComponent(Manifest.fileName)
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard FileManager.default.fileExists(atPath: url.path) else {
             throw BNError.file(path: url.path, reason: "no manifest (is this a golden folder? run 'bnspec generate')")
         }
-        return try decodeManifest(data, path: url.path)
+        return try decodeManifest(try FileRead.data(url, limit: FileRead.textLimit), path: url.path)
     }
 
     /// Decodes and checks manifest bytes (`path` names them in errors). Every path stays inside
@@ -192,9 +192,10 @@ public enum GoldenStore {
         guard let want = manifest.files[path] else {
             throw BNError.corrupt(path: url.path, reason: "file is not listed in the manifest")
         }
-        guard let data = FileManager.default.contents(atPath: url.path) else {
+        guard FileManager.default.fileExists(atPath: url.path) else {
             throw BNError.file(path: url.path, reason: "listed in the manifest but missing")
         }
+        let data = try FileRead.data(url, limit: FileRead.npyLimit)
         let got = SHA256.hex(data)
         guard got == want else {
             throw BNError.corrupt(path: url.path, reason: "SHA-256 \(got.prefix(12))… does not match the manifest's \(want.prefix(12))… (corrupted or tampered)")

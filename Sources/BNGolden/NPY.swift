@@ -122,10 +122,7 @@ public struct NPYArray: Equatable, Sendable {
     }
 
     public static func read(_ url: URL, bfloat16: Bool = false) throws -> NPYArray {
-        guard let data = FileManager.default.contents(atPath: url.path) else {
-            throw BNError.file(path: url.path, reason: "cannot read the file")
-        }
-        return try decode(data, name: url.path, bfloat16: bfloat16)
+        try decode(try FileRead.data(url, limit: FileRead.npyLimit), name: url.path, bfloat16: bfloat16)
     }
 
     /// The value text of `'key': value` in a Python dict literal header.

@@ -89,7 +89,7 @@ struct AuditCommand: ParsableCommand {
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
             if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
             if let b = baseline {
-                guard let data = FileManager.default.contents(atPath: b),
+                guard let data = try? FileRead.data(URL(fileURLWithPath: b), limit: FileRead.textLimit),
                       let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
                       let rs = obj["results"] as? [[String: Any]] else {
                     throw BNError.file(path: b, reason: "not a bnspec audit --json report")

@@ -3,6 +3,9 @@ import BNCore
 import BNGolden
 import Foundation
 import Testing
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Every file in Tests/Fixtures/bad-inputs ends in the one-line error that
 /// expected.tsv names (issue #7): no trap, no multi-line dump, the file named.
@@ -71,5 +74,24 @@ import Testing
         #expect(msg.contains(want), "\(file): \(msg)")
         #expect(!msg.contains("\n"), "\(file): multi-line error")
         #expect(!msg.hasPrefix("not a BNError"), "\(file): \(msg)")
+    }
+
+    /// Files that are not regular files are refused before reading: a FIFO or /dev/zero given
+    /// as an NPY output (by an adapter, a results folder or a golden folder) would hang or
+    /// exhaust memory.
+    @Test func nonRegularFilesAreRefusedBeforeReading() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-fifo-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fifo = dir.appendingPathComponent("y.npy")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        let link = dir.appendingPathComponent("zero.npy")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "/dev/zero")
+        for (url, want) in [(fifo, "is not a regular file"), (link, "is not a regular file"), (dir, "is not a regular file"),
+                            (dir.appendingPathComponent("absent.npy"), "no such file")] {
+            do { _ = try NPYArray.read(url); Issue.record("\(url.path): read") } catch let e as BNError {
+                #expect(e.description.contains(want) && e.description.contains(url.path), "\(e.description)")
+            }
+        }
     }
 }
