@@ -15,8 +15,8 @@ import Testing
     /// Law 10 — merging K shards' (n, μ, M2) with the pairwise formula
     /// (``ChannelMoments/merge(_:)``) gives the whole batch's mean and variance within 1 ulp
     /// for centred data, and within the bound of its contract when shard means carry an
-    /// offset (large offsets, near-constant data); merging raw Σx and Σx² fails on offsets
-    /// ≥ 1e4 (relative variance error > 1e-6).
+    /// offset (large offsets, near-constant data). (Why not raw Σx, Σx²: see
+    /// ``rawSumMergeLosesOffsetData()``.)
     @Test func pairwiseMergeEqualsWholeBatch() async {
         await propertyCheck(count: Laws.count(300), input: Gen.int(in: 2...8), Gen.int(in: 16...400),
                             pick(["normal", "uniform", "near-constant", "exact", "offset:1e4", "offset:1e6", "offset:1e8"]),
@@ -39,15 +39,36 @@ import Testing
                 // Centred data without cancellation in the mean: within 1 ulp.
                 #expect(abs(merged.mean - whole.mean) <= whole.mean.ulp, "law 10 mean 1 ulp: K=\(K) n=\(n) \(family) seed \(seed)")
             }
-            // Raw sums lose ≈ (μ/σ)²·√n·2⁻⁵³ relative (typical; n× worst case): certain failure from 1e6 on.
-            if family == "offset:1e6" || family == "offset:1e8" {
-                var sx = 0.0, sxx = 0.0
-                for part in Self.shards(x, K) { sx += part.reduce(0, +); sxx += part.reduce(0) { $0 + $1 * $1 } }
-                let raw = (sxx - sx * sx / Double(n)) / Double(n)
-                #expect(abs(raw - whole.biasedVariance) > 1e-6 * whole.biasedVariance,
-                        "law 10: raw-sum merge unexpectedly accurate on \(family)")
+        }
+    }
+
+    /// The contrast to law 10, on fixed seeds (a rounding error is occasionally small by
+    /// luck, so this is a statement about the distribution, not a per-case law): merging raw
+    /// Σx and Σx² loses ≈ (μ/σ)²·2⁻⁵³ of the variance per rounding, so on offsets 1e6 and 1e8
+    /// the typical (median) relative error exceeds 1e-6 and most cases exceed it (measured on
+    /// these 360 cases: median 0.31, minimum 2.9e-6; a random case once gave 8.6e-8, which is
+    /// why this is not a per-case law). The pairwise merge meets its bound on such data (law 10).
+    @Test func rawSumMergeLosesOffsetData() throws {
+        var rawErrors: [Double] = []
+        for family in ["offset:1e6", "offset:1e8"] {
+            for n in [16, 64, 400] {
+                for K in [2, 4, 8] {
+                    for seed in 0..<20 {
+                        let s = try Shape(batch: n, channels: 1)
+                        let x = try DataFamily.fill(family, shape: s, layout: .nc, dtype: .f64, seed: "law10-raw/\(seed)")
+                        let whole = try Reference.moments(x, shape: s, layout: .nc)[0]
+                        var sx = 0.0, sxx = 0.0
+                        for part in Self.shards(x, K) { sx += part.reduce(0, +); sxx += part.reduce(0) { $0 + $1 * $1 } }
+                        let raw = (sxx - sx * sx / Double(n)) / Double(n)
+                        rawErrors.append(abs(raw - whole.biasedVariance) / whole.biasedVariance)
+                    }
+                }
             }
         }
+        let sorted = rawErrors.sorted(), over = rawErrors.filter { $0 > 1e-6 }.count
+        let summary = "\(rawErrors.count) cases: median \(sorted[sorted.count / 2]), min \(sorted[0]), > 1e-6 in \(over)"
+        #expect(sorted[sorted.count / 2] > 1e-6, "\(summary)")
+        #expect(Double(over) >= 0.9 * Double(rawErrors.count), "\(summary)")
     }
 
     /// Law 11 — backward identities in training mode, per channel: Σdx = 0 and
