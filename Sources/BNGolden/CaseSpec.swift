@@ -96,8 +96,7 @@ public struct CaseSpec: Codable, Hashable, Sendable {
 
     /// The case family used to group results in reports: `op/data-family`.
     public var family: String {
-        let d = data.split(separator: ":").first.map(String.init) ?? data
-        return "\(op.rawValue)/\(d)" + (dtype == .f32 || dtype == .f64 ? "" : "/\(dtype.short)")
+        return "\(op.rawValue)/\(DataFamily.split(data)[0])" + (dtype == .f32 || dtype == .f64 ? "" : "/\(dtype.short)")
     }
 
     enum CodingKeys: String, CodingKey {

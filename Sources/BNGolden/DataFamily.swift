@@ -11,7 +11,7 @@ public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
                                "huge", "fp16-probe", "exact", "nist", "nonfinite"]
 
-    /// `name[:parameter]` → (name, parameter or nil); never empty (`":"` → ("", "")).
+    /// `name[:parameter]` → [name] or [name, parameter]; never empty (`":"` → ["", ""]).
     static func split(_ family: String) -> [String] {
         family.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
     }

@@ -26,9 +26,11 @@ public enum GoldenStore {
     ///   errors), not against power loss.
     /// `marker`: the file that identifies a folder this writer may replace (golden folders:
     /// `manifest.json`).
-    public static func write(_ files: [String: Data], to dir: URL, force: Bool, marker: String = Manifest.fileName) throws {
+    /// Returns what ``recoverInterrupted(_:)`` repaired first, one line each.
+    @discardableResult
+    public static func write(_ files: [String: Data], to dir: URL, force: Bool, marker: String = Manifest.fileName) throws -> [String] {
         let fm = FileManager.default
-        recoverInterrupted(dir)
+        let recovered = recoverInterrupted(dir)
         var isDir: ObjCBool = false
         let exists = fm.fileExists(atPath: dir.path, isDirectory: &isDir)
         if exists {
@@ -61,6 +63,7 @@ public enum GoldenStore {
                 try fm.moveItem(at: tmp, to: dir)
                 try? fm.removeItem(at: old)
             }
+            return recovered
         } catch let e as BNError {
             try? fm.removeItem(at: tmp); throw e
         } catch {

@@ -40,8 +40,7 @@ struct Generate: ParsableCommand {
                 for d in diffs { print(d) }
                 throw BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
             }
-            for line in GoldenStore.recoverInterrupted(dir) { FileHandle.standardError.write(Data("bnspec: \(line)\n".utf8)) }
-            try GoldenStore.write(files, to: dir, force: force)
+            for line in try GoldenStore.write(files, to: dir, force: force) { FileHandle.standardError.write(Data("bnspec: \(line)\n".utf8)) }
             print("generated \(cases.count) cases (\(files.count) files, \(bytes / 1024) KiB) in \(dir.path)")
         }
     }

@@ -66,7 +66,7 @@ import Testing
         defer { try? FileManager.default.removeItem(at: dir) }
         let r = try audit.run(results: dir, name: "x")
         #expect(r.failed == 0 && r.passed == 0 && r.skipped == r.results.count && !r.ok)
-        FileManager.default.createFile(atPath: dir.appendingPathComponent("export.json").path, contents: Data("{}".utf8))
+        try Data("{}".utf8).write(to: dir.appendingPathComponent("export.json"))
         do { _ = try audit.run(results: dir, name: "x"); Issue.record("accepted the export folder as results") } catch let e as BNError {
             #expect(e.description.contains("is the export folder") && !e.description.contains("\n"))
         }

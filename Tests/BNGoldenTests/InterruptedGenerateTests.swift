@@ -18,6 +18,13 @@ import Glibc
         return URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("bnspec").path
     }()
 
+    /// Records an issue (never a silent pass) when the binary is missing.
+    static func bnspecIsBuilt() -> Bool {
+        if FileManager.default.isExecutableFile(atPath: bnspec) { return true }
+        Issue.record("bnspec is not built next to the test binary (\(bnspec)); run `swift build` first")
+        return false
+    }
+
     /// Every regular file under `dir`, relative path → bytes.
     static func contents(_ dir: URL) throws -> [String: Data] {
         var out: [String: Data] = [:]
@@ -47,9 +54,7 @@ import Glibc
     /// complete new generation. A final uninterrupted run must produce the new one and leave
     /// no leftovers.
     @Test func killedGenerateLeavesOldOrNewGoldenIntact() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else {
-            Issue.record("bnspec is not built next to the test binary (\(Self.bnspec)); run `swift build` first"); return
-        }
+        guard Self.bnspecIsBuilt() else { return }
         let work = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: work) }
         let out = work.appendingPathComponent("golden")
@@ -139,9 +144,7 @@ import Glibc
 
     /// `bnspec export --force` replaces an export, never the outputs a user wrote into it.
     @Test func exportForceNeverDeletesResults() throws {
-        guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else {
-            Issue.record("bnspec is not built next to the test binary (\(Self.bnspec)); run `swift build` first"); return
-        }
+        guard Self.bnspecIsBuilt() else { return }
         let work = try Self.scratch()
         defer { try? FileManager.default.removeItem(at: work) }
         let out = work.appendingPathComponent("export")
