@@ -36,9 +36,13 @@ EXPECTED = {
 
 
 def audit(bnspec, adapter, tmp):
-    out = os.path.join(tmp, "r.json")
-    subprocess.run(bnspec + ["audit", "--adapter", adapter, "--profile", "pytorch", "--json", out],
-                   cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # One report file per audit: an audit that writes none must not be read as the previous one's.
+    out = os.path.join(tmp, f"r{len(os.listdir(tmp))}.json")
+    p = subprocess.run(bnspec + ["audit", "--adapter", adapter, "--profile", "pytorch", "--json", out],
+                       cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    if not os.path.exists(out):
+        last = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        sys.exit(f"mutation_score: error: the audit of '{adapter}' wrote no report ({last})")
     with open(out) as f:
         return json.load(f)
 
