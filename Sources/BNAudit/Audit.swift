@@ -107,6 +107,9 @@ public struct Audit {
                     r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
                     r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
                 }
+            case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
+                r.status = .failed; r.worstRatio = .infinity
+                r.detail = "expected a refusal (\(spec.expectError!)), got outputs \(paths.keys.sorted().joined(separator: ", "))"
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
