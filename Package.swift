@@ -65,6 +65,7 @@ let package = Package(
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
+        .testTarget(name: "BNLibraryHostTests", dependencies: ["BNGolden"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]

@@ -266,8 +266,9 @@ public struct LibraryHost {
             out = ["running_mean": (HostBuffer(dtype: pd, values: means), [r.steps, C]),
                    "running_var": (HostBuffer(dtype: pd, values: vars), [r.steps, C]), "y_eval": (y, npyShape("x_eval"))]
         }
-        // Only the outputs the case names (a fingerprint probe names none: all of them).
-        if let wanted = r.outputs { out = out.filter { wanted.contains($0.key) } }
+        // Only the outputs the case names (a fingerprint probe or a case expecting a refusal names
+        // none: all of them).
+        if let wanted = r.outputs, !wanted.isEmpty { out = out.filter { wanted.contains($0.key) } }
         do { try FileManager.default.createDirectory(at: r.outputDir, withIntermediateDirectories: true) } catch {
             throw HostFailure(message: "cannot create \(r.outputDir.path): \(error.localizedDescription)")
         }
