@@ -27,11 +27,13 @@
  * thread-local state). BNSPEC_UNSUPPORTED: outside what the library implements (the audit
  * skips the case); BNSPEC_REFUSED: the library rejects this input or convention, as a
  * framework raises an error (e.g. one value per channel in training with the "error"
- * policy); BNSPEC_FAILED: anything else (allocation, backend error) — reported as a failure.
+ * policy: a pass where the profile expects a refusal, a failure elsewhere); BNSPEC_FAILED:
+ * anything else (allocation, backend error), answered like a refusal, with its message.
  *
  * Entry points must not keep pointers past the call, must not write to const inputs or
- * past the end of an output, must not write to stdout (the host forwards stdout to stderr)
- * and may be called repeatedly in one process. The host checks the last three.
+ * past the end of an output, and may be called repeatedly in one process. bnspec's host fills
+ * outputs with NaN before each call, fails the case when a const input changed or a guard zone
+ * after an output was written, and forwards the library's stdout to stderr.
  *
  * A library built with a prefix defines BNSPEC_KERNEL_PREFIX before including this header:
  *   #define BNSPEC_KERNEL_PREFIX mylib_
