@@ -8,6 +8,7 @@
 //     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
 //     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
 //     → BNBench (timing of the kernels against memcpy)
+//     BNLibraryHost: a C-ABI kernel library (CBNKernelABI) served as an audit adapter
 //     → bnspec (CLI, thin)
 import PackageDescription
 
@@ -42,16 +43,19 @@ let package = Package(
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
         .target(name: "CBNStream"),
         .target(name: "CBNFiles"),
+        // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
+        .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference", "CBNFiles"],
             resources: [.copy("Resources/nist-strd")]),
+        .target(name: "BNLibraryHost", dependencies: ["BNCore", "BNGolden", "CBNKernelABI"]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),
         .executableTarget(
             name: "bnspec",
-            dependencies: ["BNAudit", "BNGolden", "BNBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BNAudit", "BNGolden", "BNBench", "BNLibraryHost", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BNReferenceTests",
             dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
@@ -61,6 +65,7 @@ let package = Package(
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
+        .testTarget(name: "BNLibraryHostTests", dependencies: ["BNGolden"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]

@@ -80,9 +80,17 @@ public struct Audit {
             let ac = try AuditCase(golden, profile: profile)
             let spec = ac.loaded.spec
             var r = base(ac)
+            // An implementation without running statistics (a kernel library; its framework keeps them):
+            // trajectories are not run and train cases are judged without them (the cumulative average,
+            // a running-statistics convention, does not matter then).
+            let notProvided: Set<String> = hello.runningStatistics ? [] : Self.runningOutputs
+            if !hello.runningStatistics && spec.op == .trajectory {
+                r.status = .skipped; r.detail = Self.notProvidedNote(["running_mean", "running_var", "y_eval"])
+                results.append(r); continue
+            }
             let supported = hello.ops.contains(spec.op.rawValue) && hello.dtypes.contains(spec.dtype.rawValue)
                 && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
-                    || !(spec.op == .train || spec.op == .trajectory))
+                    || !hello.runningStatistics || !(spec.op == .train || spec.op == .trajectory))
             if !supported {
                 r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
                 results.append(r); continue
@@ -99,8 +107,11 @@ public struct Audit {
                     r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
                     r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
                 }
+            case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
+                r.status = .failed; r.worstRatio = .infinity
+                r.detail = "expected a refusal (\(spec.expectError!)), got outputs \(paths.keys.sorted().joined(separator: ", "))"
             case .outputs(let paths):
-                r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) })
+                r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
             results.append(r)
         }
@@ -143,8 +154,15 @@ public struct Audit {
                     likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: Self.condition(ac.loaded))
     }
 
-    /// Reads the returned files and judges them; names the likely cause of a failure.
-    func judge(_ ac: AuditCase, _ r0: AuditResult, files: [String: URL]) -> AuditResult {
+    /// Outputs an implementation without running statistics does not provide.
+    static let runningOutputs: Set<String> = ["running_mean", "running_var"]
+    static func notProvidedNote(_ names: [String]) -> String {
+        "\(names.joined(separator: ", ")): not provided by the implementation (it keeps no running statistics)"
+    }
+
+    /// Reads the returned files and judges them; names the likely cause of a failure. Outputs in
+    /// `notProvided` are not required (the implementation declared it has none); a pass says so.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, files: [String: URL], notProvided: Set<String> = []) -> AuditResult {
         var r = r0
         let spec = ac.loaded.spec
         var got: [String: [Double]] = [:]
@@ -162,7 +180,7 @@ public struct Audit {
                 r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
             }
         }
-        let missing = ac.requiredOutputs.subtracting(got.keys)
+        let missing = ac.requiredOutputs.subtracting(notProvided).subtracting(got.keys)
         if !missing.isEmpty {
             r.status = .failed; r.worstRatio = .infinity
             r.detail = "missing output\(missing.count > 1 ? "s" : "") \(missing.sorted().joined(separator: ", "))"; return r
@@ -171,6 +189,8 @@ public struct Audit {
         judged.spec.outputs = spec.outputs.filter { got[$0.key] != nil }
         let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter")
         r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
+        let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
+        if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
         let primary = ["y", "dx", "y_eval"].first { got[$0] != nil }
         if let p = primary, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
             let finite = zip(g, exp).filter { $1.isFinite }

@@ -27,6 +27,10 @@ public struct Fingerprint: Sendable {
     let client: AdapterClient
     let scratch: URL
     var counter = 0
+    /// The eps every probe sends: nil asks for the implementation's default; set to
+    /// ``givenEpsValue`` when it has none (e.g. oneDNN, where eps is a required parameter).
+    var givenEps: Double? = nil
+    static let givenEpsValue = 1e-3
 
     public init(client: AdapterClient, scratch: URL) { self.client = client; self.scratch = scratch }
 
@@ -47,7 +51,7 @@ public struct Fingerprint: Sendable {
             paths[k] = url.path
         }
         var req: [String: Any] = ["type": "case", "id": "fingerprint-\(counter)", "op": op, "shape": shape, "layout": "NCHW",
-                                  "dtype": dtype.rawValue, "parameter_dtype": "float32", "eps": NSNull(), "batch_weight": NSNull(),
+                                  "dtype": dtype.rawValue, "parameter_dtype": "float32", "eps": givenEps.map { $0 as Any } ?? NSNull(), "batch_weight": NSNull(),
                                   "cumulative": false, "step": 1, "steps": 1, "inputs": paths,
                                   "output_dir": dir.appendingPathComponent("out").path, "fingerprint": true]
         for (k, v) in extra { req[k] = v }
@@ -74,8 +78,13 @@ public struct Fingerprint: Sendable {
             a.map { m + $0 } + a.map { m - $0 }
         }
         let amps = [0.003, 0.01, 0.03, 0.1]
-        let p1 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs(amps, 0), "gamma": ones, "beta": zeros,
-                                                                 "running_mean": zeros, "running_var": ones])
+        let plain: [String: [Double]] = ["x": pairs(amps, 0), "gamma": ones, "beta": zeros, "running_mean": zeros, "running_var": ones]
+        var p1 = try probe("train", shape: [2, C, 1, 1], inputs: plain)
+        let noDefaultEps = p1.outputs == nil && p1.refusal?.hasPrefix("unsupported") == true ? p1.refusal : nil
+        if noDefaultEps != nil {  // no default eps: every probe gives one
+            givenEps = Self.givenEpsValue
+            p1 = try probe("train", shape: [2, C, 1, 1], inputs: plain)
+        }
         guard let o1 = p1.outputs, let y1 = o1["y"] else {
             throw BNError.invalidArgument("the adapter refused a plain training step: \(p1.refusal ?? "")")
         }
@@ -87,8 +96,11 @@ public struct Fingerprint: Sendable {
         let epsPlacement = Finding(value: insideWins ? "inside_sqrt" : "outside_sqrt",
                                    evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
         let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
-        let epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
+        var epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
                            evidence: "median of the solved values: \(Self.fmt(epsEst))")
+        if let why = noDefaultEps {
+            epsF = Finding(value: "none", evidence: "no default: a request without eps was answered '\(why.prefix(160))'; every probe sends eps = \(Self.fmt(Self.givenEpsValue)), solved back as \(Self.fmt(epsEst))")
+        }
         // 2. momentum: a batch with mean 2 from running mean 0 → new running mean = w·2.
         let p2 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
                                                                  "running_mean": zeros, "running_var": ones])
@@ -102,12 +114,16 @@ public struct Fingerprint: Sendable {
         if abs(w2 - 0.2) < 1e-3 { weights = "batch"; mom = w } else if abs(w2 - 0.8) < 1e-3 { weights = "running"; mom = 1 - w } else {
             weights = w < 0.5 ? "batch" : "running"; mom = weights == "batch" ? w : 1 - w
         }
-        let momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
-        let momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
+        var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
+        var momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
         // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
         let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
-        let runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
+        var runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
                              evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)): batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased 0.5)")
+        if !hello.runningStatistics {  // supports.running_statistics = false: nothing to infer, nothing invented
+            let none = Finding(value: "not provided", evidence: "the implementation keeps no running statistics (supports.running_statistics = false)")
+            momentumWeights = none; momentumF = none; runVar = none
+        }
         // 4. one value per channel.
         let p4 = try probe("train", shape: [1, C, 1, 1], inputs: ["x": [0.5, -1, 2, 3], "gamma": ones, "beta": [0.25, 0.25, 0.25, 0.25],
                                                                  "running_mean": zeros, "running_var": ones])
@@ -167,7 +183,11 @@ public struct Fingerprint: Sendable {
             if p.singleValue.rawValue == single.value { s += 1 }
             return (p.name, s)
         }.sorted { $0.1 > $1.1 }
-        let closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        var closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        if !hello.runningStatistics || noDefaultEps != nil {
+            // The profiles differ in running-statistics conventions and defaults; without them a score compares nothing.
+            closest = Finding(value: "none", evidence: "the profiles differ in defaults and running-statistics conventions, which this implementation does not have (\([hello.runningStatistics ? nil : "no running statistics", noDefaultEps == nil ? nil : "no default eps"].compactMap { $0 }.joined(separator: ", ")))")
+        }
         client.stop()
         return Result(implementation: hello.name, version: hello.version, momentumWeights: momentumWeights, momentum: momentumF,
                       eps: epsF, runningVariance: runVar, epsPlacement: epsPlacement, singleValuePerChannel: single,

@@ -27,6 +27,9 @@ struct AuditCommand: ParsableCommand {
         abstract: "Audit a third-party batch normalization against the spec (spec/AUDIT.md).")
 
     @Option(help: "Adapter command, started once; speaks the JSON-lines protocol on stdin/stdout.") var adapter: String?
+    @Option(help: "Kernel library implementing the C ABI (bnspec/bnspec_kernel.h, spec/AUDIT.md §7); it runs in a child process.")
+    var library: String?
+    @Option(help: "Prefix of the library's bnspec_kernel_… symbols (with --library).") var symbolPrefix = ""
     @Option(help: "Folder of recorded outputs: <case id>/<output>.npy (see bnspec export).") var results: String?
     @Option(help: "Convention profile to judge against (paper, pytorch, keras, tf-fused, onnx, flax, mlx).") var profile: String
     @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
@@ -43,14 +46,16 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            guard (adapter == nil) != (results == nil) else {
-                throw BNError.invalidArgument("give exactly one of --adapter CMD or --results DIR")
+            guard [adapter, library, results].compactMap({ $0 }).count == 1 else {
+                throw BNError.invalidArgument("give exactly one of --adapter CMD, --library PATH or --results DIR")
             }
             guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
+            let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
             let p = try ConventionProfile.named(profile)
             let dir = try Paths.resolve(golden, default: "golden")
             let cases = try loadGolden(dir, filter: caseFilter)
-            var base = adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
+            var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
+                ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
             if let g = golden { base += " --golden \(g)" }
             let audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
             let report: AuditReport
