@@ -6,7 +6,8 @@
 //   BNCore (shapes, layouts, profiles)
 //     → BNReference (Double reference, exact oracle)
 //     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
-//     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
+//     → BNKernels (Float kernels under test) → BNCalibration (honest and buggy calibration kernels)
+//     → BNAudit (judge, verification, audit, diagnosis, reports)
 //     → BNBench (timing of the kernels against memcpy)
 //     → bnspec (CLI, thin)
 // BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
@@ -27,6 +28,7 @@ let package = Package(
         .library(name: "BNReference", targets: ["BNReference"]),
         .library(name: "BNKernels", targets: ["BNKernels"]),
         .library(name: "BNGolden", targets: ["BNGolden"]),
+        .library(name: "BNCalibration", targets: ["BNCalibration"]),
         .library(name: "BNAudit", targets: ["BNAudit"]),
     ],
     dependencies: [
@@ -49,7 +51,8 @@ let package = Package(
             dependencies: ["BNCore", "BNReference", "CBNFiles"],
             resources: [.copy("Resources/nist-strd")]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
-        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels"]),
+        .target(name: "BNCalibration", dependencies: ["BNCore", "BNKernels"]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration"]),
         .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
         .executableTarget(
             name: "bnspec",
@@ -63,7 +66,7 @@ let package = Package(
             name: "BNLawsTests",
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
+        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels", "BNCalibration"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]
