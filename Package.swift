@@ -6,10 +6,12 @@
 //   BNCore (shapes, layouts, profiles)
 //     → BNReference (Double reference, exact oracle)
 //     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
-//     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
+//     → BNKernels (Float kernels under test) → BNCalibration (honest and buggy calibration kernels)
+//     → BNAudit (judge, verification, audit, diagnosis, reports)
 //     → BNBench (timing of the kernels against memcpy)
 //     BNLibraryHost: a C-ABI kernel library (CBNKernelABI) served as an audit adapter
 //     → bnspec (CLI, thin)
+// BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
 import PackageDescription
 
 // CPU-specific tuning is applied only on x86_64 Linux release builds; every
@@ -27,6 +29,7 @@ let package = Package(
         .library(name: "BNReference", targets: ["BNReference"]),
         .library(name: "BNKernels", targets: ["BNKernels"]),
         .library(name: "BNGolden", targets: ["BNGolden"]),
+        .library(name: "BNCalibration", targets: ["BNCalibration"]),
         .library(name: "BNAudit", targets: ["BNAudit"]),
     ],
     dependencies: [
@@ -52,19 +55,22 @@ let package = Package(
             resources: [.copy("Resources/nist-strd")]),
         .target(name: "BNLibraryHost", dependencies: ["BNCore", "BNGolden", "CBNKernelABI"]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
-        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),
+        .target(name: "BNCalibration", dependencies: ["BNCore", "BNKernels"]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration"]),
+        .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
         .executableTarget(
             name: "bnspec",
-            dependencies: ["BNAudit", "BNGolden", "BNBench", "BNLibraryHost", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BNAudit", "BNGolden", "BNBench", "BNReferenceChecks", "BNLibraryHost",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BNReferenceTests",
-            dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
+            dependencies: ["BNReference", "BNGolden", "BNReferenceChecks", "BigInt",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(
             name: "BNLawsTests",
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
+        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels", "BNCalibration"]),
         .testTarget(name: "BNLibraryHostTests", dependencies: ["BNGolden"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),

@@ -90,7 +90,7 @@ public struct Audit {
             }
             let supported = hello.ops.contains(spec.op.rawValue) && hello.dtypes.contains(spec.dtype.rawValue)
                 && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
-                    || !hello.runningStatistics || !(spec.op == .train || spec.op == .trajectory))
+                    || !hello.runningStatistics || !spec.op.updatesRunningStatistics)
             if !supported {
                 r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
                 results.append(r); continue
@@ -121,7 +121,7 @@ public struct Audit {
     /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
     public func run(results dir: URL, name: String) throws -> AuditReport {
         guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
-        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("export.json").path) {
+        if FileManager.default.fileExists(atPath: dir.appendingPathComponent(Export.marker).path) {
             throw BNError.file(path: dir.path, reason: "is the export folder; the outputs go to (and --results takes) \(dir.appendingPathComponent("results").path)")
         }
         var results: [AuditResult] = []
@@ -151,7 +151,7 @@ public struct Audit {
 
     func base(_ ac: AuditCase) -> AuditResult {
         AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
-                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: Self.condition(ac.loaded))
+                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0)
     }
 
     /// Outputs an implementation without running statistics does not provide.
@@ -174,7 +174,7 @@ public struct Audit {
         }
         for (name, url) in files {
             do {
-                let a = try NPYArray.read(url, bfloat16: spec.dtype == .bf16 && ["y", "dx", "y_eval"].contains(name))
+                let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true)
                 got[name] = a.values
             } catch {
                 r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
@@ -187,96 +187,17 @@ public struct Audit {
         }
         var judged = ac.loaded
         judged.spec.outputs = spec.outputs.filter { got[$0.key] != nil }
-        let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter")
+        let budget = try? ac.budget()
+        let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter", budget: budget)
         r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
         let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
         if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
-        let primary = ["y", "dx", "y_eval"].first { got[$0] != nil }
-        if let p = primary, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
+        if let p = spec.op.primaryOutput?.name, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
             let finite = zip(g, exp).filter { $1.isFinite }
             let top = finite.map { abs($0.1) }.max() ?? 0
             r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
         }
-        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got) }
+        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got, budget: budget) }
         return r
-    }
-
-    /// max over channels of |μ|/σ (∞ for a constant channel with μ ≠ 0).
-    static func condition(_ c: GoldenStore.LoadedCase) -> Double {
-        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue() else { return 0 }
-        let per = s.elementCount
-        let first = Array(x.prefix(per))
-        guard let ms = try? Reference.moments(first, shape: s, layout: c.spec.layout) else { return 0 }
-        return ms.map { m in
-            let sd = m.biasedVariance.squareRoot()
-            return m.mean == 0 ? 0 : (sd > 0 ? abs(m.mean) / sd : .infinity)
-        }.filter { !$0.isNaN }.max() ?? 0
-    }
-}
-
-/// Names the likely cause of a failure by matching known bug signatures: the outputs of
-/// each calibration mutant (``ScalarKernel/Mutation``) are computed on the same case; a
-/// mutant explains the failure when the returned outputs are, element by element, within
-/// tolerance of the mutant's or at least four times closer to them than to the
-/// reference. Patterns that no formula reproduces exactly are recognised from the data
-/// (non-finite values replaced; errors only on large offsets). spec/AUDIT.md §5.
-public enum CauseFinder {
-    public static let descriptions: [ScalarKernel.Mutation: String] = [
-        .onePassVariance: "variance computed in one pass (E[x²] − E[x]²) in float32",
-        .epsOutsideSqrt: "eps added outside the square root",
-        .unbiasedNormalization: "normalises with the unbiased variance (n − 1)",
-        .momentumSwapped: "momentum convention inverted",
-        .wrongRunningEstimator: "running variance uses the other estimator (biased vs unbiased)",
-        .runningNotUpdated: "running statistics not updated",
-        .perSampleStatistics: "statistics per sample instead of per channel",
-        .gammaBetaSwapped: "γ and β swapped",
-        .channelsLastOffByOne: "channels-last indexing off by one channel",
-        .backwardMissingMeanTerm: "backward misses the −mean(dy) term",
-        .backwardMissingXhatTerm: "backward misses the −x̂·mean(dy·x̂) term",
-        .inferenceUsesBatchStatistics: "inference uses batch statistics instead of the running statistics",
-        .fp16Accumulation: "sum accumulated in float16",
-        .nanToZero: "NaN turned into 0",
-    ]
-
-    public static func cause(_ c: GoldenStore.LoadedCase, got: [String: [Double]]) -> String? {
-        guard let budget = try? CaseJudge.budget(c) else { return nil }
-        for m in ScalarKernel.Mutation.allCases where descriptions[m] != nil {
-            guard let mut = try? CaseJudge.run(c, ScalarKernel(m)) else { continue }
-            var explains = true, differs = false
-            for (name, g) in got {
-                guard let mv = mut[name], let ref = c.expected[name]?.values, let tol = budget.tol[name],
-                      mv.count == g.count, ref.count == g.count else { continue }
-                for i in g.indices {
-                    let a = g[i], b = mv[i], e = ref[i]
-                    if a.isNaN || b.isNaN || e.isNaN {
-                        if a.isNaN != b.isNaN { explains = false; break }
-                        if a.isNaN != e.isNaN { differs = true }
-                        continue
-                    }
-                    let dm = abs(a - b), dr = abs(a - e)
-                    if dr > tol[i] { differs = true }
-                    if !(dm <= tol[i] || dm * 4 <= dr) { explains = false; break }
-                }
-                if !explains { break }
-            }
-            if explains && differs { return descriptions[m] }
-        }
-        // Data patterns.
-        for (name, g) in got {
-            guard let ref = c.expected[name]?.values, ref.count == g.count else { continue }
-            let lost = zip(g, ref).filter { $1.isNaN && !$0.isNaN }
-            if !lost.isEmpty {
-                return lost.allSatisfy { $0.0 == 0 } ? descriptions[.nanToZero]! : "non-finite input values replaced (NaN or Inf turned into a number)"
-            }
-        }
-        let d = c.spec.data
-        if d.hasPrefix("offset") || d == "near-constant" || d.hasPrefix("huge") || d == "fp16-probe" || d.hasPrefix("nist") {
-            return "statistics lose precision on data with a large offset (one-pass E[x²] − E[x]² or low-precision accumulation)"
-        }
-        switch c.spec.dtype {
-        case .f16, .bf16: return "statistics, parameters or arithmetic kept in the 16-bit storage format instead of float32"
-        case .f64: return "float64 results less accurate than a float64 algorithm allows (float32-grade or one-pass arithmetic)"
-        case .f32: return nil
-        }
     }
 }

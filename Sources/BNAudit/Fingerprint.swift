@@ -43,7 +43,7 @@ public struct Fingerprint: Sendable {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var paths: [String: String] = [:]
         for (k, v) in inputs {
-            let isData = k == "x" || k == "dy"
+            let isData = Operation(rawValue: op)?.input(k)?.element == .storage
             let dims = isData ? shape : [shape[1]]
             let arr = NPYArray(dtype: isData ? dtype : .f32, shape: dims, values: v)
             let url = dir.appendingPathComponent("\(k).npy")
@@ -111,9 +111,10 @@ public struct Fingerprint: Sendable {
                                                                  "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
         let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
         let weights: String, mom: Double
-        if abs(w2 - 0.2) < 1e-3 { weights = "batch"; mom = w } else if abs(w2 - 0.8) < 1e-3 { weights = "running"; mom = 1 - w } else {
-            weights = w < 0.5 ? "batch" : "running"; mom = weights == "batch" ? w : 1 - w
+        if abs(w2 - 0.2) < 1e-3 { weights = "batch" } else if abs(w2 - 0.8) < 1e-3 { weights = "running" } else {
+            weights = w < 0.5 ? "batch" : "running"
         }
+        mom = (weights == "batch" ? MomentumWeighting.batch : .running).momentum(batchWeight: w)
         var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
         var momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
         // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.

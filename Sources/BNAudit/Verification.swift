@@ -1,3 +1,4 @@
+import BNCalibration
 import BNCore
 import BNGolden
 import BNKernels
@@ -6,14 +7,14 @@ import Foundation
 
 /// `bnspec verify`: the reference and every registered kernel over a golden folder.
 public enum Verification {
-    /// Every kernel `verify` knows: implementations, then calibration kernels.
+    /// Every kernel `verify` knows: implementations, then calibration kernels (BNCalibration).
     public static var kernels: [any BatchNormKernel] { kernels(threads: OptimizedKernel.defaultThreads) }
 
     /// The same, with the `threaded` kernel on `threads` threads.
     public static func kernels(threads: Int) -> [any BatchNormKernel] {
         [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(threads)),
          OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
-            + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
+            + CalibrationKernel.all
     }
 
     public struct Summary: Codable, Sendable {
@@ -74,18 +75,14 @@ public enum Verification {
         return r
     }
 
-    /// Runs the selected implementations (all when `only` is empty) over the golden folder.
-    /// `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
-    public static func run(golden: URL, only: [String] = [], caseFilter: String? = nil, threads: Int? = nil,
+    /// Runs the selected implementations (all when `only` is empty) over the selected cases of
+    /// the golden folder. `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
+    public static func run(golden: URL, only: [String] = [], cases selector: CaseSelector = CaseSelector(), threads: Int? = nil,
                            progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         if let t = threads, !(1...256).contains(t) { throw BNError.invalidArgument("--threads must be in 1…256, got \(t)") }
         let kernels = kernels(threads: threads ?? OptimizedKernel.defaultThreads)
         let manifest = try GoldenStore.manifest(golden)
-        var ids = manifest.cases
-        if let f = caseFilter {
-            ids = ids.filter { $0 == f }
-            guard !ids.isEmpty else { throw BNError.invalidArgument("no case '\(f)' in \(golden.path)") }
-        }
+        let ids = try selector.select(manifest.cases, source: golden.path)
         let known = ["reference"] + kernels.map(\.name)
         for name in only where !known.contains(name) {
             throw BNError.invalidArgument("unknown implementation '\(name)' (known: \(known.joined(separator: ", ")))")
@@ -97,8 +94,10 @@ public enum Verification {
             progress?(i, ids.count)
             let c = try GoldenStore.loadCase(golden, id: id, manifest: manifest)
             if runReference { results.append(judgeReference(c)) }
+            // One analysis and budget per case for every kernel (a failure is reported per kernel by the judge).
+            let budget = c.spec.expectError == nil ? try? ToleranceBudget(c) : nil
             for k in selected {
-                var r = CaseJudge.judge(c, kernel: k)
+                var r = CaseJudge.judge(c, kernel: k, budget: budget)
                 if let t = threads, k.name == "threaded" { r.repro += " --threads \(t)" }
                 results.append(r)
             }
@@ -119,7 +118,7 @@ public enum Verification {
             }
             summaries.append(s)
         }
-        let ok = summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || caseFilter != nil) : s.failed == 0 }
+        let ok = summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !selector.selectsEverything) : s.failed == 0 }
         return Report(implementations: summaries, cases: results, ok: ok)
     }
 }

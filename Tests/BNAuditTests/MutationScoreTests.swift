@@ -1,5 +1,5 @@
 import BNAudit
-import BNKernels
+import BNCalibration
 import Testing
 
 /// The audit's mutation score (issue #6): every deliberately buggy adapter fails, with its
@@ -17,7 +17,7 @@ import Testing
         #expect(r.passed > 20)
     }
 
-    static let mutants: [(String, ScalarKernel.Mutation)] = [
+    static let mutants: [(String, CalibrationKernel.Mutation)] = [
         ("one-pass-variance", .onePassVariance), ("eps-outside-sqrt", .epsOutsideSqrt),
         ("unbiased-normalization", .unbiasedNormalization), ("wrong-running-estimator", .wrongRunningEstimator),
         ("momentum-swapped", .momentumSwapped), ("running-not-updated", .runningNotUpdated),

@@ -1,5 +1,4 @@
 import BNCore
-import BNGolden
 import BNReference
 
 /// The tolerance model of spec/SPEC.md §5 ("bnspec-tolerance-1"): a per-element

@@ -1,0 +1,203 @@
+import BNCore
+import BNReference
+
+/// The per-element tolerance τ of every output of a case (spec/SPEC.md §5.2), composed per
+/// operation from the terms of ``ToleranceModel`` and one ``CaseAnalysis`` of the case's data.
+///
+/// Each operation has one composition function below (``Composition``); each term is named as
+/// in SPEC §5.2 (τ_y, τ_μ, τ_σ², τ_R', τ_dβ, τ_dγ, τ_dx). The storage rounding of storage
+/// outputs (f16/bf16) is included; the judge rounds an implementation's storage outputs
+/// (``ArraySpec/Element/storage``) to the storage format before comparing.
+public struct ToleranceBudget: Sendable {
+    /// Output name → τ per element (same length as the expected output).
+    public var tolerances: [String: [Double]]
+
+    public subscript(output name: String) -> [Double]? { tolerances[name] }
+
+    /// The budget of a validated case; `analysis` when the caller already has it.
+    /// Throws (never traps) when an input or expected output it reads is missing or short.
+    public init(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws {
+        let t = try Composition(c, analysis ?? CaseAnalysis(c))
+        switch c.spec.op {
+        case .train: tolerances = try t.train()
+        case .infer: tolerances = try t.infer()
+        case .backwardTrain: tolerances = try t.backward(batchStatistics: true)
+        case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
+        case .trajectory: tolerances = try t.trajectory()
+        }
+    }
+}
+
+extension ToleranceBudget {
+    /// The statistics terms of one channel (SPEC §5.1): max|x|, r = 1/√(v + ε), the bounds δμ, δv
+    /// (zero for given statistics) and ρ, the relative error bound of r.
+    struct ChannelTerms {
+        var maxAbs: Double, r: Double, bounds: ToleranceModel.StatBounds, rho: Double
+    }
+
+    /// The composition of one case: its model, shape, parameters and analysis.
+    struct Composition {
+        let c: GoldenStore.LoadedCase, a: CaseAnalysis, m: ToleranceModel
+        let K = ToleranceModel.safety, u: Double, s: Shape, layout: Layout, n: Int, C: Int, eps: Double
+        private(set) var gamma: [Double] = [], beta: [Double] = []
+
+        init(_ c: GoldenStore.LoadedCase, _ a: CaseAnalysis) throws {
+            self.c = c; self.a = a; m = ToleranceModel(c.spec); u = m.u
+            s = try c.spec.shapeValue(); layout = c.spec.layout; n = s.perChannelCount; C = s.channels; eps = c.spec.eps
+            gamma = try input("gamma"); beta = try input("beta")
+        }
+
+        /// An input array, checked against its extent.
+        func input(_ name: String) throws -> [Double] { try values(c.inputs[name], name, c.spec.op.input(name)) }
+        /// The reference's output, checked against its extent.
+        func reference(_ name: String) throws -> [Double] { try values(c.expected[name], "expected_\(name)", c.spec.op.output(name)) }
+        func values(_ array: NPYArray?, _ name: String, _ spec: ArraySpec?) throws -> [Double] {
+            guard let v = array?.values, let spec, v.count == spec.count(in: c.spec, shape: s) else {
+                throw BNError.corrupt(path: c.spec.id, reason: "the tolerance needs '\(name)' with its full length")
+            }
+            return v
+        }
+
+        /// SPEC §5.1 per channel, from the batch's max|x| and the statistics v normalises with;
+        /// `batchStatistics`: computed by the implementation (δμ, δv bounded), else given (0).
+        func channelTerms(_ batch: CaseAnalysis.Batch, mean: [Double], variance: [Double], batchStatistics: Bool) -> [ChannelTerms] {
+            (0..<C).map { ch in
+                let mx = batch.maxAbs[ch], v = variance[ch]
+                let bounds = batchStatistics ? m.statBounds(n: n, maxAbs: mx, variance: v)
+                                             : ToleranceModel.StatBounds(mean: 0, variance: 0)
+                return ChannelTerms(maxAbs: mx, r: 1 / (v + eps).squareRoot(), bounds: bounds, rho: m.rho(bounds, variance: v, eps: eps))
+            }
+        }
+
+        /// τ_y = K·(|γ|·e + u·(|γ x̂| + |β|)) per element, plus the storage rounding.
+        func tauY(_ x: [Double], mean: [Double], terms: [ChannelTerms], reference y: [Double]) -> [Double] {
+            var t = [Double](repeating: 0, count: x.count)
+            for ch in 0..<C {
+                let g = abs(gamma[ch]), bt = abs(beta[ch]), inf = terms[ch]
+                for seg in layout.segments(channel: ch, shape: s) {
+                    for k in 0..<seg.count {
+                        let i = seg.offset + k * seg.stride
+                        let xh = (x[i] - mean[ch]) * inf.r
+                        let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: xh, bounds: inf.bounds, rho: inf.rho)
+                        t[i] = m.stored(K * (g * e + u * (g * abs(xh) + bt)), reference: y[i])
+                    }
+                }
+            }
+            return t
+        }
+
+        /// τ_R' for R' = (1 − w)·R + w·b: the error carried in R and b, plus the roundings counted
+        /// term by term — 1 − w, ×R and the final + on (1 − w)·R (3u); ×b and + on w·b (2u);
+        /// and w itself held in the compute type (|δw| ≤ u·w, times |R| + |b|).
+        func tauRunning(previous: [Double], previousTau: [Double], batch: [Double], batchTau: [Double], w: Double) -> [Double] {
+            (0..<C).map { ch in
+                let r = abs(previous[ch]), bb = abs(batch[ch])
+                return (1 - w) * previousTau[ch] + w * batchTau[ch] + K * u * (3 * (1 - w) * r + 2 * w * bb + w * (r + bb))
+            }
+        }
+
+        /// Bessel's factor n/(n − 1) of an unbiased running variance (1 otherwise).
+        func besselFactor(_ rule: RunningUpdateRule) -> Double {
+            rule.estimator == .unbiased && n > 1 ? Double(n) / Double(n - 1) : 1
+        }
+
+        /// train: τ_y, τ_μ = K·(δμ + u|μ|), τ_σ² = K·(δv + u·v), τ_R' for both running statistics.
+        func train() throws -> [String: [Double]] {
+            let x = try input("x"), batch = a.batches[0]
+            let mean = batch.mean, variance = batch.biasedVariance
+            let terms = channelTerms(batch, mean: mean, variance: variance, batchStatistics: true)
+            let rule = try c.spec.rule(), w = rule.batchWeight(step: 1), corr = besselFactor(rule)
+            let zeros = [Double](repeating: 0, count: C)
+            return [
+                "y": tauY(x, mean: mean, terms: terms, reference: try reference("y")),
+                "batch_mean": (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) },
+                "batch_var": (0..<C).map { K * (terms[$0].bounds.variance + u * variance[$0]) },
+                "running_mean": tauRunning(previous: try input("running_mean"), previousTau: zeros, batch: mean,
+                                           batchTau: terms.map(\.bounds.mean), w: w),
+                "running_var": tauRunning(previous: try input("running_var"), previousTau: zeros, batch: variance.map { $0 * corr },
+                                          batchTau: terms.map { $0.bounds.variance * corr }, w: w),
+            ]
+        }
+
+        /// infer: τ_y with the given statistics (δμ = δv = 0).
+        func infer() throws -> [String: [Double]] {
+            let x = try input("x"), mean = try input("mean"), variance = try input("var")
+            let terms = channelTerms(a.batches[0], mean: mean, variance: variance, batchStatistics: false)
+            return ["y": tauY(x, mean: mean, terms: terms, reference: try reference("y"))]
+        }
+
+        /// backward: τ_dβ = K·n·u·Σ|dy|; τ_dγ = K·(n·u·Σ|dy·x̂| + Σ|dy|·e + n·tiny·r);
+        /// τ_dx (training) = K·|γ|·r·(2u·A + τ_dβ/n + |x̂|·τ_dγ/n + e·|dγ|/n + ρ·A), A = |dy| + |dβ|/n + |x̂·dγ|/n;
+        /// τ_dx (inference) = K·|γ|·r·|dy|·(3u + ρ).
+        func backward(batchStatistics batch: Bool) throws -> [String: [Double]] {
+            let x = try input("x"), dy = try input("dy")
+            let mean = try batch ? a.batches[0].mean : input("mean")
+            let variance = try batch ? a.batches[0].biasedVariance : input("var")
+            let terms = channelTerms(a.batches[0], mean: mean, variance: variance, batchStatistics: batch)
+            let dg = try reference("dgamma"), dbt = try reference("dbeta"), refDx = try reference("dx"), nn = Double(n)
+            var xhats = [Double](repeating: 0, count: x.count), errs = xhats
+            var tdx = [Double](repeating: 0, count: x.count), tdg = [Double](), tdb = [Double]()
+            for ch in 0..<C {
+                let inf = terms[ch], g = abs(gamma[ch])
+                var sumDy = 0.0, sumDyXh = 0.0, sumDyE = 0.0
+                let segs = layout.segments(channel: ch, shape: s)
+                for seg in segs {
+                    for k in 0..<seg.count {
+                        let i = seg.offset + k * seg.stride
+                        let h = (x[i] - mean[ch]) * inf.r
+                        let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: h, bounds: inf.bounds, rho: inf.rho)
+                        xhats[i] = h; errs[i] = e
+                        sumDy += abs(dy[i]); sumDyXh += abs(dy[i] * h); sumDyE += abs(dy[i]) * e
+                    }
+                }
+                let tb = K * nn * u * sumDy
+                // + n·tiny·r: each product dy·(x − μ) can fall in the subnormal range, where its
+                // rounding error is absolute (≤ tiny), then scaled by r (spec §5.2; found by law 15).
+                let tg = K * (nn * u * sumDyXh + sumDyE + nn * m.tiny * inf.r)
+                tdb.append(tb); tdg.append(tg)
+                for seg in segs { for k in 0..<seg.count {
+                    let i = seg.offset + k * seg.stride, h = xhats[i], e = errs[i]
+                    let t: Double
+                    if batch {
+                        let core = abs(dy[i]) + abs(dbt[ch]) / nn + abs(h * dg[ch]) / nn
+                        t = K * g * inf.r * (2 * u * core + tb / nn + abs(h) * tg / nn + e * abs(dg[ch]) / nn + inf.rho * core)
+                    } else {
+                        t = K * g * inf.r * abs(dy[i]) * (3 * u + inf.rho)
+                    }
+                    // ρ = +Inf (spec §5.4): r is undetermined, so is every dx of the channel.
+                    tdx[i] = inf.rho.isInfinite ? .infinity : m.stored(t, reference: refDx[i])
+                } }
+            }
+            return ["dx": tdx, "dgamma": tdg, "dbeta": tdb]
+        }
+
+        /// trajectory: τ_R' step by step (each step's batch bounds, the previous step's τ_R'),
+        /// then τ_y of inference on x_eval with δμ = τ_R'(mean), δv = τ_R'(var).
+        func trajectory() throws -> [String: [Double]] {
+            let rule = try c.spec.rule(), corr = besselFactor(rule)
+            let rm = try reference("running_mean"), rv = try reference("running_var")
+            var prevM = try input("running_mean"), prevV = try input("running_var")
+            var tolM = [Double](repeating: 0, count: C), tolV = tolM
+            var allM: [Double] = [], allV: [Double] = []
+            for (k, batch) in a.batches.enumerated() {
+                let terms = channelTerms(batch, mean: batch.mean, variance: batch.biasedVariance, batchStatistics: true)
+                let w = rule.batchWeight(step: k + 1)
+                let bv = batch.moments.map { rule.estimator == .unbiased && n > 1 ? $0.unbiasedVariance : $0.biasedVariance }
+                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: terms.map(\.bounds.mean), w: w)
+                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv, batchTau: terms.map { $0.bounds.variance * corr }, w: w)
+                prevM = Array(rm[(k * C)..<((k + 1) * C)]); prevV = Array(rv[(k * C)..<((k + 1) * C)])
+                allM += tolM; allV += tolV
+            }
+            // Inference with running statistics that carry errors tolM/tolV.
+            let xe = try input("x_eval")
+            guard let evaluation = a.evaluation else { throw BNError.corrupt(path: c.spec.id, reason: "no analysis of x_eval") }
+            var terms = channelTerms(evaluation, mean: prevM, variance: prevV, batchStatistics: false)
+            for ch in 0..<C {
+                terms[ch].bounds = ToleranceModel.StatBounds(mean: tolM[ch], variance: tolV[ch])
+                terms[ch].rho = m.rho(terms[ch].bounds, variance: prevV[ch], eps: eps)
+            }
+            return ["running_mean": allM, "running_var": allV,
+                    "y_eval": tauY(xe, mean: prevM, terms: terms, reference: try reference("y_eval"))]
+        }
+    }
+}
