@@ -16,10 +16,19 @@ public struct AuditResult: Codable, Sendable {
     public var repro: String
     /// max over channels of |μ|/σ of the input (the statistics' condition), for the plots.
     public var condition: Double
-    /// Normwise error of the primary output in float32 ULPs: max|got − expected| ÷ ulp(max|expected|).
+    /// Normwise error of the primary output in ULPs of the case's storage format:
+    /// max|got − expected| ÷ ulp(max|expected|) (the format's largest ulp above its range).
     public var worstUlps: Double?
+    /// The fitted figures behind the diagnosis of a failure (spec/AUDIT.md §5).
+    public var evidence: [String] = []
+    /// Training cases: per channel, κ and the relative error of the variance used, for the
+    /// audit-wide variance-growth fit (not encoded).
+    public var variancePoints: [VarianceGrowth.Point] = []
+    /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
+    /// implies) is within tolerance (not encoded).
+    var computeRoundoff = 0x1p-24, meanWithinTolerance = false
     enum CodingKeys: String, CodingKey {
-        case caseID = "case", family, status, detail, repro, condition
+        case caseID = "case", family, status, detail, repro, condition, evidence
         case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps"
     }
     public func encode(to e: any Encoder) throws {
@@ -29,6 +38,7 @@ public struct AuditResult: Codable, Sendable {
         try c.encode(detail, forKey: .detail); try c.encodeIfPresent(likelyCause, forKey: .likelyCause)
         try c.encode(repro, forKey: .repro); try c.encode(condition.isFinite ? condition : 1e308, forKey: .condition)
         try c.encodeIfPresent(worstUlps.map { $0.isFinite ? $0 : 1e308 }, forKey: .worstUlps)
+        if !evidence.isEmpty { try c.encode(evidence, forKey: .evidence) }
     }
 }
 
@@ -40,15 +50,37 @@ public struct AuditReport: Codable, Sendable {
     public var tolerance: String
     public var passed: Int, failed: Int, skipped: Int
     public var causes: [String: Int]
+    /// How the variance error grows with κ = |μ|/σ across the audit's float32-class training
+    /// cases: the implementation's variance algorithm (spec/AUDIT.md §5); nil when too few
+    /// channels show a measurable error.
+    public var varianceGrowth: VarianceGrowth?
     public var results: [AuditResult]
     /// No failure, and at least one case actually checked: an audit that skipped every case
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
-    enum CodingKeys: String, CodingKey { case implementation, version, profile, tolerance, passed, failed, skipped, causes, results }
+    enum CodingKeys: String, CodingKey {
+        case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
+        case varianceGrowth = "variance_growth"
+    }
 
     public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
         self.implementation = implementation; self.version = version; self.profile = profile
-        tolerance = ToleranceModel.name; self.results = results
+        tolerance = ToleranceModel.name
+        var results = results
+        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
+                                        floor: 0x1p-24, binned: true)
+        varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
+        // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
+        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ².
+        if growth.algorithm == "one_pass" {
+            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil
+                && results[i].meanWithinTolerance
+                && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
+                results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
+                results[i].evidence.append(growth.evidence)
+            }
+        }
+        self.results = results
         passed = results.filter { $0.status == .passed }.count
         failed = results.filter { $0.status == .failed }.count
         skipped = results.filter { $0.status == .skipped }.count
@@ -103,7 +135,10 @@ public struct Audit {
             case .unsupported(let m): r.status = .skipped; r.detail = "adapter: unsupported: \(m)"
             case .failure(let f): r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
             case .refused(let m):
-                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" } else {
+                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" }
+                else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
+                    r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
+                } else {
                     r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
                     r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
                 }
@@ -141,6 +176,9 @@ public struct Audit {
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
                 if !refused { r.worstRatio = .infinity }
+            } else if files.isEmpty, FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path),
+                      let d = profile.documentedRefusal(op: ac.loaded.spec.op.rawValue, eps: ac.loaded.spec.eps) {
+                r.detail = "refused (\(d.what)), as the \(profile.name) profile allows"
             } else {
                 r = judge(ac, r, files: files)
             }
@@ -152,6 +190,19 @@ public struct Audit {
     func base(_ ac: AuditCase) -> AuditResult {
         AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
                     likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0)
+    }
+
+    /// ulp(v) in a storage format: the spacing of that format's values at |v| (its largest
+    /// spacing above its range, its subnormal spacing below).
+    static func ulp(_ v: Double, _ dtype: DType) -> Double {
+        switch dtype {
+        case .f64: return v.isFinite ? max(v.ulp, Double.leastNonzeroMagnitude) : Double.greatestFiniteMagnitude.ulp
+        case .f32: return Double(Float(min(v, Double(Float.greatestFiniteMagnitude))).ulp)
+        case .f16: return Double(Float16(min(v, 65504)).ulp)
+        case .bf16:
+            let f = Float(min(v, Double(Float.greatestFiniteMagnitude)))
+            return max(Double(f.ulp) * 0x1p16, 0x1p-133)  // 8 significand bits instead of 24
+        }
     }
 
     /// Outputs an implementation without running statistics does not provide.
@@ -193,11 +244,19 @@ public struct Audit {
         let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
         if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
         if let p = spec.op.primaryOutput?.name, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
-            let finite = zip(g, exp).filter { $1.isFinite }
+            let finite = zip(g, exp).filter { $1.isFinite && $0.isFinite }
             let top = finite.map { abs($0.1) }.max() ?? 0
-            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
+            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Self.ulp(top, spec.dtype) }
         }
-        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got, budget: budget) }
+        if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
+            r.variancePoints = Fits.variancePoints(problem)
+            r.computeRoundoff = spec.dtype.computeRoundoff
+            r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
+            if r.status == .failed {
+                let d = Diagnosis.of(problem)
+                r.likelyCause = d.cause; r.evidence = d.evidence
+            }
+        }
         return r
     }
 }
