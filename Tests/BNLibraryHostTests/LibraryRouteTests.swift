@@ -64,7 +64,7 @@ import Glibc
 
     func audit(_ args: [String], filter: String) throws -> Run {
         let json = scratch.appendingPathComponent("\(UUID().uuidString).json")
-        let (st, out, err) = try run(Self.bnspec, ["audit", "--profile", "pytorch", "--case", filter, "--json", json.path] + args)
+        let (st, out, err) = try run(Self.bnspec, ["audit", "--profile", "pytorch", "--match", filter, "--json", json.path] + args)
         let report = (try? Data(contentsOf: json)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         return Run(status: st, out: out, err: err, report: report)
     }
