@@ -47,13 +47,14 @@ public struct CaseResult: Codable, Sendable {
 /// (``BNGolden/ToleranceBudget``).
 public enum CaseJudge {
     /// |got − ref| / tol over an array (spec §5.3, §5.4):
+    /// - an element whose bound exceeds `limit` (the compute format's largest finite value), or
+    ///   is NaN, is unresolvable in that format and not judged — except a non-finite reference
+    ///   that the input's own NaN or ±Inf defines, whose τ the budget pins to 0
+    ///   (``BNGolden/ToleranceBudget``);
     /// - a NaN or ±Inf reference is matched exactly, or by one of `alternatives(i)` (the values
-    ///   the spec also allows there, ``BNGolden/ToleranceBudget/alternatives``) — checked before
-    ///   anything else;
+    ///   the spec also allows there, ``BNGolden/ToleranceBudget/alternatives``);
     /// - a finite reference within tolerance of the storage format's overflow is also matched by
     ///   the infinity an answer rounds to;
-    /// - an element whose bound exceeds `limit` (the compute format's largest finite value) is
-    ///   unresolvable in that format and not judged;
     /// - otherwise the answer must be finite and within tolerance.
     static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double,
                       alternatives: (Int) -> [Double] = { _ in [] }) -> (ratio: Double, index: Int) {
@@ -65,11 +66,11 @@ public enum CaseJudge {
             let r = ref[i]
             if let st = storage { g = st.quantize(g) }
             let ratio: Double
-            if !r.isFinite {
+            if !(tol[i] <= limit) {
+                ratio = 0
+            } else if !r.isFinite {
                 ratio = same(r, g) || alternatives(i).contains(where: { same($0, g) }) ? 0 : .infinity
             } else if g.isInfinite, let st = storage, st.quantize(r + (g > 0 ? tol[i] : -tol[i])) == g {
-                ratio = 0
-            } else if tol[i] > limit {
                 ratio = 0
             } else if !g.isFinite {
                 ratio = .infinity

@@ -30,6 +30,7 @@ public struct ToleranceBudget: Sendable {
         case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
         case .trajectory: tolerances = try t.trajectory()
         }
+        pinNonFinite(c)
         if c.spec.op == .train, let batch = a.batches.first {
             for ch in batch.holdsInfinity.indices where batch.holdsInfinity[ch] {
                 for name in ["batch_mean", "running_mean"] { alternatives[name, default: [:]][ch] = [.nan] }
@@ -40,6 +41,26 @@ public struct ToleranceBudget: Sendable {
 }
 
 extension ToleranceBudget {
+    /// A non-finite reference in a channel whose input x holds NaN or ±Inf is a defined value
+    /// (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
+    /// (with the §5.3 alternatives) instead of skipping it as τ > the format's range (§5.4).
+    mutating func pinNonFinite(_ c: GoldenStore.LoadedCase) {
+        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps,
+              x.count == s.elementCount, x.contains(where: { !$0.isFinite }) else { return }
+        let C = s.channels, S = s.spatialSize
+        var bad = [Bool](repeating: false, count: C)
+        for i in x.indices where !x[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true }
+        for (name, tol) in tolerances {
+            guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
+            var t = tol
+            for i in ref.indices where !ref[i].isFinite {
+                let ch = ref.count == C ? i : (c.spec.layout == .nchw ? (i / S) % C : i % C)
+                if ref.count == C || ref.count == x.count, bad[ch] { t[i] = 0 }
+            }
+            tolerances[name] = t
+        }
+    }
+
     /// How finely a case judges its primary output (spec §5.4): the median over the output's
     /// elements with a finite reference of τ ÷ the element's natural scale — |γ| for y (x̂ has
     /// unit spread), |γ|·r·rms(dy) for dx (r from the given statistics, or the batch's). Below 1
