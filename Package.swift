@@ -11,13 +11,10 @@
 //     → bnspec (CLI, thin)
 import PackageDescription
 
-// CPU-specific tuning is applied only on x86_64 Linux release builds; every
-// other platform builds with the toolchain's defaults.
-#if arch(x86_64)
-let tuning: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]
-#else
-let tuning: [SwiftSetting] = []
-#endif
+// No target uses compiler flags (a package with unsafe flags cannot be a versioned
+// dependency): the kernels' memory passes (CBNKernels) are compiled for several
+// instruction sets in C, with per-function target attributes, and chosen at run time
+// (spec/SPEC.md §9.4).
 
 let package = Package(
     name: "BNSpec",
@@ -40,9 +37,9 @@ let package = Package(
         .target(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
-        .target(name: "CBNStream"),
+        .target(name: "CBNKernels"),
         .target(name: "CBNFiles"),
-        .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
+        .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference", "CBNFiles"],
