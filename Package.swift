@@ -14,13 +14,10 @@
 // BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
 import PackageDescription
 
-// CPU-specific tuning is applied only on x86_64 Linux release builds; every
-// other platform builds with the toolchain's defaults.
-#if arch(x86_64)
-let tuning: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]
-#else
-let tuning: [SwiftSetting] = []
-#endif
+// No target uses compiler flags (a package with unsafe flags cannot be a versioned
+// dependency): the kernels' memory passes (CBNKernels) are compiled for several
+// instruction sets in C, with per-function target attributes, and chosen at run time
+// (spec/SPEC.md §9.4).
 
 let package = Package(
     name: "BNSpec",
@@ -44,11 +41,11 @@ let package = Package(
         .target(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
-        .target(name: "CBNStream"),
+        .target(name: "CBNKernels"),
         .target(name: "CBNFiles"),
         // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
         .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
+        .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference", "CBNFiles"],
