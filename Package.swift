@@ -23,11 +23,14 @@ let package = Package(
     name: "BNSpec",
     products: [
         .executable(name: "bnspec", targets: ["bnspec"]),
-        .library(name: "BNReference", targets: ["BNReference"]),
-        .library(name: "BNKernels", targets: ["BNKernels"]),
-        .library(name: "BNGolden", targets: ["BNGolden"]),
-        .library(name: "BNCalibration", targets: ["BNCalibration"]),
-        .library(name: "BNAudit", targets: ["BNAudit"]),
+        // For packages that depend on BNSpec (README "Use BNSpec from Swift"): each library product
+        // holds its module and the modules its public API names (BNCore's shapes, layouts, dtypes and
+        // profiles, …). None holds CGSL: GSL is needed only to build the CLI and the tests.
+        .library(name: "BNReference", targets: ["BNCore", "BNReference"]),
+        .library(name: "BNGolden", targets: ["BNCore", "BNReference", "BNGolden"]),
+        .library(name: "BNKernels", targets: ["BNCore", "BNKernels"]),
+        .library(name: "BNCalibration", targets: ["BNCore", "BNKernels", "BNCalibration"]),
+        .library(name: "BNAudit", targets: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
