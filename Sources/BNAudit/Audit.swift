@@ -134,17 +134,9 @@ public struct Audit {
             switch adapter.run(request) {
             case .unsupported(let m): r.status = .skipped; r.detail = "adapter: unsupported: \(m)"
             case .failure(let f): r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
-            case .refused(let m):
-                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" }
-                else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
-                    r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
-                } else {
-                    r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
-                    r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
-                }
+            case .refused(let m): r = refused(ac, r, message: m, by: "adapter")
             case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
-                r.status = .failed; r.worstRatio = .infinity
-                r.detail = "expected a refusal (\(spec.expectError!)), got outputs \(paths.keys.sorted().joined(separator: ", "))"
+                r = outputsInsteadOfRefusal(ac, r, names: paths.keys)
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
@@ -205,6 +197,29 @@ public struct Audit {
         }
     }
 
+    /// The verdict on a case the implementation refused (`by`: who refused, for the detail): a pass
+    /// when the profile requires the refusal or documents it (spec §5.6), else a failure.
+    func refused(_ ac: AuditCase, _ r0: AuditResult, message m: String, by who: String) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
+        if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" }
+        else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
+            r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
+        } else {
+            r.status = .failed; r.worstRatio = .infinity; r.detail = "\(who) refused the case: \(m)"
+            r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
+        }
+        return r
+    }
+
+    /// The verdict on outputs returned for a case the profile requires the implementation to refuse.
+    func outputsInsteadOfRefusal(_ ac: AuditCase, _ r0: AuditResult, names: some Collection<String>) -> AuditResult {
+        var r = r0
+        r.status = .failed; r.worstRatio = .infinity
+        r.detail = "expected a refusal (\(ac.loaded.spec.expectError ?? "")), got outputs \(names.sorted().joined(separator: ", "))"
+        return r
+    }
+
     /// Outputs an implementation without running statistics does not provide.
     static let runningOutputs: Set<String> = ["running_mean", "running_var"]
     static func notProvidedNote(_ names: [String]) -> String {
@@ -231,6 +246,14 @@ public struct Audit {
                 r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
             }
         }
+        return judge(ac, r, outputs: got, notProvided: notProvided)
+    }
+
+    /// Judges the outputs an implementation returned (read from its files, or handed over in
+    /// process); names the likely cause of a failure.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, outputs got: [String: [Double]], notProvided: Set<String> = []) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
         let missing = ac.requiredOutputs.subtracting(notProvided).subtracting(got.keys)
         if !missing.isEmpty {
             r.status = .failed; r.worstRatio = .infinity

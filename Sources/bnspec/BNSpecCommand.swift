@@ -1,5 +1,6 @@
 import ArgumentParser
 import BNCore
+import BNKernels
 import Foundation
 
 /// `bnspec` — the command-line face of BNSpec. Each subcommand is thin: it parses
@@ -14,7 +15,10 @@ struct BNSpec: ParsableCommand {
 
     /// Runs `body`, turning any BNSpec error into a one-line message and exit code 1.
     static func run(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as BNError {
+        do {
+            if let bad = KernelISA.environmentError { throw BNError.invalidArgument(bad) }
+            try body()
+        } catch let e as BNError {
             FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
             throw ExitCode(1)
         }

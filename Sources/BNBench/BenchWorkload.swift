@@ -1,4 +1,5 @@
 import BNCore
+import BNKernels
 import Foundation
 
 /// One kernel × mode × layout × shape × thread count, with its buffers allocated and
@@ -78,9 +79,13 @@ public final class BenchWorkload {
         var rm = p.mean, rv = p.variance
         let run: () -> Void
         switch mode {
-        case .training: run = { _ = try? k.trainingForward(xb, yb, shape, layout, p.gamma, p.beta, 1e-5, &rm, &rv, 1, rule) }
-        case .inference: run = { k.inferenceForward(xb, yb, shape, layout, p.gamma, p.beta, 1e-5, p.mean, p.variance) }
-        case .backward: run = { _ = k.backward(xb, dyb, yb, shape, layout, p.gamma, 1e-5, nil) }
+        case .training:
+            run = { _ = try? k.trainingForward(xb, yb, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5,
+                                               runningMean: &rm, runningVariance: &rv, step: 1, rule: rule) }
+        case .inference:
+            run = { k.inferenceForward(xb, yb, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5, mean: p.mean,
+                                       variance: p.variance) }
+        case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
         }
         return (run, { x.deallocate(); y.deallocate(); dy.deallocate() })
     }
