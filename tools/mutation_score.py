@@ -31,7 +31,7 @@ EXPECTED = {
     "backward-missing-mean-term": "backward misses the −mean(dy) term",
     "backward-missing-xhat-term": "backward misses the −x̂·mean(dy·x̂) term",
     "inference-uses-batch-statistics": "inference normalises with the batch's own statistics",
-    "fp16-accumulation": "the batch mean carries float16-precision rounding error",
+    "fp16-accumulation": "Σx accumulated in float16",
     "nan-to-zero": "NaN turned into 0",
 }
 

@@ -27,6 +27,9 @@ public struct AuditResult: Codable, Sendable {
     /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
     /// implies) is within tolerance (not encoded).
     var computeRoundoff = 0x1p-24, meanWithinTolerance = false
+    /// Training cases: the batch weight asked for and the one the returned running mean implies
+    /// (for the audit-wide ``WeightFit``; not encoded).
+    var weightPoint: WeightFit.Point?
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, status, detail, repro, condition, evidence
         case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps"
@@ -54,13 +57,16 @@ public struct AuditReport: Codable, Sendable {
     /// cases: the implementation's variance algorithm (spec/AUDIT.md §5); nil when too few
     /// channels show a measurable error.
     public var varianceGrowth: VarianceGrowth?
+    /// How the batch weight of the running update depends on the case's, across the audit's
+    /// training cases; nil when the cases cannot tell.
+    public var weightFit: WeightFit?
     public var results: [AuditResult]
     /// No failure, and at least one case actually checked: an audit that skipped every case
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
     enum CodingKeys: String, CodingKey {
         case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
-        case varianceGrowth = "variance_growth"
+        case varianceGrowth = "variance_growth", weightFit = "weight_fit"
     }
 
     public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
@@ -78,6 +84,19 @@ public struct AuditReport: Codable, Sendable {
                 && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
                 results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
                 results[i].evidence.append(growth.evidence)
+            }
+        }
+        // The running update's weight rule across cases replaces single-case weight causes (one
+        // case cannot tell a fixed weight from an inverted momentum) and names unexplained
+        // failures whose running mean follows it.
+        let weights = WeightFit.fit(results.compactMap(\.weightPoint))
+        weightFit = weights
+        if let fit = weights, let cause = fit.cause {
+            for i in results.indices where results[i].status == .failed && results[i].weightPoint != nil {
+                let current = results[i].likelyCause ?? ""
+                guard current.isEmpty || RunningModels.weightCauses.contains(where: { current.contains($0) }) else { continue }
+                results[i].likelyCause = cause
+                results[i].evidence.append(fit.evidence)
             }
         }
         self.results = results
@@ -273,6 +292,9 @@ public struct Audit {
         }
         if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
             r.variancePoints = Fits.variancePoints(problem)
+            if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
+                r.weightPoint = WeightFit.Point(asked: asked, used: used)
+            }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
             if r.status == .failed {

@@ -62,7 +62,7 @@ public struct CalibrationKernel: LoopKernel {
             case .backwardMissingMeanTerm: "backward misses the −mean(dy) term"
             case .backwardMissingXhatTerm: "backward misses the −x̂·mean(dy·x̂) term"
             case .inferenceUsesBatchStatistics: "inference normalises with the batch's own statistics"
-            case .fp16Accumulation: "the batch mean carries float16-precision rounding error"
+            case .fp16Accumulation: "Σx accumulated in float16"
             case .nanToZero: "NaN turned into 0"
             }
         }

@@ -78,6 +78,15 @@ enum Fits {
         return e
     }
 
+    /// A fitted eps means something only when it is the same across channels of different
+    /// variance (a scale error — γ missing, an approximate 1/√ — gives an "eps" that varies with
+    /// σ²): at least three channels whose variances span a factor of 2.
+    static func variancesSpan(_ v: [Double]) -> Bool {
+        let f = v.filter { $0.isFinite && $0 > 0 }
+        guard f.count >= 3, let lo = f.min(), let hi = f.max() else { return false }
+        return hi >= 2 * lo
+    }
+
     static func epsCause(_ p: DiagnosisProblem) -> String {
         "normalises with eps = \(fmt(fittedEps(p) ?? .nan)) instead of \(fmt(p.eps))"
     }

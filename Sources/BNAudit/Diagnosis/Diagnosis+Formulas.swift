@@ -16,6 +16,24 @@ extension DiagnosisProblem {
         return (ms.map(\.mean), ms.map(\.biasedVariance))
     }
 
+    /// Statistics with Σx accumulated sequentially in float16 (storage order), divided by n in
+    /// float32, and the variance about that mean (the 16-bit-accumulation bug, modelled exactly
+    /// for a sequential sum; another order is not reproduced and stays unexplained).
+    var float16SumStatistics: (mean: [Double], variance: [Double]) {
+        let x = input("x")
+        guard x.count == shape.elementCount, spec.dtype != .f64 else { return ([], []) }
+        var mean: [Double] = [], variance: [Double] = []
+        for c in 0..<channels {
+            let idx = indices(c)
+            var h: Float16 = 0
+            for i in idx { h += Float16(Float(x[i])) }
+            let m = Double(Float(h) / Float(n))
+            mean.append(m)
+            variance.append(idx.reduce(0.0) { $0 + (x[$1] - m) * (x[$1] - m) } / Double(n))
+        }
+        return (mean, variance)
+    }
+
     /// The training case's batch statistics (from x; single-step cases).
     var trainingStatistics: (mean: [Double], variance: [Double]) { batchStatistics(input("x")) }
 

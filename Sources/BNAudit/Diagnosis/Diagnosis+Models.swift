@@ -37,6 +37,17 @@ enum ForwardModels {
             y(name) { p in let s = p.trainingStatistics; return s.mean.isEmpty ? nil : f(p, p.input("x"), s.mean, s.variance) }
         }
         return common + [
+            BugModel(cause: "Σx accumulated in float16: the batch mean is a float16 running sum ÷ n") { p in
+                let s = p.float16SumStatistics
+                guard !s.mean.isEmpty else { return nil }
+                var out = ["y": p.normalized(p.input("x"), mean: s.mean, scale: { p.invStd(s.variance[$0]) }),
+                           "batch_mean": s.mean, "batch_var": s.variance]
+                if let w = p.weight(step: 1), p.input("running_mean").count == p.channels {
+                    out["running_mean"] = p.blend(p.input("running_mean"), s.mean, w)
+                    out["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(s.variance), w)
+                }
+                return out
+            },
             y("statistics per sample (over the spatial positions only), not over the batch") { p in
                 p.shape.batch > 1 && p.shape.spatialSize > 1 ? p.groupedNormalization(p.input("x"), groups: p.perSample) : nil },
             y("statistics per spatial position (over the batch only), not over the spatial positions") { p in
@@ -45,7 +56,8 @@ enum ForwardModels {
                 let m = p.input("running_mean"), v = p.input("running_var")
                 return m.count == p.channels ? p.normalized(p.input("x"), mean: m, scale: { p.invStd(v[$0]) }) : nil },
             BugModel(cause: "normalises with another eps than the case's", generic: true, describe: Fits.epsCause) { p in
-                guard let e = Fits.fittedEps(p), abs(e - p.eps) > 0.01 * max(p.eps, 1e-12) else { return nil }
+                guard let e = Fits.fittedEps(p), abs(e - p.eps) > 0.01 * max(p.eps, 1e-12),
+                      Fits.variancesSpan(p.trainingStatistics.variance) else { return nil }
                 let s = p.trainingStatistics
                 return ["y": p.normalized(p.input("x"), mean: s.mean, scale: { 1 / (s.variance[$0] + e).squareRoot() })]
             },
@@ -58,7 +70,8 @@ enum ForwardModels {
                 let s = p.trainingStatistics
                 return s.mean.isEmpty ? nil : p.normalized(p.input("x"), mean: s.mean, scale: { p.invStd(s.variance[$0]) }) },
             BugModel(cause: "normalises with another eps than the case's", generic: true, describe: Fits.epsCause) { p in
-                guard let e = Fits.fittedEps(p), abs(e - p.eps) > 0.01 * max(p.eps, 1e-12) else { return nil }
+                guard let e = Fits.fittedEps(p), abs(e - p.eps) > 0.01 * max(p.eps, 1e-12),
+                      Fits.variancesSpan(p.input("var")) else { return nil }
                 let v = p.input("var")
                 return ["y": p.normalized(p.input("x"), mean: p.input("mean"), scale: { 1 / (v[$0] + e).squareRoot() })]
             },
@@ -68,6 +81,13 @@ enum ForwardModels {
 
 /// Bug models of the running-statistics update.
 enum RunningModels {
+    /// The causes these models name for a single case's running update; an audit-wide fit of the
+    /// weights (``WeightFit``) may replace them with the rule that holds across cases.
+    static var weightCauses: [String] {
+        ["momentum convention inverted", "running statistics not updated", "the update replaces the running statistics",
+         "running statistics updated with batch weight"]
+    }
+
     /// Predicts running_mean and running_var with batch weight `w` and batch variance term `bv`.
     static func update(_ p: DiagnosisProblem, w: Double, varianceTerm: ([Double]) -> [Double]) -> [String: [Double]]? {
         let s = p.trainingStatistics
@@ -184,6 +204,10 @@ enum BackwardModels {
     }
 
     static let training: [BugModel] = [
+        BugModel(cause: "Σx accumulated in float16: the batch mean is a float16 running sum ÷ n") { p in
+            let s = p.float16SumStatistics
+            return s.mean.isEmpty ? nil : gradients(p, mean: s.mean, scale: s.variance.map(p.invStd))
+        },
         model("backward misses the −mean(dy) term") { p, m, v in
             gradients(p, mean: m, scale: v.map(p.invStd), meanTerm: 0) },
         model("backward misses the −x̂·mean(dy·x̂) term (the variance's dependence on x)") { p, m, v in

@@ -161,10 +161,17 @@ extension ToleranceBudget {
             }
         }
 
-        /// τ of the batch variance fed to the running variance: δv, times n/(n − 1) plus 2u·|b|
-        /// for the Bessel factor's rounding when the estimator is unbiased.
-        func runningVarianceTau(_ terms: [ChannelTerms], fed b: [Double], corr: Double) -> [Double] {
-            (0..<C).map { terms[$0].bounds.variance * corr + (corr == 1 ? 0 : 2 * u * abs(b[$0])) }
+        /// τ of the batch mean fed to the running mean: the batch mean's own tolerance,
+        /// K·(δμ + u|μ|) — a batch mean the judge accepts must give a running mean it accepts.
+        func runningMeanTau(_ terms: [ChannelTerms], mean: [Double]) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) }
+        }
+
+        /// τ of the batch variance fed to the running variance: the batch variance's tolerance
+        /// K·(δv + u·v), times n/(n − 1) plus 2u·|b| for the Bessel factor's rounding when the
+        /// estimator is unbiased.
+        func runningVarianceTau(_ terms: [ChannelTerms], biased v: [Double], fed b: [Double], corr: Double) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.variance + u * abs(v[$0])) * corr + (corr == 1 ? 0 : 2 * u * abs(b[$0])) }
         }
 
         /// Bessel's factor n/(n − 1) of an unbiased running variance (1 otherwise).
@@ -184,9 +191,9 @@ extension ToleranceBudget {
                 "batch_mean": (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) },
                 "batch_var": (0..<C).map { K * (terms[$0].bounds.variance + u * variance[$0]) },
                 "running_mean": tauRunning(previous: try input("running_mean"), previousTau: zeros, batch: mean,
-                                           batchTau: terms.map(\.bounds.mean), w: w),
+                                           batchTau: runningMeanTau(terms, mean: mean), w: w),
                 "running_var": tauRunning(previous: try input("running_var"), previousTau: zeros, batch: variance.map { $0 * corr },
-                                          batchTau: runningVarianceTau(terms, fed: variance.map { $0 * corr }, corr: corr), w: w),
+                                          batchTau: runningVarianceTau(terms, biased: variance, fed: variance.map { $0 * corr }, corr: corr), w: w),
             ]
         }
 
@@ -254,8 +261,9 @@ extension ToleranceBudget {
                 let terms = channelTerms(batch, mean: batch.mean, variance: batch.biasedVariance, batchStatistics: true)
                 let w = rule.batchWeight(step: k + 1)
                 let bv = batch.moments.map { rule.estimator == .unbiased && n > 1 ? $0.unbiasedVariance : $0.biasedVariance }
-                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: terms.map(\.bounds.mean), w: w)
-                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv, batchTau: runningVarianceTau(terms, fed: bv, corr: corr), w: w)
+                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: runningMeanTau(terms, mean: batch.mean), w: w)
+                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv,
+                                  batchTau: runningVarianceTau(terms, biased: batch.biasedVariance, fed: bv, corr: corr), w: w)
                 prevM = Array(rm[(k * C)..<((k + 1) * C)]); prevV = Array(rv[(k * C)..<((k + 1) * C)])
                 allM += tolM; allV += tolV
             }

@@ -110,12 +110,14 @@ public struct ToleranceModel: Sendable {
         rho.isInfinite ? .infinity : r * (b.mean + u * (abs(x) + abs(mean))) + abs(xhat) * rho + u * abs(xhat)
     }
 
-    /// Adds the output-storage rounding to a compute-precision bound.
+    /// Adds the output-storage rounding to a compute-precision bound: an answer a within τ of the
+    /// exact value e, rounded to nearest in the storage format, is within
+    /// |RNE(a) − a| + |a − e| ≤ u_s·(|e| + τ) + τ of it, plus half the format's smallest subnormal
+    /// spacing in the subnormal range (2⁻²⁴ for float16, 2⁻¹³³ for bfloat16, counted whole).
+    /// Rounding toward zero (truncation) errs by up to a whole ulp and is not honest.
     public func stored(_ tol: Double, reference: Double) -> Double {
         guard storage == .f16 || storage == .bf16 else { return tol }
-        // One rounding to the storage format: ≤ u_s·|y| (doubled for the rounding of a value
-        // already off by tol), plus the format's smallest subnormal (2⁻²⁴ float16, 2⁻¹³³ bfloat16).
         let quantum: Double = storage == .f16 ? 0x1p-24 : 0x1p-133
-        return tol + 2 * storage.storageRoundoff * abs(reference) + quantum
+        return tol + storage.storageRoundoff * (abs(reference) + tol) + quantum
     }
 }
