@@ -27,9 +27,12 @@ public struct BenchResult: Codable, Sendable {
     public var ratio: Double
     public var gbPerSecond: Double
     public var repeats: Int
+    /// Fastest kernel run ÷ fastest memcpy run: on a busy machine the least disturbed
+    /// pair, a check on `ratio` (medians).
+    public var minRatio: Double
     enum CodingKeys: String, CodingKey {
         case series, kernel, mode, layout, shape, threads, dtype, seconds, ratio, repeats
-        case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s"
+        case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s", minRatio = "min_ratio"
     }
 }
 
@@ -71,7 +74,8 @@ public struct BenchRunner: Sendable {
         let moved = tensorBytes * (w.mode == .backward ? 3 : 2)
         return BenchResult(series: series, kernel: w.kernel, mode: w.mode.rawValue, layout: w.layout.rawValue,
                            shape: w.shape.dimensions, threads: w.threads, dtype: w.dtype.rawValue, seconds: k,
-                           memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count)
+                           memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count,
+                           minRatio: kt.min()! / mt.min()!)
     }
 }
 
