@@ -8,9 +8,9 @@
 //   memcpy         glibc memcpy of x (the denominator of every ratio)
 //   read           one pass reading x (AVX sum), no writes
 //   write          one pass writing y (non-temporal above 32 MiB, as the kernels)
-//   traffic:train  the memory traffic of the blocked training kernel without its
-//                  arithmetic: per L2-sized channel group, read the group, then read it
-//                  again and write y (a copy). Lower bound of fused training.
+//   traffic:train  the memory traffic of the training kernel without its arithmetic,
+//                  cut and pipelined as the kernel is (channel groups: one in cache,
+//                  L2-sized out of cache): what its access pattern alone costs.
 //   traffic:2read  read all of x, then read x again and write y (NHWC training: every
 //                  row is needed before any output).
 //   compute:train  the kernel's own passes (CBNKernels, best level) on an L1-resident
@@ -74,7 +74,7 @@ static void interleaved(int count, work_fn *fn, void **ctx, void *src, void *dst
 }
 
 typedef struct { float *x, *y, *dy; long N, C, HW; long group; int stream; double *pivot, *mean, *scale, *shift, *acc, *out;
-                 void *src, *dst; } shape_ctx;
+                 void *src, *dst; uint16_t *h, *hy, *b, *by; } shape_ctx;
 
 /// memcpy itself as a row: its ratio to the adjacent memcpy shows the noise floor (≈ 1).
 static void copy_x(void *p) { shape_ctx *s = p; copy_bytes(s->dst, s->src, (size_t)(s->N * s->C * s->HW) * 4); }
@@ -118,13 +118,20 @@ __attribute__((target("avx2"))) static void copy_range(const float *x, float *y,
     for (; i < n; i++) y[i] = x[i];
 }
 
-/// Per channel group: read the group's runs (sum), then copy them to y.
+/// The blocked training kernel's memory traffic without its arithmetic, pipelined as the
+/// kernel is (CBNKernels `nchw_forward_step`): for each sample, copy the current group's
+/// runs to y (the output pass), then read the next group's runs (the statistics pass).
 static void traffic_train(void *p) {
     shape_ctx *s = p; volatile float sink = 0;
-    for (long c0 = 0; c0 < s->C; c0 += s->group) {
-        long c1 = c0 + s->group < s->C ? c0 + s->group : s->C;
-        for (long b = 0; b < s->N; b++) sink += sum_range(s->x + (b * s->C + c0) * s->HW, (c1 - c0) * s->HW);
-        for (long b = s->N - 1; b >= 0; b--) copy_range(s->x + (b * s->C + c0) * s->HW, s->y + (b * s->C + c0) * s->HW, (c1 - c0) * s->HW, s->stream);
+    long HW = s->HW, C = s->C;
+    for (long g0 = -s->group; g0 < C; g0 += s->group) {
+        long a0 = g0 < 0 ? 0 : g0, a1 = g0 < 0 ? 0 : (g0 + s->group < C ? g0 + s->group : C);
+        long n0 = g0 + s->group, n1 = n0 + s->group < C ? n0 + s->group : C;
+        if (n0 > C) n0 = C;
+        for (long b = 0; b < s->N; b++) {
+            if (a1 > a0) copy_range(s->x + (b * C + a0) * HW, s->y + (b * C + a0) * HW, (a1 - a0) * HW, s->stream);
+            if (n1 > n0) sink += sum_range(s->x + (b * C + n0) * HW, (n1 - n0) * HW);
+        }
     }
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
@@ -136,8 +143,9 @@ static void traffic_2read(void *p) {
 }
 
 /// The fused training kernel's C passes with Swift's orchestration reduced to the
-/// coefficient arithmetic (what FusedBatchNorm.trainingForward does per group).
-static const bn_passes *P;
+/// coefficient arithmetic (what FusedBatchNorm.trainingForward does per group), for
+/// float32 (P) or, on the 16-bit copies of the data, float16 and bfloat16.
+static const bn_passes *P, *P32, *P16, *PB16;
 static void kernel_train(void *p) {
     shape_ctx *s = p; double n = (double)(s->N * s->HW);
     long g0 = 0, g1 = s->group < s->C ? s->group : s->C;
@@ -189,6 +197,15 @@ static void kernel_nhwc_infer(void *p) {
     bn_stream_fence();
 }
 
+/// Training on the float16 / bfloat16 copies (same values rounded): time per element
+/// against the float32 kernel is the 16-bit goal.
+static void kernel_train_16(shape_ctx *s, const bn_passes *p, uint16_t *x, uint16_t *y) {
+    shape_ctx t = *s; t.x = (float *)x; t.y = (float *)y; t.stream = (long)s->N * s->C * s->HW * 2 > (32l << 20);
+    const bn_passes *saved = P; P = p; kernel_train(&t); P = saved;
+}
+static void kernel_train_f16(void *v) { shape_ctx *s = v; kernel_train_16(s, P16, s->h, s->hy); }
+static void kernel_train_bf16(void *v) { shape_ctx *s = v; kernel_train_16(s, PB16, s->b, s->by); }
+
 static shape_ctx make(long N, long C, long HW, long group_bytes) {
     shape_ctx s = {0};
     long n = N * C * HW;
@@ -196,6 +213,8 @@ static shape_ctx make(long N, long C, long HW, long group_bytes) {
     s.x = aligned_alloc(64, n * 4); s.y = aligned_alloc(64, n * 4); s.dy = aligned_alloc(64, n * 4);
     uint64_t r = 1;
     for (long i = 0; i < n; i++) { r = r * 6364136223846793005u + 1442695040888963407u; s.x[i] = (float)(r >> 40) * 0x1p-24f - 0.5f; s.dy[i] = s.x[i] * 0.5f; s.y[i] = 0; }
+    s.h = aligned_alloc(64, n * 2); s.hy = aligned_alloc(64, n * 2); s.b = aligned_alloc(64, n * 2); s.by = aligned_alloc(64, n * 2);
+    P16->narrow(s.x, s.h, n); PB16->narrow(s.x, s.b, n);
     s.pivot = calloc(C, 8); s.mean = calloc(C, 8); s.scale = calloc(C, 8); s.shift = calloc(C, 8);
     for (long c = 0; c < C; c++) { s.pivot[c] = s.x[c * HW]; s.scale[c] = 1.01; s.mean[c] = 0.01; }
     long per = N * HW * 4;
@@ -248,13 +267,39 @@ __attribute__((target("avx512f"))) static double cvt_per_ns(void) {
     return iters * 8.0 * 8.0 * 2 / (best * 1e9);  // conversions (lanes) per ns, both directions
 }
 
+/// The instruction mix of the double-precision algorithm, registers only (no memory,
+/// 4 independent chains of 8 elements, one loop branch per 32 elements): the least time
+/// this core needs for the kernels' arithmetic whatever the memory does (thread CPU
+/// time: a busy machine does not inflate it). AVX-512; 0 elsewhere. Per 8 elements:
+///   stats:    vcvtps2pd, vsubpd, vaddpd, vfmadd231pd                 (Σu, Σu²)
+///   apply:    vcvtps2pd, vsubpd, vfmadd213pd, vcvtpd2ps, vcmpunordps, masked move
+///   stats4:   2 vcvtps2pd, vsubpd, 2 vaddpd, 2 vfmadd231pd           (Σu, Σu², Σd, Σd·u)
+///   gradient: 2 vcvtps2pd, vsubpd, 2 vfmadd, vcvtpd2ps, vcmpunordps, masked move
+#define ZERO_ALL "vpxord %%zmm0, %%zmm0, %%zmm0\n" "vpxord %%zmm1, %%zmm1, %%zmm1\n" "vpxord %%zmm2, %%zmm2, %%zmm2\n" "vpxord %%zmm3, %%zmm3, %%zmm3\n" "vpxord %%zmm4, %%zmm4, %%zmm4\n" "vpxord %%zmm5, %%zmm5, %%zmm5\n" "vpxord %%zmm6, %%zmm6, %%zmm6\n" "vpxord %%zmm7, %%zmm7, %%zmm7\n" "vpxord %%zmm8, %%zmm8, %%zmm8\n" "vpxord %%zmm9, %%zmm9, %%zmm9\n" "vpxord %%zmm10, %%zmm10, %%zmm10\n" "vpxord %%zmm11, %%zmm11, %%zmm11\n" "vpxord %%zmm12, %%zmm12, %%zmm12\n" "vpxord %%zmm13, %%zmm13, %%zmm13\n" "vpxord %%zmm14, %%zmm14, %%zmm14\n" "vpxord %%zmm15, %%zmm15, %%zmm15\n" "vpxord %%zmm16, %%zmm16, %%zmm16\n" "vpxord %%zmm17, %%zmm17, %%zmm17\n" "vpxord %%zmm18, %%zmm18, %%zmm18\n" "vpxord %%zmm19, %%zmm19, %%zmm19\n" "vpxord %%zmm20, %%zmm20, %%zmm20\n" "vpxord %%zmm21, %%zmm21, %%zmm21\n" "vpxord %%zmm22, %%zmm22, %%zmm22\n" "vpxord %%zmm23, %%zmm23, %%zmm23\n" "vpxord %%zmm24, %%zmm24, %%zmm24\n" "vpxord %%zmm25, %%zmm25, %%zmm25\n" "vpxord %%zmm26, %%zmm26, %%zmm26\n" "vpxord %%zmm27, %%zmm27, %%zmm27\n" "vpxord %%zmm28, %%zmm28, %%zmm28\n" "vpxord %%zmm29, %%zmm29, %%zmm29\n" "vpxord %%zmm30, %%zmm30, %%zmm30\n" "vpxord %%zmm31, %%zmm31, %%zmm31\n"
+#define CLOBBERS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31"
+#define MIX_LOOP(name, body) \
+    __attribute__((target("avx512f,avx512vl"))) static double name(void) { \
+        double best = 1e9; long iters = 2000000; \
+        for (int t = 0; t < 7; t++) { \
+            __asm__ volatile(ZERO_ALL ::: CLOBBERS); /* no denormal or NaN operands */ \
+            double c0 = now(CLOCK_THREAD_CPUTIME_ID); \
+            for (long i = 0; i < iters; i++) __asm__ volatile(body ::: "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31", "k1", "k2", "k3", "k4", "memory"); \
+            double c1 = now(CLOCK_THREAD_CPUTIME_ID); if (c1 - c0 < best) best = c1 - c0; \
+        } \
+        return best * 1e9 / (iters * 32.0); }
+MIX_LOOP(mix_stats, "vcvtps2pd %%ymm0, %%zmm16\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vaddpd %%zmm16, %%zmm1, %%zmm1\n vfmadd231pd %%zmm16, %%zmm16, %%zmm2\n" "vcvtps2pd %%ymm0, %%zmm17\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vaddpd %%zmm17, %%zmm3, %%zmm3\n vfmadd231pd %%zmm17, %%zmm17, %%zmm4\n" "vcvtps2pd %%ymm0, %%zmm18\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vaddpd %%zmm18, %%zmm5, %%zmm5\n vfmadd231pd %%zmm18, %%zmm18, %%zmm6\n" "vcvtps2pd %%ymm0, %%zmm19\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vaddpd %%zmm19, %%zmm7, %%zmm7\n vfmadd231pd %%zmm19, %%zmm19, %%zmm8\n")
+MIX_LOOP(mix_apply, "vcvtps2pd %%ymm0, %%zmm16\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vfmadd213pd %%zmm14, %%zmm13, %%zmm16\n" "vcvtpd2ps %%zmm16, %%ymm16\n vcmpunordps %%ymm16, %%ymm16, %%k1\n vmovaps %%ymm12, %%ymm16%{%%k1%}\n" "vcvtps2pd %%ymm0, %%zmm17\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vfmadd213pd %%zmm14, %%zmm13, %%zmm17\n" "vcvtpd2ps %%zmm17, %%ymm17\n vcmpunordps %%ymm17, %%ymm17, %%k2\n vmovaps %%ymm12, %%ymm17%{%%k2%}\n" "vcvtps2pd %%ymm0, %%zmm18\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vfmadd213pd %%zmm14, %%zmm13, %%zmm18\n" "vcvtpd2ps %%zmm18, %%ymm18\n vcmpunordps %%ymm18, %%ymm18, %%k3\n vmovaps %%ymm12, %%ymm18%{%%k3%}\n" "vcvtps2pd %%ymm0, %%zmm19\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vfmadd213pd %%zmm14, %%zmm13, %%zmm19\n" "vcvtpd2ps %%zmm19, %%ymm19\n vcmpunordps %%ymm19, %%ymm19, %%k4\n vmovaps %%ymm12, %%ymm19%{%%k4%}\n")
+MIX_LOOP(mix_stats4, "vcvtps2pd %%ymm0, %%zmm16\n vcvtps2pd %%ymm0, %%zmm20\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vaddpd %%zmm16, %%zmm1, %%zmm1\n" "vaddpd %%zmm20, %%zmm24, %%zmm24\n vfmadd231pd %%zmm16, %%zmm16, %%zmm5\n vfmadd231pd %%zmm20, %%zmm16, %%zmm28\n" "vcvtps2pd %%ymm0, %%zmm17\n vcvtps2pd %%ymm0, %%zmm21\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vaddpd %%zmm17, %%zmm2, %%zmm2\n" "vaddpd %%zmm21, %%zmm25, %%zmm25\n vfmadd231pd %%zmm17, %%zmm17, %%zmm6\n vfmadd231pd %%zmm21, %%zmm17, %%zmm29\n" "vcvtps2pd %%ymm0, %%zmm18\n vcvtps2pd %%ymm0, %%zmm22\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vaddpd %%zmm18, %%zmm3, %%zmm3\n" "vaddpd %%zmm22, %%zmm26, %%zmm26\n vfmadd231pd %%zmm18, %%zmm18, %%zmm7\n vfmadd231pd %%zmm22, %%zmm18, %%zmm30\n" "vcvtps2pd %%ymm0, %%zmm19\n vcvtps2pd %%ymm0, %%zmm23\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vaddpd %%zmm19, %%zmm4, %%zmm4\n" "vaddpd %%zmm23, %%zmm27, %%zmm27\n vfmadd231pd %%zmm19, %%zmm19, %%zmm8\n vfmadd231pd %%zmm23, %%zmm19, %%zmm31\n")
+MIX_LOOP(mix_gradient, "vcvtps2pd %%ymm0, %%zmm16\n vcvtps2pd %%ymm0, %%zmm20\n vsubpd %%zmm15, %%zmm16, %%zmm16\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm20\n vfmadd231pd %%zmm13, %%zmm16, %%zmm20\n vcvtpd2ps %%zmm20, %%ymm20\n" "vcmpunordps %%ymm20, %%ymm20, %%k1\n vmovaps %%ymm12, %%ymm20%{%%k1%}\n" "vcvtps2pd %%ymm0, %%zmm17\n vcvtps2pd %%ymm0, %%zmm21\n vsubpd %%zmm15, %%zmm17, %%zmm17\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm21\n vfmadd231pd %%zmm13, %%zmm17, %%zmm21\n vcvtpd2ps %%zmm21, %%ymm21\n" "vcmpunordps %%ymm21, %%ymm21, %%k2\n vmovaps %%ymm12, %%ymm21%{%%k2%}\n" "vcvtps2pd %%ymm0, %%zmm18\n vcvtps2pd %%ymm0, %%zmm22\n vsubpd %%zmm15, %%zmm18, %%zmm18\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm22\n vfmadd231pd %%zmm13, %%zmm18, %%zmm22\n vcvtpd2ps %%zmm22, %%ymm22\n" "vcmpunordps %%ymm22, %%ymm22, %%k3\n vmovaps %%ymm12, %%ymm22%{%%k3%}\n" "vcvtps2pd %%ymm0, %%zmm19\n vcvtps2pd %%ymm0, %%zmm23\n vsubpd %%zmm15, %%zmm19, %%zmm19\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm23\n vfmadd231pd %%zmm13, %%zmm19, %%zmm23\n vcvtpd2ps %%zmm23, %%ymm23\n" "vcmpunordps %%ymm23, %%ymm23, %%k4\n vmovaps %%ymm12, %%ymm23%{%%k4%}\n")
+
 int main(int argc, char **argv) {
     int json = argc > 1 && strcmp(argv[1], "--json") == 0;
     const char *env = getenv("BNSPEC_CPU");
     int isa = bn_isa_supported();
     if (env && strcmp(env, "baseline") == 0) isa = 0;
     if (env && strcmp(env, "avx2") == 0 && isa > 1) isa = 1;
-    P = bn_passes_get(isa, BN_STORAGE_F32);
+    P = P32 = bn_passes_get(isa, BN_STORAGE_F32);
+    P16 = bn_passes_get(isa, BN_STORAGE_F16); PB16 = bn_passes_get(isa, BN_STORAGE_BF16);
     long budget = bn_l2_cache_bytes() > 0 ? bn_l2_cache_bytes() / 2 : 512 << 10;
     if (getenv("BOUNDS_GROUP_BYTES")) budget = atol(getenv("BOUNDS_GROUP_BYTES"));
     double min_s = getenv("BOUNDS_MIN_SECONDS") ? atof(getenv("BOUNDS_MIN_SECONDS")) : 0.3;
@@ -263,14 +308,20 @@ int main(int argc, char **argv) {
     double train_ns = per_element(kernel_train, 1, 8, 1024), infer_ns = per_element(kernel_infer, 1, 8, 1024);
     double back_ns = per_element(kernel_back, 1, 4, 1024);
     double fma = isa >= 2 ? fma_per_ns() : 0, cvt = isa >= 2 ? cvt_per_ns() : 0;
+    // Instruction-mix bounds, ns per element (AVX-512 only).
+    double ms = isa >= 2 ? mix_stats() : 0, ma = isa >= 2 ? mix_apply() : 0, ms4 = isa >= 2 ? mix_stats4() : 0,
+           mg = isa >= 2 ? mix_gradient() : 0;
 
     long shapes[][4] = {{32, 64, 28, 28}, {64, 256, 56, 56}, {1, 16, 25, 25}};
     if (json) printf("{\"isa\": %d, \"l2_bytes\": %ld, \"group_budget_bytes\": %ld, \"fma_lanes_per_ns\": %.3f, \"cvt_lanes_per_ns\": %.3f, "
-                     "\"compute_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, \"shapes\": [",
-                     isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns);
-    else printf("level %d, L2 %ld B, group budget %ld B; 1 core: %.2f FMA lanes/ns, %.2f conversions/ns; arithmetic from L1: "
-                "training %.3f, inference %.3f, backward %.3f ns/element\n\n%-14s %-14s %10s %10s %10s %10s\n",
-                isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, "shape", "what", "wall ms", "cpu ms", "x memcpy", "cpu ratio");
+                     "\"compute_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, "
+                     "\"instruction_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, \"shapes\": [",
+                     isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + ma, ma, ms4 + mg);
+    else printf("level %d, L2 %ld B, group budget %ld B; 1 core: %.2f FMA lanes/ns, %.2f conversions/ns\n"
+                "ns per element: kernels from L1 training %.3f, inference %.3f, backward %.3f; "
+                "their instruction mix alone %.3f, %.3f, %.3f\n\n%-14s %-14s %10s %10s %10s %10s\n",
+                isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + ma, ma, ms4 + mg,
+                "shape", "what", "wall ms", "cpu ms", "x memcpy", "cpu ratio");
     for (int k = 0; k < 3; k++) {
         long N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2] * shapes[k][3], n = N * C * HW;
         shape_ctx s = make(N, C, HW, budget);
@@ -281,8 +332,9 @@ int main(int argc, char **argv) {
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
             {"kernel:train", kernel_train, 1, budget}, {"kernel:infer", kernel_infer, 1, budget}, {"kernel:back", kernel_back, 2, budget},
             {"nhwc:train", kernel_nhwc_train, 1, budget}, {"nhwc:infer", kernel_nhwc_infer, 1, budget},
+            {"f16:train", kernel_train_f16, 1, budget}, {"bf16:train", kernel_train_bf16, 1, budget},
         };
-        int R = 10;
+        int R = 12;
         // BOUNDS_GROUPS=b1,b2,…: extra rows timing the training and backward kernels with
         // those channel-group budgets (bytes), the sweep behind ChannelGroups.
         char sweep_names[16][40];
@@ -299,8 +351,11 @@ int main(int argc, char **argv) {
         work_fn fns[16]; void *ctxs[16]; size_t bytes[16]; shape_ctx ss[16]; double t[16][4];
         for (int r = 0; r < R; r++) {
             ss[r] = s; fns[r] = rows[r].fn; ctxs[r] = &ss[r]; bytes[r] = (size_t)n * 4 * rows[r].copies;
+            // As ChannelGroups: one group when every tensor of the call fits the 32 MiB cache
+            // (x, y; x, dy, dx for backward), else groups of the budget (at least a channel).
             long per = N * HW * 4 * (rows[r].copies);
             ss[r].group = rows[r].group / per > 0 ? rows[r].group / per : 1;
+            if (rows[r].group == budget && n * 4 * (rows[r].copies + 1) <= (32l << 20)) ss[r].group = C;
             if (ss[r].group > C) ss[r].group = C;
         }
         ss[0].src = src; ss[0].dst = dst;
@@ -313,11 +368,14 @@ int main(int argc, char **argv) {
             else printf("%-14s %-14s %10.3f %10.3f %10.2f %10.2f\n", name, rows[r].name, t[r][0] * 1e3, t[r][2] * 1e3, t[r][1], t[r][3]);
         }
         double per_ns = memcpy_ms * 1e6 / n;  // memcpy ns per element
-        if (json) printf(", {\"shape\": \"%s\", \"what\": \"compute\", \"training_ratio\": %.4f, \"inference_ratio\": %.4f, \"backward_ratio\": %.4f}",
-                         name, train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns));
-        else printf("%-14s %-14s compute bound (L1 arithmetic ÷ memcpy): training %.2f, inference %.2f, backward %.2f\n\n", name, "",
-                    train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns));
-        free(src); free(dst); free(s.x); free(s.y); free(s.dy);
+        if (json) printf(", {\"shape\": \"%s\", \"what\": \"compute\", \"training_ratio\": %.4f, \"inference_ratio\": %.4f, \"backward_ratio\": %.4f, "
+                         "\"instruction_training_ratio\": %.4f, \"instruction_inference_ratio\": %.4f, \"instruction_backward_ratio\": %.4f}",
+                         name, train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns), (ms + ma) / per_ns, ma / per_ns,
+                         (ms4 + mg) / (2 * per_ns));
+        else printf("%-14s %-14s compute bound (÷ memcpy): kernels from L1 training %.2f, inference %.2f, backward %.2f; "
+                    "instruction mix %.2f, %.2f, %.2f\n\n", name, "", train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns),
+                    (ms + ma) / per_ns, ma / per_ns, (ms4 + mg) / (2 * per_ns));
+        free(src); free(dst); free(s.x); free(s.y); free(s.dy); free(s.h); free(s.hy); free(s.b); free(s.by);
     }
     if (json) printf("]}\n");
     return 0;

@@ -1,6 +1,5 @@
 import BNCore
 import CBNKernels
-import Foundation
 
 // How the fused kernels cut their work and call the memory passes of CBNKernels (C,
 // compiled per instruction-set level; the arithmetic contract is in CBNKernels.h).
@@ -124,7 +123,6 @@ struct ChannelGroups {
 /// other half holds the next group's lines as they arrive); 512 KiB when the system does
 /// not say.
 let groupBudgetBytes: Int = {
-    if let v = getenv("BNSPEC_DEV_GROUP"), let b = Int(String(cString: v)) { return b }  // DEV ONLY
     let l2 = bn_l2_cache_bytes()
     return l2 > 0 ? l2 / 2 : 512 << 10
 }()

@@ -2,7 +2,9 @@
 // vector.h. The including file defines:
 //   ST             element type (float, or uint16_t bits)
 //   LOAD8(p)       8 elements at p (any alignment) → f8, exact
-//   STORE8(p, v)   f8 → 8 elements at p, round to nearest even
+//   STORE8(p, v)   f8 → 8 elements at p, round to nearest even (a kernel output: its
+//                  NaNs are canonical)
+//   CONVERT8(p, v) as STORE8 for any f8
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
@@ -361,8 +363,13 @@ static void PASS(pivots)(const void *xv, long stride, long count, double *out) {
 static void PASS(narrow)(const float *src, void *dstv, long count) {
     ST *dst = dstv;
     long i = 0;
-    for (; i + 8 <= count; i += 8) { f8 v; memcpy(&v, src + i, sizeof v); STORE8(dst + i, v); }
-    if (i < count) { f8 v = 0; memcpy(&v, src + i, (size_t)(count - i) * sizeof(float)); PASS(store_part)(dst + i, v, count - i); }
+    for (; i + 8 <= count; i += 8) { f8 v; memcpy(&v, src + i, sizeof v); CONVERT8(dst + i, v); }
+    if (i < count) {
+        f8 v = 0; ST buf[8];
+        memcpy(&v, src + i, (size_t)(count - i) * sizeof(float));
+        CONVERT8(buf, v);
+        PASS(copy_few)(dst + i, buf, count - i);
+    }
 }
 
 static const bn_passes TABLE = {

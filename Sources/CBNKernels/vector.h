@@ -76,6 +76,14 @@ BN_INLINE u8x16 bf16_narrow(f8 v) {
     return __builtin_convertvector((rounded & ~isnan) | (nan & isnan), u8x16);
 }
 
+/// float → bfloat16 bits for a kernel output: as `bf16_narrow`, for values whose NaNs
+/// are all the canonical 0x7FC00000 (what `narrow` returns), which rounds to 0x7FC0
+/// without the NaN test.
+BN_INLINE u8x16 bf16_narrow_output(f8 v) {
+    u8x32 b = (u8x32)v;
+    return __builtin_convertvector((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16, u8x16);
+}
+
 /// IEEE binary16 bits → float, exact (subnormals renormalised through one exact float
 /// subtraction); a NaN keeps its payload, shifted, and gets the quiet bit, as the F16C
 /// instruction does.
