@@ -6,9 +6,12 @@
 //   BNCore (shapes, layouts, profiles)
 //     → BNReference (Double reference, exact oracle)
 //     → BNGolden (case catalog, generator, NPY/JSON I/O, golden/)
-//     → BNKernels (Float kernels under test) / BNAudit (tolerance, comparison, reports)
+//     → BNKernels (Float kernels under test) → BNCalibration (honest and buggy calibration kernels)
+//     → BNAudit (judge, verification, audit, diagnosis, reports)
 //     → BNBench (timing of the kernels against memcpy)
+//     BNLibraryHost: a C-ABI kernel library (CBNKernelABI) served as an audit adapter
 //     → bnspec (CLI, thin)
+// BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
 import PackageDescription
 
 // No target uses compiler flags (a package with unsafe flags cannot be a versioned
@@ -20,10 +23,14 @@ let package = Package(
     name: "BNSpec",
     products: [
         .executable(name: "bnspec", targets: ["bnspec"]),
-        .library(name: "BNReference", targets: ["BNReference"]),
-        .library(name: "BNKernels", targets: ["BNKernels"]),
-        .library(name: "BNGolden", targets: ["BNGolden"]),
-        .library(name: "BNAudit", targets: ["BNAudit"]),
+        // For packages that depend on BNSpec (README "Use BNSpec from Swift"): each library product
+        // holds its module and the modules its public API names (BNCore's shapes, layouts, dtypes and
+        // profiles, …). None holds CGSL: GSL is needed only to build the CLI and the tests.
+        .library(name: "BNReference", targets: ["BNCore", "BNReference"]),
+        .library(name: "BNGolden", targets: ["BNCore", "BNReference", "BNGolden"]),
+        .library(name: "BNKernels", targets: ["BNCore", "BNKernels"]),
+        .library(name: "BNCalibration", targets: ["BNCore", "BNKernels", "BNCalibration"]),
+        .library(name: "BNAudit", targets: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -39,25 +46,32 @@ let package = Package(
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
         .target(name: "CBNKernels"),
         .target(name: "CBNFiles"),
+        // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
+        .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference", "CBNFiles"],
             resources: [.copy("Resources/nist-strd")]),
+        .target(name: "BNLibraryHost", dependencies: ["BNCore", "BNGolden", "CBNKernelABI"]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
-        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "CGSL"]),
+        .target(name: "BNCalibration", dependencies: ["BNCore", "BNKernels"]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration"]),
+        .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
         .executableTarget(
             name: "bnspec",
-            dependencies: ["BNAudit", "BNGolden", "BNBench", .product(name: "ArgumentParser", package: "swift-argument-parser")]),
+            dependencies: ["BNAudit", "BNGolden", "BNBench", "BNReferenceChecks", "BNLibraryHost",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")]),
         .testTarget(
             name: "BNReferenceTests",
-            dependencies: ["BNReference", "BNGolden", "BNAudit", "CGSL", "BigInt",
+            dependencies: ["BNReference", "BNGolden", "BNReferenceChecks", "BigInt",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
         .testTarget(
             name: "BNLawsTests",
             dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit",
                            .product(name: "PropertyBased", package: "swift-property-based")]),
-        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels"]),
+        .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels", "BNCalibration"]),
+        .testTarget(name: "BNLibraryHostTests", dependencies: ["BNGolden"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
     ]

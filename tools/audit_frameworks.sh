@@ -35,13 +35,7 @@ for n in "${names[@]}"; do
   "$bnspec" audit --adapter "$py ${adapter[$n]}" --profile "${profile[$n]}" \
     --json "$out/audit.json" --html "$out/audit.html" --junit "$out/audit.junit.xml" > "$out/audit.txt" || true
   "$bnspec" fingerprint --adapter "$py ${adapter[$n]}" --json > "$out/fingerprint.json.tmp" && mv "$out/fingerprint.json.tmp" "$out/fingerprint.json"
-  for c in chromium chromium-browser; do
-    if command -v "$c" > /dev/null; then
-      "$c" --headless --no-sandbox --disable-gpu --window-size=1200,1800 --screenshot="$out/audit.png" "file://$here/$out/audit.html" \
-        > /dev/null 2>&1 || true
-      break
-    fi
-  done
+  bash tools/audit_screenshot.sh "$out"
 done
 python3 tools/audit_summary.py > docs/audits/README.md
 echo "wrote docs/audits/" >&2

@@ -21,7 +21,8 @@ for name in sorted(os.listdir(ROOT)):
                    f"{v('closest_profile')} |")
 print("# Framework audits\n")
 print("Produced by `tools/audit_frameworks.sh` (adapters in `tools/adapters/`, versions pinned in "
-      "`tools/requirements-frameworks.txt`). Each folder holds `audit.json`, `audit.html` (plots), `audit.junit.xml`, "
+      "`tools/requirements-frameworks.txt`) and, for oneDNN (Debian's libdnnl-dev behind the C kernel ABI, "
+      "`examples/onednn/`), `tools/audit_onednn.sh`. Each folder holds `audit.json`, `audit.html` (plots), `audit.junit.xml`, "
       "`audit.txt` (the terminal report with repro lines) and `fingerprint.json` (with the evidence of every finding).\n")
 print("## Audits (golden suite re-targeted at the framework's own profile; tolerance model bnspec-tolerance-1)\n")
 print("| framework | version | profile | passed | failed | skipped | likely causes of failures (cases) |")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs what BNSpec needs on a fresh Debian machine that has the Swift toolchain:
 # GNU GSL (libgsl-dev) and pkg-config, which SwiftPM uses to find it; python3-venv when
-# missing; and the virtualenv .venv-frameworks with NumPy and ONNX Runtime (pinned in
-# tools/requirements-frameworks.txt), which the audit tests drive through their adapters.
+# missing; cmake and a C compiler, which the C-kernel example (examples/c-kernel, ctest) and the
+# library-route tests (they compile kernel libraries) need; and the virtualenv .venv-frameworks
+# with NumPy and ONNX Runtime (pinned in tools/requirements-frameworks.txt), which the audit
+# tests drive through their adapters.
 # Idempotent: does nothing that is already done.
 set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -11,6 +13,8 @@ dpkg -s libgsl-dev >/dev/null 2>&1 || missing+=(libgsl-dev)
 command -v pkg-config >/dev/null 2>&1 || missing+=(pkg-config)
 command -v python3 >/dev/null 2>&1 || missing+=(python3)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || missing+=(python3-venv)
+command -v cmake >/dev/null 2>&1 || missing+=(cmake)
+command -v cc >/dev/null 2>&1 || missing+=(gcc)
 if ((${#missing[@]})); then
     echo "setup: installing ${missing[*]}" >&2
     SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"

@@ -127,6 +127,8 @@ public final class AdapterClient: @unchecked Sendable {
     public struct Hello: Sendable {
         public var name: String, version: String
         public var ops: Set<String>, dtypes: Set<String>, layouts: Set<String>, cumulative: Bool
+        /// false: the implementation keeps no running statistics (supports.running_statistics, spec/AUDIT.md §3).
+        public var runningStatistics = true
     }
     public enum Response: Sendable {
         case outputs([String: String])
@@ -167,9 +169,10 @@ public final class AdapterClient: @unchecked Sendable {
                 throw AdapterFailure.protocolError("expected protocol bnspec-adapter/1, got \(obj["protocol"] ?? "none")")
             }
             let sup = obj["supports"] as? [String: Any] ?? [:]
-            let h = Hello(name: obj["name"] as? String ?? "adapter", version: obj["version"] as? String ?? "?",
+            var h = Hello(name: obj["name"] as? String ?? "adapter", version: obj["version"] as? String ?? "?",
                           ops: Set(sup["ops"] as? [String] ?? []), dtypes: Set(sup["dtypes"] as? [String] ?? []),
                           layouts: Set(sup["layouts"] as? [String] ?? []), cumulative: sup["cumulative"] as? Bool ?? false)
+            h.runningStatistics = sup["running_statistics"] as? Bool ?? true
             hello = h
             return h
         } catch let f as AdapterFailure {

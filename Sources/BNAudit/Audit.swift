@@ -16,10 +16,22 @@ public struct AuditResult: Codable, Sendable {
     public var repro: String
     /// max over channels of |μ|/σ of the input (the statistics' condition), for the plots.
     public var condition: Double
-    /// Normwise error of the primary output in float32 ULPs: max|got − expected| ÷ ulp(max|expected|).
+    /// Normwise error of the primary output in ULPs of the case's storage format:
+    /// max|got − expected| ÷ ulp(max|expected|) (the format's largest ulp above its range).
     public var worstUlps: Double?
+    /// The fitted figures behind the diagnosis of a failure (spec/AUDIT.md §5).
+    public var evidence: [String] = []
+    /// Training cases: per channel, κ and the relative error of the variance used, for the
+    /// audit-wide variance-growth fit (not encoded).
+    public var variancePoints: [VarianceGrowth.Point] = []
+    /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
+    /// implies) is within tolerance (not encoded).
+    var computeRoundoff = 0x1p-24, meanWithinTolerance = false
+    /// Training cases: the batch weight asked for and the one the returned running mean implies
+    /// (for the audit-wide ``WeightFit``; not encoded).
+    var weightPoint: WeightFit.Point?
     enum CodingKeys: String, CodingKey {
-        case caseID = "case", family, status, detail, repro, condition
+        case caseID = "case", family, status, detail, repro, condition, evidence
         case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps"
     }
     public func encode(to e: any Encoder) throws {
@@ -29,6 +41,7 @@ public struct AuditResult: Codable, Sendable {
         try c.encode(detail, forKey: .detail); try c.encodeIfPresent(likelyCause, forKey: .likelyCause)
         try c.encode(repro, forKey: .repro); try c.encode(condition.isFinite ? condition : 1e308, forKey: .condition)
         try c.encodeIfPresent(worstUlps.map { $0.isFinite ? $0 : 1e308 }, forKey: .worstUlps)
+        if !evidence.isEmpty { try c.encode(evidence, forKey: .evidence) }
     }
 }
 
@@ -40,15 +53,53 @@ public struct AuditReport: Codable, Sendable {
     public var tolerance: String
     public var passed: Int, failed: Int, skipped: Int
     public var causes: [String: Int]
+    /// How the variance error grows with κ = |μ|/σ across the audit's float32-class training
+    /// cases: the implementation's variance algorithm (spec/AUDIT.md §5); nil when too few
+    /// channels show a measurable error.
+    public var varianceGrowth: VarianceGrowth?
+    /// How the batch weight of the running update depends on the case's, across the audit's
+    /// training cases; nil when the cases cannot tell.
+    public var weightFit: WeightFit?
     public var results: [AuditResult]
     /// No failure, and at least one case actually checked: an audit that skipped every case
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
-    enum CodingKeys: String, CodingKey { case implementation, version, profile, tolerance, passed, failed, skipped, causes, results }
+    enum CodingKeys: String, CodingKey {
+        case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
+        case varianceGrowth = "variance_growth", weightFit = "weight_fit"
+    }
 
     public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
         self.implementation = implementation; self.version = version; self.profile = profile
-        tolerance = ToleranceModel.name; self.results = results
+        tolerance = ToleranceModel.name
+        var results = results
+        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
+                                        floor: 0x1p-24, binned: true)
+        varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
+        // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
+        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ².
+        if growth.algorithm == "one_pass" {
+            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil
+                && results[i].meanWithinTolerance
+                && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
+                results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
+                results[i].evidence.append(growth.evidence)
+            }
+        }
+        // The running update's weight rule across cases replaces single-case weight causes (one
+        // case cannot tell a fixed weight from an inverted momentum) and names unexplained
+        // failures whose running mean follows it.
+        let weights = WeightFit.fit(results.compactMap(\.weightPoint))
+        weightFit = weights
+        if let fit = weights, let cause = fit.cause {
+            for i in results.indices where results[i].status == .failed && results[i].weightPoint != nil {
+                let current = results[i].likelyCause ?? ""
+                guard current.isEmpty || RunningModels.weightCauses.contains(where: { current.contains($0) }) else { continue }
+                results[i].likelyCause = cause
+                results[i].evidence.append(fit.evidence)
+            }
+        }
+        self.results = results
         passed = results.filter { $0.status == .passed }.count
         failed = results.filter { $0.status == .failed }.count
         skipped = results.filter { $0.status == .skipped }.count
@@ -80,9 +131,17 @@ public struct Audit {
             let ac = try AuditCase(golden, profile: profile)
             let spec = ac.loaded.spec
             var r = base(ac)
+            // An implementation without running statistics (a kernel library; its framework keeps them):
+            // trajectories are not run and train cases are judged without them (the cumulative average,
+            // a running-statistics convention, does not matter then).
+            let notProvided: Set<String> = hello.runningStatistics ? [] : Self.runningOutputs
+            if !hello.runningStatistics && spec.op == .trajectory {
+                r.status = .skipped; r.detail = Self.notProvidedNote(["running_mean", "running_var", "y_eval"])
+                results.append(r); continue
+            }
             let supported = hello.ops.contains(spec.op.rawValue) && hello.dtypes.contains(spec.dtype.rawValue)
                 && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
-                    || !(spec.op == .train || spec.op == .trajectory))
+                    || !hello.runningStatistics || !spec.op.updatesRunningStatistics)
             if !supported {
                 r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
                 results.append(r); continue
@@ -94,13 +153,11 @@ public struct Audit {
             switch adapter.run(request) {
             case .unsupported(let m): r.status = .skipped; r.detail = "adapter: unsupported: \(m)"
             case .failure(let f): r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
-            case .refused(let m):
-                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" } else {
-                    r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"
-                    r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
-                }
+            case .refused(let m): r = refused(ac, r, message: m, by: "adapter")
+            case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
+                r = outputsInsteadOfRefusal(ac, r, names: paths.keys)
             case .outputs(let paths):
-                r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) })
+                r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
             results.append(r)
         }
@@ -110,7 +167,7 @@ public struct Audit {
     /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
     public func run(results dir: URL, name: String) throws -> AuditReport {
         guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
-        if FileManager.default.fileExists(atPath: dir.appendingPathComponent("export.json").path) {
+        if FileManager.default.fileExists(atPath: dir.appendingPathComponent(Export.marker).path) {
             throw BNError.file(path: dir.path, reason: "is the export folder; the outputs go to (and --results takes) \(dir.appendingPathComponent("results").path)")
         }
         var results: [AuditResult] = []
@@ -130,6 +187,9 @@ public struct Audit {
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
                 if !refused { r.worstRatio = .infinity }
+            } else if files.isEmpty, FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path),
+                      let d = profile.documentedRefusal(op: ac.loaded.spec.op.rawValue, eps: ac.loaded.spec.eps) {
+                r.detail = "refused (\(d.what)), as the \(profile.name) profile allows"
             } else {
                 r = judge(ac, r, files: files)
             }
@@ -140,11 +200,54 @@ public struct Audit {
 
     func base(_ ac: AuditCase) -> AuditResult {
         AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
-                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: Self.condition(ac.loaded))
+                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0)
     }
 
-    /// Reads the returned files and judges them; names the likely cause of a failure.
-    func judge(_ ac: AuditCase, _ r0: AuditResult, files: [String: URL]) -> AuditResult {
+    /// ulp(v) in a storage format: the spacing of that format's values at |v| (its largest
+    /// spacing above its range, its subnormal spacing below).
+    static func ulp(_ v: Double, _ dtype: DType) -> Double {
+        switch dtype {
+        case .f64: return v.isFinite ? max(v.ulp, Double.leastNonzeroMagnitude) : Double.greatestFiniteMagnitude.ulp
+        case .f32: return Double(Float(min(v, Double(Float.greatestFiniteMagnitude))).ulp)
+        case .f16: return Double(Float16(min(v, 65504)).ulp)
+        case .bf16:
+            let f = Float(min(v, Double(Float.greatestFiniteMagnitude)))
+            return max(Double(f.ulp) * 0x1p16, 0x1p-133)  // 8 significand bits instead of 24
+        }
+    }
+
+    /// The verdict on a case the implementation refused (`by`: who refused, for the detail): a pass
+    /// when the profile requires the refusal or documents it (spec §5.6), else a failure.
+    func refused(_ ac: AuditCase, _ r0: AuditResult, message m: String, by who: String) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
+        if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" }
+        else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
+            r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
+        } else {
+            r.status = .failed; r.worstRatio = .infinity; r.detail = "\(who) refused the case: \(m)"
+            r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
+        }
+        return r
+    }
+
+    /// The verdict on outputs returned for a case the profile requires the implementation to refuse.
+    func outputsInsteadOfRefusal(_ ac: AuditCase, _ r0: AuditResult, names: some Collection<String>) -> AuditResult {
+        var r = r0
+        r.status = .failed; r.worstRatio = .infinity
+        r.detail = "expected a refusal (\(ac.loaded.spec.expectError ?? "")), got outputs \(names.sorted().joined(separator: ", "))"
+        return r
+    }
+
+    /// Outputs an implementation without running statistics does not provide.
+    static let runningOutputs: Set<String> = ["running_mean", "running_var"]
+    static func notProvidedNote(_ names: [String]) -> String {
+        "\(names.joined(separator: ", ")): not provided by the implementation (it keeps no running statistics)"
+    }
+
+    /// Reads the returned files and judges them; names the likely cause of a failure. Outputs in
+    /// `notProvided` are not required (the implementation declared it has none); a pass says so.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, files: [String: URL], notProvided: Set<String> = []) -> AuditResult {
         var r = r0
         let spec = ac.loaded.spec
         var got: [String: [Double]] = [:]
@@ -156,107 +259,49 @@ public struct Audit {
         }
         for (name, url) in files {
             do {
-                let a = try NPYArray.read(url, bfloat16: spec.dtype == .bf16 && ["y", "dx", "y_eval"].contains(name))
+                let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true)
                 got[name] = a.values
             } catch {
                 r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
             }
         }
-        let missing = ac.requiredOutputs.subtracting(got.keys)
+        return judge(ac, r, outputs: got, notProvided: notProvided)
+    }
+
+    /// Judges the outputs an implementation returned (read from its files, or handed over in
+    /// process); names the likely cause of a failure.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, outputs got: [String: [Double]], notProvided: Set<String> = []) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
+        let missing = ac.requiredOutputs.subtracting(notProvided).subtracting(got.keys)
         if !missing.isEmpty {
             r.status = .failed; r.worstRatio = .infinity
             r.detail = "missing output\(missing.count > 1 ? "s" : "") \(missing.sorted().joined(separator: ", "))"; return r
         }
         var judged = ac.loaded
         judged.spec.outputs = spec.outputs.filter { got[$0.key] != nil }
-        let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter")
+        let budget = try? ac.budget()
+        let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter", budget: budget)
         r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
-        let primary = ["y", "dx", "y_eval"].first { got[$0] != nil }
-        if let p = primary, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
-            let finite = zip(g, exp).filter { $1.isFinite }
+        let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
+        if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
+        if let p = spec.op.primaryOutput?.name, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
+            let finite = zip(g, exp).filter { $1.isFinite && $0.isFinite }
             let top = finite.map { abs($0.1) }.max() ?? 0
-            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
+            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Self.ulp(top, spec.dtype) }
         }
-        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got) }
+        if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
+            r.variancePoints = Fits.variancePoints(problem)
+            if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
+                r.weightPoint = WeightFit.Point(asked: asked, used: used)
+            }
+            r.computeRoundoff = spec.dtype.computeRoundoff
+            r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
+            if r.status == .failed {
+                let d = Diagnosis.of(problem)
+                r.likelyCause = d.cause; r.evidence = d.evidence
+            }
+        }
         return r
-    }
-
-    /// max over channels of |μ|/σ (∞ for a constant channel with μ ≠ 0).
-    static func condition(_ c: GoldenStore.LoadedCase) -> Double {
-        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue() else { return 0 }
-        let per = s.elementCount
-        let first = Array(x.prefix(per))
-        guard let ms = try? Reference.moments(first, shape: s, layout: c.spec.layout) else { return 0 }
-        return ms.map { m in
-            let sd = m.biasedVariance.squareRoot()
-            return m.mean == 0 ? 0 : (sd > 0 ? abs(m.mean) / sd : .infinity)
-        }.filter { !$0.isNaN }.max() ?? 0
-    }
-}
-
-/// Names the likely cause of a failure by matching known bug signatures: the outputs of
-/// each calibration mutant (``ScalarKernel/Mutation``) are computed on the same case; a
-/// mutant explains the failure when the returned outputs are, element by element, within
-/// tolerance of the mutant's or at least four times closer to them than to the
-/// reference. Patterns that no formula reproduces exactly are recognised from the data
-/// (non-finite values replaced; errors only on large offsets). spec/AUDIT.md §5.
-public enum CauseFinder {
-    public static let descriptions: [ScalarKernel.Mutation: String] = [
-        .onePassVariance: "variance computed in one pass (E[x²] − E[x]²) in float32",
-        .epsOutsideSqrt: "eps added outside the square root",
-        .unbiasedNormalization: "normalises with the unbiased variance (n − 1)",
-        .momentumSwapped: "momentum convention inverted",
-        .wrongRunningEstimator: "running variance uses the other estimator (biased vs unbiased)",
-        .runningNotUpdated: "running statistics not updated",
-        .perSampleStatistics: "statistics per sample instead of per channel",
-        .gammaBetaSwapped: "γ and β swapped",
-        .channelsLastOffByOne: "channels-last indexing off by one channel",
-        .backwardMissingMeanTerm: "backward misses the −mean(dy) term",
-        .backwardMissingXhatTerm: "backward misses the −x̂·mean(dy·x̂) term",
-        .inferenceUsesBatchStatistics: "inference uses batch statistics instead of the running statistics",
-        .fp16Accumulation: "sum accumulated in float16",
-        .nanToZero: "NaN turned into 0",
-    ]
-
-    public static func cause(_ c: GoldenStore.LoadedCase, got: [String: [Double]]) -> String? {
-        guard let budget = try? CaseJudge.budget(c) else { return nil }
-        for m in ScalarKernel.Mutation.allCases where descriptions[m] != nil {
-            guard let mut = try? CaseJudge.run(c, ScalarKernel(m)) else { continue }
-            var explains = true, differs = false
-            for (name, g) in got {
-                guard let mv = mut[name], let ref = c.expected[name]?.values, let tol = budget.tol[name],
-                      mv.count == g.count, ref.count == g.count else { continue }
-                for i in g.indices {
-                    let a = g[i], b = mv[i], e = ref[i]
-                    if a.isNaN || b.isNaN || e.isNaN {
-                        if a.isNaN != b.isNaN { explains = false; break }
-                        if a.isNaN != e.isNaN { differs = true }
-                        continue
-                    }
-                    let dm = abs(a - b), dr = abs(a - e)
-                    if dr > tol[i] { differs = true }
-                    if !(dm <= tol[i] || dm * 4 <= dr) { explains = false; break }
-                }
-                if !explains { break }
-            }
-            if explains && differs { return descriptions[m] }
-        }
-        // Data patterns.
-        for (name, g) in got {
-            guard let ref = c.expected[name]?.values, ref.count == g.count else { continue }
-            let lost = zip(g, ref).filter { $1.isNaN && !$0.isNaN }
-            if !lost.isEmpty {
-                return lost.allSatisfy { $0.0 == 0 } ? descriptions[.nanToZero]! : "non-finite input values replaced (NaN or Inf turned into a number)"
-            }
-        }
-        let d = c.spec.data
-        if d.hasPrefix("offset") || d == "near-constant" || d.hasPrefix("huge") || d == "fp16-probe" || d.hasPrefix("nist") {
-            return "statistics lose precision on data with a large offset (one-pass E[x²] − E[x]² or low-precision accumulation)"
-        }
-        switch c.spec.dtype {
-        case .f16, .bf16: return "statistics, parameters or arithmetic kept in the 16-bit storage format instead of float32"
-        case .f64: return "float64 results less accurate than a float64 algorithm allows (float32-grade or one-pass arithmetic)"
-        case .f32: return nil
-        }
     }
 }

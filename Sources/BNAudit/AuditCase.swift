@@ -2,37 +2,38 @@ import BNCore
 import BNGolden
 import Foundation
 
-/// A golden case re-targeted at the convention profile under audit: same inputs, the
-/// case's eps and batch weight, expected outputs recomputed by the reference under the
-/// audited profile's conventions (momentum direction, running-variance estimator,
-/// single-value policy). spec/AUDIT.md §2.
+/// A golden case re-targeted at the convention profile under audit
+/// (``BNGolden/GoldenStore/LoadedCase/retargeted(to:)``): same inputs, the case's eps and batch
+/// weight w, expected outputs under the audited profile's conventions (running-variance
+/// estimator, single-value policy) — the golden files themselves when those agree.
+/// spec/AUDIT.md §1. Its data are analysed once (``analysis``) for the tolerance, the
+/// diagnosis and the report's condition figure.
 public struct AuditCase: Sendable {
     public var golden: GoldenStore.LoadedCase
     public var loaded: GoldenStore.LoadedCase
     public var goldenID: String { golden.spec.id }
-    /// Weight of the batch statistic in the running update, nil for the cumulative average.
-    public var batchWeight: Double?
+    /// The case's data analysis; nil when the inputs cannot be analysed (the judge then reports why).
+    public var analysis: CaseAnalysis?
+    /// Weight of the batch statistic in the running update, nil for the cumulative average:
+    /// the w the reference used, sent to the adapter as is.
+    public var batchWeight: Double? { loaded.spec.batchWeight }
 
     public init(_ golden: GoldenStore.LoadedCase, profile: ConventionProfile) throws {
         self.golden = golden
-        let g = golden.spec
-        let w: Double? = try g.momentum.map { _ in try g.rule().batchWeight(step: 1) }
-        batchWeight = w
-        let m: String = w.map { "\(profile.momentumWeighting == .batch ? $0 : 1 - $0)" } ?? "cumulative"
-        var fields = ["shape": g.shape.map(String.init).joined(separator: "x"), "layout": g.layout.rawValue, "dtype": g.dtype.short,
-                      "data": g.data, "profile": profile.name, "eps": "\(g.eps)", "momentum": m]
-        if g.op == .trajectory { fields["steps"] = "\(g.steps)" }
-        var spec = try Catalog.makeCase(g.op, fields)
-        spec.id = g.id
-        spec.repro = ""
-        loaded = GoldenStore.LoadedCase(spec: spec, inputs: golden.inputs, expected: try Generator.expected(spec, golden.inputs))
+        loaded = try golden.retargeted(to: profile)
+        analysis = try? CaseAnalysis(loaded)
     }
+
+    /// The tolerance budget of the re-targeted case.
+    public func budget() throws -> ToleranceBudget { try ToleranceBudget(loaded, analysis: analysis) }
 
     /// The JSON request of the adapter protocol (spec/AUDIT.md §3) for inputs in `inputDir`.
     public func request(inputDir: URL, outputDir: URL, profile: ConventionProfile) -> [String: Any] {
         let s = loaded.spec
         var inputs: [String: String] = [:]
         for (k, f) in s.inputs { inputs[k] = inputDir.appendingPathComponent(f).path }
+        var dtypes: [String: String] = [:]
+        for a in s.op.arrays where a.role == .input || s.outputs[a.name] != nil { dtypes[a.name] = a.dtype(in: s).rawValue }
         return [
             "type": "case", "id": goldenID, "op": s.op.rawValue, "shape": s.shape, "layout": s.layout.rawValue,
             "dtype": s.dtype.rawValue, "parameter_dtype": s.parameterDType.rawValue, "eps": s.eps,
@@ -40,17 +41,13 @@ public struct AuditCase: Sendable {
             "momentum": s.momentum as Any? ?? NSNull(), "momentum_weighting": profile.momentumWeighting.rawValue,
             "variance_estimator": profile.runningVariance.rawValue, "single_value": profile.singleValue.rawValue,
             "profile": profile.name, "expect_error": s.expectError as Any? ?? NSNull(),
-            "inputs": inputs, "outputs": s.outputs.keys.sorted(), "output_dir": outputDir.path,
+            "inputs": inputs, "outputs": s.outputs.keys.sorted(), "dtypes": dtypes, "output_dir": outputDir.path,
         ]
     }
 
-    /// Outputs the audit requires (the others are judged when the adapter returns them).
+    /// Outputs the audit requires (``BNGolden/ArraySpec/requiredInAudit``; the others are judged
+    /// when the adapter returns them).
     public var requiredOutputs: Set<String> {
-        switch loaded.spec.op {
-        case .train: ["y", "running_mean", "running_var"]
-        case .infer: ["y"]
-        case .backwardTrain, .backwardInfer: ["dx", "dgamma", "dbeta"]
-        case .trajectory: ["running_mean", "running_var", "y_eval"]
-        }
+        Set(loaded.spec.op.outputs.filter(\.requiredInAudit).map(\.name))
     }
 }

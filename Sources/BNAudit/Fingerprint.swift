@@ -27,6 +27,10 @@ public struct Fingerprint: Sendable {
     let client: AdapterClient
     let scratch: URL
     var counter = 0
+    /// The eps every probe sends: nil asks for the implementation's default; set to
+    /// ``givenEpsValue`` when it has none (e.g. oneDNN, where eps is a required parameter).
+    var givenEps: Double? = nil
+    static let givenEpsValue = 1e-3
 
     public init(client: AdapterClient, scratch: URL) { self.client = client; self.scratch = scratch }
 
@@ -39,7 +43,7 @@ public struct Fingerprint: Sendable {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         var paths: [String: String] = [:]
         for (k, v) in inputs {
-            let isData = k == "x" || k == "dy"
+            let isData = Operation(rawValue: op)?.input(k)?.element == .storage
             let dims = isData ? shape : [shape[1]]
             let arr = NPYArray(dtype: isData ? dtype : .f32, shape: dims, values: v)
             let url = dir.appendingPathComponent("\(k).npy")
@@ -47,7 +51,7 @@ public struct Fingerprint: Sendable {
             paths[k] = url.path
         }
         var req: [String: Any] = ["type": "case", "id": "fingerprint-\(counter)", "op": op, "shape": shape, "layout": "NCHW",
-                                  "dtype": dtype.rawValue, "parameter_dtype": "float32", "eps": NSNull(), "batch_weight": NSNull(),
+                                  "dtype": dtype.rawValue, "parameter_dtype": "float32", "eps": givenEps.map { $0 as Any } ?? NSNull(), "batch_weight": NSNull(),
                                   "cumulative": false, "step": 1, "steps": 1, "inputs": paths,
                                   "output_dir": dir.appendingPathComponent("out").path, "fingerprint": true]
         for (k, v) in extra { req[k] = v }
@@ -74,8 +78,13 @@ public struct Fingerprint: Sendable {
             a.map { m + $0 } + a.map { m - $0 }
         }
         let amps = [0.003, 0.01, 0.03, 0.1]
-        let p1 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs(amps, 0), "gamma": ones, "beta": zeros,
-                                                                 "running_mean": zeros, "running_var": ones])
+        let plain: [String: [Double]] = ["x": pairs(amps, 0), "gamma": ones, "beta": zeros, "running_mean": zeros, "running_var": ones]
+        var p1 = try probe("train", shape: [2, C, 1, 1], inputs: plain)
+        let noDefaultEps = p1.outputs == nil && p1.refusal?.hasPrefix("unsupported") == true ? p1.refusal : nil
+        if noDefaultEps != nil {  // no default eps: every probe gives one
+            givenEps = Self.givenEpsValue
+            p1 = try probe("train", shape: [2, C, 1, 1], inputs: plain)
+        }
         guard let o1 = p1.outputs, let y1 = o1["y"] else {
             throw BNError.invalidArgument("the adapter refused a plain training step: \(p1.refusal ?? "")")
         }
@@ -87,8 +96,11 @@ public struct Fingerprint: Sendable {
         let epsPlacement = Finding(value: insideWins ? "inside_sqrt" : "outside_sqrt",
                                    evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
         let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
-        let epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
+        var epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
                            evidence: "median of the solved values: \(Self.fmt(epsEst))")
+        if let why = noDefaultEps {
+            epsF = Finding(value: "none", evidence: "no default: a request without eps was answered '\(why.prefix(160))'; every probe sends eps = \(Self.fmt(Self.givenEpsValue)), solved back as \(Self.fmt(epsEst))")
+        }
         // 2. momentum: a batch with mean 2 from running mean 0 → new running mean = w·2.
         let p2 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
                                                                  "running_mean": zeros, "running_var": ones])
@@ -99,15 +111,20 @@ public struct Fingerprint: Sendable {
                                                                  "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
         let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
         let weights: String, mom: Double
-        if abs(w2 - 0.2) < 1e-3 { weights = "batch"; mom = w } else if abs(w2 - 0.8) < 1e-3 { weights = "running"; mom = 1 - w } else {
-            weights = w < 0.5 ? "batch" : "running"; mom = weights == "batch" ? w : 1 - w
+        if abs(w2 - 0.2) < 1e-3 { weights = "batch" } else if abs(w2 - 0.8) < 1e-3 { weights = "running" } else {
+            weights = w < 0.5 ? "batch" : "running"
         }
-        let momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
-        let momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
+        mom = (weights == "batch" ? MomentumWeighting.batch : .running).momentum(batchWeight: w)
+        var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
+        var momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
         // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
         let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
-        let runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
+        var runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
                              evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)): batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased 0.5)")
+        if !hello.runningStatistics {  // supports.running_statistics = false: nothing to infer, nothing invented
+            let none = Finding(value: "not provided", evidence: "the implementation keeps no running statistics (supports.running_statistics = false)")
+            momentumWeights = none; momentumF = none; runVar = none
+        }
         // 4. one value per channel.
         let p4 = try probe("train", shape: [1, C, 1, 1], inputs: ["x": [0.5, -1, 2, 3], "gamma": ones, "beta": [0.25, 0.25, 0.25, 0.25],
                                                                  "running_mean": zeros, "running_var": ones])
@@ -146,17 +163,33 @@ public struct Fingerprint: Sendable {
         let ulps = (zip(yi, ri).map { abs($0 - $1) }.max() ?? .nan) / Double(Float(ri.map(abs).max() ?? 1).ulp)
         let form = Finding(value: ulps > 64 ? "folded" : "direct",
                            evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴: thousands of ulps; (x − μ)·s + β: a few; threshold 64)")
-        // 7. variance algorithm: training on 1e3 + N(0, 1), n = 1024.
+        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. Eight channels of
+        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (two channels each), γ = 1, β = 0;
+        // the variance each channel was normalised with is read off y (least squares
+        // y ≈ a·x + b gives 1/a² − ε) and the exponent of error ∝ κ^p is fitted (κ⁰ two-pass
+        // class, κ¹ updating, κ² one-pass; Chan, Golub & LeVeque 1983).
         var r7 = SpecRandom("fingerprint/var")
-        let xv = (0..<(1024 * C)).map { _ in Double(Float(3e3 + r7.normal())) }
-        let p7 = try probe("train", shape: [1024, C, 1, 1], inputs: ["x": xv, "gamma": ones, "beta": zeros, "running_mean": zeros,
-                                                                    "running_var": ones])
-        let s7 = try Shape(batch: 1024, channels: C, spatial: [1, 1])
-        let r7ref = try Reference.trainingForward(xv, shape: s7, layout: .nchw, eps: max(epsEst, 0))
+        let kappas: [Double] = [4, 4, 16, 16, 64, 64, 256, 256], n7 = 1024, C7 = kappas.count
+        var xv = [Double](repeating: 0, count: n7 * C7)
+        for b in 0..<n7 { for c in 0..<C7 { xv[b * C7 + c] = Double(Float(kappas[c] + r7.normal())) } }
+        let ones7 = [Double](repeating: 1, count: C7), zeros7 = [Double](repeating: 0, count: C7)
+        let p7 = try probe("train", shape: [n7, C7, 1, 1], inputs: ["x": xv, "gamma": ones7, "beta": zeros7, "running_mean": zeros7,
+                                                                    "running_var": ones7])
+        let s7 = try Shape(batch: n7, channels: C7, spatial: [1, 1])
+        let ms7 = try Reference.moments(xv, shape: s7, layout: .nchw)
         let y7 = p7.outputs?["y"] ?? []
-        let e7 = zip(y7, r7ref.y).map { abs($0 - $1) }.max() ?? .nan
-        let algo = Finding(value: e7 > 0.05 ? "one_pass" : "stable",
-                           evidence: "x = 3e3 + N(0,1), n = 1024: max |y − y_ref| = \(Self.fmt(e7)) (a two-pass float32 algorithm is off by its mean error, ≈ 1e-3 here; E[x²] − E[x]² in float32 loses ≈ (μ/σ)²·2⁻²⁴ ≈ 0.5 relative in σ², errors ≈ 0.3; threshold 0.05)")
+        var points: [VarianceGrowth.Point] = []
+        if y7.count == xv.count {
+            for c in 0..<C7 {
+                let idx = (0..<n7).map { $0 * C7 + c }
+                guard let (a, _) = Fits.affine(idx.map { xv[$0] }, idx.map { y7[$0] }), a > 0 else { continue }
+                let v = ms7[c].biasedVariance, implied = 1 / (a * a) - max(epsEst, 0)
+                points.append(.init(kappa: abs(ms7[c].mean) / v.squareRoot(), error: abs(implied - v) / v))
+            }
+        }
+        let growth = VarianceGrowth.fit(points, floor: 1e-17)
+        let algo = Finding(value: y7.isEmpty ? "unknown" : growth.algorithm,
+                           evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, κ ∈ {4, 16, 64, 256}: " + growth.evidence)
         // 8. closest profile.
         let scored = ConventionProfile.all.map { p -> (String, Int) in
             var s = 0
@@ -167,7 +200,11 @@ public struct Fingerprint: Sendable {
             if p.singleValue.rawValue == single.value { s += 1 }
             return (p.name, s)
         }.sorted { $0.1 > $1.1 }
-        let closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        var closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        if !hello.runningStatistics || noDefaultEps != nil {
+            // The profiles differ in running-statistics conventions and defaults; without them a score compares nothing.
+            closest = Finding(value: "none", evidence: "the profiles differ in defaults and running-statistics conventions, which this implementation does not have (\([hello.runningStatistics ? nil : "no running statistics", noDefaultEps == nil ? nil : "no default eps"].compactMap { $0 }.joined(separator: ", ")))")
+        }
         client.stop()
         return Result(implementation: hello.name, version: hello.version, momentumWeights: momentumWeights, momentum: momentumF,
                       eps: epsF, runningVariance: runVar, epsPlacement: epsPlacement, singleValuePerChannel: single,

@@ -1,3 +1,4 @@
+import BNCalibration
 import BNCore
 import BNGolden
 import BNKernels
@@ -6,14 +7,14 @@ import Foundation
 
 /// `bnspec verify`: the reference and every registered kernel over a golden folder.
 public enum Verification {
-    /// Every kernel `verify` knows: implementations, then calibration kernels.
+    /// Every kernel `verify` knows: implementations, then calibration kernels (BNCalibration).
     public static var kernels: [any BatchNormKernel] { kernels(threads: OptimizedKernel.defaultThreads) }
 
     /// The same, with the `threaded` kernel on `threads` threads.
     public static func kernels(threads: Int) -> [any BatchNormKernel] {
         [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(threads)),
          OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
-            + ScalarKernel.Mutation.allCases.filter { $0 != .none }.map { ScalarKernel($0) }
+            + HonestKernel.all + CalibrationKernel.all
     }
 
     public struct Summary: Codable, Sendable {
@@ -40,12 +41,21 @@ public enum Verification {
     }
 
     /// The reference must reproduce the golden outputs bit for bit.
-    public static func judgeReference(_ c: GoldenStore.LoadedCase) -> CaseResult {
+    /// It also checks that the case judges its primary output (spec §5.4): a case whose
+    /// resolution is 1 or more fails here, whatever the implementation.
+    public static func judgeReference(_ c: GoldenStore.LoadedCase, budget: ToleranceBudget? = nil) -> CaseResult {
         var r = CaseResult(caseID: c.spec.id, family: c.spec.family, implementation: "reference", status: .passed,
                            worstRatio: 0, worstAt: "", detail: "", repro: "bnspec verify --case \(c.spec.id) --implementation reference")
         do {
             let again = try Generator.expected(c.spec, c.inputs)
             if !again.isEmpty { r.digest = CaseResult.outputDigest(again.mapValues(\.values)) }
+            if c.spec.expectError == nil {
+                r.resolution = try (budget ?? ToleranceBudget(c)).resolution(c)
+                if let res = r.resolution, !(res < 1) {
+                    r.status = .failed; r.worstRatio = .infinity; r.worstAt = c.spec.op.primaryOutput?.name ?? ""
+                    r.detail = "case judges nothing: the \(r.worstAt) tolerance is \(res) × its natural scale at the median element (spec §5.4)"
+                }
+            }
             for (name, exp) in c.expected {
                 let got = again[name]?.values ?? []
                 let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.bitPattern == $1.bitPattern }
@@ -74,18 +84,14 @@ public enum Verification {
         return r
     }
 
-    /// Runs the selected implementations (all when `only` is empty) over the golden folder.
-    /// `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
-    public static func run(golden: URL, only: [String] = [], caseFilter: String? = nil, threads: Int? = nil,
+    /// Runs the selected implementations (all when `only` is empty) over the selected cases of
+    /// the golden folder. `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
+    public static func run(golden: URL, only: [String] = [], cases selector: CaseSelector = CaseSelector(), threads: Int? = nil,
                            progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         if let t = threads, !(1...256).contains(t) { throw BNError.invalidArgument("--threads must be in 1…256, got \(t)") }
         let kernels = kernels(threads: threads ?? OptimizedKernel.defaultThreads)
         let manifest = try GoldenStore.manifest(golden)
-        var ids = manifest.cases
-        if let f = caseFilter {
-            ids = ids.filter { $0 == f }
-            guard !ids.isEmpty else { throw BNError.invalidArgument("no case '\(f)' in \(golden.path)") }
-        }
+        let ids = try selector.select(manifest.cases, source: golden.path)
         let known = ["reference"] + kernels.map(\.name)
         for name in only where !known.contains(name) {
             throw BNError.invalidArgument("unknown implementation '\(name)' (known: \(known.joined(separator: ", ")))")
@@ -96,9 +102,11 @@ public enum Verification {
         for (i, id) in ids.enumerated() {
             progress?(i, ids.count)
             let c = try GoldenStore.loadCase(golden, id: id, manifest: manifest)
-            if runReference { results.append(judgeReference(c)) }
+            // One analysis and budget per case for every kernel (a failure is reported per kernel by the judge).
+            let budget = c.spec.expectError == nil ? try? ToleranceBudget(c) : nil
+            if runReference { results.append(judgeReference(c, budget: budget)) }
             for k in selected {
-                var r = CaseJudge.judge(c, kernel: k)
+                var r = CaseJudge.judge(c, kernel: k, budget: budget)
                 if let t = threads, k.name == "threaded" { r.repro += " --threads \(t)" }
                 results.append(r)
             }
@@ -119,7 +127,7 @@ public enum Verification {
             }
             summaries.append(s)
         }
-        let ok = summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || caseFilter != nil) : s.failed == 0 }
+        let ok = summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !selector.selectsEverything) : s.failed == 0 }
         return Report(implementations: summaries, cases: results, ok: ok)
     }
 }

@@ -6,6 +6,25 @@ public enum MomentumWeighting: String, Codable, Sendable, CaseIterable {
     case running
 }
 
+extension MomentumWeighting {
+    /// The weight w of the batch statistic (SPEC §2: R ← (1 − w)·R + w·b) for a momentum m given in
+    /// this convention: m for `.batch`, 1 − m for `.running`. The one momentum ↔ w conversion of
+    /// BNSpec: every kernel, the reference and the audit's re-targeting go through it.
+    ///
+    /// w is the canonical quantity; a momentum is w as one framework family writes it. 1 − m is
+    /// rounded (exact only for m ∈ [0.5, 1]), so converting twice need not return m: re-target
+    /// by carrying w, never by converting a momentum back and forth.
+    @inlinable
+    public func batchWeight(momentum m: Double) -> Double {
+        self == .batch ? m : 1 - m
+    }
+
+    /// The momentum that gives batch weight w in this convention (the same map: it is its own inverse
+    /// in exact arithmetic).
+    @inlinable
+    public func momentum(batchWeight w: Double) -> Double { batchWeight(momentum: w) }
+}
+
 /// Which batch variance feeds the running variance.
 public enum VarianceEstimator: String, Codable, Sendable, CaseIterable {
     /// Σ(x − μ)² / n — what BN always normalises with.
@@ -43,13 +62,6 @@ public struct ConventionProfile: Codable, Hashable, Sendable {
     public var supportsCumulative: Bool
     /// Where the convention is documented.
     public var source: String
-
-    /// The weight given to the *batch* statistic for a given momentum in this
-    /// profile's convention: m for `.batch`, 1 − m for `.running`.
-    @inlinable
-    public func batchWeight(momentum m: Double) -> Double {
-        momentumWeighting == .batch ? m : 1 - m
-    }
 }
 
 extension ConventionProfile {
@@ -95,19 +107,37 @@ extension ConventionProfile {
 }
 
 /// The running-statistics update rule for one step, fully explicit.
+///
+/// The batch weight w is what every update uses (``batchWeight(step:)``); `momentum` is the same
+/// weight as the profile's user writes it, kept for reports and for the calibration mutant that
+/// plugs it into the other convention.
 public struct RunningUpdateRule: Codable, Hashable, Sendable {
     public var weighting: MomentumWeighting
     /// Momentum in `weighting`'s convention; `nil` selects the cumulative average (factor 1/k at step k).
     public var momentum: Double?
+    /// The weight w of the batch statistic; `nil` selects the cumulative average.
+    public var batchWeight: Double?
     public var estimator: VarianceEstimator
     public var singleValue: SingleValuePolicy
 
+    /// A rule from a momentum in `weighting`'s convention: w = `weighting.batchWeight(momentum: m)`.
     public init(weighting: MomentumWeighting, momentum: Double?, estimator: VarianceEstimator,
                 singleValue: SingleValuePolicy) throws {
-        if let m = momentum, !(m >= 0 && m <= 1) {
-            throw BNError.invalidArgument("momentum \(m) is outside [0, 1]")
+        try self.init(weighting: weighting, momentum: momentum, batchWeight: momentum.map(weighting.batchWeight(momentum:)),
+                      estimator: estimator, singleValue: singleValue)
+    }
+
+    /// A rule with both numbers given: w (used by the update) and the momentum that names it in
+    /// `weighting`'s convention. Both must be in [0, 1] and both nil or both set.
+    public init(weighting: MomentumWeighting, momentum: Double?, batchWeight: Double?, estimator: VarianceEstimator,
+                singleValue: SingleValuePolicy) throws {
+        for v in [momentum, batchWeight].compactMap({ $0 }) where !(v >= 0 && v <= 1) {
+            throw BNError.invalidArgument("momentum \(v) is outside [0, 1]")
         }
-        self.weighting = weighting; self.momentum = momentum
+        guard (momentum == nil) == (batchWeight == nil) else {
+            throw BNError.invalidArgument("a momentum and a batch weight are both given or both absent (cumulative)")
+        }
+        self.weighting = weighting; self.momentum = momentum; self.batchWeight = batchWeight
         self.estimator = estimator; self.singleValue = singleValue
     }
 
@@ -118,9 +148,8 @@ public struct RunningUpdateRule: Codable, Hashable, Sendable {
                       estimator: profile.runningVariance, singleValue: profile.singleValue)
     }
 
-    /// Weight of the batch statistic at step `k` (1-based).
+    /// Weight of the batch statistic at step `k` (1-based): w, or 1/k for the cumulative average.
     public func batchWeight(step k: Int) -> Double {
-        guard let m = momentum else { return 1 / Double(k) }
-        return weighting == .batch ? m : 1 - m
+        batchWeight ?? 1 / Double(k)
     }
 }

@@ -1,19 +1,5 @@
 import BNCore
 
-/// What a golden case exercises.
-public enum Operation: String, Codable, CaseIterable, Sendable {
-    /// Training forward with batch statistics, plus one running-statistics update.
-    case train
-    /// Inference forward with given running statistics.
-    case infer
-    /// Training-mode backward (statistics depend on x).
-    case backwardTrain = "backward-train"
-    /// Inference-mode backward (statistics are constants).
-    case backwardInfer = "backward-infer"
-    /// K training steps on fresh batches, then inference on a held-out batch.
-    case trajectory
-}
-
 /// One golden case: everything needed to regenerate its inputs and to judge an
 /// implementation's outputs. Serialised as `case.json` in the case's folder.
 public struct CaseSpec: Codable, Hashable, Sendable {
@@ -29,8 +15,14 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     public var data: String
     public var profile: String
     public var eps: Double
-    /// Momentum in the profile's own convention; `nil` = cumulative average.
+    /// Momentum in the profile's own convention; `nil` = cumulative average. Written to case.json;
+    /// the update itself uses ``batchWeight``.
     public var momentum: Double?
+    /// The weight w of the batch statistic in the running update (SPEC §2), the canonical quantity:
+    /// the reference, the kernels and the tolerance use it. Not in case.json: read, it is `momentum`
+    /// converted by ``BNCore/MomentumWeighting/batchWeight(momentum:)``; a re-targeted case keeps its
+    /// source's w (``retargeted(to:)``). `nil` = cumulative average.
+    public var batchWeight: Double?
     /// Training steps (trajectory cases); 1 otherwise.
     public var steps: Int
     /// Set when the profile must refuse this case (e.g. n = 1 under `pytorch`).
@@ -77,17 +69,19 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     /// ``checkCaseLimits(_:)``, a known profile and data family, eps finite and ≥ 0,
     /// momentum in [0, 1], steps in 1…1000.
     public func validate() throws {
-        try Self.checkCaseLimits(try shapeValue(), steps: op == .trajectory ? max(steps, 1) : 1)
+        try Self.checkCaseLimits(try shapeValue(), steps: op.hasSteps ? max(steps, 1) : 1)
         _ = try profileValue()
         try DataFamily.validate(data)
         guard eps.isFinite, eps >= 0 else { throw BNError.invalidArgument("eps \(eps) must be finite and ≥ 0") }
         if let m = momentum, !(m >= 0 && m <= 1) { throw BNError.invalidArgument("momentum \(m) is outside [0, 1]") }
+        if let w = batchWeight, !(w >= 0 && w <= 1) { throw BNError.invalidArgument("batch weight \(w) is outside [0, 1]") }
         guard (1...1000).contains(steps) else { throw BNError.invalidArgument("steps \(steps) must be in 1…1000") }
     }
 
+    /// The running-update rule: the profile's conventions with this case's w (and momentum).
     public func rule() throws -> RunningUpdateRule {
         let p = try profileValue()
-        return try RunningUpdateRule(weighting: p.momentumWeighting, momentum: momentum,
+        return try RunningUpdateRule(weighting: p.momentumWeighting, momentum: momentum, batchWeight: batchWeight,
                                      estimator: p.runningVariance, singleValue: p.singleValue)
     }
 
@@ -102,6 +96,52 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, op, shape, layout, dtype, data, profile, eps, momentum, steps
         case expectError = "expect_error", inputs, outputs, tolerance, repro
+    }
+}
+
+extension CaseSpec {
+    /// Decodes case.json; ``batchWeight`` is the momentum converted under the profile's convention
+    /// (the momentum itself when the profile is unknown: ``validate()`` then refuses the case).
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        id = try c.decode(String.self, forKey: .id)
+        op = try c.decode(Operation.self, forKey: .op)
+        shape = try c.decode([Int].self, forKey: .shape)
+        layout = try c.decode(Layout.self, forKey: .layout)
+        dtype = try c.decode(DType.self, forKey: .dtype)
+        data = try c.decode(String.self, forKey: .data)
+        profile = try c.decode(String.self, forKey: .profile)
+        eps = try c.decode(Double.self, forKey: .eps)
+        momentum = try c.decodeIfPresent(Double.self, forKey: .momentum)
+        steps = try c.decode(Int.self, forKey: .steps)
+        expectError = try c.decodeIfPresent(String.self, forKey: .expectError)
+        inputs = try c.decode([String: String].self, forKey: .inputs)
+        outputs = try c.decode([String: String].self, forKey: .outputs)
+        tolerance = try c.decode(ToleranceInfo.self, forKey: .tolerance)
+        repro = try c.decode(String.self, forKey: .repro)
+        let weighting = (try? ConventionProfile.named(profile))?.momentumWeighting ?? .batch
+        batchWeight = momentum.map(weighting.batchWeight(momentum:))
+    }
+
+    /// A case from typed values: the arrays (case.json's `inputs`/`outputs`) from the operation's
+    /// table, the refusal the profile's single-value policy requires, the tolerance information.
+    /// `momentum` is w in the profile's convention (derived from w when not given).
+    /// The caller checks the values (``Catalog/makeCase(_:_:)`` parses and checks catalog text).
+    public init(id: String, op: Operation, shape: Shape, layout: Layout, dtype: DType, data: String,
+                profile: ConventionProfile, eps: Double, batchWeight: Double?, momentum: Double? = nil, steps: Int,
+                repro: String) {
+        let expectError: String? = op.updatesRunningStatistics && shape.perChannelCount == 1 && profile.singleValue == .error
+            ? "single_value_per_channel" : nil
+        var inputs: [String: String] = [:], outputs: [String: String] = [:]
+        for a in op.inputs { inputs[a.name] = a.file }
+        if expectError == nil { for a in op.outputs { outputs[a.name] = a.file } }
+        self.init(id: id, op: op, shape: shape.dimensions, layout: layout, dtype: dtype, data: data, profile: profile.name,
+                  eps: eps, momentum: momentum ?? batchWeight.map(profile.momentumWeighting.momentum(batchWeight:)),
+                  batchWeight: batchWeight, steps: op.hasSteps ? steps : 1, expectError: expectError,
+                  inputs: inputs, outputs: outputs,
+                  tolerance: .init(model: ToleranceModel.name, computeRoundoff: dtype.computeRoundoff,
+                                   storageRoundoff: dtype.storageRoundoff, exactStatistics: data == "exact"),
+                  repro: repro)
     }
 }
 

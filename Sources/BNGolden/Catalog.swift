@@ -96,42 +96,14 @@ public struct Catalog: Sendable {
         guard let steps = Int(f["steps"] ?? "1"), steps >= 1, steps <= 1000 else {
             throw BNError.invalidArgument("steps must be an integer in 1…1000")
         }
-        try CaseSpec.checkCaseLimits(shape, steps: op == .trajectory ? steps : 1)
+        try CaseSpec.checkCaseLimits(shape, steps: op.hasSteps ? steps : 1)
         let mText = momentum.map { "m\($0)" } ?? "mcum"
         var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
                   dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
-        if op == .trajectory { id += ".k\(steps)" }
-        let expectError: String? =
-            (op == .train || op == .trajectory) && shape.perChannelCount == 1
-            && profile.singleValue == .error ? "single_value_per_channel" : nil
-        var inputs = ["x": "x.npy"], outputs: [String: String] = [:]
-        inputs["gamma"] = "gamma.npy"; inputs["beta"] = "beta.npy"
-        switch op {
-        case .train:
-            inputs["running_mean"] = "running_mean.npy"; inputs["running_var"] = "running_var.npy"
-            for o in ["y", "batch_mean", "batch_var", "running_mean", "running_var"] { outputs[o] = "expected_\(o).npy" }
-        case .infer:
-            inputs["mean"] = "mean.npy"; inputs["var"] = "var.npy"
-            outputs["y"] = "expected_y.npy"
-        case .backwardTrain:
-            inputs["dy"] = "dy.npy"
-            for o in ["dx", "dgamma", "dbeta"] { outputs[o] = "expected_\(o).npy" }
-        case .backwardInfer:
-            inputs["dy"] = "dy.npy"; inputs["mean"] = "mean.npy"; inputs["var"] = "var.npy"
-            for o in ["dx", "dgamma", "dbeta"] { outputs[o] = "expected_\(o).npy" }
-        case .trajectory:
-            inputs["x"] = "x_steps.npy"; inputs["x_eval"] = "x_eval.npy"
-            inputs["running_mean"] = "running_mean.npy"; inputs["running_var"] = "running_var.npy"
-            for o in ["running_mean", "running_var", "y_eval"] { outputs[o] = "expected_\(o).npy" }
-        }
-        if expectError != nil { outputs = [:] }
-        return CaseSpec(
-            id: id, op: op, shape: shape.dimensions, layout: layout, dtype: dtype, data: data,
-            profile: profile.name, eps: eps, momentum: momentum, steps: op == .trajectory ? steps : 1,
-            expectError: expectError, inputs: inputs, outputs: outputs,
-            tolerance: .init(model: "bnspec-tolerance-1", computeRoundoff: dtype.computeRoundoff,
-                             storageRoundoff: dtype.storageRoundoff, exactStatistics: data == "exact"),
-            repro: "bnspec verify --case \(id)")
+        if op.hasSteps { id += ".k\(steps)" }
+        return CaseSpec(id: id, op: op, shape: shape, layout: layout, dtype: dtype, data: data, profile: profile, eps: eps,
+                        batchWeight: momentum.map(profile.momentumWeighting.batchWeight(momentum:)), momentum: momentum,
+                        steps: steps, repro: "bnspec verify --case \(id)")
     }
 
     public static func load(_ url: URL) throws -> Catalog {

@@ -8,48 +8,51 @@ import Foundation
 /// Everything here is a pure function of the case spec, so `generate` is
 /// byte-identical on rerun and `generate --check` can compare bytes.
 public enum Generator {
-    /// The inputs of a case, in the dtypes an implementation receives.
+    /// The inputs of a case, in the dtypes an implementation receives: each input of the
+    /// operation's table (``Operation/arrays``) made from its ``ArraySpec/Source``.
     public static func inputs(_ spec: CaseSpec) throws -> [String: NPYArray] {
         let s = try spec.shapeValue()
-        let dims = spec.layout.storageDimensions(s)
         let pd = spec.parameterDType, C = s.channels
-        var out: [String: NPYArray] = [:]
-        let (g, b) = DataFamily.parameters(channels: C, seed: "\(spec.id)/params", dtype: pd)
-        out["gamma"] = NPYArray(dtype: pd, shape: [C], values: g)
-        out["beta"] = NPYArray(dtype: pd, shape: [C], values: b)
         func data(_ stream: String) throws -> [Double] {
             try DataFamily.fill(spec.data, shape: s, layout: spec.layout, dtype: spec.dtype, seed: "\(spec.id)/\(stream)")
         }
-        let x = try data("x")
-        switch spec.op {
-        case .trajectory:
-            var all: [Double] = []
-            for k in 0..<spec.steps { all += k == 0 ? x : try data("x\(k)") }
-            out["x"] = NPYArray(dtype: spec.dtype, shape: [spec.steps] + dims, values: all)
-            out["x_eval"] = NPYArray(dtype: spec.dtype, shape: dims, values: try data("x_eval"))
-        default:
-            out["x"] = NPYArray(dtype: spec.dtype, shape: dims, values: x)
-        }
-        if spec.op == .train || spec.op == .trajectory {
-            let (m, v) = DataFamily.runningStatistics(channels: C, seed: "\(spec.id)/running", dtype: pd)
-            out["running_mean"] = NPYArray(dtype: pd, shape: [C], values: m)
-            out["running_var"] = NPYArray(dtype: pd, shape: [C], values: v)
-        }
-        if spec.op == .infer || spec.op == .backwardInfer {
+        // Streams that make two arrays at once are drawn once.
+        var parameters: (gamma: [Double], beta: [Double])? = nil, running: (mean: [Double], variance: [Double])? = nil
+        var global: (mean: [Double], variance: [Double])? = nil
+        func globalStatistics() throws -> (mean: [Double], variance: [Double]) {
+            if let g = global { return g }
             // Global statistics near the data's own: μ + 0.1·σ·N(0,1), σ²·U[0.5, 1.5).
-            let ms = try Reference.moments(x, shape: s, layout: spec.layout)
+            let ms = try Reference.moments(try data("x"), shape: s, layout: spec.layout)
             var r = SpecRandom("\(spec.id)/global")
             let mean = ms.map { m -> Double in
                 let sd = m.biasedVariance.squareRoot()
                 return pd.quantize(m.mean + 0.1 * (sd.isFinite ? sd : 0) * r.normal())
             }
             let variance = ms.map { pd.quantize($0.biasedVariance * (0.5 + r.uniform())) }
-            out["mean"] = NPYArray(dtype: pd, shape: [C], values: mean)
-            out["var"] = NPYArray(dtype: pd, shape: [C], values: variance)
+            global = (mean, variance)
+            return (mean, variance)
         }
-        if spec.op == .backwardTrain || spec.op == .backwardInfer {
-            var r = SpecRandom("\(spec.id)/dy")
-            out["dy"] = NPYArray(dtype: spec.dtype, shape: dims, values: (0..<s.elementCount).map { _ in spec.dtype.quantize(r.normal()) })
+        var out: [String: NPYArray] = [:]
+        for a in spec.op.inputs {
+            let values: [Double]
+            switch a.source {
+            case .data(let stream)?:
+                values = a.extent == .stepsTensor
+                    ? try (0..<spec.steps).flatMap { k in try data(k == 0 ? stream : "\(stream)\(k)") } : try data(stream)
+            case .gamma?, .beta?:
+                if parameters == nil { parameters = DataFamily.parameters(channels: C, seed: "\(spec.id)/params", dtype: pd) }
+                values = a.source == .gamma ? parameters!.gamma : parameters!.beta
+            case .runningMean?, .runningVariance?:
+                if running == nil { running = DataFamily.runningStatistics(channels: C, seed: "\(spec.id)/running", dtype: pd) }
+                values = a.source == .runningMean ? running!.mean : running!.variance
+            case .globalMean?: values = try globalStatistics().mean
+            case .globalVariance?: values = try globalStatistics().variance
+            case .upstreamGradient?:
+                var r = SpecRandom("\(spec.id)/dy")
+                values = (0..<s.elementCount).map { _ in a.dtype(in: spec).quantize(r.normal()) }
+            case nil: throw BNError.corrupt(path: spec.id, reason: "input '\(a.name)' has no source in the operation table")
+            }
+            out[a.name] = NPYArray(dtype: a.dtype(in: spec), shape: a.dimensions(in: spec, shape: s), values: values)
         }
         return out
     }
@@ -79,10 +82,8 @@ public enum Generator {
                                                    variance: try v("var"), gamma: try v("gamma"), beta: try v("beta"), eps: spec.eps)
             return ["y": arr(y, dims)]
         case .backwardTrain:
-            let f = try Reference.trainingForward(try v("x"), shape: s, layout: spec.layout, gamma: try v("gamma"),
-                                                  beta: try v("beta"), eps: spec.eps)
             let g = try Reference.trainingBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout,
-                                                   gamma: try v("gamma"), mean: f.mean, invStd: f.invStd)
+                                                   gamma: try v("gamma"), eps: spec.eps)
             return ["dx": arr(g.dx, dims), "dgamma": arr(g.dGamma, [C]), "dbeta": arr(g.dBeta, [C])]
         case .backwardInfer:
             let g = try Reference.inferenceBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout,
@@ -128,12 +129,18 @@ public enum Generator {
         return files
     }
 
-    /// Every file of a suite, relative to the golden folder, including manifest.json.
-    public static func suiteFiles(_ cases: [CaseSpec], suite: String) throws -> [String: Data] {
+    /// Every file of the given cases, relative to the golden folder (no manifest).
+    public static func selectedFiles(_ cases: [CaseSpec]) throws -> [String: Data] {
         var files: [String: Data] = [:]
         for spec in cases {
             for (name, data) in try caseFiles(spec) { files["\(spec.id)/\(name)"] = data }
         }
+        return files
+    }
+
+    /// Every file of a suite, relative to the golden folder, including manifest.json.
+    public static func suiteFiles(_ cases: [CaseSpec], suite: String) throws -> [String: Data] {
+        var files = try selectedFiles(cases)
         let manifest = Manifest(format: 1, suite: suite, generator: "bnspec generate --suite \(suite)",
                                 cases: cases.map(\.id),
                                 files: files.mapValues { SHA256.hex($0) })

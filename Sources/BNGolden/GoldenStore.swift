@@ -120,10 +120,15 @@ public enum GoldenStore {
         return out.sorted()
     }
 
-    /// Differences between freshly generated files and a folder: one line per file.
-    public static func differences(_ files: [String: Data], in dir: URL) -> [String] {
+    /// Differences between freshly generated files and a folder: one line per file. `under`:
+    /// compare only the files in these case folders (a selection), else the whole folder.
+    public static func differences(_ files: [String: Data], in dir: URL, under caseIDs: [String]? = nil) -> [String] {
         var diffs: [String] = []
-        let onDisk = Set(listFiles(dir))
+        var onDisk = Set(listFiles(dir))
+        if let ids = caseIDs {
+            let prefixes = Set(ids.map { "\($0)/" })
+            onDisk = onDisk.filter { p in p.firstIndex(of: "/").map { prefixes.contains(String(p[...$0])) } ?? false }
+        }
         for path in files.keys.sorted() {
             guard onDisk.contains(path) else { diffs.append("missing: \(path)"); continue }
             if FileManager.default.contents(atPath: dir.appendingPathComponent(path).path) != files[path] {
@@ -206,19 +211,27 @@ public enum GoldenStore {
         return data
     }
 
+    /// Loads one case, every file checked against the manifest's SHA-256, and every array against
+    /// the operation's table and case.json (``LoadedCase/validateArrays(dtypes:path:)``): a case
+    /// that loads is safe to compute on.
     public static func loadCase(_ dir: URL, id: String, manifest: Manifest) throws -> LoadedCase {
         let specPath = "\(id)/case.json"
         let spec = try decodeCase(try verifiedData(dir, specPath, manifest), path: dir.appendingPathComponent(specPath).path)
         guard spec.id == id else { throw BNError.corrupt(path: specPath, reason: "case id '\(spec.id)' does not match its folder") }
-        func load(_ m: [String: String]) throws -> [String: NPYArray] {
+        let casePath = dir.appendingPathComponent(id).path
+        try spec.validateArrayLists(path: dir.appendingPathComponent(specPath).path)
+        func load(_ m: [String: String], _ table: [ArraySpec]) throws -> [String: NPYArray] {
             var out: [String: NPYArray] = [:]
             for (name, file) in m {
                 let path = "\(id)/\(file)"
+                let bf16 = table.first { $0.name == name }?.goldenDType(in: spec) == .bf16
                 out[name] = try NPYArray.decode(try verifiedData(dir, path, manifest), name: dir.appendingPathComponent(path).path,
-                                                bfloat16: spec.dtype == .bf16)
+                                                bfloat16: bf16)
             }
             return out
         }
-        return LoadedCase(spec: spec, inputs: try load(spec.inputs), expected: try load(spec.outputs))
+        let loaded = LoadedCase(spec: spec, inputs: try load(spec.inputs, spec.op.inputs), expected: try load(spec.outputs, spec.op.outputs))
+        try loaded.validateArrays(dtypes: true, path: casePath)
+        return loaded
     }
 }

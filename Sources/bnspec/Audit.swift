@@ -4,12 +4,10 @@ import BNCore
 import BNGolden
 import Foundation
 
-/// Loads the golden cases (all, or those whose id contains `filter`).
-func loadGolden(_ dir: URL, filter: String?) throws -> [GoldenStore.LoadedCase] {
+/// Loads the selected golden cases (manifest order).
+func loadGolden(_ dir: URL, _ selection: CaseSelection) throws -> [GoldenStore.LoadedCase] {
     let manifest = try GoldenStore.manifest(dir)
-    let ids = manifest.cases.filter { filter == nil || $0 == filter! || $0.contains(filter!) }
-    guard !ids.isEmpty else { throw BNError.invalidArgument("no golden case matches '\(filter ?? "")'") }
-    return try ids.map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
+    return try selection.selector.select(manifest.cases, source: dir.path).map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).
@@ -27,10 +25,13 @@ struct AuditCommand: ParsableCommand {
         abstract: "Audit a third-party batch normalization against the spec (spec/AUDIT.md).")
 
     @Option(help: "Adapter command, started once; speaks the JSON-lines protocol on stdin/stdout.") var adapter: String?
+    @Option(help: "Kernel library implementing the C ABI (bnspec/bnspec_kernel.h, spec/AUDIT.md §7); it runs in a child process.")
+    var library: String?
+    @Option(help: "Prefix of the library's bnspec_kernel_… symbols (with --library).") var symbolPrefix = ""
     @Option(help: "Folder of recorded outputs: <case id>/<output>.npy (see bnspec export).") var results: String?
-    @Option(help: "Convention profile to judge against (paper, pytorch, keras, tf-fused, onnx, flax, mlx).") var profile: String
+    @Option(help: "Convention profile to judge against (paper, pytorch, keras, tf-fused, onnx, flax, mlx).") var profile: String?
     @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
-    @Option(name: .customLong("case"), help: "Only cases whose id contains this text.") var caseFilter: String?
+    @OptionGroup var selection: CaseSelection
     @Option(help: "Seconds an adapter may take for one case.") var caseTimeout: Double = 60
     @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
     @Option(help: "Seconds for the whole audit.") var timeout: Double = 3600
@@ -43,14 +44,18 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            guard (adapter == nil) != (results == nil) else {
-                throw BNError.invalidArgument("give exactly one of --adapter CMD or --results DIR")
-            }
-            guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
-            let p = try ConventionProfile.named(profile)
             let dir = try Paths.resolve(golden, default: "golden")
-            let cases = try loadGolden(dir, filter: caseFilter)
-            var base = adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
+            if selection.list { return selection.print(try selection.ids(in: dir)) }
+            guard [adapter, library, results].compactMap({ $0 }).count == 1 else {
+                throw BNError.invalidArgument("give exactly one of --adapter CMD, --library PATH or --results DIR")
+            }
+            guard let profile else { throw BNError.invalidArgument("--profile P is required (paper, pytorch, keras, tf-fused, onnx, flax, mlx)") }
+            guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
+            let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
+            let p = try ConventionProfile.named(profile)
+            let cases = try loadGolden(dir, selection)
+            var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
+                ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
             if let g = golden { base += " --golden \(g)" }
             let audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
             let report: AuditReport
@@ -108,47 +113,25 @@ struct AuditCommand: ParsableCommand {
 }
 
 /// `bnspec export`: every case's inputs and a request JSON, for file-based audits.
-struct Export: ParsableCommand {
+struct ExportCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "export",
         abstract: "Write every golden case's inputs and request.json for a file-based audit (spec/AUDIT.md §2).")
-    @Option(help: "Output folder (must not exist, unless --force).") var out: String
+    @Option(help: "Output folder (must not exist, unless --force).") var out: String?
     @Option(help: "Convention profile the requests are written for.") var profile = "pytorch"
     @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
-    @Option(name: .customLong("case"), help: "Only cases whose id contains this text.") var caseFilter: String?
+    @OptionGroup var selection: CaseSelection
     @Flag(help: "Replace an existing export folder (not one holding results).") var force = false
-
-    /// Written into every export: identifies a folder `--force` may replace.
-    static let marker = "export.json"
 
     func run() throws {
         try BNSpec.run {
-            let p = try ConventionProfile.named(profile)
             let dir = try Paths.resolve(golden, default: "golden")
-            let cases = try loadGolden(dir, filter: caseFilter)
+            if selection.list { return selection.print(try selection.ids(in: dir)) }
+            guard let out else { throw BNError.invalidArgument("--out DIR is required") }
+            let p = try ConventionProfile.named(profile)
+            let cases = try loadGolden(dir, selection)
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
-            var files: [String: Data] = [:]
-            for c in cases {
-                let ac = try AuditCase(c, profile: p)
-                let id = c.spec.id
-                for (k, f) in c.spec.inputs {
-                    guard let a = c.inputs[k] else { continue }
-                    files["\(id)/\(f)"] = a.encoded()
-                }
-                // Paths in the exported request are relative to the case folder.
-                var req = ac.request(inputDir: URL(fileURLWithPath: "."), outputDir: URL(fileURLWithPath: "results/\(id)"), profile: p)
-                req["inputs"] = c.spec.inputs
-                req["output_dir"] = "results/\(id)"
-                files["\(id)/request.json"] = try JSONSerialization.data(withJSONObject: req, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            }
-            files[Self.marker] = try JSONSerialization.data(
-                withJSONObject: ["format": "bnspec-export-1", "profile": p.name, "cases": cases.map(\.spec.id)],
-                options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-            // --force replaces the export, never the outputs written into it.
-            let results = outURL.appendingPathComponent("results")
-            if force, let r = try? FileManager.default.contentsOfDirectory(atPath: results.path), !r.isEmpty {
-                throw BNError.file(path: results.path, reason: "holds outputs (\(r.count) entries); move them away before re-exporting with --force")
-            }
-            try GoldenStore.write(files, to: outURL, force: force, marker: Self.marker)
+            try BNAudit.Export.write(cases, profile: p, to: outURL, force: force)
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
             print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")
         }

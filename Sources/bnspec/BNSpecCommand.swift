@@ -11,7 +11,7 @@ struct BNSpec: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bnspec",
         abstract: "The reference for Batch Normalization numerics: golden vectors, verification and audit.",
-        subcommands: [Verify.self, AuditCommand.self, Export.self, Fingerprint.self, Accuracy.self, Bench.self, FoldCheck.self, Generate.self, Nist.self])
+        subcommands: [Verify.self, AuditCommand.self, ExportCommand.self, Fingerprint.self, Accuracy.self, Bench.self, FoldCheck.self, Generate.self, Nist.self, LibraryHostCommand.self])
 
     /// Runs `body`, turning any BNSpec error into a one-line message and exit code 1.
     static func run(_ body: () throws -> Void) throws {

@@ -7,13 +7,17 @@ import Foundation
 struct Fingerprint: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Infer a BN implementation's conventions through its adapter, with the evidence for each.")
-    @Option(help: "Adapter command (JSON-lines protocol, spec/AUDIT.md).") var adapter: String
+    @Option(help: "Adapter command (JSON-lines protocol, spec/AUDIT.md).") var adapter: String?
+    @Option(help: "Kernel library implementing the C ABI (spec/AUDIT.md §7); it runs in a child process.") var library: String?
+    @Option(help: "Prefix of the library's bnspec_kernel_… symbols (with --library).") var symbolPrefix = ""
     @Option(help: "Seconds an adapter may take for one probe.") var caseTimeout: Double = 120
     @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
     @Flag(help: "Print one JSON object.") var json = false
 
     func run() throws {
         try BNSpec.run {
+            guard (adapter == nil) != (library == nil) else { throw BNError.invalidArgument("give exactly one of --adapter CMD or --library PATH") }
+            let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter!
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-fingerprint-\(getpid())")
             defer { try? FileManager.default.removeItem(at: scratch) }
             let client = AdapterClient(command: adapter, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: 3600)

@@ -18,21 +18,30 @@ struct Generate: ParsableCommand {
     var force = false
     @Flag(help: "Regenerate in memory and compare with the folder; exit 1 naming each differing file.")
     var check = false
+    @OptionGroup var selection: CaseSelection
 
     func run() throws {
         try BNSpec.run {
             let cat = try Catalog.load(try Paths.resolve(catalog, default: "spec/catalog.txt"))
-            guard let cases = cat.cases[suite] else {
+            guard let all = cat.cases[suite] else {
                 throw BNError.invalidArgument("no suite '\(suite)' in the catalog (have: \(cat.cases.keys.sorted().joined(separator: ", ")))")
+            }
+            let chosen = Set(try selection.selector.select(all.map(\.id), source: "suite '\(suite)'"))
+            let cases = all.filter { chosen.contains($0.id) }
+            if selection.list { return selection.print(cases.map(\.id)) }
+            guard check || selection.selector.selectsEverything else {
+                throw BNError.invalidArgument("--case/--match/--exclude select the cases of --check or --list; generate writes whole suites")
             }
             if out == nil && suite != Catalog.defaultSuite {
                 throw BNError.invalidArgument("suite '\(suite)' is not committed to golden/; pass --out DIR")
             }
             let dir = try Paths.resolve(out, default: "golden")
-            let files = try Generator.suiteFiles(cases, suite: suite)
-            let bytes = files.values.reduce(0) { $0 + $1.count }
             if check {
-                let diffs = GoldenStore.differences(files, in: dir)
+                // A selection compares its cases' folders; the whole suite also its manifest and extra files.
+                let files = selection.selector.selectsEverything
+                    ? try Generator.suiteFiles(cases, suite: suite)
+                    : try Generator.selectedFiles(cases)
+                let diffs = GoldenStore.differences(files, in: dir, under: selection.selector.selectsEverything ? nil : cases.map(\.id))
                 if diffs.isEmpty {
                     print("generate --check: \(cases.count) cases, \(files.count) files in \(dir.path) are identical")
                     return
@@ -40,6 +49,8 @@ struct Generate: ParsableCommand {
                 for d in diffs { print(d) }
                 throw BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
             }
+            let files = try Generator.suiteFiles(cases, suite: suite)
+            let bytes = files.values.reduce(0) { $0 + $1.count }
             for line in try GoldenStore.write(files, to: dir, force: force) { FileHandle.standardError.write(Data("bnspec: \(line)\n".utf8)) }
             print("generated \(cases.count) cases (\(files.count) files, \(bytes / 1024) KiB) in \(dir.path)")
         }

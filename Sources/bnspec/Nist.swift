@@ -1,5 +1,5 @@
 import ArgumentParser
-import BNAudit
+import BNReferenceChecks
 import Foundation
 
 /// `bnspec nist`: accuracy of the reference's statistics on the NIST StRD datasets.

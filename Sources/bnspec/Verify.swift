@@ -13,8 +13,7 @@ struct Verify: ParsableCommand {
     var golden: String?
     @Option(name: .customLong("implementation"), help: "Only these implementations (repeatable).")
     var implementations: [String] = []
-    @Option(name: .customLong("case"), help: "Only this case id.")
-    var caseID: String?
+    @OptionGroup var selection: CaseSelection
     @Option(help: "Write the full results as JSON to this file.")
     var json: String?
     @Option(help: "Threads of the 'threaded' kernel (default: every core, at least 2).")
@@ -25,8 +24,9 @@ struct Verify: ParsableCommand {
     func run() throws {
         try BNSpec.run {
             let dir = try Paths.resolve(golden, default: "golden")
+            if selection.list { return selection.print(try selection.ids(in: dir)) }
             let tty = isatty(2) != 0
-            let report = try Verification.run(golden: dir, only: implementations, caseFilter: caseID, threads: threads) { i, n in
+            let report = try Verification.run(golden: dir, only: implementations, cases: selection.selector, threads: threads) { i, n in
                 if tty { FileHandle.standardError.write(Data("\rverify: case \(i + 1)/\(n)".utf8)) }
             }
             if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }

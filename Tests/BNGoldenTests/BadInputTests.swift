@@ -22,9 +22,12 @@ import Glibc
         }
     }()
 
-    /// A one-case golden folder whose case.json is `file` (manifest hashes made to match).
+    /// A one-case golden folder whose case.json is `file` (manifest hashes made to match): the
+    /// golden case its `id` names, or a train case when it names none.
     func goldenWith(caseJSON: Data) throws -> (URL, String) {
-        let id = "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
+        let named = (try? JSONSerialization.jsonObject(with: caseJSON) as? [String: Any])?["id"] as? String
+        let id = named.flatMap { FileManager.default.fileExists(atPath: Self.golden.appendingPathComponent($0).path) ? $0 : nil }
+            ?? "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
         let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-bad-\(UUID().uuidString)")
         var files: [String: Data] = [:]
         for f in try FileManager.default.contentsOfDirectory(atPath: Self.golden.appendingPathComponent(id).path) {

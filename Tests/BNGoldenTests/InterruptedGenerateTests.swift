@@ -152,7 +152,7 @@ import Glibc
             let p = Process(), err = Pipe()
             p.executableURL = URL(fileURLWithPath: Self.bnspec)
             p.arguments = ["export", "--out", out.path, "--golden", Self.root.appendingPathComponent("golden").path,
-                           "--case", "train.normal.4x3x5x5.NCHW.f32.pytorch"] + (force ? ["--force"] : [])
+                           "--match", "train.normal.4x3x5x5.NCHW.f32.pytorch"] + (force ? ["--force"] : [])
             p.standardOutput = FileHandle.nullDevice; p.standardError = err
             try p.run(); p.waitUntilExit()
             return (p.terminationStatus, String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self))

@@ -1,4 +1,4 @@
-import BNAudit
+import BNReferenceChecks
 import BNCore
 import BNReference
 import Testing

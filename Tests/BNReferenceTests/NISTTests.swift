@@ -1,4 +1,4 @@
-import BNAudit
+import BNReferenceChecks
 import Testing
 
 /// LREs of the reference on the NIST StRD univariate datasets must reach the

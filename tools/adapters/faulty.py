@@ -1,15 +1,14 @@
 #!/usr/bin/env python3
 """Faulty adapters (test fixtures for the audit's robustness): the NumPy adapter with one
 way of misbehaving. `python3 tools/adapters/faulty.py MODE`, MODE one of FAULTS."""
-import json
 import os
 import sys
 import time
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy as np  # noqa: E402
-import bnspec_adapter  # noqa: E402
-from numpy_bn import NumpyBN  # noqa: E402
+import numpy as np
+from numpy_bn import NumpyBN  # puts the checkout's bnspec package on sys.path
+
+from bnspec import serve
 
 FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "wrong-dtype", "nan-output", "missing-output",
           "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always", "flood"]
@@ -17,6 +16,7 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
 
 class Faulty(NumpyBN):
     def __init__(self, mode):
+        super().__init__()
         self.mode = mode
         self.cases = 0
         self.name = f"faulty:{mode}"
@@ -48,6 +48,13 @@ class Faulty(NumpyBN):
             print("a framework warning on stderr", file=sys.stderr)
         return out
 
+    def save_output(self, path, array, dtype):
+        # wrong-dtype: saving would cast back to the storage dtype; write the int32 y as it is.
+        if self.mode == "wrong-dtype" and np.asarray(array).dtype == np.int32:
+            np.save(path, array)
+        else:
+            super().save_output(path, array, dtype)
+
 
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else ""
@@ -57,13 +64,10 @@ def main():
         sys.exit("faulty: crashing at start on purpose")
     if mode == "slow-start":
         time.sleep(3)
+    adapter = Faulty(mode)
     if mode == "bad-hello":
-        bnspec_adapter.PROTOCOL = "bnspec-adapter/99"
-    # wrong-dtype: save() would cast back to float32; bypass it for the y output.
-    if mode == "wrong-dtype":
-        original = bnspec_adapter.save
-        bnspec_adapter.save = lambda p, a, d: np.save(p, a) if np.asarray(a).dtype == np.int32 else original(p, a, d)
-    bnspec_adapter.serve(Faulty(mode))
+        adapter.protocol = "bnspec-adapter/99"
+    serve(adapter)
 
 
 if __name__ == "__main__":

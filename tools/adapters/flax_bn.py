@@ -5,13 +5,13 @@ import os
 import sys
 
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # the checkout's bnspec package
 import flax  # noqa: E402
 import flax.linen as nn  # noqa: E402
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from bnspec_adapter import Adapter, serve  # noqa: E402
+from bnspec import Adapter, serve  # noqa: E402
 
 DT = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 

@@ -6,11 +6,11 @@ import importlib.metadata
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # the checkout's bnspec package
 import mlx.core as mx  # noqa: E402
 import mlx.nn as nn  # noqa: E402
 import numpy as np  # noqa: E402
-from bnspec_adapter import Adapter, serve  # noqa: E402
+from bnspec import Adapter, serve  # noqa: E402
 
 mx.set_default_device(mx.cpu)
 DT = {"float32": mx.float32, "float16": mx.float16, "bfloat16": mx.bfloat16}

@@ -1,19 +1,65 @@
 #!/usr/bin/env python3
-"""BNSpec adapter: a plain float32 two-pass batch normalization in NumPy — the smallest
-possible adapter, and the model for writing one (spec/AUDIT.md).
+"""BNSpec adapter: a plain float32 batch normalization in NumPy — the smallest complete
+adapter, and the model for writing one (spec/AUDIT.md).
 
 It implements whatever convention the request names (eps, batch weight, running-variance
-estimator, single-value policy), with NumPy float32 arithmetic.
-Run: bnspec audit --adapter "python3 tools/adapters/numpy_bn.py" --profile pytorch
+estimator, single-value policy), with NumPy float32 arithmetic. The batch statistics come from
+one of three honest algorithms:
+
+    two-pass   mean, then the mean of squared deviations (NumPy's reductions; the default)
+    welford    Welford's updating algorithm, one value at a time in storage order (what GPU BN
+               kernels use): δ = x − m; m += δ/k; M₂ += δ·(x − m)
+    pairwise   a pairwise tree of Chan–Golub–LeVeque merges of (count, mean, M₂) over the
+               values in storage order (what parallel and blocked kernels do)
+
+Run: bnspec audit --adapter "python3 tools/adapters/numpy_bn.py [--variance welford|pairwise]" --profile pytorch
 """
+import argparse
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # the checkout's bnspec package
 import numpy as np  # noqa: E402
-from bnspec_adapter import OPS, Adapter, param_shape, reduce_axes, serve  # noqa: E402
+from bnspec import OPS, Adapter, channel_axis, param_shape, reduce_axes, serve  # noqa: E402
 
 F = np.float32
+VARIANCE = ["two-pass", "welford", "pairwise"]
+
+
+def channel_rows(x, layout):
+    """x as [n, C]: row k holds the k-th value of every channel in storage order."""
+    ax = channel_axis(layout) % x.ndim
+    return np.moveaxis(x, ax, -1).reshape(-1, x.shape[ax])
+
+
+def welford(rows):
+    """Per-channel mean and biased variance by Welford's update, float32 throughout."""
+    m = np.zeros(rows.shape[1], F)
+    m2 = np.zeros(rows.shape[1], F)
+    for k, r in enumerate(rows, 1):
+        d = r - m
+        m = m + d / F(k)
+        m2 = m2 + d * (r - m)
+    return m, m2 / F(len(rows))
+
+
+def pairwise(rows):
+    """Per-channel mean and biased variance by a pairwise tree of Chan et al.'s merge
+    (n = na + nb, δ = mb − ma, m = ma + δ·nb/n, M₂ = M₂a + M₂b + δ²·na·nb/n), float32."""
+    cnt = np.ones(len(rows), F)
+    m, m2 = rows.astype(F), np.zeros_like(rows, F)
+    while len(m) > 1:
+        odd = len(m) % 2
+        tail = (cnt[-1:], m[-1:], m2[-1:]) if odd else None
+        end = len(m) - odd
+        na, nb = cnt[0:end:2], cnt[1:end:2]
+        n = na + nb
+        d = m[1:end:2] - m[0:end:2]
+        m, m2 = m[0:end:2] + d * (nb / n)[:, None], m2[0:end:2] + m2[1:end:2] + d * d * (na * nb / n)[:, None]
+        cnt = n
+        if tail:
+            cnt, m, m2 = np.concatenate([cnt, tail[0]]), np.concatenate([m, tail[1]]), np.concatenate([m2, tail[2]])
+    return m[0], m2[0] / cnt[0]
 
 
 class NumpyBN(Adapter):
@@ -22,6 +68,13 @@ class NumpyBN(Adapter):
     supports = {"ops": OPS, "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": True}
     defaults = {"eps": 1e-5, "batch_weight": 0.1, "variance_estimator": "unbiased", "single_value": "error"}
 
+    def __init__(self, variance="two-pass"):
+        if variance not in VARIANCE:
+            raise ValueError(f"variance must be one of {', '.join(VARIANCE)}")
+        self.variance = variance
+        if variance != "two-pass":
+            self.name = f"numpy-{variance}"
+
     def opt(self, req, key):
         v = req.get(key)
         return self.defaults[key] if v is None else v
@@ -29,6 +82,9 @@ class NumpyBN(Adapter):
     def stats(self, req, x):
         axes = reduce_axes(x.ndim, req["layout"])
         x = x.astype(F)
+        if self.variance != "two-pass":
+            m, v = (welford if self.variance == "welford" else pairwise)(channel_rows(x, req["layout"]))
+            return x, m, v, x.size // m.size
         m = x.mean(axis=axes, dtype=F)
         d = x - m.reshape(param_shape(x.ndim, req["layout"], m.size))
         v = (d * d).mean(axis=axes, dtype=F)
@@ -97,4 +153,6 @@ class NumpyBN(Adapter):
 
 
 if __name__ == "__main__":
-    serve(NumpyBN())
+    ap = argparse.ArgumentParser(description="BNSpec adapter: float32 batch normalization in NumPy")
+    ap.add_argument("--variance", choices=VARIANCE, default="two-pass", help="algorithm of the batch statistics")
+    serve(NumpyBN(ap.parse_args().variance))

@@ -6,13 +6,12 @@ the NumPy adapter with exactly one classic bug.
 
 BUG is one of the names in BUGS below. The audit must fail each, naming the cause.
 """
-import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import numpy as np  # noqa: E402
-from bnspec_adapter import param_shape, reduce_axes, serve  # noqa: E402
-from numpy_bn import F, NumpyBN  # noqa: E402
+import numpy as np
+from numpy_bn import F, NumpyBN  # puts the checkout's bnspec package on sys.path
+
+from bnspec import param_shape, reduce_axes, serve
 
 BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wrong-running-estimator", "momentum-swapped",
         "running-not-updated", "per-sample-statistics", "gamma-beta-swapped", "nhwc-off-by-one", "backward-missing-mean-term",
@@ -26,6 +25,7 @@ def channel_values(x, layout, c):
 
 class Mutant(NumpyBN):
     def __init__(self, bug):
+        super().__init__()
         self.bug = bug
         self.name = f"numpy-mutant:{bug}"
 

@@ -5,12 +5,12 @@ them. NHWC is transposed to NCHW around the node. Backward is not an ONNX operat
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # the checkout's bnspec package
 import numpy as np  # noqa: E402
 import onnx  # noqa: E402
 import onnxruntime as ort  # noqa: E402
 from onnx import TensorProto, helper  # noqa: E402
-from bnspec_adapter import Adapter, serve  # noqa: E402
+from bnspec import Adapter, serve  # noqa: E402
 
 TP = {"float32": TensorProto.FLOAT, "float16": TensorProto.FLOAT16, "float64": TensorProto.DOUBLE}
 NP = {"float32": np.float32, "float16": np.float16, "float64": np.float64}

@@ -4,10 +4,10 @@ with PyTorch's defaults unless the request sets eps / momentum. NHWC is permuted
 import os
 import sys
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # the checkout's bnspec package
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from bnspec_adapter import OPS, Adapter, serve  # noqa: E402
+from bnspec import OPS, Adapter, serve  # noqa: E402
 
 torch.set_num_threads(1)
 DT = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16, "float64": torch.float64}

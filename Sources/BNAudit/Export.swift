@@ -1,0 +1,45 @@
+import BNCore
+import BNGolden
+import Foundation
+
+/// `bnspec export`: every selected case's inputs and an adapter request (request.json) in a
+/// folder, for an audit through files (spec/AUDIT.md §2). The outputs written into
+/// `<folder>/results/` are judged by ``Audit/run(results:name:)``.
+public enum Export {
+    /// Written into every export: identifies a folder `force` may replace.
+    public static let marker = "export.json"
+
+    /// The files of an export (relative path → bytes): per case its inputs and request.json
+    /// (paths relative to the case folder; outputs to `results/<case>`), and ``marker``.
+    public static func files(_ cases: [GoldenStore.LoadedCase], profile: ConventionProfile) throws -> [String: Data] {
+        var files: [String: Data] = [:]
+        let json: JSONSerialization.WritingOptions = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        for c in cases {
+            let ac = try AuditCase(c, profile: profile)
+            let id = c.spec.id
+            for (k, f) in c.spec.inputs {
+                guard let a = c.inputs[k] else { continue }
+                files["\(id)/\(f)"] = a.encoded()
+            }
+            // Paths in the exported request are relative to the case folder.
+            var req = ac.request(inputDir: URL(fileURLWithPath: "."), outputDir: URL(fileURLWithPath: "results/\(id)"), profile: profile)
+            req["inputs"] = c.spec.inputs
+            req["output_dir"] = "results/\(id)"
+            files["\(id)/request.json"] = try JSONSerialization.data(withJSONObject: req, options: json)
+        }
+        files[marker] = try JSONSerialization.data(
+            withJSONObject: ["format": "bnspec-export-1", "profile": profile.name, "cases": cases.map(\.spec.id)], options: json)
+        return files
+    }
+
+    /// Writes the export of `cases` to `dir` atomically. `force` replaces an earlier export,
+    /// never the outputs written into it: a non-empty `results/` is a one-line error.
+    public static func write(_ cases: [GoldenStore.LoadedCase], profile: ConventionProfile, to dir: URL, force: Bool) throws {
+        let files = try files(cases, profile: profile)
+        let results = dir.appendingPathComponent("results")
+        if force, let r = try? FileManager.default.contentsOfDirectory(atPath: results.path), !r.isEmpty {
+            throw BNError.file(path: results.path, reason: "holds outputs (\(r.count) entries); move them away before re-exporting with --force")
+        }
+        try GoldenStore.write(files, to: dir, force: force, marker: marker)
+    }
+}

@@ -1,0 +1,35 @@
+import BNCore
+
+extension CaseSpec {
+    /// This case under another profile's conventions (spec/AUDIT.md §1): the same id, operation,
+    /// shape, layout, dtype, data, eps, steps and batch weight w; the target's momentum (w in its
+    /// convention, for reports and adapters), running-variance estimator and single-value policy
+    /// (hence its refusal). No text is parsed: w is carried, never converted back and forth, so a
+    /// pytorch case with momentum 0.1 audited as keras keeps w = 0.1 exactly (momentum 0.9).
+    /// A target that writes its momentum in the same direction keeps this case's momentum as written.
+    public func retargeted(to target: ConventionProfile) throws -> CaseSpec {
+        let sameDirection = try profileValue().momentumWeighting == target.momentumWeighting
+        return try CaseSpec(id: id, op: op, shape: shapeValue(), layout: layout, dtype: dtype, data: data, profile: target, eps: eps,
+                            batchWeight: batchWeight, momentum: sameDirection ? momentum : nil, steps: steps, repro: "")
+    }
+
+    /// Whether the reference's outputs for this case are the same under `target`: they depend on
+    /// w (kept), the running-variance estimator and the single-value policy, not on the direction
+    /// in which a profile writes its momentum.
+    public func hasSameExpectedOutputs(as target: ConventionProfile) throws -> Bool {
+        let p = try profileValue()
+        return p.runningVariance == target.runningVariance && p.singleValue == target.singleValue
+    }
+}
+
+extension GoldenStore.LoadedCase {
+    /// The case re-targeted at `target` (``CaseSpec/retargeted(to:)``) with the same inputs. Its
+    /// expected outputs are the golden files when the target's conventions give the same
+    /// reference outputs (``CaseSpec/hasSameExpectedOutputs(as:)``), else the reference's under the
+    /// target.
+    public func retargeted(to target: ConventionProfile) throws -> GoldenStore.LoadedCase {
+        let spec = try self.spec.retargeted(to: target)
+        let same = try self.spec.hasSameExpectedOutputs(as: target)
+        return GoldenStore.LoadedCase(spec: spec, inputs: inputs, expected: same ? expected : try Generator.expected(spec, inputs))
+    }
+}

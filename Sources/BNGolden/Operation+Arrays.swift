@@ -1,0 +1,54 @@
+/// The arrays of every operation: the one place that says what a case of each operation holds.
+extension Operation {
+    /// Inputs then outputs, in the order reports and requests list them. The first storage output
+    /// is the operation's primary output (``primaryOutput``).
+    public var arrays: [ArraySpec] {
+        typealias A = ArraySpec
+        let x = A.input("x", .storage, .tensor, from: .data(stream: "x"))
+        let parameters = [A.input("gamma", .parameter, .channels, from: .gamma), A.input("beta", .parameter, .channels, from: .beta)]
+        let running = [A.input("running_mean", .parameter, .channels, from: .runningMean),
+                       A.input("running_var", .parameter, .channels, from: .runningVariance)]
+        let global = [A.input("mean", .parameter, .channels, from: .globalMean),
+                      A.input("var", .parameter, .channels, from: .globalVariance)]
+        let dy = A.input("dy", .storage, .tensor, from: .upstreamGradient)
+        let gradients = [A.output("dx", .storage, .tensor), A.output("dgamma", .parameter, .channels),
+                         A.output("dbeta", .parameter, .channels)]
+        switch self {
+        case .train:
+            return [x] + parameters + running + [
+                A.output("y", .storage, .tensor),
+                A.output("batch_mean", .parameter, .channels, requiredInAudit: false),
+                A.output("batch_var", .parameter, .channels, requiredInAudit: false),
+                A.output("running_mean", .parameter, .channels), A.output("running_var", .parameter, .channels),
+            ]
+        case .infer:
+            return [x] + parameters + global + [A.output("y", .storage, .tensor)]
+        case .backwardTrain:
+            return [x] + parameters + [dy] + gradients
+        case .backwardInfer:
+            return [x] + parameters + [dy] + global + gradients
+        case .trajectory:
+            return [A.input("x", file: "x_steps.npy", .storage, .stepsTensor, from: .data(stream: "x")),
+                    A.input("x_eval", .storage, .tensor, from: .data(stream: "x_eval"))] + parameters + running + [
+                A.output("running_mean", .parameter, .stepsChannels), A.output("running_var", .parameter, .stepsChannels),
+                A.output("y_eval", .storage, .tensor),
+            ]
+        }
+    }
+
+    public var inputs: [ArraySpec] { arrays.filter { $0.role == .input } }
+    public var outputs: [ArraySpec] { arrays.filter { $0.role == .output } }
+
+    public func input(_ name: String) -> ArraySpec? { inputs.first { $0.name == name } }
+    public func output(_ name: String) -> ArraySpec? { outputs.first { $0.name == name } }
+
+    /// The output whose normwise error reports quote (y, dx, y_eval): the first storage output.
+    public var primaryOutput: ArraySpec? { outputs.first { $0.element == .storage } }
+
+    /// The operation runs training steps with a running-statistics update (it takes initial
+    /// running statistics): the single-value policy and the cumulative average apply to it.
+    public var updatesRunningStatistics: Bool { inputs.contains { $0.source == .runningMean } }
+
+    /// The operation stacks `steps` batches (a trajectory); others have steps = 1.
+    public var hasSteps: Bool { arrays.contains { $0.extent == .stepsTensor || $0.extent == .stepsChannels } }
+}

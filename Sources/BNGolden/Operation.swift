@@ -1,0 +1,15 @@
+/// What a golden case exercises. Each operation's arrays — inputs, outputs, their dtypes and
+/// extents — are one table, ``arrays`` (Operation+Arrays.swift); its reference is
+/// ``Generator/expected(_:_:)`` and its tolerance ``ToleranceBudget`` (spec/SPEC.md §10).
+public enum Operation: String, Codable, CaseIterable, Sendable {
+    /// Training forward with batch statistics, plus one running-statistics update.
+    case train
+    /// Inference forward with given running statistics.
+    case infer
+    /// Training-mode backward (statistics depend on x).
+    case backwardTrain = "backward-train"
+    /// Inference-mode backward (statistics are constants).
+    case backwardInfer = "backward-infer"
+    /// K training steps on fresh batches, then inference on a held-out batch.
+    case trajectory
+}

@@ -1,0 +1,282 @@
+import BNCore
+import BNReference
+
+/// The per-element tolerance τ of every output of a case (spec/SPEC.md §5.2), composed per
+/// operation from the terms of ``ToleranceModel`` and one ``CaseAnalysis`` of the case's data.
+///
+/// Each operation has one composition function below (``Composition``); each term is named as
+/// in SPEC §5.2 (τ_y, τ_μ, τ_σ², τ_R', τ_dβ, τ_dγ, τ_dx). The storage rounding of storage
+/// outputs (f16/bf16) is included; the judge rounds an implementation's storage outputs
+/// (``ArraySpec/Element/storage``) to the storage format before comparing.
+public struct ToleranceBudget: Sendable {
+    /// Output name → τ per element (same length as the expected output).
+    public var tolerances: [String: [Double]]
+    /// Non-finite values spec §5.3 also accepts at an element (output name → element → values):
+    /// for a channel whose input holds ±Inf (and no NaN), NaN in place of the mean's infinity and
+    /// NaN or +Inf in place of the variance's NaN, for the batch and the running statistics.
+    public var alternatives: [String: [Int: [Double]]] = [:]
+
+    public subscript(output name: String) -> [Double]? { tolerances[name] }
+
+    /// The budget of a validated case; `analysis` when the caller already has it.
+    /// Throws (never traps) when an input or expected output it reads is missing or short.
+    public init(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws {
+        let a = try analysis ?? CaseAnalysis(c)
+        let t = try Composition(c, a)
+        switch c.spec.op {
+        case .train: tolerances = try t.train()
+        case .infer: tolerances = try t.infer()
+        case .backwardTrain: tolerances = try t.backward(batchStatistics: true)
+        case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
+        case .trajectory: tolerances = try t.trajectory()
+        }
+        pinNonFinite(c)
+        if c.spec.op == .train, let batch = a.batches.first {
+            for ch in batch.holdsInfinity.indices where batch.holdsInfinity[ch] {
+                for name in ["batch_mean", "running_mean"] { alternatives[name, default: [:]][ch] = [.nan] }
+                for name in ["batch_var", "running_var"] { alternatives[name, default: [:]][ch] = [.nan, .infinity] }
+            }
+        }
+    }
+}
+
+extension ToleranceBudget {
+    /// A non-finite reference in a channel whose input x holds NaN or ±Inf is a defined value
+    /// (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
+    /// (with the §5.3 alternatives) instead of skipping it as τ > the format's range (§5.4).
+    mutating func pinNonFinite(_ c: GoldenStore.LoadedCase) {
+        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps,
+              x.count == s.elementCount, x.contains(where: { !$0.isFinite }) else { return }
+        let C = s.channels, S = s.spatialSize
+        var bad = [Bool](repeating: false, count: C)
+        for i in x.indices where !x[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true }
+        for (name, tol) in tolerances {
+            guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
+            var t = tol
+            for i in ref.indices where !ref[i].isFinite {
+                let ch = ref.count == C ? i : (c.spec.layout == .nchw ? (i / S) % C : i % C)
+                if ref.count == C || ref.count == x.count, bad[ch] { t[i] = 0 }
+            }
+            tolerances[name] = t
+        }
+    }
+
+    /// How finely a case judges its primary output (spec §5.4): the median over the output's
+    /// elements with a finite reference of τ ÷ the element's natural scale — |γ| for y (x̂ has
+    /// unit spread), |γ|·r·rms(dy) for dx (r from the given statistics, or the batch's). Below 1
+    /// an answer that ignores the data (y = β, y = 0, dx = γ·r·dy) fails at most elements; at 1
+    /// or above the case judges nothing. Nil when there is nothing finite to judge.
+    public func resolution(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws -> Double? {
+        guard c.spec.expectError == nil, let primary = c.spec.op.primaryOutput?.name,
+              let tol = tolerances[primary], let ref = c.expected[primary]?.values else { return nil }
+        let s = try c.spec.shapeValue(), layout = c.spec.layout
+        let gamma = c.inputs["gamma"]?.values ?? []
+        guard gamma.count == s.channels, tol.count == ref.count else { return nil }
+        let a = try analysis ?? CaseAnalysis(c)
+        var ratios: [Double] = []
+        for ch in 0..<s.channels {
+            var idx: [Int] = []
+            for seg in layout.segments(channel: ch, shape: s) { for k in 0..<seg.count { idx.append(seg.offset + k * seg.stride) } }
+            var scale = abs(gamma[ch])
+            if primary == "dx", let dy = c.inputs["dy"]?.values, dy.count == ref.count {
+                let rmsDy = (idx.reduce(0.0) { $0 + dy[$1] * dy[$1] } / Double(idx.count)).squareRoot()
+                let v = c.inputs["var"]?.values[ch] ?? a.batches[0].biasedVariance[ch]
+                scale *= rmsDy / (v + c.spec.eps).squareRoot()
+            }
+            for i in idx where ref[i].isFinite { ratios.append(scale > 0 ? tol[i] / scale : .infinity) }
+        }
+        guard !ratios.isEmpty else { return nil }
+        ratios.sort { $0.isNaN ? false : ($1.isNaN ? true : $0 < $1) }
+        return ratios[ratios.count / 2]
+    }
+}
+
+extension ToleranceBudget {
+    /// The statistics terms of one channel (SPEC §5.1): max|x|, r = 1/√(v + ε), the bounds δμ, δv
+    /// (zero for given statistics) and ρ, the relative error bound of r.
+    struct ChannelTerms {
+        var maxAbs: Double, r: Double, bounds: ToleranceModel.StatBounds, rho: Double
+    }
+
+    /// The composition of one case: its model, shape, parameters and analysis.
+    struct Composition {
+        let c: GoldenStore.LoadedCase, a: CaseAnalysis, m: ToleranceModel
+        let K = ToleranceModel.safety, u: Double, s: Shape, layout: Layout, n: Int, C: Int, eps: Double
+        private(set) var gamma: [Double] = [], beta: [Double] = []
+
+        init(_ c: GoldenStore.LoadedCase, _ a: CaseAnalysis) throws {
+            self.c = c; self.a = a; m = ToleranceModel(c.spec); u = m.u
+            s = try c.spec.shapeValue(); layout = c.spec.layout; n = s.perChannelCount; C = s.channels; eps = c.spec.eps
+            gamma = try input("gamma"); beta = try input("beta")
+        }
+
+        /// An input array, checked against its extent.
+        func input(_ name: String) throws -> [Double] { try values(c.inputs[name], name, c.spec.op.input(name)) }
+        /// The reference's output, checked against its extent.
+        func reference(_ name: String) throws -> [Double] { try values(c.expected[name], "expected_\(name)", c.spec.op.output(name)) }
+        func values(_ array: NPYArray?, _ name: String, _ spec: ArraySpec?) throws -> [Double] {
+            guard let v = array?.values, let spec, v.count == spec.count(in: c.spec, shape: s) else {
+                throw BNError.corrupt(path: c.spec.id, reason: "the tolerance needs '\(name)' with its full length")
+            }
+            return v
+        }
+
+        /// SPEC §5.1 per channel, from the batch's max|x| and the statistics v normalises with;
+        /// `batchStatistics`: computed by the implementation (δμ, δv bounded), else given (0).
+        func channelTerms(_ batch: CaseAnalysis.Batch, mean: [Double], variance: [Double], batchStatistics: Bool) -> [ChannelTerms] {
+            (0..<C).map { ch in
+                let mx = batch.maxAbs[ch], v = variance[ch]
+                let bounds = batchStatistics ? m.statBounds(batch.data[ch], variance: v)
+                                             : ToleranceModel.StatBounds(mean: 0, variance: 0)
+                return ChannelTerms(maxAbs: mx, r: 1 / (v + eps).squareRoot(), bounds: bounds, rho: m.rho(bounds, variance: v, eps: eps))
+            }
+        }
+
+        /// τ_y = K·(|γ|·e + u·(|γ x̂| + |β|)) per element, plus the storage rounding.
+        func tauY(_ x: [Double], mean: [Double], terms: [ChannelTerms], reference y: [Double]) -> [Double] {
+            var t = [Double](repeating: 0, count: x.count)
+            for ch in 0..<C {
+                let g = abs(gamma[ch]), bt = abs(beta[ch]), inf = terms[ch]
+                for seg in layout.segments(channel: ch, shape: s) {
+                    for k in 0..<seg.count {
+                        let i = seg.offset + k * seg.stride
+                        let xh = (x[i] - mean[ch]) * inf.r
+                        let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: xh, bounds: inf.bounds, rho: inf.rho)
+                        t[i] = m.stored(K * (g * e + u * (g * abs(xh) + bt)), reference: y[i])
+                    }
+                }
+            }
+            return t
+        }
+
+        /// τ_R' for R' = (1 − w)·R + w·b (SPEC §5.2): the error carried in R and b, plus the
+        /// roundings of either honest form — (1 − w)·R + w·b: 3u on (1 − w)|R|, 2u on w|b|;
+        /// R + w·(b − R): (1 + w)u on |R|, 3u on w|b| — and of w itself, held as w or as 1 − m
+        /// (|δw| ≤ u, times |b − R|).
+        func tauRunning(previous: [Double], previousTau: [Double], batch: [Double], batchTau: [Double], w: Double) -> [Double] {
+            (0..<C).map { ch in
+                let r = abs(previous[ch]), bb = abs(batch[ch]), d = abs(batch[ch] - previous[ch])
+                let rounding = max(3 * (1 - w), 1 + w) * r + 3 * w * bb + d
+                return (1 - w) * previousTau[ch] + w * batchTau[ch] + K * u * rounding
+            }
+        }
+
+        /// τ of the batch mean fed to the running mean: the batch mean's own tolerance,
+        /// K·(δμ + u|μ|) — a batch mean the judge accepts must give a running mean it accepts.
+        func runningMeanTau(_ terms: [ChannelTerms], mean: [Double]) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) }
+        }
+
+        /// τ of the batch variance fed to the running variance: the batch variance's tolerance
+        /// K·(δv + u·v), times n/(n − 1) plus 2u·|b| for the Bessel factor's rounding when the
+        /// estimator is unbiased.
+        func runningVarianceTau(_ terms: [ChannelTerms], biased v: [Double], fed b: [Double], corr: Double) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.variance + u * abs(v[$0])) * corr + (corr == 1 ? 0 : 2 * u * abs(b[$0])) }
+        }
+
+        /// Bessel's factor n/(n − 1) of an unbiased running variance (1 otherwise).
+        func besselFactor(_ rule: RunningUpdateRule) -> Double {
+            rule.estimator == .unbiased && n > 1 ? Double(n) / Double(n - 1) : 1
+        }
+
+        /// train: τ_y, τ_μ = K·(δμ + u|μ|), τ_σ² = K·(δv + u·v), τ_R' for both running statistics.
+        func train() throws -> [String: [Double]] {
+            let x = try input("x"), batch = a.batches[0]
+            let mean = batch.mean, variance = batch.biasedVariance
+            let terms = channelTerms(batch, mean: mean, variance: variance, batchStatistics: true)
+            let rule = try c.spec.rule(), w = rule.batchWeight(step: 1), corr = besselFactor(rule)
+            let zeros = [Double](repeating: 0, count: C)
+            return [
+                "y": tauY(x, mean: mean, terms: terms, reference: try reference("y")),
+                "batch_mean": (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) },
+                "batch_var": (0..<C).map { K * (terms[$0].bounds.variance + u * variance[$0]) },
+                "running_mean": tauRunning(previous: try input("running_mean"), previousTau: zeros, batch: mean,
+                                           batchTau: runningMeanTau(terms, mean: mean), w: w),
+                "running_var": tauRunning(previous: try input("running_var"), previousTau: zeros, batch: variance.map { $0 * corr },
+                                          batchTau: runningVarianceTau(terms, biased: variance, fed: variance.map { $0 * corr }, corr: corr), w: w),
+            ]
+        }
+
+        /// infer: τ_y with the given statistics (δμ = δv = 0).
+        func infer() throws -> [String: [Double]] {
+            let x = try input("x"), mean = try input("mean"), variance = try input("var")
+            let terms = channelTerms(a.batches[0], mean: mean, variance: variance, batchStatistics: false)
+            return ["y": tauY(x, mean: mean, terms: terms, reference: try reference("y"))]
+        }
+
+        /// backward: τ_dβ = K·n·u·Σ|dy|; τ_dγ = K·(n·u·Σ|dy·x̂| + Σ|dy|·e + n·t·r);
+        /// τ_dx (training) = K·|γ|·r·(2u·A + τ_dβ/n + |x̂|·τ_dγ/n + e·|dγ|/n + ρ·A), A = |dy| + |dβ|/n + |x̂·dγ|/n;
+        /// τ_dx (inference) = K·|γ|·r·|dy|·(3u + ρ).
+        func backward(batchStatistics batch: Bool) throws -> [String: [Double]] {
+            let x = try input("x"), dy = try input("dy")
+            let mean = try batch ? a.batches[0].mean : input("mean")
+            let variance = try batch ? a.batches[0].biasedVariance : input("var")
+            let terms = channelTerms(a.batches[0], mean: mean, variance: variance, batchStatistics: batch)
+            let dg = try reference("dgamma"), dbt = try reference("dbeta"), refDx = try reference("dx"), nn = Double(n)
+            var xhats = [Double](repeating: 0, count: x.count), errs = xhats
+            var tdx = [Double](repeating: 0, count: x.count), tdg = [Double](), tdb = [Double]()
+            for ch in 0..<C {
+                let inf = terms[ch], g = abs(gamma[ch])
+                var sumDy = 0.0, sumDyXh = 0.0, sumDyE = 0.0
+                let segs = layout.segments(channel: ch, shape: s)
+                for seg in segs {
+                    for k in 0..<seg.count {
+                        let i = seg.offset + k * seg.stride
+                        let h = (x[i] - mean[ch]) * inf.r
+                        let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: h, bounds: inf.bounds, rho: inf.rho)
+                        xhats[i] = h; errs[i] = e
+                        sumDy += abs(dy[i]); sumDyXh += abs(dy[i] * h); sumDyE += abs(dy[i]) * e
+                    }
+                }
+                let tb = K * nn * u * sumDy
+                // + n·t·r: each product dy·(x − μ) can fall in the subnormal range (or be flushed),
+                // an absolute error ≤ t, then scaled by r (spec §5.2; found by law 15).
+                let tg = K * (nn * u * sumDyXh + sumDyE + nn * m.tiny * inf.r)
+                tdb.append(tb); tdg.append(tg)
+                for seg in segs { for k in 0..<seg.count {
+                    let i = seg.offset + k * seg.stride, h = xhats[i], e = errs[i]
+                    let t: Double
+                    if batch {
+                        let core = abs(dy[i]) + abs(dbt[ch]) / nn + abs(h * dg[ch]) / nn
+                        t = K * g * inf.r * (2 * u * core + tb / nn + abs(h) * tg / nn + e * abs(dg[ch]) / nn + inf.rho * core)
+                    } else {
+                        t = K * g * inf.r * abs(dy[i]) * (3 * u + inf.rho)
+                    }
+                    // ρ = +Inf (spec §5.4): r is undetermined, so is every dx of the channel.
+                    tdx[i] = inf.rho.isInfinite ? .infinity : m.stored(t, reference: refDx[i])
+                } }
+            }
+            return ["dx": tdx, "dgamma": tdg, "dbeta": tdb]
+        }
+
+        /// trajectory: τ_R' step by step (each step's batch bounds, the previous step's τ_R'),
+        /// then τ_y of inference on x_eval with δμ = τ_R'(mean), δv = τ_R'(var).
+        func trajectory() throws -> [String: [Double]] {
+            let rule = try c.spec.rule(), corr = besselFactor(rule)
+            let rm = try reference("running_mean"), rv = try reference("running_var")
+            var prevM = try input("running_mean"), prevV = try input("running_var")
+            var tolM = [Double](repeating: 0, count: C), tolV = tolM
+            var allM: [Double] = [], allV: [Double] = []
+            for (k, batch) in a.batches.enumerated() {
+                let terms = channelTerms(batch, mean: batch.mean, variance: batch.biasedVariance, batchStatistics: true)
+                let w = rule.batchWeight(step: k + 1)
+                let bv = batch.moments.map { rule.estimator == .unbiased && n > 1 ? $0.unbiasedVariance : $0.biasedVariance }
+                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: runningMeanTau(terms, mean: batch.mean), w: w)
+                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv,
+                                  batchTau: runningVarianceTau(terms, biased: batch.biasedVariance, fed: bv, corr: corr), w: w)
+                prevM = Array(rm[(k * C)..<((k + 1) * C)]); prevV = Array(rv[(k * C)..<((k + 1) * C)])
+                allM += tolM; allV += tolV
+            }
+            // Inference with running statistics that carry errors tolM/tolV.
+            let xe = try input("x_eval")
+            guard let evaluation = a.evaluation else { throw BNError.corrupt(path: c.spec.id, reason: "no analysis of x_eval") }
+            var terms = channelTerms(evaluation, mean: prevM, variance: prevV, batchStatistics: false)
+            for ch in 0..<C {
+                terms[ch].bounds = ToleranceModel.StatBounds(mean: tolM[ch], variance: tolV[ch])
+                terms[ch].rho = m.rho(terms[ch].bounds, variance: prevV[ch], eps: eps)
+            }
+            return ["running_mean": allM, "running_var": allV,
+                    "y_eval": tauY(xe, mean: prevM, terms: terms, reference: try reference("y_eval"))]
+        }
+    }
+}

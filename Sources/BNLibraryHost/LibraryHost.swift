@@ -1,0 +1,315 @@
+import BNCore
+import BNGolden
+import CBNKernelABI
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Serves the adapter protocol bnspec-adapter/1 (spec/AUDIT.md §3) on stdin/stdout for a kernel
+/// library loaded through the C ABI (spec/AUDIT.md §7): `bnspec library-host PATH`, the child
+/// process through which `bnspec audit --library PATH` runs the golden suite.
+///
+/// The library runs in this process only, so a crash or hang in it ends this process, never
+/// the audit: the audit's adapter client reports the case and starts a fresh host for the next
+/// one. A crash prints one line naming the signal, the entry point and the case (the last line
+/// of stderr, which the audit quotes).
+///
+/// Answers: `result` (outputs written as NPY into the request's output_dir), `unsupported`
+/// (outside the library's supports table, or BNSPEC_UNSUPPORTED), `error` (BNSPEC_REFUSED or
+/// BNSPEC_FAILED, with the kernel's message). A fault of the kernel the host detects — a write
+/// to an input, a write past the end of an output, an unknown return code — and a request the
+/// host cannot serve end the process with one stderr line, so the case fails (never passes as
+/// a refusal).
+public struct LibraryHost {
+    let library: KernelLibrary
+
+    /// Loads and checks the library. Throws a one-line error naming what is wrong.
+    public init(path: String, symbolPrefix: String) throws {
+        library = try KernelLibrary(path: path, symbolPrefix: symbolPrefix)
+    }
+
+    /// One line: name, version, ABI and what the supports table names.
+    public var summary: String {
+        let s = supports
+        return "\(library.name) \(library.version) (bnspec kernel ABI \(BNSPEC_KERNEL_ABI_VERSION)): ops \((s["ops"] as? [String] ?? []).joined(separator: ",")); dtypes \((s["dtypes"] as? [String] ?? []).joined(separator: ",")); layouts \((s["layouts"] as? [String] ?? []).joined(separator: ",")); running statistics \(library.keepsRunningStatistics ? "yes" : "no"); cumulative \(library.cumulativeAverage ? "yes" : "no")"
+    }
+
+    /// The protocol's `supports` object: the union of the supports table (a case outside the
+    /// table itself is answered `unsupported`).
+    var supports: [String: Any] {
+        var ops: [String] = [], dtypes = Set<DType>(), layouts = Set<Layout>()
+        for op in KernelLibrary.Op.allCases {
+            var any = false
+            for d in DType.allCases { for l in Layout.allCases where library.supports(op, d, l) { any = true; dtypes.insert(d); layouts.insert(l) } }
+            if any { ops.append(op.name) }
+        }
+        if library.keepsRunningStatistics, trajectoryPossible() { ops.append("trajectory") }
+        return ["ops": ops, "dtypes": DType.allCases.filter(dtypes.contains).map(\.rawValue),
+                "layouts": Layout.allCases.filter(layouts.contains).map(\.rawValue),
+                "cumulative": library.cumulativeAverage, "running_statistics": library.keepsRunningStatistics]
+    }
+
+    func trajectoryPossible() -> Bool {
+        DType.allCases.contains { d in Layout.allCases.contains { l in library.supports(.train, d, l) && library.supports(.infer, d, l) } }
+    }
+
+    /// Runs the protocol loop until stdin ends or `bye`. The kernel's own stdout writes go to
+    /// stderr: stdout carries protocol lines only.
+    public func serve() {
+        signal(SIGPIPE, SIG_IGN)
+        let protocolOut = dup(1)
+        dup2(2, 1)
+        bnspec_host_install_crash_report()
+        while let line = readLine() {
+            let text = line.trimmingCharacters(in: .whitespaces)
+            if text.isEmpty { continue }
+            guard let req = (try? JSONSerialization.jsonObject(with: Data(text.utf8))) as? [String: Any] else {
+                Self.fail("bad request line (not a JSON object): \(text.prefix(120))")
+            }
+            let reply: [String: Any]
+            switch req["type"] as? String {
+            case "hello":
+                reply = ["type": "hello", "protocol": "bnspec-adapter/1", "name": library.name, "version": library.version,
+                         "supports": supports]
+            case "bye": return
+            case "case":
+                let id = req["id"] as? String ?? ""
+                do { reply = try handle(req).json(id: id) } catch { Self.fail("case \(id): \(error.message)") }
+            default:
+                reply = ["type": "error", "id": req["id"] as? String ?? NSNull(), "message": "unknown request type \(req["type"] ?? "none")"]
+            }
+            guard var data = try? JSONSerialization.data(withJSONObject: reply, options: [.sortedKeys, .withoutEscapingSlashes]) else {
+                Self.fail("cannot encode the reply")
+            }
+            data.append(0x0A)
+            let ok = data.withUnsafeBytes { b -> Bool in
+                var off = 0
+                while off < b.count {
+                    let n = write(protocolOut, b.baseAddress! + off, b.count - off)
+                    if n <= 0 { return false }
+                    off += n
+                }
+                return true
+            }
+            if !ok { return }  // the audit went away
+        }
+    }
+
+    /// Ends the host with one stderr line: the audit reports it against the case.
+    static func fail(_ message: String) -> Never {
+        FileHandle.standardError.write(Data("\nlibrary-host: \(message)\n".utf8))
+        exit(3)
+    }
+
+    // MARK: One case
+
+    enum Reply {
+        case result([String: String]), unsupported(String), error(String)
+        func json(id: String) -> [String: Any] {
+            switch self {
+            case .result(let o): ["type": "result", "id": id, "outputs": o]
+            case .unsupported(let m): ["type": "unsupported", "id": id, "message": m]
+            case .error(let m): ["type": "error", "id": id, "message": m]
+            }
+        }
+    }
+
+    struct HostFailure: Error { var message: String }
+
+    /// The request's fields, parsed and checked.
+    struct Request {
+        var id: String, op: String, dtype: DType, parameterDType: DType, layout: Layout, shape: [Int]
+        var problem: bnspec_problem
+        var cumulative: Bool, step: Int, steps: Int
+        var inputs: [String: String], outputs: Set<String>?, outputDir: URL
+
+        init(_ r: [String: Any]) throws(HostFailure) {
+            func need<T>(_ k: String, _ t: T.Type) throws(HostFailure) -> T {
+                guard let v = r[k] as? T else { throw HostFailure(message: "request without a valid '\(k)'") }
+                return v
+            }
+            id = try need("id", String.self); op = try need("op", String.self)
+            guard let d = try? DType(parsing: try need("dtype", String.self)), let l = try? Layout(parsing: try need("layout", String.self)) else {
+                throw HostFailure(message: "unknown dtype or layout")
+            }
+            dtype = d; layout = l
+            parameterDType = (r["parameter_dtype"] as? String).flatMap { try? DType(parsing: $0) } ?? (d == .f64 ? .f64 : .f32)
+            shape = try need("shape", [Int].self)
+            guard shape.count >= 2, shape.allSatisfy({ $0 >= 0 }) else { throw HostFailure(message: "shape \(shape) is not [N, C, spatial…]") }
+            inputs = try need("inputs", [String: String].self)
+            outputs = (r["outputs"] as? [String]).map(Set.init)
+            outputDir = URL(fileURLWithPath: try need("output_dir", String.self))
+            cumulative = r["cumulative"] as? Bool ?? false
+            step = max(1, r["step"] as? Int ?? 1); steps = max(1, r["steps"] as? Int ?? 1)
+            problem = bnspec_problem()
+            problem.struct_size = UInt32(MemoryLayout<bnspec_problem>.size)
+            problem.layout = KernelLibrary.code(l)
+            problem.rank = Int32(shape.count)
+            problem.eps = (r["eps"] as? Double) ?? .nan
+            if cumulative { problem.batch_weight = 1 / Double(step) }
+            else if let w = r["batch_weight"] as? Double { problem.batch_weight = w }
+            else if let m = r["raw_momentum"] as? Double { problem.batch_weight = m }  // the ABI's momentum is the batch weight
+            else { problem.batch_weight = .nan }
+            switch r["variance_estimator"] as? String {
+            case "biased": problem.running_variance = BNSPEC_VARIANCE_BIASED
+            case "unbiased": problem.running_variance = BNSPEC_VARIANCE_UNBIASED
+            default: problem.running_variance = BNSPEC_VARIANCE_DEFAULT
+            }
+            switch r["single_value"] as? String {
+            case "error": problem.single_value = BNSPEC_SINGLE_VALUE_ERROR
+            case "beta": problem.single_value = BNSPEC_SINGLE_VALUE_BETA
+            case "nan": problem.single_value = BNSPEC_SINGLE_VALUE_NAN
+            default: problem.single_value = BNSPEC_SINGLE_VALUE_DEFAULT
+            }
+            if shape.count <= Int(BNSPEC_MAX_RANK) {
+                let s = shape
+                withUnsafeMutableBytes(of: &problem.shape) { b in
+                    for (i, v) in s.enumerated() { b.storeBytes(of: Int64(v), toByteOffset: i * 8, as: Int64.self) }
+                }
+            }
+        }
+
+        var channels: Int { shape[1] }
+        var elements: Int { shape.reduce(1, *) }
+    }
+
+    func handle(_ raw: [String: Any]) throws(HostFailure) -> Reply {
+        let r = try Request(raw)
+        let ops: [KernelLibrary.Op]
+        switch r.op {
+        case "train": ops = [.train]
+        case "infer": ops = [.infer]
+        case "backward-train": ops = [.backwardTrain]
+        case "backward-infer": ops = [.backwardInfer]
+        case "trajectory":
+            guard library.keepsRunningStatistics else { return .unsupported("the library keeps no running statistics") }
+            ops = [.train, .infer]
+        default: return .unsupported("op \(r.op)")
+        }
+        for op in ops where !library.supports(op, r.dtype, r.layout) {
+            return .unsupported("\(op.name) \(r.dtype.rawValue) \(r.layout.rawValue) is not in the library's supports table")
+        }
+        if r.shape.count > Int(BNSPEC_MAX_RANK) { return .unsupported("more than \(BNSPEC_MAX_RANK - 2) spatial dimensions") }
+        if r.layout == .nc && r.shape.count != 2 { throw HostFailure(message: "layout NC with shape \(r.shape)") }
+        if r.cumulative && (r.op == "train" || r.op == "trajectory") && library.keepsRunningStatistics && !library.cumulativeAverage {
+            return .unsupported("cumulative running average")
+        }
+        var files: [String: (NPYArray, data: Bool)] = [:]
+        for (name, path) in r.inputs {
+            let isData = ["x", "dy", "x_eval"].contains(name)
+            let want = isData ? r.dtype : r.parameterDType
+            let a: NPYArray
+            do { a = try NPYArray.read(URL(fileURLWithPath: path), bfloat16: want == .bf16) } catch {
+                throw HostFailure(message: "input \(name): \(error)")
+            }
+            guard a.dtype == want else { throw HostFailure(message: "input \(name) is \(a.dtype.rawValue), the request says \(want.rawValue)") }
+            let expected = isData ? (r.op == "trajectory" && name == "x" ? r.steps * r.elements : r.elements) : r.channels
+            guard a.values.count == expected else {
+                throw HostFailure(message: "input \(name) holds \(a.values.count) values, shape \(r.shape) needs \(expected)")
+            }
+            files[name] = (a, isData)
+        }
+        func input(_ name: String) throws(HostFailure) -> HostBuffer {
+            guard let (a, isData) = files[name] else { throw HostFailure(message: "request without input '\(name)'") }
+            return HostBuffer(dtype: isData ? r.dtype : r.parameterDType, values: a.values)
+        }
+        func npyShape(_ name: String) -> [Int] { files[name]?.0.shape ?? [] }
+        let C = r.channels, pd = r.parameterDType
+        var out: [String: (HostBuffer, [Int])] = [:]
+        var problem = r.problem
+        let running = library.keepsRunningStatistics
+
+        switch r.op {
+        case "train":
+            let x = try input("x"), g = try input("gamma"), b = try input("beta")
+            let rm = running ? try input("running_mean") : nil, rv = running ? try input("running_var") : nil
+            let y = HostBuffer(dtype: r.dtype, count: r.elements), bm = HostBuffer(dtype: pd, count: C), bv = HostBuffer(dtype: pd, count: C)
+            let st = try invoke(.train, r, &problem, [x, g, b, rm, rv, y, bm, bv], inputs: [("x", x), ("gamma", g), ("beta", b)])
+            if st.code != BNSPEC_OK { return try answer(st, .train, r) }
+            out = ["y": (y, npyShape("x")), "batch_mean": (bm, [C]), "batch_var": (bv, [C])]
+            if let rm, let rv { out["running_mean"] = (rm, [C]); out["running_var"] = (rv, [C]) }
+        case "infer":
+            let x = try input("x"), g = try input("gamma"), b = try input("beta"), m = try input("mean"), v = try input("var")
+            let y = HostBuffer(dtype: r.dtype, count: r.elements)
+            let st = try invoke(.infer, r, &problem, [x, g, b, m, v, y], inputs: [("x", x), ("gamma", g), ("beta", b), ("mean", m), ("var", v)])
+            if st.code != BNSPEC_OK { return try answer(st, .infer, r) }
+            out = ["y": (y, npyShape("x"))]
+        case "backward-train":
+            let x = try input("x"), dy = try input("dy"), g = try input("gamma")
+            let dx = HostBuffer(dtype: r.dtype, count: r.elements), dg = HostBuffer(dtype: pd, count: C), db = HostBuffer(dtype: pd, count: C)
+            let st = try invoke(.backwardTrain, r, &problem, [x, dy, g, dx, dg, db], inputs: [("x", x), ("dy", dy), ("gamma", g)])
+            if st.code != BNSPEC_OK { return try answer(st, .backwardTrain, r) }
+            out = ["dx": (dx, npyShape("x")), "dgamma": (dg, [C]), "dbeta": (db, [C])]
+        case "backward-infer":
+            let x = try input("x"), dy = try input("dy"), g = try input("gamma"), m = try input("mean"), v = try input("var")
+            let dx = HostBuffer(dtype: r.dtype, count: r.elements), dg = HostBuffer(dtype: pd, count: C), db = HostBuffer(dtype: pd, count: C)
+            let st = try invoke(.backwardInfer, r, &problem, [x, dy, g, m, v, dx, dg, db],
+                                inputs: [("x", x), ("dy", dy), ("gamma", g), ("mean", m), ("var", v)])
+            if st.code != BNSPEC_OK { return try answer(st, .backwardInfer, r) }
+            out = ["dx": (dx, npyShape("x")), "dgamma": (dg, [C]), "dbeta": (db, [C])]
+        default:  // trajectory: `steps` training steps, then inference on x_eval with the running statistics
+            guard let (xs, _) = files["x"] else { throw HostFailure(message: "request without input 'x'") }
+            let g = try input("gamma"), b = try input("beta"), rm = try input("running_mean"), rv = try input("running_var")
+            var means: [Double] = [], vars: [Double] = []
+            for k in 1...r.steps {
+                let x = HostBuffer(dtype: r.dtype, values: Array(xs.values[(k - 1) * r.elements..<k * r.elements]))
+                let y = HostBuffer(dtype: r.dtype, count: r.elements), bm = HostBuffer(dtype: pd, count: C), bv = HostBuffer(dtype: pd, count: C)
+                if r.cumulative { problem.batch_weight = 1 / Double(k) }
+                let st = try invoke(.train, r, &problem, [x, g, b, rm, rv, y, bm, bv], inputs: [("x", x), ("gamma", g), ("beta", b)], step: k)
+                if st.code != BNSPEC_OK { return try answer(st, .train, r) }
+                means += rm.values; vars += rv.values
+            }
+            let xe = try input("x_eval"), y = HostBuffer(dtype: r.dtype, count: r.elements)
+            let st = try invoke(.infer, r, &problem, [xe, g, b, rm, rv, y], inputs: [("x_eval", xe), ("gamma", g), ("beta", b), ("mean", rm), ("var", rv)])
+            if st.code != BNSPEC_OK { return try answer(st, .infer, r) }
+            out = ["running_mean": (HostBuffer(dtype: pd, values: means), [r.steps, C]),
+                   "running_var": (HostBuffer(dtype: pd, values: vars), [r.steps, C]), "y_eval": (y, npyShape("x_eval"))]
+        }
+        // Only the outputs the case names (a fingerprint probe or a case expecting a refusal names
+        // none: all of them).
+        if let wanted = r.outputs, !wanted.isEmpty { out = out.filter { wanted.contains($0.key) } }
+        do { try FileManager.default.createDirectory(at: r.outputDir, withIntermediateDirectories: true) } catch {
+            throw HostFailure(message: "cannot create \(r.outputDir.path): \(error.localizedDescription)")
+        }
+        var paths: [String: String] = [:]
+        for (name, (buffer, shape)) in out {
+            let url = r.outputDir.appendingPathComponent("\(name).npy")
+            do { try NPYArray(dtype: buffer.dtype, shape: shape, values: buffer.values).encoded().write(to: url, options: .atomic) } catch {
+                throw HostFailure(message: "cannot write \(url.path): \(error.localizedDescription)")
+            }
+            paths[name] = url.path
+        }
+        return .result(paths)
+    }
+
+    /// Calls one entry point with the crash context set, then checks what the kernel must not do.
+    func invoke(_ op: KernelLibrary.Op, _ r: Request, _ problem: inout bnspec_problem, _ args: [HostBuffer?],
+                inputs: [(String, HostBuffer)], step: Int? = nil) throws(HostFailure) -> KernelLibrary.Status {
+        let symbol = library.symbol(op, r.dtype)
+        let at = "case \(r.id)\(step.map { ", step \($0)" } ?? "")"
+        let before = inputs.map { $0.1.snapshot() }
+        bnspec_host_set_context("in \(symbol) on \(at)")
+        let st = library.call(op, r.dtype, problem: &problem, args)
+        bnspec_host_set_context("in library-host after \(symbol) returned on \(at) (the kernel may have corrupted memory)")
+        for ((name, b), bytes) in zip(inputs, before) where !b.matches(bytes) {
+            throw HostFailure(message: "\(symbol) wrote to its input \(name) (declared const) on \(at)")
+        }
+        for b in args.compactMap({ $0 }) where !b.guardIntact {
+            throw HostFailure(message: "\(symbol) wrote past the end of an output (\(b.count) elements) on \(at)")
+        }
+        return st
+    }
+
+    /// The reply for a call that did not return BNSPEC_OK.
+    func answer(_ st: KernelLibrary.Status, _ op: KernelLibrary.Op, _ r: Request) throws(HostFailure) -> Reply {
+        let symbol = library.symbol(op, r.dtype)
+        let m = st.message.isEmpty ? "(no message)" : st.message
+        switch st.code {
+        case BNSPEC_UNSUPPORTED: return .unsupported("\(symbol): \(m)")
+        case BNSPEC_REFUSED: return .error("\(symbol) refused (BNSPEC_REFUSED): \(m)")
+        case BNSPEC_FAILED: return .error("\(symbol) failed (BNSPEC_FAILED): \(m)")
+        default: throw HostFailure(message: "\(symbol) returned \(st.code), not a bnspec_kernel.h return code, on case \(r.id)")
+        }
+    }
+}

@@ -1,0 +1,80 @@
+import ArgumentParser
+import BNCore
+import BNLibraryHost
+import Foundation
+
+/// `bnspec library-host PATH` (hidden): serves the adapter protocol for a kernel library that
+/// implements the C ABI (spec/AUDIT.md §7). `audit --library` and `fingerprint --library` start
+/// it as their adapter, so the library runs in this child process, never in the audit's.
+struct LibraryHostCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "library-host",
+        abstract: "Serve the adapter protocol for a C-ABI kernel library (started by audit --library).",
+        shouldDisplay: false)
+    @Argument(help: "The kernel library (.so).") var path: String
+    @Option(help: "Prefix of the library's bnspec_kernel_… symbols.") var symbolPrefix = ""
+    @Flag(help: "Load and check the library, print one line (ok<TAB>summary or error<TAB>reason) and exit.") var check = false
+
+    func run() throws {
+        if check {
+            do { print("ok\t\(try LibraryHost(path: path, symbolPrefix: symbolPrefix).summary)") } catch let e as BNError {
+                if case .file(_, let reason) = e { print("error\t\(reason)") } else { print("error\t\(e.description)") }
+                throw ExitCode(1)
+            }
+            return
+        }
+        try BNSpec.run { try LibraryHost(path: path, symbolPrefix: symbolPrefix).serve() }
+    }
+}
+
+/// The library route of `audit` and `fingerprint`: checks in a child process that the library
+/// loads (a missing file or symbol, or an ABI version mismatch, is one line before any work),
+/// then returns the adapter command that runs it through `bnspec library-host`.
+enum LibraryRoute {
+    static func adapterCommand(library: String, symbolPrefix: String, timeout: Double) throws -> String {
+        guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
+        let path = URL(fileURLWithPath: library).standardizedFileURL.path
+        let exe = try executable()
+        let args = ["library-host", path] + (symbolPrefix.isEmpty ? [] : ["--symbol-prefix", symbolPrefix])
+        let (status, out, err) = try runChild(exe, args + ["--check"], timeout: timeout)
+        let line = out.split(separator: "\n").first.map(String.init) ?? ""
+        if status != 0 || !line.hasPrefix("ok\t") {
+            if line.hasPrefix("error\t") { throw BNError.file(path: library, reason: String(line.dropFirst(6))) }
+            let tail = err.split(separator: "\n").last.map(String.init) ?? ""
+            throw BNError.file(path: library, reason: status < 0 ? "did not load within \(Int(timeout)) s"
+                               : "crashed while loading (status \(status))\(tail.isEmpty ? "" : ": \(tail.prefix(200))")")
+        }
+        return ([exe] + args).map(shellQuoted).joined(separator: " ")
+    }
+
+    /// This executable's absolute path (the child runs the same build).
+    static func executable() throws -> String {
+        if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
+        let a0 = CommandLine.arguments[0]
+        guard a0.contains("/") else { throw BNError.invalidArgument("cannot locate the bnspec executable to start library-host") }
+        return URL(fileURLWithPath: a0).standardizedFileURL.path
+    }
+
+    static func shellQuoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+
+    /// Runs `exe args`, output to temporary files (no pipe to fill); status −1 after `timeout` s (killed).
+    static func runChild(_ exe: String, _ args: [String], timeout: Double) throws -> (Int32, String, String) {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-library-check-\(getpid())-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let o = dir.appendingPathComponent("out"), e = dir.appendingPathComponent("err")
+        _ = FileManager.default.createFile(atPath: o.path, contents: nil); _ = FileManager.default.createFile(atPath: e.path, contents: nil)
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: exe)
+        p.arguments = args
+        p.standardInput = FileHandle.nullDevice
+        p.standardOutput = try FileHandle(forWritingTo: o); p.standardError = try FileHandle(forWritingTo: e)
+        do { try p.run() } catch { throw BNError.invalidArgument("cannot start \(exe) library-host: \(error.localizedDescription)") }
+        let until = Date().addingTimeInterval(timeout)
+        while p.isRunning && Date() < until { usleep(10_000) }
+        var status: Int32 = -1
+        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } else { status = p.terminationStatus }
+        let read = { (u: URL) in (try? String(contentsOf: u, encoding: .utf8)) ?? "" }
+        return (status, read(o), read(e))
+    }
+}

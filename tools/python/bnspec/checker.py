@@ -1,0 +1,174 @@
+"""Checking outputs against golden vectors with NumPy alone (no Swift): the rule of
+golden/README.md.
+
+For every output `<out>` of a case, golden/<case>/ holds `expected_<out>.npy` (float64) and
+`tolerance_<out>.npy` (float64, per element, for the case's own profile and dtype). An element
+passes iff |got − expected| ≤ tolerance; an expected NaN is matched by a NaN, an expected ±Inf by
+the same infinity; a tolerance of +Inf marks an element the format cannot resolve (spec/SPEC.md
+§5.4): not judged. Outputs stored in the case's dtype (y, dx, y_eval) are first rounded to it,
+as `bnspec` does (CaseJudge.worst): a bfloat16 output given as uint16 is read as bit patterns.
+
+    python -m bnspec.check GOLDEN RESULTS     # RESULTS/<case id>/<out>.npy, as `bnspec export` lays out
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional
+
+import numpy as np
+
+from . import arrays
+from .adapter import DATA_ARRAYS
+
+
+class GoldenError(Exception):
+    """A golden folder or case that cannot be read (missing, malformed, no tolerance files)."""
+
+
+@dataclass
+class OutputCheck:
+    name: str
+    passed: bool
+    worst_ratio: float          # max |got − expected| ÷ tolerance over judged elements (∞: mismatch of a non-finite value)
+    worst_index: int            # flat index of that element (-1 when nothing differs or sizes differ)
+    beyond: int                 # elements beyond tolerance
+    judged: int                 # elements judged (finite tolerance)
+    detail: str = ""
+
+
+@dataclass
+class CheckResult:
+    case: str
+    passed: bool
+    outputs: Dict[str, OutputCheck] = field(default_factory=dict)
+    detail: str = ""
+
+
+def check_output(name: str, got, expected, tolerance, storage: Optional[str] = None) -> OutputCheck:
+    """Judges one output array (the core rule; `storage`: the dtype it is stored in, or None)."""
+    e = np.asarray(expected, np.float64).ravel()
+    t = np.asarray(tolerance, np.float64).ravel()
+    g = np.asarray(got)
+    if storage == "bfloat16" and g.dtype == np.uint16:
+        g = arrays.from_bfloat16_bits(g)
+    g = np.asarray(g, np.float64).ravel()
+    if g.size != e.size or t.size != e.size:
+        return OutputCheck(name, False, math.inf, -1, max(g.size, e.size), e.size,
+                           f"{name}: {g.size} values, expected {e.size}" + (f" ({t.size} tolerances)" if t.size != e.size else ""))
+    if np.isnan(t).any() or (t < 0).any():
+        raise GoldenError(f"tolerance of {name} holds a NaN or a negative bound")
+    if storage is not None:
+        g = arrays.round_to(g, storage)
+        q = arrays.round_to(e, storage)
+        e = np.where(np.isinf(q), q, e)  # an expected value beyond the format's range is its infinity
+    judged = np.isfinite(t)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        err = np.abs(g - e)
+        ok = np.where(np.isnan(e), np.isnan(g), np.where(np.isinf(e), g == e, err <= t)) | ~judged
+        ratio = np.where(t > 0, err / t, np.where(err == 0, 0.0, math.inf))
+    ratio = np.where(ok, np.where(judged & np.isfinite(ratio), ratio, 0.0), np.where(np.isfinite(ratio), ratio, math.inf))
+    i = int(np.argmax(ratio)) if ratio.size else -1
+    worst = float(ratio[i]) if ratio.size else 0.0
+    detail = f"{name}[{i}] = {float(g[i])!r}, expected {float(e[i])!r}, tolerance {float(t[i])!r}" if ratio.size else ""
+    return OutputCheck(name, bool(ok.all()), worst, i if worst > 0 else -1, int((~ok).sum()), int(judged.sum()), detail)
+
+
+def read_case(golden_dir: str, case_id: str) -> dict:
+    path = os.path.join(golden_dir, case_id, "case.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise GoldenError(f"{path}: cannot read ({e.strerror})") from None
+    except json.JSONDecodeError as e:
+        raise GoldenError(f"{path}: not JSON ({e})") from None
+
+
+def check(golden_dir: str, case_id: str, outputs: Optional[Dict[str, object]]) -> CheckResult:
+    """Judges an implementation's `outputs` ({name: array}; None for a refusal) for one golden
+    case against its expected values and stored tolerances."""
+    case = read_case(golden_dir, case_id)
+    folder = os.path.join(golden_dir, case_id)
+    if case.get("expect_error"):
+        ok = outputs is None
+        return CheckResult(case_id, ok, detail="refused as the profile requires" if ok
+                           else f"expected a refusal ({case['expect_error']}), got outputs")
+    if outputs is None:
+        return CheckResult(case_id, False, detail="refused a case the profile defines")
+    names = sorted(case.get("outputs", {}))
+    unknown = sorted(set(outputs) - set(names))
+    if unknown:
+        return CheckResult(case_id, False, detail=f"unexpected output {', '.join(unknown)} (this case has {', '.join(names)})")
+    result = CheckResult(case_id, True)
+    for name in names:
+        if name not in outputs:
+            continue  # optional outputs (batch statistics) are judged when present; see `required`
+        exp_path = os.path.join(folder, case["outputs"][name])
+        tol_path = os.path.join(folder, f"tolerance_{name}.npy")
+        if not os.path.isfile(tol_path):
+            raise GoldenError(f"{tol_path}: no such file (this golden folder carries no tolerances; regenerate it with a "
+                              "bnspec that writes tolerance_<out>.npy)")
+        storage = case["dtype"] if name in DATA_ARRAYS else None  # parameter-dtype outputs are compared unrounded
+        oc = check_output(name, outputs[name], np.load(exp_path), np.load(tol_path), storage)
+        result.outputs[name] = oc
+        if not oc.passed:
+            result.passed = False
+    missing = [n for n in required(case) if n not in outputs]
+    if missing:
+        result.passed = False
+        result.detail = f"missing output {', '.join(missing)}"
+    elif not result.passed:
+        worst = max((o for o in result.outputs.values() if not o.passed), key=lambda o: o.worst_ratio)
+        result.detail = f"{worst.detail} ({worst.beyond} of {worst.judged} beyond tolerance, worst {worst.worst_ratio:.3g}× tolerance)"
+    return result
+
+
+def required(case: dict) -> List[str]:
+    """Outputs an implementation must return (spec/AUDIT.md §2); batch_mean/batch_var are optional."""
+    return [n for n in case.get("outputs", {}) if n not in ("batch_mean", "batch_var")]
+
+
+def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
+    """Judges every case folder in `results_dir` (<case id>/<out>.npy, or error.txt for a refusal)."""
+    try:
+        with open(os.path.join(golden_dir, "manifest.json"), encoding="utf-8") as f:
+            ids = json.load(f)["cases"]
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GoldenError(f"{golden_dir}: not a golden folder (manifest.json: {e})") from None
+    out = []
+    for cid in ids:
+        d = os.path.join(results_dir, cid)
+        if not os.path.isdir(d):
+            continue
+        if os.path.isfile(os.path.join(d, "error.txt")):
+            out.append(check(golden_dir, cid, None))
+            continue
+        outputs = {f[:-4]: np.load(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".npy")}
+        out.append(check(golden_dir, cid, outputs))
+    return out
+
+
+def main(argv=None) -> None:
+    ap = argparse.ArgumentParser(prog="python -m bnspec.check", description="Check outputs against golden vectors (NumPy only).")
+    ap.add_argument("golden", help="golden folder (manifest.json, <case>/expected_*.npy, tolerance_*.npy)")
+    ap.add_argument("results", help="folder of <case id>/<output>.npy (error.txt for a refusal)")
+    a = ap.parse_args(argv)
+    if not os.path.isdir(a.results):
+        sys.exit(f"bnspec.check: error: {a.results}: no such folder")
+    try:
+        results = check_results(a.golden, a.results)
+    except GoldenError as e:
+        sys.exit(f"bnspec.check: error: {e}")
+    for r in results:
+        if not r.passed:
+            print(f"FAIL {r.case}: {r.detail}")
+    failed = sum(not r.passed for r in results)
+    print(f"check: {len(results) - failed} passed, {failed} failed")
+    if not results:
+        sys.exit("bnspec.check: error: no results for any golden case in " + a.results)
+    sys.exit(1 if failed else 0)

@@ -1,0 +1,36 @@
+#!/usr/bin/env python3
+"""A stand-in for the bnspec binary (tests of case selection): `audit --help` advertises the
+exact-selector form when FAKE_BNSPEC_NEW=1; `audit` appends its argv to $FAKE_BNSPEC_LOG and
+writes a report for the cases of --golden's manifest it selects; a case's verdict is the first
+word of its id (pass, fail, skip)."""
+import json
+import os
+import sys
+
+args = sys.argv[1:]
+if args[:2] == ["audit", "--help"]:
+    print("  --case <case>  " + ("Exact case id (repeatable).\n  --match <text>" if os.environ.get("FAKE_BNSPEC_NEW") == "1"
+                                 else "Only cases whose id contains this text."))
+    sys.exit(0)
+with open(os.environ["FAKE_BNSPEC_LOG"], "a") as f:
+    f.write(json.dumps(args) + "\n")
+opt = lambda k: args[args.index(k) + 1] if k in args else None  # noqa: E731
+ids = json.load(open(os.path.join(opt("--golden"), "manifest.json")))["cases"]
+cases = [args[i + 1] for i, a in enumerate(args) if a == "--case"]
+if os.environ.get("FAKE_BNSPEC_NEW") == "1":
+    unknown = [c for c in cases if c not in ids]
+    if unknown:
+        sys.exit(f"bnspec: error: no golden case named {unknown[0]}")
+    sel = [i for i in ids if not cases or i in cases]
+else:
+    sel = [i for i in ids if not cases or cases[-1] in i]
+results = [{"case": c, "family": "f", "status": {"pass": "passed", "fail": "failed", "skip": "skipped"}[c.split(".")[0]],
+            "worst_ratio": 1e308 if c.startswith("fail") else 0.5, "detail": f"y[3] = 1.5, expected 1.25, tolerance 0.01 ({c})",
+            "likely_cause": "eps added outside the square root" if c.startswith("fail") else None,
+            "repro": f"bnspec audit --case {c}", "condition": 1.0} for c in sel]
+report = {"implementation": "fake", "version": "1", "profile": opt("--profile"), "tolerance": "t", "causes": {},
+          "passed": sum(r["status"] == "passed" for r in results), "failed": sum(r["status"] == "failed" for r in results),
+          "skipped": sum(r["status"] == "skipped" for r in results), "results": results, "schema": "future-key"}
+with open(opt("--json"), "w") as f:
+    json.dump(report, f)
+sys.exit(1 if report["failed"] else 0)

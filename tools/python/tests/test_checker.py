@@ -1,0 +1,171 @@
+"""The pure-NumPy checker on a small golden-like folder made here: expected values, per-element
+tolerances, an honest output (within tolerance) and wrong ones, with the verdicts worked out
+independently of the checker."""
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from bnspec import GoldenError, check, check_output, check_results
+
+TOL = 1e-3
+
+
+def make_golden(root, dtype="float32", expect_error=None):
+    """golden/<id>/: case.json, expected_y (4×3 values incl. NaN and ±Inf), expected_running_mean,
+    their tolerances (one element +Inf: not judged), and manifest.json."""
+    cid = f"train.fixture.4x3.NC.{dtype}"
+    d = os.path.join(root, cid)
+    os.makedirs(d)
+    y = np.linspace(-2, 2, 12).reshape(4, 3)
+    y[0, 0], y[0, 1], y[0, 2] = np.nan, np.inf, -np.inf
+    tol = np.full(12, TOL)
+    tol[11] = np.inf
+    np.save(os.path.join(d, "expected_y.npy"), y)
+    np.save(os.path.join(d, "tolerance_y.npy"), tol.reshape(4, 3))
+    np.save(os.path.join(d, "expected_running_mean.npy"), np.array([0.1, 0.2, 0.3]))
+    np.save(os.path.join(d, "tolerance_running_mean.npy"), np.full(3, 1e-6))
+    case = {"id": cid, "op": "train", "dtype": dtype, "layout": "NC", "shape": [4, 3],
+            "outputs": {"y": "expected_y.npy", "running_mean": "expected_running_mean.npy"}}
+    if expect_error:
+        case["expect_error"] = expect_error
+        case["outputs"] = {}
+    with open(os.path.join(d, "case.json"), "w") as f:
+        json.dump(case, f)
+    with open(os.path.join(root, "manifest.json"), "w") as f:
+        json.dump({"cases": [cid]}, f)
+    return cid, y
+
+
+def honest(y):
+    rng = np.random.default_rng(1)
+    return {"y": y + rng.uniform(-0.9, 0.9, y.shape) * TOL, "running_mean": np.array([0.1, 0.2, 0.3]) + 5e-7}
+
+
+def test_honest_output_passes(tmp_path):
+    cid, y = make_golden(str(tmp_path))
+    r = check(str(tmp_path), cid, honest(y))
+    assert r.passed, r.detail
+    assert r.outputs["y"].judged == 11 and r.outputs["y"].beyond == 0
+    assert 0 < r.outputs["y"].worst_ratio <= 0.9
+
+
+def test_wrong_element_fails_with_its_index_and_ratio(tmp_path):
+    cid, y = make_golden(str(tmp_path))
+    out = honest(y)
+    out["y"] = y.copy()
+    out["y"][2, 1] += 3 * TOL  # flat index 7, three tolerances off
+    r = check(str(tmp_path), cid, out)
+    assert not r.passed
+    o = r.outputs["y"]
+    assert (o.worst_index, o.beyond) == (7, 1) and o.worst_ratio == pytest.approx(3.0, rel=1e-4)  # y is rounded to float32 first
+    assert r.detail.startswith("y[7] = ") and "1 of 11 beyond tolerance" in r.detail
+    assert r.outputs["running_mean"].passed
+
+
+@pytest.mark.parametrize("index,value", [(0, 0.0), (1, 1e30), (2, np.inf), (1, np.nan), (5, np.nan), (5, np.inf)])
+def test_non_finite_values_must_match_exactly(tmp_path, index, value):
+    cid, y = make_golden(str(tmp_path))
+    out = honest(y)
+    out["y"].flat[index] = value
+    r = check(str(tmp_path), cid, out)
+    assert not r.passed and r.outputs["y"].worst_index == index and r.outputs["y"].worst_ratio == np.inf
+
+
+def test_an_unresolvable_element_is_not_judged(tmp_path):
+    cid, y = make_golden(str(tmp_path))
+    out = honest(y)
+    out["y"].flat[11] = -1e30  # tolerance +Inf there
+    assert check(str(tmp_path), cid, out).passed
+
+
+def test_bound_is_inclusive(tmp_path):
+    cid, y = make_golden(str(tmp_path), dtype="float64")
+    out = honest(y)
+    out["y"] = y.copy()
+    out["y"].flat[4] = y.flat[4] + TOL  # exactly representable offset? compare the checker to the rule itself
+    err = abs(out["y"].flat[4] - y.flat[4])
+    assert check(str(tmp_path), cid, out).passed == (err <= TOL)
+
+
+def test_16_bit_outputs_are_rounded_to_storage_first():
+    # float16 values near 1 are 2⁻¹⁰ apart. e = 1 + 2⁻¹¹ lies halfway: an output 0.5e-4 above it is within
+    # the tolerance 1e-4 as given, but is stored as 1 + 2⁻¹⁰, 4.9e-4 away → fails; an output 2e-4 above
+    # e = 1 is beyond the tolerance as given, but is stored as 1.0 → passes.
+    tol = np.array([1e-4])
+    e1, g1 = np.array([1 + 2**-11]), np.array([1 + 2**-11 + 0.5e-4])
+    e2, g2 = np.array([1.0]), np.array([1.0 + 2e-4])
+    assert check_output("y", g1, e1, tol).passed and not check_output("y", g1, e1, tol, storage="float16").passed
+    assert not check_output("y", g2, e2, tol).passed and check_output("y", g2, e2, tol, storage="float16").passed
+    # An expected value beyond float16's range is its infinity once stored: an output of +Inf matches it.
+    assert check_output("y", np.array([np.inf]), np.array([70000.0]), np.array([1.0]), storage="float16").passed
+    assert not check_output("y", np.array([np.inf]), np.array([70000.0]), np.array([1.0])).passed
+
+
+def test_bfloat16_outputs_may_be_bit_patterns(tmp_path):
+    cid, y = make_golden(str(tmp_path), dtype="bfloat16")
+    exp = np.where(np.isfinite(y), y, 0)
+    tol = np.full(12, 2.0**-7 * 2)  # two bfloat16 ulps at 2: wide enough for the rounding of every value here
+    got = exp.astype(np.float32).view(np.uint32)
+    bits = ((got + 0x7FFF + ((got >> 16) & 1)) >> 16).astype(np.uint16)
+    assert check_output("y", bits, exp, tol, storage="bfloat16").passed
+    wrong = bits.copy()
+    wrong.flat[4] ^= 0x0040  # flip a high significand bit of one value
+    o = check_output("y", wrong, exp, tol, storage="bfloat16")
+    assert not o.passed and o.worst_index == 4
+
+
+def test_refusals_missing_and_unexpected_outputs(tmp_path):
+    cid, y = make_golden(str(tmp_path / "a"))
+    assert not check(str(tmp_path / "a"), cid, None).passed
+    r = check(str(tmp_path / "a"), cid, {"y": honest(y)["y"]})
+    assert not r.passed and r.detail == "missing output running_mean"
+    r = check(str(tmp_path / "a"), cid, dict(honest(y), surprise=np.zeros(1)))
+    assert not r.passed and r.detail.startswith("unexpected output surprise")
+    r = check(str(tmp_path / "a"), cid, dict(honest(y), y=np.zeros(11)))
+    assert not r.passed and "11 values, expected 12" in r.outputs["y"].detail
+    cid2, _ = make_golden(str(tmp_path / "b"), expect_error="single_value_per_channel")
+    assert check(str(tmp_path / "b"), cid2, None).passed
+    assert not check(str(tmp_path / "b"), cid2, {"y": np.zeros(12)}).passed
+
+
+def write_results(root, cid, outputs):
+    d = os.path.join(root, cid)
+    os.makedirs(d)
+    for k, v in outputs.items():
+        np.save(os.path.join(d, f"{k}.npy"), v)
+
+
+def run_cli(*args):
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    return subprocess.run([sys.executable, "-m", "bnspec.check", *args], capture_output=True, text=True, env=env)
+
+
+def test_cli_exit_status_and_lines(tmp_path):
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    write_results(str(tmp_path / "good"), cid, honest(y))
+    bad = honest(y)
+    bad["running_mean"] = bad["running_mean"] * 1.01
+    write_results(str(tmp_path / "bad"), cid, bad)
+    assert [r.passed for r in check_results(g, str(tmp_path / "good"))] == [True]
+    ok = run_cli(g, str(tmp_path / "good"))
+    assert ok.returncode == 0 and ok.stdout.strip().endswith("check: 1 passed, 0 failed")
+    ko = run_cli(g, str(tmp_path / "bad"))
+    assert ko.returncode == 1 and f"FAIL {cid}: running_mean[" in ko.stdout
+    none = run_cli(g, str(tmp_path / "missing"))
+    assert none.returncode == 1 and none.stderr.strip().startswith("bnspec.check: error:") and len(none.stderr.splitlines()) == 1
+
+
+def test_golden_without_tolerances_is_one_line_error(tmp_path):
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    os.remove(os.path.join(g, cid, "tolerance_y.npy"))
+    with pytest.raises(GoldenError, match="tolerance_y.npy: no such file"):
+        check(g, cid, honest(y))
+    write_results(str(tmp_path / "r"), cid, honest(y))
+    r = run_cli(g, str(tmp_path / "r"))
+    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "no tolerances" in r.stderr

@@ -1,0 +1,117 @@
+"""How audit() and the pytest plugin select cases and read the report, against a stand-in for
+the bnspec binary (tests/fake_bnspec.py) that logs each call: one audit per module, the exact
+ids after -k, the old one-substring form handled by filtering."""
+import json
+import math
+import os
+import sys
+
+import pytest
+
+from bnspec import AuditError, audit
+from bnspec.runner import _help_cache
+
+from conftest import plugin_installed
+
+FAKE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fake_bnspec.py")
+IDS = ["pass.a.NCHW", "pass.b.NHWC", "fail.c.NCHW", "skip.d.NC", "pass.c.NCHW.x"]
+
+
+@pytest.fixture
+def fake(tmp_path, monkeypatch):
+    golden = tmp_path / "golden"
+    golden.mkdir()
+    (golden / "manifest.json").write_text(json.dumps({"cases": IDS}))
+    log = tmp_path / "calls.log"
+    monkeypatch.setenv("FAKE_BNSPEC_LOG", str(log))
+    monkeypatch.setenv("BNSPEC", f"{sys.executable} {FAKE}")
+    _help_cache.clear()
+
+    def calls():
+        return [json.loads(l) for l in log.read_text().splitlines()] if log.exists() else []
+    return str(golden), calls
+
+
+def cases_of(argv):
+    return [argv[i + 1] for i, a in enumerate(argv) if a == "--case"]
+
+
+@pytest.mark.parametrize("new", ["1", "0"])
+def test_audit_selects_exact_ids_in_either_form(fake, monkeypatch, new):
+    golden, calls = fake
+    monkeypatch.setenv("FAKE_BNSPEC_NEW", new)
+    r = audit(command="true", golden=golden, cases=["pass.c.NCHW.x", "fail.c.NCHW"])
+    assert [c.id for c in r.results] == ["fail.c.NCHW", "pass.c.NCHW.x"]  # report order, exact ids only
+    assert (r.passed, r.failed, r.skipped) == (1, 1, 0) and not r.ok
+    assert r["fail.c.NCHW"].worst_ratio == math.inf and r["fail.c.NCHW"].likely_cause.startswith("eps")
+    argv = calls()[0]
+    assert cases_of(argv) == (["pass.c.NCHW.x", "fail.c.NCHW"] if new == "1" else [])
+    # one id in the old form: narrowed by the substring (which also matches pass.c.NCHW.x), then filtered
+    r = audit(command="true", golden=golden, cases="fail.c.NCHW")
+    assert [c.id for c in r.results] == ["fail.c.NCHW"] and cases_of(calls()[1]) == ["fail.c.NCHW"]
+    assert r.extra == {"schema": "future-key"}
+
+
+@pytest.mark.parametrize("new", ["1", "0"])
+def test_unknown_case_is_an_audit_error(fake, monkeypatch, new):
+    golden, _ = fake
+    monkeypatch.setenv("FAKE_BNSPEC_NEW", new)
+    with pytest.raises(AuditError, match="no golden case named nope"):
+        audit(command="true", golden=golden, cases=["pass.a.NCHW", "nope"])
+
+
+def test_bad_binary_is_one_line(monkeypatch):
+    monkeypatch.setenv("BNSPEC", "/nonexistent/bnspec")
+    with pytest.raises(AuditError, match=r"^bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable"):
+        audit(command="true")
+
+
+TEST_FILE = """
+import bnspec
+
+class MyBN(bnspec.Adapter):
+    def infer(self, req, x, gamma, beta, mean, var):
+        return {"y": x}
+
+bnspec_adapter = MyBN
+"""
+
+
+def run_plugin(pytester, golden, *args):
+    pytester.makepyfile(test_user_bn=TEST_FILE)
+    plugin = [] if plugin_installed() else ["-p", "bnspec.pytest_plugin"]
+    return pytester.runpytest_subprocess(*plugin, "--bnspec-golden", golden, "-p", "no:cacheprovider", *args)
+
+
+@pytest.mark.parametrize("new", ["1", "0"])
+def test_plugin_one_item_per_case_one_audit_for_the_selection(fake, pytester, monkeypatch, new):
+    golden, calls = fake
+    monkeypatch.setenv("FAKE_BNSPEC_NEW", new)
+    res = run_plugin(pytester, golden, "-k", "NCHW and not pass.a", "-rs")
+    res.assert_outcomes(passed=1, failed=1)  # fail.c.NCHW and pass.c.NCHW.x; the others deselected
+    assert len(calls()) == 1
+    assert sorted(cases_of(calls()[0])) == (["fail.c.NCHW", "pass.c.NCHW.x"] if new == "1" else [])
+    out = res.stdout.str()
+    assert "worst error ∞× the tolerance" in out and "likely cause:  eps added outside the square root" in out
+    assert "repro: bnspec audit --case fail.c.NCHW" in out and "rerun: pytest 'test_user_bn.py::MyBN::fail.c.NCHW'" in out
+    assert res.ret == 1
+
+
+def test_plugin_reports_skips_and_collects_every_case(fake, pytester, monkeypatch):
+    golden, calls = fake
+    res = run_plugin(pytester, golden, "-rs", "-k", "not fail")
+    res.assert_outcomes(passed=3, skipped=1)
+    assert "skip.d.NC" in res.stdout.str() and "tolerance 0.01 (skip.d.NC)" in res.stdout.str()
+    assert cases_of(calls()[0]) in ([], ["pass.a.NCHW", "pass.b.NHWC", "skip.d.NC", "pass.c.NCHW.x"])
+    res = run_plugin(pytester, golden, "--collect-only", "-q")
+    assert res.ret == 0 and sum("::MyBN::" in l for l in res.stdout.lines) == len(IDS) and len(calls()) == 1  # no audit
+    res = run_plugin(pytester, golden, "-k", "nothing_matches")
+    assert res.ret == 5  # pytest's "no tests ran"
+
+
+def test_plugin_audit_error_fails_every_item_with_one_line(fake, pytester, monkeypatch):
+    golden, _ = fake
+    monkeypatch.setenv("BNSPEC", "/nonexistent/bnspec")
+    res = run_plugin(pytester, golden)
+    res.assert_outcomes(failed=len(IDS))
+    assert res.stdout.str().count("bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable") >= len(IDS)
