@@ -151,7 +151,7 @@ struct Bench: ParsableCommand {
                          g.bound.map { String(format: "%.2f", $0) } ?? "", g.status, "  " + g.configuration]
                     }))
         if goals.contains(where: { $0.bound != nil }) {
-            print("\nBound: the machine's least ratio for the figure (tools/bounds.sh, same session, against its own memcpy): "
+            print("\nBound: the least ratio this machine allows for the figure (tools/bounds.sh of the same session): "
                   + Set(goals.compactMap(\.boundNote)).sorted().joined(separator: "; ") + ".")
         }
     }
