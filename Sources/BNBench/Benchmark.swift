@@ -27,9 +27,12 @@ public struct BenchResult: Codable, Sendable {
     public var ratio: Double
     public var gbPerSecond: Double
     public var repeats: Int
+    /// Fastest kernel run ÷ fastest memcpy run: on a busy machine the least disturbed
+    /// pair, a check on `ratio` (medians).
+    public var minRatio: Double
     enum CodingKeys: String, CodingKey {
         case series, kernel, mode, layout, shape, threads, dtype, seconds, ratio, repeats
-        case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s"
+        case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s", minRatio = "min_ratio"
     }
 }
 
@@ -71,37 +74,7 @@ public struct BenchRunner: Sendable {
         let moved = tensorBytes * (w.mode == .backward ? 3 : 2)
         return BenchResult(series: series, kernel: w.kernel, mode: w.mode.rawValue, layout: w.layout.rawValue,
                            shape: w.shape.dimensions, threads: w.threads, dtype: w.dtype.rawValue, seconds: k,
-                           memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count)
-    }
-}
-
-/// The speed targets of issue #4 for the fused Float32 kernel, checked on a run's
-/// results. They are stated for NCHW, the layout in which BN's statistics and
-/// normalisation can share one sweep per channel range; NHWC/NC training needs every
-/// row before any output (two full reads) and is reported without a target.
-public struct BenchTarget: Sendable {
-    public var description: String
-    public var kernel: String, mode: String, threads: Int, inCache: Bool
-    public var limit: Double
-
-    public static let all: [BenchTarget] = [
-        .init(description: "fused training, in cache, 1 thread", kernel: "fused", mode: "training", threads: 1, inCache: true, limit: 2.0),
-        .init(description: "fused training, out of cache, 1 thread", kernel: "fused", mode: "training", threads: 1, inCache: false, limit: 1.25),
-        .init(description: "fused inference, in cache, 1 thread", kernel: "fused", mode: "inference", threads: 1, inCache: true, limit: 1.1),
-        .init(description: "fused inference, out of cache, 1 thread", kernel: "fused", mode: "inference", threads: 1, inCache: false, limit: 1.1),
-        .init(description: "fused backward, out of cache, 1 thread", kernel: "fused", mode: "backward", threads: 1, inCache: false, limit: 2.0),
-        .init(description: "threaded training, in cache, 2 threads", kernel: "threaded", mode: "training", threads: 2, inCache: true, limit: 1.3),
-    ]
-
-    /// Bytes of x + y beyond which a shape counts as out of cache (the L3 of the
-    /// machines this was tuned on is 32 MiB).
-    public static let cacheBytes = 32 << 20
-
-    /// The matching NCHW results, or none when the run did not include them.
-    public func matches(_ results: [BenchResult]) -> [BenchResult] {
-        results.filter {
-            $0.series == "main" && $0.layout == "NCHW" && $0.kernel == kernel && $0.mode == mode && $0.threads == threads && $0.dtype == "float32"
-                && ($0.shape.reduce(1, *) * 4 * 2 <= Self.cacheBytes) == inCache
-        }
+                           memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count,
+                           minRatio: kt.min()! / mt.min()!)
     }
 }

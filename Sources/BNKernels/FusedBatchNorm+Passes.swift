@@ -6,30 +6,42 @@ import CBNKernels
 // Nothing here changes a value: the cut decides only which thread computes what, and
 // when; each channel's sums always add the same terms in the same order.
 
-extension StorageElement {
-    /// The CBNKernels code of this storage format.
-    static var storageCode: Int32 {
-        switch dtype {
+/// What the memory passes need to know of a storage type: its CBNKernels code and its
+/// width in bytes.
+@usableFromInline
+struct StorageFormat: Sendable {
+    let code: Int32, bytes: Int
+
+    @inlinable init<S: StorageElement>(_: S.Type) { self.init(dtype: S.dtype, bytes: MemoryLayout<S>.stride) }
+
+    @usableFromInline init(dtype: DType, bytes: Int) {
+        code = switch dtype {
         case .f16: Int32(BN_STORAGE_F16)
         case .bf16: Int32(BN_STORAGE_BF16)
         default: Int32(BN_STORAGE_F32)
         }
+        self.bytes = bytes
     }
+
+    /// Whether outputs are written with non-temporal stores: when the output tensor is
+    /// larger than ``streamingBytes`` (it could not stay in cache anyway).
+    func streams(_ shape: Shape) -> Bool { shape.elementCount * bytes > streamingBytes }
 }
 
 /// The memory passes for one storage format at one instruction-set level.
 struct Passes {
-    let table: bn_passes
+    let table: bn_passes, format: StorageFormat
 
-    init<S: StorageElement>(_: S.Type, isa: KernelISA) {
-        table = bn_passes_get(Int32(min(isa, .supported).rawValue), S.storageCode).pointee
+    init(_ format: StorageFormat, isa: KernelISA) {
+        table = bn_passes_get(Int32(min(isa, .supported).rawValue), format.code).pointee
+        self.format = format
     }
 
-    /// One storage value widened (exactly) as the passes widen it.
-    func widen<S: StorageElement>(_ p: UnsafePointer<S>) -> Double {
-        var f: Float = 0
-        table.widen(p, &f, 1)
-        return Double(f)
+    init<S: StorageElement>(_: S.Type, isa: KernelISA) { self.init(StorageFormat(S.self), isa: isa) }
+
+    /// pivot[c] = x[c · stride] widened (exactly) as the passes widen it, c < count.
+    func pivots(_ x: UnsafeRawPointer, stride: Int, count: Int, into pivot: UnsafeMutablePointer<Double>) {
+        table.pivots(x, stride, count, pivot)
     }
 }
 
@@ -38,25 +50,26 @@ struct Passes {
 /// sum of several NaNs carries depends on instruction order, CBNKernels `narrow`).
 @inline(__always) func statistic(_ v: Double) -> Float { v.isNaN ? .nan : Float(v) }
 
-/// Per-channel Double arrays of one kernel call: pivots, and the coefficients of the
-/// output pass (y = (x − mean)·scale + shift, or dx = a·dy + b + k·(x − mean)).
+/// Per-channel Double arrays of one kernel call, in one allocation: pivots, the
+/// coefficients of the output pass (y = (x − mean)·scale + shift, or
+/// dx = a·dy + b + k·(x − mean)), and for NCHW statistics each channel's lane
+/// accumulators and four sums (CBNKernels.h), so that a channel group starting at
+/// channel c0 uses `accumulators(c0)` and `sums(c0)` whatever thread runs it.
 struct ChannelWorkspace {
     let pivot, mean, scale, shift, b, k: UnsafeMutablePointer<Double>
-    private let base: UnsafeMutablePointer<Double>
+    private let base: UnsafeMutablePointer<Double>, channels: Int
 
-    init(channels C: Int) {
-        base = .allocate(capacity: 6 * C)
-        base.initialize(repeating: 0, count: 6 * C)
+    init(channels C: Int, statistics: Bool) {
+        let count = 6 * C + (statistics ? C * (4 * Int(BN_ACC_DOUBLES) + 4) : 0)
+        base = .allocate(capacity: count)  // every entry is written before it is read
+        channels = C
         pivot = base; mean = base + C; scale = base + 2 * C; shift = base + 3 * C; b = base + 4 * C; k = base + 5 * C
     }
 
-    func deallocate() { base.deallocate() }
-}
+    func accumulators(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + c0 * 4 * Int(BN_ACC_DOUBLES) }
+    func sums(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + channels * 4 * Int(BN_ACC_DOUBLES) + 4 * c0 }
 
-/// Whether outputs are written with non-temporal stores: when the output tensor is
-/// larger than ``streamingBytes`` (it could not stay in cache anyway).
-func streams<S: StorageElement>(_ shape: Shape, _: S.Type) -> Bool {
-    shape.elementCount * MemoryLayout<S>.stride > streamingBytes
+    func deallocate() { base.deallocate() }
 }
 
 /// 32 MiB: the last-level cache of the machines this was measured on (like glibc's
@@ -66,40 +79,50 @@ public let streamingBytes = 32 << 20
 /// How an NCHW call is cut: `size` adjacent channels per work item, `groups` items,
 /// run on `threads` threads (each a contiguous range of items).
 ///
-/// A group's statistics pass reads its channels' runs (sample by sample, in memory
-/// order); its output pass then re-reads them while they are still in this core's L2
-/// cache, so x (and dy) comes from memory once. Groups are therefore sized to half the
-/// L2 (``groupBudgetBytes``), and made small enough that every thread gets one.
-/// A channel larger than the budget is still one group: its second read then comes
-/// from L3 or memory.
+/// Out of cache (tensors larger than ``streamingBytes``), a group's statistics pass
+/// reads its channels' runs (sample by sample, in memory order) and its output pass
+/// re-reads them while they are still in this core's L2 cache, so x (and dy) comes from
+/// memory once. The passes are pipelined: each step (CBNKernels `nchw_forward_step`)
+/// writes group g's outputs and reads group g + 1's statistics sample by sample, so
+/// memory reads and writes overlap as in memcpy, and about one group is live in cache at
+/// a time. Such groups are sized to half the L2 (``groupBudgetBytes``); a channel larger
+/// than that is still one group (part of its second read then comes from L3 or memory).
+///
+/// In cache, one group per thread: both passes then stream the thread's whole channel
+/// range from L3, which measured faster than L2-sized groups (`tools/bounds.sh` with
+/// BOUNDS_GROUPS: 32×64×28×28 training 1.3× memcpy with one group, 1.5× with 512 KiB
+/// groups, 1.9× with 256 KiB; 64×256×56×56: 1.0–1.3× with one-channel groups, 1.2–1.5×
+/// with one group — on a busy machine, so ranges).
+///
+/// The grouping never changes a channel's arithmetic (its runs are summed in sample
+/// order whatever the group), so results are bit-identical for any thread count.
 struct ChannelGroups {
     let size: Int, groups: Int, threads: Int
 
-    init(_ shape: Shape, bytesPerValue: Int, threads: Int) {
+    /// `bytesPerValue`: bytes of every tensor the call reads and writes, per element;
+    /// `size` imposes the group size (tests: the grouping must not change a bit).
+    init(_ shape: Shape, bytesPerValue: Int, inputBytesPerValue: Int, threads: Int, size imposed: Int? = nil) {
         let C = shape.channels
         self.threads = usefulThreads(threads, elements: shape.elementCount, items: C)
-        let perChannel = max(1, shape.perChannelCount * bytesPerValue)
-        let fit = max(1, groupBudgetBytes / perChannel)
-        size = min(fit, (C + self.threads - 1) / self.threads)
+        let perThread = (C + self.threads - 1) / self.threads
+        if let imposed {
+            size = max(1, min(imposed, C))
+        } else if shape.elementCount * bytesPerValue <= streamingBytes {
+            size = perThread
+        } else {
+            let perChannel = max(1, shape.perChannelCount * inputBytesPerValue)
+            size = min(max(1, groupBudgetBytes / perChannel), perThread)
+        }
         groups = (C + size - 1) / size
     }
 
     func channels(_ g: Int, of C: Int) -> Range<Int> { (g * size)..<min(C, g * size + size) }
 }
 
-/// Bytes of input one NCHW channel group may span: half the L2 cache (the other half
-/// holds what the prefetchers bring and the output lines in flight); 512 KiB when the
-/// system does not say.
+/// Bytes of input one out-of-cache NCHW channel group may span: half the L2 cache (the
+/// other half holds the next group's lines as they arrive); 512 KiB when the system does
+/// not say.
 let groupBudgetBytes: Int = {
     let l2 = bn_l2_cache_bytes()
     return l2 > 0 ? l2 / 2 : 512 << 10
 }()
-
-/// Scratch of one NCHW statistics call over `channels` channels: the lane accumulators
-/// and the four sums per channel (CBNKernels.h, `nchw_sums`).
-func withSumsScratch<R>(channels: Int, _ body: (UnsafeMutablePointer<Double>, UnsafeMutablePointer<Double>) -> R) -> R {
-    let acc = channels * 4 * Int(BN_ACC_DOUBLES)
-    return withUnsafeTemporaryAllocation(of: Double.self, capacity: acc + 4 * channels) { buf in
-        body(buf.baseAddress!, buf.baseAddress! + acc)
-    }
-}

@@ -31,7 +31,7 @@ public struct RunningUpdate {
 /// (``KernelISA``); every level gives the same bits.
 ///
 /// **Accuracy contract.** Storage values are widened exactly; statistics are pivot
-/// sums in Double (``PivotSums``), so μ and σ² carry relative errors of order n·2⁻⁵³;
+/// sums in Double (CBNKernels.h), so μ and σ² carry relative errors of order n·2⁻⁵³;
 /// each output is computed in Double as (x − μ)·(γ/√(σ² + ε)) + β and rounded once
 /// to Float (and once more to Float16/bfloat16 storage). Hence |y − y_ref| ≤ ½ ulp(y)
 /// + O(n·2⁻⁵³)·|γ x̂| per element — the accuracy figures of `bnspec accuracy`. A
@@ -43,24 +43,73 @@ public struct RunningUpdate {
 /// decomposition never depends on `threads`, so 1 and N threads give identical bits.
 ///
 /// **Edge cases.** n = N·H·W = 0 throws; NaN/Inf propagate through the sums per IEEE
-/// rules; one value per channel yields σ² = 0 (and, for an unbiased running estimator,
-/// the profile's ``SingleValuePolicy``).
+/// rules, and every NaN result is the canonical quiet NaN (which NaN an operation
+/// returns from several NaN operands depends on instruction order, so payloads are not
+/// carried); one value per channel yields σ² = 0 (and, for an unbiased running
+/// estimator, the profile's ``SingleValuePolicy``).
+///
+/// The generic entry points are inlinable shells over one non-generic implementation
+/// per operation (the memory passes take untyped pointers and a ``StorageFormat``), so
+/// a caller in another module pays no unspecialised generic code.
 public enum FusedBatchNorm {
     /// Training forward with batch statistics. `savedMean`/`savedVariance` receive μ_B
     /// and the biased σ²_B (Float), `running` is updated when given.
+    @inlinable
     public static func trainingForward<S: StorageElement>(
         x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, shape: Shape, layout: Layout,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Double, relu: Bool = false,
         savedMean: UnsafeMutablePointer<Float>, savedVariance: UnsafeMutablePointer<Float>,
         running: RunningUpdate? = nil, threads: Int = 1, isa: KernelISA = .selected
     ) throws {
+        try training(StorageFormat(S.self), x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), shape: shape, layout: layout,
+                     gamma: gamma, beta: beta, eps: eps, relu: relu, savedMean: savedMean, savedVariance: savedVariance,
+                     running: running, threads: threads, isa: isa)
+    }
+
+    /// Inference forward: y = (x − mean)·γ/√(variance + ε) + β with the given statistics.
+    @inlinable
+    public static func inferenceForward<S: StorageElement>(
+        x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, shape: Shape, layout: Layout,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
+        eps: Double, relu: Bool = false, threads: Int = 1, isa: KernelISA = .selected
+    ) {
+        inference(StorageFormat(S.self), x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), shape: shape, layout: layout,
+                  gamma: gamma, beta: beta, mean: mean, variance: variance, eps: eps, relu: relu, threads: threads, isa: isa)
+    }
+
+    /// Backward. Training mode (`statistics == nil`): gradients through the batch
+    /// statistics, dx = γr·(dy − mean(dy) − x̂·mean(dy·x̂)). Inference mode
+    /// (`statistics` = running mean and variance): dx = γr·dy. dγ = Σdy·x̂, dβ = Σdy.
+    /// With `reluOutput` (the forward output of the fused BN+ReLU), dy is first masked
+    /// to 0 where that output is ≤ 0.
+    @inlinable
+    public static func backward<S: StorageElement>(
+        x: UnsafePointer<S>, dy: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, shape: Shape, layout: Layout,
+        gamma: UnsafePointer<Float>, eps: Double, statistics: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)? = nil,
+        reluOutput: UnsafePointer<S>? = nil, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
+        threads: Int = 1, isa: KernelISA = .selected
+    ) throws {
+        try backward(StorageFormat(S.self), x: UnsafeRawPointer(x), dy: UnsafeRawPointer(dy), dx: UnsafeMutableRawPointer(dx),
+                     shape: shape, layout: layout, gamma: gamma, eps: eps, statistics: statistics,
+                     reluOutput: reluOutput.map(UnsafeRawPointer.init), dGamma: dGamma, dBeta: dBeta, threads: threads, isa: isa)
+    }
+
+    // MARK: the implementations (one per operation, storage given at run time)
+
+    @usableFromInline
+    static func training(
+        _ format: StorageFormat, x: UnsafeRawPointer, y: UnsafeMutableRawPointer, shape: Shape, layout: Layout,
+        gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Double, relu: Bool,
+        savedMean: UnsafeMutablePointer<Float>, savedVariance: UnsafeMutablePointer<Float>,
+        running: RunningUpdate?, threads: Int, isa: KernelISA, groupSize: Int? = nil
+    ) throws {
         let n = shape.perChannelCount, C = shape.channels
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
         if let r = running, n == 1, r.estimator == .unbiased, r.singleValue == .error {
             throw BNError.singleValuePerChannel(profile: "kernel")
         }
-        let passes = Passes(S.self, isa: isa), stream: Int32 = streams(shape, S.self) ? 1 : 0, rl: Int32 = relu ? 1 : 0
-        let work = ChannelWorkspace(channels: C)
+        let passes = Passes(format, isa: isa), stream: Int32 = format.streams(shape) ? 1 : 0, rl: Int32 = relu ? 1 : 0
+        let work = ChannelWorkspace(channels: C, statistics: layout == .nchw)
         defer { work.deallocate() }
         let nd = Double(n)
         /// μ, σ² and the running update of channel c from its pivot sums; stores the
@@ -87,22 +136,26 @@ public enum FusedBatchNorm {
         switch layout {
         case .nchw:
             let HW = shape.spatialSize, N = shape.batch
-            for c in 0..<C { work.pivot[c] = passes.widen(x + c * HW) }
-            let plan = ChannelGroups(shape, bytesPerValue: MemoryLayout<S>.stride, threads: threads)
+            passes.pivots(x, stride: HW, count: C, into: work.pivot)
+            let plan = ChannelGroups(shape, bytesPerValue: 2 * format.bytes, inputBytesPerValue: format.bytes,
+                                     threads: threads, size: groupSize)
             parallelFor(plan.groups, threads: plan.threads) { range in
-                withSumsScratch(channels: plan.size) { acc, out in
-                    for g in range {
-                        let cs = plan.channels(g, of: C)
-                        passes.table.nchw_sums(x, nil, nil, N, C, HW, cs.lowerBound, cs.upperBound, work.pivot, acc, out)
-                        for c in cs { finish(c, s: out[4 * (c - cs.lowerBound)], q: out[4 * (c - cs.lowerBound) + 1]) }
-                        passes.table.nchw_apply(x, y, N, C, HW, cs.lowerBound, cs.upperBound, work.mean, work.scale, work.shift,
-                                                rl, stream)
-                    }
+                // Pipelined: each step writes one group and sums the next (ChannelGroups).
+                var next = plan.channels(range.lowerBound, of: C)
+                passes.table.nchw_forward_step(x, y, N, C, HW, 0, 0, nil, nil, nil, rl, stream, next.lowerBound, next.upperBound,
+                                               work.pivot, work.accumulators(next.lowerBound), work.sums(next.lowerBound))
+                for g in range {
+                    let cs = next, out = work.sums(cs.lowerBound)
+                    for c in cs { finish(c, s: out[4 * (c - cs.lowerBound)], q: out[4 * (c - cs.lowerBound) + 1]) }
+                    next = g + 1 < range.upperBound ? plan.channels(g + 1, of: C) : cs.upperBound..<cs.upperBound
+                    passes.table.nchw_forward_step(x, y, N, C, HW, cs.lowerBound, cs.upperBound, work.mean, work.scale, work.shift,
+                                                   rl, stream, next.lowerBound, next.upperBound, work.pivot,
+                                                   work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 }
             }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
-            for c in 0..<C { work.pivot[c] = passes.widen(x + c) }
+            passes.pivots(x, stride: 1, count: C, into: work.pivot)
             let totals = rowSums(passes, x, nil, mask: nil, rows: rows, channels: C, pivot: work.pivot, sums: 2,
                                  threads: usefulThreads(threads, elements: shape.elementCount, items: blocks))
             for c in 0..<C { finish(c, s: totals[c], q: totals[C + c]) }
@@ -114,15 +167,15 @@ public enum FusedBatchNorm {
         if stream != 0 { bn_stream_fence() }
     }
 
-    /// Inference forward: y = (x − mean)·γ/√(variance + ε) + β with the given statistics.
-    public static func inferenceForward<S: StorageElement>(
-        x: UnsafePointer<S>, y: UnsafeMutablePointer<S>, shape: Shape, layout: Layout,
+    @usableFromInline
+    static func inference(
+        _ format: StorageFormat, x: UnsafeRawPointer, y: UnsafeMutableRawPointer, shape: Shape, layout: Layout,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
-        eps: Double, relu: Bool = false, threads: Int = 1, isa: KernelISA = .selected
+        eps: Double, relu: Bool, threads: Int, isa: KernelISA
     ) {
         let C = shape.channels
-        let passes = Passes(S.self, isa: isa), stream: Int32 = streams(shape, S.self) ? 1 : 0, rl: Int32 = relu ? 1 : 0
-        let work = ChannelWorkspace(channels: C)
+        let passes = Passes(format, isa: isa), stream: Int32 = format.streams(shape) ? 1 : 0, rl: Int32 = relu ? 1 : 0
+        let work = ChannelWorkspace(channels: C, statistics: false)
         defer { work.deallocate() }
         for c in 0..<C {
             work.mean[c] = Double(mean[c]); work.scale[c] = Double(gamma[c]) / (Double(variance[c]) + eps).squareRoot()
@@ -144,21 +197,18 @@ public enum FusedBatchNorm {
         if stream != 0 { bn_stream_fence() }
     }
 
-    /// Backward. Training mode (`statistics == nil`): gradients through the batch
-    /// statistics, dx = γr·(dy − mean(dy) − x̂·mean(dy·x̂)). Inference mode
-    /// (`statistics` = running mean and variance): dx = γr·dy. dγ = Σdy·x̂, dβ = Σdy.
-    /// With `reluOutput` (the forward output of the fused BN+ReLU), dy is first masked
-    /// to 0 where that output is ≤ 0.
-    public static func backward<S: StorageElement>(
-        x: UnsafePointer<S>, dy: UnsafePointer<S>, dx: UnsafeMutablePointer<S>, shape: Shape, layout: Layout,
-        gamma: UnsafePointer<Float>, eps: Double, statistics: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)? = nil,
-        reluOutput: UnsafePointer<S>? = nil, dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>,
-        threads: Int = 1, isa: KernelISA = .selected
+    @usableFromInline
+    static func backward(
+        _ format: StorageFormat, x: UnsafeRawPointer, dy: UnsafeRawPointer, dx: UnsafeMutableRawPointer, shape: Shape,
+        layout: Layout, gamma: UnsafePointer<Float>, eps: Double,
+        statistics: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)?, reluOutput: UnsafeRawPointer?,
+        dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>, threads: Int, isa: KernelISA,
+        groupSize: Int? = nil
     ) throws {
         let n = shape.perChannelCount, C = shape.channels
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
-        let passes = Passes(S.self, isa: isa), stream: Int32 = streams(shape, S.self) ? 1 : 0
-        let work = ChannelWorkspace(channels: C)
+        let passes = Passes(format, isa: isa), stream: Int32 = format.streams(shape) ? 1 : 0
+        let work = ChannelWorkspace(channels: C, statistics: layout == .nchw)
         defer { work.deallocate() }
         let nd = Double(n)
         /// dx = a·dy + b + k·(x − mean) of channel c from its sums (s, q, g, h about the
@@ -182,25 +232,29 @@ public enum FusedBatchNorm {
         switch layout {
         case .nchw:
             let HW = shape.spatialSize, N = shape.batch
-            for c in 0..<C { work.pivot[c] = statistics.map { Double($0.mean[c]) } ?? passes.widen(x + c * HW) }
-            let plan = ChannelGroups(shape, bytesPerValue: MemoryLayout<S>.stride * (reluOutput == nil ? 2 : 3), threads: threads)
+            if let st = statistics { for c in 0..<C { work.pivot[c] = Double(st.mean[c]) } } else { passes.pivots(x, stride: HW, count: C, into: work.pivot) }
+            let inputs = format.bytes * (reluOutput == nil ? 2 : 3)
+            let plan = ChannelGroups(shape, bytesPerValue: inputs + format.bytes, inputBytesPerValue: inputs, threads: threads,
+                                     size: groupSize)
             parallelFor(plan.groups, threads: plan.threads) { range in
-                withSumsScratch(channels: plan.size) { acc, out in
-                    for grp in range {
-                        let cs = plan.channels(grp, of: C), c0 = cs.lowerBound
-                        passes.table.nchw_sums(x, dy, reluOutput, N, C, HW, c0, cs.upperBound, work.pivot, acc, out)
-                        for c in cs {
-                            let o = out + 4 * (c - c0)
-                            coefficients(c, o[0], o[1], o[2], o[3])
-                        }
-                        passes.table.nchw_gradient(x, dy, reluOutput, dx, N, C, HW, c0, cs.upperBound, work.mean, work.scale,
-                                                   work.b, work.k, stream)
+                var next = plan.channels(range.lowerBound, of: C)
+                passes.table.nchw_backward_step(x, dy, reluOutput, dx, N, C, HW, 0, 0, nil, nil, nil, nil, stream, next.lowerBound,
+                                                next.upperBound, work.pivot, work.accumulators(next.lowerBound), work.sums(next.lowerBound))
+                for grp in range {
+                    let cs = next, out = work.sums(cs.lowerBound)
+                    for c in cs {
+                        let o = out + 4 * (c - cs.lowerBound)
+                        coefficients(c, o[0], o[1], o[2], o[3])
                     }
+                    next = grp + 1 < range.upperBound ? plan.channels(grp + 1, of: C) : cs.upperBound..<cs.upperBound
+                    passes.table.nchw_backward_step(x, dy, reluOutput, dx, N, C, HW, cs.lowerBound, cs.upperBound, work.mean,
+                                                    work.scale, work.b, work.k, stream, next.lowerBound, next.upperBound, work.pivot,
+                                                    work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 }
             }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
-            for c in 0..<C { work.pivot[c] = statistics.map { Double($0.mean[c]) } ?? passes.widen(x + c) }
+            if let st = statistics { for c in 0..<C { work.pivot[c] = Double(st.mean[c]) } } else { passes.pivots(x, stride: 1, count: C, into: work.pivot) }
             let totals = rowSums(passes, x, dy, mask: reluOutput, rows: rows, channels: C, pivot: work.pivot, sums: 4,
                                  threads: usefulThreads(threads, elements: shape.elementCount, items: blocks))
             for c in 0..<C { coefficients(c, totals[c], totals[C + c], totals[2 * C + c], totals[3 * C + c]) }
@@ -215,9 +269,8 @@ public enum FusedBatchNorm {
     /// NHWC/NC statistics: the rows cut into ``rowBlocks(rows:)`` blocks (a number fixed
     /// by the shape), each block's per-channel sums from 0 in row order, then the
     /// blocks' partial sums added in block order. Returns `sums`·C totals (s, q[, g, h]).
-    static func rowSums<S: StorageElement>(_ passes: Passes, _ x: UnsafePointer<S>, _ dy: UnsafePointer<S>?,
-                                           mask: UnsafePointer<S>?, rows: Int, channels C: Int,
-                                           pivot: UnsafePointer<Double>, sums: Int, threads: Int) -> [Double] {
+    static func rowSums(_ passes: Passes, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer?, mask: UnsafeRawPointer?, rows: Int,
+                        channels C: Int, pivot: UnsafePointer<Double>, sums: Int, threads: Int) -> [Double] {
         let blocks = rowBlocks(rows: rows)
         let part = UnsafeMutablePointer<Double>.allocate(capacity: max(1, blocks * sums * C))
         part.initialize(repeating: 0, count: max(1, blocks * sums * C))

@@ -14,6 +14,7 @@ BN_INLINE void f16_stream8(uint16_t *p, f8 v) { u16_stream8(p, f16_narrow_int(v)
 #define ST uint16_t
 #define LOAD8(p) f16_load8(p)
 #define STORE8(p, v) f16_store8(p, v)
+#define CONVERT8(p, v) f16_store8(p, v)
 #define STREAM8(p, v) f16_stream8(p, v)
 #define PASS(name) BN_PASTE(name, baseline_f16)
 #define TABLE PASS(table)

@@ -2,7 +2,9 @@
 // vector.h. The including file defines:
 //   ST             element type (float, or uint16_t bits)
 //   LOAD8(p)       8 elements at p (any alignment) → f8, exact
-//   STORE8(p, v)   f8 → 8 elements at p, round to nearest even
+//   STORE8(p, v)   f8 → 8 elements at p, round to nearest even (a kernel output: its
+//                  NaNs are canonical)
+//   CONVERT8(p, v) as STORE8 for any f8
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
@@ -14,29 +16,50 @@
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
 
+/// Copies n < 8 elements with constant-size copies (inlined moves, not a memcpy call:
+/// run tails are frequent in small tensors).
+BN_INLINE void PASS(copy_few)(ST *dst, const ST *src, long n) {
+    switch (n) {
+    case 7: memcpy(dst, src, 7 * sizeof(ST)); break;
+    case 6: memcpy(dst, src, 6 * sizeof(ST)); break;
+    case 5: memcpy(dst, src, 5 * sizeof(ST)); break;
+    case 4: memcpy(dst, src, 4 * sizeof(ST)); break;
+    case 3: memcpy(dst, src, 3 * sizeof(ST)); break;
+    case 2: memcpy(dst, src, 2 * sizeof(ST)); break;
+    case 1: memcpy(dst, src, 1 * sizeof(ST)); break;
+    default: break;
+    }
+}
+
 /// The first n < 8 elements at p, zero-padded (never reads past p + n).
 BN_INLINE f8 PASS(load_part)(const ST *p, long n) {
     ST buf[8] = {0};
-    memcpy(buf, p, (size_t)n * sizeof(ST));
+    PASS(copy_few)(buf, p, n);
     return LOAD8(buf);
 }
 BN_INLINE void PASS(store_part)(ST *p, f8 v, long n) {
     ST buf[8];
     STORE8(buf, v);
-    memcpy(p, buf, (size_t)n * sizeof(ST));
+    PASS(copy_few)(p, buf, n);
 }
 
 // ---- NCHW: runs of HW values of one channel ----
 
 /// Adds the run's Σu, Σu² (and Σd, Σd·u when dy is given) into the channel's lane
 /// accumulators `acc` (4 × BN_ACC_DOUBLES: 16 lanes + tail per sum).
-BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n, double pivot, double *acc) {
+BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n, double pivot, double *acc, int first,
+                              const ST *next, const ST *next_dy) {
     const d8 pv = splat(pivot);
-    d8 s0 = loadd(acc), s1 = loadd(acc + 8), q0 = loadd(acc + 17), q1 = loadd(acc + 25);
-    d8 g0 = 0, g1 = 0, h0 = 0, h1 = 0;
-    if (dy) { g0 = loadd(acc + 34); g1 = loadd(acc + 42); h0 = loadd(acc + 51); h1 = loadd(acc + 59); }
+    d8 s0 = 0, s1 = 0, q0 = 0, q1 = 0, g0 = 0, g1 = 0, h0 = 0, h1 = 0;
+    if (first) {  // the channel's first run: the accumulators start from zero
+        acc[16] = acc[33] = acc[50] = acc[67] = 0;
+    } else {
+        s0 = loadd(acc); s1 = loadd(acc + 8); q0 = loadd(acc + 17); q1 = loadd(acc + 25);
+        if (dy) { g0 = loadd(acc + 34); g1 = loadd(acc + 42); h0 = loadd(acc + 51); h1 = loadd(acc + 59); }
+    }
     long i = 0;
     for (; i + 16 <= n; i += 16) {
+        PREFETCH(next + i); if (dy) PREFETCH(next_dy + i);
         d8 a = wide(LOAD8(p + i)) - pv, b = wide(LOAD8(p + i + 8)) - pv;
         s0 += a; s1 += b;
         q0 = fma8(a, a, q0); q1 = fma8(b, b, q1);
@@ -76,28 +99,26 @@ BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n,
     if (dy) { stored(acc + 34, g0); stored(acc + 42, g1); stored(acc + 51, h0); stored(acc + 59, h1); }
 }
 
-BN_INLINE void PASS(group_sums)(const ST *x, const ST *dy, const ST *mask, long N, long C, long HW, long c0, long c1,
-                                const double *pivot, double *acc) {
-    for (long b = 0; b < N; b++) {
-        for (long c = c0; c < c1; c++) {
-            long off = (b * C + c) * HW;
-            PASS(run_sums)(x + off, dy ? dy + off : 0, mask ? mask + off : 0, HW, pivot[c], acc + (c - c0) * 4 * BN_ACC_DOUBLES);
-        }
+/// The statistics of channels [s0, s1) over sample b's runs (contiguous in memory).
+BN_INLINE void PASS(sample_sums)(const ST *x, const ST *dy, const ST *mask, long b, long N, long C, long HW, long s0, long s1,
+                                 const double *pivot, double *acc) {
+    for (long c = s0; c < s1; c++) {
+        long off = (b * C + c) * HW;
+        // The next run of this walk, fetched while this one is summed: runs are short and
+        // far apart, where the hardware prefetchers start late.
+        long next = c + 1 < s1 ? off + HW : b + 1 < N ? ((b + 1) * C + s0) * HW : off;
+        PASS(run_sums)(x + off, dy ? dy + off : 0, mask ? mask + off : 0, HW, pivot[c], acc + (c - s0) * 4 * BN_ACC_DOUBLES, b == 0,
+                       x + next, dy ? dy + next : 0);
     }
 }
 
-static void PASS(nchw_sums)(const void *xv, const void *dyv, const void *maskv, long N, long C, long HW, long c0, long c1,
-                            const double *pivot, double *acc, double *out) {
-    const ST *x = xv, *dy = dyv, *mask = maskv;
-    memset(acc, 0, (size_t)(c1 - c0) * 4 * BN_ACC_DOUBLES * sizeof(double));
-    // Specialised calls (constant null pointers) so the inner loops carry no test.
-    if (!dy) PASS(group_sums)(x, 0, 0, N, C, HW, c0, c1, pivot, acc);
-    else if (!mask) PASS(group_sums)(x, dy, 0, N, C, HW, c0, c1, pivot, acc);
-    else PASS(group_sums)(x, dy, mask, N, C, HW, c0, c1, pivot, acc);
-    for (long j = 0; j < c1 - c0; j++) {
+/// The sums of each channel from its lane accumulators (order in CBNKernels.h): 4 with
+/// dy, else Σu, Σu² and two zeros.
+BN_INLINE void PASS(finish_sums)(const double *acc, long channels, int with_dy, double *out) {
+    for (long j = 0; j < channels; j++) {
         for (int k = 0; k < 4; k++) {
             const double *a = acc + (j * 4 + k) * BN_ACC_DOUBLES;
-            out[4 * j + k] = tree(loadd(a) + loadd(a + 8)) + a[16];
+            out[4 * j + k] = k < 2 || with_dy ? tree(loadd(a) + loadd(a + 8)) + a[16] : 0;
         }
     }
 }
@@ -131,15 +152,6 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
 #define DISPATCH_RELU_STREAM(call_with)                     \
     if (relu) { if (stream) call_with(1, 1) else call_with(1, 0) } \
     else { if (stream) call_with(0, 1) else call_with(0, 0) }
-
-static void PASS(nchw_apply)(const void *xv, void *yv, long N, long C, long HW, long c0, long c1, const double *mean,
-                             const double *scale, const double *shift, int relu, int stream) {
-    const ST *x = xv; ST *y = yv;
-#define CALL(R, S) { for (long b = 0; b < N; b++) for (long c = c0; c < c1; c++) { long off = (b * C + c) * HW; \
-        PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S); } }
-    DISPATCH_RELU_STREAM(CALL)
-#undef CALL
-}
 
 static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0, long r1, const double *mean,
                              const double *scale, const double *shift, int relu, int stream) {
@@ -176,67 +188,99 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
 #undef PARTIAL
 }
 
-static void PASS(nchw_gradient)(const void *xv, const void *dyv, const void *maskv, void *dxv, long N, long C, long HW,
-                                long c0, long c1, const double *mean, const double *a, const double *b, const double *k,
-                                int stream) {
+// The NCHW walk of a training step, software-pipelined over channel groups: for each
+// sample, the output pass over the current group's runs (which the statistics pass
+// brought into cache), then the statistics pass over the next group's runs (from
+// memory). Memory reads and output writes then overlap, as in memcpy, and the lines
+// the output pass has finished with are the ones the statistics pass replaces.
+
+static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, long HW, long a0, long a1, const double *mean,
+                                    const double *scale, const double *shift, int relu, int stream, long s0, long s1,
+                                    const double *pivot, double *acc, double *out) {
+    const ST *x = xv; ST *y = yv;
+#define CALL(R, S) { for (long b = 0; b < N; b++) { \
+        for (long c = a0; c < a1; c++) { long off = (b * C + c) * HW; \
+            PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S); } \
+        PASS(sample_sums)(x, 0, 0, b, N, C, HW, s0, s1, pivot, acc); } }
+    DISPATCH_RELU_STREAM(CALL)
+#undef CALL
+    if (s1 > s0) PASS(finish_sums)(acc, s1 - s0, 0, out);
+}
+
+static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void *maskv, void *dxv, long N, long C, long HW,
+                                     long a0, long a1, const double *mean, const double *a, const double *b, const double *k,
+                                     int stream, long s0, long s1, const double *pivot, double *acc, double *out) {
     const ST *x = xv, *dy = dyv, *mask = maskv; ST *dx = dxv;
-#define CALL(MASK, S) { for (long n = 0; n < N; n++) for (long c = c0; c < c1; c++) { long off = (n * C + c) * HW; \
-        PASS(run_gradient)(x + off, dy + off, MASK ? mask + off : 0, dx + off, HW, mean[c], a[c], b[c], k[c], S); } }
+#define CALL(MASK, S) { for (long n = 0; n < N; n++) { \
+        for (long c = a0; c < a1; c++) { long off = (n * C + c) * HW; \
+            PASS(run_gradient)(x + off, dy + off, MASK ? mask + off : 0, dx + off, HW, mean[c], a[c], b[c], k[c], S); } \
+        PASS(sample_sums)(x, dy, MASK ? mask : 0, n, N, C, HW, s0, s1, pivot, acc); } }
     if (mask) { if (stream) CALL(1, 1) else CALL(1, 0) }
     else { if (stream) CALL(0, 1) else CALL(0, 0) }
 #undef CALL
+    if (s1 > s0) PASS(finish_sums)(acc, s1 - s0, 1, out);
 }
 
 // ---- NHWC / NC: rows of C values ----
 //
-// Rows are taken ROWS_AT_ONCE at a time (a few KiB: stays in L1) and, within them, the
-// channels a vector of 8 at a time, the per-channel accumulators or coefficients held
-// in registers across those rows. Each channel's sums still add the rows in row order.
+// Every pass walks the rows in memory order, each row's channels 8 at a time, with the
+// per-channel sums or coefficients in L1 (measured faster out of cache than holding
+// them in registers over a few rows taken column by column: the prefetchers follow one
+// stream better than several, and non-temporal stores must fill whole lines in order).
 
-#define ROWS_AT_ONCE 16
+/// Elements ahead of the current row that the statistics pass asks the cache for (8 KiB
+/// of float32): measured 15 ms against 18.5 ms without, for 200704 rows × 256 channels
+/// out of cache (the read alone: 9 ms).
+#define PREFETCH_AHEAD 2048
 
-/// Sums of channels [c, c + lanes) (lanes ≤ 8) over rows [r0, r1).
-BN_INLINE void PASS(col_sums)(const ST *x, const ST *dy, const ST *mask, long r0, long r1, long C, long c, long lanes,
-                              const double *pivot, double *s, double *q, double *g, double *h) {
-    d8 pv, sv, qv, gv = 0, hv = 0;
-    if (lanes == 8) {
-        pv = loadd(pivot + c); sv = loadd(s + c); qv = loadd(q + c);
-        if (dy) { gv = loadd(g + c); hv = loadd(h + c); }
-    } else {
-        double t[5][8] = {{0}};
-        memcpy(t[0], pivot + c, (size_t)lanes * 8); memcpy(t[1], s + c, (size_t)lanes * 8); memcpy(t[2], q + c, (size_t)lanes * 8);
-        if (dy) { memcpy(t[3], g + c, (size_t)lanes * 8); memcpy(t[4], h + c, (size_t)lanes * 8); }
-        pv = loadd(t[0]); sv = loadd(t[1]); qv = loadd(t[2]); gv = loadd(t[3]); hv = loadd(t[4]);
-    }
-    for (long r = r0; r < r1; r++) {
-        long o = r * C + c;
-        d8 u = wide(lanes == 8 ? LOAD8(x + o) : PASS(load_part)(x + o, lanes)) - pv;
+/// Loads `lanes` ≤ 8 doubles at p, zero-padded.
+BN_INLINE d8 PASS(loadd_part)(const double *p, long lanes) {
+    if (lanes == 8) return loadd(p);
+    double t[8] = {0};
+    copy_few_d(t, p, lanes);
+    return loadd(t);
+}
+
+BN_INLINE void PASS(put)(ST *p, f8 v, long lanes, const int stream) {
+    if (lanes < 8) PASS(store_part)(p, v, lanes);
+    else if (stream && ((uintptr_t)p & (uintptr_t)(ALIGN_BYTES - 1)) == 0) STREAM8(p, v);
+    else STORE8(p, v);
+}
+
+/// Adds one row's terms into the per-channel sums, 8 channels at a time (the sums stay
+/// in L1; each channel adds its rows in order). Two rows per load of the sums measured
+/// slower.
+BN_INLINE void PASS(row_sums)(const ST *x, const ST *dy, const ST *mask, long C, const double *pivot, double *s, double *q,
+                              double *g, double *h) {
+    for (long c = 0; c < C; c += 8) {
+        long lanes = C - c < 8 ? C - c : 8;
+        PREFETCH(x + c + PREFETCH_AHEAD); if (dy) PREFETCH(dy + c + PREFETCH_AHEAD);
+        d8 p = PASS(loadd_part)(pivot + c, lanes), sv = PASS(loadd_part)(s + c, lanes), qv = PASS(loadd_part)(q + c, lanes);
+        d8 gv = 0, hv = 0;
+        if (dy) { gv = PASS(loadd_part)(g + c, lanes); hv = PASS(loadd_part)(h + c, lanes); }
+        d8 u = wide(lanes == 8 ? LOAD8(x + c) : PASS(load_part)(x + c, lanes)) - p;
         sv += u; qv = fma8(u, u, qv);
         if (dy) {
-            d8 d = wide(lanes == 8 ? LOAD8(dy + o) : PASS(load_part)(dy + o, lanes));
-            if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask + o) : PASS(load_part)(mask + o, lanes)) <= 0);
+            d8 d = wide(lanes == 8 ? LOAD8(dy + c) : PASS(load_part)(dy + c, lanes));
+            if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask + c) : PASS(load_part)(mask + c, lanes)) <= 0);
             gv += d; hv = fma8(d, u, hv);
         }
-    }
-    if (lanes == 8) {
-        stored(s + c, sv); stored(q + c, qv);
-        if (dy) { stored(g + c, gv); stored(h + c, hv); }
-    } else {
-        double t[4][8];
-        stored(t[0], sv); stored(t[1], qv); stored(t[2], gv); stored(t[3], hv);
-        memcpy(s + c, t[0], (size_t)lanes * 8); memcpy(q + c, t[1], (size_t)lanes * 8);
-        if (dy) { memcpy(g + c, t[2], (size_t)lanes * 8); memcpy(h + c, t[3], (size_t)lanes * 8); }
+        if (lanes == 8) {
+            stored(s + c, sv); stored(q + c, qv);
+            if (dy) { stored(g + c, gv); stored(h + c, hv); }
+        } else {
+            double t[4][8];
+            stored(t[0], sv); stored(t[1], qv); stored(t[2], gv); stored(t[3], hv);
+            copy_few_d(s + c, t[0], lanes); copy_few_d(q + c, t[1], lanes);
+            if (dy) { copy_few_d(g + c, t[2], lanes); copy_few_d(h + c, t[3], lanes); }
+        }
     }
 }
 
 BN_INLINE void PASS(rows_sums_impl)(const ST *x, const ST *dy, const ST *mask, long r0, long r1, long C,
                                     const double *pivot, double *s, double *q, double *g, double *h) {
-    for (long rr = r0; rr < r1; rr += ROWS_AT_ONCE) {
-        long re = rr + ROWS_AT_ONCE < r1 ? rr + ROWS_AT_ONCE : r1;
-        long c = 0;
-        for (; c + 8 <= C; c += 8) PASS(col_sums)(x, dy, mask, rr, re, C, c, 8, pivot, s, q, g, h);
-        if (c < C) PASS(col_sums)(x, dy, mask, rr, re, C, c, C - c, pivot, s, q, g, h);
-    }
+    for (long r = r0; r < r1; r++)
+        PASS(row_sums)(x + r * C, dy ? dy + r * C : 0, mask ? mask + r * C : 0, C, pivot, s, q, g, h);
 }
 
 static void PASS(rows_sums)(const void *xv, const void *dyv, const void *maskv, long r0, long r1, long C,
@@ -247,32 +291,17 @@ static void PASS(rows_sums)(const void *xv, const void *dyv, const void *maskv, 
     else PASS(rows_sums_impl)(x, dy, mask, r0, r1, C, pivot, s, q, g, h);
 }
 
-/// Loads `lanes` ≤ 8 doubles at p, zero-padded.
-BN_INLINE d8 PASS(loadd_part)(const double *p, long lanes) {
-    if (lanes == 8) return loadd(p);
-    double t[8] = {0};
-    memcpy(t, p, (size_t)lanes * 8);
-    return loadd(t);
-}
-
-BN_INLINE void PASS(put)(ST *p, f8 v, long lanes, const int stream) {
-    if (lanes < 8) PASS(store_part)(p, v, lanes);
-    else if (stream && ((uintptr_t)p & (uintptr_t)(ALIGN_BYTES - 1)) == 0) STREAM8(p, v);
-    else STORE8(p, v);
-}
-
 BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
                                      const double *shift, const int relu, const int stream) {
-    for (long rr = r0; rr < r1; rr += ROWS_AT_ONCE) {
-        long re = rr + ROWS_AT_ONCE < r1 ? rr + ROWS_AT_ONCE : r1;
-        for (long c = 0; c < C; c += 8) {
-            long lanes = C - c < 8 ? C - c : 8;
-            d8 m = PASS(loadd_part)(mean + c, lanes), k = PASS(loadd_part)(scale + c, lanes), b = PASS(loadd_part)(shift + c, lanes);
-            for (long r = rr; r < re; r++) {
-                long o = r * C + c;
-                f8 v = lanes == 8 ? LOAD8(x + o) : PASS(load_part)(x + o, lanes);
-                PASS(put)(y + o, PASS(affine)(v, m, k, b, relu), lanes, stream);
-            }
+    for (long r = r0; r < r1; r++) {
+        const ST *xr = x + r * C; ST *yr = y + r * C;
+        long c = 0;
+        for (; c + 8 <= C; c += 8)
+            PASS(put)(yr + c, PASS(affine)(LOAD8(xr + c), loadd(mean + c), loadd(scale + c), loadd(shift + c), relu), 8, stream);
+        if (c < C) {
+            long lanes = C - c;
+            PASS(put)(yr + c, PASS(affine)(PASS(load_part)(xr + c, lanes), PASS(loadd_part)(mean + c, lanes),
+                                           PASS(loadd_part)(scale + c, lanes), PASS(loadd_part)(shift + c, lanes), relu), lanes, stream);
         }
     }
 }
@@ -285,22 +314,26 @@ static void PASS(rows_apply)(const void *xv, void *yv, long r0, long r1, long C,
 #undef CALL
 }
 
+/// dx over channels [c, c + lanes) of one row (lanes ≤ 8).
+BN_INLINE f8 PASS(row_grad)(const ST *x, const ST *dy, const ST *mask, long lanes, const double *mean, const double *a,
+                            const double *b, const double *k) {
+    f8 xv = lanes == 8 ? LOAD8(x) : PASS(load_part)(x, lanes);
+    d8 d = wide(lanes == 8 ? LOAD8(dy) : PASS(load_part)(dy, lanes));
+    if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask) : PASS(load_part)(mask, lanes)) <= 0);
+    d8 m8 = PASS(loadd_part)(mean, lanes), a8 = PASS(loadd_part)(a, lanes), b8 = PASS(loadd_part)(b, lanes), k8 = PASS(loadd_part)(k, lanes);
+    return narrow(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)));
+}
+
 BN_INLINE void PASS(rows_gradient_impl)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
                                         const double *mean, const double *a, const double *b, const double *k, const int stream) {
-    for (long rr = r0; rr < r1; rr += ROWS_AT_ONCE) {
-        long re = rr + ROWS_AT_ONCE < r1 ? rr + ROWS_AT_ONCE : r1;
-        for (long c = 0; c < C; c += 8) {
-            long lanes = C - c < 8 ? C - c : 8;
-            d8 m8 = PASS(loadd_part)(mean + c, lanes), a8 = PASS(loadd_part)(a + c, lanes);
-            d8 b8 = PASS(loadd_part)(b + c, lanes), k8 = PASS(loadd_part)(k + c, lanes);
-            for (long r = rr; r < re; r++) {
-                long o = r * C + c;
-                f8 xv = lanes == 8 ? LOAD8(x + o) : PASS(load_part)(x + o, lanes);
-                d8 d = wide(lanes == 8 ? LOAD8(dy + o) : PASS(load_part)(dy + o, lanes));
-                if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask + o) : PASS(load_part)(mask + o, lanes)) <= 0);
-                PASS(put)(dx + o, narrow(fma8(k8, wide(xv) - m8, fma8(a8, d, b8))), lanes, stream);
-            }
-        }
+    for (long r = r0; r < r1; r++) {
+        long o = r * C, c = 0;
+        for (; c + 8 <= C; c += 8)
+            PASS(put)(dx + o + c, PASS(row_grad)(x + o + c, dy + o + c, mask ? mask + o + c : 0, 8, mean + c, a + c, b + c, k + c), 8,
+                      stream);
+        if (c < C)
+            PASS(put)(dx + o + c, PASS(row_grad)(x + o + c, dy + o + c, mask ? mask + o + c : 0, C - c, mean + c, a + c, b + c, k + c),
+                      C - c, stream);
     }
 }
 
@@ -322,18 +355,28 @@ static void PASS(widen)(const void *srcv, float *dst, long count) {
     if (i < count) { f8 v = PASS(load_part)(src + i, count - i); memcpy(dst + i, &v, (size_t)(count - i) * sizeof(float)); }
 }
 
+static void PASS(pivots)(const void *xv, long stride, long count, double *out) {
+    const ST *x = xv;
+    for (long c = 0; c < count; c++) out[c] = (double)PASS(load_part)(x + c * stride, 1)[0];
+}
+
 static void PASS(narrow)(const float *src, void *dstv, long count) {
     ST *dst = dstv;
     long i = 0;
-    for (; i + 8 <= count; i += 8) { f8 v; memcpy(&v, src + i, sizeof v); STORE8(dst + i, v); }
-    if (i < count) { f8 v = 0; memcpy(&v, src + i, (size_t)(count - i) * sizeof(float)); PASS(store_part)(dst + i, v, count - i); }
+    for (; i + 8 <= count; i += 8) { f8 v; memcpy(&v, src + i, sizeof v); CONVERT8(dst + i, v); }
+    if (i < count) {
+        f8 v = 0; ST buf[8];
+        memcpy(&v, src + i, (size_t)(count - i) * sizeof(float));
+        CONVERT8(buf, v);
+        PASS(copy_few)(dst + i, buf, count - i);
+    }
 }
 
 static const bn_passes TABLE = {
-    PASS(nchw_sums), PASS(nchw_apply), PASS(runs_apply), PASS(nchw_gradient),
-    PASS(rows_sums), PASS(rows_apply), PASS(rows_gradient), PASS(widen), PASS(narrow),
+    PASS(nchw_forward_step), PASS(nchw_backward_step), PASS(runs_apply),
+    PASS(rows_sums), PASS(rows_apply), PASS(rows_gradient), PASS(pivots), PASS(widen), PASS(narrow),
 };
 
 #undef ALIGN_BYTES
 #undef DISPATCH_RELU_STREAM
-#undef ROWS_AT_ONCE
+#undef PREFETCH_AHEAD

@@ -11,15 +11,18 @@ BN_INLINE void u16_store8(uint16_t *p, u8x16 v) { memcpy(p, &v, sizeof v); }
 BN_INLINE void u16_stream8(uint16_t *p, u8x16 v) { __builtin_nontemporal_store(v, (u8x16 *)p); }
 
 BN_INLINE f8 bf16_load8(const uint16_t *p) { return bf16_widen(u16_load8(p)); }
-BN_INLINE void bf16_store8(uint16_t *p, f8 v) { u16_store8(p, bf16_narrow(v)); }
-BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow(v)); }
+BN_INLINE void bf16_convert8(uint16_t *p, f8 v) { u16_store8(p, bf16_narrow(v)); }
+BN_INLINE void bf16_store8(uint16_t *p, f8 v) { u16_store8(p, bf16_narrow_output(v)); }
+BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow_output(v)); }
 
 #define BN_PASTE_(a, b) a##_##b
 #define BN_PASTE(a, b) BN_PASTE_(a, b)
 
 // Instantiates passes_template.h for float32 and bfloat16 at level LEVEL (a bare word).
+// STORE8 writes kernel outputs (canonical NaNs only); CONVERT8 converts any float.
 #define ST float
 #define LOAD8(p) f32_load8(p)
+#define CONVERT8(p, v) f32_store8(p, v)
 #define STORE8(p, v) f32_store8(p, v)
 #define STREAM8(p, v) f32_stream8(p, v)
 #define PASS(name) BN_PASTE(name, BN_PASTE(LEVEL, f32))
@@ -28,12 +31,14 @@ BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow(v));
 #undef ST
 #undef LOAD8
 #undef STORE8
+#undef CONVERT8
 #undef STREAM8
 #undef PASS
 #undef TABLE
 
 #define ST uint16_t
 #define LOAD8(p) bf16_load8(p)
+#define CONVERT8(p, v) bf16_convert8(p, v)
 #define STORE8(p, v) bf16_store8(p, v)
 #define STREAM8(p, v) bf16_stream8(p, v)
 #define PASS(name) BN_PASTE(name, BN_PASTE(LEVEL, bf16))
@@ -42,6 +47,7 @@ BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow(v));
 #undef ST
 #undef LOAD8
 #undef STORE8
+#undef CONVERT8
 #undef STREAM8
 #undef PASS
 #undef TABLE

@@ -22,6 +22,8 @@ typedef int32_t i8x32 __attribute__((ext_vector_type(8)));
 typedef uint16_t u8x16 __attribute__((ext_vector_type(8)));
 
 #define BN_INLINE static inline __attribute__((always_inline))
+/// A hint to fetch the cache line at p into L2 (no effect on values).
+#define PREFETCH(p) __builtin_prefetch((p), 0, 2)
 
 BN_INLINE d8 wide(f8 v) { return __builtin_convertvector(v, d8); }
 /// An output: double → float, round to nearest even (the default rounding mode); a NaN
@@ -38,6 +40,20 @@ BN_INLINE d8 fma8(d8 a, d8 b, d8 c) { return __builtin_elementwise_fma(a, b, c);
 BN_INLINE d8 splat(double v) { return (d8)v; }
 BN_INLINE d8 loadd(const double *p) { d8 v; memcpy(&v, p, sizeof v); return v; }
 BN_INLINE void stored(double *p, d8 v) { memcpy(p, &v, sizeof v); }
+/// Copies n < 8 doubles with constant-size copies (inlined moves, not a memcpy call).
+BN_INLINE void copy_few_d(double *dst, const double *src, long n) {
+    switch (n) {
+    case 7: memcpy(dst, src, 56); break;
+    case 6: memcpy(dst, src, 48); break;
+    case 5: memcpy(dst, src, 40); break;
+    case 4: memcpy(dst, src, 32); break;
+    case 3: memcpy(dst, src, 24); break;
+    case 2: memcpy(dst, src, 16); break;
+    case 1: memcpy(dst, src, 8); break;
+    default: break;
+    }
+}
+
 /// v with its lanes where `m` is true replaced by +0 (m: a lane comparison result).
 BN_INLINE d8 zero_where(d8 v, i8x64 m) { return (d8)((i8x64)v & ~m); }
 /// ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)): the fixed horizontal sum.
@@ -58,6 +74,14 @@ BN_INLINE u8x16 bf16_narrow(f8 v) {
     u8x32 nan = ((b >> 16) & 0x8000u) | 0x7FC0u;
     u8x32 isnan = (u8x32)(v != v);
     return __builtin_convertvector((rounded & ~isnan) | (nan & isnan), u8x16);
+}
+
+/// float → bfloat16 bits for a kernel output: as `bf16_narrow`, for values whose NaNs
+/// are all the canonical 0x7FC00000 (what `narrow` returns), which rounds to 0x7FC0
+/// without the NaN test.
+BN_INLINE u8x16 bf16_narrow_output(f8 v) {
+    u8x32 b = (u8x32)v;
+    return __builtin_convertvector((b + 0x7FFFu + ((b >> 16) & 1u)) >> 16, u8x16);
 }
 
 /// IEEE binary16 bits → float, exact (subnormals renormalised through one exact float

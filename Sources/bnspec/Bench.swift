@@ -5,10 +5,12 @@ import BNKernels
 import Foundation
 
 /// `bnspec bench`: times every kernel × mode × layout × shape against memcpy of the
-/// same bytes, then how the fused kernel's cost grows with size and threads.
+/// same bytes, then how the fused kernel's cost grows with size, and checks the speed
+/// goals (issue 20) on the run — with other frameworks' figures (`--peers`) and the
+/// machine's bounds (`--bounds`) measured in the same session.
 struct Bench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Time the kernels against memcpy of the same bytes (median of interleaved runs).")
+        abstract: "Time the kernels against memcpy of the same bytes (median of interleaved runs); check the speed goals.")
 
     @Option(name: .customLong("kernel"), help: "Kernels to time (repeatable; default: all).") var kernels: [String] = []
     @Option(name: .customLong("mode"), help: "training, inference or backward (repeatable; default: all).") var modes: [String] = []
@@ -17,9 +19,41 @@ struct Bench: ParsableCommand {
     var shapes: [String] = []
     @Option(help: "Threads of the threaded kernel (default: all cores, at least 2).") var threads: Int?
     @Option(help: "Minimum seconds of kernel time per configuration.") var minTime = 0.3
+    @Option(help: "JSON of tools/bench_frameworks.py --json from the same session: adds the goals against ONNX Runtime.")
+    var peers: String?
+    @Option(help: "JSON of tools/bounds.sh --json from the same session: adds the machine's bound to each goal.")
+    var bounds: String?
     @Flag(help: "Only the in-cache shape and the fused kernels: a one-minute smoke run.") var quick = false
     @Flag(help: "Skip the size-scaling series.") var noScaling = false
-    @Flag(help: "Print a JSON array of results instead of tables.") var json = false
+    @Flag(help: "Print JSON (machine, results, goals) instead of tables.") var json = false
+
+    /// What `--json` prints.
+    struct Report: Encodable {
+        var machine: Machine, results: [BenchResult], goals: [BenchGoal]
+    }
+    struct Machine: Encodable {
+        var isa: String, cores: Int, threadedThreads: Int
+        /// /proc/loadavg's 1-minute figure before and after the run: ratios taken above
+        /// ~1.5 on a 2-core machine are disturbed by other work.
+        var loadBefore: Double?, loadAfter: Double?
+        enum CodingKeys: String, CodingKey {
+            case isa, cores
+            case threadedThreads = "threaded_threads", loadBefore = "load_before", loadAfter = "load_after"
+        }
+    }
+
+    static func load() -> Double? {
+        (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)).flatMap { Double($0.split(separator: " ").first ?? "") }
+    }
+
+    func readJSON<T: Decodable>(_ type: T.Type, _ path: String, what: String) throws -> T {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw BNError.invalidArgument("cannot read \(what) file '\(path)'")
+        }
+        do { return try JSONDecoder().decode(type, from: data) } catch {
+            throw BNError.invalidArgument("\(what) file '\(path)' is not the expected JSON (\(error.localizedDescription))")
+        }
+    }
 
     func run() throws {
         try BNSpec.run {
@@ -38,15 +72,19 @@ struct Bench: ParsableCommand {
                 .map { try Shape(parsing: $0) }
             let t = threads ?? OptimizedKernel.defaultThreads
             guard t >= 1, minTime > 0 else { throw BNError.invalidArgument("--threads and --min-time must be positive") }
+            struct PeerFile: Decodable { var speed: [PeerSpeed] }
+            let peerRows = try peers.map { try readJSON(PeerFile.self, $0, what: "--peers").speed }
+            let machineBounds = try bounds.map { try readJSON(MachineBounds.self, $0, what: "--bounds") }
+            for shape in ss where ls.contains(.nc) && !shape.spatial.isEmpty {
+                throw BNError.invalidArgument("layout NC takes a shape without spatial dimensions (NxC), got \(shape)")
+            }
             let runner = BenchRunner(minSeconds: minTime)
             let terminal = isatty(STDERR_FILENO) != 0
+            let loadBefore = Self.load()
 
             var results = [BenchResult]()
             for shape in ss {
                 for layout in ls {
-                    guard layout != .nc || shape.spatial.isEmpty else {
-                        throw BNError.invalidArgument("layout NC takes a shape without spatial dimensions (NxC), got \(shape)")
-                    }
                     for mode in ms {
                         for k in names {
                             if terminal { FileHandle.standardError.write(Data("\rbench: \(k) \(mode.rawValue) \(layout.rawValue) \(shape)      ".utf8)) }
@@ -66,29 +104,24 @@ struct Bench: ParsableCommand {
                 }
             }
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
-            if json { return try printJSON(results) }
-            report(results)
+            let machine = Machine(isa: KernelISA.selected.description, cores: ProcessInfo.processInfo.activeProcessorCount,
+                                  threadedThreads: t, loadBefore: loadBefore, loadAfter: Self.load())
+            let goals = BenchGoals.evaluate(results, peers: peerRows, bounds: machineBounds)
+            if json { return try printJSON(Report(machine: machine, results: results, goals: goals)) }
+            report(results, goals: goals, machine: machine)
         }
     }
 
-    func report(_ results: [BenchResult]) {
+    func report(_ results: [BenchResult], goals: [BenchGoal], machine: Machine) {
         func ms(_ s: Double) -> String { String(format: "%.3f", s * 1e3) }
+        func load(_ v: Double?) -> String { v.map { String(format: "%.2f", $0) } ?? "?" }
+        print("Kernels at the \(machine.isa) level (BNSPEC_CPU); \(machine.cores) cores; load average \(load(machine.loadBefore)) before, "
+              + "\(load(machine.loadAfter)) after (above ~1.5 on 2 cores, other work disturbs the ratios).\n")
         let main = results.filter { $0.series == "main" }
-        print(table(["kernel", "mode", "layout", "shape", "threads", "dtype", "median ms", "GB/s", "memcpy ms", "× memcpy"],
+        print(table(["kernel", "mode", "layout", "shape", "threads", "dtype", "median ms", "GB/s", "memcpy ms", "× memcpy", "min ×"],
                     main.map { [$0.kernel, $0.mode, $0.layout, $0.shape.map(String.init).joined(separator: "x"), "\($0.threads)",
                                 $0.dtype, ms($0.seconds), String(format: "%.1f", $0.gbPerSecond), ms($0.memcpySeconds),
-                                String(format: "%.2f", $0.ratio)] }))
-        let targets = BenchTarget.all.compactMap { t -> [String]? in
-            let m = t.matches(results)
-            guard !m.isEmpty else { return nil }
-            return [t.description, String(format: "≤ %.2f", t.limit),
-                    m.map { "\($0.layout) \(String(format: "%.2f", $0.ratio))" }.joined(separator: ", "),
-                    m.allSatisfy { $0.ratio <= t.limit } ? "met" : "MISSED"]
-        }
-        if !targets.isEmpty {
-            print("\nTargets, NCHW (ratio to memcpy of the same bytes, this run):")
-            print(table(["target", "limit", "measured", ""], targets))
-        }
+                                String(format: "%.2f", $0.ratio), String(format: "%.2f", $0.minRatio)] }))
         let scaling = results.filter { $0.series == "scaling" }
         if let first = scaling.first {
             print("\nScaling: fused training NCHW, 1 thread, C = 16, 25×25 (time per element should stay flat):")
@@ -110,6 +143,16 @@ struct Bench: ParsableCommand {
         if !pairs.isEmpty {
             print("\n1 thread against \(pairs.first.map { $0[5] } ?? "2") threads (fused kernel, same run):")
             print(table(["mode", "layout", "shape", "1 thread ms", "threaded ms", "threads", "speed-up"], pairs))
+        }
+        print("\nGoals (issue 20), this run:")
+        print(table(["goal", "limit", "measured", "bound", "status", "  worst configuration"],
+                    goals.map { g in
+                        [g.goal, "\(g.comparison) \(String(format: "%.2f", g.limit))", g.measured.map { String(format: "%.2f", $0) } ?? "–",
+                         g.bound.map { String(format: "%.2f", $0) } ?? "", g.status, "  " + g.configuration]
+                    }))
+        if goals.contains(where: { $0.bound != nil }) {
+            print("\nBound: the least ratio this machine allows for the figure (tools/bounds.sh of the same session): "
+                  + Set(goals.compactMap(\.boundNote)).sorted().joined(separator: "; ") + ".")
         }
     }
 }

@@ -53,7 +53,8 @@ import Testing
             for stream: Int32 in [0, 1] {
                 out[Int(stream)].withUnsafeMutableBufferPointer { p.table.runs_apply(x, $0.baseAddress! + offset, 1, 1003, 0, 1, m, k, b, 0, stream) }
                 out[2 + Int(stream)].withUnsafeMutableBufferPointer {
-                    p.table.nchw_gradient(x, dy, nil, $0.baseAddress! + offset, 1, 1, 1003, 0, 1, m, k, b, kk, stream)
+                    p.table.nchw_backward_step(x, dy, nil, $0.baseAddress! + offset, 1, 1, 1003, 0, 1, m, k, b, kk, stream, 0, 0, nil, nil,
+                                               nil)
                 }
                 // NHWC: 17 rows of 59 channels (unaligned rows).
                 out[4 + Int(stream)].withUnsafeMutableBufferPointer {

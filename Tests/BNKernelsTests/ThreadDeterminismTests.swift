@@ -61,8 +61,10 @@ import Testing
                        dx: bits(dx), dg: bits(dg + dg2), db: bits(db + db2), dxi: bits(dxi))
     }
 
+    /// Shapes of ≥ 3 × 64 Ki values really run on 3 threads (``usefulThreads`` gives
+    /// smaller ones fewer); the small ones check that asking for threads changes nothing.
     @Test(arguments: [("5x7x9x11", Layout.nchw), ("5x7x9x11", .nhwc), ("300x13", .nc), ("2x3x1x1", .nchw), ("1x20x17x3", .nhwc),
-                      ("130x9x2x2", .nhwc)])
+                      ("130x9x2x2", .nhwc), ("9x37x29x23", .nchw), ("13x29x27x23", .nhwc), ("7001x29", .nc)])
     func fusedKernelIsBitIdenticalForOneTwoAndThreeThreads(shape: String, layout: Layout) throws {
         let s = try Shape(parsing: shape)
         for relu in [false, true] {
@@ -87,6 +89,34 @@ import Testing
             let t = try OptimizedKernel(.threaded(2)).train(x, shape: shape, layout: layout, dtype: .f32, gamma: g, beta: b, eps: 1e-5,
                                                             runningMean: b, runningVariance: g, step: 1, rule: rule)
             #expect(a.y == t.y && a.runningMean == t.runningMean && a.runningVariance == t.runningVariance)
+        }
+    }
+
+    /// The NCHW channel grouping (one group per thread in cache, L2-sized pipelined groups
+    /// out of cache, ``ChannelGroups``) never changes a bit: every group size, on 1, 2
+    /// and 3 threads, gives the one-thread result.
+    @Test func channelGroupingIsBitNeutral() throws {
+        let shape = try Shape(parsing: "9x37x29x23"), n = shape.elementCount, C = shape.channels
+        #expect(usefulThreads(3, elements: n, items: C) == 3, "the shape must be large enough for 3 threads")
+        let x = Self.cancelling(n, seed: 31), dy = Self.data(n, seed: 32), g = Self.data(C, seed: 33), b = Self.data(C, seed: 34)
+        func run(groupSize: Int?, threads: Int) throws -> [UInt32] {
+            var y = [Float](repeating: 0, count: n), dx = y, m = [Float](repeating: 0, count: C), v = m, dg = m, db = m
+            try x.withUnsafeBytes { xp in try dy.withUnsafeBytes { dp in try y.withUnsafeMutableBytes { yp in try dx.withUnsafeMutableBytes { op in
+                let f = StorageFormat(Float.self)
+                try FusedBatchNorm.training(f, x: xp.baseAddress!, y: yp.baseAddress!, shape: shape, layout: .nchw, gamma: g, beta: b,
+                                            eps: 1e-5, relu: false, savedMean: &m, savedVariance: &v, running: nil, threads: threads,
+                                            isa: .selected, groupSize: groupSize)
+                try FusedBatchNorm.backward(f, x: xp.baseAddress!, dy: dp.baseAddress!, dx: op.baseAddress!, shape: shape, layout: .nchw,
+                                            gamma: g, eps: 1e-5, statistics: nil, reluOutput: nil, dGamma: &dg, dBeta: &db,
+                                            threads: threads, isa: .selected, groupSize: groupSize)
+            }}}}
+            return Self.bits(y + m + v + dx + dg + db)
+        }
+        let reference = try run(groupSize: nil, threads: 1)
+        for size in [1, 2, 5, 36, 37] {
+            for threads in [1, 2, 3] {
+                #expect(try run(groupSize: size, threads: threads) == reference, "groups of \(size) on \(threads) threads")
+            }
         }
     }
 }

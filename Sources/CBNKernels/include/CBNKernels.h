@@ -29,47 +29,50 @@ enum {
     BN_STORAGE_BF16 = 2,  ///< bfloat16 bits (uint16), round to nearest even
 };
 
-/// Accumulator doubles per sum and channel that `nchw_sums` needs as scratch.
+/// Accumulator doubles per sum and channel that the NCHW steps need as scratch.
 #define BN_ACC_DOUBLES 17
 
 /// One instruction-set level × storage format: the passes. Pointer arguments typed
 /// `void *` point to elements of the storage format. Per-channel arrays (`pivot`,
 /// `mean`, `scale`, …) have C entries, indexed by channel.
 typedef struct bn_passes {
-    /// Pivot sums of channels [c0, c1) of an NCHW tensor, their runs visited sample by
-    /// sample (memory order). For channel c, with u = x − pivot[c] and d = dy (0 where
-    /// mask ≤ 0 when `mask` is given): out[4(c − c0) + 0..3] = Σu, Σu², Σd, Σd·u
-    /// (the last two 0 without dy). Lane order, fixed: each run adds u[i] for i < 16·⌊HW/16⌋
-    /// into lane i mod 16, then 8 more (if present) into lanes 0–7, then the rest one by one
-    /// into a tail; lanes persist across the channel's runs; the result is
-    /// tree(lanes 0–7 + lanes 8–15) + tail, tree(v) = ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
-    /// `acc`: scratch of (c1 − c0) · 4 · BN_ACC_DOUBLES doubles.
-    void (*nchw_sums)(const void *x, const void *dy, const void *mask, long N, long C, long HW, long c0, long c1,
-                      const double *pivot, double *acc, double *out);
+    /// One step of an NCHW training forward pass, pipelined over channel groups: for each
+    /// sample b in order, first the output pass over channels [a0, a1) —
     /// y = fma(x − mean[c], scale[c], shift[c]) in double, rounded once to float (and to
-    /// storage), for channels [c0, c1) of every sample, sample by sample; with `relu`,
-    /// negative results become +0. With `stream`, outputs use non-temporal stores where
-    /// aligned (same values).
-    void (*nchw_apply)(const void *x, void *y, long N, long C, long HW, long c0, long c1, const double *mean,
-                       const double *scale, const double *shift, int relu, int stream);
-    /// As `nchw_apply`, for the runs [r0, r1) in memory order (run r: channel r mod C).
+    /// storage), negative results +0 with `relu`, non-temporal stores where aligned with
+    /// `stream` (same values) — then the statistics of channels [s0, s1): with
+    /// u = x − pivot[c], out[4(c − s0) + 0..1] = Σu, Σu² (2..3: 0). Either range may be
+    /// empty. Lane order of the sums, fixed: each run adds u[i] for i < 16·⌊HW/16⌋ into
+    /// lane i mod 16, then 8 more (if present) into lanes 0–7, then the rest one by one into
+    /// a tail; lanes persist across the channel's runs; the result is
+    /// tree(lanes 0–7 + lanes 8–15) + tail, tree(v) = ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
+    /// `acc`: scratch of (s1 − s0) · 4 · BN_ACC_DOUBLES doubles.
+    void (*nchw_forward_step)(const void *x, void *y, long N, long C, long HW, long a0, long a1, const double *mean,
+                              const double *scale, const double *shift, int relu, int stream, long s0, long s1,
+                              const double *pivot, double *acc, double *out);
+    /// The same for backward: dx = fma(k[c], x − mean[c], fma(a[c], d, b[c])) over channels
+    /// [a0, a1), d = dy (0 where mask ≤ 0 when `mask` is given); then the sums of channels
+    /// [s0, s1): Σu, Σu², Σd, Σd·u.
+    void (*nchw_backward_step)(const void *x, const void *dy, const void *mask, void *dx, long N, long C, long HW, long a0,
+                               long a1, const double *mean, const double *a, const double *b, const double *k, int stream,
+                               long s0, long s1, const double *pivot, double *acc, double *out);
+    /// The output pass of `nchw_forward_step` over the runs [r0, r1) in memory order (run r:
+    /// channel r mod C): inference.
     void (*runs_apply)(const void *x, void *y, long C, long HW, long r0, long r1, const double *mean,
                        const double *scale, const double *shift, int relu, int stream);
-    /// dx = fma(k[c], x − mean[c], fma(a[c], d, b[c])) in double, rounded once, d = dy
-    /// (0 where mask ≤ 0), for channels [c0, c1) of every sample.
-    void (*nchw_gradient)(const void *x, const void *dy, const void *mask, void *dx, long N, long C, long HW, long c0,
-                          long c1, const double *mean, const double *a, const double *b, const double *k, int stream);
     /// Rows [r0, r1) of an NHWC/NC tensor: for every channel c, adds u = x − pivot[c] to
     /// s[c] and fma(u, u, ·) to q[c] one row at a time, in row order (and d, fma(d, u, ·)
     /// to g[c], h[c] when dy is given).
     void (*rows_sums)(const void *x, const void *dy, const void *mask, long r0, long r1, long C, const double *pivot,
                       double *s, double *q, double *g, double *h);
-    /// `nchw_apply`'s arithmetic over rows [r0, r1), channel innermost.
+    /// `nchw_forward_step`'s output arithmetic over rows [r0, r1), channel innermost.
     void (*rows_apply)(const void *x, void *y, long r0, long r1, long C, const double *mean, const double *scale,
                        const double *shift, int relu, int stream);
-    /// `nchw_gradient`'s arithmetic over rows [r0, r1), channel innermost.
+    /// `nchw_backward_step`'s output arithmetic over rows [r0, r1), channel innermost.
     void (*rows_gradient)(const void *x, const void *dy, const void *mask, void *dx, long r0, long r1, long C,
                           const double *mean, const double *a, const double *b, const double *k, int stream);
+    /// out[c] = x[c · stride] widened (exactly) to double, for c < count: the pivots.
+    void (*pivots)(const void *x, long stride, long count, double *out);
     /// Converts `count` values of the storage format to float (exact) and back (one
     /// rounding, to nearest even); the conversions every pass uses, for tests.
     void (*widen)(const void *src, float *dst, long count);

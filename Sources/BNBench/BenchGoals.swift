@@ -1,0 +1,174 @@
+import Foundation
+
+/// The speed goals of issue 20, checked on one `bnspec bench` run: each goal's measured
+/// figure (the worst configuration when a goal spans several), met or MISSED, and —
+/// when `tools/bounds.sh --json` output of the same session is given — the machine's
+/// bound for it, so that a MISSED goal shows whether the machine allows it.
+///
+/// Ratios are `bnspec bench` ratios (median kernel time ÷ median memcpy time of the
+/// kernel's input bytes, interleaved). "In cache" means x + y ≤ 32 MiB
+/// (``BenchGoals/cacheBytes``). Goals comparing two kernels (NHWC against NCHW, threaded
+/// against fused, 16-bit against float32, against ONNX Runtime) compare times of the
+/// same shape and mode, i.e. ratios of ratios.
+public struct BenchGoal: Codable, Sendable {
+    public var goal: String
+    /// "≤" or "≥".
+    public var comparison: String
+    public var limit: Double
+    /// The measured figure, nil when the run lacks the configurations.
+    public var measured: Double?
+    /// The configuration the figure comes from (the worst one), or why it is missing.
+    public var configuration: String
+    /// "met", "MISSED" or "not measured".
+    public var status: String
+    /// The machine's bound for this figure (tools/bounds.sh), and what it is.
+    public var bound: Double?
+    public var boundNote: String?
+
+    enum CodingKeys: String, CodingKey {
+        case goal, comparison, limit, measured, configuration, status, bound
+        case boundNote = "bound_note"
+    }
+}
+
+/// Another implementation's speed measured in the same session: a row of
+/// `tools/bench_frameworks.py --json` ("speed").
+public struct PeerSpeed: Codable, Sendable {
+    public var kernel: String, version: String, mode: String, layout: String, shape: [Int], ratio: Double
+}
+
+/// The figures of `tools/bounds.sh --json` that bound the goals (see tools/bounds.c).
+public struct MachineBounds: Codable, Sendable {
+    public struct Row: Codable, Sendable {
+        public var shape: String, what: String
+        public var ratio: Double?
+    }
+    /// Least time per element of the double-precision arithmetic (instruction mix, one
+    /// core): training (statistics + output), inference (output), backward (statistics
+    /// with dy + gradient).
+    public struct PerElement: Codable, Sendable {
+        public var training: Double, inference: Double, backward: Double
+    }
+    public var shapes: [Row]
+    public var instructionNsPerElement: PerElement
+
+    enum CodingKeys: String, CodingKey {
+        case shapes
+        case instructionNsPerElement = "instruction_ns_per_element"
+    }
+
+    func row(_ shape: [Int], _ what: String) -> Row? {
+        shapes.first { $0.shape == shape.map(String.init).joined(separator: "x") && $0.what == what }
+    }
+
+    /// The arithmetic bound of a result: the instruction mix's time for its elements ÷
+    /// the memcpy time measured beside it in the bench run.
+    func arithmetic(_ r: BenchResult) -> Double? {
+        guard instructionNsPerElement.training > 0 else { return nil }  // measured at the AVX-512 level only
+        let ns = switch r.mode {
+        case "training": instructionNsPerElement.training
+        case "inference": instructionNsPerElement.inference
+        default: instructionNsPerElement.backward
+        }
+        return ns * 1e-9 * Double(r.shape.reduce(1, *)) / r.memcpySeconds
+    }
+}
+
+public enum BenchGoals {
+    /// Bytes of x + y up to which a shape counts as in cache (the L3 of the machines
+    /// measured is 32 MiB).
+    public static let cacheBytes = 32 << 20
+
+    static func inCache(_ r: BenchResult) -> Bool {
+        let width = r.dtype == "float32" ? 4 : 2
+        return r.shape.reduce(1, *) * width * 2 <= cacheBytes
+    }
+
+    static func name(_ r: BenchResult) -> String {
+        "\(r.kernel) \(r.mode) \(r.layout) \(r.shape.map(String.init).joined(separator: "x"))" + (r.threads > 1 ? " \(r.threads) threads" : "")
+    }
+
+    /// The goals evaluated on `results`; `peers` and `bounds` from the same session when given.
+    public static func evaluate(_ results: [BenchResult], peers: [PeerSpeed]? = nil, bounds: MachineBounds? = nil) -> [BenchGoal] {
+        let main = results.filter { $0.series == "main" }
+        func find(_ kernel: String, _ mode: String, _ layout: String, inCache: Bool?) -> [BenchResult] {
+            main.filter { $0.kernel == kernel && $0.mode == mode && $0.layout == layout && (inCache == nil || Self.inCache($0) == inCache!) }
+        }
+        /// The result of `kernel` (or r's) in `layout` (or r's) for r's mode and shape.
+        func twin(_ r: BenchResult, kernel: String? = nil, layout: String? = nil) -> BenchResult? {
+            let k = kernel ?? r.kernel, l = layout ?? r.layout
+            return main.first { $0.kernel == k && $0.mode == r.mode && $0.layout == l && $0.shape == r.shape }
+        }
+        var goals = [BenchGoal]()
+        /// A goal over (figure, configuration, result), judged on the worst.
+        func add(_ goal: String, _ cmp: String, _ limit: Double, _ figures: [(Double, String, BenchResult?)], missing: String,
+                 bound: ((BenchResult) -> (Double, String)?)? = nil) {
+            guard !figures.isEmpty else {
+                goals.append(BenchGoal(goal: goal, comparison: cmp, limit: limit, measured: nil, configuration: missing,
+                                       status: "not measured", bound: nil, boundNote: nil))
+                return
+            }
+            let worst = cmp == "≤" ? figures.max { $0.0 < $1.0 }! : figures.min { $0.0 < $1.0 }!
+            let ok = cmp == "≤" ? worst.0 <= limit : worst.0 >= limit
+            let b = worst.2.flatMap { shape in bound?(shape) }
+            goals.append(BenchGoal(goal: goal, comparison: cmp, limit: limit, measured: worst.0, configuration: worst.1,
+                                   status: ok ? "met" : "MISSED", bound: b?.0, boundNote: b?.1))
+        }
+        func arithmetic(_ mode: String) -> (BenchResult) -> (Double, String)? {
+            { r in bounds?.arithmetic(r).map { ($0, "instruction mix of the double-precision \(mode) arithmetic ÷ this run's memcpy") } }
+        }
+        func traffic(_ what: String, _ note: String) -> (BenchResult) -> (Double, String)? {
+            { r in bounds?.row(r.shape, what)?.ratio.map { ($0, note + " ÷ memcpy, tools/bounds.sh") } }
+        }
+        let cacheOnly = "run without the in-cache shape"
+        let outOnly = "run without the out-of-cache shape"
+        // Out of cache, NCHW, 1 thread.
+        for (mode, limit) in [("training", 1.2), ("backward", 1.1), ("inference", 0.8)] {
+            add("fused \(mode) NCHW, out of cache", "≤", limit,
+                find("fused", mode, "NCHW", inCache: false).map { ($0.ratio, name($0), Optional($0)) }, missing: outOnly,
+                bound: mode == "training" ? traffic("traffic:train", "the kernel's memory traffic without arithmetic") : arithmetic(mode))
+        }
+        // In cache, NCHW, 1 thread.
+        for (mode, limit) in [("training", 1.7), ("inference", 1.05), ("backward", 1.3)] {
+            add("fused \(mode) NCHW, in cache", "≤", limit,
+                find("fused", mode, "NCHW", inCache: true).map { ($0.ratio, name($0), Optional($0)) }, missing: cacheOnly,
+                bound: arithmetic(mode))
+        }
+        // NHWC within 15 % of NCHW (out-of-cache training: the two-read bound instead).
+        let nhwc = main.filter { $0.kernel == "fused" && $0.layout == "NHWC" && !($0.mode == "training" && !inCache($0)) }
+            .compactMap { r in twin(r, layout: "NCHW").map { (r.seconds / $0.seconds, name(r) + " ÷ NCHW", Optional<BenchResult>.none) } }
+        add("fused NHWC time ÷ NCHW time, every mode (out-of-cache training: next row)", "≤", 1.15, nhwc, missing: "run without NHWC and NCHW")
+        add("fused training NHWC, out of cache", "≤", 1.6,
+            find("fused", "training", "NHWC", inCache: false).map { ($0.ratio, name($0), Optional($0)) }, missing: outOnly,
+            bound: traffic("traffic:2read", "two reads of x and one write of y without arithmetic"))
+        // Threads.
+        let threaded = main.filter { $0.kernel == "threaded" }.compactMap { t in
+            twin(t, kernel: "fused").map { (t.seconds / $0.seconds, name(t) + " ÷ fused", Optional<BenchResult>.none) }
+        }
+        add("threaded time ÷ fused time, every bench configuration", "≤", 1.0, threaded, missing: "run without threaded and fused")
+        let speedup = main.filter { $0.kernel == "threaded" && $0.layout == "NCHW" && inCache($0) && $0.threads >= 2 }.compactMap { t in
+            twin(t, kernel: "fused").map { ($0.seconds / t.seconds, name(t) + " speed-up", Optional<BenchResult>.none) }
+        }
+        add("threaded speed-up over fused, NCHW in cache, every mode", "≥", 1.6, speedup, missing: "run without threaded and fused in cache")
+        // 16-bit storage: time per element against the float32 kernel.
+        for kernel in ["fused-float16", "fused-bfloat16"] {
+            let per = main.filter { $0.kernel == kernel }.compactMap { h in
+                twin(h, kernel: "fused").map { (h.seconds / $0.seconds, name(h) + " ÷ fused float32", Optional<BenchResult>.none) }
+            }
+            add("\(kernel) time per element ÷ float32's, every configuration", "≤", 1.5, per, missing: "run without \(kernel) and fused")
+        }
+        // Small tensors (the scaling series' first shape).
+        let small = results.filter { $0.series == "scaling" && $0.shape == [1, 16, 25, 25] }.map { ($0.ratio, name($0), Optional($0)) }
+        add("fused training NCHW 1×16×25×25", "≤", 3, small, missing: "run with --no-scaling", bound: arithmetic("training"))
+        // Against ONNX Runtime (tools/bench_frameworks.py in the same session).
+        for cache in [true, false] {
+            let ort = (peers ?? []).filter { $0.kernel == "onnxruntime" && $0.mode == "training" && $0.layout == "NCHW" }
+            let figures = find("fused", "training", "NCHW", inCache: cache).compactMap { f in
+                ort.first { $0.shape == f.shape }.map { (f.ratio / $0.ratio, name(f) + " ÷ ONNX Runtime \($0.version)", Optional<BenchResult>.none) }
+            }
+            add("fused training ÷ ONNX Runtime training, \(cache ? "in" : "out of") cache", "≤", 0.5, figures,
+                missing: peers == nil ? "no --peers: run tools/bench_frameworks.py --json in the same session" : "no ONNX Runtime row for the shape")
+        }
+        return goals
+    }
+}
