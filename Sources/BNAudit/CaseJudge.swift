@@ -18,10 +18,13 @@ public struct CaseResult: Codable, Sendable {
     public var repro: String
     /// SHA-256 of the outputs' bit patterns (``outputDigest(_:)``); nil when none were produced.
     public var digest: String? = nil
+    /// Elements of the worst output beyond tolerance, of `judged` elements there (nil: no comparison).
+    public var beyond: Int? = nil
+    public var judged: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, implementation, status, worstRatio = "worst_ratio", worstAt = "worst_at", detail, repro
-        case digest = "output_sha256"
+        case digest = "output_sha256", beyond, judged
     }
 
     /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
@@ -46,9 +49,11 @@ public enum CaseJudge {
     /// |got − ref| / tol over an array; NaN and ±Inf must match exactly.
     /// An element whose bound exceeds `limit` (the compute format's largest finite value)
     /// is unresolvable in that format and not judged (spec/SPEC.md §5.4).
-    static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double) -> (ratio: Double, index: Int) {
-        guard got.count == ref.count else { return (.infinity, -1) }
-        var worst = 0.0, at = 0
+    /// `beyond`: elements whose ratio exceeds 1, of `judged` elements (bound within `limit`).
+    static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double)
+        -> (ratio: Double, index: Int, beyond: Int, judged: Int) {
+        guard got.count == ref.count else { return (.infinity, -1, got.count, ref.count) }
+        var worst = 0.0, at = 0, beyond = 0, judged = 0
         for i in ref.indices {
             var g = got[i]
             var r = ref[i]
@@ -62,9 +67,11 @@ public enum CaseJudge {
                 let err = abs(g - r)
                 ratio = err == 0 ? 0 : (tol[i] > 0 ? err / tol[i] : .infinity)
             }
+            if !(tol[i] > limit) { judged += 1 }
+            if ratio > 1 || ratio.isNaN { beyond += 1 }
             if ratio > worst || ratio.isNaN { worst = ratio.isNaN ? .infinity : ratio; at = i }
         }
-        return (worst, at)
+        return (worst, at, beyond, judged)
     }
 
     /// Runs `kernel` on a case and judges it. `budget`: the case's tolerance budget when the caller
@@ -107,12 +114,15 @@ public enum CaseJudge {
                     result.status = .failed; result.worstRatio = .infinity; result.detail = "no output '\(name)'"; return result
                 }
                 // Storage outputs are rounded to the storage format before comparison (spec §5.2).
-                let (ratio, i) = worst(g, exp, t, storage: spec.op.output(name)?.element == .storage ? spec.dtype : nil,
-                                      limit: spec.dtype == .f64 ? .greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude))
+                let (ratio, i, beyond, judged) = worst(g, exp, t, storage: spec.op.output(name)?.element == .storage ? spec.dtype : nil,
+                                                       limit: ToleranceBudget.resolvableLimit(spec.dtype))
                 if ratio > result.worstRatio || result.worstAt.isEmpty {
                     result.worstRatio = ratio; result.worstAt = "\(name)[\(i)]"
+                    result.beyond = i >= 0 ? beyond : nil; result.judged = i >= 0 ? judged : nil
                     if i >= 0 && i < exp.count {
-                        result.detail = "\(name)[\(i)] = \(g[i]), expected \(exp[i]), tolerance \(t[i])"
+                        let at = spec.op.output(name)?.coordinates(ofFlat: i, in: spec).map { "\(name)[\($0)]" } ?? "\(name)[\(i)]"
+                        result.detail = "\(at) = \(g[i]), expected \(exp[i]), tolerance \(t[i])"
+                            + (beyond > 0 ? "; \(beyond) of \(judged) elements of \(name) beyond tolerance" : "")
                     } else { result.detail = "\(name): \(g.count) values, expected \(exp.count)" }
                 }
             }

@@ -64,7 +64,7 @@ import Glibc
 
     func audit(_ args: [String], filter: String) throws -> Run {
         let json = scratch.appendingPathComponent("\(UUID().uuidString).json")
-        let (st, out, err) = try run(Self.bnspec, ["audit", "--profile", "pytorch", "--case", filter, "--json", json.path] + args)
+        let (st, out, err) = try run(Self.bnspec, ["audit", "--profile", "pytorch", "--match", filter, "--json", json.path] + args)
         let report = (try? Data(contentsOf: json)).flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
         return Run(status: st, out: out, err: err, report: report)
     }
@@ -90,7 +90,7 @@ import Glibc
         let r = try audit(["--library", lib, "--symbol-prefix", "demo_"], filter: "train.normal.4x3x5x5.NHWC")
         #expect(r.status == 0 && (r.report?["passed"] as? Int ?? 0) > 0, "\(r.out)\(r.err)")
         let bad = try audit(["--library", lib], filter: "train.normal.4x3x5x5.NHWC")
-        #expect(bad.status == 1 && bad.out.isEmpty && bad.err.contains("does not export bnspec_kernel_abi_version"), "\(bad.err)")
+        #expect(bad.status == 2 && bad.out.isEmpty && bad.err.contains("does not export bnspec_kernel_abi_version"), "\(bad.err)")
     }
 
     @Test(arguments: [
@@ -197,7 +197,7 @@ import Glibc
         }
         let r = try audit(["--library", path], filter: "train.normal.4x3x5x5.NCHW")
         let lines = r.err.split(separator: "\n")
-        #expect(r.status == 1 && r.out.isEmpty, "\(r.out)")
+        #expect(r.status == 2 && r.out.isEmpty, "\(r.out)")
         #expect(lines.count == 1 && lines[0].hasPrefix("bnspec: error: \(path): ") && lines[0].contains(row[2]), "\(r.err)")
     }
 }

@@ -11,6 +11,9 @@ import BNReference
 public struct ToleranceBudget: Sendable {
     /// Output name → τ per element (same length as the expected output).
     public var tolerances: [String: [Double]]
+    /// Non-finite values the spec also accepts at an element besides the reference's own
+    /// (output → flat index → values; spec §5.4). Written to golden/ as `allowed_<out>.json`.
+    public var alternatives: [String: [Int: [Double]]] = [:]
 
     public subscript(output name: String) -> [Double]? { tolerances[name] }
 
