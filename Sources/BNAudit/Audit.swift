@@ -28,6 +28,22 @@ public struct AuditResult: Codable, Sendable {
 
         /// The comparison could not happen: a JUnit `<error>`, not a `<failure>`.
         public var isError: Bool { self != .notRefused && self != .notRun }
+
+        /// How reports count a failure of this kind that no likely cause explains.
+        public var summary: String {
+            switch self {
+            case .refused: "refused the case"
+            case .crashed: "the adapter crashed"
+            case .timeout: "no answer in time"
+            case .protocol: "adapter protocol fault"
+            case .missingOutput: "missing output"
+            case .unexpectedOutput: "unexpected output"
+            case .unreadableOutput: "unreadable output file"
+            case .wrongSize: "output of the wrong size"
+            case .notRefused: "outputs where the profile requires a refusal"
+            case .notRun: "not run"
+            }
+        }
     }
 
     public var caseID: String
@@ -107,7 +123,11 @@ public struct AuditReport: Codable, Sendable {
         failed = results.filter { $0.status == .failed }.count
         skipped = results.filter { $0.status == .skipped }.count
         var c: [String: Int] = [:]
-        for r in results where r.status == .failed { c[r.likelyCause ?? "unexplained"] = (c[r.likelyCause ?? "unexplained"] ?? 0) + 1 }
+        // A failure without a comparison is counted by its kind, not as an unexplained numeric error.
+        for r in results where r.status == .failed {
+            let key = r.likelyCause ?? r.fault.map { "\($0.summary) (no comparison)" } ?? "unexplained"
+            c[key] = (c[key] ?? 0) + 1
+        }
         causes = c
     }
 }
@@ -175,7 +195,12 @@ public struct Audit {
                 && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
                     || !hello.runningStatistics || !spec.op.updatesRunningStatistics)
             if !supported {
-                r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
+                let missing = [hello.ops.contains(spec.op.rawValue) ? nil : "op \(spec.op.rawValue)",
+                               hello.dtypes.contains(spec.dtype.rawValue) ? nil : "dtype \(spec.dtype.rawValue)",
+                               hello.layouts.contains(spec.layout.rawValue) ? nil : "layout \(spec.layout.rawValue)"].compactMap { $0 }
+                r.status = .skipped
+                r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue)): "
+                    + (missing.isEmpty ? "no cumulative running average" : missing.joined(separator: ", "))
                 return r
             }
             let out = scratch.appendingPathComponent(golden.spec.id)
@@ -297,7 +322,8 @@ public struct Audit {
             let top = finite.map { abs($0.1) }.max() ?? 0
             r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
         }
-        if r.status == .failed { r.likelyCause = CauseFinder.cause(judged, got: got, budget: budget) }
+        // No cause is read from outputs of the wrong size: they were not compared.
+        if r.status == .failed && r.fault == nil { r.likelyCause = CauseFinder.cause(judged, got: got, budget: budget) }
         return r
     }
 }

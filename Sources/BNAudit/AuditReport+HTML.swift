@@ -26,6 +26,8 @@ extension AuditReport {
     public func html() -> String {
         func esc(_ s: String) -> String { Self.xml(s) }
         func num(_ v: Double) -> String { String(format: "%.1f", v) }
+        /// A case id that may break after its dots (never inside a token).
+        func id(_ s: String) -> String { esc(s).replacingOccurrences(of: ".", with: ".<wbr>") }
         let numeric = results.filter(\.hasNumbers)
         let errs = errors
         let skippedRs = results.filter { $0.status == .skipped }
@@ -105,7 +107,8 @@ extension AuditReport {
                 bars += "<rect x=\"\(num(x))\" y=\"\(num(y))\" width=\"\(num(bw * count / n))\" height=\"\(bh)\" fill=\"\(color)\"><title>\(esc(family)): \(Int(count)) \(what)</title></rect>"
                 x += bw * count / n
             }
-            let label = "\(Int(p))/\(Int(p + f + e)) passed" + (f > 0 ? ", \(Int(f)) failed" : "") + (e > 0 ? ", \(Int(e)) errors" : "") + (s > 0 ? ", \(Int(s)) skipped" : "")
+            let label = p + f + e == 0 ? "\(Int(s)) skipped"
+                : "\(Int(p))/\(Int(p + f + e)) passed" + (f > 0 ? ", \(Int(f)) failed" : "") + (e > 0 ? ", \(Int(e)) error\(e == 1 ? "" : "s")" : "") + (s > 0 ? ", \(Int(s)) skipped" : "")
             bars += "<text x=\"\(labelW + bw + 6)\" y=\"\(num(y + 12))\" font-size=\"11\">\(label)</text>"
         }
         bars += "</svg>"
@@ -115,7 +118,7 @@ extension AuditReport {
         let edges: [Double] = [0.5, 1, 2, 4, 8, 16, 64, 256, 1024, 1_048_576]
         let labels = ["<½", "<1", "<2", "<4", "<8", "<16", "<64", "<256", "<1k", "<1M", "≥1M"]
         let withUlps = numeric.filter { $0.worstUlps != nil }
-        let dtypes = DType.allCases.map(\.rawValue).filter { d in withUlps.contains { $0.dtype == d } }
+        let dtypes = [DType.f32, .f64, .f16, .bf16].map(\.rawValue).filter { d in withUlps.contains { $0.dtype == d } }
             + Array(Set(withUlps.map(\.dtype)).subtracting(DType.allCases.map(\.rawValue))).sorted()
         var hists = ""
         for d in dtypes {
@@ -147,40 +150,50 @@ extension AuditReport {
         let numericFailures = results.filter { $0.status == .failed && $0.fault?.isError != true }
         let failRows = numericFailures.prefix(300).map { r in
             let beyond = r.beyond.map { b in r.judged.map { "\(b) of \($0)" } ?? "\(b)" } ?? "—"
-            return "<tr><td><code>\(esc(r.caseID))</code></td><td class=\"cause\">\(esc(r.likelyCause ?? "unexplained"))</td><td>\(esc(r.detail))</td><td class=\"n\">\(beyond)</td><td class=\"n\">\(Self.ratioText(r.worstRatio))</td><td><code>\(esc(r.repro))</code></td></tr>"
+            return "<tr><td class=\"id\"><code>\(id(r.caseID))</code></td><td class=\"cause\">\(esc(r.likelyCause ?? "unexplained"))</td><td>\(esc(r.detail))</td><td class=\"n\">\(beyond)</td><td class=\"n\">\(Self.ratioText(r.worstRatio))</td><td><code>\(esc(r.repro))</code></td></tr>"
         }.joined()
+        let errorCauses = errs.contains { $0.likelyCause != nil }
         let errorRows = errs.prefix(300).map { r in
-            "<tr><td><code>\(esc(r.caseID))</code></td><td>\(esc(r.fault?.rawValue ?? ""))</td><td>\(esc(r.detail))</td><td><code>\(esc(r.repro))</code></td></tr>"
+            "<tr><td class=\"id\"><code>\(id(r.caseID))</code></td><td>\(esc(r.fault?.rawValue ?? ""))</td>"
+                + (errorCauses ? "<td class=\"cause\">\(esc(r.likelyCause ?? "—"))</td>" : "")
+                + "<td>\(esc(r.detail))</td><td><code>\(esc(r.repro))</code></td></tr>"
         }.joined()
+        // Skips grouped by their reason: "not supported by the adapter: op backward-train" whatever the case's dtype and layout.
         var reasons: [String: [String]] = [:]
-        for r in skippedRs { reasons[r.detail, default: []].append(r.caseID) }
+        for r in skippedRs {
+            let prefix = "not supported by the adapter ("
+            let reason = r.detail.hasPrefix(prefix) ? r.detail.components(separatedBy: "): ").dropFirst().first.map { "not supported by the adapter: \($0)" } ?? r.detail : r.detail
+            reasons[reason, default: []].append(r.caseID)
+        }
         let skipRows = reasons.sorted { $0.value.count != $1.value.count ? $0.value.count > $1.value.count : $0.key < $1.key }.map { reason, ids in
             "<tr><td>\(esc(reason))</td><td class=\"n\">\(ids.count)</td><td><code>\(esc(ids.prefix(3).joined(separator: ", ")))\(ids.count > 3 ? ", …" : "")</code></td></tr>"
         }.joined()
-        let causeRows = causes.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "<li>\(esc($0.key)): \($0.value) cases</li>" }.joined()
+        let causeRows = causes.sorted { $0.value != $1.value ? $0.value > $1.value : $0.key < $1.key }.map { "<li>\(esc($0.key)): \($0.value) case\($0.value == 1 ? "" : "s")</li>" }.joined()
         let more = { (n: Int) in n > 300 ? "<p class=\"note\">… \(n - 300) more in the JSON report.</p>" : "" }
         let meta = ["bnspec \(esc(bnspecVersion))", "report \(esc(schema))", goldenSHA256.map { "golden manifest SHA-256 <code>\($0.prefix(16))…</code>" },
                     shard.map { "shard \(esc($0))" }].compactMap { $0 }.joined(separator: " · ")
         let e = errs.count
+        let kinds = "refusals, crashes, protocol faults, missing outputs"
+        let errorsNote = e == 0 ? "" : (e == failed ? " (all errors: \(kinds))" : " (\(failed - e) on the numbers, \(e) error\(e == 1 ? "" : "s"): \(kinds))")
         return """
         <!DOCTYPE html>
         <html lang="en"><head><meta charset="utf-8"><title>BNSpec audit: \(esc(implementation)) \(esc(version))</title>
         <style>body{font-family:system-ui,sans-serif;margin:2em;max-width:1150px;color:#222}table{border-collapse:collapse;font-size:12px;width:100%}
-        td.cause{min-width:13em}td code{word-break:break-all}
+        td.cause{min-width:13em}td code{word-break:break-all}td.id{min-width:15em}td.id code{word-break:normal}
         td,th{border:1px solid #ddd;padding:3px 6px;text-align:left;vertical-align:top}td.n{text-align:right;white-space:nowrap}
         .ok{color:#2ca02c}.bad{color:#d62728}.note{font-size:12px;color:#555;max-width:720px}.meta{font-size:12px;color:#777}
         .legend{font-size:12px;margin:.3em 0}.key{margin-right:1.2em;white-space:nowrap}.key svg{vertical-align:middle}
         .hists{display:flex;flex-wrap:wrap;gap:1.5em}figure{margin:0}figcaption{font-size:12px;font-weight:600}h2{font-size:1.15em;margin-top:1.6em}</style></head>
         <body><h1>BNSpec audit: \(esc(implementation)) \(esc(version))</h1>
         <p>Profile <b>\(esc(profile))</b>, tolerance model <code>\(esc(tolerance))</code>.
-        <span class="\(ok ? "ok" : "bad")"><b>\(passed) passed, \(failed) failed</b></span>\(e > 0 ? " (\(failed - e) on the numbers, \(e) error\(e == 1 ? "" : "s"): refusals, crashes, protocol faults, missing outputs)" : ""), \(skipped) skipped\(notRun > 0 ? " (\(notRun) not run after --maxfail)" : "").</p>
+        <span class="\(ok ? "ok" : "bad")"><b>\(passed) passed, \(failed) failed</b></span>\(errorsNote), \(skipped) skipped\(notRun > 0 ? " (\(notRun) not run after --maxfail)" : "").</p>
         <p class="meta">\(meta)</p>
         \(causeRows.isEmpty ? "" : "<h2>Likely causes of the failures</h2><ul>\(causeRows)</ul>")
         <h2>Error against the condition of the input</h2>\(scatterBlock)
         <h2>Results per case family (most failures first)</h2>\(barsBlock)
         <h2>Normwise error of the primary output (y, dx, y_eval) in ulps of the case's storage format: max|y − y_ref| ÷ ulp(max|y_ref|)</h2>\(histBlock)
         \(numericFailures.isEmpty ? "" : "<h2>Failures (\(numericFailures.count))</h2><table><tr><th>case</th><th>likely cause</th><th>worst element: output[n, c, h, w] = got, expected, tolerance</th><th>beyond tolerance</th><th>error ÷ tol</th><th>repro</th></tr>\(failRows)</table>\(more(numericFailures.count))")
-        \(errs.isEmpty ? "" : "<h2>Errors: refusals, crashes, protocol faults, missing outputs (\(errs.count))</h2><table><tr><th>case</th><th>kind</th><th>detail</th><th>repro</th></tr>\(errorRows)</table>\(more(errs.count))")
+        \(errs.isEmpty ? "" : "<h2>Errors: refusals, crashes, protocol faults, missing outputs (\(errs.count))</h2><table><tr><th>case</th><th>kind</th>\(errorCauses ? "<th>likely cause</th>" : "")<th>detail</th><th>repro</th></tr>\(errorRows)</table>\(more(errs.count))")
         \(skippedRs.isEmpty ? "" : "<h2>Skipped (\(skippedRs.count))</h2><table><tr><th>reason</th><th>cases</th><th>e.g.</th></tr>\(skipRows)</table>")
         </body></html>
 

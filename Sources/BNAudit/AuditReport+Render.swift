@@ -67,7 +67,8 @@ extension AuditReport {
             let numeric = rs.filter(\.hasNumbers)
             let errors = rs.filter { $0.status == .failed && $0.fault?.isError == true }.count
             let worst = numeric.map(\.worstRatio).max()
-            let causes = Set(rs.compactMap(\.likelyCause)).sorted().joined(separator: "; ")
+            let causes = Set(rs.filter { $0.status == .failed }.compactMap { $0.likelyCause ?? $0.fault.map { "\($0.summary) (no comparison)" } })
+                .sorted().joined(separator: "; ")
             return [family, "\(rs.filter { $0.status == .passed }.count)/\(judged.count)",
                     "\(judged.filter { $0.status == .failed }.count - errors)", "\(errors)", "\(rs.count - judged.count)",
                     worst.map(Self.ratioText) ?? "-", causes]
