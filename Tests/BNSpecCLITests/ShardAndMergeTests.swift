@@ -121,6 +121,41 @@ import Testing
         try refused([shards[0].1, verify], "is a bnspec-verify-report/1 report")
     }
 
+    /// docs/ci/bnspec_test.sh (the sh_test of docs/ci/BUILD.bazel) run as `bazel test` runs its
+    /// shards — TEST_TOTAL_SHARDS, TEST_SHARD_INDEX, TEST_SHARD_STATUS_FILE, XML_OUTPUT_FILE,
+    /// TEST_UNDECLARED_OUTPUTS_DIR set — with the NumPy adapter: every shard touches the status file
+    /// and writes its JUnit, and the merged JSON reports hold every case once, all passed.
+    @Test func documentedBazelTestShardsMergeToTheWholeAudit() throws {
+        guard CLI.isBuilt() else { return }
+        let venv = CLI.root.appendingPathComponent(".venv-frameworks/bin/python").path
+        let python = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
+        guard try CLI.run([python, "-c", "import numpy"], exe: "/usr/bin/env").status == 0 else {
+            Issue.record("no Python with NumPy for the adapter (run bash tools/setup.sh)"); return
+        }
+        let dir = try CLI.scratch("bazel-test")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let pattern = "*4x3x5x5*pytorch*", n = 3
+        var reports: [String] = []
+        for index in 0..<n {
+            let status = dir.appendingPathComponent("status-\(index)").path, xml = dir.appendingPathComponent("test-\(index).xml").path
+            let r = try CLI.run([CLI.root.appendingPathComponent("docs/ci/bnspec_test.sh").path], exe: "/bin/bash", env: [
+                "BNSPEC": CLI.bnspec, "BNSPEC_HOME": CLI.root.path, "BNSPEC_ADAPTER": "\(python) tools/adapters/numpy_bn.py",
+                "BNSPEC_AUDIT_ARGS": "--match \(pattern)", "TEST_TOTAL_SHARDS": "\(n)", "TEST_SHARD_INDEX": "\(index)",
+                "TEST_SHARD_STATUS_FILE": status, "XML_OUTPUT_FILE": xml, "TEST_UNDECLARED_OUTPUTS_DIR": dir.path])
+            #expect(r.status == 0, "shard \(index): \(r.out)\(r.err)")
+            #expect(FileManager.default.fileExists(atPath: status) && FileManager.default.fileExists(atPath: xml), "shard \(index)")
+            reports.append(dir.appendingPathComponent("audit-shard-\(index + 1)-of-\(n).json").path)
+        }
+        let merged = dir.appendingPathComponent("merged.json")
+        let m = try CLI.run(["merge", "--json", merged.path] + reports)
+        let ids = try CLI.ids(pattern)
+        let results = try #require(try CLI.json(merged)["results"] as? [[String: Any]])
+        let passed = results.filter { $0["status"] as? String == "passed" }.count
+        #expect(results.map { $0["case"] as? String ?? "" } == ids)
+        #expect(m.status == 0 && passed > ids.count / 2 && m.out.contains("audit: \(passed) passed, 0 failed, \(ids.count - passed) skipped"),
+                "\(m.out)\(m.err)")  // the adapter does not compute float64 cases
+    }
+
     /// `generate --check --shard K/N` checks the shard's case folders: a changed file is found by
     /// the shard that holds its case, and only by it.
     @Test func generateCheckBySharding() throws {
