@@ -147,6 +147,24 @@ import Testing
         #expect(refused["worst_ratio"] as? String == "inf" && refused["fault"] as? String == "refused")
     }
 
+    /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
+    @Test func fingerprintValuesAreNumbers() throws {
+        guard CLI.isBuilt() else { return }
+        let venv = CLI.root.appendingPathComponent(".venv-frameworks/bin/python").path
+        let python = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
+        guard try CLI.run([python, "-c", "import numpy"], exe: "/usr/bin/env").status == 0 else {
+            Issue.record("no Python with NumPy for the adapter (run bash tools/setup.sh)"); return
+        }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/numpy_bn.py", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        #expect(obj["schema"] as? String == "bnspec-fingerprint/1" && obj["bnspec_version"] is String)
+        let eps = (obj["eps"] as? [String: Any])?["value"], momentum = (obj["momentum"] as? [String: Any])?["value"]
+        #expect((eps as? NSNumber)?.doubleValue == 1e-5 && !(eps is String), "\(String(describing: eps))")
+        #expect((momentum as? NSNumber)?.doubleValue == 0.1 && !(momentum is String), "\(String(describing: momentum))")
+        #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
+    }
+
     /// Progress on stderr when it is not a terminal: a line each 10 % of the cases, the last at 100 %.
     @Test func progressLinesWithoutATerminal() throws {
         guard CLI.isBuilt() else { return }
