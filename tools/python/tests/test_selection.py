@@ -115,3 +115,14 @@ def test_plugin_audit_error_fails_every_item_with_one_line(fake, pytester, monke
     res = run_plugin(pytester, golden)
     res.assert_outcomes(failed=len(IDS))
     assert res.stdout.str().count("bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable") >= len(IDS)
+
+
+def test_an_audit_that_checked_nothing_returns_its_skips(fake, pytester, monkeypatch):
+    """bnspec exits 2 when no case was checked (every selected case skipped) but writes the report:
+    audit() returns it (not an AuditError) and the plugin reports the skips."""
+    golden, _ = fake
+    monkeypatch.setenv("FAKE_BNSPEC_NEW", "1")
+    r = audit(command="true", golden=golden, cases=["skip.d.NC"])
+    assert (r.passed, r.failed, r.skipped) == (0, 0, 1) and not r.ok
+    res = run_plugin(pytester, golden, "-k", "NC and not NCHW and not NHWC")  # skip.d.NC alone
+    res.assert_outcomes(skipped=1)
