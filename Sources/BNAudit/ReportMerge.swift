@@ -88,16 +88,19 @@ extension AuditReport {
             throw BNError.invalidArgument("the reports are of golden vectors \(sha.prefix(12))…, the golden folder's manifest is \(goldenSHA256.prefix(12))…; not merged")
         }
         let profile = try ReportMerge.common(parts.map(\.profile), "profile", paths: paths)
-        let implementation = try ReportMerge.common(parts.map { "\($0.implementation) \($0.version)" }, "implementation", paths: paths)
+        // An empty shard's report names no implementation (its adapter was never started).
+        let named = zip(parts, paths).filter { !$0.0.results.isEmpty }
+        if !named.isEmpty {
+            _ = try ReportMerge.common(named.map { "\($0.0.implementation) \($0.0.version)" }, "implementation", paths: named.map(\.1))
+        }
         _ = try ReportMerge.common(parts.map(\.tolerance), "tolerance model", paths: paths)
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
         try ReportMerge.disjoint(parts.map { $0.results.map(\.caseID) }, paths: paths, what: "case")
         let all = parts.flatMap(\.results)
         let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
-        let named = parts.first { !$0.results.isEmpty } ?? parts[0]
-        var r = AuditReport(implementation: named.implementation, version: named.version, profile: profile,
+        let source = named.first?.0 ?? parts[0]
+        var r = AuditReport(implementation: source.implementation, version: source.version, profile: profile,
                             results: all.sorted { at[$0.caseID]! < at[$1.caseID]! })
-        _ = implementation
         r.goldenSHA256 = sha
         r.shard = shard
         return r

@@ -67,7 +67,12 @@ public enum Generator {
             guard let a = inputs[k] else { throw BNError.corrupt(path: spec.id, reason: "missing input '\(k)'") }
             return a.values
         }
-        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray { NPYArray(dtype: .f64, shape: shape, values: values) }
+        // A NaN is written as the one quiet NaN 0x7ff8000000000000: which NaN an operation returns (its
+        // sign, its payload) depends on the compiler's choices, and golden files must not (release and
+        // debug builds gave NaNs of opposite signs on `nonfinite` data).
+        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray {
+            NPYArray(dtype: .f64, shape: shape, values: values.map { $0.isNaN ? Double(bitPattern: 0x7ff8_0000_0000_0000) : $0 })
+        }
         let profile = try spec.profileValue()
         switch spec.op {
         case .train:

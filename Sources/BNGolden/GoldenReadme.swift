@@ -68,7 +68,9 @@ public enum GoldenReadme {
           (`<f2`) or `bfloat16`, which NPY has no type for: stored as `<u2` bit patterns, the upper 16 bits
           of a float32 (value = the float32 whose bits are `pattern << 16`).
         - The parameter dtype (γ, β, statistics) is float32, float64 in float64 cases.
-        - Expected outputs and tolerances are always float64.
+        - Expected outputs and tolerances are always float64. An expected NaN is stored as the quiet NaN
+          `0x7ff8000000000000`, whatever NaN the reference's arithmetic produced; inputs may hold NaN and ±Inf
+          (the `nonfinite` data family).
         - A tensor is stored in the case's layout: NCHW `[N, C, H, W]`, NHWC `[N, H, W, C]`, NC `[N, C]`
           (spatial dimensions as many as case.json's shape has); per-channel arrays are `[C]`; a trajectory
           stacks its `steps` batches in front. Flat indices below are C-order indices of the stored array.

@@ -99,6 +99,16 @@ import Testing
         #expect(verdicts(a) == verdicts(b) && verdicts(a).count == ids.count)
         #expect(FileManager.default.fileExists(atPath: "\(merged.path).xml") && FileManager.default.fileExists(atPath: "\(merged.path).html"))
 
+        // A shard that holds none of the selected cases writes a report without results; it merges.
+        let one = ids[0], k = Int(Shard.fnv1a(one) % 2) + 1
+        let lone = try (1...2).map { j -> (CLI.Run, String) in
+            let p = dir.appendingPathComponent("lone\(j).json").path
+            return (try CLI.run(["audit", "--results", results.path, "--profile", "pytorch", "--case", one, "--shard", "\(j)/2", "--json", p]), p)
+        }
+        #expect(lone[2 - k].0.status == 0 && lone[2 - k].0.out.contains("holds no case"), "\(lone[2 - k].0.out)")
+        let m2 = try CLI.run(["merge"] + lone.map(\.1))
+        #expect(m2.status == 0 && m2.out.contains("audit: 1 passed, 0 failed, 0 skipped"), "\(m2.out)\(m2.err)")
+
         func refused(_ paths: [String], _ text: String, extra: [String] = []) throws {
             let r = try CLI.run(["merge"] + extra + paths)
             #expect(r.status == 2 && r.errLines.count == 1 && r.err.contains(text), "\(r.err)")
