@@ -26,6 +26,17 @@ enum CLI {
         return false
     }
 
+    /// A Python with NumPy for the shipped adapters: BNSPEC_PYTHON, else the virtualenv of
+    /// tools/setup.sh, else python3; nil (and a recorded issue, never a silent pass) without NumPy.
+    static func pythonWithNumPy() throws -> String? {
+        let venv = root.appendingPathComponent(".venv-frameworks/bin/python").path
+        let python = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
+        guard try run([python, "-c", "import numpy"], exe: "/usr/bin/env").status == 0 else {
+            Issue.record("no Python with NumPy for the adapters (\(python); run bash tools/setup.sh)"); return nil
+        }
+        return python
+    }
+
     struct Run {
         var status: Int32, out: String, err: String
         var errLines: [String] { err.split(separator: "\n").map(String.init) }

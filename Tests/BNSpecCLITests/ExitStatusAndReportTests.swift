@@ -150,11 +150,7 @@ import Testing
     /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
     @Test func fingerprintValuesAreNumbers() throws {
         guard CLI.isBuilt() else { return }
-        let venv = CLI.root.appendingPathComponent(".venv-frameworks/bin/python").path
-        let python = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
-        guard try CLI.run([python, "-c", "import numpy"], exe: "/usr/bin/env").status == 0 else {
-            Issue.record("no Python with NumPy for the adapter (run bash tools/setup.sh)"); return
-        }
+        guard let python = try CLI.pythonWithNumPy() else { return }
         let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/numpy_bn.py", "--json"])
         #expect(r.status == 0, "\(r.err)")
         let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])

@@ -137,11 +137,7 @@ import Testing
     /// and writes its JUnit, and the merged JSON reports hold every case once, all passed.
     @Test func documentedBazelTestShardsMergeToTheWholeAudit() throws {
         guard CLI.isBuilt() else { return }
-        let venv = CLI.root.appendingPathComponent(".venv-frameworks/bin/python").path
-        let python = ProcessInfo.processInfo.environment["BNSPEC_PYTHON"] ?? (FileManager.default.isExecutableFile(atPath: venv) ? venv : "python3")
-        guard try CLI.run([python, "-c", "import numpy"], exe: "/usr/bin/env").status == 0 else {
-            Issue.record("no Python with NumPy for the adapter (run bash tools/setup.sh)"); return
-        }
+        guard let python = try CLI.pythonWithNumPy() else { return }
         let dir = try CLI.scratch("bazel-test")
         defer { try? FileManager.default.removeItem(at: dir) }
         let pattern = "*4x3x5x5*pytorch*", n = 3
