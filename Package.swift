@@ -14,23 +14,23 @@
 // BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
 import PackageDescription
 
-// CPU-specific tuning is applied only on x86_64 Linux release builds; every
-// other platform builds with the toolchain's defaults.
-#if arch(x86_64)
-let tuning: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "haswell"], .when(platforms: [.linux], configuration: .release))]
-#else
-let tuning: [SwiftSetting] = []
-#endif
+// No target uses compiler flags (a package with unsafe flags cannot be a versioned
+// dependency): the kernels' memory passes (CBNKernels) are compiled for several
+// instruction sets in C, with per-function target attributes, and chosen at run time
+// (spec/SPEC.md §9.4).
 
 let package = Package(
     name: "BNSpec",
     products: [
         .executable(name: "bnspec", targets: ["bnspec"]),
-        .library(name: "BNReference", targets: ["BNReference"]),
-        .library(name: "BNKernels", targets: ["BNKernels"]),
-        .library(name: "BNGolden", targets: ["BNGolden"]),
-        .library(name: "BNCalibration", targets: ["BNCalibration"]),
-        .library(name: "BNAudit", targets: ["BNAudit"]),
+        // For packages that depend on BNSpec (README "Use BNSpec from Swift"): each library product
+        // holds its module and the modules its public API names (BNCore's shapes, layouts, dtypes and
+        // profiles, …). None holds CGSL: GSL is needed only to build the CLI and the tests.
+        .library(name: "BNReference", targets: ["BNCore", "BNReference"]),
+        .library(name: "BNGolden", targets: ["BNCore", "BNReference", "BNGolden"]),
+        .library(name: "BNKernels", targets: ["BNCore", "BNKernels"]),
+        .library(name: "BNCalibration", targets: ["BNCore", "BNKernels", "BNCalibration"]),
+        .library(name: "BNAudit", targets: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNAudit"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.5.0"),
@@ -44,11 +44,11 @@ let package = Package(
         .target(
             name: "BNReference",
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
-        .target(name: "CBNStream"),
+        .target(name: "CBNKernels"),
         .target(name: "CBNFiles"),
         // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
         .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
-        .target(name: "BNKernels", dependencies: ["BNCore", "CBNStream"], swiftSettings: tuning),
+        .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
             dependencies: ["BNCore", "BNReference", "CBNFiles"],

@@ -56,8 +56,20 @@ public struct AuditResult: Codable, Sendable {
     public var repro: String
     /// max over channels of |μ|/σ of the input (the statistics' condition), for the plots.
     public var condition: Double
-    /// Normwise error of the primary output in float32 ULPs: max|got − expected| ÷ ulp(max|expected|).
+    /// Normwise error of the primary output in ULPs of the case's storage format:
+    /// max|got − expected| ÷ ulp(max|expected|) (the format's largest ulp above its range).
     public var worstUlps: Double?
+    /// The fitted figures behind the diagnosis of a failure (spec/AUDIT.md §5).
+    public var evidence: [String] = []
+    /// Training cases: per channel, κ and the relative error of the variance used, for the
+    /// audit-wide variance-growth fit (not encoded).
+    public var variancePoints: [VarianceGrowth.Point] = []
+    /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
+    /// implies) is within tolerance (not encoded).
+    var computeRoundoff = 0x1p-24, meanWithinTolerance = false
+    /// Training cases: the batch weight asked for and the one the returned running mean implies
+    /// (for the audit-wide ``WeightFit``; not encoded).
+    var weightPoint: WeightFit.Point?
     /// The case's storage dtype (float32, float16, …).
     public var dtype: String = ""
     /// Seconds the case took (request, answer, judging).
@@ -70,8 +82,26 @@ public struct AuditResult: Codable, Sendable {
     public var beyond: Int? = nil
     public var judged: Int? = nil
     enum CodingKeys: String, CodingKey {
-        case caseID = "case", family, status, detail, repro, condition, dtype, seconds, fault, beyond, judged
+        case caseID = "case", family, status, detail, repro, condition, evidence, dtype, seconds, fault, beyond, judged
         case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps", worstAt = "worst_at"
+    }
+    /// Decodes a report's case (``ReportFormat/decoder()``); the fields that are not encoded keep their defaults.
+    public init(from d: any Decoder) throws {
+        let c = try d.container(keyedBy: CodingKeys.self)
+        caseID = try c.decode(String.self, forKey: .caseID); family = try c.decode(String.self, forKey: .family)
+        status = try c.decode(CaseResult.Status.self, forKey: .status); worstRatio = try c.decode(Double.self, forKey: .worstRatio)
+        detail = try c.decode(String.self, forKey: .detail); likelyCause = try c.decodeIfPresent(String.self, forKey: .likelyCause)
+        repro = try c.decode(String.self, forKey: .repro); condition = try c.decode(Double.self, forKey: .condition)
+        worstUlps = try c.decodeIfPresent(Double.self, forKey: .worstUlps)
+        evidence = try c.decodeIfPresent([String].self, forKey: .evidence) ?? []
+        dtype = try c.decodeIfPresent(String.self, forKey: .dtype) ?? ""; seconds = try c.decodeIfPresent(Double.self, forKey: .seconds) ?? 0
+        fault = try c.decodeIfPresent(Fault.self, forKey: .fault); worstAt = try c.decodeIfPresent(String.self, forKey: .worstAt)
+        beyond = try c.decodeIfPresent(Int.self, forKey: .beyond); judged = try c.decodeIfPresent(Int.self, forKey: .judged)
+    }
+    public init(caseID: String, family: String, status: CaseResult.Status, worstRatio: Double, detail: String, likelyCause: String?,
+                repro: String, condition: Double, dtype: String = "") {
+        self.caseID = caseID; self.family = family; self.status = status; self.worstRatio = worstRatio; self.detail = detail
+        self.likelyCause = likelyCause; self.repro = repro; self.condition = condition; self.dtype = dtype
     }
     /// Non-finite numbers go through the encoder's strategy (``ReportFormat/encoder()``: "inf", "-inf", "nan").
     public func encode(to e: any Encoder) throws {
@@ -81,6 +111,7 @@ public struct AuditResult: Codable, Sendable {
         try c.encode(detail, forKey: .detail); try c.encodeIfPresent(likelyCause, forKey: .likelyCause)
         try c.encode(repro, forKey: .repro); try c.encode(condition, forKey: .condition)
         try c.encodeIfPresent(worstUlps, forKey: .worstUlps)
+        if !evidence.isEmpty { try c.encode(evidence, forKey: .evidence) }
         try c.encode(dtype, forKey: .dtype); try c.encode(seconds, forKey: .seconds); try c.encodeIfPresent(fault, forKey: .fault)
         try c.encodeIfPresent(worstAt, forKey: .worstAt); try c.encodeIfPresent(beyond, forKey: .beyond)
         try c.encodeIfPresent(judged, forKey: .judged)
@@ -107,6 +138,13 @@ public struct AuditReport: Codable, Sendable {
     public var tolerance: String
     public var passed: Int, failed: Int, skipped: Int
     public var causes: [String: Int]
+    /// How the variance error grows with κ = |μ|/σ across the audit's float32-class training
+    /// cases: the implementation's variance algorithm (spec/AUDIT.md §5); nil when too few
+    /// channels show a measurable error.
+    public var varianceGrowth: VarianceGrowth?
+    /// How the batch weight of the running update depends on the case's, across the audit's
+    /// training cases; nil when the cases cannot tell.
+    public var weightFit: WeightFit?
     public var results: [AuditResult]
     /// No failure, and at least one case actually checked: an audit that skipped every case
     /// (no results found, nothing supported) is not a pass.
@@ -114,20 +152,46 @@ public struct AuditReport: Codable, Sendable {
     enum CodingKeys: String, CodingKey {
         case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard
         case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
+        case varianceGrowth = "variance_growth", weightFit = "weight_fit"
     }
 
     public init(implementation: String, version: String, profile: String, results: [AuditResult]) {
         self.implementation = implementation; self.version = version; self.profile = profile
-        tolerance = ToleranceModel.name; self.results = results
+        tolerance = ToleranceModel.name
+        var results = results
+        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
+                                        floor: 0x1p-24, binned: true)
+        varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
+        // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
+        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ².
+        if growth.algorithm == "one_pass" {
+            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil
+                && results[i].meanWithinTolerance
+                && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
+                results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
+                results[i].evidence.append(growth.evidence)
+            }
+        }
+        // The running update's weight rule across cases replaces single-case weight causes (one
+        // case cannot tell a fixed weight from an inverted momentum) and names unexplained
+        // failures whose running mean follows it.
+        let weights = WeightFit.fit(results.compactMap(\.weightPoint))
+        weightFit = weights
+        if let fit = weights, let cause = fit.cause {
+            for i in results.indices where results[i].status == .failed && results[i].weightPoint != nil {
+                let current = results[i].likelyCause ?? ""
+                guard current.isEmpty || RunningModels.weightCauses.contains(where: { current.contains($0) }) else { continue }
+                results[i].likelyCause = cause
+                results[i].evidence.append(fit.evidence)
+            }
+        }
+        self.results = results
         passed = results.filter { $0.status == .passed }.count
         failed = results.filter { $0.status == .failed }.count
         skipped = results.filter { $0.status == .skipped }.count
-        var c: [String: Int] = [:]
         // A failure without a comparison is counted by its kind, not as an unexplained numeric error.
-        for r in results where r.status == .failed {
-            let key = r.likelyCause ?? r.fault.map { "\($0.summary) (no comparison)" } ?? "unexplained"
-            c[key] = (c[key] ?? 0) + 1
-        }
+        var c: [String: Int] = [:]
+        for r in results where r.status == .failed { c[r.likelyCause ?? r.fault.map { "\($0.summary) (no comparison)" } ?? "unexplained", default: 0] += 1 }
         causes = c
     }
 }
@@ -216,14 +280,9 @@ public struct Audit {
                 case .exited: r.fault = .crashed
                 case .garbage, .protocolError: r.fault = .protocol
                 }
-            case .refused(let m):
-                if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" } else {
-                    r.status = .failed; r.worstRatio = .infinity; r.detail = "adapter refused the case: \(m)"; r.fault = .refused
-                    r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
-                }
+            case .refused(let m): r = refused(ac, r, message: m, by: "adapter")
             case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
-                r.status = .failed; r.worstRatio = .infinity; r.fault = .notRefused
-                r.detail = "expected a refusal (\(spec.expectError!)), got outputs \(paths.keys.sorted().joined(separator: ", "))"
+                r = outputsInsteadOfRefusal(ac, r, names: paths.keys)
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
@@ -254,11 +313,9 @@ public struct Audit {
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
                 if !refused { r.worstRatio = .infinity; r.fault = .notRefused }
-            } else if refused && files.isEmpty {
+            } else if refused && files.isEmpty {  // a refusal: allowed where the profile documents one (spec §5.6)
                 let said = (try? FileRead.data(errorFile, limit: FileRead.textLimit)).map { String(decoding: $0, as: UTF8.self) } ?? ""
-                r.status = .failed; r.worstRatio = .infinity; r.fault = .refused
-                r.detail = "refused the case (error.txt): \(said.split(separator: "\n").first.map { String($0.prefix(200)) } ?? "")"
-                r.likelyCause = ac.loaded.spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
+                r = self.refused(ac, r, message: said.split(separator: "\n").first.map { String($0.prefix(200)) } ?? "", by: "the implementation (error.txt)")
             } else {
                 r = judge(ac, r, files: files)
             }
@@ -271,6 +328,42 @@ public struct Audit {
         AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
                     likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0,
                     dtype: ac.loaded.spec.dtype.rawValue)
+    }
+
+    /// ulp(v) in a storage format: the spacing of that format's values at |v| (its largest
+    /// spacing above its range, its subnormal spacing below).
+    static func ulp(_ v: Double, _ dtype: DType) -> Double {
+        switch dtype {
+        case .f64: return v.isFinite ? max(v.ulp, Double.leastNonzeroMagnitude) : Double.greatestFiniteMagnitude.ulp
+        case .f32: return Double(Float(min(v, Double(Float.greatestFiniteMagnitude))).ulp)
+        case .f16: return Double(Float16(min(v, 65504)).ulp)
+        case .bf16:
+            let f = Float(min(v, Double(Float.greatestFiniteMagnitude)))
+            return max(Double(f.ulp) * 0x1p16, 0x1p-133)  // 8 significand bits instead of 24
+        }
+    }
+
+    /// The verdict on a case the implementation refused (`by`: who refused, for the detail): a pass
+    /// when the profile requires the refusal or documents it (spec §5.6), else a failure.
+    func refused(_ ac: AuditCase, _ r0: AuditResult, message m: String, by who: String) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
+        if spec.expectError != nil { r.status = .passed; r.detail = "refused as the profile requires: \(m)" }
+        else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
+            r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
+        } else {
+            r.status = .failed; r.worstRatio = .infinity; r.detail = "\(who) refused the case: \(m)"; r.fault = .refused
+            r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
+        }
+        return r
+    }
+
+    /// The verdict on outputs returned for a case the profile requires the implementation to refuse.
+    func outputsInsteadOfRefusal(_ ac: AuditCase, _ r0: AuditResult, names: some Collection<String>) -> AuditResult {
+        var r = r0
+        r.status = .failed; r.worstRatio = .infinity; r.fault = .notRefused
+        r.detail = "expected a refusal (\(ac.loaded.spec.expectError ?? "")), got outputs \(names.sorted().joined(separator: ", "))"
+        return r
     }
 
     /// Outputs an implementation without running statistics does not provide.
@@ -299,6 +392,14 @@ public struct Audit {
                 r.status = .failed; r.worstRatio = .infinity; r.fault = .unreadableOutput; r.detail = "output '\(name)': \(error)"; return r
             }
         }
+        return judge(ac, r, outputs: got, notProvided: notProvided)
+    }
+
+    /// Judges the outputs an implementation returned (read from its files, or handed over in
+    /// process); names the likely cause of a failure.
+    func judge(_ ac: AuditCase, _ r0: AuditResult, outputs got: [String: [Double]], notProvided: Set<String> = []) -> AuditResult {
+        var r = r0
+        let spec = ac.loaded.spec
         let missing = ac.requiredOutputs.subtracting(notProvided).subtracting(got.keys)
         if !missing.isEmpty {
             r.status = .failed; r.worstRatio = .infinity; r.fault = .missingOutput
@@ -318,12 +419,22 @@ public struct Audit {
         let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
         if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
         if let p = spec.op.primaryOutput?.name, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
-            let finite = zip(g, exp).filter { $1.isFinite }
+            let finite = zip(g, exp).filter { $1.isFinite && $0.isFinite }
             let top = finite.map { abs($0.1) }.max() ?? 0
-            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Double(Float(top).ulp) }
+            r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Self.ulp(top, spec.dtype) }
         }
-        // No cause is read from outputs of the wrong size: they were not compared.
-        if r.status == .failed && r.fault == nil { r.likelyCause = CauseFinder.cause(judged, got: got, budget: budget) }
+        if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
+            r.variancePoints = Fits.variancePoints(problem)
+            if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
+                r.weightPoint = WeightFit.Point(asked: asked, used: used)
+            }
+            r.computeRoundoff = spec.dtype.computeRoundoff
+            r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
+            if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared
+                let d = Diagnosis.of(problem)
+                r.likelyCause = d.cause; r.evidence = d.evidence
+            }
+        }
         return r
     }
 }

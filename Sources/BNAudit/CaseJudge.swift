@@ -18,13 +18,16 @@ public struct CaseResult: Codable, Sendable {
     public var repro: String
     /// SHA-256 of the outputs' bit patterns (``outputDigest(_:)``); nil when none were produced.
     public var digest: String? = nil
+    /// Reference rows: how finely the case judges its primary output (spec §5.4); nil when it
+    /// has nothing finite to judge.
+    public var resolution: Double? = nil
     /// Elements of the worst output beyond tolerance, of `judged` elements there (nil: no comparison).
     public var beyond: Int? = nil
     public var judged: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, implementation, status, worstRatio = "worst_ratio", worstAt = "worst_at", detail, repro
-        case digest = "output_sha256", beyond, judged
+        case digest = "output_sha256", resolution, beyond, judged
     }
 
     /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
@@ -46,33 +49,67 @@ public struct CaseResult: Codable, Sendable {
 /// Compares implementations' outputs with a golden case under the tolerance model
 /// (``BNGolden/ToleranceBudget``).
 public enum CaseJudge {
-    /// |got − ref| / tol over an array; NaN and ±Inf must match exactly.
-    /// An element whose bound exceeds `limit` (the compute format's largest finite value)
-    /// is unresolvable in that format and not judged (spec/SPEC.md §5.4).
+    /// |got − ref| / tol over an array (spec §5.3, §5.4):
+    /// - an element whose bound exceeds `limit` (the compute format's largest finite value), or
+    ///   is NaN, is unresolvable in that format and not judged — except a non-finite reference
+    ///   that the input's own NaN or ±Inf defines, whose τ the budget pins to 0
+    ///   (``BNGolden/ToleranceBudget``);
+    /// - a NaN or ±Inf reference is matched exactly, or by one of `alternatives(i)` (the values
+    ///   the spec also allows there, ``BNGolden/ToleranceBudget/alternatives``);
+    /// - a finite reference within tolerance of the storage format's overflow is also matched by
+    ///   the infinity an answer rounds to;
+    /// - otherwise the answer must be finite and within tolerance.
     /// `beyond`: elements whose ratio exceeds 1, of `judged` elements (bound within `limit`).
-    static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double)
-        -> (ratio: Double, index: Int, beyond: Int, judged: Int) {
-        guard got.count == ref.count else { return (.infinity, -1, got.count, ref.count) }
+    /// golden/'s stored tolerances follow these rules (``BNGolden/ToleranceBudget/storedTolerance(_:dtype:)``).
+    static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double,
+                      alternatives: (Int) -> [Double] = { _ in [] }) -> (ratio: Double, index: Int, beyond: Int, judged: Int) {
+        guard got.count == ref.count, tol.count == ref.count else { return (.infinity, -1, got.count, ref.count) }
+        func same(_ a: Double, _ b: Double) -> Bool { a.isNaN ? b.isNaN : a == b }
         var worst = 0.0, at = 0, beyond = 0, judged = 0
         for i in ref.indices {
             var g = got[i]
-            var r = ref[i]
-            if let st = storage { g = st.quantize(g); if st.quantize(r).isInfinite { r = st.quantize(r) } }
+            let r = ref[i]
+            if let st = storage { g = st.quantize(g) }
             let ratio: Double
-            if tol[i] > limit { ratio = 0 }
-            else if r.isNaN { ratio = g.isNaN ? 0 : .infinity }
-            else if r.isInfinite { ratio = g == r ? 0 : .infinity }
-            else if !g.isFinite { ratio = .infinity }
-            else {
+            if !(tol[i] <= limit) {
+                ratio = 0
+            } else if !r.isFinite {
+                ratio = same(r, g) || alternatives(i).contains(where: { same($0, g) }) ? 0 : .infinity
+            } else if g.isInfinite, let st = storage, st.quantize(r + (g > 0 ? tol[i] : -tol[i])) == g {
+                ratio = 0
+            } else if !g.isFinite {
+                ratio = .infinity
+            } else {
                 let err = abs(g - r)
                 ratio = err == 0 ? 0 : (tol[i] > 0 ? err / tol[i] : .infinity)
             }
-            if !(tol[i] > limit) { judged += 1 }
+            if tol[i] <= limit { judged += 1 }
             if ratio > 1 || ratio.isNaN { beyond += 1 }
             if ratio > worst || ratio.isNaN { worst = ratio.isNaN ? .infinity : ratio; at = i }
         }
         return (worst, at, beyond, judged)
     }
+
+    /// The problem a diagnosis works on: the case, the returned outputs and the judge's
+    /// tolerances (also at other unit roundoffs, for the precision evidence).
+    public static func diagnosisProblem(_ c: GoldenStore.LoadedCase, got: [String: [Double]],
+                                        budget given: ToleranceBudget? = nil) throws -> DiagnosisProblem {
+        let b = try given ?? ToleranceBudget(c)
+        let storage = Set(c.spec.op.outputs.filter { $0.element == .storage }.map(\.name))
+        return DiagnosisProblem(
+            spec: c.spec, inputs: c.inputs.mapValues(\.values), expected: c.expected.mapValues(\.values),
+            got: got.filter { c.expected[$0.key] != nil }, tolerance: b.tolerances, storageOutputs: storage,
+            alternatives: b.alternatives,
+            budgetAt: { u in
+                var d = c
+                d.spec.tolerance.computeRoundoff = u
+                guard let bb = try? ToleranceBudget(d) else { return nil }
+                return (bb.tolerances, try? bb.resolution(d))
+            })
+    }
+
+    /// The largest finite value of a case's compute format (float64 cases: Double; else Float).
+    static func computeLimit(_ spec: CaseSpec) -> Double { ToleranceBudget.resolvableLimit(spec.dtype) }
 
     /// Runs `kernel` on a case and judges it. `budget`: the case's tolerance budget when the caller
     /// judges several kernels on one case (computed here otherwise).
@@ -114,8 +151,9 @@ public enum CaseJudge {
                     result.status = .failed; result.worstRatio = .infinity; result.detail = "no output '\(name)'"; return result
                 }
                 // Storage outputs are rounded to the storage format before comparison (spec §5.2).
+                let alt = budget.alternatives[name] ?? [:]
                 let (ratio, i, beyond, judged) = worst(g, exp, t, storage: spec.op.output(name)?.element == .storage ? spec.dtype : nil,
-                                                       limit: ToleranceBudget.resolvableLimit(spec.dtype))
+                                                       limit: computeLimit(spec), alternatives: { alt[$0] ?? [] })
                 if ratio > result.worstRatio || result.worstAt.isEmpty {
                     result.worstRatio = ratio; result.worstAt = "\(name)[\(i)]"
                     result.beyond = i >= 0 ? beyond : nil; result.judged = i >= 0 ? judged : nil

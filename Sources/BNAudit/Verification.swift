@@ -14,7 +14,7 @@ public enum Verification {
     public static func kernels(threads: Int) -> [any BatchNormKernel] {
         [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(threads)),
          OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
-            + CalibrationKernel.all
+            + HonestKernel.all + CalibrationKernel.all
     }
 
     public struct Summary: Codable, Sendable {
@@ -51,12 +51,21 @@ public enum Verification {
     }
 
     /// The reference must reproduce the golden outputs bit for bit.
-    public static func judgeReference(_ c: GoldenStore.LoadedCase) -> CaseResult {
+    /// It also checks that the case judges its primary output (spec §5.4): a case whose
+    /// resolution is 1 or more fails here, whatever the implementation.
+    public static func judgeReference(_ c: GoldenStore.LoadedCase, budget: ToleranceBudget? = nil) -> CaseResult {
         var r = CaseResult(caseID: c.spec.id, family: c.spec.family, implementation: "reference", status: .passed,
                            worstRatio: 0, worstAt: "", detail: "", repro: "bnspec verify --case \(c.spec.id) --implementation reference")
         do {
             let again = try Generator.expected(c.spec, c.inputs)
             if !again.isEmpty { r.digest = CaseResult.outputDigest(again.mapValues(\.values)) }
+            if c.spec.expectError == nil {
+                r.resolution = try (budget ?? ToleranceBudget(c)).resolution(c)
+                if let res = r.resolution, !(res < 1) {
+                    r.status = .failed; r.worstRatio = .infinity; r.worstAt = c.spec.op.primaryOutput?.name ?? ""
+                    r.detail = "case judges nothing: the \(r.worstAt) tolerance is \(res) × its natural scale at the median element (spec §5.4)"
+                }
+            }
             for (name, exp) in c.expected {
                 let got = again[name]?.values ?? []
                 let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.bitPattern == $1.bitPattern }
@@ -128,9 +137,9 @@ public enum Verification {
         for (i, id) in ids.enumerated() {
             progress?(i, ids.count)
             let c = try GoldenStore.loadCase(golden, id: id, manifest: manifest)
-            if runReference { results.append(judgeReference(c)) }
             // One analysis and budget per case for every kernel (a failure is reported per kernel by the judge).
             let budget = c.spec.expectError == nil ? try? ToleranceBudget(c) : nil
+            if runReference { results.append(judgeReference(c, budget: budget)) }
             for k in selected {
                 var r = CaseJudge.judge(c, kernel: k, budget: budget)
                 if let t = threads, k.name == "threaded" { r.repro += " --threads \(t)" }

@@ -5,7 +5,7 @@ import BNKernels
 /// two-pass loops of ``BNKernels/ScalarKernel`` with one deliberate variation each.
 /// ``Mutation/foldedInference`` is honest (inference in folded form) and must pass every golden
 /// case; each other ``Mutation`` is one classic BN bug, and the golden suite must catch every one
-/// of them. The audit's diagnosis (CauseFinder) runs them on a failed case to name its cause.
+/// of them, and the audit's diagnosis must name its cause (``Mutation/expectedCause``).
 ///
 /// Arithmetic: as ``BNKernels/ScalarKernel`` — accumulation in the compute type T (Float for
 /// float32, float16 and bfloat16 storage; Double for float64), memory walked in storage order —
@@ -43,10 +43,34 @@ public struct CalibrationKernel: LoopKernel {
         case fp16Accumulation = "fp16-accumulation"
         /// Turns NaN outputs into 0.
         case nanToZero = "nan-to-zero"
+
+        /// The start of the cause the audit's diagnosis names for this bug (spec/AUDIT.md §5);
+        /// nil for the honest kernel. The mutation score requires it to be the most frequent
+        /// cause of the bug's failures, and no other cause ever named for them.
+        public var expectedCause: String? {
+            switch self {
+            case .foldedInference: nil
+            case .onePassVariance: "variance computed in one pass"
+            case .epsOutsideSqrt: "eps added outside the square root"
+            case .unbiasedNormalization: "normalises with the unbiased variance"
+            case .momentumSwapped: "momentum convention inverted"
+            case .wrongRunningEstimator: "running variance uses the other estimator"
+            case .runningNotUpdated: "running statistics not updated"
+            case .perSampleStatistics: "statistics per sample"
+            case .gammaBetaSwapped: "γ and β swapped"
+            case .channelsLastOffByOne: "channel c normalised with the statistics and parameters of channel c + 1"
+            case .backwardMissingMeanTerm: "backward misses the −mean(dy) term"
+            case .backwardMissingXhatTerm: "backward misses the −x̂·mean(dy·x̂) term"
+            case .inferenceUsesBatchStatistics: "inference normalises with the batch's own statistics"
+            case .fp16Accumulation: "Σx accumulated in float16"
+            case .nanToZero: "NaN turned into 0"
+            }
+        }
     }
 
     public let mutation: Mutation
     public init(_ mutation: Mutation) { self.mutation = mutation }
+
 
     /// Every calibration kernel, in ``Mutation`` order.
     public static var all: [CalibrationKernel] { Mutation.allCases.map(CalibrationKernel.init) }

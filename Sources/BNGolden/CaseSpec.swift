@@ -139,7 +139,7 @@ extension CaseSpec {
                   eps: eps, momentum: momentum ?? batchWeight.map(profile.momentumWeighting.momentum(batchWeight:)),
                   batchWeight: batchWeight, steps: op.hasSteps ? steps : 1, expectError: expectError,
                   inputs: inputs, outputs: outputs,
-                  tolerance: .init(model: "bnspec-tolerance-1", computeRoundoff: dtype.computeRoundoff,
+                  tolerance: .init(model: ToleranceModel.name, computeRoundoff: dtype.computeRoundoff,
                                    storageRoundoff: dtype.storageRoundoff, exactStatistics: data == "exact"),
                   repro: repro)
     }

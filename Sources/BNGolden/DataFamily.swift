@@ -9,7 +9,7 @@ import BNCore
 /// storage dtype (``DType/quantize(_:)``).
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
-                               "huge", "fp16-probe", "exact", "nist", "nonfinite"]
+                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges"]
 
     /// `name[:parameter]` → [name] or [name, parameter]; never empty (`":"` → ["", ""]).
     static func split(_ family: String) -> [String] {
@@ -82,6 +82,19 @@ public enum DataFamily {
                 var v = (0..<n).map { _ in loc + scale * r.normal() }
                 if c == 0 { v[n / 2] = .nan }
                 if c == 1 { v[n / 3] = .infinity }
+                values = v
+            case "nonfinite-edges":
+                // Standard normal, with a non-finite value at a channel's first or last element
+                // (in memory and logical order alike), cycling over channels: NaN first, NaN last,
+                // +Inf first, −Inf last, none. Catches a pivot or a vector tail that mishandles them.
+                var v = (0..<n).map { _ in loc + scale * r.normal() }
+                switch c % 5 {
+                case 0: v[0] = .nan
+                case 1: v[n - 1] = .nan
+                case 2: v[0] = .infinity
+                case 3: v[n - 1] = -.infinity
+                default: break
+                }
                 values = v
             case "nist":
                 // Consecutive values of the dataset, starting at a per-channel offset.

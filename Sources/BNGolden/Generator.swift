@@ -87,10 +87,8 @@ public enum Generator {
                                                    variance: try v("var"), gamma: try v("gamma"), beta: try v("beta"), eps: spec.eps)
             return ["y": arr(y, dims)]
         case .backwardTrain:
-            let f = try Reference.trainingForward(try v("x"), shape: s, layout: spec.layout, gamma: try v("gamma"),
-                                                  beta: try v("beta"), eps: spec.eps)
             let g = try Reference.trainingBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout,
-                                                   gamma: try v("gamma"), mean: f.mean, invStd: f.invStd)
+                                                   gamma: try v("gamma"), eps: spec.eps)
             return ["dx": arr(g.dx, dims), "dgamma": arr(g.dGamma, [C]), "dbeta": arr(g.dBeta, [C])]
         case .backwardInfer:
             let g = try Reference.inferenceBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout,

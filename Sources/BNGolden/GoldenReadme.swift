@@ -86,13 +86,14 @@ public enum GoldenReadme {
 
         1. Round an output stored in the storage dtype (y, dx, y_eval) to the case's dtype, to nearest even
            (bfloat16: round to float32 first, then to bfloat16); returned in that dtype, it already is.
-           Outputs in the parameter dtype are compared as returned. An expected value that rounds to ±Inf
-           in the case's dtype counts as that infinity.
+           Outputs in the parameter dtype are compared as returned.
         2. Per element, with `e` from `expected_<out>.npy` and `t` from `tolerance_<out>.npy`:
            - `t` = +Inf: not judged (the bound exceeds the compute format's largest finite value: the
              format cannot resolve the element, spec/SPEC.md §5.4);
            - `e` NaN: the answer must be NaN (any payload), or a value `allowed_<out>.json` lists there;
            - `e` ±Inf: the answer must be the same infinity, or a value listed there;
+           - an answer ±Inf to a finite `e` of a storage output passes when `e ± t`, rounded to the case's
+             dtype, is that infinity (a reference within tolerance of the format's overflow, §5.3);
            - otherwise `|got − e| ≤ t` (a NaN or infinite answer fails).
         3. A case passes when every required output is returned and passes (outputs judged when returned
            are checked only then), or, when it expects a refusal, when the implementation refuses it.

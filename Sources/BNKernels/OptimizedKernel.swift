@@ -19,7 +19,9 @@ public struct OptimizedKernel: BatchNormKernel {
         case simd, fused, threaded(Int), fusedFloat16, fusedBFloat16
     }
     public let variant: Variant
-    public init(_ variant: Variant) { self.variant = variant }
+    /// Instruction-set level of the fused kernels' passes (the same bits at every level).
+    public let isa: KernelISA
+    public init(_ variant: Variant, isa: KernelISA = .selected) { self.variant = variant; self.isa = isa }
 
     public static var defaultThreads: Int { max(2, ProcessInfo.processInfo.activeProcessorCount) }
 
@@ -147,7 +149,7 @@ public struct OptimizedKernel: BatchNormKernel {
                         try FusedBatchNorm.trainingForward(x: xp.baseAddress!, y: yp.baseAddress!, shape: shape, layout: layout,
                                                            gamma: gp.baseAddress!, beta: bp.baseAddress!, eps: eps,
                                                            savedMean: mp.baseAddress!, savedVariance: vp.baseAddress!,
-                                                           running: update, threads: threads)
+                                                           running: update, threads: threads, isa: isa)
                     }}
                 }}
             }}
@@ -166,7 +168,7 @@ public struct OptimizedKernel: BatchNormKernel {
             g.withUnsafeBufferPointer { gp in b.withUnsafeBufferPointer { bp in m.withUnsafeBufferPointer { mp in v.withUnsafeBufferPointer { vp in
                 FusedBatchNorm.inferenceForward(x: xp.baseAddress!, y: yp.baseAddress!, shape: shape, layout: layout,
                                                 gamma: gp.baseAddress!, beta: bp.baseAddress!, mean: mp.baseAddress!,
-                                                variance: vp.baseAddress!, eps: eps, threads: threads)
+                                                variance: vp.baseAddress!, eps: eps, threads: threads, isa: isa)
             }}}}
         }}
         return y.map { Double(S.widen($0)) }
@@ -185,7 +187,7 @@ public struct OptimizedKernel: BatchNormKernel {
                     try FusedBatchNorm.backward(x: xp.baseAddress!, dy: dp.baseAddress!, dx: op.baseAddress!, shape: shape,
                                                 layout: layout, gamma: gp.baseAddress!, eps: eps,
                                                 statistics: stats == nil ? nil : (mp.baseAddress!, vp.baseAddress!),
-                                                dGamma: dgp.baseAddress!, dBeta: dbp.baseAddress!, threads: threads)
+                                                dGamma: dgp.baseAddress!, dBeta: dbp.baseAddress!, threads: threads, isa: isa)
                 }}
             }}}
         }}}

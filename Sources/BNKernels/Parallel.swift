@@ -1,28 +1,39 @@
 import Dispatch
 
-/// Runs `body(item)` for every item in 0..<count on up to `threads` threads.
+/// Runs `body` over 0..<count cut into `threads` contiguous ranges, one per thread
+/// (the calling thread's share included).
 ///
-/// Items are independent units of work (a channel, a fixed block of rows) whose
-/// decomposition never depends on `threads`; each item is computed by one thread in
-/// a fixed order, so results are bit-identical for any thread count.
+/// Items are independent units of work (a channel group, a fixed block of rows, a
+/// range of runs) whose decomposition never depends on `threads`; each item is computed
+/// by one thread in a fixed order, so results are bit-identical for any thread count.
+/// Contiguous ranges keep each thread's memory accesses sequential.
 @usableFromInline
-func parallelFor(_ count: Int, threads: Int, _ body: (Int) -> Void) {
+func parallelFor(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     let t = max(1, min(threads, count))
     if t == 1 {
-        for i in 0..<count { body(i) }
+        if count > 0 { body(0..<count) }
         return
     }
     withoutActuallyEscaping(body) { body in
         nonisolated(unsafe) let work = body
-        DispatchQueue.concurrentPerform(iterations: t) { worker in
-            var i = worker
-            while i < count { work(i); i += t }
+        DispatchQueue.concurrentPerform(iterations: t) { w in
+            work((count * w / t)..<(count * (w + 1) / t))
         }
     }
 }
 
-/// Number of row blocks an NHWC/NC pass is cut into. Fixed by the row count alone
-/// (never by the thread count), so the reduction tree is the same for 1 or 64 threads.
+/// Threads worth starting for `elements` values cut into at most `items` pieces: one
+/// per ``minElementsPerThread`` values (waking a thread costs about as much as a few
+/// microseconds of streaming), never more than asked or than there are items.
+func usefulThreads(_ threads: Int, elements: Int, items: Int) -> Int {
+    max(1, min(threads, items, elements / minElementsPerThread))
+}
+
+/// 64 Ki values: about 20 µs of work at memory speed, ten times a thread wake-up.
+let minElementsPerThread = 1 << 16
+
+/// Number of row blocks an NHWC/NC statistics pass is cut into. Fixed by the row count
+/// alone (never by the thread count), so the reduction tree is the same for 1 or 64 threads.
 @usableFromInline
 func rowBlocks(rows: Int) -> Int { min(rows, 64) }
 

@@ -1,3 +1,4 @@
+import BigInt
 import BNCore
 import RealModule
 
@@ -5,18 +6,17 @@ import RealModule
 /// deviations M2 = Σ(x − μ)², from which every variance BN needs follows.
 ///
 /// Numerical contract (``compute(_:segments:)``), for finite inputs:
-/// - `mean` is Σx / n with the sum accumulated *exactly* (``ExactSum``) and one
-///   double-double division: |mean − exact| ≤ 0.5 ulp + 2⁻¹⁰⁴·|mean| — correctly
-///   rounded except in near-tie cases, never more than 1 ulp away.
-/// - `m2` is Σ(x − μ_exact)²: each x − μ is taken exactly (TwoSum), squared exactly
-///   (TwoProduct), summed in double-double, and corrected by (Σ(x − μ))²/n for the
-///   difference between the rounded and the exact mean. Relative error ≤ 2⁻⁵³ + n·2⁻¹⁰⁴.
-/// - `biasedVariance` = M2/n and `unbiasedVariance` = M2/(n − 1) are each rounded once
-///   from the double-double M2: within 1 ulp of the exact rational value.
-/// - Deviations are rescaled by a power of two before squaring, so squares that
-///   would overflow or underflow do not: a variance is Inf only when the exact
-///   variance exceeds Double.greatestFiniteMagnitude, and a subnormal variance may
-///   carry one extra rounding (still within 1 ulp).
+/// - Σx and Σx² are accumulated *exactly* (``LongAccumulator``: no rounding at any
+///   magnitude, subnormal to near overflow), so μ = Σx/n and M2 = Σx² − (Σx)²/n are exact
+///   rationals (``exact``).
+/// - `mean`, `biasedVariance` = M2/n and `unbiasedVariance` = M2/(n − 1) are each the
+///   correctly rounded Double (nearest, ties to even; ±Inf beyond the largest finite
+///   Double; the subnormal grid below 2⁻¹⁰²²) of that exact value.
+/// - `scaledM2`·2^`m2Exponent` holds M2's leading 106 bits (truncated).
+///
+/// Moments built with ``init(count:mean:scaledM2:m2Exponent:)`` (e.g. by ``merge(_:)``)
+/// carry no exact values; their variances are rounded from the double-double M2
+/// (within 1 ulp).
 ///
 /// Edge cases:
 /// - n = 0 is not representable here: the caller reports ``BNError/emptyChannel(channel:)``.
@@ -27,18 +27,23 @@ import RealModule
 public struct ChannelMoments: Sendable, Equatable {
     public var count: Int
     public var mean: Double
-    /// Σ(x − mean)² = `scaledM2` × 2^`m2Exponent`, kept scaled so that variances
-    /// are rounded once, after the division, even when M2 itself would under- or overflow.
+    /// Σ(x − mean)² = `scaledM2` × 2^`m2Exponent`, kept scaled so that it neither
+    /// under- nor overflows.
     public var scaledM2: DoubleDouble
     public var m2Exponent: Int
+    /// The exact statistics, when computed from the data (nil after `merge`).
+    var exact: ExactMoments?
 
     /// Σ(x − mean)², rounded to Double.
-    public var m2: Double { Self.scale(scaledM2, m2Exponent) }
+    public var m2: Double { exact?.m2.rounded() ?? Self.scale(scaledM2, m2Exponent) }
     /// M2 / n — the variance BN normalises with.
-    public var biasedVariance: Double { Self.scale(scaledM2.divided(by: Double(count)), m2Exponent) }
+    public var biasedVariance: Double {
+        exact?.biasedVariance ?? Self.scale(scaledM2.divided(by: Double(count)), m2Exponent)
+    }
     /// M2 / (n − 1); NaN for n = 1.
     public var unbiasedVariance: Double {
-        count > 1 ? Self.scale(scaledM2.divided(by: Double(count - 1)), m2Exponent) : .nan
+        if let e = exact { return e.unbiasedVariance }
+        return count > 1 ? Self.scale(scaledM2.divided(by: Double(count - 1)), m2Exponent) : .nan
     }
     public func variance(_ e: VarianceEstimator) -> Double {
         e == .biased ? biasedVariance : unbiasedVariance
@@ -46,6 +51,12 @@ public struct ChannelMoments: Sendable, Equatable {
 
     public init(count: Int, mean: Double, scaledM2: DoubleDouble, m2Exponent: Int = 0) {
         self.count = count; self.mean = mean; self.scaledM2 = scaledM2; self.m2Exponent = m2Exponent
+    }
+
+    init(exact e: ExactMoments) {
+        self.init(count: e.count, mean: e.mean.rounded(), scaledM2: DoubleDouble(0, 0))
+        (scaledM2, m2Exponent) = e.leadingBitsOfM2
+        exact = e
     }
 
     /// (head + tail)·2^k rounded once (scalbn of the renormalised head): exact when the
@@ -58,67 +69,61 @@ public struct ChannelMoments: Sendable, Equatable {
     /// Moments of the values of `data` in `segments` (GSL-style strided runs).
     /// Precondition: the segments hold at least one value and lie inside `data`.
     public static func compute(_ data: UnsafeBufferPointer<Double>, segments: [ChannelSegment]) -> ChannelMoments {
-        func each(_ body: (Double) -> Void) {
-            for seg in segments {
-                var i = seg.offset
-                for _ in 0..<seg.count { body(data[i]); i += seg.stride }
-            }
-        }
         let n = segments.reduce(0) { $0 + $1.count }
         precondition(n > 0, "ChannelMoments.compute needs at least one value")
-
-        // Pass 1: exact sum, extremes, and a check for non-finite values.
-        var sum = ExactSum()
-        var lo = Double.infinity, hi = -Double.infinity, naive = 0.0
+        let sums = LongAccumulator(.sums), squares = LongAccumulator(.products)
         var allFinite = true
-        each { x in
-            if x.isFinite { sum.add(x) } else { allFinite = false }
-            naive += x
-            lo = Swift.min(lo, x); hi = Swift.max(hi, x)
+        for seg in segments {
+            var i = seg.offset
+            for _ in 0..<seg.count {
+                let x = data[i]
+                if x.isFinite { sums.add(x); squares.addProduct(x, x) } else { allFinite = false }
+                i += seg.stride
+            }
         }
         guard allFinite else {
             // NaN/Inf propagate the way IEEE arithmetic does.
+            var naive = 0.0
+            for seg in segments {
+                var i = seg.offset
+                for _ in 0..<seg.count { naive += data[i]; i += seg.stride }
+            }
             return ChannelMoments(count: n, mean: naive / Double(n), scaledM2: DoubleDouble(.nan, 0))
         }
-        let maxAbs = Swift.max(-lo, hi)
-        // Guard against overflow of partial sums or of x − μ: scale by a power of two.
-        let headroom = 1020 - (Double(n).exponent + 2)
-        if maxAbs.exponent > headroom || !sum.isFinite {
-            let shift = Int(maxAbs.exponent) - Int(headroom)
-            let down = Double(sign: .plus, exponent: -shift, significand: 1)
-            var values: [Double] = []; values.reserveCapacity(n)
-            each { values.append($0 * down) }
-            let m = values.withUnsafeBufferPointer {
-                compute($0, segments: [ChannelSegment(offset: 0, stride: 1, count: n)])
-            }
-            let up = Double(sign: .plus, exponent: shift, significand: 1)
-            return ChannelMoments(count: n, mean: m.mean * up, scaledM2: m.scaledM2, m2Exponent: m.m2Exponent + 2 * shift)
-        }
-        let mean = sum.doubleDouble.divided(by: Double(n)).value
+        return ChannelMoments(exact: ExactMoments(count: n, sum: sums.rational, sumOfSquares: squares.rational))
+    }
+}
 
-        // Pass 2: exact deviations d = x − mean = dh + dl, scaled by 2^-e so the
-        // largest |d| lies in [1, 2); squares summed in double-double.
-        let maxDev = Swift.max(hi - mean, mean - lo)
-        guard maxDev > 0 else { return ChannelMoments(count: n, mean: mean, scaledM2: DoubleDouble(0, 0)) }
-        let e = Int(maxDev.exponent)
-        let s = Double(sign: .plus, exponent: -e, significand: 1)
-        var residual = ExactSum()      // Σ(x − mean), exactly (unscaled)
-        var sq = 0.0, sqErr = 0.0
-        each { x in
-            let (dh, dl) = Augmented.sum(x, -mean)
-            residual.add(dh); residual.add(dl)
-            let a = dh * s, b = dl * s
-            let (p, pe) = Augmented.product(a, a)
-            let (t, te) = Augmented.sum(sq, p)
-            sq = t
-            sqErr += te + pe + (2 * a * b + b * b)
-        }
-        // Correction for the rounded mean: Σ(x − μ*)² = Σ(x − mean)² − (Σ(x − mean))²/n.
-        let r = residual.doubleDouble.scaled(by: s)
-        let (rr, rre) = Augmented.product(r.head, r.head)
-        let corr = DoubleDouble(rr, rre + 2 * r.head * r.tail).divided(by: Double(n))
-        let m2s = DoubleDouble(sq, sqErr) - corr
-        return ChannelMoments(count: n, mean: mean, scaledM2: m2s, m2Exponent: 2 * e)
+/// A channel's exact statistics: μ = Σx/n and M2 = Σx² − (Σx)²/n as rationals, the
+/// correctly rounded variances, and μ's enclosure for the certified fast path.
+struct ExactMoments: Sendable, Equatable {
+    var count: Int
+    var mean: Rational
+    var m2: Rational
+    var meanEnclosure: Enclosure
+    var biasedVariance: Double
+    var unbiasedVariance: Double
+
+    /// Equal when the exact statistics are (the rest follows from them).
+    static func == (a: ExactMoments, b: ExactMoments) -> Bool {
+        a.count == b.count && a.mean == b.mean && a.m2 == b.m2
+    }
+
+    init(count n: Int, sum: Rational, sumOfSquares: Rational) {
+        count = n
+        mean = sum / Rational(n)
+        m2 = sumOfSquares - sum * mean
+        meanEnclosure = Enclosure(mean)
+        biasedVariance = (m2 / Rational(n)).rounded()
+        unbiasedVariance = n > 1 ? (m2 / Rational(n - 1)).rounded() : .nan
+    }
+
+    /// M2's leading 106 bits as an exact double-double, and the scale: M2 ≈ dd·2^k.
+    var leadingBitsOfM2: (DoubleDouble, Int) {
+        if m2.isZero { return (DoubleDouble(0, 0), 0) }
+        let (n, e, _) = m2.leadingBits(106)
+        let hi = Double(UInt64(n >> 53)) * 0x1p53, lo = Double(UInt64(n & ((BigUInt(1) << 53) - 1)))
+        return (DoubleDouble(hi, lo), e)
     }
 }
 

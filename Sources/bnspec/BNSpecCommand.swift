@@ -1,6 +1,7 @@
 import ArgumentParser
 import BNAudit
 import BNCore
+import BNKernels
 import Foundation
 
 /// `bnspec` — the command-line face of BNSpec. Each subcommand is thin: it parses
@@ -26,7 +27,10 @@ struct BNSpec: ParsableCommand {
     /// Runs `body`, turning a BNSpec error into a one-line message and exit status 2 (a usage
     /// error, ``usageError(_:)``, exits 64 through ``main()``).
     static func run(_ body: () throws -> Void) throws {
-        do { try body() } catch let e as BNError {
+        do {
+            if let bad = KernelISA.environmentError { throw BNError.invalidArgument(bad) }
+            try body()
+        } catch let e as BNError {
             FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
             throw ExitCode(incomplete)
         }

@@ -82,9 +82,11 @@ import Testing
         let start = RunningStatistics(mean: golden.inputs["running_mean"]!.values, variance: golden.inputs["running_var"]!.values)
         let want = try Reference.updateRunning(start, batch: moments, rule: keras)
         #expect(ac.loaded.expected["running_var"]!.values.map(\.bitPattern) == want.variance.map(\.bitPattern))
-        // The test can fail: w = 0.09999999999999998 gives other bits for this case.
+        // The checks above can fail: converting keras' momentum back gives another weight
+        // (0.09999999999999998). Since the reference rounds the running update correctly, that
+        // ulp of w need not change the rounded outputs, so the weight itself is what is checked.
         let drifted = try RunningUpdateRule(weighting: .running, momentum: 0.9, estimator: .biased, singleValue: .beta)
-        #expect(try Reference.updateRunning(start, batch: moments, rule: drifted).variance != want.variance)
+        #expect(drifted.batchWeight(step: 1).bitPattern != (0.1).bitPattern)
     }
 
     /// Under conventions that give the same reference outputs (same estimator and single-value

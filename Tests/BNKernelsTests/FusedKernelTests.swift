@@ -41,18 +41,28 @@ import Testing
         #expect(dx1 == dx2 && dg1 == dg2 && db1 == db2)
     }
 
-    @Test func streamingStoresWriteTheSameValues() {
-        let x = ThreadDeterminismTests.data(1003, seed: 8)
-        let a = ChannelAffine(mean: 3.1, scale: 0.7, shift: -0.2)
-        for offset in 0..<8 {  // every alignment of the output
-            var plain = [Float](repeating: 0, count: 1011), streamed = plain
-            x.withUnsafeBufferPointer { xp in
-                plain.withUnsafeMutableBufferPointer { FusedBatchNorm.applyRun(xp.baseAddress!, $0.baseAddress! + offset, count: 1003, a, relu: false) }
-                streamed.withUnsafeMutableBufferPointer {
-                    FusedBatchNorm.applyRun(xp.baseAddress!, $0.baseAddress! + offset, count: 1003, a, relu: false, stream: true)
+    /// Non-temporal stores (outputs > 32 MiB) write exactly what plain stores write, at
+    /// every alignment of the output, in every pass that streams, at every level.
+    @Test(arguments: KernelISA.available)
+    func streamingStoresWriteTheSameValues(isa: KernelISA) {
+        let x = ThreadDeterminismTests.data(1003, seed: 8), dy = ThreadDeterminismTests.data(1003, seed: 9)
+        let p = Passes(Float.self, isa: isa)
+        let m = [3.1], k = [0.7], b = [-0.2], kk = [0.01]
+        for offset in 0..<8 {
+            var out = [[Float]](repeating: [Float](repeating: 0, count: 1011), count: 6)
+            for stream: Int32 in [0, 1] {
+                out[Int(stream)].withUnsafeMutableBufferPointer { p.table.runs_apply(x, $0.baseAddress! + offset, 1, 1003, 0, 1, m, k, b, 0, stream) }
+                out[2 + Int(stream)].withUnsafeMutableBufferPointer {
+                    p.table.nchw_gradient(x, dy, nil, $0.baseAddress! + offset, 1, 1, 1003, 0, 1, m, k, b, kk, stream)
+                }
+                // NHWC: 17 rows of 59 channels (unaligned rows).
+                out[4 + Int(stream)].withUnsafeMutableBufferPointer {
+                    let c = [Double](repeating: 3.1, count: 59), s = [Double](repeating: 0.7, count: 59)
+                    p.table.rows_apply(x, $0.baseAddress! + offset, 0, 17, 59, c, s, s, 1, stream)
                 }
             }
-            #expect(plain == streamed, "offset \(offset)")
+            #expect(out[0] == out[1] && out[2] == out[3] && out[4] == out[5], "offset \(offset)")
+            #expect(out[0][offset + 5] != 0 && out[2][offset + 5] != 0, "the passes must have written")
         }
     }
 

@@ -87,8 +87,11 @@ import Testing
         }
     }
 
-    /// Law 16 — non-finite values: a NaN or ±Inf in one channel makes that channel's
-    /// outputs NaN and leaves every other channel bit-identical (reference and fused).
+    /// Law 16 — non-finite values: a NaN or ±Inf in one channel makes that channel's y NaN and
+    /// its statistics non-finite as SPEC §4/§5.3 define them — NaN: mean and variance NaN; ±Inf:
+    /// mean the same infinity (NaN also allowed for an implementation), variance NaN (+Inf also
+    /// allowed), the running statistics following — and leaves every other channel's y, batch
+    /// and running statistics bit-identical (reference and fused).
     @Test func nonFiniteValuesStayInTheirChannel() async {
         await propertyCheck(count: Laws.count(200), input: LawInput.gen(families: ["normal", "offset:1e4"]),
                             pick([Double.nan, .infinity, -.infinity]), Gen.int(in: 0...1000)) { input, bad, pick in
@@ -99,18 +102,36 @@ import Testing
             let clean = try Reference.trainingForward(x, shape: s, layout: input.layout, gamma: g, beta: b, eps: input.eps)
             let dirty = try Reference.trainingForward(poisoned, shape: s, layout: input.layout, gamma: g, beta: b, eps: input.eps)
             let k = OptimizedKernel(.fused), rule = try RunningUpdateRule(profile: .paper)
-            func fused(_ v: [Double]) throws -> [Double] {
+            func fused(_ v: [Double]) throws -> TrainingOutput {
                 try k.train(v, shape: s, layout: input.layout, dtype: .f32, gamma: g, beta: b, eps: input.eps, runningMean: b,
-                            runningVariance: g.map(abs), step: 1, rule: rule).y
+                            runningVariance: g.map(abs), step: 1, rule: rule)
             }
             let fc = try fused(x), fd = try fused(poisoned)
+            func same(_ a: Double, _ b: Double) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
             for ch in 0..<s.channels {
                 for i in input.indices(ch) {
                     if ch == c {
-                        #expect(dirty.y[i].isNaN && fd[i].isNaN, "law 16 poisoned channel not NaN: \(input) value \(bad)")
+                        #expect(dirty.y[i].isNaN && fd.y[i].isNaN, "law 16 poisoned channel not NaN: \(input) value \(bad)")
                     } else {
-                        #expect(dirty.y[i] == clean.y[i] && fd[i] == fc[i], "law 16 other channel changed: \(input) value \(bad)")
+                        #expect(dirty.y[i] == clean.y[i] && fd.y[i] == fc.y[i], "law 16 other channel changed: \(input) value \(bad)")
                     }
+                }
+                if ch == c {
+                    // The reference: exactly SPEC §4. The fused kernel: one of the values §5.3 accepts.
+                    #expect(bad.isNaN ? dirty.mean[c].isNaN : dirty.mean[c] == bad, "law 16 reference mean: \(input) value \(bad)")
+                    #expect(dirty.variance[c].isNaN, "law 16 reference variance: \(input) value \(bad)")
+                    for m in [fd.batchMean[c], fd.runningMean[c]] {
+                        #expect(m.isNaN || (!bad.isNaN && m == bad), "law 16 fused mean \(m): \(input) value \(bad)")
+                    }
+                    for v in [fd.batchVariance[c], fd.runningVariance[c]] {
+                        #expect(v.isNaN || (!bad.isNaN && v == .infinity), "law 16 fused variance \(v): \(input) value \(bad)")
+                    }
+                } else {
+                    #expect(same(dirty.mean[ch], clean.mean[ch]) && same(dirty.variance[ch], clean.variance[ch]),
+                            "law 16 other channel's reference statistics changed: \(input) value \(bad)")
+                    #expect(same(fd.batchMean[ch], fc.batchMean[ch]) && same(fd.batchVariance[ch], fc.batchVariance[ch])
+                            && same(fd.runningMean[ch], fc.runningMean[ch]) && same(fd.runningVariance[ch], fc.runningVariance[ch]),
+                            "law 16 other channel's fused statistics changed: \(input) value \(bad)")
                 }
             }
         }

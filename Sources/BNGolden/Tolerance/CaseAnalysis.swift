@@ -10,20 +10,30 @@ public struct CaseAnalysis: Sendable {
     public struct Batch: Sendable {
         public var moments: [ChannelMoments]
         /// max|xᵢ| over the channel (NaN elements ignored).
-        public var maxAbs: [Double]
+        public var maxAbs: [Double] { data.map(\.maxAbs) }
+        /// The figures of each channel's data the statistics bounds depend on (spec §5.1).
+        public var data: [ToleranceModel.ChannelData]
+        /// Whether each channel's data hold ±Inf and no NaN (spec §5.3's alternatives).
+        public var holdsInfinity: [Bool]
         public var mean: [Double] { moments.map(\.mean) }
         public var biasedVariance: [Double] { moments.map(\.biasedVariance) }
 
         /// Analyses one tensor of `shape` in `layout`.
         public init(_ x: [Double], shape: Shape, layout: Layout) throws {
-            moments = try Reference.moments(x, shape: shape, layout: layout)
-            maxAbs = (0..<shape.channels).map { ch in
-                var mx = 0.0
+            let ms = try Reference.moments(x, shape: shape, layout: layout)
+            moments = ms
+            var data: [ToleranceModel.ChannelData] = [], inf: [Bool] = []
+            for ch in 0..<shape.channels {
+                // A channel's segments run in its logical order (sample, then spatial position).
+                var values: [Double] = []
+                values.reserveCapacity(shape.perChannelCount)
                 for seg in layout.segments(channel: ch, shape: shape) {
-                    for k in 0..<seg.count { mx = max(mx, abs(x[seg.offset + k * seg.stride])) }
+                    for k in 0..<seg.count { values.append(x[seg.offset + k * seg.stride]) }
                 }
-                return mx
+                data.append(ToleranceModel.ChannelData(values, mean: ms[ch].mean))
+                inf.append(values.contains { $0.isInfinite } && !values.contains { $0.isNaN })
             }
+            self.data = data; holdsInfinity = inf
         }
     }
 

@@ -7,12 +7,13 @@ import Foundation
 /// needs no tolerance model:
 ///
 /// - an element whose tolerance is +Inf is not judged (its bound exceeds the compute format's
-///   largest finite value: unresolvable in that format, spec/SPEC.md §5.4);
+///   largest finite value, or is NaN: unresolvable in that format, spec/SPEC.md §5.4);
 /// - otherwise an expected NaN needs a NaN, an expected ±Inf the same infinity (or a value of
-///   `allowed_<out>.json` for that element), and a finite expected value |got − expected| ≤ tolerance.
+///   `allowed_<out>.json` for that element), and a finite expected value |got − expected| ≤ tolerance —
+///   or, for a storage output, the infinity that expected ± tolerance rounds to in the case's dtype
+///   (a reference within τ of the format's overflow, spec §5.3).
 ///
-/// Storage outputs (y, dx, y_eval) are compared after rounding the answer to the case's dtype;
-/// an expected value that rounds to ±Inf in that dtype is that infinity.
+/// Storage outputs (y, dx, y_eval) are compared after rounding the answer to the case's dtype.
 extension ToleranceBudget {
     /// The largest bound the compute format of a `dtype` case resolves: its largest finite value
     /// (float64 for float64 cases, float32 for the others).
@@ -21,12 +22,11 @@ extension ToleranceBudget {
     }
 
     /// The stored tolerance of every element of output `name`: τ where the judge compares with τ,
-    /// +Inf where it does not judge the element (τ above ``resolvableLimit(_:)``), 0 where τ is
-    /// NaN (the judge then passes only an exact answer: |got − expected| ≤ 0). Nil for an output
-    /// the budget does not cover.
+    /// +Inf where it does not judge the element (τ above ``resolvableLimit(_:)``, or NaN; the judge
+    /// skips exactly the τ that are not ≤ the limit). Nil for an output the budget does not cover.
     public func storedTolerance(_ name: String, dtype: DType) -> [Double]? {
         let limit = Self.resolvableLimit(dtype)
-        return tolerances[name]?.map { t in t > limit ? .infinity : (t.isNaN ? 0 : t) }
+        return tolerances[name]?.map { t in t <= limit ? t : .infinity }
     }
 
     /// `allowed_<out>.json` of output `name`, nil when the spec accepts no other value anywhere.

@@ -11,8 +11,10 @@ import BNReference
 public struct ToleranceBudget: Sendable {
     /// Output name → τ per element (same length as the expected output).
     public var tolerances: [String: [Double]]
-    /// Non-finite values the spec also accepts at an element besides the reference's own
-    /// (output → flat index → values; spec §5.4). Written to golden/ as `allowed_<out>.json`.
+    /// Non-finite values spec §5.3 also accepts at an element (output name → element → values):
+    /// for a channel whose input holds ±Inf (and no NaN), NaN in place of the mean's infinity and
+    /// NaN or +Inf in place of the variance's NaN, for the batch and the running statistics.
+    /// Written to golden/ as `allowed_<out>.json` (``files(_:)``).
     public var alternatives: [String: [Int: [Double]]] = [:]
 
     public subscript(output name: String) -> [Double]? { tolerances[name] }
@@ -20,7 +22,8 @@ public struct ToleranceBudget: Sendable {
     /// The budget of a validated case; `analysis` when the caller already has it.
     /// Throws (never traps) when an input or expected output it reads is missing or short.
     public init(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws {
-        let t = try Composition(c, analysis ?? CaseAnalysis(c))
+        let a = try analysis ?? CaseAnalysis(c)
+        let t = try Composition(c, a)
         switch c.spec.op {
         case .train: tolerances = try t.train()
         case .infer: tolerances = try t.infer()
@@ -28,6 +31,64 @@ public struct ToleranceBudget: Sendable {
         case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
         case .trajectory: tolerances = try t.trajectory()
         }
+        pinNonFinite(c)
+        if c.spec.op == .train, let batch = a.batches.first {
+            for ch in batch.holdsInfinity.indices where batch.holdsInfinity[ch] {
+                for name in ["batch_mean", "running_mean"] { alternatives[name, default: [:]][ch] = [.nan] }
+                for name in ["batch_var", "running_var"] { alternatives[name, default: [:]][ch] = [.nan, .infinity] }
+            }
+        }
+    }
+}
+
+extension ToleranceBudget {
+    /// A non-finite reference in a channel whose input x holds NaN or ±Inf is a defined value
+    /// (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
+    /// (with the §5.3 alternatives) instead of skipping it as τ > the format's range (§5.4).
+    mutating func pinNonFinite(_ c: GoldenStore.LoadedCase) {
+        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps,
+              x.count == s.elementCount, x.contains(where: { !$0.isFinite }) else { return }
+        let C = s.channels, S = s.spatialSize
+        var bad = [Bool](repeating: false, count: C)
+        for i in x.indices where !x[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true }
+        for (name, tol) in tolerances {
+            guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
+            var t = tol
+            for i in ref.indices where !ref[i].isFinite {
+                let ch = ref.count == C ? i : (c.spec.layout == .nchw ? (i / S) % C : i % C)
+                if ref.count == C || ref.count == x.count, bad[ch] { t[i] = 0 }
+            }
+            tolerances[name] = t
+        }
+    }
+
+    /// How finely a case judges its primary output (spec §5.4): the median over the output's
+    /// elements with a finite reference of τ ÷ the element's natural scale — |γ| for y (x̂ has
+    /// unit spread), |γ|·r·rms(dy) for dx (r from the given statistics, or the batch's). Below 1
+    /// an answer that ignores the data (y = β, y = 0, dx = γ·r·dy) fails at most elements; at 1
+    /// or above the case judges nothing. Nil when there is nothing finite to judge.
+    public func resolution(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws -> Double? {
+        guard c.spec.expectError == nil, let primary = c.spec.op.primaryOutput?.name,
+              let tol = tolerances[primary], let ref = c.expected[primary]?.values else { return nil }
+        let s = try c.spec.shapeValue(), layout = c.spec.layout
+        let gamma = c.inputs["gamma"]?.values ?? []
+        guard gamma.count == s.channels, tol.count == ref.count else { return nil }
+        let a = try analysis ?? CaseAnalysis(c)
+        var ratios: [Double] = []
+        for ch in 0..<s.channels {
+            var idx: [Int] = []
+            for seg in layout.segments(channel: ch, shape: s) { for k in 0..<seg.count { idx.append(seg.offset + k * seg.stride) } }
+            var scale = abs(gamma[ch])
+            if primary == "dx", let dy = c.inputs["dy"]?.values, dy.count == ref.count {
+                let rmsDy = (idx.reduce(0.0) { $0 + dy[$1] * dy[$1] } / Double(idx.count)).squareRoot()
+                let v = c.inputs["var"]?.values[ch] ?? a.batches[0].biasedVariance[ch]
+                scale *= rmsDy / (v + c.spec.eps).squareRoot()
+            }
+            for i in idx where ref[i].isFinite { ratios.append(scale > 0 ? tol[i] / scale : .infinity) }
+        }
+        guard !ratios.isEmpty else { return nil }
+        ratios.sort { $0.isNaN ? false : ($1.isNaN ? true : $0 < $1) }
+        return ratios[ratios.count / 2]
     }
 }
 
@@ -66,7 +127,7 @@ extension ToleranceBudget {
         func channelTerms(_ batch: CaseAnalysis.Batch, mean: [Double], variance: [Double], batchStatistics: Bool) -> [ChannelTerms] {
             (0..<C).map { ch in
                 let mx = batch.maxAbs[ch], v = variance[ch]
-                let bounds = batchStatistics ? m.statBounds(n: n, maxAbs: mx, variance: v)
+                let bounds = batchStatistics ? m.statBounds(batch.data[ch], variance: v)
                                              : ToleranceModel.StatBounds(mean: 0, variance: 0)
                 return ChannelTerms(maxAbs: mx, r: 1 / (v + eps).squareRoot(), bounds: bounds, rho: m.rho(bounds, variance: v, eps: eps))
             }
@@ -89,14 +150,29 @@ extension ToleranceBudget {
             return t
         }
 
-        /// τ_R' for R' = (1 − w)·R + w·b: the error carried in R and b, plus the roundings counted
-        /// term by term — 1 − w, ×R and the final + on (1 − w)·R (3u); ×b and + on w·b (2u);
-        /// and w itself held in the compute type (|δw| ≤ u·w, times |R| + |b|).
+        /// τ_R' for R' = (1 − w)·R + w·b (SPEC §5.2): the error carried in R and b, plus the
+        /// roundings of either honest form — (1 − w)·R + w·b: 3u on (1 − w)|R|, 2u on w|b|;
+        /// R + w·(b − R): (1 + w)u on |R|, 3u on w|b| — and of w itself, held as w or as 1 − m
+        /// (|δw| ≤ u, times |b − R|).
         func tauRunning(previous: [Double], previousTau: [Double], batch: [Double], batchTau: [Double], w: Double) -> [Double] {
             (0..<C).map { ch in
-                let r = abs(previous[ch]), bb = abs(batch[ch])
-                return (1 - w) * previousTau[ch] + w * batchTau[ch] + K * u * (3 * (1 - w) * r + 2 * w * bb + w * (r + bb))
+                let r = abs(previous[ch]), bb = abs(batch[ch]), d = abs(batch[ch] - previous[ch])
+                let rounding = max(3 * (1 - w), 1 + w) * r + 3 * w * bb + d
+                return (1 - w) * previousTau[ch] + w * batchTau[ch] + K * u * rounding
             }
+        }
+
+        /// τ of the batch mean fed to the running mean: the batch mean's own tolerance,
+        /// K·(δμ + u|μ|) — a batch mean the judge accepts must give a running mean it accepts.
+        func runningMeanTau(_ terms: [ChannelTerms], mean: [Double]) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) }
+        }
+
+        /// τ of the batch variance fed to the running variance: the batch variance's tolerance
+        /// K·(δv + u·v), times n/(n − 1) plus 2u·|b| for the Bessel factor's rounding when the
+        /// estimator is unbiased.
+        func runningVarianceTau(_ terms: [ChannelTerms], biased v: [Double], fed b: [Double], corr: Double) -> [Double] {
+            (0..<C).map { K * (terms[$0].bounds.variance + u * abs(v[$0])) * corr + (corr == 1 ? 0 : 2 * u * abs(b[$0])) }
         }
 
         /// Bessel's factor n/(n − 1) of an unbiased running variance (1 otherwise).
@@ -116,9 +192,9 @@ extension ToleranceBudget {
                 "batch_mean": (0..<C).map { K * (terms[$0].bounds.mean + u * abs(mean[$0])) },
                 "batch_var": (0..<C).map { K * (terms[$0].bounds.variance + u * variance[$0]) },
                 "running_mean": tauRunning(previous: try input("running_mean"), previousTau: zeros, batch: mean,
-                                           batchTau: terms.map(\.bounds.mean), w: w),
+                                           batchTau: runningMeanTau(terms, mean: mean), w: w),
                 "running_var": tauRunning(previous: try input("running_var"), previousTau: zeros, batch: variance.map { $0 * corr },
-                                          batchTau: terms.map { $0.bounds.variance * corr }, w: w),
+                                          batchTau: runningVarianceTau(terms, biased: variance, fed: variance.map { $0 * corr }, corr: corr), w: w),
             ]
         }
 
@@ -129,7 +205,7 @@ extension ToleranceBudget {
             return ["y": tauY(x, mean: mean, terms: terms, reference: try reference("y"))]
         }
 
-        /// backward: τ_dβ = K·n·u·Σ|dy|; τ_dγ = K·(n·u·Σ|dy·x̂| + Σ|dy|·e + n·tiny·r);
+        /// backward: τ_dβ = K·n·u·Σ|dy|; τ_dγ = K·(n·u·Σ|dy·x̂| + Σ|dy|·e + n·t·r);
         /// τ_dx (training) = K·|γ|·r·(2u·A + τ_dβ/n + |x̂|·τ_dγ/n + e·|dγ|/n + ρ·A), A = |dy| + |dβ|/n + |x̂·dγ|/n;
         /// τ_dx (inference) = K·|γ|·r·|dy|·(3u + ρ).
         func backward(batchStatistics batch: Bool) throws -> [String: [Double]] {
@@ -154,8 +230,8 @@ extension ToleranceBudget {
                     }
                 }
                 let tb = K * nn * u * sumDy
-                // + n·tiny·r: each product dy·(x − μ) can fall in the subnormal range, where its
-                // rounding error is absolute (≤ tiny), then scaled by r (spec §5.2; found by law 15).
+                // + n·t·r: each product dy·(x − μ) can fall in the subnormal range (or be flushed),
+                // an absolute error ≤ t, then scaled by r (spec §5.2; found by law 15).
                 let tg = K * (nn * u * sumDyXh + sumDyE + nn * m.tiny * inf.r)
                 tdb.append(tb); tdg.append(tg)
                 for seg in segs { for k in 0..<seg.count {
@@ -186,8 +262,9 @@ extension ToleranceBudget {
                 let terms = channelTerms(batch, mean: batch.mean, variance: batch.biasedVariance, batchStatistics: true)
                 let w = rule.batchWeight(step: k + 1)
                 let bv = batch.moments.map { rule.estimator == .unbiased && n > 1 ? $0.unbiasedVariance : $0.biasedVariance }
-                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: terms.map(\.bounds.mean), w: w)
-                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv, batchTau: terms.map { $0.bounds.variance * corr }, w: w)
+                tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: runningMeanTau(terms, mean: batch.mean), w: w)
+                tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv,
+                                  batchTau: runningVarianceTau(terms, biased: batch.biasedVariance, fed: bv, corr: corr), w: w)
                 prevM = Array(rm[(k * C)..<((k + 1) * C)]); prevV = Array(rv[(k * C)..<((k + 1) * C)])
                 allM += tolM; allV += tolV
             }

@@ -7,7 +7,8 @@ passes iff |got − expected| ≤ tolerance; an expected NaN is matched by a NaN
 the same infinity (or a value `allowed_<out>.json` lists for that element); a tolerance of +Inf
 marks an element the format cannot resolve (spec/SPEC.md §5.4): not judged. Outputs stored in the
 case's dtype (y, dx, y_eval) are first rounded to it, as `bnspec` does (CaseJudge.worst): a bfloat16
-output given as uint16 is read as bit patterns.
+output given as uint16 is read as bit patterns; an infinite answer there passes when expected ±
+tolerance rounds to that infinity (a reference within tolerance of the format's overflow).
 
     python -m bnspec.check GOLDEN RESULTS     # RESULTS/<case id>/<out>.npy, as `bnspec export` lays out
 """
@@ -78,12 +79,15 @@ def check_output(name: str, got, expected, tolerance, storage: Optional[str] = N
         raise GoldenError(f"tolerance of {name} holds a NaN or a negative bound")
     if storage is not None:
         g = arrays.round_to(g, storage)
-        q = arrays.round_to(e, storage)
-        e = np.where(np.isinf(q), q, e)  # an expected value beyond the format's range is its infinity
     judged = np.isfinite(t)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         err = np.abs(g - e)
         ok = np.where(np.isnan(e), np.isnan(g), np.where(np.isinf(e), g == e, err <= t)) | ~judged
+        if storage is not None:
+            # An infinite answer to a finite reference within τ of the format's overflow (spec §5.3):
+            # e ± τ rounds to that infinity in the storage dtype.
+            edge = arrays.round_to(e + np.where(g > 0, t, -t), storage)
+            ok |= judged & np.isfinite(e) & np.isinf(g) & (edge == g)
         ratio = np.where(t > 0, err / t, np.where(err == 0, 0.0, math.inf))
     for i, values in (allowed or {}).items():
         if 0 <= i < g.size and any(g[i] == v or (math.isnan(v) and math.isnan(g[i])) for v in values):

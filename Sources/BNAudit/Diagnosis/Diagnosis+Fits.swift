@@ -1,0 +1,297 @@
+import BNCore
+import Foundation
+
+/// Fitted figures: what the returned outputs imply about the quantities BN computes
+/// (eps, batch weights, variance factors, backward coefficients), shown as evidence.
+enum Fits {
+    static func fmt(_ v: Double) -> String {
+        v.isFinite ? String(format: "%.4g", v) : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf"))
+    }
+
+    /// A list of per-channel figures: all of them when few, else min … median … max.
+    static func list(_ v: [Double]) -> String {
+        let f = v.filter { !$0.isNaN }
+        if f.count <= 6 { return "[" + v.map(fmt).joined(separator: ", ") + "]" }
+        let s = f.sorted()
+        return "[min \(fmt(s.first!)), median \(fmt(s[s.count / 2])), max \(fmt(s.last!)) over \(v.count) channels]"
+    }
+
+    /// The median of finite values when they agree to `relative`, else nil.
+    static func consistent(_ v: [Double], relative: Double = 0.02) -> Double? {
+        let f = v.filter(\.isFinite).sorted()
+        guard f.count >= max(1, v.count / 2) else { return nil }
+        let m = f[f.count / 2]
+        return f.allSatisfy { abs($0 - m) <= relative * max(abs(m), 1e-300) } ? m : nil
+    }
+
+    /// Least squares y ≈ a·x + b over the finite pairs; nil with fewer than two distinct x.
+    static func affine(_ x: [Double], _ y: [Double]) -> (a: Double, b: Double)? {
+        let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
+        guard pts.count >= 2 else { return nil }
+        let n = Double(pts.count)
+        let mx = pts.reduce(0) { $0 + $1.0 } / n, my = pts.reduce(0) { $0 + $1.1 } / n
+        let sxx = pts.reduce(0) { $0 + ($1.0 - mx) * ($1.0 - mx) }
+        guard sxx > 0 else { return nil }
+        let a = pts.reduce(0) { $0 + ($1.0 - mx) * ($1.1 - my) } / sxx
+        return (a, my - a * mx)
+    }
+
+    // MARK: forward
+
+    struct ChannelFit { var a: Double, b: Double, residual: Double }
+
+    /// y ≈ a·x + b per channel, with the worst residual in units of the tolerance.
+    static func yFits(_ p: DiagnosisProblem, output: String = "y", x xName: String = "x") -> [ChannelFit?] {
+        guard let y = p.got[output], let tol = p.tolerance[output] else { return [] }
+        let x = p.input(xName)
+        guard x.count == y.count else { return [] }
+        return (0..<p.channels).map { c in
+            let idx = p.indices(c)
+            guard let (a, b) = affine(idx.map { x[$0] }, idx.map { y[$0] }) else { return nil }
+            var r = 0.0
+            for i in idx where x[i].isFinite && y[i].isFinite { r = max(r, abs(y[i] - (a * x[i] + b)) / max(tol[i], 1e-300)) }
+            return ChannelFit(a: a, b: b, residual: r)
+        }
+    }
+
+    /// The statistics the case normalises with: batch statistics in training, the given
+    /// ones in inference.
+    static func statistics(_ p: DiagnosisProblem) -> (mean: [Double], variance: [Double]) {
+        p.spec.op == .infer ? (p.input("mean"), p.input("var")) : p.trainingStatistics
+    }
+
+    /// The eps inside the square root that the returned y implies, per channel:
+    /// (γ/a)² − σ² for y ≈ a·x + b.
+    static func epsInside(_ p: DiagnosisProblem) -> [Double] {
+        let fits = yFits(p), (_, v) = statistics(p)
+        guard fits.count == p.channels, v.count == p.channels else { return [] }
+        return (0..<p.channels).map { c in
+            guard let f = fits[c], f.residual <= 1, f.a != 0 else { return .nan }
+            let s = p.gamma[c] / f.a
+            return s * s - v[c]
+        }
+    }
+
+    /// A consistent eps the outputs imply (for the wrong-eps model).
+    static func fittedEps(_ p: DiagnosisProblem) -> Double? {
+        guard let e = consistent(epsInside(p), relative: 0.05), e >= 0 else { return nil }
+        return e
+    }
+
+    /// A fitted eps means something only when it is the same across channels of different
+    /// variance (a scale error — γ missing, an approximate 1/√ — gives an "eps" that varies with
+    /// σ²): at least three channels whose variances span a factor of 2.
+    static func variancesSpan(_ v: [Double]) -> Bool {
+        let f = v.filter { $0.isFinite && $0 > 0 }
+        guard f.count >= 3, let lo = f.min(), let hi = f.max() else { return false }
+        return hi >= 2 * lo
+    }
+
+    static func epsCause(_ p: DiagnosisProblem) -> String {
+        "normalises with eps = \(fmt(fittedEps(p) ?? .nan)) instead of \(fmt(p.eps))"
+    }
+
+    static func forwardEvidence(_ p: DiagnosisProblem) -> [String] {
+        let fits = yFits(p)
+        guard !fits.isEmpty else { return [] }
+        let (m, v) = statistics(p)
+        let worst = fits.compactMap { $0?.residual }.max() ?? .nan
+        if !(worst <= 1) {
+            let bad = fits.indices.filter { !((fits[$0]?.residual ?? .infinity) <= 1) }
+            return ["y is not an affine function of x within channels \(list(bad.map(Double.init))) (worst residual \(fmt(worst)) × tolerance): the statistics are not one per channel (other axes, a wrong element order, or corrupted elements)"]
+        }
+        let eps = epsInside(p)
+        let centre = (0..<p.channels).map { c -> Double in
+            guard let f = fits[c], f.a != 0, v.count == p.channels, v[c] > 0 else { return .nan }
+            return ((p.beta[c] - f.b) / f.a - m[c]) / v[c].squareRoot()
+        }
+        let scale = (0..<p.channels).map { c -> Double in
+            guard let f = fits[c], v.count == p.channels else { return .nan }
+            return (f.a / p.gamma[c]) * (v[c] + p.eps).squareRoot()
+        }
+        return ["y ≈ a·x + b per channel (worst residual \(fmt(worst)) × tolerance): scale ÷ 1/√(σ² + ε) = \(list(scale)); eps inside √ implied = \(list(eps)) (case eps \(fmt(p.eps))); centre − μ = \(list(centre))·σ"]
+    }
+
+    // MARK: running statistics
+
+    /// The batch weight per channel that the returned running mean implies:
+    /// (R′ − R)/(μ − R), where μ − R is large enough to tell.
+    static func weights(_ p: DiagnosisProblem) -> [Double] {
+        guard let got = p.got["running_mean"], let tol = p.tolerance["running_mean"] else { return [] }
+        let r = p.input("running_mean"), m = p.trainingStatistics.mean
+        guard got.count == p.channels, r.count == p.channels, m.count == p.channels else { return [] }
+        return (0..<p.channels).map { c in
+            let d = m[c] - r[c]
+            return abs(d) > 8 * tol[c] ? (got[c] - r[c]) / d : .nan
+        }
+    }
+
+    static func fittedWeight(_ p: DiagnosisProblem) -> Double? { consistent(weights(p), relative: 0.01) }
+
+    static func weightCause(_ p: DiagnosisProblem) -> String {
+        let w = fittedWeight(p) ?? .nan, w0 = p.weight(step: 1) ?? .nan
+        if abs(w - (1 - w0)) <= 1e-3 * max(1 - w0, 1e-3) {
+            return "momentum convention inverted: the running statistics take weight 1 − w for the batch (fitted batch weight \(fmt(w)), case w = \(fmt(w0)))"
+        }
+        return "running statistics updated with batch weight \(fmt(w)) instead of \(fmt(w0))"
+    }
+
+    static func runningEvidence(_ p: DiagnosisProblem) -> [String] {
+        var out: [String] = []
+        let w = weights(p)
+        if !w.isEmpty { out.append("running mean: implied batch weight \(list(w)) (case w = \(fmt(p.weight(step: 1) ?? .nan)))") }
+        if let got = p.got["running_var"], let w0 = p.weight(step: 1), w0 > 0 {
+            let rv = p.input("running_var"), v = p.trainingStatistics.variance
+            if rv.count == p.channels, v.count == p.channels, got.count == p.channels {
+                let f = (0..<p.channels).map { c in v[c] > 0 ? (got[c] - (1 - w0) * rv[c]) / (w0 * v[c]) : .nan }
+                out.append("running variance: batch term implied = f·σ² with f = \(list(f)) (biased 1, unbiased n/(n − 1) = \(fmt(p.bessel)))")
+            }
+        }
+        return out
+    }
+
+    /// Trajectories: the weight of each step implied by the returned running means.
+    static func stepWeights(_ p: DiagnosisProblem) -> [Double] {
+        guard let got = p.got["running_mean"] else { return [] }
+        let xs = p.input("x"), per = p.shape.elementCount, C = p.channels, K = p.spec.steps
+        guard got.count == C * K, xs.count == per * K else { return [] }
+        var prev = p.input("running_mean")
+        var out: [Double] = []
+        for k in 0..<K {
+            let m = p.batchStatistics(Array(xs[(k * per)..<((k + 1) * per)])).mean
+            let cur = Array(got[(k * C)..<((k + 1) * C)])
+            let ws = (0..<C).map { c -> Double in
+                let d: Double = m[c] - prev[c]
+                let floor: Double = 1e-6 * Swift.max(abs(m[c]), 1)
+                return abs(d) > floor ? (cur[c] - prev[c]) / d : Double.nan
+            }
+            out.append(consistent(ws, relative: 0.01) ?? .nan)
+            prev = cur
+        }
+        return out
+    }
+
+    /// The period P of a cumulative average whose counter resets (weights 1/(((k − 1) mod P) + 1)).
+    static func cumulativePeriod(_ p: DiagnosisProblem) -> Int? {
+        let w = stepWeights(p)
+        guard w.count >= 3 else { return nil }
+        for period in 1..<w.count {
+            let fits = w.indices.allSatisfy { k in
+                w[k].isNaN || abs(w[k] - 1 / Double(k % period + 1)) <= 1e-3 * w[k]
+            }
+            if fits { return period }
+        }
+        return nil
+    }
+
+    static func periodCause(_ p: DiagnosisProblem) -> String {
+        "the cumulative average's counter resets every \(cumulativePeriod(p).map(String.init) ?? "?") steps (weights 1/k restart)"
+    }
+
+    // MARK: backward
+
+    /// dx ≈ a·dy + b + k·x̂ per channel (least squares), relative to the reference's
+    /// a₀ = γr, b₀ = −γr·Σdy/n, k₀ = −γr·Σdy·x̂/n.
+    static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
+        guard let dx = p.got["dx"] else { return [] }
+        let x = p.input("x"), dy = p.input("dy"), n = Double(p.n)
+        let training = p.spec.op == .backwardTrain
+        let (m, v) = training ? p.trainingStatistics : (p.input("mean"), p.input("var"))
+        guard dx.count == x.count, m.count == p.channels else { return [] }
+        var ra: [Double] = [], rb: [Double] = [], rk: [Double] = []
+        for c in 0..<p.channels {
+            let idx = p.indices(c), r = p.invStd(v[c])
+            let xh = idx.map { (x[$0] - m[c]) * r }, d = idx.map { dy[$0] }, t = idx.map { dx[$0] }
+            let sdy = d.reduce(0, +), sdyx = zip(d, xh).reduce(0) { $0 + $1.0 * $1.1 }
+            let a0 = p.gamma[c] * r
+            guard let (a, b, k) = solve3(d, xh, t) else { ra.append(.nan); rb.append(.nan); rk.append(.nan); continue }
+            ra.append(a / a0)
+            rb.append(training ? b / (-a0 * sdy / n) : b)
+            rk.append(training ? k / (-a0 * sdyx / n) : k)
+        }
+        let what = training ? "b ÷ (−γr·Σdy/n) = \(list(rb)), k ÷ (−γr·Σdy·x̂/n) = \(list(rk))" : "b = \(list(rb)), k = \(list(rk)) (0 expected)"
+        return ["dx ≈ a·dy + b + k·x̂ per channel: a ÷ γr = \(list(ra)), " + what]
+    }
+
+    /// Least squares t ≈ a·d + b + k·h (normal equations, 3×3).
+    static func solve3(_ d: [Double], _ h: [Double], _ t: [Double]) -> (Double, Double, Double)? {
+        var A = [[Double]](repeating: [0, 0, 0], count: 3), rhs = [0.0, 0, 0]
+        for i in d.indices where d[i].isFinite && h[i].isFinite && t[i].isFinite {
+            let row = [d[i], 1, h[i]]
+            for r in 0..<3 { for c in 0..<3 { A[r][c] += row[r] * row[c] }; rhs[r] += row[r] * t[i] }
+        }
+        // Gaussian elimination with partial pivoting; nil when singular (e.g. n ≤ 2).
+        var M = A, y = rhs
+        for col in 0..<3 {
+            guard let piv = (col..<3).max(by: { abs(M[$0][col]) < abs(M[$1][col]) }), abs(M[piv][col]) > 1e-12 * (abs(M[0][0]) + 1) else { return nil }
+            M.swapAt(col, piv); y.swapAt(col, piv)
+            for r in (col + 1)..<3 {
+                let f = M[r][col] / M[col][col]
+                for c in col..<3 { M[r][c] -= f * M[col][c] }
+                y[r] -= f * y[col]
+            }
+        }
+        var sol = [0.0, 0, 0]
+        for r in (0..<3).reversed() {
+            var s = y[r]
+            for c in (r + 1)..<3 { s -= M[r][c] * sol[c] }
+            sol[r] = s / M[r][r]
+        }
+        return (sol[0], sol[1], sol[2])
+    }
+
+    // MARK: all
+
+    static func evidence(_ p: DiagnosisProblem) -> [String] {
+        var out: [String] = []
+        switch p.spec.op {
+        case .train: out += forwardEvidence(p) + runningEvidence(p)
+        case .infer: out += forwardEvidence(p)
+        case .backwardTrain, .backwardInfer: out += backwardEvidence(p)
+        case .trajectory:
+            let w = stepWeights(p)
+            if !w.isEmpty { out.append("implied batch weight per step: \(list(w)) (case: \(p.spec.momentum == nil ? "1/k" : fmt(p.weight(step: 1) ?? .nan)))") }
+        }
+        let (m, v) = p.spec.op == .infer || p.spec.op == .backwardInfer ? (p.input("mean"), p.input("var")) : p.trainingStatistics
+        if p.spec.op != .trajectory, m.count == p.channels {
+            let kappa = (0..<p.channels).map { c in v[c] > 0 ? abs(m[c]) / v[c].squareRoot() : (m[c] == 0 ? 0 : .infinity) }
+            out.append("condition |μ|/σ per channel: \(list(kappa))")
+        }
+        return out
+    }
+}
+
+extension Fits {
+    /// Per channel of a training case: the condition κ = |μ|/σ and the relative error of
+    /// the variance the implementation used — its batch_var when returned, else the one its
+    /// y implies, (γ/a)² − ε for y ≈ a·x + b.
+    static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
+        guard p.spec.op == .train, p.n > 1 else { return [] }
+        let (m, v) = p.trainingStatistics
+        guard m.count == p.channels else { return [] }
+        let implied: [Double]
+        if let bv = p.got["batch_var"], bv.count == p.channels { implied = bv } else {
+            // epsInside = (γ/a)² − σ², so the variance y implies is (γ/a)² − ε = epsInside + σ² − ε.
+            let e = epsInside(p)
+            guard e.count == p.channels else { return [] }
+            implied = (0..<p.channels).map { c in e[c] + v[c] - p.eps }
+        }
+        return (0..<p.channels).compactMap { c in
+            guard v[c] > 0, implied[c].isFinite else { return nil }
+            return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(implied[c] - v[c]) / v[c])
+        }
+    }
+}
+
+extension Fits {
+    /// Without a returned batch mean: whether the centre y implies (x where y = β) is within
+    /// the batch mean's tolerance in every channel.
+    static func centreWithinTolerance(_ p: DiagnosisProblem) -> Bool {
+        let fits = yFits(p), m = p.trainingStatistics.mean
+        guard fits.count == p.channels, m.count == p.channels, let tm = p.tolerance["batch_mean"] ?? p.tolerance["running_mean"] else { return false }
+        return (0..<p.channels).allSatisfy { c in
+            guard let f = fits[c], f.a != 0 else { return false }
+            return abs((p.beta[c] - f.b) / f.a - m[c]) <= tm[c]
+        }
+    }
+}

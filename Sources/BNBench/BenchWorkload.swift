@@ -1,0 +1,132 @@
+import BNCore
+import BNKernels
+import Foundation
+
+/// One kernel × mode × layout × shape × thread count, with its buffers allocated and
+/// filled, ready to be timed by `bnspec bench`. `run()` executes exactly the kernel
+/// on raw buffers (no conversion, no allocation); `copyBytes` is the size of the
+/// input tensors, which the benchmark copies with memcpy as the baseline.
+public final class BenchWorkload {
+    public enum Mode: String, CaseIterable, Sendable, Codable {
+        case training, inference, backward
+    }
+    public static let kernelNames = ["scalar", "simd", "fused", "threaded", "fused-float16", "fused-bfloat16"]
+
+    public let kernel: String, mode: Mode, layout: Layout, shape: Shape, threads: Int, dtype: DType
+    /// Bytes of the input tensors (x, and dy for backward).
+    public let copyBytes: Int
+    public let run: () -> Void
+    private let release: () -> Void
+
+    deinit { release() }
+
+    /// Allocates and fills the buffers. `threads` applies to `threaded` only.
+    public init(kernel: String, mode: Mode, layout: Layout, shape: Shape, threads: Int) throws {
+        self.kernel = kernel; self.mode = mode; self.layout = layout; self.shape = shape
+        let t = kernel == "threaded" ? max(1, threads) : 1
+        self.threads = t
+        let count = shape.elementCount
+        switch kernel {
+        case "scalar":
+            dtype = .f32
+            (run, release) = Self.scalar(mode, layout, shape, count)
+        case "simd":
+            dtype = .f32
+            (run, release) = Self.simd(mode, layout, shape, count)
+        case "fused", "threaded":
+            dtype = .f32
+            (run, release) = Self.fused(Float.self, mode, layout, shape, count, threads: t)
+        case "fused-float16":
+            dtype = .f16
+            (run, release) = Self.fused(Float16.self, mode, layout, shape, count, threads: 1)
+        case "fused-bfloat16":
+            dtype = .bf16
+            (run, release) = Self.fused(BFloat16Bits.self, mode, layout, shape, count, threads: 1)
+        default:
+            throw BNError.invalidArgument("unknown kernel '\(kernel)' (expected one of \(Self.kernelNames.joined(separator: ", ")))")
+        }
+        copyBytes = count * dtype.byteWidth * (mode == .backward ? 2 : 1)
+    }
+
+    /// Deterministic data, roughly N(0, 1) per channel (a cheap LCG: data values do not
+    /// change the speed of these kernels, only the need to touch every page does).
+    static func fill<S: StorageElement>(_ p: UnsafeMutablePointer<S>, _ count: Int, seed: UInt64) {
+        var s = seed
+        for i in 0..<count {
+            s = s &* 6364136223846793005 &+ 1442695040888963407
+            let u = Float(s >> 40) * 0x1p-24  // [0, 1)
+            p[i] = S.narrow((u - 0.5) * 3.4)
+        }
+    }
+
+    static func buffer<S: StorageElement>(_: S.Type, _ count: Int, seed: UInt64) -> UnsafeMutablePointer<S> {
+        let p = UnsafeMutablePointer<S>.allocate(capacity: count)
+        fill(p, count, seed: seed)
+        return p
+    }
+
+    static func params(_ C: Int) -> (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
+        ((0..<C).map { 1 + Float($0 % 7) * 0.01 }, (0..<C).map { Float($0 % 5) * 0.1 },
+         (0..<C).map { Float($0 % 3) * 0.01 }, (0..<C).map { 1 + Float($0 % 11) * 0.02 })
+    }
+
+    static func scalar(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
+        let x = buffer(Float.self, count, seed: 1), y = buffer(Float.self, count, seed: 2), dy = buffer(Float.self, count, seed: 3)
+        let k = ScalarKernel(), p = params(shape.channels)
+        let xb = UnsafeBufferPointer(start: x, count: count), yb = UnsafeMutableBufferPointer(start: y, count: count)
+        let dyb = UnsafeBufferPointer(start: dy, count: count)
+        let rule = try! RunningUpdateRule(profile: .pytorch)
+        var rm = p.mean, rv = p.variance
+        let run: () -> Void
+        switch mode {
+        case .training:
+            run = { _ = try? k.trainingForward(xb, yb, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5,
+                                               runningMean: &rm, runningVariance: &rv, step: 1, rule: rule) }
+        case .inference:
+            run = { k.inferenceForward(xb, yb, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5, mean: p.mean,
+                                       variance: p.variance) }
+        case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
+        }
+        return (run, { x.deallocate(); y.deallocate(); dy.deallocate() })
+    }
+
+    static func simd(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
+        let x = buffer(Float.self, count, seed: 1), y = buffer(Float.self, count, seed: 2), dy = buffer(Float.self, count, seed: 3)
+        let p = params(shape.channels)
+        let run: () -> Void
+        switch mode {
+        case .training: run = { SIMDBatchNorm.trainingForward(x: x, y: y, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5) }
+        case .inference:
+            run = { SIMDBatchNorm.inferenceForward(x: x, y: y, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta,
+                                                   mean: p.mean, variance: p.variance, eps: 1e-5) }
+        case .backward:
+            run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5, statistics: nil) }
+        }
+        return (run, { x.deallocate(); y.deallocate(); dy.deallocate() })
+    }
+
+    static func fused<S: StorageElement>(_: S.Type, _ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int,
+                                         threads: Int) -> (() -> Void, () -> Void) {
+        let x = buffer(S.self, count, seed: 1), y = buffer(S.self, count, seed: 2), dy = buffer(S.self, count, seed: 3)
+        let C = shape.channels, p = params(C)
+        let f = UnsafeMutablePointer<Float>.allocate(capacity: 8 * C)
+        for c in 0..<C {
+            f[c] = p.gamma[c]; f[C + c] = p.beta[c]; f[2 * C + c] = p.mean[c]; f[3 * C + c] = p.variance[c]
+            f[4 * C + c] = 0; f[5 * C + c] = 0; f[6 * C + c] = 0; f[7 * C + c] = 1
+        }
+        let update = RunningUpdate(mean: f + 6 * C, variance: f + 7 * C, batchWeight: 0.1, estimator: .unbiased, singleValue: .error)
+        let run: () -> Void
+        switch mode {
+        case .training:
+            run = { try? FusedBatchNorm.trainingForward(x: x, y: y, shape: shape, layout: layout, gamma: f, beta: f + C, eps: 1e-5,
+                                                        savedMean: f + 4 * C, savedVariance: f + 5 * C, running: update, threads: threads) }
+        case .inference:
+            run = { FusedBatchNorm.inferenceForward(x: x, y: y, shape: shape, layout: layout, gamma: f, beta: f + C, mean: f + 2 * C,
+                                                    variance: f + 3 * C, eps: 1e-5, threads: threads) }
+        case .backward:
+            run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
+                                                 dGamma: f + 4 * C, dBeta: f + 5 * C, threads: threads) }
+        }
+        return (run, { x.deallocate(); y.deallocate(); dy.deallocate(); f.deallocate() })
+    }
+}

@@ -1,0 +1,96 @@
+#ifndef CBNKERNELS_H
+#define CBNKERNELS_H
+
+// The memory passes of BNSpec's fused batch normalization (spec/SPEC.md §9), in C so
+// that one source can be compiled for several instruction sets in one binary and the
+// best one chosen at run time — without any compiler flag in Package.swift.
+//
+// Each pass exists for three instruction-set levels (BN_ISA_*) and three storage
+// formats (BN_STORAGE_*). All nine variants are compiled from the same source
+// (passes_template.h) and perform the same IEEE-754 binary64 operations in the same order:
+// exact widening, subtraction, addition and fused multiply-add (explicit; contraction
+// of a·b + c is off), one rounding to float32 (and one more to the 16-bit format).
+// Their results are therefore bit-identical; `PathEquivalenceTests` checks it.
+//
+// Layout vocabulary: an NCHW tensor is N·C *runs* of HW contiguous values (run
+// r = b·C + c belongs to channel c); an NHWC/NC tensor is `rows` rows of C values.
+
+/// Instruction-set levels. Higher levels are used only when the CPU and OS support them.
+enum {
+    BN_ISA_BASELINE = 0,  ///< the compiler's default target (x86-64: SSE2; fma() from libm)
+    BN_ISA_AVX2 = 1,      ///< AVX2 + FMA + F16C
+    BN_ISA_AVX512 = 2,    ///< AVX-512 F/DQ/BW/VL (+ AVX2, FMA, F16C)
+};
+
+/// Storage formats of x, y, dy, dx.
+enum {
+    BN_STORAGE_F32 = 0,   ///< float
+    BN_STORAGE_F16 = 1,   ///< IEEE binary16 bits (uint16), round to nearest even
+    BN_STORAGE_BF16 = 2,  ///< bfloat16 bits (uint16), round to nearest even
+};
+
+/// Accumulator doubles per sum and channel that `nchw_sums` needs as scratch.
+#define BN_ACC_DOUBLES 17
+
+/// One instruction-set level × storage format: the passes. Pointer arguments typed
+/// `void *` point to elements of the storage format. Per-channel arrays (`pivot`,
+/// `mean`, `scale`, …) have C entries, indexed by channel.
+typedef struct bn_passes {
+    /// Pivot sums of channels [c0, c1) of an NCHW tensor, their runs visited sample by
+    /// sample (memory order). For channel c, with u = x − pivot[c] and d = dy (0 where
+    /// mask ≤ 0 when `mask` is given): out[4(c − c0) + 0..3] = Σu, Σu², Σd, Σd·u
+    /// (the last two 0 without dy). Lane order, fixed: each run adds u[i] for i < 16·⌊HW/16⌋
+    /// into lane i mod 16, then 8 more (if present) into lanes 0–7, then the rest one by one
+    /// into a tail; lanes persist across the channel's runs; the result is
+    /// tree(lanes 0–7 + lanes 8–15) + tail, tree(v) = ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
+    /// `acc`: scratch of (c1 − c0) · 4 · BN_ACC_DOUBLES doubles.
+    void (*nchw_sums)(const void *x, const void *dy, const void *mask, long N, long C, long HW, long c0, long c1,
+                      const double *pivot, double *acc, double *out);
+    /// y = fma(x − mean[c], scale[c], shift[c]) in double, rounded once to float (and to
+    /// storage), for channels [c0, c1) of every sample, sample by sample; with `relu`,
+    /// negative results become +0. With `stream`, outputs use non-temporal stores where
+    /// aligned (same values).
+    void (*nchw_apply)(const void *x, void *y, long N, long C, long HW, long c0, long c1, const double *mean,
+                       const double *scale, const double *shift, int relu, int stream);
+    /// As `nchw_apply`, for the runs [r0, r1) in memory order (run r: channel r mod C).
+    void (*runs_apply)(const void *x, void *y, long C, long HW, long r0, long r1, const double *mean,
+                       const double *scale, const double *shift, int relu, int stream);
+    /// dx = fma(k[c], x − mean[c], fma(a[c], d, b[c])) in double, rounded once, d = dy
+    /// (0 where mask ≤ 0), for channels [c0, c1) of every sample.
+    void (*nchw_gradient)(const void *x, const void *dy, const void *mask, void *dx, long N, long C, long HW, long c0,
+                          long c1, const double *mean, const double *a, const double *b, const double *k, int stream);
+    /// Rows [r0, r1) of an NHWC/NC tensor: for every channel c, adds u = x − pivot[c] to
+    /// s[c] and fma(u, u, ·) to q[c] one row at a time, in row order (and d, fma(d, u, ·)
+    /// to g[c], h[c] when dy is given).
+    void (*rows_sums)(const void *x, const void *dy, const void *mask, long r0, long r1, long C, const double *pivot,
+                      double *s, double *q, double *g, double *h);
+    /// `nchw_apply`'s arithmetic over rows [r0, r1), channel innermost.
+    void (*rows_apply)(const void *x, void *y, long r0, long r1, long C, const double *mean, const double *scale,
+                       const double *shift, int relu, int stream);
+    /// `nchw_gradient`'s arithmetic over rows [r0, r1), channel innermost.
+    void (*rows_gradient)(const void *x, const void *dy, const void *mask, void *dx, long r0, long r1, long C,
+                          const double *mean, const double *a, const double *b, const double *k, int stream);
+    /// Converts `count` values of the storage format to float (exact) and back (one
+    /// rounding, to nearest even); the conversions every pass uses, for tests.
+    void (*widen)(const void *src, float *dst, long count);
+    void (*narrow)(const float *src, void *dst, long count);
+} bn_passes;
+
+/// The passes of instruction-set level `isa` (clamped to what this build compiled) for
+/// storage `storage`. Calling a level the CPU does not support is undefined: use
+/// `bn_isa_supported`.
+const bn_passes *bn_passes_get(int isa, int storage);
+
+/// The highest level this CPU and operating system support (x86-64: CPUID and XGETBV;
+/// other architectures: BN_ISA_BASELINE, which there is the compiler's own vector code).
+int bn_isa_supported(void);
+
+/// Size in bytes of the per-core L2 cache (0 when the system does not say).
+long bn_l2_cache_bytes(void);
+
+/// Orders the non-temporal stores before anything that follows (they are weakly ordered).
+static inline __attribute__((always_inline)) void bn_stream_fence(void) {
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+#endif

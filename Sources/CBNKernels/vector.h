@@ -1,0 +1,99 @@
+// Vector vocabulary of the passes, included once per instruction-set file (isa_*.c)
+// inside that file's target region, so that every helper is compiled for that level.
+//
+// The types are the compiler's generic vectors: the same source lowers to AVX-512,
+// AVX2 or SSE2 instructions, always with the same IEEE-754 semantics per lane.
+
+// The including file has included <stdint.h> and <string.h> (outside its target region).
+
+// a·b + c is never contracted into an FMA behind our back: every FMA is explicit, so
+// every level performs the same roundings.
+#pragma clang fp contract(off)
+
+// Vectors passed between these always-inlined helpers never cross an ABI boundary.
+#pragma clang diagnostic ignored "-Wpsabi"
+
+typedef double d8 __attribute__((ext_vector_type(8)));
+typedef double d4 __attribute__((ext_vector_type(4)));
+typedef float f8 __attribute__((ext_vector_type(8)));
+typedef int64_t i8x64 __attribute__((ext_vector_type(8)));
+typedef uint32_t u8x32 __attribute__((ext_vector_type(8)));
+typedef int32_t i8x32 __attribute__((ext_vector_type(8)));
+typedef uint16_t u8x16 __attribute__((ext_vector_type(8)));
+
+#define BN_INLINE static inline __attribute__((always_inline))
+
+BN_INLINE d8 wide(f8 v) { return __builtin_convertvector(v, d8); }
+/// An output: double → float, round to nearest even (the default rounding mode); a NaN
+/// becomes the canonical quiet NaN 0x7FC00000. Which NaN an operation returns when
+/// several of its operands are NaN depends on the instruction form the compiler picks
+/// (and libm's fma on the baseline level), so payloads are not carried to outputs:
+/// every level, build and architecture writes the same bits.
+BN_INLINE f8 narrow(d8 v) {
+    f8 f = __builtin_convertvector(v, f8);
+    i8x32 nan = (i8x32)(f != f);
+    return (f8)(((i8x32)f & ~nan) | ((i8x32)0x7FC00000 & nan));
+}
+BN_INLINE d8 fma8(d8 a, d8 b, d8 c) { return __builtin_elementwise_fma(a, b, c); }
+BN_INLINE d8 splat(double v) { return (d8)v; }
+BN_INLINE d8 loadd(const double *p) { d8 v; memcpy(&v, p, sizeof v); return v; }
+BN_INLINE void stored(double *p, d8 v) { memcpy(p, &v, sizeof v); }
+/// v with its lanes where `m` is true replaced by +0 (m: a lane comparison result).
+BN_INLINE d8 zero_where(d8 v, i8x64 m) { return (d8)((i8x64)v & ~m); }
+/// ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)): the fixed horizontal sum.
+BN_INLINE double tree(d8 v) {
+    d4 h = v.lo + v.hi;  // (v0 + v4, v1 + v5, v2 + v6, v3 + v7)
+    return (h.x + h.z) + (h.y + h.w);
+}
+
+// ---- storage conversions, generic integer forms (exact; round to nearest even) ----
+
+/// bfloat16 bits → float: the bits are the float's top half.
+BN_INLINE f8 bf16_widen(u8x16 h) { return (f8)(__builtin_convertvector(h, u8x32) << 16); }
+/// float → bfloat16 bits, round to nearest even on the bit pattern; a NaN becomes the
+/// quiet NaN 0x7FC0 with its sign.
+BN_INLINE u8x16 bf16_narrow(f8 v) {
+    u8x32 b = (u8x32)v;
+    u8x32 rounded = (b + 0x7FFFu + ((b >> 16) & 1u)) >> 16;
+    u8x32 nan = ((b >> 16) & 0x8000u) | 0x7FC0u;
+    u8x32 isnan = (u8x32)(v != v);
+    return __builtin_convertvector((rounded & ~isnan) | (nan & isnan), u8x16);
+}
+
+/// IEEE binary16 bits → float, exact (subnormals renormalised through one exact float
+/// subtraction); a NaN keeps its payload, shifted, and gets the quiet bit, as the F16C
+/// instruction does.
+BN_INLINE f8 f16_widen_int(u8x16 h16) {
+    u8x32 h = __builtin_convertvector(h16, u8x32);
+    u8x32 o = (h & 0x7FFFu) << 13;
+    u8x32 e = o & (0x7C00u << 13);
+    o += (127u - 15u) << 23;
+    i8x32 infnan = (i8x32)(e == (0x7C00u << 13)), sub = (i8x32)(e == 0);
+    o += (u8x32)infnan & ((128u - 16u) << 23);
+    u8x32 nan = (u8x32)(infnan & (i8x32)((h & 0x3FFu) != 0));
+    o |= nan & 0x00400000u;
+    f8 renorm = (f8)(o + (1u << 23)) - (f8)(u8x32)(113u << 23);
+    o = ((u8x32)sub & (u8x32)renorm) | (~(u8x32)sub & o);
+    return (f8)(o | ((h & 0x8000u) << 16));
+}
+
+/// float → IEEE binary16 bits, round to nearest even (overflow to ±∞, subnormals
+/// rounded through one float addition); a NaN keeps the top of its payload and gets
+/// the quiet bit, as the F16C instruction does.
+BN_INLINE u8x16 f16_narrow_int(f8 v) {
+    u8x32 f = (u8x32)v;
+    u8x32 sign = f & 0x80000000u, a = f ^ sign;
+    // Inf or NaN (or a finite value ≥ 65536, which rounds to Inf).
+    i8x32 big = (i8x32)(a >= ((127u + 16u) << 23));
+    i8x32 isnan = (i8x32)(a > 0x7F800000u);
+    u8x32 infnan = 0x7C00u | ((u8x32)isnan & (0x0200u | ((a >> 13) & 0x3FFu)));
+    // Subnormal or zero: the float addition of 0.5 rounds the value to a multiple of 2^-24.
+    i8x32 small = (i8x32)(a < (113u << 23));
+    const u8x32 magic = (u8x32)(126u << 23);
+    u8x32 subnormal = (u8x32)((f8)a + (f8)magic) - magic;
+    // Normal: rebias and round on the bits; a carry out of the significand bumps the
+    // exponent (up to Inf), which is the correct rounding.
+    u8x32 normal = (a + ((uint32_t)(15 - 127) << 23) + 0xFFFu + ((a >> 13) & 1u)) >> 13;
+    u8x32 o = ((u8x32)big & infnan) | (~(u8x32)big & (((u8x32)small & subnormal) | (~(u8x32)small & normal)));
+    return __builtin_convertvector(o | (sign >> 16), u8x16);
+}

@@ -1,0 +1,146 @@
+import BNCore
+import BNGolden
+import BNReference
+
+/// What spec §2–§4 say one golden output element must be: the nearest Double to an exact
+/// real (finite data), or a non-finite value by §4's IEEE rules.
+enum Expectation {
+    case exact(ExactOracle.Real)
+    /// NaN, +Inf or −Inf (compared by class).
+    case nonFinite(Double)
+
+    func holds(for d: Double) -> Bool {
+        switch self {
+        case .exact(let v): return ExactOracle.isNearest(d, to: v)
+        case .nonFinite(let e): return e.isNaN ? d.isNaN : d == e
+        }
+    }
+}
+
+/// Builds every expected element of a golden case from its inputs with ``ExactOracle``
+/// alone — written from the spec: §2's formulas, §3's weights (m, 1 − m or 1/k of the
+/// momentum's Double value), §4's non-finite rules. No reference code is used.
+enum GoldenOracle {
+    static func expectations(_ c: GoldenStore.LoadedCase) throws -> [String: [Expectation]] {
+        let spec = c.spec
+        if spec.expectError != nil { return [:] }
+        let s = try spec.shapeValue(), layout = spec.layout, C = s.channels, per = s.elementCount
+        func input(_ k: String) -> [Double] { c.inputs[k]!.values }
+        let gamma = input("gamma"), beta = input("beta"), eps = ExactOracle.Fraction(spec.eps)
+        let rule = try spec.rule()
+        func indices(_ ch: Int, offset: Int = 0) -> [Int] {
+            layout.segments(channel: ch, shape: s).flatMap { seg in (0..<seg.count).map { offset + seg.offset + $0 * seg.stride } }
+        }
+        func weight(step k: Int) -> ExactOracle.Fraction {
+            guard let m = rule.momentum else { return .one / ExactOracle.Fraction(k) }
+            return rule.weighting == .batch ? ExactOracle.Fraction(m) : .one - ExactOracle.Fraction(m)
+        }
+        /// §4: the IEEE mean of a channel with a non-finite value (NaN, or ±Inf for one-signed infinities).
+        func ieeeMean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
+
+        /// Training forward + running update for one batch; returns per-channel expectations.
+        func train(_ x: [Double], offset: Int, running: (mean: [Double], variance: [Double]), step: Int,
+                   y: inout [Expectation], out: inout [String: [Expectation]]) {
+            for ch in 0..<C {
+                let idx = indices(ch, offset: offset), xs = idx.map { x[$0] }
+                let w = weight(step: step)
+                let r0 = running.mean[ch], v0 = running.variance[ch]
+                guard xs.allSatisfy(\.isFinite) else {
+                    let m = ieeeMean(xs)
+                    for i in idx { y[i - offset] = .nonFinite(.nan) }
+                    out["batch_mean", default: []].append(.nonFinite(m))
+                    out["batch_var", default: []].append(.nonFinite(.nan))
+                    out["running_mean", default: []].append(.nonFinite(w.sign == 0 || m.isNaN ? .nan : m))
+                    out["running_var", default: []].append(.nonFinite(.nan))
+                    continue
+                }
+                let st = ExactOracle.ChannelStatistics(xs)
+                let v = st.biasedVariance + eps
+                for i in idx {
+                    y[i - offset] = v.sign > 0
+                        ? .exact(ExactOracle.normalized(x[i], mean: st.mean, radicand: v, gamma: gamma[ch], beta: beta[ch]))
+                        : .nonFinite(.nan)                          // §4: σ² = 0, ε = 0 → 0·Inf
+                }
+                out["batch_mean", default: []].append(.exact(ExactOracle.Real(st.mean)))
+                out["batch_var", default: []].append(.exact(ExactOracle.Real(st.biasedVariance)))
+                out["running_mean", default: []].append(.exact(ExactOracle.runningUpdate(r0, batch: st.mean, weight: w)))
+                var b: ExactOracle.Fraction? = rule.estimator == .biased ? st.biasedVariance : st.unbiasedVariance
+                if b == nil && rule.singleValue == .beta { b = .zero }  // n = 1: the biased value 0
+                out["running_var", default: []].append(b.map { .exact(ExactOracle.runningUpdate(v0, batch: $0, weight: w)) }
+                                                       ?? .nonFinite(.nan))
+            }
+        }
+
+        /// Inference forward with given statistics.
+        func infer(_ x: [Double], mean: [Double], variance: [Double]) -> [Expectation] {
+            var y = [Expectation](repeating: .nonFinite(.nan), count: x.count)
+            for ch in 0..<C {
+                let m = mean[ch], v = variance[ch]
+                for i in indices(ch) {
+                    if x[i].isFinite && m.isFinite && v.isFinite, (ExactOracle.Fraction(v) + eps).sign > 0 {
+                        y[i] = .exact(ExactOracle.normalized(x[i], mean: ExactOracle.Fraction(m), radicand: ExactOracle.Fraction(v) + eps,
+                                                             gamma: gamma[ch], beta: beta[ch]))
+                    } else {
+                        // §4 in IEEE arithmetic: the class (NaN, ±Inf) of γ·(x − μ)/√(v + ε) + β.
+                        y[i] = .nonFinite(gamma[ch] * (x[i] - m) / (v + spec.eps).squareRoot() + beta[ch])
+                    }
+                }
+            }
+            return y
+        }
+
+        var out: [String: [Expectation]] = [:]
+        switch spec.op {
+        case .train:
+            var y = [Expectation](repeating: .nonFinite(.nan), count: per)
+            train(input("x"), offset: 0, running: (input("running_mean"), input("running_var")), step: 1, y: &y, out: &out)
+            out["y"] = y
+        case .infer:
+            out["y"] = infer(input("x"), mean: input("mean"), variance: input("var"))
+        case .backwardTrain, .backwardInfer:
+            let x = input("x"), dy = input("dy")
+            var dx = [Expectation](repeating: .nonFinite(.nan), count: per)
+            for ch in 0..<C {
+                let idx = indices(ch), xs = idx.map { x[$0] }, dys = idx.map { dy[$0] }
+                out["dbeta", default: []].append(.exact(ExactOracle.Real(ExactOracle.sum(dys))))
+                let mean: ExactOracle.Fraction, v: ExactOracle.Fraction
+                if spec.op == .backwardTrain {
+                    guard xs.allSatisfy(\.isFinite) else { out["dgamma", default: []].append(.nonFinite(.nan)); continue }
+                    let st = ExactOracle.ChannelStatistics(xs)
+                    mean = st.mean; v = st.biasedVariance + eps
+                } else {
+                    let m = input("mean")[ch], vr = input("var")[ch]
+                    guard xs.allSatisfy(\.isFinite), m.isFinite, vr.isFinite else {
+                        out["dgamma", default: []].append(.nonFinite(.nan)); continue
+                    }
+                    mean = ExactOracle.Fraction(m); v = ExactOracle.Fraction(vr) + eps
+                }
+                guard v.sign > 0 else { out["dgamma", default: []].append(.nonFinite(.nan)); continue }  // §4: r = +Inf
+                let g = spec.op == .backwardTrain
+                    ? ExactOracle.trainingBackward(x: xs, dy: dys, mean: mean, radicand: v, gamma: gamma[ch])
+                    : ExactOracle.inferenceBackward(x: xs, dy: dys, mean: mean, radicand: v, gamma: gamma[ch])
+                out["dgamma", default: []].append(.exact(g.dGamma))
+                for (k, i) in idx.enumerated() { dx[i] = .exact(g.dx[k]) }
+            }
+            out["dx"] = dx
+        case .trajectory:
+            let x = input("x"), rm = c.expected["running_mean"]!.values, rv = c.expected["running_var"]!.values
+            var y = [Expectation](repeating: .nonFinite(.nan), count: per)
+            var perStep: [String: [Expectation]] = [:]
+            for k in 0..<spec.steps {
+                // Step k + 1 starts from the running statistics golden stores for step k.
+                let running = k == 0 ? (input("running_mean"), input("running_var"))
+                                     : (Array(rm[((k - 1) * C)..<(k * C)]), Array(rv[((k - 1) * C)..<(k * C)]))
+                var step: [String: [Expectation]] = [:]
+                train(x, offset: k * per, running: running, step: k + 1, y: &y, out: &step)
+                perStep["running_mean", default: []] += step["running_mean"]!
+                perStep["running_var", default: []] += step["running_var"]!
+            }
+            out["running_mean"] = perStep["running_mean"]
+            out["running_var"] = perStep["running_var"]
+            let last = (spec.steps - 1) * C
+            out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
+        }
+        return out
+    }
+}
