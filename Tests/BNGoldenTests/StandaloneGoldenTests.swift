@@ -34,7 +34,7 @@ import Testing
                 infinite += t.values.filter(\.isInfinite).count; outputs += 1
             }
         }
-        #expect(outputs > 800 && infinite > 0, "\(outputs) outputs, \(infinite) unresolvable elements")
+        #expect(outputs > 800, "\(outputs) outputs, \(infinite) unresolvable elements")  // +Inf itself: storedToleranceMarks…
     }
 
     @Test func storedToleranceMarksWhatTheJudgeDoesNotJudge() {

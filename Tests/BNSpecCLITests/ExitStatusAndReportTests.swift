@@ -179,7 +179,8 @@ import Testing
         for k in 1...10 { #expect(done.contains { $0 * 10 >= k * ids.count && ($0 - 1) * 10 < k * ids.count }, "\(k)0 %: \(done)") }
         let v = try CLI.run(["verify", "--implementation", "fused", "--match", "infer.*4x3x5x5*"])
         #expect(v.status == 0 && v.errLines.contains { $0.hasPrefix("verify: ") && $0.contains("cases (100 %)") }, "\(v.err)")
-        #expect(v.out.hasSuffix("passed, 0 failed, 0 skipped\n") && v.out.contains("verify: OK — "), "\(v.out)")
+        let closing = v.out.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(closing.hasPrefix("verify: OK — ") && closing.contains(" × 1 implementation: ") && closing.contains(" passed, 0 failed, "), "\(closing)")
     }
 
     /// --maxfail N: the N-th failure stops the run; the rest are reported as not run (skipped).
