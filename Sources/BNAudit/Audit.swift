@@ -81,9 +81,14 @@ public struct AuditResult: Codable, Sendable {
     public var worstAt: String? = nil
     public var beyond: Int? = nil
     public var judged: Int? = nil
+    /// What this case gave the audit-wide fits, before they named causes (``AuditReport/init``):
+    /// kept in a shard's JSON report so that `bnspec merge` refits over every case as the
+    /// unsharded audit does (``AuditReport/merged(_:paths:manifest:goldenSHA256:partial:)``).
+    public var fitInputs: FitInputs? = nil
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, status, detail, repro, condition, evidence, dtype, seconds, fault, beyond, judged
         case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps", worstAt = "worst_at"
+        case fitInputs = "fit_inputs"
     }
     /// Decodes a report's case (``ReportFormat/decoder()``); the fields that are not encoded keep their defaults.
     public init(from d: any Decoder) throws {
@@ -97,6 +102,7 @@ public struct AuditResult: Codable, Sendable {
         dtype = try c.decodeIfPresent(String.self, forKey: .dtype) ?? ""; seconds = try c.decodeIfPresent(Double.self, forKey: .seconds) ?? 0
         fault = try c.decodeIfPresent(Fault.self, forKey: .fault); worstAt = try c.decodeIfPresent(String.self, forKey: .worstAt)
         beyond = try c.decodeIfPresent(Int.self, forKey: .beyond); judged = try c.decodeIfPresent(Int.self, forKey: .judged)
+        fitInputs = try c.decodeIfPresent(FitInputs.self, forKey: .fitInputs)
     }
     public init(caseID: String, family: String, status: CaseResult.Status, worstRatio: Double, detail: String, likelyCause: String?,
                 repro: String, condition: Double, dtype: String = "") {
@@ -114,7 +120,7 @@ public struct AuditResult: Codable, Sendable {
         if !evidence.isEmpty { try c.encode(evidence, forKey: .evidence) }
         try c.encode(dtype, forKey: .dtype); try c.encode(seconds, forKey: .seconds); try c.encodeIfPresent(fault, forKey: .fault)
         try c.encodeIfPresent(worstAt, forKey: .worstAt); try c.encodeIfPresent(beyond, forKey: .beyond)
-        try c.encodeIfPresent(judged, forKey: .judged)
+        try c.encodeIfPresent(judged, forKey: .judged); try c.encodeIfPresent(fitInputs, forKey: .fitInputs)
     }
 
     /// A failure of the numbers themselves (not a refusal, crash, protocol fault or missing output).
@@ -159,6 +165,7 @@ public struct AuditReport: Codable, Sendable {
         self.implementation = implementation; self.version = version; self.profile = profile
         tolerance = ToleranceModel.name
         var results = results
+        for i in results.indices { results[i].fitInputs = AuditResult.FitInputs(results[i]) }  // what the fits below start from
         let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
                                         floor: 0x1p-24, binned: true)
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth

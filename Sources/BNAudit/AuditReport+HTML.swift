@@ -17,12 +17,6 @@ import Foundation
 extension AuditReport {
     static let colors = (passed: "#1f77b4", failed: "#d62728", error: "#ff7f0e", skipped: "#bbbbbb", bar: "#2ca02c")
 
-    /// Ulps of the case's storage format from the float32 ulps `worstUlps` holds.
-    static func storageUlps(_ f32Ulps: Double, dtype: String) -> Double {
-        guard let d = DType(rawValue: dtype) else { return f32Ulps }
-        return f32Ulps * (0x1p-24 / d.storageRoundoff)
-    }
-
     public func html() -> String {
         func esc(_ s: String) -> String { Self.xml(s) }
         func num(_ v: Double) -> String { String(format: "%.1f", v) }
@@ -124,7 +118,7 @@ extension AuditReport {
         for d in dtypes {
             var pass = [Int](repeating: 0, count: edges.count + 1), fail = pass
             for r in withUlps where r.dtype == d {
-                let u = Self.storageUlps(r.worstUlps!, dtype: d)
+                let u = r.worstUlps!  // already in ulps of the case's storage format
                 let bin = u.isNaN ? edges.count : (edges.firstIndex { u < $0 } ?? edges.count)
                 if r.status == .failed { fail[bin] += 1 } else { pass[bin] += 1 }
             }

@@ -96,7 +96,8 @@ extension AuditReport {
         _ = try ReportMerge.common(parts.map(\.tolerance), "tolerance model", paths: paths)
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
         try ReportMerge.disjoint(parts.map { $0.results.map(\.caseID) }, paths: paths, what: "case")
-        let all = parts.flatMap(\.results)
+        // Each case as it was before its shard's audit-wide fits: the merged report fits over every case.
+        let all = parts.flatMap(\.results).map { r in r.fitInputs?.restore(r) ?? r }
         let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
         let source = named.first?.0 ?? parts[0]
         var r = AuditReport(implementation: source.implementation, version: source.version, profile: profile,
@@ -144,5 +145,51 @@ extension Verification.Report {
         return "verify: \(ok ? "OK" : "FAILED") — \(n(ids, "case")) × \(n(impls.count, "implementation")): \(p) passed, \(f) failed, \(s) skipped"
             + (mutants.isEmpty ? "" : "; \(caught) of \(mutants.count) calibration mutants caught")
             + (shard.map { " (shard \($0))" } ?? "")
+    }
+}
+
+extension AuditResult {
+    /// A case as the audit-wide fits of ``AuditReport/init`` found it: its own diagnosis (cause
+    /// and evidence) and what it contributes to the variance-growth and weight fits.
+    public struct FitInputs: Codable, Sendable, Equatable {
+        public var cause: String?
+        public var evidence: [String]
+        /// [κ, relative error of the variance] per channel.
+        public var variancePoints: [[Double]]
+        /// [asked, used] batch weight.
+        public var weightPoint: [Double]?
+        public var computeRoundoff: Double
+        public var meanWithinTolerance: Bool
+        enum CodingKeys: String, CodingKey {
+            case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
+            case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
+        }
+
+        init(_ r: AuditResult) {
+            cause = r.likelyCause; evidence = r.evidence
+            variancePoints = r.variancePoints.map { [$0.kappa, $0.error] }
+            weightPoint = r.weightPoint.map { [$0.asked, $0.used] }
+            computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
+        }
+
+        /// `r` as it was before the fits, for fitting again.
+        func restore(_ r: AuditResult) -> AuditResult {
+            var r = r
+            r.likelyCause = cause; r.evidence = evidence
+            r.variancePoints = variancePoints.compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
+            r.weightPoint = weightPoint.flatMap { $0.count == 2 ? WeightFit.Point(asked: $0[0], used: $0[1]) : nil }
+            r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
+            return r
+        }
+    }
+}
+
+extension AuditReport {
+    /// The report without the fit inputs of its cases (they only serve `bnspec merge`: a whole
+    /// audit's JSON leaves them out).
+    public func withoutFitInputs() -> AuditReport {
+        var r = self
+        for i in r.results.indices { r.results[i].fitInputs = nil }
+        return r
     }
 }

@@ -99,7 +99,8 @@ struct AuditCommand: ParsableCommand {
             report.goldenSHA256 = goldenSHA
             report.shard = selector.shard?.description
             print(report.terminalText())
-            if let path = json { try writeJSON(report, to: path) }
+            // A shard's JSON keeps what the audit-wide fits read from each case, for bnspec merge.
+            if let path = json { try writeJSON(report.shard == nil ? report.withoutFitInputs() : report, to: path) }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
             if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
             if cases.isEmpty {

@@ -42,7 +42,7 @@ struct MergeCommand: ParsableCommand {
                 let parts = try zip(data, reports).map { try ReportMerge.load(AuditReport.self, $0, path: $1, schema: ReportFormat.auditSchema) }
                 let merged = try AuditReport.merged(parts, paths: reports, manifest: manifest, goldenSHA256: sha, partial: partial)
                 print(merged.terminalText())
-                if let path = json { try writeJSON(merged, to: path) }
+                if let path = json { try writeJSON(merged.shard == nil ? merged.withoutFitInputs() : merged, to: path) }
                 if let path = junit { try writeAtomically(Data(merged.junit().utf8), to: path) }
                 if let path = html { try writeAtomically(Data(merged.html().utf8), to: path) }
                 if merged.passed + merged.failed == 0 { throw BNError.invalidArgument("no case was checked in the merged reports") }
