@@ -60,10 +60,8 @@ extension Audit {
     /// Audits the supplied operations in this process over ``cases``; cases of operations not
     /// supplied, and of dtypes or layouts not declared, are skipped.
     public func run(operations: BatchNormOperations, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> AuditReport {
-        var results: [AuditResult] = []
-        for (i, golden) in cases.enumerated() {
-            progress(i, cases.count, golden.spec.id)
-            results.append(try judge(try AuditCase(golden, profile: profile), operations: operations))
+        let results = try eachCase(progress: { p in if let id = p.current { progress(p.done, p.total, id) } }) { ac in
+            try judge(ac, operations: operations)
         }
         return AuditReport(implementation: operations.name, version: operations.version, profile: profile.name, results: results)
     }

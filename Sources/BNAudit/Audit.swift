@@ -6,6 +6,46 @@ import Foundation
 
 /// The verdict on one case of an audit.
 public struct AuditResult: Codable, Sendable {
+    /// Why a case failed without a numeric comparison (or was not run). JUnit reports the faults
+    /// that stopped the comparison (``isError``) as `<error>`, numeric failures and
+    /// ``notRefused`` as `<failure>`, ``notRun`` as `<skipped>`.
+    public enum Fault: String, Codable, Sendable, CaseIterable {
+        /// The implementation refused a case the profile defines.
+        case refused
+        /// The adapter process died (signal or exit) on the case.
+        case crashed
+        /// No answer within the case timeout, or the audit's deadline passed.
+        case timeout
+        /// The adapter broke the protocol (a line that is not protocol JSON, a malformed reply).
+        case `protocol`
+        /// A required output is missing, an output is not one of the case's, unreadable, or of the wrong size.
+        case missingOutput = "missing-output", unexpectedOutput = "unexpected-output"
+        case unreadableOutput = "unreadable-output", wrongSize = "wrong-size"
+        /// The case expects a refusal and the implementation returned outputs.
+        case notRefused = "not-refused"
+        /// Not run: `--maxfail` was reached first.
+        case notRun = "not-run"
+
+        /// The comparison could not happen: a JUnit `<error>`, not a `<failure>`.
+        public var isError: Bool { self != .notRefused && self != .notRun }
+
+        /// How reports count a failure of this kind that no likely cause explains.
+        public var summary: String {
+            switch self {
+            case .refused: "refused the case"
+            case .crashed: "the adapter crashed"
+            case .timeout: "no answer in time"
+            case .protocol: "adapter protocol fault"
+            case .missingOutput: "missing output"
+            case .unexpectedOutput: "unexpected output"
+            case .unreadableOutput: "unreadable output file"
+            case .wrongSize: "output of the wrong size"
+            case .notRefused: "outputs where the profile requires a refusal"
+            case .notRun: "not run"
+            }
+        }
+    }
+
     public var caseID: String
     public var family: String
     public var status: CaseResult.Status
@@ -30,23 +70,74 @@ public struct AuditResult: Codable, Sendable {
     /// Training cases: the batch weight asked for and the one the returned running mean implies
     /// (for the audit-wide ``WeightFit``; not encoded).
     var weightPoint: WeightFit.Point?
+    /// The case's storage dtype (float32, float16, …).
+    public var dtype: String = ""
+    /// Seconds the case took (request, answer, judging).
+    public var seconds: Double = 0
+    /// Set when the case failed without a numeric comparison, or was not run.
+    public var fault: Fault? = nil
+    /// The worst element, as `output[n=…, c=…, …]`, and how many elements of that output are
+    /// beyond tolerance, of how many judged (numeric comparisons only).
+    public var worstAt: String? = nil
+    public var beyond: Int? = nil
+    public var judged: Int? = nil
+    /// What this case gave the audit-wide fits, before they named causes (``AuditReport/init``):
+    /// kept in a shard's JSON report so that `bnspec merge` refits over every case as the
+    /// unsharded audit does (``AuditReport/merged(_:paths:manifest:goldenSHA256:partial:)``).
+    public var fitInputs: FitInputs? = nil
     enum CodingKeys: String, CodingKey {
-        case caseID = "case", family, status, detail, repro, condition, evidence
-        case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps"
+        case caseID = "case", family, status, detail, repro, condition, evidence, dtype, seconds, fault, beyond, judged
+        case worstRatio = "worst_ratio", likelyCause = "likely_cause", worstUlps = "worst_ulps", worstAt = "worst_at"
+        case fitInputs = "fit_inputs"
     }
+    /// Decodes a report's case (``ReportFormat/decoder()``); the fields that are not encoded keep their defaults.
+    public init(from d: any Decoder) throws {
+        let c = try d.container(keyedBy: CodingKeys.self)
+        caseID = try c.decode(String.self, forKey: .caseID); family = try c.decode(String.self, forKey: .family)
+        status = try c.decode(CaseResult.Status.self, forKey: .status); worstRatio = try c.decode(Double.self, forKey: .worstRatio)
+        detail = try c.decode(String.self, forKey: .detail); likelyCause = try c.decodeIfPresent(String.self, forKey: .likelyCause)
+        repro = try c.decode(String.self, forKey: .repro); condition = try c.decode(Double.self, forKey: .condition)
+        worstUlps = try c.decodeIfPresent(Double.self, forKey: .worstUlps)
+        evidence = try c.decodeIfPresent([String].self, forKey: .evidence) ?? []
+        dtype = try c.decodeIfPresent(String.self, forKey: .dtype) ?? ""; seconds = try c.decodeIfPresent(Double.self, forKey: .seconds) ?? 0
+        fault = try c.decodeIfPresent(Fault.self, forKey: .fault); worstAt = try c.decodeIfPresent(String.self, forKey: .worstAt)
+        beyond = try c.decodeIfPresent(Int.self, forKey: .beyond); judged = try c.decodeIfPresent(Int.self, forKey: .judged)
+        fitInputs = try c.decodeIfPresent(FitInputs.self, forKey: .fitInputs)
+    }
+    public init(caseID: String, family: String, status: CaseResult.Status, worstRatio: Double, detail: String, likelyCause: String?,
+                repro: String, condition: Double, dtype: String = "") {
+        self.caseID = caseID; self.family = family; self.status = status; self.worstRatio = worstRatio; self.detail = detail
+        self.likelyCause = likelyCause; self.repro = repro; self.condition = condition; self.dtype = dtype
+    }
+    /// Non-finite numbers go through the encoder's strategy (``ReportFormat/encoder()``: "inf", "-inf", "nan").
     public func encode(to e: any Encoder) throws {
         var c = e.container(keyedBy: CodingKeys.self)
         try c.encode(caseID, forKey: .caseID); try c.encode(family, forKey: .family); try c.encode(status, forKey: .status)
-        try c.encode(worstRatio.isFinite ? worstRatio : 1e308, forKey: .worstRatio)
+        try c.encode(worstRatio, forKey: .worstRatio)
         try c.encode(detail, forKey: .detail); try c.encodeIfPresent(likelyCause, forKey: .likelyCause)
-        try c.encode(repro, forKey: .repro); try c.encode(condition.isFinite ? condition : 1e308, forKey: .condition)
-        try c.encodeIfPresent(worstUlps.map { $0.isFinite ? $0 : 1e308 }, forKey: .worstUlps)
+        try c.encode(repro, forKey: .repro); try c.encode(condition, forKey: .condition)
+        try c.encodeIfPresent(worstUlps, forKey: .worstUlps)
         if !evidence.isEmpty { try c.encode(evidence, forKey: .evidence) }
+        try c.encode(dtype, forKey: .dtype); try c.encode(seconds, forKey: .seconds); try c.encodeIfPresent(fault, forKey: .fault)
+        try c.encodeIfPresent(worstAt, forKey: .worstAt); try c.encodeIfPresent(beyond, forKey: .beyond)
+        try c.encodeIfPresent(judged, forKey: .judged); try c.encodeIfPresent(fitInputs, forKey: .fitInputs)
     }
+
+    /// A failure of the numbers themselves (not a refusal, crash, protocol fault or missing output).
+    public var isNumericFailure: Bool { status == .failed && fault == nil }
+    /// Judged by comparing numbers: a pass or numeric failure with outputs (not a refusal).
+    public var hasNumbers: Bool { status != .skipped && fault == nil && (worstAt != nil || worstUlps != nil) }
 }
 
 /// A whole audit: who was audited, against which profile, and the per-case verdicts.
 public struct AuditReport: Codable, Sendable {
+    /// ``ReportFormat/auditSchema``.
+    public var schema = ReportFormat.auditSchema
+    public var bnspecVersion = ReportFormat.bnspecVersion
+    /// SHA-256 of the golden folder's manifest.json: which golden vectors were used.
+    public var goldenSHA256: String? = nil
+    /// The shard this report covers ("K/N"), nil for a whole selection.
+    public var shard: String? = nil
     public var implementation: String
     public var version: String
     public var profile: String
@@ -65,6 +156,7 @@ public struct AuditReport: Codable, Sendable {
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
     enum CodingKeys: String, CodingKey {
+        case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard
         case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
         case varianceGrowth = "variance_growth", weightFit = "weight_fit"
     }
@@ -73,6 +165,7 @@ public struct AuditReport: Codable, Sendable {
         self.implementation = implementation; self.version = version; self.profile = profile
         tolerance = ToleranceModel.name
         var results = results
+        for i in results.indices { results[i].fitInputs = AuditResult.FitInputs(results[i]) }  // what the fits below start from
         let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
                                         floor: 0x1p-24, binned: true)
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
@@ -103,10 +196,18 @@ public struct AuditReport: Codable, Sendable {
         passed = results.filter { $0.status == .passed }.count
         failed = results.filter { $0.status == .failed }.count
         skipped = results.filter { $0.status == .skipped }.count
+        // A failure without a comparison is counted by its kind, not as an unexplained numeric error.
         var c: [String: Int] = [:]
-        for r in results where r.status == .failed { c[r.likelyCause ?? "unexplained", default: 0] += 1 }
+        for r in results where r.status == .failed { c[r.likelyCause ?? r.fault.map { "\($0.summary) (no comparison)" } ?? "unexplained", default: 0] += 1 }
         causes = c
     }
+}
+
+/// Where an audit is: `done` of `total` cases finished, `failed` of them failed; `current` the
+/// case being run (nil once all are done).
+public struct AuditProgress: Sendable {
+    public var done: Int, total: Int, failed: Int
+    public var current: String?
 }
 
 /// Runs an audit: every golden case through an adapter (or recorded results), judged by
@@ -121,15 +222,37 @@ public struct Audit {
         self.profile = profile; self.cases = cases; self.goldenDir = goldenDir; self.reproBase = reproBase
     }
 
-    /// Audits through a running adapter. `progress(i, n)` is called before each case.
-    public func run(adapter: AdapterClient, scratch: URL, progress: (Int, Int, String) -> Void = { _, _, _ in }) throws -> AuditReport {
+    /// Stop after this many failed cases: the rest are reported as not run (``AuditResult/Fault/notRun``).
+    public var maxFailures: Int? = nil
+
+    /// Runs `one` on every case in order, timing each, counting failures for ``maxFailures``, and
+    /// reporting progress before each case and once at the end.
+    func eachCase(progress: (AuditProgress) -> Void, _ one: (AuditCase) throws -> AuditResult) throws -> [AuditResult] {
+        var results: [AuditResult] = [], failed = 0
+        for (i, golden) in cases.enumerated() {
+            progress(AuditProgress(done: i, total: cases.count, failed: failed, current: golden.spec.id))
+            let ac = try AuditCase(golden, profile: profile)
+            if let m = maxFailures, failed >= m {
+                var r = base(ac)
+                r.status = .skipped; r.fault = .notRun; r.detail = "not run: --maxfail \(m) reached"
+                results.append(r); continue
+            }
+            let started = Date()
+            var r = try one(ac)
+            r.seconds = Date().timeIntervalSince(started)
+            if r.status == .failed { failed += 1 }
+            results.append(r)
+        }
+        progress(AuditProgress(done: cases.count, total: cases.count, failed: failed, current: nil))
+        return results
+    }
+
+    /// Audits through a running adapter.
+    public func run(adapter: AdapterClient, scratch: URL, progress: (AuditProgress) -> Void = { _ in }) throws -> AuditReport {
         let hello = try adapter.hello ?? adapter.start()
         defer { adapter.stop() }  // also when a case throws: never leave the adapter running
-        var results: [AuditResult] = []
-        for (i, golden) in cases.enumerated() {
-            progress(i, cases.count, golden.spec.id)
-            let ac = try AuditCase(golden, profile: profile)
-            let spec = ac.loaded.spec
+        let results = try eachCase(progress: progress) { ac in
+            let golden = ac.golden, spec = ac.loaded.spec
             var r = base(ac)
             // An implementation without running statistics (a kernel library; its framework keeps them):
             // trajectories are not run and train cases are judged without them (the cumulative average,
@@ -137,14 +260,19 @@ public struct Audit {
             let notProvided: Set<String> = hello.runningStatistics ? [] : Self.runningOutputs
             if !hello.runningStatistics && spec.op == .trajectory {
                 r.status = .skipped; r.detail = Self.notProvidedNote(["running_mean", "running_var", "y_eval"])
-                results.append(r); continue
+                return r
             }
             let supported = hello.ops.contains(spec.op.rawValue) && hello.dtypes.contains(spec.dtype.rawValue)
                 && hello.layouts.contains(spec.layout.rawValue) && (ac.batchWeight != nil || hello.cumulative
                     || !hello.runningStatistics || !spec.op.updatesRunningStatistics)
             if !supported {
-                r.status = .skipped; r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue))"
-                results.append(r); continue
+                let missing = [hello.ops.contains(spec.op.rawValue) ? nil : "op \(spec.op.rawValue)",
+                               hello.dtypes.contains(spec.dtype.rawValue) ? nil : "dtype \(spec.dtype.rawValue)",
+                               hello.layouts.contains(spec.layout.rawValue) ? nil : "layout \(spec.layout.rawValue)"].compactMap { $0 }
+                r.status = .skipped
+                r.detail = "not supported by the adapter (\(spec.op.rawValue), \(spec.dtype.rawValue), \(spec.layout.rawValue)): "
+                    + (missing.isEmpty ? "no cumulative running average" : missing.joined(separator: ", "))
+                return r
             }
             let out = scratch.appendingPathComponent(golden.spec.id)
             try? FileManager.default.removeItem(at: out)
@@ -152,55 +280,61 @@ public struct Audit {
             let request = ac.request(inputDir: goldenDir.appendingPathComponent(golden.spec.id), outputDir: out, profile: profile)
             switch adapter.run(request) {
             case .unsupported(let m): r.status = .skipped; r.detail = "adapter: unsupported: \(m)"
-            case .failure(let f): r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
+            case .failure(let f):
+                r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
+                switch f {
+                case .timeout, .deadline: r.fault = .timeout
+                case .exited: r.fault = .crashed
+                case .garbage, .protocolError: r.fault = .protocol
+                }
             case .refused(let m): r = refused(ac, r, message: m, by: "adapter")
             case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
                 r = outputsInsteadOfRefusal(ac, r, names: paths.keys)
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
-            results.append(r)
+            return r
         }
         return AuditReport(implementation: hello.name, version: hello.version, profile: profile.name, results: results)
     }
 
-    /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
-    public func run(results dir: URL, name: String) throws -> AuditReport {
+    /// Audits recorded outputs: `dir/<case id>/<output>.npy` (`error.txt` for a refusal).
+    public func run(results dir: URL, name: String, progress: (AuditProgress) -> Void = { _ in }) throws -> AuditReport {
         guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent(Export.marker).path) {
             throw BNError.file(path: dir.path, reason: "is the export folder; the outputs go to (and --results takes) \(dir.appendingPathComponent("results").path)")
         }
-        var results: [AuditResult] = []
-        for golden in cases {
-            let ac = try AuditCase(golden, profile: profile)
+        let results = try eachCase(progress: progress) { ac in
             var r = base(ac)
-            let caseDir = dir.appendingPathComponent(golden.spec.id)
+            let caseDir = dir.appendingPathComponent(ac.goldenID)
             var files: [String: URL] = [:]
             for name in ac.loaded.spec.outputs.keys {
                 let f = caseDir.appendingPathComponent("\(name).npy")
                 if FileManager.default.fileExists(atPath: f.path) { files[name] = f }
             }
+            let errorFile = caseDir.appendingPathComponent("error.txt")
+            let refused = FileManager.default.fileExists(atPath: errorFile.path)
             if !FileManager.default.fileExists(atPath: caseDir.path) {
                 r.status = .skipped; r.detail = "no results for this case"
             } else if ac.loaded.spec.expectError != nil {
-                let refused = FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path)
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
-                if !refused { r.worstRatio = .infinity }
-            } else if files.isEmpty, FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path),
-                      let d = profile.documentedRefusal(op: ac.loaded.spec.op.rawValue, eps: ac.loaded.spec.eps) {
-                r.detail = "refused (\(d.what)), as the \(profile.name) profile allows"
+                if !refused { r.worstRatio = .infinity; r.fault = .notRefused }
+            } else if refused && files.isEmpty {  // a refusal: allowed where the profile documents one (spec §5.6)
+                let said = (try? FileRead.data(errorFile, limit: FileRead.textLimit)).map { String(decoding: $0, as: UTF8.self) } ?? ""
+                r = self.refused(ac, r, message: said.split(separator: "\n").first.map { String($0.prefix(200)) } ?? "", by: "the implementation (error.txt)")
             } else {
                 r = judge(ac, r, files: files)
             }
-            results.append(r)
+            return r
         }
         return AuditReport(implementation: name, version: "recorded", profile: profile.name, results: results)
     }
 
     func base(_ ac: AuditCase) -> AuditResult {
         AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
-                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0)
+                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0,
+                    dtype: ac.loaded.spec.dtype.rawValue)
     }
 
     /// ulp(v) in a storage format: the spacing of that format's values at |v| (its largest
@@ -225,7 +359,7 @@ public struct Audit {
         else if let d = profile.documentedRefusal(op: spec.op.rawValue, eps: spec.eps) {
             r.status = .passed; r.detail = "refused (\(d.what)), as the \(profile.name) profile allows: \(m)"
         } else {
-            r.status = .failed; r.worstRatio = .infinity; r.detail = "\(who) refused the case: \(m)"
+            r.status = .failed; r.worstRatio = .infinity; r.detail = "\(who) refused the case: \(m)"; r.fault = .refused
             r.likelyCause = spec.eps == 0 ? "refuses eps = 0 (which the spec defines)" : "refuses a case the profile defines"
         }
         return r
@@ -234,7 +368,7 @@ public struct Audit {
     /// The verdict on outputs returned for a case the profile requires the implementation to refuse.
     func outputsInsteadOfRefusal(_ ac: AuditCase, _ r0: AuditResult, names: some Collection<String>) -> AuditResult {
         var r = r0
-        r.status = .failed; r.worstRatio = .infinity
+        r.status = .failed; r.worstRatio = .infinity; r.fault = .notRefused
         r.detail = "expected a refusal (\(ac.loaded.spec.expectError ?? "")), got outputs \(names.sorted().joined(separator: ", "))"
         return r
     }
@@ -253,7 +387,7 @@ public struct Audit {
         var got: [String: [Double]] = [:]
         let unknown = files.keys.filter { spec.outputs[$0] == nil }.sorted()
         if !unknown.isEmpty {
-            r.status = .failed; r.worstRatio = .infinity
+            r.status = .failed; r.worstRatio = .infinity; r.fault = .unexpectedOutput
             r.detail = "unexpected output\(unknown.count > 1 ? "s" : "") \(unknown.joined(separator: ", ")) (this case has \(spec.outputs.keys.sorted().joined(separator: ", ")))"
             return r
         }
@@ -262,7 +396,7 @@ public struct Audit {
                 let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true)
                 got[name] = a.values
             } catch {
-                r.status = .failed; r.worstRatio = .infinity; r.detail = "output '\(name)': \(error)"; return r
+                r.status = .failed; r.worstRatio = .infinity; r.fault = .unreadableOutput; r.detail = "output '\(name)': \(error)"; return r
             }
         }
         return judge(ac, r, outputs: got, notProvided: notProvided)
@@ -275,7 +409,7 @@ public struct Audit {
         let spec = ac.loaded.spec
         let missing = ac.requiredOutputs.subtracting(notProvided).subtracting(got.keys)
         if !missing.isEmpty {
-            r.status = .failed; r.worstRatio = .infinity
+            r.status = .failed; r.worstRatio = .infinity; r.fault = .missingOutput
             r.detail = "missing output\(missing.count > 1 ? "s" : "") \(missing.sorted().joined(separator: ", "))"; return r
         }
         var judged = ac.loaded
@@ -283,6 +417,12 @@ public struct Audit {
         let budget = try? ac.budget()
         let verdict = CaseJudge.judge(judged, outputs: got, name: "adapter", budget: budget)
         r.status = verdict.status; r.worstRatio = verdict.worstRatio; r.detail = verdict.detail ?? ""
+        r.beyond = verdict.beyond; r.judged = verdict.judged
+        if verdict.worstAt.hasSuffix("[-1]") { r.fault = .wrongSize } else if let open = verdict.worstAt.firstIndex(of: "["),
+                  let i = Int(verdict.worstAt[verdict.worstAt.index(after: open)...].dropLast()) {
+            let name = String(verdict.worstAt[..<open])
+            r.worstAt = "\(name)[\(spec.op.output(name)?.coordinates(ofFlat: i, in: spec) ?? "\(i)")]"
+        }
         let absent = notProvided.intersection(spec.outputs.keys).subtracting(got.keys).sorted()
         if r.status == .passed && !absent.isEmpty { r.detail = Self.notProvidedNote(absent) }
         if let p = spec.op.primaryOutput?.name, let exp = judged.expected[p]?.values, let g = got[p], g.count == exp.count {
@@ -297,7 +437,7 @@ public struct Audit {
             }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
-            if r.status == .failed {
+            if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared
                 let d = Diagnosis.of(problem)
                 r.likelyCause = d.cause; r.evidence = d.evidence
             }

@@ -27,22 +27,20 @@ public struct AuditCase: Sendable {
     /// The tolerance budget of the re-targeted case.
     public func budget() throws -> ToleranceBudget { try ToleranceBudget(loaded, analysis: analysis) }
 
-    /// The JSON request of the adapter protocol (spec/AUDIT.md §3) for inputs in `inputDir`.
+    /// The JSON request of the adapter protocol (spec/AUDIT.md §3, ``BNGolden/CaseRequest``) for
+    /// inputs in `inputDir`.
     public func request(inputDir: URL, outputDir: URL, profile: ConventionProfile) -> [String: Any] {
         let s = loaded.spec
         var inputs: [String: String] = [:]
         for (k, f) in s.inputs { inputs[k] = inputDir.appendingPathComponent(f).path }
-        var dtypes: [String: String] = [:]
-        for a in s.op.arrays where a.role == .input || s.outputs[a.name] != nil { dtypes[a.name] = a.dtype(in: s).rawValue }
-        return [
-            "type": "case", "id": goldenID, "op": s.op.rawValue, "shape": s.shape, "layout": s.layout.rawValue,
-            "dtype": s.dtype.rawValue, "parameter_dtype": s.parameterDType.rawValue, "eps": s.eps,
-            "batch_weight": batchWeight as Any? ?? NSNull(), "cumulative": batchWeight == nil, "step": 1, "steps": s.steps,
-            "momentum": s.momentum as Any? ?? NSNull(), "momentum_weighting": profile.momentumWeighting.rawValue,
-            "variance_estimator": profile.runningVariance.rawValue, "single_value": profile.singleValue.rawValue,
-            "profile": profile.name, "expect_error": s.expectError as Any? ?? NSNull(),
-            "inputs": inputs, "outputs": s.outputs.keys.sorted(), "dtypes": dtypes, "output_dir": outputDir.path,
-        ]
+        return Self.dictionary(s.request(profile: profile, inputs: inputs, outputDir: outputDir.path))
+    }
+
+    /// A request as the JSON object the adapter client sends.
+    static func dictionary(_ r: CaseRequest) -> [String: Any] {
+        // Encoding a struct of strings, numbers and arrays, then reading it back, cannot fail.
+        let data = (try? JSONEncoder().encode(r)) ?? Data("{}".utf8)
+        return (try? JSONSerialization.jsonObject(with: data) as? [String: Any]) ?? [:]
     }
 
     /// Outputs the audit requires (``BNGolden/ArraySpec/requiredInAudit``; the others are judged

@@ -21,10 +21,13 @@ public struct CaseResult: Codable, Sendable {
     /// Reference rows: how finely the case judges its primary output (spec §5.4); nil when it
     /// has nothing finite to judge.
     public var resolution: Double? = nil
+    /// Elements of the worst output beyond tolerance, of `judged` elements there (nil: no comparison).
+    public var beyond: Int? = nil
+    public var judged: Int? = nil
 
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, implementation, status, worstRatio = "worst_ratio", worstAt = "worst_at", detail, repro
-        case digest = "output_sha256", resolution
+        case digest = "output_sha256", resolution, beyond, judged
     }
 
     /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
@@ -56,11 +59,13 @@ public enum CaseJudge {
     /// - a finite reference within tolerance of the storage format's overflow is also matched by
     ///   the infinity an answer rounds to;
     /// - otherwise the answer must be finite and within tolerance.
+    /// `beyond`: elements whose ratio exceeds 1, of `judged` elements (bound within `limit`).
+    /// golden/'s stored tolerances follow these rules (``BNGolden/ToleranceBudget/storedTolerance(_:dtype:)``).
     static func worst(_ got: [Double], _ ref: [Double], _ tol: [Double], storage: DType?, limit: Double,
-                      alternatives: (Int) -> [Double] = { _ in [] }) -> (ratio: Double, index: Int) {
-        guard got.count == ref.count, tol.count == ref.count else { return (.infinity, -1) }
+                      alternatives: (Int) -> [Double] = { _ in [] }) -> (ratio: Double, index: Int, beyond: Int, judged: Int) {
+        guard got.count == ref.count, tol.count == ref.count else { return (.infinity, -1, got.count, ref.count) }
         func same(_ a: Double, _ b: Double) -> Bool { a.isNaN ? b.isNaN : a == b }
-        var worst = 0.0, at = 0
+        var worst = 0.0, at = 0, beyond = 0, judged = 0
         for i in ref.indices {
             var g = got[i]
             let r = ref[i]
@@ -78,9 +83,11 @@ public enum CaseJudge {
                 let err = abs(g - r)
                 ratio = err == 0 ? 0 : (tol[i] > 0 ? err / tol[i] : .infinity)
             }
+            if tol[i] <= limit { judged += 1 }
+            if ratio > 1 || ratio.isNaN { beyond += 1 }
             if ratio > worst || ratio.isNaN { worst = ratio.isNaN ? .infinity : ratio; at = i }
         }
-        return (worst, at)
+        return (worst, at, beyond, judged)
     }
 
     /// The problem a diagnosis works on: the case, the returned outputs and the judge's
@@ -102,9 +109,7 @@ public enum CaseJudge {
     }
 
     /// The largest finite value of a case's compute format (float64 cases: Double; else Float).
-    static func computeLimit(_ spec: CaseSpec) -> Double {
-        spec.dtype == .f64 ? .greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude)
-    }
+    static func computeLimit(_ spec: CaseSpec) -> Double { ToleranceBudget.resolvableLimit(spec.dtype) }
 
     /// Runs `kernel` on a case and judges it. `budget`: the case's tolerance budget when the caller
     /// judges several kernels on one case (computed here otherwise).
@@ -147,12 +152,15 @@ public enum CaseJudge {
                 }
                 // Storage outputs are rounded to the storage format before comparison (spec §5.2).
                 let alt = budget.alternatives[name] ?? [:]
-                let (ratio, i) = worst(g, exp, t, storage: spec.op.output(name)?.element == .storage ? spec.dtype : nil,
-                                      limit: computeLimit(spec), alternatives: { alt[$0] ?? [] })
+                let (ratio, i, beyond, judged) = worst(g, exp, t, storage: spec.op.output(name)?.element == .storage ? spec.dtype : nil,
+                                                       limit: computeLimit(spec), alternatives: { alt[$0] ?? [] })
                 if ratio > result.worstRatio || result.worstAt.isEmpty {
                     result.worstRatio = ratio; result.worstAt = "\(name)[\(i)]"
+                    result.beyond = i >= 0 ? beyond : nil; result.judged = i >= 0 ? judged : nil
                     if i >= 0 && i < exp.count {
-                        result.detail = "\(name)[\(i)] = \(g[i]), expected \(exp[i]), tolerance \(t[i])"
+                        let at = spec.op.output(name)?.coordinates(ofFlat: i, in: spec).map { "\(name)[\($0)]" } ?? "\(name)[\(i)]"
+                        result.detail = "\(at) = \(g[i]), expected \(exp[i]), tolerance \(t[i])"
+                            + (beyond > 0 ? "; \(beyond) of \(judged) elements of \(name) beyond tolerance" : "")
                     } else { result.detail = "\(name): \(g.count) values, expected \(exp.count)" }
                 }
             }

@@ -21,11 +21,8 @@ public enum Export {
                 guard let a = c.inputs[k] else { continue }
                 files["\(id)/\(f)"] = a.encoded()
             }
-            // Paths in the exported request are relative to the case folder.
-            var req = ac.request(inputDir: URL(fileURLWithPath: "."), outputDir: URL(fileURLWithPath: "results/\(id)"), profile: profile)
-            req["inputs"] = c.spec.inputs
-            req["output_dir"] = "results/\(id)"
-            files["\(id)/request.json"] = try JSONSerialization.data(withJSONObject: req, options: json)
+            // Paths in the exported request are relative to the case folder (as golden/<case>/request.json).
+            files["\(id)/request.json"] = try Generator.encoder().encode(ac.loaded.spec.fileRequest(profile: profile)) + Data("\n".utf8)
         }
         files[marker] = try JSONSerialization.data(
             withJSONObject: ["format": "bnspec-export-1", "profile": profile.name, "cases": cases.map(\.spec.id)], options: json)

@@ -10,14 +10,24 @@ public struct Fingerprint: Sendable {
     public struct Finding: Encodable, Sendable {
         public var value: String
         public var evidence: String
+        enum CodingKeys: String, CodingKey { case value, evidence }
+        /// A numeric value (eps, momentum) is a JSON number; the others are strings.
+        public func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            if let v = Double(value) { try c.encode(v, forKey: .value) } else { try c.encode(value, forKey: .value) }
+            try c.encode(evidence, forKey: .evidence)
+        }
     }
     public struct Result: Encodable, Sendable {
+        /// ``ReportFormat/fingerprintSchema``.
+        public var schema = ReportFormat.fingerprintSchema
+        public var bnspecVersion = ReportFormat.bnspecVersion
         public var implementation: String, version: String
         public var momentumWeights: Finding, momentum: Finding, eps: Finding, runningVariance: Finding, epsPlacement: Finding
         public var singleValuePerChannel: Finding, fp16Statistics: Finding, inferenceForm: Finding, varianceAlgorithm: Finding
         public var closestProfile: Finding
         enum CodingKeys: String, CodingKey {
-            case implementation, version, eps
+            case schema, bnspecVersion = "bnspec_version", implementation, version, eps
             case momentumWeights = "momentum_weights", momentum, runningVariance = "running_variance", epsPlacement = "eps_placement"
             case singleValuePerChannel = "single_value_per_channel", fp16Statistics = "fp16_statistics", inferenceForm = "inference_form"
             case varianceAlgorithm = "variance_algorithm", closestProfile = "closest_profile"

@@ -29,11 +29,21 @@ public enum Verification {
     }
 
     public struct Report: Codable, Sendable {
+        /// ``ReportFormat/verifySchema``.
+        public var schema = ReportFormat.verifySchema
+        public var bnspecVersion = ReportFormat.bnspecVersion
+        /// SHA-256 of the golden folder's manifest.json.
+        public var goldenSHA256: String? = nil
+        /// The shard this report covers ("K/N"), nil for a whole selection.
+        public var shard: String? = nil
         public var implementations: [Summary]
         public var cases: [CaseResult]
         /// True when the reference and all implementations and honest calibration kernels
         /// passed every case and every mutant was caught.
         public var ok: Bool
+        enum CodingKeys: String, CodingKey {
+            case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, implementations, cases, ok
+        }
     }
 
     static func roleName(_ r: KernelRole) -> String {
@@ -84,6 +94,31 @@ public enum Verification {
         return r
     }
 
+    /// Per implementation (in `names` order): counts, worst ratio and the output digest over
+    /// `results` (in case order).
+    static func summarize(_ results: [CaseResult], names: [String], roles: [String: String]) -> [Summary] {
+        names.map { name in
+            var s = Summary(name: name, role: roles[name] ?? "implementation")
+            let mine = results.filter { $0.implementation == name }
+            s.digest = SHA256.hex(Array(mine.map { $0.digest ?? "-" }.joined(separator: "\n").utf8))
+            for r in mine {
+                switch r.status {
+                case .passed: s.passed += 1
+                case .failed: s.failed += 1
+                case .skipped: s.skipped += 1
+                }
+                if r.status != .skipped { s.worstRatio = max(s.worstRatio, r.worstRatio) }
+            }
+            return s
+        }
+    }
+
+    /// No implementation or honest calibration kernel failed, and — over the whole suite — every
+    /// mutant was caught.
+    static func isOK(_ summaries: [Summary], mutantsRequired: Bool) -> Bool {
+        summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !mutantsRequired) : s.failed == 0 }
+    }
+
     /// Runs the selected implementations (all when `only` is empty) over the selected cases of
     /// the golden folder. `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
     public static func run(golden: URL, only: [String] = [], cases selector: CaseSelector = CaseSelector(), threads: Int? = nil,
@@ -111,23 +146,11 @@ public enum Verification {
                 results.append(r)
             }
         }
-        var summaries: [Summary] = []
         let names = (runReference ? ["reference"] : []) + selected.map(\.name)
-        for name in names {
-            let role = name == "reference" ? "reference" : roleName(selected.first { $0.name == name }!.role)
-            var s = Summary(name: name, role: role)
-            s.digest = SHA256.hex(Array(results.filter { $0.implementation == name }.map { $0.digest ?? "-" }.joined(separator: "\n").utf8))
-            for r in results where r.implementation == name {
-                switch r.status {
-                case .passed: s.passed += 1
-                case .failed: s.failed += 1
-                case .skipped: s.skipped += 1
-                }
-                if r.status != .skipped { s.worstRatio = max(s.worstRatio, r.worstRatio) }
-            }
-            summaries.append(s)
-        }
-        let ok = summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !selector.selectsEverything) : s.failed == 0 }
+        var roles: [String: String] = [:]
+        for name in names { roles[name] = name == "reference" ? "reference" : roleName(selected.first { $0.name == name }!.role) }
+        let summaries = summarize(results, names: names, roles: roles)
+        let ok = isOK(summaries, mutantsRequired: selector.selectsEverything)
         return Report(implementations: summaries, cases: results, ok: ok)
     }
 }

@@ -13,20 +13,25 @@ import Darwin
 ///   (fnmatch(3) over the whole id), else a substring of the id.
 /// - `exclude` (`--exclude PATTERN`, repeatable): the same kind of pattern; removes cases.
 ///
+/// - `shard` (`--shard K/N`, or Bazel's `TEST_SHARD_INDEX`/`TEST_TOTAL_SHARDS`): keeps the cases
+///   of shard K of N (``Shard``), a partition by case id.
+///
 /// A case is selected when it is named by `ids` or matches a `match` pattern (every case when
-/// neither is given) and matches no `exclude` pattern. The selection keeps the suite's (manifest)
-/// order; an empty selection is an error. Every repro line selects its one case with `--case`.
+/// neither is given), matches no `exclude` pattern and falls in the shard. The selection keeps the
+/// suite's (manifest) order; an empty selection is an error, except an empty shard of a non-empty
+/// selection (a CI matrix has a fixed N). Every repro line selects its one case with `--case`.
 public struct CaseSelector: Sendable, Hashable {
     public var ids: [String]
     public var match: [String]
     public var exclude: [String]
+    public var shard: Shard?
 
-    public init(ids: [String] = [], match: [String] = [], exclude: [String] = []) {
-        self.ids = ids; self.match = match; self.exclude = exclude
+    public init(ids: [String] = [], match: [String] = [], exclude: [String] = [], shard: Shard? = nil) {
+        self.ids = ids; self.match = match; self.exclude = exclude; self.shard = shard
     }
 
     /// True when no option narrows the selection.
-    public var selectsEverything: Bool { ids.isEmpty && match.isEmpty && exclude.isEmpty }
+    public var selectsEverything: Bool { ids.isEmpty && match.isEmpty && exclude.isEmpty && shard == nil }
 
     /// Whether `pattern` matches `id`: a glob when it holds `*`, `?` or `[`, else a substring.
     public static func matches(_ pattern: String, _ id: String) -> Bool {
@@ -37,7 +42,7 @@ public struct CaseSelector: Sendable, Hashable {
     /// Whether `id` is selected (without checking that the exact ids exist).
     public func selects(_ id: String) -> Bool {
         let included = (ids.isEmpty && match.isEmpty) || ids.contains(id) || match.contains { Self.matches($0, id) }
-        return included && !exclude.contains { Self.matches($0, id) }
+        return included && !exclude.contains { Self.matches($0, id) } && (shard?.holds(id) ?? true)
     }
 
     /// The selected ids of `suite` (its order). `source` names the suite in errors (a golden
@@ -49,16 +54,59 @@ public struct CaseSelector: Sendable, Hashable {
         if let missing = ids.first(where: { !known.contains($0) }) {
             throw BNError.invalidArgument("no case '\(missing.prefix(300))' in \(source) (--case takes an exact id; --match PATTERN selects by substring or glob)")
         }
-        let selected = suite.filter(selects)
-        guard !selected.isEmpty else {
-            throw BNError.invalidArgument("no case selected in \(source) (\(description))")
+        var unsharded = self
+        unsharded.shard = nil
+        let before = suite.filter(unsharded.selects)
+        guard !before.isEmpty else {
+            throw BNError.invalidArgument("no case selected in \(source) (\(unsharded.description))")
         }
-        return selected
+        guard let shard else { return before }
+        return before.filter(shard.holds)
     }
 
     /// The options as a command line would give them.
     public var description: String {
         let parts = ids.map { "--case \($0)" } + match.map { "--match '\($0)'" } + exclude.map { "--exclude '\($0)'" }
+            + (shard.map { ["--shard \($0)"] } ?? [])
         return parts.isEmpty ? "every case" : parts.joined(separator: " ")
     }
+}
+
+/// Shard K of N (K in 1…N) of a case selection: the cases whose id hashes to K − 1 modulo N,
+/// the hash being 64-bit FNV-1a over the id's UTF-8 bytes (offset basis 0xcbf29ce484222325,
+/// prime 0x100000001b3). A partition: every case is in exactly one shard of N, the same one on
+/// every machine and run, and a case keeps its shard when others are added or removed.
+public struct Shard: Sendable, Hashable, CustomStringConvertible {
+    /// 1-based shard number.
+    public var index: Int
+    public var count: Int
+
+    /// - Throws: ``BNCore/BNError/invalidArgument(_:)`` unless 1 ≤ index ≤ count.
+    public init(index: Int, count: Int) throws {
+        guard count >= 1, (1...count).contains(index) else {
+            throw BNError.invalidArgument("shard \(index)/\(count) does not exist (K/N takes 1 ≤ K ≤ N)")
+        }
+        self.index = index; self.count = count
+    }
+
+    /// Parses `K/N`.
+    public init(parsing text: String) throws {
+        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 2, let k = Int(parts[0]), let n = Int(parts[1]) else {
+            throw BNError.invalidArgument("--shard takes K/N, e.g. 2/4 (got '\(text.prefix(40))')")
+        }
+        try self.init(index: k, count: n)
+    }
+
+    /// 64-bit FNV-1a of `id`'s UTF-8 bytes.
+    public static func fnv1a(_ id: String) -> UInt64 {
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325
+        for b in id.utf8 { h = (h ^ UInt64(b)) &* 0x100_0000_01b3 }
+        return h
+    }
+
+    /// Whether case `id` is in this shard.
+    public func holds(_ id: String) -> Bool { Int(Self.fnv1a(id) % UInt64(count)) == index - 1 }
+
+    public var description: String { "\(index)/\(count)" }
 }

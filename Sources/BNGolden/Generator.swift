@@ -67,7 +67,12 @@ public enum Generator {
             guard let a = inputs[k] else { throw BNError.corrupt(path: spec.id, reason: "missing input '\(k)'") }
             return a.values
         }
-        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray { NPYArray(dtype: .f64, shape: shape, values: values) }
+        // A NaN is written as the one quiet NaN 0x7ff8000000000000: which NaN an operation returns (its
+        // sign, its payload) depends on the compiler's choices, and golden files must not (release and
+        // debug builds gave NaNs of opposite signs on `nonfinite` data).
+        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray {
+            NPYArray(dtype: .f64, shape: shape, values: values.map { $0.isNaN ? Double(bitPattern: 0x7ff8_0000_0000_0000) : $0 })
+        }
         let profile = try spec.profileValue()
         switch spec.op {
         case .train:
@@ -106,13 +111,17 @@ public enum Generator {
         }
     }
 
-    static func encoder() -> JSONEncoder {
+    /// The JSON style of every file bnspec writes into golden/ and exports (pretty, keys sorted).
+    public static func encoder() -> JSONEncoder {
         let e = JSONEncoder()
         e.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return e
     }
 
-    /// Every file of one case, relative to the case folder.
+    /// Every file of one case, relative to the case folder: the inputs, `expected_<out>.npy`,
+    /// the stored tolerances (`tolerance_<out>.npy`, `allowed_<out>.json`:
+    /// ``ToleranceBudget/files(_:)``), case.json and request.json (the adapter request under the
+    /// case's own profile, ``CaseSpec/fileRequest(profile:)``).
     public static func caseFiles(_ spec: CaseSpec) throws -> [String: Data] {
         let ins = try inputs(spec)
         var files: [String: Data] = [:]
@@ -125,7 +134,12 @@ public enum Generator {
             guard let a = outs[name] else { throw BNError.corrupt(path: spec.id, reason: "no reference output '\(name)'") }
             files[file] = a.encoded()
         }
+        if spec.expectError == nil {
+            let loaded = GoldenStore.LoadedCase(spec: spec, inputs: ins, expected: outs.filter { spec.outputs[$0.key] != nil })
+            for (name, data) in try ToleranceBudget(loaded).files(loaded) { files[name] = data }
+        }
         files["case.json"] = try encoder().encode(spec) + Data("\n".utf8)
+        files["request.json"] = try encoder().encode(spec.fileRequest(profile: try spec.profileValue())) + Data("\n".utf8)
         return files
     }
 
@@ -141,6 +155,7 @@ public enum Generator {
     /// Every file of a suite, relative to the golden folder, including manifest.json.
     public static func suiteFiles(_ cases: [CaseSpec], suite: String) throws -> [String: Data] {
         var files = try selectedFiles(cases)
+        files[GoldenReadme.fileName] = Data(GoldenReadme.text(suite: suite, cases: cases).utf8)
         let manifest = Manifest(format: 1, suite: suite, generator: "bnspec generate --suite \(suite)",
                                 cases: cases.map(\.id),
                                 files: files.mapValues { SHA256.hex($0) })

@@ -15,7 +15,7 @@ struct Accuracy: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            guard trials >= 1 else { throw BNError.invalidArgument("--trials must be at least 1") }
+            guard trials >= 1 else { throw BNSpec.usageError("--trials must be at least 1") }
             let kernels = Verification.kernels.filter { $0.role == .implementation && (only.isEmpty || only.contains($0.name)) }
             guard !kernels.isEmpty else { throw BNError.invalidArgument("no kernel named \(only.joined(separator: ", "))") }
             let probe = AccuracyProbe(trials: trials)

@@ -4,10 +4,10 @@ import BNCore
 import BNGolden
 import Foundation
 
-/// Loads the selected golden cases (manifest order).
-func loadGolden(_ dir: URL, _ selection: CaseSelection) throws -> [GoldenStore.LoadedCase] {
+/// Loads the given golden cases (manifest order).
+func loadGolden(_ dir: URL, _ ids: [String]) throws -> [GoldenStore.LoadedCase] {
     let manifest = try GoldenStore.manifest(dir)
-    return try selection.selector.select(manifest.cases, source: dir.path).map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
+    return try ids.map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename).
@@ -18,11 +18,17 @@ func writeAtomically(_ data: Data, to path: String) throws {
     }
 }
 
+/// Writes a report as JSON (``BNAudit/ReportFormat/encoder()``) to `path`.
+func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
+    try writeAtomically(try ReportFormat.encoder().encode(value) + Data("\n".utf8), to: path)
+}
+
 /// `bnspec audit`: judge a third-party BN, through an adapter or recorded results.
 struct AuditCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "audit",
-        abstract: "Audit a third-party batch normalization against the spec (spec/AUDIT.md).")
+        abstract: "Audit a third-party batch normalization against the spec (spec/AUDIT.md).",
+        discussion: "Exit status: 0 every judged case passed, 1 a case failed (or differs from --baseline), 2 the audit could not run as asked, 64 usage.")
 
     @Option(help: "Adapter command, started once; speaks the JSON-lines protocol on stdin/stdout.") var adapter: String?
     @Option(help: "Kernel library implementing the C ABI (bnspec/bnspec_kernel.h, spec/AUDIT.md §7); it runs in a child process.")
@@ -30,81 +36,88 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Prefix of the library's bnspec_kernel_… symbols (with --library).") var symbolPrefix = ""
     @Option(help: "Folder of recorded outputs: <case id>/<output>.npy (see bnspec export).") var results: String?
     @Option(help: "Convention profile to judge against (paper, pytorch, keras, tf-fused, onnx, flax, mlx).") var profile: String?
-    @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
+    @Option(help: "Golden folder (default: $BNSPEC_GOLDEN, $BNSPEC_HOME/golden, the checkout's, or <prefix>/share/bnspec/golden).")
+    var golden: String?
     @OptionGroup var selection: CaseSelection
     @Option(help: "Seconds an adapter may take for one case.") var caseTimeout: Double = 60
     @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
     @Option(help: "Seconds for the whole audit.") var timeout: Double = 3600
+    @Option(help: "Stop after N failed cases; the rest are reported as not run.") var maxfail: Int?
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Option(help: "Write JUnit XML to this file.") var junit: String?
     @Option(help: "Write a self-contained HTML page with plots to this file.") var html: String?
     @Option(help: "Name of the implementation for --results (default: the folder name).") var name: String?
     @Option(help: "A previous --json report: exit 0 when every case has the same verdict as there (known failures allowed), 1 otherwise.")
     var baseline: String?
+    @Option(help: "With --baseline: also exit 1 when a case's worst error ÷ tolerance grew more than this factor (≥ 1).")
+    var maxGrowth: Double?
+
+    func validate() throws {
+        if let m = maxfail, m < 1 { throw BNSpec.usageError("--maxfail takes a positive number of failures") }
+        if let g = maxGrowth, !(g >= 1 && g.isFinite) { throw BNSpec.usageError("--max-growth takes a factor ≥ 1") }
+        if maxGrowth != nil && baseline == nil { throw BNSpec.usageError("--max-growth compares with a --baseline report; give one") }
+        if !(caseTimeout > 0 && startTimeout > 0 && timeout > 0) { throw BNSpec.usageError("timeouts must be positive") }
+        if !selection.list {
+            guard [adapter, library, results].compactMap({ $0 }).count == 1 else {
+                throw BNSpec.usageError("give exactly one of --adapter CMD, --library PATH or --results DIR")
+            }
+            guard profile != nil else { throw BNSpec.usageError("--profile P is required (paper, pytorch, keras, tf-fused, onnx, flax, mlx)") }
+        }
+    }
 
     func run() throws {
         try BNSpec.run {
             let dir = try Paths.resolve(golden, default: "golden")
-            if selection.list { return selection.print(try selection.ids(in: dir)) }
-            guard [adapter, library, results].compactMap({ $0 }).count == 1 else {
-                throw BNError.invalidArgument("give exactly one of --adapter CMD, --library PATH or --results DIR")
-            }
-            guard let profile else { throw BNError.invalidArgument("--profile P is required (paper, pytorch, keras, tf-fused, onnx, flax, mlx)") }
-            guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
+            let selector = try selection.selector(bazel: true)
+            let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
+            if selection.list { return selection.print(ids) }
+            let p = try ConventionProfile.named(profile!)
+            let baseline = try self.baseline.map { try Baseline(path: $0) }
+            let goldenSHA = try ReportFormat.goldenSHA256(dir)
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
-            let p = try ConventionProfile.named(profile)
-            let cases = try loadGolden(dir, selection)
+            let cases = try loadGolden(dir, ids)
             var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
                 ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
             if let g = golden { base += " --golden \(g)" }
-            let audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
-            let report: AuditReport
-            if let cmd = adapter {
+            var audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
+            audit.maxFailures = maxfail
+            var report: AuditReport
+            let progress = Progress("audit")
+            let update = { (a: AuditProgress) in progress.update(done: a.done, total: a.total, failed: a.failed, current: a.current) }
+            if cases.isEmpty {
+                report = AuditReport(implementation: name ?? results.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "-", version: "-",
+                                     profile: p.name, results: [])
+            } else if let cmd = adapter {
                 let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-audit-\(getpid())")
                 defer { try? FileManager.default.removeItem(at: scratch) }
                 let client = AdapterClient(command: cmd, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: timeout)
-                let tty = isatty(2) != 0
-                report = try audit.run(adapter: client, scratch: scratch) { i, n, id in
-                    if tty { FileHandle.standardError.write(Data("\r\u{1B}[Kaudit: \(i + 1)/\(n) \(id.prefix(70))".utf8)) }
-                }
-                if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                report = try audit.run(adapter: client, scratch: scratch, progress: update)
             } else {
                 let r = URL(fileURLWithPath: results!)
-                report = try audit.run(results: r, name: name ?? r.lastPathComponent)
+                report = try audit.run(results: r, name: name ?? r.lastPathComponent, progress: update)
             }
-            print("BNSpec audit — \(report.implementation) \(report.version) against profile \(report.profile) (\(report.tolerance))\n")
-            print(table(["family", "passed", "skipped", "worst ÷ tol", "likely cause"], report.table()))
-            let failures = report.results.filter { $0.status == .failed }
-            if !failures.isEmpty {
-                print("\nFailures (\(failures.count)):")
-                for r in failures.prefix(40) {
-                    print("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? "")\(r.detail.prefix(160))")
-                    print("    repro: \(r.repro)")
-                }
-                if failures.count > 40 { print("  … \(failures.count - 40) more in --json/--html") }
-            }
-            print("\naudit: \(report.passed) passed, \(report.failed) failed, \(report.skipped) skipped")
-            if report.passed + report.failed == 0 {
-                FileHandle.standardError.write(Data("bnspec: error: no case was checked (all \(report.skipped) skipped: \(report.results.first?.detail ?? "no cases"))\n".utf8))
-            }
-            if let path = json {
-                let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-                try writeAtomically(try enc.encode(report), to: path)
-            }
+            report.goldenSHA256 = goldenSHA
+            report.shard = selector.shard?.description
+            print(report.terminalText())
+            // A shard's JSON keeps what the audit-wide fits read from each case, for bnspec merge.
+            if let path = json { try writeJSON(report.shard == nil ? report.withoutFitInputs() : report, to: path) }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
             if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
+            if cases.isEmpty {
+                print("audit: shard \(selector.shard?.description ?? "") holds no case of this selection; nothing to run")
+                return
+            }
+            if report.passed + report.failed == 0 {
+                throw BNError.invalidArgument("no case was checked (all \(report.skipped) skipped: \(report.results.first?.detail ?? "no cases"))")
+            }
             if let b = baseline {
-                guard let data = try? FileRead.data(URL(fileURLWithPath: b), limit: FileRead.textLimit),
-                      let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let rs = obj["results"] as? [[String: Any]] else {
-                    throw BNError.file(path: b, reason: "not a bnspec audit --json report")
-                }
-                var before: [String: String] = [:]
-                for r in rs { if let id = r["case"] as? String, let st = r["status"] as? String { before[id] = st } }
-                let changed = report.results.filter { before[$0.caseID] != $0.status.rawValue }
-                for r in changed { print("baseline: \(r.caseID) was \(before[r.caseID] ?? "absent"), now \(r.status.rawValue): \(r.detail.prefix(120))") }
-                print("baseline: \(changed.isEmpty ? "every verdict as in" : "\(changed.count) verdicts differ from") \(b)")
-                if !changed.isEmpty { throw ExitCode(1) }
+                let diffs = b.differences(report, maxGrowth: maxGrowth)
+                for d in diffs { print("baseline: \(d)") }
+                let changed = diffs.filter(\.verdictChanged).count, grown = diffs.count - changed
+                print("baseline: " + (diffs.isEmpty ? "every verdict as in \(b.path)" + (maxGrowth.map { ", no error grew more than \($0)×" } ?? "")
+                    : [changed > 0 ? "\(changed) verdicts differ" : nil, grown > 0 ? "\(grown) errors grew more than \(maxGrowth!)×" : nil]
+                        .compactMap { $0 }.joined(separator: ", ") + " from \(b.path)"))
+                if !diffs.isEmpty { throw ExitCode(1) }
                 return
             }
             if !report.ok { throw ExitCode(1) }
@@ -119,17 +132,23 @@ struct ExportCommand: ParsableCommand {
         abstract: "Write every golden case's inputs and request.json for a file-based audit (spec/AUDIT.md §2).")
     @Option(help: "Output folder (must not exist, unless --force).") var out: String?
     @Option(help: "Convention profile the requests are written for.") var profile = "pytorch"
-    @Option(help: "Golden folder (default: golden/ of this checkout).") var golden: String?
+    @Option(help: "Golden folder (default: $BNSPEC_GOLDEN, $BNSPEC_HOME/golden, the checkout's, or <prefix>/share/bnspec/golden).")
+    var golden: String?
     @OptionGroup var selection: CaseSelection
     @Flag(help: "Replace an existing export folder (not one holding results).") var force = false
+
+    func validate() throws {
+        if !selection.list && out == nil { throw BNSpec.usageError("--out DIR is required") }
+    }
 
     func run() throws {
         try BNSpec.run {
             let dir = try Paths.resolve(golden, default: "golden")
-            if selection.list { return selection.print(try selection.ids(in: dir)) }
-            guard let out else { throw BNError.invalidArgument("--out DIR is required") }
+            let ids = try selection.ids(in: dir)
+            if selection.list { return selection.print(ids) }
+            guard let out else { return }
             let p = try ConventionProfile.named(profile)
-            let cases = try loadGolden(dir, selection)
+            let cases = try loadGolden(dir, ids)
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
             try BNAudit.Export.write(cases, profile: p, to: outURL, force: force)
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")

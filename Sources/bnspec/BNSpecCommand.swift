@@ -1,26 +1,60 @@
 import ArgumentParser
+import BNAudit
 import BNCore
 import BNKernels
 import Foundation
 
 /// `bnspec` — the command-line face of BNSpec. Each subcommand is thin: it parses
-/// arguments, calls a library module, and prints. Errors become one line on stderr
-/// and a non-zero exit status.
+/// arguments, calls a library module, and prints.
+///
+/// Exit status (as CI systems read it): 0 everything asked passed; 1 an implementation failed a
+/// case (a verdict); 2 the run could not be completed as asked (an adapter that does not start,
+/// bad input, an unknown profile, corrupt golden files, no case checked); 64 a command line that
+/// does not parse or contradicts itself (EX_USAGE). Every error is one line on stderr,
+/// `bnspec: error: <what> (<why>)`.
 @main
 struct BNSpec: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bnspec",
         abstract: "The reference for Batch Normalization numerics: golden vectors, verification and audit.",
-        subcommands: [Verify.self, AuditCommand.self, ExportCommand.self, Fingerprint.self, Accuracy.self, Bench.self, FoldCheck.self, Generate.self, Nist.self, LibraryHostCommand.self])
+        version: ReportFormat.bnspecVersion,
+        subcommands: [Verify.self, AuditCommand.self, ExportCommand.self, MergeCommand.self, Fingerprint.self, Accuracy.self, Bench.self,
+                      FoldCheck.self, Generate.self, Nist.self, LibraryHostCommand.self])
 
-    /// Runs `body`, turning any BNSpec error into a one-line message and exit code 1.
+    /// Exit statuses beyond 0 and 1.
+    static let incomplete: Int32 = 2, usage: Int32 = 64
+
+    /// Runs `body`, turning a BNSpec error into a one-line message and exit status 2 (a usage
+    /// error, ``usageError(_:)``, exits 64 through ``main()``).
     static func run(_ body: () throws -> Void) throws {
         do {
             if let bad = KernelISA.environmentError { throw BNError.invalidArgument(bad) }
             try body()
         } catch let e as BNError {
             FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
-            throw ExitCode(1)
+            throw ExitCode(incomplete)
+        }
+    }
+
+    /// A command line that contradicts itself: exit 64 with one line.
+    static func usageError(_ message: String) -> ValidationError { ValidationError(message) }
+
+    /// Parses and runs; ArgumentParser's own errors (unknown option, missing value, validation)
+    /// become one line and exit 64; `--help` and `--version` print as usual.
+    static func main() {
+        do {
+            var command = try parseAsRoot()
+            try command.run()
+        } catch {
+            let code = exitCode(for: error)
+            if error is ExitCode { Foundation.exit(code.rawValue) }
+            if code == .success { Swift.print(fullMessage(for: error)); Foundation.exit(0) }
+            let lines = message(for: error).split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+            let text = lines.joined(separator: "; ").replacingOccurrences(of: "Error: ", with: "")
+            // Parse and validation errors are usage (64); anything else a command throws stopped the run (2).
+            let isUsage = code == .validationFailure
+            FileHandle.standardError.write(Data("bnspec: error: \(text)\(isUsage ? " (see bnspec help)" : "")\n".utf8))
+            Foundation.exit(isUsage ? usage : incomplete)
         }
     }
 }
@@ -33,14 +67,15 @@ func printJSON<T: Encodable>(_ value: T) throws {
     print(String(decoding: data, as: UTF8.self))
 }
 
-/// Formats a table with left-aligned first column and right-aligned others.
-func table(_ header: [String], _ rows: [[String]]) -> String {
+/// Formats a table: the first column and the columns in `left` left-aligned (text), the others
+/// right-aligned (numbers).
+func table(_ header: [String], _ rows: [[String]], left: Set<Int> = []) -> String {
     let all = [header] + rows
     let widths = header.indices.map { i in all.map { $0[i].count }.max() ?? 0 }
     func line(_ r: [String]) -> String {
         r.enumerated().map { i, s in
             let pad = String(repeating: " ", count: widths[i] - s.count)
-            return i == 0 ? s + pad : pad + s
+            return i == 0 || left.contains(i) ? (i == r.count - 1 ? s : s + pad) : pad + s
         }.joined(separator: "  ")
     }
     let rule = widths.map { String(repeating: "-", count: $0) }.joined(separator: "  ")

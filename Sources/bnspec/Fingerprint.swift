@@ -14,16 +14,19 @@ struct Fingerprint: ParsableCommand {
     @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
     @Flag(help: "Print one JSON object.") var json = false
 
+    func validate() throws {
+        guard (adapter == nil) != (library == nil) else { throw BNSpec.usageError("give exactly one of --adapter CMD or --library PATH") }
+    }
+
     func run() throws {
         try BNSpec.run {
-            guard (adapter == nil) != (library == nil) else { throw BNError.invalidArgument("give exactly one of --adapter CMD or --library PATH") }
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter!
             let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-fingerprint-\(getpid())")
             defer { try? FileManager.default.removeItem(at: scratch) }
             let client = AdapterClient(command: adapter, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: 3600)
             var fp = BNAudit.Fingerprint(client: client, scratch: scratch)
             let r = try fp.run()
-            if json { return try printJSON(r) }
+            if json { return print(String(decoding: try ReportFormat.encoder().encode(r), as: UTF8.self)) }
             print("BNSpec fingerprint — \(r.implementation) \(r.version)\n")
             let rows: [(String, BNAudit.Fingerprint.Finding)] = [
                 ("momentum weights", r.momentumWeights), ("default momentum", r.momentum), ("default eps", r.eps),

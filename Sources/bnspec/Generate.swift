@@ -20,34 +20,42 @@ struct Generate: ParsableCommand {
     var check = false
     @OptionGroup var selection: CaseSelection
 
+    func validate() throws {
+        if out == nil && suite != Catalog.defaultSuite && !selection.list {
+            throw BNSpec.usageError("suite '\(suite)' is not committed to golden/; pass --out DIR")
+        }
+    }
+
     func run() throws {
         try BNSpec.run {
             let cat = try Catalog.load(try Paths.resolve(catalog, default: "spec/catalog.txt"))
             guard let all = cat.cases[suite] else {
                 throw BNError.invalidArgument("no suite '\(suite)' in the catalog (have: \(cat.cases.keys.sorted().joined(separator: ", ")))")
             }
-            let chosen = Set(try selection.selector.select(all.map(\.id), source: "suite '\(suite)'"))
+            let selector = try selection.selector()
+            let chosen = Set(try selector.select(all.map(\.id), source: "suite '\(suite)'"))
             let cases = all.filter { chosen.contains($0.id) }
             if selection.list { return selection.print(cases.map(\.id)) }
-            guard check || selection.selector.selectsEverything else {
-                throw BNError.invalidArgument("--case/--match/--exclude select the cases of --check or --list; generate writes whole suites")
-            }
-            if out == nil && suite != Catalog.defaultSuite {
-                throw BNError.invalidArgument("suite '\(suite)' is not committed to golden/; pass --out DIR")
+            guard check || selector.selectsEverything else {
+                throw BNSpec.usageError("--case/--match/--exclude/--shard select the cases of --check or --list; generate writes whole suites")
             }
             let dir = try Paths.resolve(out, default: "golden")
             if check {
-                // A selection compares its cases' folders; the whole suite also its manifest and extra files.
-                let files = selection.selector.selectsEverything
+                // A selection (a shard too) compares its cases' folders; the whole suite also its manifest and README.
+                let files = selector.selectsEverything
                     ? try Generator.suiteFiles(cases, suite: suite)
                     : try Generator.selectedFiles(cases)
-                let diffs = GoldenStore.differences(files, in: dir, under: selection.selector.selectsEverything ? nil : cases.map(\.id))
+                let diffs = GoldenStore.differences(files, in: dir, under: selector.selectsEverything ? nil : cases.map(\.id))
                 if diffs.isEmpty {
-                    print("generate --check: \(cases.count) cases, \(files.count) files in \(dir.path) are identical")
+                    print("generate --check: \(cases.count) cases, \(files.count) files in \(dir.path) are identical"
+                          + (selector.shard.map { " (shard \($0))" } ?? ""))
                     return
                 }
                 for d in diffs { print(d) }
-                throw BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
+                // Differences are the verdict of --check: exit 1 (the folder is not what the catalog generates).
+                let e = BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
+                FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
+                throw ExitCode(1)
             }
             let files = try Generator.suiteFiles(cases, suite: suite)
             let bytes = files.values.reduce(0) { $0 + $1.count }

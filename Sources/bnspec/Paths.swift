@@ -2,18 +2,48 @@ import BNCore
 import BNGolden
 import Foundation
 
-/// Locates the BNSpec checkout (the folder holding spec/catalog.txt) from the
-/// current directory upwards, so commands work from any subfolder of a clone.
+/// Where bnspec finds its data — `golden/` and `spec/catalog.txt` — when no `--golden`,
+/// `--catalog` or `--out` names them (README, "Install"). In this order:
+///
+/// 1. `BNSPEC_GOLDEN` (the golden folder itself; golden only);
+/// 2. `BNSPEC_HOME`: a folder holding `golden/` and `spec/` — a checkout or an install's share folder;
+/// 3. the BNSpec checkout around the working directory (spec/catalog.txt here or above), so
+///    commands work from any subfolder of a clone;
+/// 4. the share folder of an install: `<prefix>/share/bnspec` for the binary `<prefix>/bin/bnspec`
+///    (symbolic links to the binary followed).
+///
+/// A variable that names no folder is an error, not a fall-through: a CI job that sets it means it.
 enum Paths {
-    static func root() throws -> URL {
-        let cwd = FileManager.default.currentDirectoryPath
-        guard let dir = Checkout.root(from: URL(fileURLWithPath: cwd)) else {
-            throw BNError.file(path: cwd, reason: "not inside a BNSpec checkout (no spec/catalog.txt here or above); pass --catalog/--golden")
-        }
-        return dir
-    }
+    static let goldenVariable = "BNSPEC_GOLDEN", homeVariable = "BNSPEC_HOME"
+
     static func resolve(_ path: String?, default rel: String) throws -> URL {
         if let p = path { return URL(fileURLWithPath: p).standardizedFileURL }
-        return try root().appendingPathComponent(rel)
+        let env = ProcessInfo.processInfo.environment
+        if rel == "golden", let g = env[goldenVariable], !g.isEmpty { return try folder(g, variable: goldenVariable) }
+        if let h = env[homeVariable], !h.isEmpty { return try folder(h, variable: homeVariable).appendingPathComponent(rel) }
+        let cwd = FileManager.default.currentDirectoryPath
+        if let root = Checkout.root(from: URL(fileURLWithPath: cwd)) { return root.appendingPathComponent(rel) }
+        if let share = shareFolder() { return share.appendingPathComponent(rel) }
+        throw BNError.file(path: cwd, reason: "no \(rel) here: not inside a BNSpec checkout, \(homeVariable) is not set, and there is no "
+                           + "share/bnspec beside the binary's folder; pass --\(rel == "golden" ? "golden DIR" : "catalog FILE") (README: Install)")
+    }
+
+    /// The folder a variable names, checked.
+    static func folder(_ value: String, variable: String) throws -> URL {
+        let url = URL(fileURLWithPath: value).standardizedFileURL
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir), isDir.boolValue else {
+            throw BNError.file(path: value, reason: "\(variable) names no folder")
+        }
+        return url
+    }
+
+    /// `<prefix>/share/bnspec` when this binary is `<prefix>/bin/bnspec` and that folder exists.
+    static func shareFolder() -> URL? {
+        guard let exe = try? LibraryRoute.executable() else { return nil }
+        let share = URL(fileURLWithPath: exe).resolvingSymlinksInPath().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("share/bnspec")
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: share.path, isDirectory: &isDir) && isDir.boolValue ? share : nil
     }
 }

@@ -77,3 +77,33 @@ import Testing
         #expect(repro.status == 0 && repro.out == "\(Self.train)\n")
     }
 }
+
+/// `--shard K/N` (issue 16): 64-bit FNV-1a of the id modulo N, a partition of any selection.
+@Suite struct ShardTests {
+    @Test func fnv1aMatchesTheReferenceVectors() {
+        // From the FNV reference (Fowler, Noll, Vo; draft-eastlake-fnv): FNV-1a 64-bit.
+        #expect(Shard.fnv1a("") == 0xcbf2_9ce4_8422_2325)
+        #expect(Shard.fnv1a("a") == 0xaf63_dc4c_8601_ec8c)
+        #expect(Shard.fnv1a("foobar") == 0x8594_4171_f739_67e8)
+    }
+
+    @Test func shardsPartitionEverySelection() throws {
+        let ids = CaseSelectorTests.ids
+        for n in [1, 2, 3, 7, 500] {
+            var seen: [String: Int] = [:]
+            for k in 1...n {
+                let sel = CaseSelector(match: ["train"], shard: try Shard(index: k, count: n))
+                for id in try sel.select(ids, source: "golden") { seen[id, default: 0] += 1 }
+            }
+            let train = ids.filter { $0.contains("train") }
+            #expect(seen.count == train.count && seen.values.allSatisfy { $0 == 1 }, "N = \(n)")
+        }
+        // An empty shard of a non-empty selection is no error (a CI matrix has a fixed N); an empty selection still is.
+        let lone = CaseSelectorTests.train
+        let shard = Int(Shard.fnv1a(lone) % 2) + 1
+        #expect(try CaseSelector(ids: [lone], shard: try Shard(index: 3 - shard, count: 2)).select(ids, source: "g").isEmpty)
+        #expect(try CaseSelector(ids: [lone], shard: try Shard(index: shard, count: 2)).select(ids, source: "g") == [lone])
+        #expect(throws: BNError.self) { try CaseSelector(match: ["nope"], shard: try Shard(index: 1, count: 2)).select(ids, source: "g") }
+        for bad in ["0/3", "4/3", "1/0", "a/b", "1/2/3", "-1/2"] { #expect(throws: BNError.self) { try Shard(parsing: bad) } }
+    }
+}

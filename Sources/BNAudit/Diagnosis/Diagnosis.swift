@@ -65,7 +65,7 @@ public struct DiagnosisProblem: Sendable {
             let p = predicted[name] ?? expected[name] ?? []
             let alt = predicted[name] == nil ? (alternatives[name] ?? [:]) : [:]
             let limit = spec.dtype == .f64 ? Double.greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude)
-            let (r, _) = CaseJudge.worst(g, p, tol, storage: storageOutputs.contains(name) ? spec.dtype : nil, limit: limit,
+            let (r, _, _, _) = CaseJudge.worst(g, p, tol, storage: storageOutputs.contains(name) ? spec.dtype : nil, limit: limit,
                                          alternatives: { alt[$0] ?? [] })
             worst = max(worst, r)
         }
@@ -83,7 +83,7 @@ public struct DiagnosisProblem: Sendable {
             guard let pr = predicted[name], let e = expected[name], let tol = tolerance[name] else { continue }
             let alt = alternatives[name] ?? [:]
             let limit = spec.dtype == .f64 ? Double.greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude)
-            let (r, _) = CaseJudge.worst(pr, e, tol, storage: storageOutputs.contains(name) ? spec.dtype : nil, limit: limit,
+            let (r, _, _, _) = CaseJudge.worst(pr, e, tol, storage: storageOutputs.contains(name) ? spec.dtype : nil, limit: limit,
                                          alternatives: { alt[$0] ?? [] })
             worst = max(worst, r)
         }

@@ -14,6 +14,7 @@ public struct ToleranceBudget: Sendable {
     /// Non-finite values spec §5.3 also accepts at an element (output name → element → values):
     /// for a channel whose input holds ±Inf (and no NaN), NaN in place of the mean's infinity and
     /// NaN or +Inf in place of the variance's NaN, for the batch and the running statistics.
+    /// Written to golden/ as `allowed_<out>.json` (``files(_:)``).
     public var alternatives: [String: [Int: [Double]]] = [:]
 
     public subscript(output name: String) -> [Double]? { tolerances[name] }

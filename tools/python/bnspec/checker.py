@@ -4,9 +4,11 @@ golden/README.md.
 For every output `<out>` of a case, golden/<case>/ holds `expected_<out>.npy` (float64) and
 `tolerance_<out>.npy` (float64, per element, for the case's own profile and dtype). An element
 passes iff |got − expected| ≤ tolerance; an expected NaN is matched by a NaN, an expected ±Inf by
-the same infinity; a tolerance of +Inf marks an element the format cannot resolve (spec/SPEC.md
-§5.4): not judged. Outputs stored in the case's dtype (y, dx, y_eval) are first rounded to it,
-as `bnspec` does (CaseJudge.worst): a bfloat16 output given as uint16 is read as bit patterns.
+the same infinity (or a value `allowed_<out>.json` lists for that element); a tolerance of +Inf
+marks an element the format cannot resolve (spec/SPEC.md §5.4): not judged. Outputs stored in the
+case's dtype (y, dx, y_eval) are first rounded to it, as `bnspec` does (CaseJudge.worst): a bfloat16
+output given as uint16 is read as bit patterns; an infinite answer there passes when expected ±
+tolerance rounds to that infinity (a reference within tolerance of the format's overflow).
 
     python -m bnspec.check GOLDEN RESULTS     # RESULTS/<case id>/<out>.npy, as `bnspec export` lays out
 """
@@ -49,8 +51,21 @@ class CheckResult:
     detail: str = ""
 
 
-def check_output(name: str, got, expected, tolerance, storage: Optional[str] = None) -> OutputCheck:
-    """Judges one output array (the core rule; `storage`: the dtype it is stored in, or None)."""
+def read_allowed(path: str) -> Dict[int, List[float]]:
+    """`allowed_<out>.json`: {flat index: [values accepted there besides the expected one]};
+    "nan", "inf", "-inf" are the non-finite values."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            d = json.load(f)
+        return {int(e["index"]): [float(v) for v in e["values"]] for e in d["elements"]}
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise GoldenError(f"{path}: not an allowed-values file ({e})") from None
+
+
+def check_output(name: str, got, expected, tolerance, storage: Optional[str] = None,
+                 allowed: Optional[Dict[int, List[float]]] = None) -> OutputCheck:
+    """Judges one output array (the core rule; `storage`: the dtype it is stored in, or None;
+    `allowed`: values also accepted at some elements, from `allowed_<out>.json`)."""
     e = np.asarray(expected, np.float64).ravel()
     t = np.asarray(tolerance, np.float64).ravel()
     g = np.asarray(got)
@@ -64,13 +79,19 @@ def check_output(name: str, got, expected, tolerance, storage: Optional[str] = N
         raise GoldenError(f"tolerance of {name} holds a NaN or a negative bound")
     if storage is not None:
         g = arrays.round_to(g, storage)
-        q = arrays.round_to(e, storage)
-        e = np.where(np.isinf(q), q, e)  # an expected value beyond the format's range is its infinity
     judged = np.isfinite(t)
-    with np.errstate(invalid="ignore", divide="ignore"):
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
         err = np.abs(g - e)
         ok = np.where(np.isnan(e), np.isnan(g), np.where(np.isinf(e), g == e, err <= t)) | ~judged
+        if storage is not None:
+            # An infinite answer to a finite reference within τ of the format's overflow (spec §5.3):
+            # e ± τ rounds to that infinity in the storage dtype.
+            edge = arrays.round_to(e + np.where(g > 0, t, -t), storage)
+            ok |= judged & np.isfinite(e) & np.isinf(g) & (edge == g)
         ratio = np.where(t > 0, err / t, np.where(err == 0, 0.0, math.inf))
+    for i, values in (allowed or {}).items():
+        if 0 <= i < g.size and any(g[i] == v or (math.isnan(v) and math.isnan(g[i])) for v in values):
+            ok[i] = True
     ratio = np.where(ok, np.where(judged & np.isfinite(ratio), ratio, 0.0), np.where(np.isfinite(ratio), ratio, math.inf))
     i = int(np.argmax(ratio)) if ratio.size else -1
     worst = float(ratio[i]) if ratio.size else 0.0
@@ -114,7 +135,9 @@ def check(golden_dir: str, case_id: str, outputs: Optional[Dict[str, object]]) -
             raise GoldenError(f"{tol_path}: no such file (this golden folder carries no tolerances; regenerate it with a "
                               "bnspec that writes tolerance_<out>.npy)")
         storage = case["dtype"] if name in DATA_ARRAYS else None  # parameter-dtype outputs are compared unrounded
-        oc = check_output(name, outputs[name], np.load(exp_path), np.load(tol_path), storage)
+        allowed_path = os.path.join(folder, f"allowed_{name}.json")
+        allowed = read_allowed(allowed_path) if os.path.isfile(allowed_path) else None
+        oc = check_output(name, outputs[name], np.load(exp_path), np.load(tol_path), storage, allowed)
         result.outputs[name] = oc
         if not oc.passed:
             result.passed = False

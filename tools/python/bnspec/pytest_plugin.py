@@ -151,8 +151,9 @@ class BNSpecCase(pytest.Item):
         if isinstance(e, CaseFailed):
             r = e.result
             ratio = "∞" if r.worst_ratio == float("inf") else f"{r.worst_ratio:.4g}"
-            lines = [f"bnspec case {r.id} failed against profile {self.parent.profile}: worst error {ratio}× the tolerance",
-                     f"  worst element: {r.detail}",
+            head = (f"bnspec case {r.id} could not be judged against profile {self.parent.profile}: {r.fault}" if r.error
+                    else f"bnspec case {r.id} failed against profile {self.parent.profile}: worst error {ratio}× the tolerance")
+            lines = [head, f"  {'detail:       ' if r.error else 'worst element:'} {r.detail}",
                      f"  likely cause:  {r.likely_cause or 'unexplained'}",
                      f"  repro: {r.repro}",
                      f"  rerun: pytest '{self.rerun_id()}'"]

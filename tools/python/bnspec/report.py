@@ -7,13 +7,13 @@ import math
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional
 
-#: JSON numbers at or beyond this stand for +∞ (bnspec writes ∞ as 1e308).
+#: JSON numbers at or beyond this stand for +∞ (bnspec before report schema 1 wrote ∞ as 1e308).
 INFINITY_CODE = 1e308
 
 
 def number(v) -> float:
-    """A JSON number as bnspec writes it: 1e308 (or beyond), "inf"/"Infinity", "nan" and null
-    decode to the non-finite values they stand for."""
+    """A JSON number as bnspec writes it: non-finite values are the strings "inf", "-inf" and
+    "nan" (spec/AUDIT.md §6); older reports' 1e308 (or beyond), "Infinity" and null decode too."""
     if v is None:
         return math.nan
     if isinstance(v, str):
@@ -39,6 +39,12 @@ class CaseResult:
     repro: str = ""                   # the bnspec command that reruns just this case
     condition: float = 0.0            # max over channels of |μ|/σ of the input
     worst_ulps: Optional[float] = None
+    dtype: str = ""
+    seconds: float = 0.0
+    fault: Optional[str] = None       # why it failed without a numeric comparison: refused, crashed, timeout, protocol, missing-output, … (or not-run)
+    worst_at: Optional[str] = None    # the worst element, "y[n=1, c=2, h=0, w=3]"
+    beyond: Optional[int] = None      # elements of that output beyond tolerance …
+    judged: Optional[int] = None      # … of this many judged
     extra: Dict[str, object] = field(default_factory=dict)
 
     @property
@@ -53,13 +59,22 @@ class CaseResult:
     def skipped(self) -> bool:
         return self.status == "skipped"
 
+    @property
+    def error(self) -> bool:
+        """Failed without a numeric comparison (a JUnit <error>): a refusal, crash, timeout,
+        protocol fault or missing output."""
+        return self.failed and self.fault not in (None, "not-refused", "not-run")
+
     @classmethod
     def from_json(cls, d: dict) -> "CaseResult":
-        known = {"case", "status", "family", "worst_ratio", "detail", "likely_cause", "repro", "condition", "worst_ulps"}
+        known = {"case", "status", "family", "worst_ratio", "detail", "likely_cause", "repro", "condition", "worst_ulps",
+                 "dtype", "seconds", "fault", "worst_at", "beyond", "judged"}
         return cls(id=d["case"], status=d["status"], family=d.get("family", ""), worst_ratio=number(d.get("worst_ratio", 0)),
                    detail=d.get("detail", ""), likely_cause=d.get("likely_cause"), repro=d.get("repro", ""),
                    condition=number(d.get("condition", 0)),
                    worst_ulps=None if d.get("worst_ulps") is None else number(d["worst_ulps"]),
+                   dtype=d.get("dtype", ""), seconds=number(d.get("seconds", 0)), fault=d.get("fault"), worst_at=d.get("worst_at"),
+                   beyond=d.get("beyond"), judged=d.get("judged"),
                    extra={k: v for k, v in d.items() if k not in known})
 
 
@@ -77,6 +92,10 @@ class AuditReport:
     results: List[CaseResult]
     extra: Dict[str, object] = field(default_factory=dict)
     log: str = field(default="", repr=False)  # bnspec's terminal output
+    schema: str = ""                  # "bnspec-audit-report/1"
+    bnspec_version: str = ""
+    golden_sha256: Optional[str] = None
+    shard: Optional[str] = None       # "K/N" for one shard of a sharded run
 
     @property
     def ok(self) -> bool:
@@ -98,12 +117,15 @@ class AuditReport:
 
     @classmethod
     def from_json(cls, d: dict) -> "AuditReport":
-        known = {"implementation", "version", "profile", "tolerance", "passed", "failed", "skipped", "causes", "results"}
+        known = {"implementation", "version", "profile", "tolerance", "passed", "failed", "skipped", "causes", "results",
+                 "schema", "bnspec_version", "golden_sha256", "shard"}
         return cls(implementation=d.get("implementation", ""), version=str(d.get("version", "")), profile=d.get("profile", ""),
                    tolerance=d.get("tolerance", ""), passed=int(d["passed"]), failed=int(d["failed"]), skipped=int(d["skipped"]),
                    causes={k: int(v) for k, v in d.get("causes", {}).items()},
                    results=[CaseResult.from_json(r) for r in d["results"]],
-                   extra={k: v for k, v in d.items() if k not in known})
+                   extra={k: v for k, v in d.items() if k not in known},
+                   schema=str(d.get("schema", "")), bnspec_version=str(d.get("bnspec_version", "")),
+                   golden_sha256=d.get("golden_sha256"), shard=d.get("shard"))
 
     @classmethod
     def load(cls, path: str) -> "AuditReport":
@@ -119,4 +141,5 @@ class AuditReport:
             if r.failed:
                 causes[r.likely_cause or "unexplained"] = causes.get(r.likely_cause or "unexplained", 0) + 1
         return AuditReport(self.implementation, self.version, self.profile, self.tolerance,
-                           sum(r.passed for r in rs), sum(r.failed for r in rs), sum(r.skipped for r in rs), causes, rs, dict(self.extra), self.log)
+                           sum(r.passed for r in rs), sum(r.failed for r in rs), sum(r.skipped for r in rs), causes, rs, dict(self.extra), self.log,
+                           self.schema, self.bnspec_version, self.golden_sha256, self.shard)

@@ -31,6 +31,10 @@ def test_buggy_adapter_fails_with_cause_and_repro(bnspec_binary, golden):
     assert "E[x²] − E[x]²" in c.likely_cause  # the one-pass variance (named directly or as the offset pattern)
     assert c.repro.startswith("bnspec audit --adapter ") and c.repro.endswith(f"--case {OFFSET}")
     assert c.detail.startswith(("y[", "batch_var[", "running_var["))
+    # The report's envelope and the worst element's place and extent (bnspec-audit-report/1).
+    assert r.schema == "bnspec-audit-report/1" and r.bnspec_version and len(r.golden_sha256) == 64
+    assert c.fault is None and not c.error and c.dtype == "float32" and c.seconds > 0
+    assert c.worst_at.startswith(("y[n=", "batch_var[c=", "running_var[c=")) and 1 <= c.beyond <= c.judged
 
 
 def test_an_adapter_that_cannot_start_is_one_line_error(bnspec_binary, golden, tmp_path):

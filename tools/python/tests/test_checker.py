@@ -169,3 +169,23 @@ def test_golden_without_tolerances_is_one_line_error(tmp_path):
     write_results(str(tmp_path / "r"), cid, honest(y))
     r = run_cli(g, str(tmp_path / "r"))
     assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "no tolerances" in r.stderr
+
+
+def test_allowed_values_are_accepted_where_listed(tmp_path):
+    """allowed_<out>.json (e.g. a channel holding ±Inf: NaN accepted for its mean) accepts the listed
+    values at the listed elements only."""
+    cid, y = make_golden(str(tmp_path))
+    d = os.path.join(str(tmp_path), cid)
+    with open(os.path.join(d, "allowed_y.json"), "w") as f:
+        json.dump({"format": "bnspec-allowed-1", "output": "y", "elements": [{"index": 1, "values": ["nan", "-inf"]}]}, f)
+    out = honest(y)
+    for value, ok in ((np.nan, True), (-np.inf, True), (np.inf, True), (1.0, False)):  # expected +Inf at index 1
+        out["y"].flat[1] = value
+        assert check(str(tmp_path), cid, out).passed == ok, value
+    out["y"].flat[1] = np.inf
+    out["y"].flat[2] = np.nan  # expected −Inf at index 2, nothing allowed there
+    assert not check(str(tmp_path), cid, out).passed
+    with open(os.path.join(d, "allowed_y.json"), "w") as f:
+        f.write("{not json")
+    with pytest.raises(GoldenError, match="allowed_y.json: not an allowed-values file"):
+        check(str(tmp_path), cid, out)

@@ -22,6 +22,6 @@ def test_committed_report_reads_with_consistent_counts():
     assert (r.passed, r.failed, r.skipped) == (raw["passed"], raw["failed"], raw["skipped"])
     assert r.passed == sum(c.passed for c in r.results) and r.failed == len(r.failures)
     refused = [c for c in r.failures if "refused" in c.detail]
-    assert refused and all(c.worst_ratio == math.inf for c in refused)  # written as 1e308
+    assert refused and all(c.worst_ratio == math.inf for c in refused)  # "inf" (1e308 before report schema 1)
     sub = r.select([c.id for c in r.failures[:2]])
     assert (sub.passed, sub.failed, sub.skipped) == (0, 2, 0) and sum(sub.causes.values()) == 2

@@ -49,7 +49,7 @@ def test_audit_selects_exact_ids_in_either_form(fake, monkeypatch, new):
     # one id in the old form: narrowed by the substring (which also matches pass.c.NCHW.x), then filtered
     r = audit(command="true", golden=golden, cases="fail.c.NCHW")
     assert [c.id for c in r.results] == ["fail.c.NCHW"] and cases_of(calls()[1]) == ["fail.c.NCHW"]
-    assert r.extra == {"schema": "future-key"}
+    assert r.extra == {"future_key": "kept in extra"}
 
 
 @pytest.mark.parametrize("new", ["1", "0"])
@@ -115,3 +115,14 @@ def test_plugin_audit_error_fails_every_item_with_one_line(fake, pytester, monke
     res = run_plugin(pytester, golden)
     res.assert_outcomes(failed=len(IDS))
     assert res.stdout.str().count("bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable") >= len(IDS)
+
+
+def test_an_audit_that_checked_nothing_returns_its_skips(fake, pytester, monkeypatch):
+    """bnspec exits 2 when no case was checked (every selected case skipped) but writes the report:
+    audit() returns it (not an AuditError) and the plugin reports the skips."""
+    golden, _ = fake
+    monkeypatch.setenv("FAKE_BNSPEC_NEW", "1")
+    r = audit(command="true", golden=golden, cases=["skip.d.NC"])
+    assert (r.passed, r.failed, r.skipped) == (0, 0, 1) and not r.ok
+    res = run_plugin(pytester, golden, "-k", "NC and not NCHW and not NHWC")  # skip.d.NC alone
+    res.assert_outcomes(skipped=1)

@@ -1,0 +1,195 @@
+import BNCore
+import BNGolden
+import Foundation
+
+/// `bnspec merge`: the JSON reports of a sharded run (`--shard K/N` in N jobs) joined into the
+/// report the unsharded run writes — the same verdicts, the same digests, in the manifest's order.
+///
+/// Refused (one line, nothing written): reports of different kinds (audit, verify) or schemas,
+/// of different golden vectors (`golden_sha256`), different profiles or implementations, a case
+/// in two reports, shards of different N, the same shard twice, and — unless `partial` — a shard
+/// missing (a CI job that crashed must not shrink the suite silently).
+public enum ReportMerge {
+    /// Checks the parts' common field `name` (e.g. the golden SHA-256) is one value, and returns it.
+    static func common<T: Equatable>(_ values: [T], _ name: String, paths: [String]) throws -> T {
+        guard let first = values.first else { throw BNError.invalidArgument("no report to merge") }
+        if let i = values.firstIndex(where: { $0 != first }) {
+            throw BNError.invalidArgument("\(paths[i]) has another \(name) (\(values[i])) than \(paths[0]) (\(first)); not merged")
+        }
+        return first
+    }
+
+    /// Checks the shards of the parts ("K/N" or nil) and returns the merged shard label: nil when
+    /// the parts are every shard of N (or not shards at all), "partial K,L/N" with `partial`.
+    static func shards(_ shards: [String?], paths: [String], partial: Bool) throws -> String? {
+        let parsed = try zip(shards, paths).map { s, p -> Shard? in
+            guard let s else { return nil }
+            do { return try Shard(parsing: s) } catch { throw BNError.corrupt(path: p, reason: "shard '\(s)' is not K/N") }
+        }
+        let given = parsed.compactMap { $0 }
+        if given.isEmpty { return nil }
+        guard given.count == parsed.count else {
+            throw BNError.invalidArgument("some reports are shards and some are not (\(paths[parsed.firstIndex { $0 == nil }!]) is not); not merged")
+        }
+        let n = try common(given.map(\.count), "shard count N", paths: paths)
+        var seen: [Int: String] = [:]
+        for (s, p) in zip(given, paths) {
+            if let other = seen[s.index] { throw BNError.invalidArgument("shard \(s) is in both \(other) and \(p); not merged") }
+            seen[s.index] = p
+        }
+        let missing = (1...n).filter { seen[$0] == nil }
+        if missing.isEmpty { return nil }
+        let list = missing.map(String.init).joined(separator: ", ")
+        guard partial else {
+            throw BNError.invalidArgument("shard\(missing.count > 1 ? "s" : "") \(list) of \(n) missing (a job that did not write its report?); pass --partial to merge the others")
+        }
+        return "partial: \(seen.keys.sorted().map(String.init).joined(separator: ","))/\(n)"
+    }
+
+    /// The position of each case id in the manifest; an id the manifest lacks is refused.
+    static func order(_ ids: [String], manifest: [String], path: String) throws -> [String: Int] {
+        var at: [String: Int] = [:]
+        for (i, id) in manifest.enumerated() { at[id] = i }
+        if let unknown = ids.first(where: { at[$0] == nil }) {
+            throw BNError.invalidArgument("\(path): case '\(unknown.prefix(200))' is not in the golden manifest; not merged")
+        }
+        return at
+    }
+
+    /// Refuses a (case, implementation) key present in two parts.
+    static func disjoint(_ keys: [[String]], paths: [String], what: String) throws {
+        var seen: [String: String] = [:]
+        for (ks, p) in zip(keys, paths) {
+            for k in Set(ks) {
+                if let other = seen[k] { throw BNError.invalidArgument("\(what) \(k) is in both \(other) and \(p); not merged") }
+                seen[k] = p
+            }
+        }
+    }
+
+    /// Decodes a report of type `T` from `path`, requiring `schema`.
+    public static func load<T: Decodable>(_ type: T.Type, _ data: Data, path: String, schema: String) throws -> T {
+        guard ReportFormat.schema(of: data) == schema else {
+            throw BNError.corrupt(path: path, reason: "not a \(schema) report (schema \(ReportFormat.schema(of: data) ?? "missing"))")
+        }
+        do { return try ReportFormat.decoder().decode(type, from: data) } catch {
+            throw BNError.corrupt(path: path, reason: "\(schema) report does not decode: \(String(describing: error).prefix(200))")
+        }
+    }
+}
+
+extension AuditReport {
+    /// The audit reports `parts` (read from `paths`) as one, in the order of the golden manifest
+    /// `manifest` (case ids) whose SHA-256 is `goldenSHA256`.
+    public static func merged(_ parts: [AuditReport], paths: [String], manifest: [String], goldenSHA256: String,
+                              partial: Bool = false) throws -> AuditReport {
+        let sha = try ReportMerge.common(parts.map { $0.goldenSHA256 ?? "none" }, "golden manifest (golden_sha256)", paths: paths)
+        guard sha == goldenSHA256 else {
+            throw BNError.invalidArgument("the reports are of golden vectors \(sha.prefix(12))…, the golden folder's manifest is \(goldenSHA256.prefix(12))…; not merged")
+        }
+        let profile = try ReportMerge.common(parts.map(\.profile), "profile", paths: paths)
+        // An empty shard's report names no implementation (its adapter was never started).
+        let named = zip(parts, paths).filter { !$0.0.results.isEmpty }
+        if !named.isEmpty {
+            _ = try ReportMerge.common(named.map { "\($0.0.implementation) \($0.0.version)" }, "implementation", paths: named.map(\.1))
+        }
+        _ = try ReportMerge.common(parts.map(\.tolerance), "tolerance model", paths: paths)
+        let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
+        try ReportMerge.disjoint(parts.map { $0.results.map(\.caseID) }, paths: paths, what: "case")
+        // Each case as it was before its shard's audit-wide fits: the merged report fits over every case.
+        let all = parts.flatMap(\.results).map { r in r.fitInputs?.restore(r) ?? r }
+        let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
+        let source = named.first?.0 ?? parts[0]
+        var r = AuditReport(implementation: source.implementation, version: source.version, profile: profile,
+                            results: all.sorted { at[$0.caseID]! < at[$1.caseID]! })
+        r.goldenSHA256 = sha
+        r.shard = shard
+        return r
+    }
+}
+
+extension Verification.Report {
+    /// The verify reports `parts` as one (cases in manifest order, each case's rows in the
+    /// parts' implementation order; summaries and digests recomputed as an unsharded run does).
+    public static func merged(_ parts: [Verification.Report], paths: [String], manifest: [String], goldenSHA256: String,
+                              partial: Bool = false) throws -> Verification.Report {
+        let sha = try ReportMerge.common(parts.map { $0.goldenSHA256 ?? "none" }, "golden manifest (golden_sha256)", paths: paths)
+        guard sha == goldenSHA256 else {
+            throw BNError.invalidArgument("the reports are of golden vectors \(sha.prefix(12))…, the golden folder's manifest is \(goldenSHA256.prefix(12))…; not merged")
+        }
+        let names = try ReportMerge.common(parts.map { $0.implementations.map(\.name) }, "set of implementations", paths: paths)
+        let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
+        try ReportMerge.disjoint(parts.map { $0.cases.map { "\($0.caseID) (\($0.implementation))" } }, paths: paths, what: "result")
+        let all = parts.flatMap(\.cases)
+        let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
+        var rank: [String: Int] = [:]
+        for (i, n) in names.enumerated() { rank[n] = i }
+        let cases = all.sorted { (at[$0.caseID]!, rank[$0.implementation] ?? 0) < (at[$1.caseID]!, rank[$1.implementation] ?? 0) }
+        var roles: [String: String] = [:]
+        for s in parts.flatMap(\.implementations) { roles[s.name] = s.role }
+        let summaries = Verification.summarize(cases, names: names, roles: roles)
+        let everything = Set(cases.map(\.caseID)) == Set(manifest)
+        var r = Verification.Report(implementations: summaries, cases: cases, ok: Verification.isOK(summaries, mutantsRequired: everything))
+        r.goldenSHA256 = sha
+        r.shard = shard
+        return r
+    }
+
+    /// The last line of `verify`: the verdict and the counts.
+    public var closingLine: String {
+        let ids = Set(cases.map(\.caseID)).count
+        let impls = implementations.filter { $0.role != "mutant" }, mutants = implementations.filter { $0.role == "mutant" }
+        let p = impls.reduce(0) { $0 + $1.passed }, f = impls.reduce(0) { $0 + $1.failed }, s = impls.reduce(0) { $0 + $1.skipped }
+        let caught = mutants.filter { $0.failed > 0 }.count
+        func n(_ k: Int, _ what: String) -> String { "\(k) \(what)\(k == 1 ? "" : "s")" }
+        return "verify: \(ok ? "OK" : "FAILED") — \(n(ids, "case")) × \(n(impls.count, "implementation")): \(p) passed, \(f) failed, \(s) skipped"
+            + (mutants.isEmpty ? "" : "; \(caught) of \(mutants.count) calibration mutants caught")
+            + (shard.map { " (shard \($0))" } ?? "")
+    }
+}
+
+extension AuditResult {
+    /// A case as the audit-wide fits of ``AuditReport/init`` found it: its own diagnosis (cause
+    /// and evidence) and what it contributes to the variance-growth and weight fits.
+    public struct FitInputs: Codable, Sendable, Equatable {
+        public var cause: String?
+        public var evidence: [String]
+        /// [κ, relative error of the variance] per channel.
+        public var variancePoints: [[Double]]
+        /// [asked, used] batch weight.
+        public var weightPoint: [Double]?
+        public var computeRoundoff: Double
+        public var meanWithinTolerance: Bool
+        enum CodingKeys: String, CodingKey {
+            case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
+            case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
+        }
+
+        init(_ r: AuditResult) {
+            cause = r.likelyCause; evidence = r.evidence
+            variancePoints = r.variancePoints.map { [$0.kappa, $0.error] }
+            weightPoint = r.weightPoint.map { [$0.asked, $0.used] }
+            computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
+        }
+
+        /// `r` as it was before the fits, for fitting again.
+        func restore(_ r: AuditResult) -> AuditResult {
+            var r = r
+            r.likelyCause = cause; r.evidence = evidence
+            r.variancePoints = variancePoints.compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
+            r.weightPoint = weightPoint.flatMap { $0.count == 2 ? WeightFit.Point(asked: $0[0], used: $0[1]) : nil }
+            r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
+            return r
+        }
+    }
+}
+
+extension AuditReport {
+    /// The report without the fit inputs of its cases (they only serve `bnspec merge`: a whole
+    /// audit's JSON leaves them out).
+    public func withoutFitInputs() -> AuditReport {
+        var r = self
+        for i in r.results.indices { r.results[i].fitInputs = nil }
+        return r
+    }
+}

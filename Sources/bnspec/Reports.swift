@@ -1,0 +1,71 @@
+import BNAudit
+import Foundation
+
+/// The terminal text of a verify report: a table per case family, the calibration mutants, one
+/// repro line per failure, the digests (`digests`), and the closing line with the counts.
+func verifyText(_ report: Verification.Report, digests digest: Bool) -> String {
+    var lines: [String] = []
+    func print(_ s: String) { lines.append(s) }
+    func ratio(_ r: Double) -> String { r.isFinite ? String(format: "%.3g", r) : "∞" }
+    let impls = report.implementations.filter { $0.role != "mutant" }
+    let families = Array(Set(report.cases.map(\.family))).sorted()
+    print("BNSpec verify — \(Set(report.cases.map(\.caseID)).count) golden cases; cell = passed/run (worst error ÷ tolerance)\n")
+    var rows: [[String]] = []
+    for f in families {
+        var row = [f]
+        for s in impls {
+            let rs = report.cases.filter { $0.family == f && $0.implementation == s.name && $0.status != .skipped }
+            let p = rs.filter { $0.status == .passed }.count
+            let w = rs.map(\.worstRatio).max() ?? 0
+            row.append(rs.isEmpty ? "-" : "\(p)/\(rs.count) (\(ratio(w)))")
+        }
+        rows.append(row)
+    }
+    rows.append(["TOTAL"] + impls.map { "\($0.passed)/\($0.passed + $0.failed) (\(ratio($0.worstRatio)))" })
+    print(table(["family"] + impls.map(\.name), rows))
+    let mutants = report.implementations.filter { $0.role == "mutant" }
+    if !mutants.isEmpty {
+        print("\nCalibration mutants (each must be caught by at least one case):")
+        for m in mutants {
+            let first = report.cases.first { $0.implementation == m.name && $0.status == .failed }
+            let verdict = m.failed > 0 ? "caught by \(m.failed) cases" : (report.ok ? "not caught by the cases of this selection" : "NOT CAUGHT")
+            print("  \(m.name): \(verdict)" + (first.map { " — e.g. \($0.caseID): \($0.detail)" } ?? ""))
+        }
+    }
+    let mutantNames = Set(mutants.map(\.name))
+    let failures = report.cases.filter { $0.status == .failed && !mutantNames.contains($0.implementation) }
+    if !failures.isEmpty {
+        print("\nFAILED (\(failures.count)):")
+        for f in failures { print("  \(f.implementation) \(f.caseID): \(f.detail)\n    repro: \(f.repro)") }
+    }
+    if digest {
+        print("\nOutput digests (SHA-256 over every output bit of every case):")
+        for s in report.implementations { print("  \(s.name.padding(toLength: 34, withPad: " ", startingAt: 0)) \(s.digest ?? "-")") }
+    }
+    print("\n" + report.closingLine)
+    return lines.joined(separator: "\n")
+}
+
+
+extension AuditReport {
+    /// The terminal text of an audit: a table per case family (failing families first; the cause
+    /// column left-aligned), the numeric failures and the errors (refusals, crashes, protocol
+    /// faults, missing outputs) each with their repro line, and the closing line with the counts.
+    func terminalText(limit: Int = 40) -> String {
+        var lines = ["BNSpec audit — \(implementation) \(version) against profile \(profile) (\(tolerance))" + (shard.map { ", shard \($0)" } ?? ""), ""]
+        lines.append(table(["family", "passed", "failed", "errors", "skipped", "worst ÷ tol", "likely cause"], familyRows(), left: [6]))
+        func list(_ title: String, _ rs: [AuditResult]) {
+            guard !rs.isEmpty else { return }
+            lines.append("\n\(title) (\(rs.count)):")
+            for r in rs.prefix(limit) {
+                lines.append("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? "")\(r.fault.map { "\($0.rawValue): " } ?? "")\(r.detail.prefix(200))")
+                lines.append("    repro: \(r.repro)")
+            }
+            if rs.count > limit { lines.append("  … \(rs.count - limit) more in --json/--html") }
+        }
+        list("Failures", results.filter { $0.status == .failed && !($0.fault?.isError ?? false) })
+        list("Errors: refusals, crashes, protocol faults, missing outputs", results.filter { $0.fault?.isError == true })
+        lines.append("\n" + closingLine)
+        return lines.joined(separator: "\n")
+    }
+}

@@ -1,0 +1,230 @@
+import BNAudit
+import BNCore
+import BNGolden
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+
+/// What a CI system reads from bnspec (issue 16): the exit status — 0 passed, 1 an implementation
+/// failed a case, 2 the run could not be completed as asked, 64 usage — with one line on stderr;
+/// JUnit that tells an error (refusal, crash, missing output) from a failure (numbers), with a
+/// time on every testcase; JSON with its schema, version and golden manifest, numbers as numbers
+/// and non-finite values as "inf"/"-inf"/"nan"; progress lines when stderr is not a terminal;
+/// --maxfail; --baseline with --max-growth.
+@Suite struct ExitStatusAndReportTests {
+    static let pytorch = "*4x3x5x5*pytorch*"
+    static let train = "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
+    static let infer = "infer.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
+    static let refusal = "train.normal.1x4x1x1.NCHW.f32.pytorch.eps1e-05.m0.1"
+
+    /// `audit --results DIR --profile pytorch` with extra arguments.
+    func audit(_ results: URL, _ args: [String]) throws -> CLI.Run {
+        try CLI.run(["audit", "--results", results.path, "--profile", "pytorch"] + args)
+    }
+
+    @Test(arguments: [
+        (["verify", "--nope"], "Unknown option '--nope'"),
+        (["audit", "--profile", "pytorch"], "give exactly one of --adapter CMD, --library PATH or --results DIR"),
+        (["audit", "--results", "/tmp"], "--profile P is required"),
+        (["verify", "--shard", "0/3"], "shard 0/3 does not exist"),
+        (["verify", "--shard", "two"], "--shard takes K/N"),
+        (["audit", "--results", "/tmp", "--profile", "pytorch", "--maxfail", "0"], "--maxfail takes a positive number"),
+        (["audit", "--results", "/tmp", "--profile", "pytorch", "--max-growth", "2"], "--max-growth compares with a --baseline report"),
+        (["export"], "--out DIR is required"),
+    ])
+    func usageIs64(args: [String], text: String) throws {
+        guard CLI.isBuilt() else { return }
+        let r = try CLI.run(args)
+        #expect(r.status == 64, "\(args): \(r.status) \(r.err)")
+        #expect(r.errLines.count == 1 && r.errLines[0].hasPrefix("bnspec: error: ") && r.err.contains(text), "\(r.err)")
+        #expect(r.out.isEmpty)
+    }
+
+    /// The run cannot be completed as asked: 2, one line, and no report claiming verdicts.
+    @Test func couldNotRunIs2() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("exit2")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let json = dir.appendingPathComponent("r.json").path
+        // Unknown profile; an adapter that does not start; an unknown case id.
+        for (args, text) in [(["audit", "--results", dir.path, "--profile", "nope", "--case", Self.train], "unknown profile"),
+                             (["audit", "--adapter", "/nonexistent/adapter", "--profile", "pytorch", "--case", Self.train, "--start-timeout", "20",
+                               "--json", json], "adapter"),
+                             (["verify", "--case", "train.nope"], "no case 'train.nope'")] {
+            let r = try CLI.run(args)
+            #expect(r.status == 2 && r.errLines.count == 1 && r.errLines[0].hasPrefix("bnspec: error: ") && r.err.contains(text),
+                    "\(args): \(r.status) \(r.err)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: json))
+        // Corrupt golden: one flipped byte in a copy.
+        let golden = dir.appendingPathComponent("golden")
+        let id = Self.train
+        try FileManager.default.createDirectory(at: golden, withIntermediateDirectories: true)
+        try FileManager.default.copyItem(at: CLI.golden.appendingPathComponent(id), to: golden.appendingPathComponent(id))
+        try FileManager.default.copyItem(at: CLI.golden.appendingPathComponent("manifest.json"), to: golden.appendingPathComponent("manifest.json"))
+        let x = golden.appendingPathComponent("\(id)/x.npy")
+        var bytes = try Data(contentsOf: x)
+        bytes[bytes.count - 1] ^= 1
+        try bytes.write(to: x)
+        let corrupt = try CLI.run(["verify", "--golden", golden.path, "--case", id])
+        #expect(corrupt.status == 2 && corrupt.errLines.count == 1 && corrupt.err.contains("does not match the manifest"), "\(corrupt.err)")
+        // An audit in which no case was checked (nothing recorded): 2, and the JSON says why.
+        let empty = dir.appendingPathComponent("empty")
+        try FileManager.default.createDirectory(at: empty, withIntermediateDirectories: true)
+        let none = try audit(empty, ["--case", id, "--json", json])
+        #expect(none.status == 2 && none.err.contains("no case was checked"), "\(none.err)")
+        #expect(try CLI.json(URL(fileURLWithPath: json))["skipped"] as? Int == 1)
+    }
+
+    /// 0 when every case passes, 1 when one fails; JUnit `<failure>` for the numbers, `<error>` for
+    /// a refusal or a missing output, every testcase timed; the JSON envelope and number encoding.
+    @Test func verdictsJUnitAndJSON() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("verdicts")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids = [Self.train, Self.infer, Self.refusal, "train.offset-1e4.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"]
+        let args = ids.flatMap { ["--case", $0] }
+        let good = dir.appendingPathComponent("good")
+        try CLI.record(ids, to: good)
+        #expect(try audit(good, args).status == 0)
+        // One numeric failure (y off by 3 tolerances), one refusal, one missing output.
+        let bad = dir.appendingPathComponent("bad")
+        try CLI.record(ids, to: bad) { id, name, e, t in
+            id == Self.train && name == "y" ? e.enumerated().map { $0 == 7 ? $1 + 3 * t[7] : $1 } : nil
+        }
+        let inferDir = bad.appendingPathComponent(Self.infer)
+        try FileManager.default.removeItem(at: inferDir.appendingPathComponent("y.npy"))
+        try Data("RuntimeError: no\n".utf8).write(to: inferDir.appendingPathComponent("error.txt"))
+        let offsetDir = bad.appendingPathComponent(ids[3])
+        try FileManager.default.removeItem(at: offsetDir.appendingPathComponent("running_var.npy"))
+        let junit = dir.appendingPathComponent("r.xml"), json = dir.appendingPathComponent("r.json")
+        let r = try audit(bad, args + ["--junit", junit.path, "--json", json.path])
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        #expect(r.out.contains("audit: 1 passed, 3 failed, 0 skipped — 2 of the failures are errors"), "\(r.out)")
+
+        // JUnit: parse it and read every testcase.
+        final class Collect: NSObject, XMLParserDelegate {
+            var cases: [(name: String, time: String?, child: String?, type: String?)] = []
+            var suites: [[String: String]] = []
+            func parser(_ p: XMLParser, didStartElement e: String, namespaceURI: String?, qualifiedName: String?, attributes a: [String: String]) {
+                switch e {
+                case "testcase": cases.append((a["name"] ?? "", a["time"], nil, nil))
+                case "failure", "error", "skipped": cases[cases.count - 1].child = e; cases[cases.count - 1].type = a["type"]
+                case "testsuite", "testsuites": suites.append(a)
+                default: break
+                }
+            }
+        }
+        let c = Collect()
+        let parser = XMLParser(data: try Data(contentsOf: junit))
+        parser.delegate = c
+        #expect(parser.parse())
+        let byName = Dictionary(uniqueKeysWithValues: c.cases.map { ($0.name, $0) })
+        #expect(byName[Self.train]?.child == "failure" && byName[Self.train]?.type == "numeric")
+        #expect(byName[Self.infer]?.child == "error" && byName[Self.infer]?.type == "refused")
+        #expect(byName[ids[3]]?.child == "error" && byName[ids[3]]?.type == "missing-output")
+        #expect(byName[Self.refusal]?.child == nil)
+        #expect(c.cases.count == 4 && c.cases.allSatisfy { $0.time.flatMap(Double.init).map { $0 >= 0 } == true })
+        #expect(c.suites.first { $0["tests"] == "4" }.map { $0["failures"] == "1" && $0["errors"] == "2" && $0["time"] != nil } == true)
+
+        // JSON: envelope, numbers as numbers, ∞ as "inf".
+        let obj = try CLI.json(json)
+        #expect(obj["schema"] as? String == "bnspec-audit-report/1")
+        let version = try CLI.run(["--version"]).out.trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(obj["bnspec_version"] as? String == version && !version.isEmpty)
+        let manifest = try Data(contentsOf: CLI.golden.appendingPathComponent("manifest.json"))
+        #expect(obj["golden_sha256"] as? String == SHA256.hex(manifest))
+        let results = try #require(obj["results"] as? [[String: Any]])
+        let train = try #require(results.first { $0["case"] as? String == Self.train })
+        let refused = try #require(results.first { $0["case"] as? String == Self.infer })
+        for key in ["worst_ratio", "condition", "seconds", "worst_ulps"] {
+            #expect(train[key] is NSNumber && !(train[key] is String), "\(key): \(String(describing: train[key]))")
+        }
+        #expect(((train["worst_ratio"] as? NSNumber)?.doubleValue ?? 0) > 2.9 && train["beyond"] as? Int == 1 && train["judged"] as? Int == 300)
+        #expect(train["worst_at"] as? String == "y[n=0, c=0, h=1, w=2]")  // flat 7 of a 4×3×5×5 NCHW tensor
+        #expect(refused["worst_ratio"] as? String == "inf" && refused["fault"] as? String == "refused")
+    }
+
+    /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
+    @Test func fingerprintValuesAreNumbers() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/numpy_bn.py", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        #expect(obj["schema"] as? String == "bnspec-fingerprint/1" && obj["bnspec_version"] is String)
+        let eps = (obj["eps"] as? [String: Any])?["value"], momentum = (obj["momentum"] as? [String: Any])?["value"]
+        #expect((eps as? NSNumber)?.doubleValue == 1e-5 && !(eps is String), "\(String(describing: eps))")
+        #expect((momentum as? NSNumber)?.doubleValue == 0.1 && !(momentum is String), "\(String(describing: momentum))")
+        #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
+    }
+
+    /// Progress on stderr when it is not a terminal: a line each 10 % of the cases, the last at 100 %.
+    @Test func progressLinesWithoutATerminal() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("progress")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids = try CLI.ids(Self.pytorch)
+        #expect(ids.count >= 20)
+        try CLI.record(ids, to: dir)
+        let r = try audit(dir, ["--match", Self.pytorch])
+        #expect(r.status == 0, "\(r.out)")
+        let lines = r.errLines.filter { $0.hasPrefix("audit: ") }
+        let done = lines.compactMap { $0.split(separator: " ")[1].split(separator: "/").first.flatMap { Int($0) } }
+        #expect(lines.count >= 10 && lines.last?.hasPrefix("audit: \(ids.count)/\(ids.count) cases (100 %), 0 failed") == true, "\(r.err)")
+        #expect(done == done.sorted() && Set(done).count == done.count)
+        // Every tenth of the cases is reported.
+        for k in 1...10 { #expect(done.contains { $0 * 10 >= k * ids.count && ($0 - 1) * 10 < k * ids.count }, "\(k)0 %: \(done)") }
+        let v = try CLI.run(["verify", "--implementation", "fused", "--match", "infer.*4x3x5x5*"])
+        #expect(v.status == 0 && v.errLines.contains { $0.hasPrefix("verify: ") && $0.contains("cases (100 %)") }, "\(v.err)")
+        let closing = v.out.split(separator: "\n").last.map(String.init) ?? ""
+        #expect(closing.hasPrefix("verify: OK — ") && closing.contains(" × 1 implementation: ") && closing.contains(" passed, 0 failed, "), "\(closing)")
+    }
+
+    /// --maxfail N: the N-th failure stops the run; the rest are reported as not run (skipped).
+    @Test func maxfailStopsAndReportsTheRestAsNotRun() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("maxfail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ids = Array(try CLI.ids(Self.pytorch).prefix(12))
+        try CLI.record(ids, to: dir) { id, name, e, t in
+            [ids[2], ids[5], ids[9]].contains(id) ? e.enumerated().map { $0 == 0 ? $1 + 10 * t[0] + 1 : $1 } : nil
+        }
+        let json = dir.appendingPathComponent("r.json")
+        let r = try audit(dir, ids.flatMap { ["--case", $0] } + ["--maxfail", "2", "--json", json.path])
+        #expect(r.status == 1)
+        let results = try #require(try CLI.json(json)["results"] as? [[String: Any]])
+        let status = results.map { $0["status"] as? String ?? "" }, fault = results.map { $0["fault"] as? String }
+        #expect(status.filter { $0 == "failed" }.count == 2 && status[2] == "failed" && status[5] == "failed")
+        #expect((6..<12).allSatisfy { status[$0] == "skipped" && fault[$0] == "not-run" } && (0..<6).allSatisfy { fault[$0] != "not-run" })
+        #expect(r.out.contains("6 not run after --maxfail"), "\(r.out)")
+    }
+
+    /// --baseline: changed verdicts fail; with --max-growth X, an error ÷ tolerance that grew more
+    /// than X-fold fails too, though the case still passes.
+    @Test func baselineFlagsGrowth() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("baseline")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        // float64 cases: no storage rounding, so every output's error ÷ tolerance is the fraction recorded.
+        let ids = ["train.normal.4x3x5x5.NCHW.f64.pytorch.eps1e-05.m0.1", "train.nist-Lew.100x2.NC.f64.pytorch.eps1e-05.m0.1"]
+        let args = ids.flatMap { ["--case", $0] }
+        func recordAt(_ fraction: Double, _ name: String) throws -> URL {
+            let d = dir.appendingPathComponent(name)
+            try CLI.record(ids, to: d) { _, _, e, t in e.enumerated().map { $1 + fraction * t[$0] } }
+            return d
+        }
+        let small = try recordAt(0.01, "small"), large = try recordAt(0.5, "large"), over = try recordAt(2, "over")
+        let base = dir.appendingPathComponent("base.json").path
+        #expect(try audit(small, args + ["--json", base]).status == 0)
+        #expect(try audit(large, args + ["--baseline", base]).status == 0)  // the same verdicts
+        let grown = try audit(large, args + ["--baseline", base, "--max-growth", "10"])
+        #expect(grown.status == 1 && grown.out.contains("still passed, but error ÷ tolerance grew"), "\(grown.out)")
+        #expect(grown.out.contains("baseline: 2 errors grew more than 10.0×"), "\(grown.out)")
+        #expect(try audit(large, args + ["--baseline", base, "--max-growth", "100"]).status == 0)  // 50× < 100×
+        let changed = try audit(over, args + ["--baseline", base])
+        #expect(changed.status == 1 && changed.out.contains("was passed, now failed"), "\(changed.out)")
+    }
+}
