@@ -40,7 +40,8 @@ public enum Verification {
         switch r { case .implementation: "implementation"; case .honestCalibration: "honest-calibration"; case .mutant: "mutant" }
     }
 
-    /// The reference must reproduce the golden outputs bit for bit.
+    /// The reference must reproduce the golden outputs bit for bit (a NaN as any NaN: golden files
+    /// hold the canonical one, SPEC §6.3).
     public static func judgeReference(_ c: GoldenStore.LoadedCase) -> CaseResult {
         var r = CaseResult(caseID: c.spec.id, family: c.spec.family, implementation: "reference", status: .passed,
                            worstRatio: 0, worstAt: "", detail: "", repro: "bnspec verify --case \(c.spec.id) --implementation reference")
@@ -49,7 +50,7 @@ public enum Verification {
             if !again.isEmpty { r.digest = CaseResult.outputDigest(again.mapValues(\.values)) }
             for (name, exp) in c.expected {
                 let got = again[name]?.values ?? []
-                let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.bitPattern == $1.bitPattern }
+                let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.canonicalBitPattern == $1.canonicalBitPattern }
                 if !same {
                     r.status = .failed; r.worstRatio = .infinity; r.worstAt = name
                     r.detail = "reference output '\(name)' differs from golden bit pattern"

@@ -6,7 +6,8 @@ import Foundation
 /// stored in, and the shape.
 ///
 /// Writing is deterministic: the same array gives the same bytes (header padded
-/// with spaces to a multiple of 64 bytes, as NumPy does).
+/// with spaces to a multiple of 64 bytes, as NumPy does), and every NaN is written as the
+/// format's canonical NaN (``DType/canonicalNaNBits``, SPEC §6.3) whatever its sign and payload.
 public struct NPYArray: Equatable, Sendable {
     public var dtype: DType
     public var shape: [Int]
@@ -36,6 +37,14 @@ public struct NPYArray: Equatable, Sendable {
         out.reserveCapacity(out.count + values.count * dtype.byteWidth)
         func append<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         for v in values {
+            if v.isNaN {
+                switch dtype {
+                case .f64: append(dtype.canonicalNaNBits)
+                case .f32: append(UInt32(dtype.canonicalNaNBits))
+                case .f16, .bf16: append(UInt16(dtype.canonicalNaNBits))
+                }
+                continue
+            }
             switch dtype {
             case .f64: append(v.bitPattern)
             case .f32: append(Float(v).bitPattern)
