@@ -60,9 +60,14 @@ public struct NPYArray: Equatable, Sendable {
     /// Parses `.npy` bytes. `name` is used in error messages.
     /// - Throws: ``BNError/file(path:reason:)`` naming what is wrong: magic, version,
     ///   header, dtype, byte order, Fortran order, shape, or a size that does not match.
+    /// `bfloat16`: `<u2` is accepted as bfloat16 bit patterns. The bytes are read in place (no
+    /// copy: an array may be 2 GiB).
     public static func decode(_ data: Data, name: String, bfloat16 isBF16: Bool = false) throws -> NPYArray {
+        try data.withUnsafeBytes { try decode(raw: $0, name: name, bfloat16: isBF16) }
+    }
+
+    static func decode(raw bytes: UnsafeRawBufferPointer, name: String, bfloat16 isBF16: Bool) throws -> NPYArray {
         func fail(_ r: String) -> BNError { .file(path: name, reason: r) }
-        let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
             throw fail("not an NPY file (bad magic)")
         }
@@ -111,12 +116,13 @@ public struct NPYArray: Equatable, Sendable {
             count = p
         }
         let body = start + headerLen
-        let expected = count * dtype.byteWidth
-        guard bytes.count - body == expected else {
-            throw fail("data holds \(bytes.count - body) bytes but shape \(shapeText) of \(descr) needs \(expected)")
+        let needed = count * dtype.byteWidth
+        guard bytes.count - body == needed else {
+            throw fail("data holds \(bytes.count - body) bytes but shape \(shapeText) of \(descr) needs \(needed)")
         }
         var values = [Double](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
+        do {
+            let raw = bytes
             for i in 0..<count {
                 let o = body + i * dtype.byteWidth
                 switch dtype {
