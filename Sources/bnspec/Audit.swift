@@ -10,13 +10,8 @@ func loadGolden(_ dir: URL, _ selection: CaseSelection) throws -> [GoldenStore.L
     return try selection.selector.select(manifest.cases, source: dir.path).map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
 }
 
-/// Writes `data` to `path` atomically (temporary file, then rename).
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do { try data.write(to: url, options: .atomic) } catch {
-        throw BNError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
-    }
-}
+/// Writes `data` to `path` atomically (temporary file, then rename; ``FileWrite``).
+func writeAtomically(_ data: Data, to path: String) throws { try FileWrite.replace(data, at: path) }
 
 /// `bnspec audit`: judge a third-party BN, through an adapter or recorded results.
 struct AuditCommand: ParsableCommand {
@@ -53,6 +48,8 @@ struct AuditCommand: ParsableCommand {
             guard caseTimeout > 0, startTimeout > 0, timeout > 0 else { throw BNError.invalidArgument("timeouts must be positive") }
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
             let p = try ConventionProfile.named(profile)
+            try Preflight.reports(json, junit, html)
+            let before = try baseline.map(Preflight.baseline)
             let cases = try loadGolden(dir, selection)
             var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
                 ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
@@ -60,8 +57,9 @@ struct AuditCommand: ParsableCommand {
             let audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
             let report: AuditReport
             if let cmd = adapter {
-                let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-audit-\(getpid())")
-                defer { try? FileManager.default.removeItem(at: scratch) }
+                Cleanup.installSignalHandlers()
+                let scratch = try Cleanup.makeScratch("audit")
+                defer { Cleanup.removeScratch(scratch) }
                 let client = AdapterClient(command: cmd, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: timeout)
                 let tty = isatty(2) != 0
                 report = try audit.run(adapter: client, scratch: scratch) { i, n, id in
@@ -93,14 +91,7 @@ struct AuditCommand: ParsableCommand {
             }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }
             if let path = html { try writeAtomically(Data(report.html().utf8), to: path) }
-            if let b = baseline {
-                guard let data = try? FileRead.data(URL(fileURLWithPath: b), limit: FileRead.textLimit),
-                      let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-                      let rs = obj["results"] as? [[String: Any]] else {
-                    throw BNError.file(path: b, reason: "not a bnspec audit --json report")
-                }
-                var before: [String: String] = [:]
-                for r in rs { if let id = r["case"] as? String, let st = r["status"] as? String { before[id] = st } }
+            if let b = baseline, let before {
                 let changed = report.results.filter { before[$0.caseID] != $0.status.rawValue }
                 for r in changed { print("baseline: \(r.caseID) was \(before[r.caseID] ?? "absent"), now \(r.status.rawValue): \(r.detail.prefix(120))") }
                 print("baseline: \(changed.isEmpty ? "every verdict as in" : "\(changed.count) verdicts differ from") \(b)")
@@ -129,8 +120,9 @@ struct ExportCommand: ParsableCommand {
             if selection.list { return selection.print(try selection.ids(in: dir)) }
             guard let out else { throw BNError.invalidArgument("--out DIR is required") }
             let p = try ConventionProfile.named(profile)
-            let cases = try loadGolden(dir, selection)
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
+            try GoldenStore.prepareTarget(outURL, force: force, marker: BNAudit.Export.marker)  // before the work
+            let cases = try loadGolden(dir, selection)
             try BNAudit.Export.write(cases, profile: p, to: outURL, force: force)
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
             print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")

@@ -12,6 +12,15 @@ struct BNSpec: ParsableCommand {
         abstract: "The reference for Batch Normalization numerics: golden vectors, verification and audit.",
         subcommands: [Verify.self, AuditCommand.self, ExportCommand.self, Fingerprint.self, Accuracy.self, Bench.self, FoldCheck.self, Generate.self, Nist.self, LibraryHostCommand.self])
 
+    /// Refuses arguments that are not UTF-8 (one line, exit 1) before parsing them.
+    static func main() {
+        do { try Preflight.argumentsAreUTF8() } catch let e as BNError {
+            FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
+            Foundation.exit(1)
+        } catch { Foundation.exit(1) }
+        main(nil)
+    }
+
     /// Runs `body`, turning any BNSpec error into a one-line message and exit code 1.
     static func run(_ body: () throws -> Void) throws {
         do { try body() } catch let e as BNError {

@@ -36,6 +36,7 @@ struct Generate: ParsableCommand {
                 throw BNError.invalidArgument("suite '\(suite)' is not committed to golden/; pass --out DIR")
             }
             let dir = try Paths.resolve(out, default: "golden")
+            if !check { try GoldenStore.prepareTarget(dir, force: force) }  // before the work: refusals cost nothing
             if check {
                 // A selection compares its cases' folders; the whole suite also its manifest and extra files.
                 let files = selection.selector.selectsEverything

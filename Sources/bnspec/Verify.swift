@@ -23,6 +23,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
+            try Preflight.reports(json)
             let dir = try Paths.resolve(golden, default: "golden")
             if selection.list { return selection.print(try selection.ids(in: dir)) }
             let tty = isatty(2) != 0
@@ -35,10 +36,7 @@ struct Verify: ParsableCommand {
                 let enc = JSONEncoder()
                 enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
                 enc.nonConformingFloatEncodingStrategy = .convertToString(positiveInfinity: "inf", negativeInfinity: "-inf", nan: "nan")
-                let data = try enc.encode(report)
-                guard FileManager.default.createFile(atPath: path, contents: data) else {
-                    throw BNError.file(path: path, reason: "cannot write the JSON report")
-                }
+                try FileWrite.replace(try enc.encode(report), at: path)
             }
             if !report.ok { throw ExitCode(1) }
         }
