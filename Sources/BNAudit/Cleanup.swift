@@ -56,15 +56,15 @@ public enum Cleanup {
         let shown = ProcessInfo.processInfo.environment["TMPDIR"].map { "TMPDIR=\($0)" } ?? base.path
         var st = stat()
         guard stat(base.path, &st) == 0 else {
-            throw BNError.file(path: shown, reason: "the temporary folder does not exist (\(errnoText(errno))); set TMPDIR to a writable folder")
+            throw BNError.file(path: shown, reason: "cannot be used as the temporary folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
         }
         guard (st.st_mode & S_IFMT) == S_IFDIR else {
-            throw BNError.file(path: shown, reason: "the temporary folder is not a folder; set TMPDIR to a writable folder")
+            throw BNError.file(path: shown, reason: "is not a folder (set TMPDIR to a writable folder)")
         }
         let url = base.appendingPathComponent("bnspec-\(name)-\(getpid())")
         try? FileManager.default.removeItem(at: url)
         guard mkdir(url.path, 0o700) == 0 else {
-            throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno))); set TMPDIR to a writable folder")
+            throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
         }
         lock.withLock { scratch.insert(url.path) }
         return url

@@ -76,7 +76,7 @@ import Glibc
         try Data("not a folder".utf8).write(to: file)
         defer { try? FileManager.default.removeItem(at: file) }
         expectOneLine(try Self.run(Self.audit.map { Array($0.utf8) }, environment: ["TMPDIR": file.path]),
-                      "TMPDIR=\(file.path): the temporary folder is not a folder", "TMPDIR=file")
+                      "TMPDIR=\(file.path): is not a folder (set TMPDIR to a writable folder)", "TMPDIR=file")
     }
 
     /// A non-UTF-8 `--out` is refused: Swift would read it with U+FFFD in place of the bad bytes and
