@@ -138,7 +138,7 @@ import Glibc
         guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
         guard let bnspec = AuditSupport.bnspec() else { return }
         let args = [bnspec, "audit", "--adapter", "\(AuditSupport.python) \(Self.command("stderr-flood"))", "--profile", "pytorch",
-                    "--golden", AuditSupport.golden.path, "--case", "train.normal.4x3x5x5.NCHW.f32.p"]
+                    "--golden", AuditSupport.golden.path, "--match", "train.normal.4x3x5x5.NCHW.f32.p"]
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
         defer { cArgs.forEach { free($0) } }
         var actions = posix_spawn_file_actions_t()
@@ -167,7 +167,7 @@ import Glibc
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bnspec)
         p.arguments = ["audit", "--adapter", "\(AuditSupport.python) \(Self.command("fork-ignore-term"))", "--profile", "pytorch",
-                       "--golden", AuditSupport.golden.path, "--case", "train.normal.4x3x5x5.NCHW.f32.p"]
+                       "--golden", AuditSupport.golden.path, "--match", "train.normal.4x3x5x5.NCHW.f32.p"]
         p.currentDirectoryURL = AuditSupport.root
         p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp.path, "BNSPEC_FAULTY_PIDS": pids.path]) { $1 }
         p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice

@@ -44,7 +44,7 @@ import Glibc
 
     static func args(_ words: String...) -> [[UInt8]] { words.map { Array($0.utf8) } }
 
-    static let audit = ["audit", "--adapter", "/nonexistent/adapter", "--profile", "pytorch", "--case", "train.normal.4x3x5x5.NCHW.f32.p",
+    static let audit = ["audit", "--adapter", "/nonexistent/adapter", "--profile", "pytorch", "--match", "train.normal.4x3x5x5.NCHW.f32.p",
                         "--golden", AuditSupport.golden.path]
 
     func expectOneLine(_ r: (status: Int32, stderr: String), _ want: String, _ what: String) {
