@@ -50,6 +50,7 @@ struct AuditCommand: ParsableCommand {
             let p = try ConventionProfile.named(profile)
             try Preflight.reports(json, junit, html)
             let before = try baseline.map(Preflight.baseline)
+            let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, selection)
             var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
                 ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
@@ -66,6 +67,9 @@ struct AuditCommand: ParsableCommand {
                     if tty { FileHandle.standardError.write(Data("\r\u{1B}[Kaudit: \(i + 1)/\(n) \(id.prefix(70))".utf8)) }
                 }
                 if tty { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+                if snapshot.changed {
+                    throw BNError.file(path: dir.path, reason: "golden changed during the run (another generation was swapped in while the adapter read its inputs; no verdict; rerun)")
+                }
             } else {
                 let r = URL(fileURLWithPath: results!)
                 report = try audit.run(results: r, name: name ?? r.lastPathComponent)

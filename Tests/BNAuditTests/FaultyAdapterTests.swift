@@ -1,5 +1,6 @@
 import BNAudit
 import BNCore
+import BNGolden
 import Foundation
 #if canImport(FoundationXML)
 import FoundationXML
@@ -151,6 +152,33 @@ import Glibc
         #expect(wait4(pid, &status, 0, &usage) == pid)
         #expect(status == 0, "the audit failed (status \(status))")
         #expect(usage.ru_maxrss < 200_000, "peak RSS \(usage.ru_maxrss) KiB with 2 GB of adapter stderr")
+    }
+
+    /// The adapter reads its inputs by path from the golden folder: when `generate --force` swaps
+    /// another generation in during the audit, the audit gives no verdict but one line, "golden
+    /// changed during the run", exit 1.
+    @Test func aGoldenSwappedDuringTheAuditIsReported() throws {
+        guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
+        guard let bnspec = AuditSupport.bnspec() else { return }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-swap-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: work) }
+        let golden = work.appendingPathComponent("golden")
+        let cases = try Catalog.parse("train data=normal shape=4x3x5x5\n", source: "test").cases[Catalog.defaultSuite] ?? []
+        let files = try Generator.suiteFiles(cases, suite: Catalog.defaultSuite)
+        try GoldenStore.write(files, to: golden, force: false)
+        let p = Process(), err = Pipe()
+        p.executableURL = URL(fileURLWithPath: bnspec)
+        p.arguments = ["audit", "--adapter", "\(AuditSupport.python) \(Self.command("slow-start"))", "--profile", "pytorch",
+                       "--golden", golden.path]
+        p.currentDirectoryURL = AuditSupport.root
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err
+        try p.run()
+        usleep(1_000_000)  // the adapter sleeps 3 s before its hello
+        try GoldenStore.write(files, to: golden, force: true)
+        let message = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        p.waitUntilExit()
+        #expect(p.terminationStatus == 1 && message.contains("golden changed during the run") && message.split(separator: "\n").count == 1,
+                "status \(p.terminationStatus): \(message)")
     }
 
     /// SIGTERM, SIGINT or SIGHUP to `bnspec audit` while the adapter (which ignores SIGTERM and has
