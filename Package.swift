@@ -48,6 +48,7 @@ let package = Package(
         .target(name: "CBNFiles"),
         // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
         .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
+        .target(name: "CBNProcess"),
         .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
@@ -56,7 +57,7 @@ let package = Package(
         .target(name: "BNLibraryHost", dependencies: ["BNCore", "BNGolden", "CBNKernelABI"]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNCalibration", dependencies: ["BNCore", "BNKernels"]),
-        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration"]),
+        .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration", "CBNProcess"]),
         .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
         .executableTarget(
             name: "bnspec",

@@ -26,6 +26,10 @@ grep -v '^#' "$here/spec/catalog.txt" | grep . | while read -r line; do printf '
 printf '{"type":"result","id":"case-1","outputs":{"y":"/tmp/y.npy"}}' > "$work/fuzz-adapter-reply/result"
 printf '{"type":"error","id":"case-1","message":"refused"}' > "$work/fuzz-adapter-reply/error"
 printf '{"type":"unsupported","id":"case-1","message":"dtype"}' > "$work/fuzz-adapter-reply/unsupported"
+printf '{"type":"result","id":"case-0","outputs":{"y":"/tmp/../tmp/y.npy"}}' > "$work/fuzz-adapter-reply/late"
+printf '{"type":"result","outputs":{"y":"y.npy"}}' > "$work/fuzz-adapter-reply/no-id"
+printf '{"type":"error","id":"case-2","message":"\\u001b[2J\\u0000"}' > "$work/fuzz-adapter-reply/second"
+cp "$here/Tests/Fixtures/bad-inputs/"manifest-*.json "$work/fuzz-json/"
 set -o pipefail
 status=0
 for t in "${targets[@]}"; do

@@ -4,125 +4,35 @@ import Foundation
 import Glibc
 #endif
 
-/// What went wrong with an adapter process (not with its numbers).
+/// What went wrong with an adapter process (not with its numbers). Every description is one line
+/// with the adapter's own text (stderr, messages) stripped of control characters.
 public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible {
     case timeout(seconds: Double)
     case deadline(seconds: Double)
     case exited(status: Int32, stderr: String)
+    case signaled(signal: Int32, stderr: String)
     case garbage(line: String)
     case protocolError(String)
 
     public var description: String {
+        func lastLine(_ err: String) -> String {
+            let tail = err.split(separator: "\n").last.map(String.init) ?? ""
+            return tail.isEmpty ? "" : ": \(tail.prefix(300).escapingControlCharacters())"
+        }
         switch self {
         case .timeout(let s): return "adapter did not answer within \(s) s (killed; restarted for the next case)"
         case .deadline(let s): return "the audit's overall deadline (\(s) s, --timeout) has passed; case not run"
-        case .exited(let st, let err):
-            let tail = err.split(separator: "\n").last.map(String.init) ?? ""
-            return "adapter exited with status \(st)" + (tail.isEmpty ? "" : ": \(tail.prefix(300))")
-        case .garbage(let l): return "adapter wrote a line that is not protocol JSON: \(l.prefix(120))"
-        case .protocolError(let m): return "adapter protocol error: \(m)"
+        case .exited(let st, let err): return "adapter exited with status \(st)" + lastLine(err)
+        case .signaled(let sig, let err): return "adapter was killed by signal \(sig)" + lastLine(err)
+        case .garbage(let l): return "adapter wrote a line that is not protocol JSON: \(l.prefix(120).escapingControlCharacters())"
+        case .protocolError(let m): return "adapter protocol error: \(m.escapingControlCharacters())"
         }
     }
 }
 
-/// One running adapter process speaking JSON lines (spec/AUDIT.md §3).
-final class AdapterProcess: @unchecked Sendable {
-    let process = Process()
-    let input = Pipe(), output = Pipe(), errors = Pipe()
-    let cond = NSCondition()
-    var pending = Data(), lines: [String] = [], closed = false, stderrTail = Data()
-    /// Longest reply line kept (bytes); a longer one is reported as garbage.
-    static let maxLine = 1 << 20
-
-    init(command: String, workingDirectory: URL?) throws {
-        signal(SIGPIPE, SIG_IGN)  // a dead adapter must be an error, not the end of bnspec
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", "exec " + command]
-        if let wd = workingDirectory { process.currentDirectoryURL = wd }
-        process.standardInput = input; process.standardOutput = output; process.standardError = errors
-        output.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let d = h.availableData
-            guard let self else { return }
-            self.cond.lock()
-            if d.isEmpty { self.closed = true; h.readabilityHandler = nil } else {
-                self.pending.append(d)
-                while let nl = self.pending.firstIndex(of: 0x0A) {
-                    self.lines.append(String(decoding: self.pending[self.pending.startIndex..<nl], as: UTF8.self))
-                    self.pending.removeSubrange(self.pending.startIndex...nl)
-                }
-                // A reply is a short JSON line; an endless one must not exhaust memory.
-                if self.pending.count > Self.maxLine {
-                    self.lines.append("(a line of more than \(Self.maxLine) bytes)")
-                    self.pending = Data()
-                }
-            }
-            self.cond.broadcast(); self.cond.unlock()
-        }
-        errors.fileHandleForReading.readabilityHandler = { [weak self] h in
-            let d = h.availableData
-            guard let self else { return }
-            self.cond.lock()
-            if d.isEmpty { h.readabilityHandler = nil } else {
-                self.stderrTail.append(d)
-                if self.stderrTail.count > 8192 { self.stderrTail = self.stderrTail.suffix(4096) }
-            }
-            self.cond.unlock()
-        }
-        do { try process.run() } catch {
-            throw BNError.invalidArgument("cannot start adapter '\(command)': \(error.localizedDescription)")
-        }
-    }
-
-    func send(_ object: [String: Any]) throws {
-        var data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
-        data.append(0x0A)
-        let fd = input.fileHandleForWriting.fileDescriptor
-        let ok = data.withUnsafeBytes { buf -> Bool in
-            var off = 0
-            while off < buf.count {
-                let n = write(fd, buf.baseAddress! + off, buf.count - off)
-                if n <= 0 { return false }
-                off += n
-            }
-            return true
-        }
-        if !ok { throw failureAfterExit() }
-    }
-
-    /// The next line, or a failure after `timeout` seconds or when the process ends.
-    func readLine(timeout: Double) throws -> String {
-        let deadline = Date().addingTimeInterval(timeout)
-        cond.lock(); defer { cond.unlock() }
-        while lines.isEmpty {
-            if closed { cond.unlock(); let f = failureAfterExit(); cond.lock(); throw f }
-            if !cond.wait(until: deadline) { throw AdapterFailure.timeout(seconds: timeout) }
-        }
-        return lines.removeFirst()
-    }
-
-    func failureAfterExit() -> AdapterFailure {
-        // Give the process a moment to be reaped so its status is known.
-        let until = Date().addingTimeInterval(2)
-        while process.isRunning && Date() < until { usleep(10_000) }
-        cond.lock(); let err = String(decoding: stderrTail, as: UTF8.self); cond.unlock()
-        return .exited(status: process.isRunning ? -1 : process.terminationStatus, stderr: err)
-    }
-
-    func stop() {
-        if process.isRunning {
-            try? send(["type": "bye"])
-            try? input.fileHandleForWriting.close()
-            let until = Date().addingTimeInterval(1)
-            while process.isRunning && Date() < until { usleep(10_000) }
-            if process.isRunning { kill(process.processIdentifier, SIGKILL) }
-        }
-        output.fileHandleForReading.readabilityHandler = nil
-        errors.fileHandleForReading.readabilityHandler = nil
-    }
-}
-
-/// The audit's side of the adapter protocol: start, handshake, one request per case
-/// with a timeout, restart after a crash or a hang, an overall deadline.
+/// The audit's side of the adapter protocol (spec/AUDIT.md §3): start, handshake, one request per
+/// case with a timeout, restart after a crash or a hang, an overall deadline. The adapter runs as a
+/// ``ChildProcess`` (its own process group, ended whole).
 public final class AdapterClient: @unchecked Sendable {
     public struct Hello: Sendable {
         public var name: String, version: String
@@ -131,13 +41,16 @@ public final class AdapterClient: @unchecked Sendable {
         public var runningStatistics = true
     }
     public enum Response: Sendable {
+        /// Output name → file, each inside the request's `output_dir` (symlinks resolved).
         case outputs([String: String])
         case unsupported(String)
         case refused(String)
         case failure(AdapterFailure)
     }
 
-    public let command: String
+    /// What is run (its `description` names it in messages).
+    public let child: ChildProcess.Command
+    public var command: String { child.description }
     public let caseTimeout: Double, startTimeout: Double
     public let deadline: Date
     public let totalTimeout: Double
@@ -146,95 +59,143 @@ public final class AdapterClient: @unchecked Sendable {
     /// an adapter after `maxRestarts` restarts in a row without an answer).
     public private(set) var restarts = 0, restartsInARow = 0
     public let maxRestarts: Int
-    var process: AdapterProcess?
-    let workingDirectory: URL?
+    /// The timeout each case request was given, in order (≤ `caseTimeout`, and ≤ the time left
+    /// before the deadline, but at least 1 s).
+    public private(set) var caseTimeouts: [Double] = []
+    var process: ChildProcess?
+    /// Ids of cases that timed out (a late answer to one is discarded) and of cases answered.
+    var timedOut = Set<String>(), answered = Set<String>()
 
-    public init(command: String, caseTimeout: Double = 60, startTimeout: Double = 120, totalTimeout: Double = 3600,
-                maxRestarts: Int = 5, workingDirectory: URL? = nil) {
-        self.command = command; self.caseTimeout = caseTimeout; self.startTimeout = startTimeout
+    public init(_ child: ChildProcess.Command, caseTimeout: Double = 60, startTimeout: Double = 120, totalTimeout: Double = 3600,
+                maxRestarts: Int = 5) {
+        self.child = child; self.caseTimeout = caseTimeout; self.startTimeout = startTimeout
         self.deadline = Date().addingTimeInterval(totalTimeout); self.totalTimeout = totalTimeout; self.maxRestarts = maxRestarts
-        self.workingDirectory = workingDirectory
+    }
+
+    /// `command` run by `/bin/sh -c` (spec/AUDIT.md §3).
+    public convenience init(command: String, caseTimeout: Double = 60, startTimeout: Double = 120, totalTimeout: Double = 3600,
+                            maxRestarts: Int = 5, workingDirectory: URL? = nil, environment: [String: String]? = nil) {
+        self.init(.shell(command, environment: environment, workingDirectory: workingDirectory), caseTimeout: caseTimeout,
+                  startTimeout: startTimeout, totalTimeout: totalTimeout, maxRestarts: maxRestarts)
     }
 
     /// Starts the adapter and reads its hello. Throws a one-line error if it cannot.
     @discardableResult
     public func start() throws -> Hello {
-        let p = try AdapterProcess(command: command, workingDirectory: workingDirectory)
+        let p = try ChildProcess(child)
         process = p
         do {
-            try p.send(["type": "hello", "protocol": "bnspec-adapter/1"])
-            let line = try p.readLine(timeout: min(startTimeout, max(1, deadline.timeIntervalSinceNow)))  // within the overall deadline
+            let timeout = min(startTimeout, max(1, deadline.timeIntervalSinceNow))  // within the overall deadline
+            try p.send(try Self.encode(["type": "hello", "protocol": "bnspec-adapter/1"]), timeout: timeout)
+            let line = try p.readLine(timeout: timeout)
             guard let obj = Self.parse(line), obj["type"] as? String == "hello" else { throw AdapterFailure.garbage(line: line) }
             guard (obj["protocol"] as? String) == "bnspec-adapter/1" else {
-                throw AdapterFailure.protocolError("expected protocol bnspec-adapter/1, got \(obj["protocol"] ?? "none")")
+                throw AdapterFailure.protocolError("expected protocol bnspec-adapter/1, got \("\(obj["protocol"] ?? "none")".prefix(80))")
             }
             let sup = obj["supports"] as? [String: Any] ?? [:]
-            var h = Hello(name: obj["name"] as? String ?? "adapter", version: obj["version"] as? String ?? "?",
+            func text(_ key: String, _ fallback: String) -> String {
+                ((obj[key] as? String) ?? fallback).prefix(200).escapingControlCharacters()
+            }
+            var h = Hello(name: text("name", "adapter"), version: text("version", "?"),
                           ops: Set(sup["ops"] as? [String] ?? []), dtypes: Set(sup["dtypes"] as? [String] ?? []),
                           layouts: Set(sup["layouts"] as? [String] ?? []), cumulative: sup["cumulative"] as? Bool ?? false)
             h.runningStatistics = sup["running_statistics"] as? Bool ?? true
             hello = h
             return h
         } catch let f as AdapterFailure {
-            p.stop(); process = nil
-            throw BNError.invalidArgument("adapter '\(command)' did not start: \(f.description)")
+            p.terminate(); process = nil
+            throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start: \(f.description)")
         }
+    }
+
+    static func encode(_ object: [String: Any]) throws -> Data {
+        try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
     }
 
     static func parse(_ line: String) -> [String: Any]? {
         (try? JSONSerialization.jsonObject(with: Data(line.utf8))) as? [String: Any]
     }
 
-    /// Decodes one reply line of the protocol: the response, nil for a late answer to an
-    /// earlier (timed-out) case, or an ``AdapterFailure`` for anything malformed. Total:
-    /// never traps, whatever the line holds (fuzzed by tools/fuzz).
-    public static func decodeReply(_ line: String, expectedID id: String) throws -> Response? {
+    /// Decodes one reply line of the protocol for the case `id`: the response; nil for a late
+    /// answer to a case in `timedOut` (discarded); an ``AdapterFailure`` for anything else — a
+    /// malformed line, a reply without an `id`, a reply for a case never asked or already answered
+    /// (`answered`). Total: never traps, whatever the line holds (fuzzed by tools/fuzz).
+    public static func decodeReply(_ line: String, expectedID id: String, timedOut: Set<String> = [],
+                                   answered: Set<String> = []) throws -> Response? {
         guard let obj = parse(line), let type = obj["type"] as? String else { throw AdapterFailure.garbage(line: line) }
-        if let rid = obj["id"] as? String, rid != id { return nil }
+        guard let rid = obj["id"] as? String else {
+            throw AdapterFailure.protocolError("a reply without an \"id\" while case \(id) was asked")
+        }
+        if rid != id {
+            if timedOut.contains(rid) { return nil }
+            if answered.contains(rid) { throw AdapterFailure.protocolError("a second reply for case \(rid.prefix(200)), already answered") }
+            throw AdapterFailure.protocolError("a reply for case '\(rid.prefix(200))', which was not asked (case \(id) was)")
+        }
+        func message() -> String { ((obj["message"] as? String) ?? type).prefix(500).escapingControlCharacters() }
         switch type {
         case "result":
             guard let outs = obj["outputs"] as? [String: String] else {
                 throw AdapterFailure.protocolError("result without an outputs object of file paths")
             }
             return .outputs(outs)
-        case "unsupported": return .unsupported(obj["message"] as? String ?? "unsupported")
-        case "error": return .refused(obj["message"] as? String ?? "error")
+        case "unsupported": return .unsupported(message())
+        case "error": return .refused(message())
         default: throw AdapterFailure.protocolError("unexpected reply type '\(type.prefix(40))'")
         }
     }
 
     /// Sends one case request and waits for its answer. Crashes and hangs become
     /// `.failure`; the adapter is restarted for the next request (up to `maxRestarts`).
+    /// Output files are accepted only inside the request's `output_dir` (``AdapterOutputs``).
     public func run(_ request: [String: Any]) -> Response {
+        Cleanup.parkIfEnding()
         if Date() >= deadline { stop(); return .failure(.deadline(seconds: totalTimeout)) }
-        if process == nil || !(process!.process.isRunning) {
+        if process == nil || process!.ended != nil {
             if hello != nil {  // it ran before: this is a restart
                 guard restartsInARow < maxRestarts else {
                     return .failure(.protocolError("adapter failed and was restarted \(restartsInARow) times in a row; giving up on it"))
                 }
                 restarts += 1; restartsInARow += 1
             }
-            process?.stop(); process = nil
+            process?.terminate(); process = nil
             do { try start() } catch { return .failure(.protocolError("\(error)")) }
         }
         guard let p = process else { return .failure(.protocolError("no adapter")) }
         let id = request["id"] as? String ?? ""
+        let timeout = min(caseTimeout, max(1, deadline.timeIntervalSinceNow))
+        caseTimeouts.append(timeout)
         do {
-            try p.send(request)
-            let timeout = min(caseTimeout, max(1, deadline.timeIntervalSinceNow))
+            try p.send(try Self.encode(request), timeout: timeout)
+            let until = Date().addingTimeInterval(timeout)
             while true {
-                if let r = try Self.decodeReply(try p.readLine(timeout: timeout), expectedID: id) { restartsInARow = 0; return r }
+                let line: String
+                do { line = try p.readLine(timeout: until.timeIntervalSinceNow) } catch AdapterFailure.timeout {
+                    throw AdapterFailure.timeout(seconds: timeout)
+                }
+                guard let r = try Self.decodeReply(line, expectedID: id, timedOut: timedOut, answered: answered) else { continue }
+                restartsInARow = 0
+                answered.insert(id)
+                if case .outputs(let files) = r, let dir = request["output_dir"] as? String {
+                    return AdapterOutputs.confine(files, to: dir)
+                }
+                return r
             }
         } catch let f as AdapterFailure {
-            p.stop(); process = nil
+            Cleanup.parkIfEnding()  // the adapter was ended by bnspec's own signal cleanup
+            if case .timeout = f { timedOut.insert(id) }
+            p.terminate(); process = nil
             return .failure(f)
         } catch {
-            p.stop(); process = nil
+            p.terminate(); process = nil
             return .failure(.protocolError("\(error)"))
         }
     }
 
-    public func stop() { process?.stop(); process = nil }
+    /// Says goodbye and ends the adapter's whole process group.
+    public func stop() {
+        process?.stop(goodbye: try? Self.encode(["type": "bye"]))
+        process = nil
+    }
 
-    deinit { process?.stop() }
+    deinit { process?.terminate() }
 }

@@ -2,8 +2,10 @@ import BNCore
 import Foundation
 
 extension AuditReport {
+    /// `s` as XML attribute or element text: markup characters as entities, control characters
+    /// (which XML 1.0 forbids, and which an adapter's text may hold) escaped as `\xNN`.
     static func xml(_ s: String) -> String {
-        s.replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
+        s.escapingControlCharacters(keepNewlines: true).replacingOccurrences(of: "&", with: "&amp;").replacingOccurrences(of: "<", with: "&lt;")
             .replacingOccurrences(of: ">", with: "&gt;").replacingOccurrences(of: "\"", with: "&quot;")
     }
 

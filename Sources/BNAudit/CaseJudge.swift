@@ -32,7 +32,9 @@ public struct CaseResult: Codable, Sendable {
 
     /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
     /// count (8 bytes little-endian) and each value's IEEE-754 binary64 bit pattern
-    /// (little-endian). Equal digests ⇔ bit-identical outputs (NaN payloads included).
+    /// (little-endian), NaN as the canonical 0x7FF8… (``Swift/Double/canonicalBitPattern``: the sign and
+    /// payload of a computed NaN depend on the machine and the optimiser). Equal digests ⇔ outputs
+    /// bit-identical up to NaN sign and payload.
     public static func outputDigest(_ outputs: [String: [Double]]) -> String {
         var bytes: [UInt8] = []
         for name in outputs.keys.sorted() {
@@ -40,7 +42,7 @@ public struct CaseResult: Codable, Sendable {
             bytes += Array(name.utf8) + [0]
             withUnsafeBytes(of: UInt64(values.count).littleEndian) { bytes += $0 }
             bytes.reserveCapacity(bytes.count + 8 * values.count)
-            for v in values { withUnsafeBytes(of: v.bitPattern.littleEndian) { bytes += $0 } }
+            for v in values { withUnsafeBytes(of: v.canonicalBitPattern.littleEndian) { bytes += $0 } }
         }
         return SHA256.hex(bytes)
     }

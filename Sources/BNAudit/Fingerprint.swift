@@ -57,7 +57,7 @@ public struct Fingerprint: Sendable {
             let dims = isData ? shape : [shape[1]]
             let arr = NPYArray(dtype: isData ? dtype : .f32, shape: dims, values: v)
             let url = dir.appendingPathComponent("\(k).npy")
-            try arr.encoded().write(to: url)
+            try FileWrite.replace(arr.encoded(), at: url.path)
             paths[k] = url.path
         }
         var req: [String: Any] = ["type": "case", "id": "fingerprint-\(counter)", "op": op, "shape": shape, "layout": "NCHW",

@@ -50,7 +50,8 @@ public enum Verification {
         switch r { case .implementation: "implementation"; case .honestCalibration: "honest-calibration"; case .mutant: "mutant" }
     }
 
-    /// The reference must reproduce the golden outputs bit for bit.
+    /// The reference must reproduce the golden outputs bit for bit (a NaN as any NaN: golden files
+    /// hold the canonical one, SPEC §6.3).
     /// It also checks that the case judges its primary output (spec §5.4): a case whose
     /// resolution is 1 or more fails here, whatever the implementation.
     public static func judgeReference(_ c: GoldenStore.LoadedCase, budget: ToleranceBudget? = nil) -> CaseResult {
@@ -68,7 +69,7 @@ public enum Verification {
             }
             for (name, exp) in c.expected {
                 let got = again[name]?.values ?? []
-                let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.bitPattern == $1.bitPattern }
+                let same = got.count == exp.values.count && zip(got, exp.values).allSatisfy { $0.canonicalBitPattern == $1.canonicalBitPattern }
                 if !same {
                     r.status = .failed; r.worstRatio = .infinity; r.worstAt = name
                     r.detail = "reference output '\(name)' differs from golden bit pattern"

@@ -76,7 +76,7 @@ public struct Catalog: Sendable {
         if layout == .nc && !shape.spatial.isEmpty { throw BNError.invalidArgument("layout NC takes no spatial dims") }
         let dtype = try DType(parsing: f["dtype"] ?? "f32")
         let data = f["data"] ?? "normal"
-        try DataFamily.validate(data)
+        try DataFamily.validate(data, dtype: dtype)
         let profile = try ConventionProfile.named(f["profile"] ?? "pytorch")
         let eps: Double
         switch f["eps"] ?? "default" {
@@ -101,6 +101,7 @@ public struct Catalog: Sendable {
         var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
                   dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
         if op.hasSteps { id += ".k\(steps)" }
+        try GoldenStore.checkCaseID(id)
         return CaseSpec(id: id, op: op, shape: shape, layout: layout, dtype: dtype, data: data, profile: profile, eps: eps,
                         batchWeight: momentum.map(profile.momentumWeighting.batchWeight(momentum:)), momentum: momentum,
                         steps: steps, repro: "bnspec verify --case \(id)")

@@ -173,4 +173,8 @@ public struct Manifest: Codable, Sendable {
     public var cases: [String]
     /// Path relative to the golden folder → SHA-256 (hex).
     public var files: [String: String]
+    /// The folder this manifest was read from, kept open (not encoded): cases loaded with this
+    /// manifest come from the same generation even if the folder is swapped meanwhile (``GoldenFolder``).
+    public internal(set) var folder: GoldenFolder? = nil
+    enum CodingKeys: String, CodingKey { case format, suite, generator, cases, files }
 }

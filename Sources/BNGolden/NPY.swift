@@ -6,7 +6,8 @@ import Foundation
 /// stored in, and the shape.
 ///
 /// Writing is deterministic: the same array gives the same bytes (header padded
-/// with spaces to a multiple of 64 bytes, as NumPy does).
+/// with spaces to a multiple of 64 bytes, as NumPy does), and every NaN is written as the
+/// format's canonical NaN (``DType/canonicalNaNBits``, SPEC §6.3) whatever its sign and payload.
 public struct NPYArray: Equatable, Sendable {
     public var dtype: DType
     public var shape: [Int]
@@ -36,6 +37,14 @@ public struct NPYArray: Equatable, Sendable {
         out.reserveCapacity(out.count + values.count * dtype.byteWidth)
         func append<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { out.append(contentsOf: $0) } }
         for v in values {
+            if v.isNaN {
+                switch dtype {
+                case .f64: append(dtype.canonicalNaNBits)
+                case .f32: append(UInt32(dtype.canonicalNaNBits))
+                case .f16, .bf16: append(UInt16(dtype.canonicalNaNBits))
+                }
+                continue
+            }
             switch dtype {
             case .f64: append(v.bitPattern)
             case .f32: append(Float(v).bitPattern)
@@ -51,9 +60,14 @@ public struct NPYArray: Equatable, Sendable {
     /// Parses `.npy` bytes. `name` is used in error messages.
     /// - Throws: ``BNError/file(path:reason:)`` naming what is wrong: magic, version,
     ///   header, dtype, byte order, Fortran order, shape, or a size that does not match.
+    /// `bfloat16`: `<u2` is accepted as bfloat16 bit patterns. The bytes are read in place (no
+    /// copy: an array may be 2 GiB).
     public static func decode(_ data: Data, name: String, bfloat16 isBF16: Bool = false) throws -> NPYArray {
+        try data.withUnsafeBytes { try decode(raw: $0, name: name, bfloat16: isBF16) }
+    }
+
+    static func decode(raw bytes: UnsafeRawBufferPointer, name: String, bfloat16 isBF16: Bool) throws -> NPYArray {
         func fail(_ r: String) -> BNError { .file(path: name, reason: r) }
-        let bytes = [UInt8](data)
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
             throw fail("not an NPY file (bad magic)")
         }
@@ -102,12 +116,13 @@ public struct NPYArray: Equatable, Sendable {
             count = p
         }
         let body = start + headerLen
-        let expected = count * dtype.byteWidth
-        guard bytes.count - body == expected else {
-            throw fail("data holds \(bytes.count - body) bytes but shape \(shapeText) of \(descr) needs \(expected)")
+        let needed = count * dtype.byteWidth
+        guard bytes.count - body == needed else {
+            throw fail("data holds \(bytes.count - body) bytes but shape \(shapeText) of \(descr) needs \(needed)")
         }
         var values = [Double](repeating: 0, count: count)
-        bytes.withUnsafeBytes { raw in
+        do {
+            let raw = bytes
             for i in 0..<count {
                 let o = body + i * dtype.byteWidth
                 switch dtype {

@@ -275,8 +275,8 @@ public struct LibraryHost {
         var paths: [String: String] = [:]
         for (name, (buffer, shape)) in out {
             let url = r.outputDir.appendingPathComponent("\(name).npy")
-            do { try NPYArray(dtype: buffer.dtype, shape: shape, values: buffer.values).encoded().write(to: url, options: .atomic) } catch {
-                throw HostFailure(message: "cannot write \(url.path): \(error.localizedDescription)")
+            do { try FileWrite.replace(NPYArray(dtype: buffer.dtype, shape: shape, values: buffer.values).encoded(), at: url.path) } catch {
+                throw HostFailure(message: "\(error)")
             }
             paths[name] = url.path
         }

@@ -10,13 +10,8 @@ func loadGolden(_ dir: URL, _ ids: [String]) throws -> [GoldenStore.LoadedCase] 
     return try ids.map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
 }
 
-/// Writes `data` to `path` atomically (temporary file, then rename).
-func writeAtomically(_ data: Data, to path: String) throws {
-    let url = URL(fileURLWithPath: path)
-    do { try data.write(to: url, options: .atomic) } catch {
-        throw BNError.file(path: path, reason: "cannot write: \(error.localizedDescription)")
-    }
-}
+/// Writes `data` to `path` atomically (temporary file, then rename; ``FileWrite``).
+func writeAtomically(_ data: Data, to path: String) throws { try FileWrite.replace(data, at: path) }
 
 /// Writes a report as JSON (``BNAudit/ReportFormat/encoder()``) to `path`.
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {
@@ -75,6 +70,8 @@ struct AuditCommand: ParsableCommand {
             let baseline = try self.baseline.map { try Baseline(path: $0) }
             let goldenSHA = try ReportFormat.goldenSHA256(dir)
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
+            try Preflight.reports(json, junit, html)
+            let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, ids)
             var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
                 ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
@@ -88,10 +85,14 @@ struct AuditCommand: ParsableCommand {
                 report = AuditReport(implementation: name ?? results.map { URL(fileURLWithPath: $0).lastPathComponent } ?? "-", version: "-",
                                      profile: p.name, results: [])
             } else if let cmd = adapter {
-                let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-audit-\(getpid())")
-                defer { try? FileManager.default.removeItem(at: scratch) }
+                Cleanup.installSignalHandlers()
+                let scratch = try Cleanup.makeScratch("audit")
+                defer { Cleanup.removeScratch(scratch) }
                 let client = AdapterClient(command: cmd, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: timeout)
                 report = try audit.run(adapter: client, scratch: scratch, progress: update)
+                if snapshot.changed {
+                    throw BNError.file(path: dir.path, reason: "golden changed during the run (another generation was swapped in while the adapter read its inputs; no verdict; rerun)")
+                }
             } else {
                 let r = URL(fileURLWithPath: results!)
                 report = try audit.run(results: r, name: name ?? r.lastPathComponent, progress: update)
@@ -148,8 +149,9 @@ struct ExportCommand: ParsableCommand {
             if selection.list { return selection.print(ids) }
             guard let out else { return }
             let p = try ConventionProfile.named(profile)
-            let cases = try loadGolden(dir, ids)
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
+            try GoldenStore.prepareTarget(outURL, force: force, marker: BNAudit.Export.marker)  // before the work
+            let cases = try loadGolden(dir, ids)
             try BNAudit.Export.write(cases, profile: p, to: outURL, force: force)
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
             print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")

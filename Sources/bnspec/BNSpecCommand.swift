@@ -42,6 +42,10 @@ struct BNSpec: ParsableCommand {
     /// Parses and runs; ArgumentParser's own errors (unknown option, missing value, validation)
     /// become one line and exit 64; `--help` and `--version` print as usual.
     static func main() {
+        do { try Preflight.argumentsAreUTF8() } catch {  // before parsing: arguments that are not UTF-8 are usage errors
+            FileHandle.standardError.write(Data("bnspec: error: \(error)\n".utf8))
+            Foundation.exit(usage)
+        }
         do {
             var command = try parseAsRoot()
             try command.run()

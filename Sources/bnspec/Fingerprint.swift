@@ -21,8 +21,9 @@ struct Fingerprint: ParsableCommand {
     func run() throws {
         try BNSpec.run {
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter!
-            let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-fingerprint-\(getpid())")
-            defer { try? FileManager.default.removeItem(at: scratch) }
+            Cleanup.installSignalHandlers()
+            let scratch = try Cleanup.makeScratch("fingerprint")
+            defer { Cleanup.removeScratch(scratch) }
             let client = AdapterClient(command: adapter, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: 3600)
             var fp = BNAudit.Fingerprint(client: client, scratch: scratch)
             let r = try fp.run()

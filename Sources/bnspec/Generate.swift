@@ -40,6 +40,7 @@ struct Generate: ParsableCommand {
                 throw BNSpec.usageError("--case/--match/--exclude/--shard select the cases of --check or --list; generate writes whole suites")
             }
             let dir = try Paths.resolve(out, default: "golden")
+            if !check { try GoldenStore.prepareTarget(dir, force: force) }  // before the work: refusals cost nothing
             if check {
                 // A selection (a shard too) compares its cases' folders; the whole suite also its manifest and README.
                 let files = selector.selectsEverything

@@ -1,4 +1,5 @@
 import ArgumentParser
+import BNAudit
 import BNCore
 import BNLibraryHost
 import Foundation
@@ -57,24 +58,20 @@ enum LibraryRoute {
 
     static func shellQuoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
-    /// Runs `exe args`, output to temporary files (no pipe to fill); status −1 after `timeout` s (killed).
+    /// Runs `exe args` as a ``ChildProcess`` (its own process group, ended whole; no temporary
+    /// files): its exit status (128 + signal when a signal ended it; −1 after `timeout` s, killed),
+    /// its first stdout line and the tail of its stderr.
     static func runChild(_ exe: String, _ args: [String], timeout: Double) throws -> (Int32, String, String) {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-library-check-\(getpid())-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let o = dir.appendingPathComponent("out"), e = dir.appendingPathComponent("err")
-        _ = FileManager.default.createFile(atPath: o.path, contents: nil); _ = FileManager.default.createFile(atPath: e.path, contents: nil)
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: exe)
-        p.arguments = args
-        p.standardInput = FileHandle.nullDevice
-        p.standardOutput = try FileHandle(forWritingTo: o); p.standardError = try FileHandle(forWritingTo: e)
-        do { try p.run() } catch { throw BNError.invalidArgument("cannot start \(exe) library-host: \(error.localizedDescription)") }
+        let child = try ChildProcess(.init(executable: exe, arguments: args))
+        defer { child.terminate() }
+        child.closeInput()
         let until = Date().addingTimeInterval(timeout)
-        while p.isRunning && Date() < until { usleep(10_000) }
-        var status: Int32 = -1
-        if p.isRunning { kill(p.processIdentifier, SIGKILL); p.waitUntilExit() } else { status = p.terminationStatus }
-        let read = { (u: URL) in (try? String(contentsOf: u, encoding: .utf8)) ?? "" }
-        return (status, read(o), read(e))
+        let line = (try? child.readLine(timeout: timeout)) ?? ""
+        guard child.waitForEnd(seconds: max(0.1, until.timeIntervalSinceNow)) else { return (-1, line, child.stderrText) }
+        switch child.ended {
+        case .exited(let s)?: return (s, line, child.stderrText)
+        case .signaled(let s)?: return (128 + s, line, child.stderrText)
+        case nil: return (-1, line, child.stderrText)
+        }
     }
 }

@@ -23,6 +23,7 @@ struct Verify: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
+            try Preflight.reports(json)
             let dir = try Paths.resolve(golden, default: "golden")
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)

@@ -31,14 +31,34 @@ enum AuditSupport {
         return try m.cases.filter { $0.contains(filter) }.map { try GoldenStore.loadCase(golden, id: $0, manifest: m) }
     }
 
-    static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.", caseTimeout: Double = 60)
-        throws -> AuditReport
+    /// `extraEnvironment` is added to this process's environment for the adapter.
+    static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.", caseTimeout: Double = 60,
+                      extraEnvironment: [String: String] = [:], shell: Bool = false) throws -> AuditReport
     {
         let a = Audit(profile: try ConventionProfile.named(profile), cases: try cases(filter), goldenDir: golden, reproBase: "test")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
-        let client = AdapterClient(command: "\(python) \(adapter)", caseTimeout: caseTimeout, startTimeout: 60, totalTimeout: 600,
-                                   workingDirectory: root)
+        let env = extraEnvironment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
+        let client = AdapterClient(command: shell ? adapter : "\(python) \(adapter)", caseTimeout: caseTimeout, startTimeout: 60,
+                                   totalTimeout: 600, workingDirectory: root, environment: env)
         return try a.run(adapter: client, scratch: scratch)
+    }
+
+    /// The `bnspec` executable built next to this test binary (`swift test` builds every product);
+    /// nil, with an issue recorded (never a silent pass), when it is missing.
+    static func bnspec() -> String? {
+        let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        let path = URL(fileURLWithPath: exe).deletingLastPathComponent().appendingPathComponent("bnspec").path
+        if FileManager.default.isExecutableFile(atPath: path) { return path }
+        Issue.record("bnspec is not built next to the test binary (\(path)); run `swift build` first")
+        return nil
+    }
+
+    /// The "pgid pid" lines tools/adapters/faulty.py recorded in `file` (BNSPEC_FAULTY_PIDS).
+    static func recordedProcesses(_ file: URL) -> [(group: pid_t, pid: pid_t)] {
+        ((try? String(contentsOf: file, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { line in
+            let f = line.split(separator: " ").compactMap { pid_t($0) }
+            return f.count == 2 ? (f[0], f[1]) : nil
+        }
     }
 }

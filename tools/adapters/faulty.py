@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Faulty adapters (test fixtures for the audit's robustness): the NumPy adapter with one
 way of misbehaving. `python3 tools/adapters/faulty.py MODE`, MODE one of FAULTS."""
+import json
 import os
+import signal
 import sys
 import time
 
@@ -11,7 +13,31 @@ from numpy_bn import NumpyBN  # puts the checkout's bnspec package on sys.path
 from bnspec import serve
 
 FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "wrong-dtype", "nan-output", "missing-output",
-          "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always", "flood"]
+          "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always", "flood",
+          # issue 14: processes, protocol strictness, hostile output paths, control characters
+          "fork-exit", "fork-ignore-term", "stderr-flood", "no-id", "wrong-id", "reply-twice", "close-stdin",
+          "golden-output", "symlink-output", "control-chars"]
+
+
+def record_pids(*pids):
+    """Appends 'pgid pid' lines to $BNSPEC_FAULTY_PIDS (the tests check that they are gone)."""
+    path = os.environ.get("BNSPEC_FAULTY_PIDS")
+    if path:
+        with open(path, "a") as f:
+            for pid in pids:
+                f.write(f"{os.getpgid(pid)} {pid}\n")
+
+
+def fork_sleeper():
+    """A child that ignores SIGTERM, keeps stdout and stderr open and sleeps for an hour."""
+    pid = os.fork()
+    if pid == 0:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        time.sleep(3600)
+        os._exit(0)
+    return pid
 
 
 class Faulty(NumpyBN):
@@ -23,6 +49,27 @@ class Faulty(NumpyBN):
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
         self.cases += 1
+        self.request = req
+        if self.mode == "fork-exit" and self.cases == 2:
+            record_pids(os.getpid(), fork_sleeper())
+            os._exit(7)
+        if self.mode == "fork-ignore-term" and self.cases == 2:
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)
+            record_pids(os.getpid(), fork_sleeper())
+            time.sleep(3600)
+        if self.mode == "stderr-flood" and self.cases == 2:
+            chunk = b"e" * (1 << 20)
+            for _ in range(2000):  # 2000 MiB
+                os.write(2, chunk)
+        if self.mode == "close-stdin" and self.cases == 2:
+            # Closes the request pipe but stays alive: reading goes on from a pipe nobody writes.
+            self.keep = os.pipe()
+            os.dup2(self.keep[0], 0)
+            record_pids(os.getpid())
+        if self.mode == "control-chars" and self.cases == 2:
+            sys.stderr.write("noise \x1b[31mred\x1b[0m \x07\n")
+            sys.stderr.flush()
+            raise ValueError("refused \x1b[2J\x1b]0;title\x07 nul \x00 del \x7f c1 \x9b vt")
         if self.mode == "crash-mid-run" and self.cases == 2:
             os._exit(3)
         if (self.mode == "hang" and self.cases == 2) or self.mode == "hang-always":
@@ -46,6 +93,15 @@ class Faulty(NumpyBN):
             out["surprise"] = np.zeros(3, np.float32)
         elif self.mode == "stderr-noise":
             print("a framework warning on stderr", file=sys.stderr)
+        elif self.mode == "symlink-output":
+            # Links in output_dir to the golden folder's expected outputs.
+            golden = os.path.dirname(req["inputs"]["x"])
+            os.makedirs(req["output_dir"], exist_ok=True)
+            for k in list(out):
+                link = os.path.join(req["output_dir"], f"link_{k}.npy")
+                if not os.path.lexists(link):
+                    os.symlink(os.path.join(golden, f"expected_{k}.npy"), link)
+            self.links = {k: os.path.join(req["output_dir"], f"link_{k}.npy") for k in out}
         return out
 
     def save_output(self, path, array, dtype):
@@ -54,6 +110,35 @@ class Faulty(NumpyBN):
             np.save(path, array)
         else:
             super().save_output(path, array, dtype)
+
+
+class Replies:
+    """stdout as serve() sees it: rewrites reply lines for the protocol faults."""
+
+    def __init__(self, adapter, out):
+        self.adapter, self.out = adapter, out
+
+    def write(self, text):
+        a = self.adapter
+        reply = json.loads(text)
+        if reply.get("type") == "result" and a.cases == 2:
+            if a.mode == "no-id":
+                del reply["id"]
+            elif a.mode == "wrong-id":
+                reply["id"] = "a-case-never-asked"
+        if reply.get("type") == "result" and a.mode == "golden-output":
+            # A cheating adapter: answers with the golden folder's own expected outputs.
+            golden = os.path.dirname(a.request["inputs"]["x"])
+            reply["outputs"] = {k: os.path.join(golden, f"expected_{k}.npy") for k in reply["outputs"]}
+        if reply.get("type") == "result" and a.mode == "symlink-output":
+            reply["outputs"] = a.links
+        line = json.dumps(reply) + "\n"
+        self.out.write(line)
+        if reply.get("type") == "result" and a.mode == "reply-twice" and a.cases == 1:
+            self.out.write(line)
+
+    def flush(self):
+        self.out.flush()
 
 
 def main():
@@ -67,7 +152,7 @@ def main():
     adapter = Faulty(mode)
     if mode == "bad-hello":
         adapter.protocol = "bnspec-adapter/99"
-    serve(adapter)
+    serve(adapter, stdout=Replies(adapter, sys.stdout))
 
 
 if __name__ == "__main__":

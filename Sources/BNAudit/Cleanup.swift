@@ -1,0 +1,174 @@
+import BNCore
+import CBNProcess
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// What bnspec must undo however it ends: the process groups of the adapters it started
+/// (``ChildProcess``) and its scratch folders.
+///
+/// - On a normal end each owner undoes its own (``ChildProcess/terminate(grace:)``,
+///   ``removeScratch(_:)``); an `atexit` handler kills any group still registered.
+/// - On SIGINT, SIGTERM or SIGHUP (after ``installSignalHandlers()``): every registered group gets
+///   SIGTERM, then SIGKILL after ``grace`` seconds for what is left of it, no new adapter is
+///   started, every registered scratch folder is removed, and bnspec ends by the same signal (exit
+///   status 128 + signal, as a shell reports it).
+/// - SIGKILL cannot be caught: an adapter then sees end-of-file on its stdin, which ends it under
+///   the protocol (spec/AUDIT.md §3).
+public enum Cleanup {
+    /// Seconds between SIGTERM and SIGKILL.
+    public static let grace = 2.0
+
+    nonisolated(unsafe) static var groups = Set<pid_t>()
+    nonisolated(unsafe) static var scratch = Set<String>()
+    nonisolated(unsafe) static var endingBy: Int32 = 0
+    nonisolated(unsafe) static var installed = false
+    static let lock = NSLock()
+
+    /// True once a signal is ending bnspec: no adapter may be started any more.
+    public static var ending: Bool { lock.withLock { endingBy != 0 } }
+
+    /// Once a signal is ending bnspec, the calling thread stops here for good (until the process
+    /// ends): the audit loop must not start adapters or create case folders while the cleanup
+    /// removes them. Called by the adapter client between requests and after a failure.
+    public static func parkIfEnding() {
+        guard ending else { return }
+        while true { sleep(60) }
+    }
+
+    /// Registers a started group. One started while a signal was ending bnspec (after the cleanup
+    /// took its list) is killed here, and the caller parked.
+    static func register(group: pid_t) {
+        let late = lock.withLock { () -> Bool in
+            installAtExit()
+            groups.insert(group)
+            return endingBy != 0
+        }
+        if late { killpg(group, SIGKILL); parkIfEnding() }
+    }
+    static func unregister(group: pid_t) { _ = lock.withLock { groups.remove(group) } }
+
+    /// A new scratch folder `bnspec-NAME-PID` in the temporary folder (`TMPDIR`), registered for
+    /// removal on a signal. One-line errors when `TMPDIR` is not a usable folder.
+    public static func makeScratch(_ name: String) throws -> URL {
+        let base = FileManager.default.temporaryDirectory
+        let shown = ProcessInfo.processInfo.environment["TMPDIR"].map { "TMPDIR=\($0)" } ?? base.path
+        var st = stat()
+        guard stat(base.path, &st) == 0 else {
+            throw BNError.file(path: shown, reason: "cannot be used as the temporary folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFDIR else {
+            throw BNError.file(path: shown, reason: "is not a folder (set TMPDIR to a writable folder)")
+        }
+        let url = base.appendingPathComponent("bnspec-\(name)-\(getpid())")
+        try? FileManager.default.removeItem(at: url)
+        guard mkdir(url.path, 0o700) == 0 else {
+            throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
+        }
+        lock.withLock { scratch.insert(url.path) }
+        return url
+    }
+
+    /// Removes a scratch folder made by ``makeScratch(_:)``.
+    public static func removeScratch(_ url: URL) {
+        _ = lock.withLock { scratch.remove(url.path) }
+        try? FileManager.default.removeItem(at: url)
+    }
+
+    static func errnoText(_ e: Int32) -> String {
+        let t = String(cString: strerror(e))
+        return t.prefix(1).lowercased() + t.dropFirst()
+    }
+
+    /// Catches SIGINT, SIGTERM and SIGHUP for the cleanup above (idempotent). The CLI calls it
+    /// before it starts an adapter.
+    public static func installSignalHandlers() {
+        lock.lock(); defer { lock.unlock() }
+        guard !installed else { return }
+        installed = true
+        var fds: [Int32] = [0, 0]
+        guard bn_pipe_cloexec(&fds) == 0 else { return }
+        let reader = fds[0]
+        Thread.detachNewThread {
+            var b: UInt8 = 0
+            while true {
+                let n = read(reader, &b, 1)
+                if n == 1 { endBySignal(Int32(b)) }
+                if n < 0 && errno == EINTR { continue }
+                if n <= 0 { return }
+            }
+        }
+        _ = bn_signals_to_pipe(fds[1])
+    }
+
+    static func endBySignal(_ sig: Int32) {
+        let first: Bool = lock.withLock {
+            if endingBy != 0 { return false }
+            endingBy = sig; return true
+        }
+        guard first else { return }
+        terminateAll(grace: grace)
+        for path in lock.withLock({ scratch }) { try? FileManager.default.removeItem(atPath: path) }
+        signal(sig, SIG_DFL)
+        kill(getpid(), sig)
+        _exit(128 + sig)
+    }
+
+    /// SIGTERM to every registered group, SIGKILL after `grace` seconds to what is left; waits
+    /// (at most `grace` + 2 s) until no live process of any of them remains.
+    static func terminateAll(grace: Double) {
+        let all = lock.withLock { groups }
+        for g in all where ProcessGroup.hasLiveMembers(g) { killpg(g, SIGTERM) }
+        let soft = Date().addingTimeInterval(grace)
+        while Date() < soft && all.contains(where: ProcessGroup.hasLiveMembers) { usleep(20_000) }
+        for g in all where ProcessGroup.hasLiveMembers(g) { killpg(g, SIGKILL) }
+        let hard = Date().addingTimeInterval(2)
+        while Date() < hard && all.contains(where: ProcessGroup.hasLiveMembers) { usleep(10_000) }
+    }
+
+    nonisolated(unsafe) static var atExitInstalled = false
+    static func installAtExit() {
+        guard !atExitInstalled else { return }
+        atExitInstalled = true
+        atexit {
+            let left = Cleanup.lock.withLock { Cleanup.groups }
+            if !left.isEmpty { Cleanup.terminateAll(grace: 0.5) }
+        }
+    }
+}
+
+/// The processes of a process group, read from /proc.
+public enum ProcessGroup {
+    /// True while a process of group `pgid` is alive (a zombie, dead but not yet reaped, does not
+    /// count). Where /proc cannot be read: whether the group can be signalled.
+    public static func hasLiveMembers(_ pgid: pid_t) -> Bool {
+        guard let members = liveMembers(pgid) else { return kill(-pgid, 0) == 0 }
+        return !members.isEmpty
+    }
+
+    /// The pids of the live (non-zombie) processes in group `pgid`; nil when /proc cannot be read.
+    public static func liveMembers(_ pgid: pid_t) -> [pid_t]? {
+        guard let dir = opendir("/proc") else { return nil }
+        defer { closedir(dir) }
+        var out: [pid_t] = []
+        var buf = [UInt8](repeating: 0, count: 1024)
+        while let e = readdir(dir) {
+            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = pid_t(name) else { continue }
+            let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
+            guard fd >= 0 else { continue }
+            let n = read(fd, &buf, buf.count)
+            close(fd)
+            guard n > 0 else { continue }
+            // "pid (comm) S ppid pgrp …"; comm may hold ')' and spaces: parse after the last ')'.
+            let line = buf[0..<n]
+            guard let close = line.lastIndex(of: UInt8(ascii: ")")) else { continue }
+            let fields = line[(close + 1)...].split(separator: UInt8(ascii: " "))
+            guard fields.count > 2, let state = fields[0].first,
+                  let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { continue }
+            if group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") { out.append(pid) }
+        }
+        return out
+    }
+}

@@ -1,0 +1,42 @@
+import BNCore
+import BNGolden
+import Foundation
+
+/// Checks of a command's arguments that must fail before any long work starts: an audit that runs
+/// for an hour must not lose its report to a path that could never be written.
+enum Preflight {
+    /// Every report path (nil: not asked for) can be written: not a folder, its folder exists and
+    /// takes a new file.
+    static func reports(_ paths: String?...) throws {
+        for case let p? in paths { try FileWrite.checkWritable(p) }
+    }
+
+    /// The verdicts (case id → status) of a previous `bnspec audit --json` report.
+    static func baseline(_ path: String) throws -> [String: String] {
+        let data = try FileRead.data(URL(fileURLWithPath: path), limit: FileRead.textLimit)
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+              let rs = obj["results"] as? [[String: Any]] else {
+            throw BNError.file(path: path, reason: "not a bnspec audit --json report")
+        }
+        var before: [String: String] = [:]
+        for r in rs { if let id = r["case"] as? String, let st = r["status"] as? String { before[id] = st } }
+        return before
+    }
+
+    /// Every command-line argument is UTF-8: Swift decodes argv as UTF-8, replacing invalid bytes
+    /// by U+FFFD, so a non-UTF-8 path would silently name another file.
+    static func argumentsAreUTF8() throws {
+        for i in 1..<Int(CommandLine.argc) {
+            guard let p = CommandLine.unsafeArgv[i] else { continue }
+            let bytes = UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p))
+            guard Array(String(decoding: bytes, as: UTF8.self).utf8) == Array(bytes) else {
+                let shown = String(decoding: bytes, as: UTF8.self).escapingInvalid
+                throw BNError.invalidArgument("argument \(i) '\(shown)' is not valid UTF-8 (bnspec takes UTF-8 paths; rename the file or folder)")
+            }
+        }
+    }
+}
+
+private extension String {
+    var escapingInvalid: String { replacingOccurrences(of: "\u{FFFD}", with: "?") }
+}
