@@ -284,7 +284,7 @@ public struct Audit {
                 r.status = .failed; r.worstRatio = .infinity; r.detail = f.description
                 switch f {
                 case .timeout, .deadline: r.fault = .timeout
-                case .exited: r.fault = .crashed
+                case .exited, .signaled: r.fault = .crashed
                 case .garbage, .protocolError: r.fault = .protocol
                 }
             case .refused(let m): r = refused(ac, r, message: m, by: "adapter")

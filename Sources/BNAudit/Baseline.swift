@@ -20,8 +20,8 @@ public struct Baseline: Sendable {
     /// read as +Inf).
     public init(path: String) throws {
         self.path = path
-        guard let data = try? FileRead.data(URL(fileURLWithPath: path), limit: FileRead.textLimit),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
+        let data = try FileRead.data(URL(fileURLWithPath: path), limit: FileRead.textLimit)  // a missing or unreadable file says so
+        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
               let rs = obj["results"] as? [[String: Any]] else {
             throw BNError.file(path: path, reason: "not a bnspec audit --json report")
         }

@@ -161,7 +161,9 @@ public enum CaseJudge {
                     result.beyond = i >= 0 ? beyond : nil; result.judged = i >= 0 ? judged : nil
                     if i >= 0 && i < exp.count {
                         let at = spec.op.output(name)?.coordinates(ofFlat: i, in: spec).map { "\(name)[\($0)]" } ?? "\(name)[\(i)]"
-                        result.detail = "\(at) = \(g[i]), expected \(exp[i]), tolerance \(t[i])"
+                        // A NaN prints as "nan" whatever its sign (SPEC §6.3): a value read from a file holds the canonical one.
+                        func shown(_ v: Double) -> String { v.isNaN ? "nan" : "\(v)" }
+                        result.detail = "\(at) = \(shown(g[i])), expected \(shown(exp[i])), tolerance \(t[i])"
                             + (beyond > 0 ? "; \(beyond) of \(judged) elements of \(name) beyond tolerance" : "")
                     } else { result.detail = "\(name): \(g.count) values, expected \(exp.count)" }
                 }

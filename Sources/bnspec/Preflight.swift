@@ -11,18 +11,6 @@ enum Preflight {
         for case let p? in paths { try FileWrite.checkWritable(p) }
     }
 
-    /// The verdicts (case id → status) of a previous `bnspec audit --json` report.
-    static func baseline(_ path: String) throws -> [String: String] {
-        let data = try FileRead.data(URL(fileURLWithPath: path), limit: FileRead.textLimit)
-        guard let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any],
-              let rs = obj["results"] as? [[String: Any]] else {
-            throw BNError.file(path: path, reason: "not a bnspec audit --json report")
-        }
-        var before: [String: String] = [:]
-        for r in rs { if let id = r["case"] as? String, let st = r["status"] as? String { before[id] = st } }
-        return before
-    }
-
     /// Every command-line argument is UTF-8: Swift decodes argv as UTF-8, replacing invalid bytes
     /// by U+FFFD, so a non-UTF-8 path would silently name another file.
     static func argumentsAreUTF8() throws {
