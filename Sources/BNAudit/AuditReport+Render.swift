@@ -69,7 +69,7 @@ extension AuditReport {
             let numeric = rs.filter(\.hasNumbers)
             let errors = rs.filter { $0.status == .failed && $0.fault?.isError == true }.count
             let worst = numeric.map(\.worstRatio).max()
-            let causes = Set(rs.filter { $0.status == .failed }.compactMap { $0.likelyCause ?? $0.fault.map { "\($0.summary) (no comparison)" } })
+            let causes = Set(rs.filter { $0.status == .failed }.map { $0.likelyCause ?? $0.fault.map { "\($0.summary) (no comparison)" } ?? "unexplained" })
                 .sorted().joined(separator: "; ")
             return [family, "\(rs.filter { $0.status == .passed }.count)/\(judged.count)",
                     "\(judged.filter { $0.status == .failed }.count - errors)", "\(errors)", "\(rs.count - judged.count)",

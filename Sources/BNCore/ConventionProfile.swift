@@ -65,6 +65,19 @@ public struct ConventionProfile: Codable, Hashable, Sendable {
 }
 
 extension ConventionProfile {
+    /// The binary format in which the framework holds eps and momentum, whatever the tensors'
+    /// dtype: float32 for ONNX, whose BatchNormalization takes `epsilon` and `momentum` as FLOAT
+    /// attributes (AttributeProto.f, 32-bit), so no ONNX runtime can hold momentum 0.9 or eps 1e-5
+    /// as binary64; binary64 for every other profile (Python floats, C++ doubles). An audit under
+    /// the profile judges with eps and w rounded to this format (``CaseSpec/retargeted(to:)``,
+    /// SPEC §3).
+    public var attributeFormat: DType { name == "onnx" ? .f32 : .f64 }
+
+    /// `v` as the profile holds an attribute (``attributeFormat``): rounded to float32 or unchanged.
+    @inlinable public func attribute(_ v: Double) -> Double { attributeFormat == .f32 ? Double(Float(v)) : v }
+}
+
+extension ConventionProfile {
     public static let paper = ConventionProfile(
         name: "paper", momentumWeighting: .batch, defaultMomentum: nil, defaultEps: 1e-5,
         runningVariance: .unbiased, singleValue: .error, supportsCumulative: true,

@@ -58,7 +58,7 @@ extension AuditReport {
             guard !rs.isEmpty else { return }
             lines.append("\n\(title) (\(rs.count)):")
             for r in rs.prefix(limit) {
-                lines.append("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? "")\(r.fault.map { "\($0.rawValue): " } ?? "")\(r.detail.prefix(200))")
+                lines.append("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? (r.fault == nil ? "[unexplained] " : ""))\(r.fault.map { "\($0.rawValue): " } ?? "")\(r.detail.prefix(200))")
                 lines.append("    repro: \(r.repro)")
             }
             if rs.count > limit { lines.append("  … \(rs.count - limit) more in --json/--html") }
