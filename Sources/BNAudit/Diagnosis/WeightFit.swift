@@ -8,6 +8,8 @@ public struct WeightFit: Codable, Sendable, Equatable {
     /// The rule that fits every case: "w" (correct), "1 − w", "1 − (1 − w)²", "constant", or nil.
     public var rule: String?
     public var evidence: String
+    /// The fitted weight when the rule is "constant" (the median used weight).
+    public var constant: Double?
 
     /// One observation: the case's batch weight and the one the returned running mean implies.
     public struct Point: Sendable, Equatable {
@@ -40,7 +42,8 @@ public struct WeightFit: Codable, Sendable, Equatable {
         let evidence = "running-mean batch weight used against the case's, over \(use.count) training cases (\(points)\(use.count > 6 ? ", …" : ""))"
         guard fitting.count == 1 else { return WeightFit(rule: nil, evidence: evidence + ": no single rule fits") }
         let (name, text, _) = fitting[0]
-        return WeightFit(rule: name, evidence: evidence + ": fits \(name == "constant" ? String(format: "a constant %.4g", c) : name) (\(text))")
+        return WeightFit(rule: name, evidence: evidence + ": fits \(name == "constant" ? String(format: "a constant %.4g", c) : name) (\(text))",
+                         constant: name == "constant" ? c : nil)
     }
 
     /// The cause the fitted rule names for a failure of the running statistics, nil for "w".
@@ -48,7 +51,7 @@ public struct WeightFit: Codable, Sendable, Equatable {
         switch rule {
         case "1 − w": "momentum convention inverted: the running statistics take weight 1 − w for the batch (across this audit)"
         case "1 − (1 − w)²": "the running update is applied twice per step (across this audit the batch weight is 1 − (1 − w)²)"
-        case "constant": "the running update uses a fixed batch weight, whatever the momentum asks (across this audit)"
+        case "constant": "the running update uses a fixed batch weight\(constant.map { String(format: " %.4g", $0) } ?? ""), whatever the momentum asks (across this audit)"
         case "0": "running statistics not updated (across this audit)"
         case "1": "the update replaces the running statistics with the batch statistics (across this audit)"
         default: nil
