@@ -14,6 +14,10 @@ import numpy as np
 
 PROTOCOL = "bnspec-adapter/1"
 OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory"]
+# Synchronized BN (spec/SPEC.md §10): the request adds "partition" (samples per rank along N) and,
+# for sync-backward, "grad_reduction" ("local": dgamma/dbeta [K, C]; "global": [C]).
+SYNC_OPS = ["sync-train", "sync-backward"]
+GRAD_REDUCTIONS = ["local", "global"]
 
 
 class Unsupported(Exception):
@@ -40,6 +44,17 @@ class Adapter:
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
         raise Unsupported("backward-infer")
 
+    # Synchronized BN: x (and dy) are the whole batch in the case layout, the ranks' tensors
+    # concatenated along N; req["partition"] (checked by handle()) says how many samples each
+    # of the K ranks holds. Return y / dx of the whole batch (ranks concatenated), running_mean
+    # and running_var [C] (every rank's copy is the same), dgamma / dbeta [C] for
+    # req["grad_reduction"] == "global" and [K, C] (rank order) for "local".
+    def sync_train(self, req, x, gamma, beta, running_mean, running_var):
+        raise Unsupported("sync-train")
+
+    def sync_backward(self, req, x, dy, gamma, beta):
+        raise Unsupported("sync-backward")
+
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
         Returns the running statistics after every step, stacked ([steps, C])."""
@@ -65,6 +80,45 @@ def param_shape(ndim, layout, C):
     s = [1] * ndim
     s[channel_axis(layout) % ndim] = C
     return s
+
+
+def split_ranks(a, partition):
+    """The ranks' tensors: consecutive blocks of partition[k] samples along N (axis 0)."""
+    offsets = np.concatenate([[0], np.cumsum(partition)]).astype(int)
+    return [a[offsets[k]:offsets[k + 1]] for k in range(len(partition))]
+
+
+def check_sync(adapter, req, x):
+    """Validates a synchronized request against the batch and the adapter's "sync" capabilities
+    (supports["sync"]: max_ranks, uneven, empty_ranks, grad_reductions). A malformed partition is
+    an error; one the engine cannot run is Unsupported (skipped)."""
+    part = req.get("partition")
+    if not isinstance(part, list) or not part or any(type(c) is not int or c < 0 for c in part):
+        raise ValueError(f"partition must be a non-empty list of sample counts ≥ 0, got {part!r}")
+    if sum(part) != x.shape[0]:
+        raise ValueError(f"partition {part} holds {sum(part)} samples but x has {x.shape[0]}")
+    cap = adapter.supports.get("sync", {})
+    if len(part) > cap.get("max_ranks", 0):
+        raise Unsupported(f"{len(part)} ranks (this adapter runs at most {cap.get('max_ranks', 0)})")
+    if len(set(part)) > 1 and not cap.get("uneven", False):
+        raise Unsupported(f"uneven partition {part}")
+    if 0 in part and not cap.get("empty_ranks", False):
+        raise Unsupported(f"empty rank in partition {part}")
+    if req["op"] == "sync-backward":
+        red = req.get("grad_reduction")
+        if red not in GRAD_REDUCTIONS:
+            raise ValueError(f"grad_reduction must be one of {GRAD_REDUCTIONS}, got {red!r}")
+        if red not in cap.get("grad_reductions", GRAD_REDUCTIONS):
+            raise Unsupported(f"grad_reduction {red}")
+
+
+def check_sync_outputs(req, out, C):
+    """dgamma/dbeta must have the extent the reduction names (an adapter bug otherwise)."""
+    K = len(req["partition"])
+    want = (C,) if req.get("grad_reduction") == "global" else (K, C)
+    for k in ("dgamma", "dbeta"):
+        if k in out and np.shape(out[k]) != want:
+            raise ValueError(f"adapter returned {k} of shape {np.shape(out[k])}, expected {want}")
 
 
 def load(path, dtype):
@@ -113,6 +167,13 @@ def handle(adapter, req):
         out = adapter.backward_train(req, inp["x"], inp["dy"], g, b)
     elif op == "backward-infer":
         out = adapter.backward_infer(req, inp["x"], inp["dy"], g, b, inp["mean"], inp["var"])
+    elif op in SYNC_OPS:
+        check_sync(adapter, req, inp["x"])
+        if op == "sync-train":
+            out = adapter.sync_train(req, inp["x"], g, b, inp["running_mean"], inp["running_var"])
+        else:
+            out = adapter.sync_backward(req, inp["x"], inp["dy"], g, b)
+        check_sync_outputs(req, out, g.size)
     else:
         out = adapter.trajectory(req, list(inp["x"]), inp["x_eval"], g, b, inp["running_mean"], inp["running_var"])
     paths = {}
