@@ -16,14 +16,9 @@ extension Reference {
         try checkParameter(gamma, "gamma", shape)
         let n = Double(shape.perChannelCount)
         var dx = [Double](repeating: 0, count: x.count)
-        var dg = [Double](repeating: 0, count: shape.channels), db = dg
+        let (dg, db) = gradientSums(x, dy: dy, shape: shape, layout: layout, mean: mean, invStd: invStd)
         for c in 0..<shape.channels {
             let segs = layout.segments(channel: c, shape: shape)
-            var sdy = CompensatedSum(), sdyx = CompensatedSum()
-            forEachIndex(segs) { i in
-                sdy.add(dy[i]); sdyx.addProduct(dy[i], xhat(x[i], mean[c], invStd[c]))
-            }
-            db[c] = sdy.value; dg[c] = sdyx.value
             let g = gamma?[c] ?? 1
             let k = g * invStd[c], mb = db[c] / n, mg = dg[c] / n
             forEachIndex(segs) { i in
@@ -31,6 +26,22 @@ extension Reference {
             }
         }
         return BackwardResult(dx: dx, dGamma: dg, dBeta: db)
+    }
+
+    /// dγ = Σ dy·x̂ and dβ = Σ dy per channel, with x̂ = (x − μ)·invstd for the given μ and
+    /// invstd (compensated sums, ``CompensatedSum``). Shared by the training backward and the
+    /// synchronized backward's per-rank sums (spec §11.3), so both round identically.
+    static func gradientSums(_ x: [Double], dy: [Double], shape: Shape, layout: Layout,
+                             mean: [Double], invStd: [Double]) -> (dGamma: [Double], dBeta: [Double]) {
+        var dg = [Double](repeating: 0, count: shape.channels), db = dg
+        for c in 0..<shape.channels {
+            var sdy = CompensatedSum(), sdyx = CompensatedSum()
+            forEachIndex(layout.segments(channel: c, shape: shape)) { i in
+                sdy.add(dy[i]); sdyx.addProduct(dy[i], xhat(x[i], mean[c], invStd[c]))
+            }
+            db[c] = sdy.value; dg[c] = sdyx.value
+        }
+        return (dg, db)
     }
 
     /// Inference-mode backward (statistics are constants):
