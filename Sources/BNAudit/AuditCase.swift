@@ -34,7 +34,7 @@ public struct AuditCase: Sendable {
         for (k, f) in s.inputs { inputs[k] = inputDir.appendingPathComponent(f).path }
         var dtypes: [String: String] = [:]
         for a in s.op.arrays where a.role == .input || s.outputs[a.name] != nil { dtypes[a.name] = a.dtype(in: s).rawValue }
-        return [
+        var request: [String: Any] = [
             "type": "case", "id": goldenID, "op": s.op.rawValue, "shape": s.shape, "layout": s.layout.rawValue,
             "dtype": s.dtype.rawValue, "parameter_dtype": s.parameterDType.rawValue, "eps": s.eps,
             "batch_weight": batchWeight as Any? ?? NSNull(), "cumulative": batchWeight == nil, "step": 1, "steps": s.steps,
@@ -43,6 +43,10 @@ public struct AuditCase: Sendable {
             "profile": profile.name, "expect_error": s.expectError as Any? ?? NSNull(),
             "inputs": inputs, "outputs": s.outputs.keys.sorted(), "dtypes": dtypes, "output_dir": outputDir.path,
         ]
+        // Synchronized BN (spec/AUDIT.md §3.1): samples per rank, and where dγ/dβ are summed.
+        if let p = s.partition { request["partition"] = p }
+        if let r = s.gradReduction { request["grad_reduction"] = r.rawValue }
+        return request
     }
 
     /// Outputs the audit requires (``BNGolden/ArraySpec/requiredInAudit``; the others are judged

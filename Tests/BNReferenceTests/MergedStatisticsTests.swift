@@ -1,4 +1,4 @@
-import BNAudit
+import BNReferenceChecks
 import BNCore
 import BNGolden
 import BNReference

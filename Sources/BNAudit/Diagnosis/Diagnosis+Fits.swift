@@ -186,7 +186,7 @@ enum Fits {
     static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
         guard let dx = p.got["dx"] else { return [] }
         let x = p.input("x"), dy = p.input("dy"), n = Double(p.n)
-        let training = p.spec.op == .backwardTrain
+        let training = p.spec.op == .backwardTrain || p.spec.op == .syncBackward
         let (m, v) = training ? p.trainingStatistics : (p.input("mean"), p.input("var"))
         guard dx.count == x.count, m.count == p.channels else { return [] }
         var ra: [Double] = [], rb: [Double] = [], rk: [Double] = []
@@ -237,6 +237,8 @@ enum Fits {
         var out: [String] = []
         switch p.spec.op {
         case .train: out += forwardEvidence(p) + runningEvidence(p)
+        case .syncTrain: out += forwardEvidence(p) + runningEvidence(p) + synchronizedEvidence(p)
+        case .syncBackward: out += backwardEvidence(p) + synchronizedEvidence(p)
         case .infer: out += forwardEvidence(p)
         case .backwardTrain, .backwardInfer: out += backwardEvidence(p)
         case .trajectory:
@@ -257,7 +259,7 @@ extension Fits {
     /// the variance the implementation used — its batch_var when returned, else the one its
     /// y implies, (γ/a)² − ε for y ≈ a·x + b.
     static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
-        guard p.spec.op == .train, p.n > 1 else { return [] }
+        guard p.spec.op == .train || p.spec.op == .syncTrain, p.n > 1 else { return [] }
         let (m, v) = p.trainingStatistics
         guard m.count == p.channels else { return [] }
         let implied: [Double]

@@ -44,7 +44,7 @@ enum Patterns {
         for name in p.got.keys {
             let f = p.failing(name)
             guard let count = p.got[name]?.count, !f.isEmpty else { continue }
-            if count == C || count == C * p.spec.steps {
+            if count == C || count == C * p.spec.steps || count == C * p.spec.gradientRows {
                 for i in f { failingChannels.insert(i % C) }
             } else {
                 tensorOutputs += 1
@@ -112,7 +112,7 @@ enum Patterns {
     /// the bound of 16-bit summation (and that bound resolves the mean to a quarter of σ) is
     /// named as a 16-bit accumulation.
     static func statistics(_ p: DiagnosisProblem) -> (String?, [String]) {
-        guard p.spec.op == .train, let m = p.got["batch_mean"], let v = p.got["batch_var"], m.count == p.channels,
+        guard p.spec.op == .train || p.spec.op == .syncTrain, let m = p.got["batch_mean"], let v = p.got["batch_var"], m.count == p.channels,
               v.count == p.channels, let tm = p.tolerance["batch_mean"] else { return (nil, []) }
         let (mu, va) = p.trainingStatistics
         guard mu.count == p.channels else { return (nil, []) }
