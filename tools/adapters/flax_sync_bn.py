@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
-from bnspec_adapter import SYNC_OPS, serve, split_ranks  # noqa: E402
-from flax_bn import DT, FlaxBN  # noqa: E402
+from flax_bn import DT, FlaxBN  # noqa: E402  (puts the checkout's bnspec package on sys.path)
+from bnspec import SYNC_OPS, serve, split_ranks  # noqa: E402
 
 AXIS = "ranks"
 

@@ -20,8 +20,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
-from bnspec_adapter import SYNC_OPS, serve, split_ranks  # noqa: E402
-from tensorflow_bn import DT, KerasBN, as_np, keras, tf  # noqa: E402
+from tensorflow_bn import DT, KerasBN, as_np, keras, tf  # noqa: E402  (puts the checkout's bnspec package on sys.path)
+from bnspec import SYNC_OPS, serve, split_ranks  # noqa: E402
 
 MAX_RANKS = 8
 _cpu = tf.config.list_physical_devices("CPU")[0]

@@ -26,8 +26,8 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
-from bnspec_adapter import OPS, SYNC_OPS, param_shape, reduce_axes, serve, split_ranks  # noqa: E402
-from numpy_bn import F, NumpyBN  # noqa: E402
+from numpy_bn import F, NumpyBN  # noqa: E402  (puts the checkout's bnspec package on sys.path)
+from bnspec import OPS, SYNC_OPS, param_shape, reduce_axes, serve, split_ranks  # noqa: E402
 
 SYNC_BUGS = ["unweighted-mean", "local-bessel", "unsync-dx", "no-between-term"]
 
@@ -38,6 +38,7 @@ class NumpySyncBN(NumpyBN):
                     sync={"max_ranks": 64, "uneven": True, "empty_ranks": True, "grad_reductions": ["local", "global"]})
 
     def __init__(self, bug=None):
+        super().__init__()  # two-pass single-device statistics
         self.bug = bug
         if bug:
             self.name = f"numpy-sync-mutant:{bug}"

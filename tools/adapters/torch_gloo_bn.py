@@ -48,8 +48,8 @@ import traceback
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
-from bnspec_adapter import SYNC_OPS, serve, split_ranks  # noqa: E402
-from torch_bn import TorchBN  # noqa: E402
+from torch_bn import TorchBN  # noqa: E402  (puts the checkout's bnspec package on sys.path)
+from bnspec import SYNC_OPS, serve, split_ranks  # noqa: E402
 
 import torch  # noqa: E402
 import torch.multiprocessing as mp  # noqa: E402
