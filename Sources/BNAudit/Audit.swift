@@ -67,7 +67,9 @@ public struct AuditReport: Codable, Sendable {
         self.implementation = implementation; self.version = version; self.profile = profile
         tolerance = ToleranceModel.name
         var results = results
-        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
+        // A failure a bug model explains (a wrong weighting, eps, estimator…) says nothing about the
+        // precision of the variance algorithm: its channels stay out of the fit.
+        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 && $0.likelyCause == nil }.flatMap(\.variancePoints),
                                         floor: 0x1p-24, binned: true)
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
         // A failure nothing explains case by case, on a channel whose condition exceeds 10 and

@@ -152,8 +152,8 @@ enum SynchronizedModels {
 
     /// dx, dγ, dβ of a synchronized backward in which rank k normalises channel c with
     /// `statistics(k, c)` (mean, 1/√(σ² + ε)); dx takes the all-reduced sums (`reduced`) or the
-    /// rank's own, divided by the global n or (`localCount`) the rank's count; dγ, dβ rows as the case asks.
-    static func gradients(_ p: DiagnosisProblem, _ part: BatchPartition, reduced: Bool, localCount: Bool = false,
+    /// rank's own, divided by `divisor(k)` (default the global n); dγ, dβ rows as the case asks.
+    static func gradients(_ p: DiagnosisProblem, _ part: BatchPartition, reduced: Bool, divisor: ((Int) -> Double)? = nil,
                           statistics: (Int, Int) -> (mean: Double, scale: Double)) -> [String: [Double]] {
         let x = p.input("x"), dy = p.input("dy"), K = part.ranks, C = p.channels
         var dx = [Double](repeating: 0, count: x.count)
@@ -169,7 +169,7 @@ enum SynchronizedModels {
             dg[c] = sdyx.reduce(0, +); db[c] = sdy.reduce(0, +)
             for k in 0..<K where !idx[k].isEmpty {
                 let (a, b) = reduced ? (db[c], dg[c]) : (sdy[k], sdyx[k])
-                let n = Double(localCount ? idx[k].count : p.n), s = stats[k].scale, g = p.gamma[c] * s
+                let n = divisor?(k) ?? Double(p.n), s = stats[k].scale, g = p.gamma[c] * s
                 for i in idx[k] { dx[i] = g * (dy[i] - a / n - (x[i] - stats[k].mean) * s * b / n) }
             }
         }
@@ -191,11 +191,27 @@ enum SynchronizedModels {
         },
         backwardModel("\(unreducedDx) (÷ the rank's own count n_k)") { p, part in
             let s = p.trainingStatistics
-            return gradients(p, part, reduced: false, localCount: true) { _, c in (s.mean[c], p.invStd(s.variance[c])) }
+            return gradients(p, part, reduced: false, divisor: { Double(part.counts[$0] * p.shape.spatialSize) }) { _, c in
+                (s.mean[c], p.invStd(s.variance[c]))
+            }
         },
         backwardModel(unweighted) { p, part in
             let s = p.unweightedStatistics(p.rankStatistics(part))
             return s.mean.isEmpty ? nil : gradients(p, part, reduced: true) { _, c in (s.mean[c], p.invStd(s.variance[c])) }
+        },
+        // The derivative of the unweighted forward (automatic differentiation through an unweighted
+        // pmean): ∂μ/∂x_i = 1/(K'·n_k) on rank k, so each rank divides the all-reduced sums by K'·n_k.
+        backwardModel("\(unweighted); the backward is its derivative (the sums ÷ K'·n_k on rank k)") { p, part in
+            let s = p.unweightedStatistics(p.rankStatistics(part)), k = Double(part.counts.filter { $0 > 0 }.count)
+            return s.mean.isEmpty ? nil : gradients(p, part, reduced: true, divisor: { k * Double(part.counts[$0] * p.shape.spatialSize) }) { _, c in
+                (s.mean[c], p.invStd(s.variance[c]))
+            }
+        },
+        backwardModel(unweightedEmpty) { p, part in
+            guard part.counts.contains(0) else { return nil }
+            var g = gradients(p, part, reduced: true) { _, _ in (.nan, .nan) }  // dβ = Σdy stays finite
+            g["dgamma"] = g["dgamma"]!.map { _ in .nan }
+            return g
         },
         backwardModel(noBetween) { p, part in
             let m = p.trainingStatistics.mean, v = p.withinRankVariance(p.rankStatistics(part))
@@ -204,7 +220,7 @@ enum SynchronizedModels {
         backwardModel(unsynchronized) { p, part in
             let ranks = p.rankStatistics(part)
             guard ranks.count == part.ranks else { return nil }
-            return gradients(p, part, reduced: false, localCount: true) { k, c in
+            return gradients(p, part, reduced: false, divisor: { Double(part.counts[$0] * p.shape.spatialSize) }) { k, c in
                 ranks[k].map { ($0[c].mean, p.invStd($0[c].variance)) } ?? (0, 0)
             }
         },
