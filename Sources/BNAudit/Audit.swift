@@ -24,6 +24,9 @@ public struct AuditResult: Codable, Sendable {
     /// Training cases: per channel, κ and the relative error of the variance used, for the
     /// audit-wide variance-growth fit (not encoded).
     public var variancePoints: [VarianceGrowth.Point] = []
+    /// Failed training backward cases: the variance dx was normalised with, when that alone
+    /// explains the outputs (`Fits.backwardVariancePoints`; not in the fit, not encoded).
+    var backwardVariancePoints: [VarianceGrowth.Point] = []
     /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
     /// implies) is within tolerance (not encoded).
     var computeRoundoff = 0x1p-24, meanWithinTolerance = false
@@ -73,13 +76,21 @@ public struct AuditReport: Codable, Sendable {
                                         floor: 0x1p-24, binned: true)
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
         // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
-        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ².
+        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ²;
+        // likewise a training backward that is right but for the variance it was normalised with.
         if growth.algorithm == "one_pass" {
-            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil
-                && results[i].meanWithinTolerance
-                && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
+            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil {
+                let u = results[i].computeRoundoff
+                let wrong = { (pts: [VarianceGrowth.Point]) in pts.contains { $0.kappa >= 10 && $0.error > 1e3 * u } }
+                guard (results[i].meanWithinTolerance && wrong(results[i].variancePoints)) || wrong(results[i].backwardVariancePoints)
+                else { continue }
                 results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
                 results[i].evidence.append(growth.evidence)
+                let pts = results[i].backwardVariancePoints
+                if !pts.isEmpty {
+                    results[i].evidence.append("dx is the training backward about the batch mean with the variance v′ its scale implies: "
+                        + "|v′ − v|/v = \(Fits.list(pts.map(\.error))) at κ = \(Fits.list(pts.map(\.kappa)))")
+                }
             }
         }
         self.results = results
@@ -252,6 +263,7 @@ public struct Audit {
         }
         if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
             r.variancePoints = Fits.variancePoints(problem)
+            if r.status == .failed { r.backwardVariancePoints = Fits.backwardVariancePoints(problem) }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
             if r.status == .failed {
