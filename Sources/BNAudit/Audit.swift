@@ -158,12 +158,19 @@ public struct Audit {
             case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected
                 r.status = .failed; r.worstRatio = .infinity
                 r.detail = "expected a refusal (\(spec.expectError!)), got outputs \(paths.keys.sorted().joined(separator: ", "))"
+                r.likelyCause = Self.missingRefusal(spec, profile)
             case .outputs(let paths):
                 r = judge(ac, r, files: paths.mapValues { URL(fileURLWithPath: $0) }, notProvided: notProvided)
             }
             results.append(r)
         }
         return AuditReport(implementation: hello.name, version: hello.version, profile: profile.name, results: results)
+    }
+
+    /// The cause of a failure that is outputs where the profile requires a refusal (the only
+    /// such requirement: one value per channel in a training step, `single_value_per_channel`).
+    static func missingRefusal(_ spec: CaseSpec, _ profile: ConventionProfile) -> String {
+        "no refusal of a training step with one value per channel (\(spec.expectError ?? "")), which the \(profile.name) profile requires"
     }
 
     /// Audits recorded outputs: `dir/<case id>/<output>.npy`.
@@ -188,7 +195,7 @@ public struct Audit {
                 let refused = FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path)
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
-                if !refused { r.worstRatio = .infinity }
+                if !refused { r.worstRatio = .infinity; r.likelyCause = Self.missingRefusal(ac.loaded.spec, profile) }
             } else if files.isEmpty, FileManager.default.fileExists(atPath: caseDir.appendingPathComponent("error.txt").path),
                       let d = profile.documentedRefusal(op: ac.loaded.spec.op.rawValue, eps: ac.loaded.spec.eps) {
                 r.detail = "refused (\(d.what)), as the \(profile.name) profile allows"
