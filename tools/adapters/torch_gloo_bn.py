@@ -33,8 +33,8 @@ single-value policy; PyTorch's defaults otherwise), like tools/adapters/numpy_bn
 Processes: a pool of W worker processes (W = the largest K asked so far; it is restarted larger
 when needed), forked from a `forkserver` that imports torch once, each in one gloo process group on 127.0.0.1
 (GLOO_SOCKET_IFNAME=lo) with a subgroup for every K ≤ W. Workers die with the adapter
-(PR_SET_PDEATHSIG — their parent is the fork server, which exits with the adapter —, and EOF
-on their pipe); collectives time out after 60 s; a case that does not
+(PR_SET_PDEATHSIG — their parent is the fork server, which the adapter kills and waits for when
+it is done, and which gets SIGKILL if the adapter dies, `_pdeathsig.py` —, and EOF on their pipe); collectives time out after 60 s; a case that does not
 finish in 120 s kills the pool (restarted for the next case).
 """
 import ctypes
@@ -245,7 +245,12 @@ class Pool:
     def __init__(self, world):
         self.world = world
         ctx = mp.get_context("forkserver")  # torch is imported once, in the fork server
-        ctx.set_forkserver_preload(["torch", "numpy"])
+        # _pdeathsig: the server dies with the adapter. The server's sys.path is its environment's
+        # (Python 3.11 ignores the sys_path multiprocessing passes it), so this folder goes on PYTHONPATH.
+        here = os.path.dirname(os.path.abspath(__file__))
+        if here not in os.environ.get("PYTHONPATH", "").split(os.pathsep):
+            os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (here, os.environ.get("PYTHONPATH")) if p)
+        ctx.set_forkserver_preload(["_pdeathsig", "torch", "numpy"])
         port = _free_port()
         self.procs, self.conns = [], []
         for r in range(world):
@@ -371,6 +376,25 @@ class TorchGlooBN(TorchBN):
         return {k: out[k] for k in ("dx", "dgamma", "dbeta")}
 
 
+def stop_forkserver():
+    """Kills the fork server and waits for it; the pool's workers die with it (PR_SET_PDEATHSIG).
+    Run when the adapter is done, so that no process outlives it: on its own the server exits on
+    EOF of its "alive" pipe once the adapter has gone, but torch's teardown keeps it a few seconds
+    more (and `bnspec audit` gives an adapter 1 s to exit). The pid is multiprocessing's
+    ForkServer field (its own `_stop` closes the pipe and waits without a limit)."""
+    from multiprocessing import forkserver
+    fs = getattr(forkserver, "_forkserver", None)
+    pid = getattr(fs, "_forkserver_pid", None)
+    if pid is None:
+        return
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+    fs._forkserver_pid = None
+
+
 if __name__ == "__main__":
     flavour = sys.argv[1] if len(sys.argv) > 1 else "torch"
     if flavour not in FLAVOURS:
@@ -379,5 +403,6 @@ if __name__ == "__main__":
     try:
         serve(adapter)
     finally:
+        stop_forkserver()  # first: the workers go with it, and the pool's close then has no one to wait for
         if adapter.pool is not None:
             adapter.pool.close()
