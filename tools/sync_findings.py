@@ -111,6 +111,9 @@ class Adapter:
                "inputs": paths, "output_dir": os.path.join(cdir, "out"), "eps": None, "batch_weight": None,
                "cumulative": False, "steps": 1, "variance_estimator": None, "single_value": None}
         req.update(fields)
+        if req.get("shape") is None and "x" in inputs:  # logical [N, C, spatial…] (spec/AUDIT.md §3)
+            s = [int(d) for d in np.shape(inputs["x"])]
+            req["shape"] = [s[0], s[-1]] + s[1:-1] if req.get("layout") == "NHWC" else s
         reply = self._ask(req, self.case_timeout)
         if reply["type"] != "result":
             raise AdapterError(reply["type"], reply.get("message", ""))
