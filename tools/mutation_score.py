@@ -1,7 +1,9 @@
 #!/usr/bin/env python3
 """Mutation score of the audit: runs `bnspec audit` on the honest NumPy adapter and on
 each deliberately buggy one (tools/adapters/numpy_mutant.py) and checks that every
-mutant fails with its own cause named most often, and the honest adapter passes.
+mutant fails with its own cause named most often, and the honest adapter passes; then the
+same for synchronized BN on the golden sync cases (tools/adapters/numpy_sync_bn.py and its
+four mutants).
 
     python3 tools/mutation_score.py [--python PY] [--bnspec CMD] [--markdown]
 
@@ -34,12 +36,21 @@ EXPECTED = {
     "fp16-accumulation": "Σx accumulated in float16",
     "nan-to-zero": "NaN turned into 0",
 }
+# Synchronized BN (tools/adapters/numpy_sync_bn.py BUG, audited on the sync- cases): the calibration
+# mutants' causes (CalibrationKernel.Mutation.sync*.expectedCause).
+EXPECTED_SYNC = {
+    "unweighted-mean": "the ranks' statistics are averaged with equal weights",
+    "local-bessel": "running variance Bessel-corrected with a rank's own count",
+    "unsync-dx": "backward's Σdy and Σdy·x̂ are not all-reduced",
+    "no-between-term": "the variance misses the between-rank term",
+}
 
 
-def audit(bnspec, adapter, tmp):
+def audit(bnspec, adapter, tmp, match=None):
     # One report file per audit: an audit that writes none must not be read as the previous one's.
     out = os.path.join(tmp, f"r{len(os.listdir(tmp))}.json")
-    p = subprocess.run(bnspec + ["audit", "--adapter", adapter, "--profile", "pytorch", "--json", out],
+    p = subprocess.run(bnspec + ["audit", "--adapter", adapter, "--profile", "pytorch", "--json", out]
+                       + (["--match", match] if match else []),
                        cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     if not os.path.exists(out):
         last = (p.stderr.strip().splitlines() or [f"exit status {p.returncode}"])[-1]
@@ -62,8 +73,13 @@ def main():
             honest = audit(bnspec, f"{a.python} tools/adapters/numpy_bn.py --variance {variance}", tmp)
             rows.append((f"(honest numpy {variance})", honest["failed"], honest["passed"], "—", honest["failed"] == 0))
             ok &= honest["failed"] == 0
-        for bug, want in EXPECTED.items():
-            r = audit(bnspec, f"{a.python} tools/adapters/numpy_mutant.py {bug}", tmp)
+        honest = audit(bnspec, f"{a.python} tools/adapters/numpy_sync_bn.py", tmp, match="sync-")
+        rows.append(("(honest numpy-sync)", honest["failed"], honest["passed"], "—", honest["failed"] == 0))
+        ok &= honest["failed"] == 0
+        mutants = [(bug, want, f"tools/adapters/numpy_mutant.py {bug}", None) for bug, want in EXPECTED.items()] + \
+                  [(f"sync {bug}", want, f"tools/adapters/numpy_sync_bn.py {bug}", "sync-") for bug, want in EXPECTED_SYNC.items()]
+        for bug, want, adapter, match in mutants:
+            r = audit(bnspec, f"{a.python} {adapter}", tmp, match)
             # The most frequent named cause must be the bug's; no named cause may be another bug's
             # ("unexplained" is allowed; "either A, or B" counts when one of them is the bug).
             causes = sorted(((k, v) for k, v in r["causes"].items() if k != "unexplained"), key=lambda kv: -kv[1])
@@ -72,7 +88,7 @@ def main():
             good = r["failed"] > 0 and want in named and not wrong
             ok &= good
             rows.append((bug, r["failed"], r["passed"], named + (f" (WRONG: {wrong})" if wrong else ""), good))
-    honest_rows = 3
+    honest_rows = 4
     caught = sum(1 for r in rows[honest_rows:] if r[4])
     if a.markdown:
         print("| adapter | failed cases | passed | cause named most often | verdict |\n|---|---|---|---|---|")
@@ -81,7 +97,7 @@ def main():
     else:
         for bug, f, p, named, good in rows:
             print(f"{'ok ' if good else 'BAD'} {bug:<34} failed {f:>4}  passed {p:>4}  cause: {named}")
-    print(f"\nmutation score: {caught}/{len(EXPECTED)} mutants caught with the right cause and no wrong one; honest adapters "
+    print(f"\nmutation score: {caught}/{len(EXPECTED) + len(EXPECTED_SYNC)} mutants caught with the right cause and no wrong one; honest adapters "
           f"{'pass' if all(r[4] for r in rows[:honest_rows]) else 'FAIL'}")
     sys.exit(0 if ok else 1)
 

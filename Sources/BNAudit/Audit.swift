@@ -64,6 +64,9 @@ public struct AuditResult: Codable, Sendable {
     /// Training cases: per channel, κ and the relative error of the variance used, for the
     /// audit-wide variance-growth fit (not encoded).
     public var variancePoints: [VarianceGrowth.Point] = []
+    /// Failed training backward cases: the variance dx was normalised with, when that alone
+    /// explains the outputs (`Fits.backwardVariancePoints`; not in the fit, not encoded).
+    var backwardVariancePoints: [VarianceGrowth.Point] = []
     /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
     /// implies) is within tolerance (not encoded).
     var computeRoundoff = 0x1p-24, meanWithinTolerance = false
@@ -166,17 +169,27 @@ public struct AuditReport: Codable, Sendable {
         tolerance = ToleranceModel.name
         var results = results
         for i in results.indices { results[i].fitInputs = AuditResult.FitInputs(results[i]) }  // what the fits below start from
-        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 }.flatMap(\.variancePoints),
+        // A failure a bug model explains (a wrong weighting, eps, estimator…) says nothing about the
+        // precision of the variance algorithm: its channels stay out of the fit.
+        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 && $0.likelyCause == nil }.flatMap(\.variancePoints),
                                         floor: 0x1p-24, binned: true)
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
         // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
-        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ².
+        // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ²;
+        // likewise a training backward that is right but for the variance it was normalised with.
         if growth.algorithm == "one_pass" {
-            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil
-                && results[i].meanWithinTolerance
-                && results[i].variancePoints.contains(where: { $0.kappa >= 10 && $0.error > 1e3 * results[i].computeRoundoff }) {
+            for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil {
+                let u = results[i].computeRoundoff
+                let wrong = { (pts: [VarianceGrowth.Point]) in pts.contains { $0.kappa >= 10 && $0.error > 1e3 * u } }
+                guard (results[i].meanWithinTolerance && wrong(results[i].variancePoints)) || wrong(results[i].backwardVariancePoints)
+                else { continue }
                 results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
                 results[i].evidence.append(growth.evidence)
+                let pts = results[i].backwardVariancePoints
+                if !pts.isEmpty {
+                    results[i].evidence.append("dx is the training backward about the batch mean with the variance v′ its scale implies: "
+                        + "|v′ − v|/v = \(Fits.list(pts.map(\.error))) at κ = \(Fits.list(pts.map(\.kappa)))")
+                }
             }
         }
         // The running update's weight rule across cases replaces single-case weight causes (one
@@ -298,6 +311,13 @@ public struct Audit {
         return AuditReport(implementation: hello.name, version: hello.version, profile: profile.name, results: results)
     }
 
+    /// The cause of a failure that is outputs where the profile requires a refusal (the only
+    /// such requirement: one value per channel in a training step, `single_value_per_channel`).
+    static func missingRefusal(_ spec: CaseSpec, _ profile: ConventionProfile) -> String {
+        "no refusal of a training step with one value per channel (\(spec.expectError ?? "")), which the \(profile.name) profile requires"
+    }
+
+
     /// Audits recorded outputs: `dir/<case id>/<output>.npy` (`error.txt` for a refusal).
     public func run(results dir: URL, name: String, progress: (AuditProgress) -> Void = { _ in }) throws -> AuditReport {
         guard FileManager.default.fileExists(atPath: dir.path) else { throw BNError.file(path: dir.path, reason: "no such results folder") }
@@ -319,7 +339,7 @@ public struct Audit {
             } else if ac.loaded.spec.expectError != nil {
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
-                if !refused { r.worstRatio = .infinity; r.fault = .notRefused }
+                if !refused { r.worstRatio = .infinity; r.fault = .notRefused; r.likelyCause = Self.missingRefusal(ac.loaded.spec, profile) }
             } else if refused && files.isEmpty {  // a refusal: allowed where the profile documents one (spec §5.6)
                 let said = (try? FileRead.data(errorFile, limit: FileRead.textLimit)).map { String(decoding: $0, as: UTF8.self) } ?? ""
                 r = self.refused(ac, r, message: said.split(separator: "\n").first.map { String($0.prefix(200)) } ?? "", by: "the implementation (error.txt)")
@@ -370,6 +390,7 @@ public struct Audit {
         var r = r0
         r.status = .failed; r.worstRatio = .infinity; r.fault = .notRefused
         r.detail = "expected a refusal (\(ac.loaded.spec.expectError ?? "")), got outputs \(names.sorted().joined(separator: ", "))"
+        r.likelyCause = Self.missingRefusal(ac.loaded.spec, profile)
         return r
     }
 
@@ -435,6 +456,7 @@ public struct Audit {
             if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
                 r.weightPoint = WeightFit.Point(asked: asked, used: used)
             }
+            if r.status == .failed { r.backwardVariancePoints = Fits.backwardVariancePoints(problem) }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
             if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared

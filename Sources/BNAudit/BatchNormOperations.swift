@@ -84,6 +84,7 @@ public struct BatchNormOperations: Sendable {
         case .backwardTrain: backwardTrain != nil
         case .backwardInfer: backwardInfer != nil
         case .trajectory: train != nil && infer != nil
+        case .syncTrain, .syncBackward: false  // synchronized BN runs through an adapter (spec/AUDIT.md §3.1)
         }
     }
 

@@ -123,6 +123,11 @@ public enum CaseJudge {
             r.status = .skipped
             return r
         }
+        if c.spec.op.isSynchronized && !((kernel as? any SynchronizedBatchNormKernel)?.runsSynchronized ?? false) {
+            return CaseResult(caseID: c.spec.id, family: c.spec.family, implementation: kernel.name, status: .skipped,
+                              worstRatio: 0, worstAt: "", detail: "synchronized BN (\(c.spec.op.rawValue)) not supported",
+                              repro: "bnspec verify --case \(c.spec.id) --implementation \(kernel.name)")
+        }
         return judge(c, name: kernel.name, budget: budget) { try run(c, kernel) }
     }
 
@@ -211,6 +216,21 @@ public enum CaseJudge {
             let y = try k.infer(v("x_eval"), shape: s, layout: L, dtype: dt, gamma: v("gamma"), beta: v("beta"), eps: spec.eps,
                                 mean: rm, variance: rv)
             return ["running_mean": allM, "running_var": allV, "y_eval": y]
+        case .syncTrain, .syncBackward:
+            guard let sk = k as? any SynchronizedBatchNormKernel, sk.runsSynchronized, let p = try spec.partitionValue() else {
+                throw BNError.invalidArgument("\(k.name) does not run synchronized BN")
+            }
+            if spec.op == .syncTrain {
+                let o = try sk.syncTrain(v("x"), shape: s, layout: L, dtype: dt, partition: p, gamma: v("gamma"), beta: v("beta"),
+                                         eps: spec.eps, runningMean: v("running_mean"), runningVariance: v("running_var"), step: 1,
+                                         rule: try spec.rule())
+                return ["y": o.y, "batch_mean": o.batchMean, "batch_var": o.batchVariance,
+                        "running_mean": o.runningMean, "running_var": o.runningVariance]
+            }
+            guard let reduction = spec.gradReduction else { throw BNError.corrupt(path: spec.id, reason: "no grad_reduction") }
+            let g = try sk.syncBackward(v("x"), dy: v("dy"), shape: s, layout: L, dtype: dt, partition: p, reduction: reduction,
+                                        gamma: v("gamma"), eps: spec.eps)
+            return ["dx": g.dx, "dgamma": g.dGamma, "dbeta": g.dBeta]
         }
     }
 }

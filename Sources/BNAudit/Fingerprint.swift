@@ -26,11 +26,13 @@ public struct Fingerprint: Sendable {
         public var momentumWeights: Finding, momentum: Finding, eps: Finding, runningVariance: Finding, epsPlacement: Finding
         public var singleValuePerChannel: Finding, fp16Statistics: Finding, inferenceForm: Finding, varianceAlgorithm: Finding
         public var closestProfile: Finding
+        /// Synchronized BN (when the adapter supports sync-train): ``SynchronizedFindings``.
+        public var synchronized: SynchronizedFindings? = nil
         enum CodingKeys: String, CodingKey {
             case schema, bnspecVersion = "bnspec_version", implementation, version, eps
             case momentumWeights = "momentum_weights", momentum, runningVariance = "running_variance", epsPlacement = "eps_placement"
             case singleValuePerChannel = "single_value_per_channel", fp16Statistics = "fp16_statistics", inferenceForm = "inference_form"
-            case varianceAlgorithm = "variance_algorithm", closestProfile = "closest_profile"
+            case varianceAlgorithm = "variance_algorithm", closestProfile = "closest_profile", synchronized
         }
     }
 
@@ -215,9 +217,17 @@ public struct Fingerprint: Sendable {
             // The profiles differ in running-statistics conventions and defaults; without them a score compares nothing.
             closest = Finding(value: "none", evidence: "the profiles differ in defaults and running-statistics conventions, which this implementation does not have (\([hello.runningStatistics ? nil : "no running statistics", noDefaultEps == nil ? nil : "no default eps"].compactMap { $0 }.joined(separator: ", ")))")
         }
+        // 9. synchronized BN, when the adapter runs it (spec/AUDIT.md §4).
+        var sync: SynchronizedFindings? = nil
+        if hello.ops.contains(Operation.syncTrain.rawValue) {
+            sync = try synchronizedProbes(SingleDevice(batchWeight: w, eps: epsEst.isFinite ? max(epsEst, 0) : 1e-5,
+                                                       runningStatistics: hello.runningStatistics))
+        }
         client.stop()
-        return Result(implementation: hello.name, version: hello.version, momentumWeights: momentumWeights, momentum: momentumF,
-                      eps: epsF, runningVariance: runVar, epsPlacement: epsPlacement, singleValuePerChannel: single,
-                      fp16Statistics: fp16, inferenceForm: form, varianceAlgorithm: algo, closestProfile: closest)
+        var result = Result(implementation: hello.name, version: hello.version, momentumWeights: momentumWeights, momentum: momentumF,
+                            eps: epsF, runningVariance: runVar, epsPlacement: epsPlacement, singleValuePerChannel: single,
+                            fp16Statistics: fp16, inferenceForm: form, varianceAlgorithm: algo, closestProfile: closest)
+        result.synchronized = sync
+        return result
     }
 }

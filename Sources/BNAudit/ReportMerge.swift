@@ -158,10 +158,13 @@ extension AuditResult {
         public var variancePoints: [[Double]]
         /// [asked, used] batch weight.
         public var weightPoint: [Double]?
+        /// [κ, |v′ − v|/v] of a failed training backward (the one-pass relabel reads them).
+        public var backwardVariancePoints: [[Double]]?
         public var computeRoundoff: Double
         public var meanWithinTolerance: Bool
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
+            case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
         }
 
@@ -169,6 +172,7 @@ extension AuditResult {
             cause = r.likelyCause; evidence = r.evidence
             variancePoints = r.variancePoints.map { [$0.kappa, $0.error] }
             weightPoint = r.weightPoint.map { [$0.asked, $0.used] }
+            backwardVariancePoints = r.backwardVariancePoints.isEmpty ? nil : r.backwardVariancePoints.map { [$0.kappa, $0.error] }
             computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
         }
 
@@ -178,6 +182,7 @@ extension AuditResult {
             r.likelyCause = cause; r.evidence = evidence
             r.variancePoints = variancePoints.compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
             r.weightPoint = weightPoint.flatMap { $0.count == 2 ? WeightFit.Point(asked: $0[0], used: $0[1]) : nil }
+            r.backwardVariancePoints = (backwardVariancePoints ?? []).compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
             r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
             return r
         }

@@ -9,7 +9,9 @@ import BNKernels
 ///
 /// Arithmetic: as ``BNKernels/ScalarKernel`` — accumulation in the compute type T (Float for
 /// float32, float16 and bfloat16 storage; Double for float64), memory walked in storage order —
-/// except where the mutation says otherwise.
+/// except where the mutation says otherwise. The four `sync-` mutations are synchronized-BN bugs:
+/// they run the synchronized operations (two-pass per rank, Chan's merge rank by rank, with the
+/// bug) and compute the single-device ones honestly; the others skip the synchronized cases.
 public struct CalibrationKernel: LoopKernel {
     public enum Mutation: String, CaseIterable, Sendable {
         /// Honest: inference in folded form y = x·s + (β − μ·s), s = γ/sqrt(var + eps).
@@ -43,6 +45,17 @@ public struct CalibrationKernel: LoopKernel {
         case fp16Accumulation = "fp16-accumulation"
         /// Turns NaN outputs into 0.
         case nanToZero = "nan-to-zero"
+        /// Synchronized BN (spec §11): the ranks' statistics averaged with weight 1/K' each
+        /// (the mean of the ranks' means), not m_k/m.
+        case syncUnweightedMean = "sync-unweighted-mean"
+        /// Synchronized BN: the unbiased running variance corrected with the first non-empty
+        /// rank's own count n_k/(n_k − 1), not the global n/(n − 1).
+        case syncLocalBessel = "sync-local-bessel"
+        /// Synchronized BN: backward without the all-reduce of Σdy and Σdy·x̂ (each rank's dx from
+        /// its own sums over its own count).
+        case syncUnsynchronizedDx = "sync-unsynchronized-dx"
+        /// Synchronized BN: M2 = Σ M2_k, the between-rank term Σ m_k·(μ_k − μ)² dropped.
+        case syncNoBetweenTerm = "sync-no-between-term"
 
         /// The start of the cause the audit's diagnosis names for this bug (spec/AUDIT.md §5);
         /// nil for the honest kernel. The mutation score requires it to be the most frequent
@@ -64,6 +77,21 @@ public struct CalibrationKernel: LoopKernel {
             case .inferenceUsesBatchStatistics: "inference normalises with the batch's own statistics"
             case .fp16Accumulation: "Σx accumulated in float16"
             case .nanToZero: "NaN turned into 0"
+            case .syncUnweightedMean: "the ranks' statistics are averaged with equal weights"
+            case .syncLocalBessel: "running variance Bessel-corrected with a rank's own count"
+            case .syncUnsynchronizedDx: "backward's Σdy and Σdy·x̂ are not all-reduced"
+            case .syncNoBetweenTerm: "the variance misses the between-rank term"
+            }
+        }
+
+        /// The synchronized-BN bug this mutation is, nil for the single-device ones.
+        public var synchronizationBug: SynchronizationBug? {
+            switch self {
+            case .syncUnweightedMean: .unweightedMean
+            case .syncLocalBessel: .localBessel
+            case .syncUnsynchronizedDx: .unsynchronizedDx
+            case .syncNoBetweenTerm: .noBetweenTerm
+            default: nil
             }
         }
     }
@@ -226,5 +254,40 @@ public struct CalibrationKernel: LoopKernel {
             dg.append(sdyx); db.append(sdy)
         }
         return (dg, db)
+    }
+}
+
+// MARK: synchronized BN (spec/SPEC.md §11)
+
+extension CalibrationKernel: SynchronizedBatchNormKernel {
+    public var runsSynchronized: Bool { mutation.synchronizationBug != nil }
+
+    /// Two-pass per rank in T, Chan's merge rank by rank, the mutation's bug.
+    var recipe: SynchronizedRecipe {
+        func twoPass<T: BinaryFloatingPoint>(_ v: [T]) -> (T, T) {
+            var s: T = 0
+            for x in v { s += x }
+            let m = s / T(v.count)
+            var q: T = 0
+            for x in v { q += (x - m) * (x - m) }
+            return (m, q)
+        }
+        return SynchronizedRecipe(exchange: .chanChain, bug: mutation.synchronizationBug, lerp: false, moments32: twoPass, moments64: twoPass,
+                                  sum32: { $0.reduce(0, +) }, sum64: { $0.reduce(0, +) })
+    }
+
+    public func syncTrain(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition, gamma: [Double],
+                          beta: [Double], eps: Double, runningMean: [Double], runningVariance: [Double], step: Int,
+                          rule: RunningUpdateRule) throws -> TrainingOutput {
+        guard runsSynchronized else { throw BNError.invalidArgument("\(name) does not run synchronized BN") }
+        return try recipe.train(x, shape: shape, layout: layout, dtype: dtype, partition: partition, gamma: gamma, beta: beta, eps: eps,
+                                runningMean: runningMean, runningVariance: runningVariance, step: step, rule: rule)
+    }
+
+    public func syncBackward(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition,
+                             reduction: GradientReduction, gamma: [Double], eps: Double) throws -> GradientOutput {
+        guard runsSynchronized else { throw BNError.invalidArgument("\(name) does not run synchronized BN") }
+        return try recipe.backward(x, dy: dy, shape: shape, layout: layout, dtype: dtype, partition: partition, reduction: reduction,
+                                   gamma: gamma, eps: eps)
     }
 }

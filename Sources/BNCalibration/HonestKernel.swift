@@ -24,6 +24,11 @@ import BNKernels
 /// Outputs use the plain formulas in T: y = γ·(x − μ)·r + β, running R ← R + w·(b − R) for `welford` and
 /// `pairwise` (the lerp form) and (1 − w)·R + w·b otherwise; backward as SPEC §2 with
 /// the same statistics.
+///
+/// Synchronized BN (spec/SPEC.md §11, ``SynchronizedBatchNormKernel``): each rank's statistics by
+/// the kernel's algorithm, exchanged by one honest scheme of §11.4 per kernel (``exchange``):
+/// PyTorch's invstd round trip for `welford`, a tree of Chan merges for `pairwise`, two all-reduce
+/// rounds of shifted sums for `float64-accumulation`, Chan's merge rank by rank for the others.
 public struct HonestKernel: BatchNormKernel {
     public enum Statistics: String, CaseIterable, Sendable {
         case twoPass = "two-pass", welford, pairwise, blocked = "blocked-chan-64"
@@ -232,5 +237,44 @@ public struct HonestKernel: BatchNormKernel {
             dg.append(Double(sdyx)); db.append(Double(sdy))
         }
         return GradientOutput(dx: dx, dGamma: dg, dBeta: db)
+    }
+}
+
+// MARK: synchronized BN (spec/SPEC.md §11)
+
+extension HonestKernel: SynchronizedBatchNormKernel {
+    public var runsSynchronized: Bool { true }
+
+    /// How this kernel exchanges the ranks' statistics: the per-rank algorithm is its own
+    /// (``moments(_:)`` on each rank's values, so `pivot-shifted` pivots on each rank's first
+    /// value), the exchange one of the honest kinds of §11.4 — `welford` as PyTorch's SyncBatchNorm
+    /// (Welford per rank, the invstd round trip, the convex merge), `pairwise` a tree of Chan
+    /// merges over the ranks, `float64-accumulation` two all-reduce rounds of shifted sums, the
+    /// others Chan's merge rank by rank.
+    public var exchange: SynchronizedExchange {
+        switch statistics {
+        case .welford: .invstdRoundTrip
+        case .pairwise: .chanTree
+        case .wideAccumulation: .shiftedAllReduce
+        case .twoPass, .blocked, .pivotShifted, .kahan: .chanChain
+        }
+    }
+
+    var recipe: SynchronizedRecipe {
+        SynchronizedRecipe(exchange: exchange, bug: nil, lerp: statistics == .welford || statistics == .pairwise,
+                           moments32: { self.moments($0) }, moments64: { self.moments($0) }, sum32: { self.sum($0) }, sum64: { self.sum($0) })
+    }
+
+    public func syncTrain(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition, gamma: [Double],
+                          beta: [Double], eps: Double, runningMean: [Double], runningVariance: [Double], step: Int,
+                          rule: RunningUpdateRule) throws -> TrainingOutput {
+        try recipe.train(x, shape: shape, layout: layout, dtype: dtype, partition: partition, gamma: gamma, beta: beta, eps: eps,
+                         runningMean: runningMean, runningVariance: runningVariance, step: step, rule: rule)
+    }
+
+    public func syncBackward(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition,
+                             reduction: GradientReduction, gamma: [Double], eps: Double) throws -> GradientOutput {
+        try recipe.backward(x, dy: dy, shape: shape, layout: layout, dtype: dtype, partition: partition, reduction: reduction,
+                            gamma: gamma, eps: eps)
     }
 }

@@ -13,6 +13,8 @@ extension ArraySpec {
         switch extent {
         case .channels, .stepsChannels:
             return "\(step)c=\(i)"
+        case .gradientRows:  // [K, C] rows per rank (local reduction) or [C] (global)
+            return spec.gradientRows == 1 ? "c=\(i)" : "rank=\(i / s.channels), c=\(i % s.channels)"
         case .tensor, .stepsTensor:
             let dims = spec.layout.storageDimensions(s)
             var rest = i, storage = [Int](repeating: 0, count: dims.count)

@@ -30,6 +30,10 @@ public struct ArraySpec: Sendable, Hashable {
         case stepsTensor
         /// One value per channel after every step: [steps, C].
         case stepsChannels
+        /// dγ or dβ of a synchronized backward (spec/SPEC.md §11.3): one row of C values per rank,
+        /// [K, C] in rank order, under the case's `local` gradient reduction; one row, [C], under
+        /// `global` (``CaseSpec/gradientRows``).
+        case gradientRows
     }
 
     /// How the generator makes an input (spec/SPEC.md §6).
@@ -89,6 +93,7 @@ public struct ArraySpec: Sendable, Hashable {
         case .channels: [shape.channels]
         case .stepsTensor: [spec.steps] + spec.layout.storageDimensions(shape)
         case .stepsChannels: [spec.steps, shape.channels]
+        case .gradientRows: spec.gradientRows == 1 ? [shape.channels] : [spec.gradientRows, shape.channels]
         }
     }
 
@@ -99,6 +104,7 @@ public struct ArraySpec: Sendable, Hashable {
         case .channels: shape.channels
         case .stepsTensor: spec.steps * shape.elementCount
         case .stepsChannels: spec.steps * shape.channels
+        case .gradientRows: spec.gradientRows * shape.channels
         }
     }
 

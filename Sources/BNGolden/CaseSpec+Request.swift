@@ -7,7 +7,8 @@ import BNCore
 /// can be used without bnspec.
 ///
 /// Encoded with every key present: a value the profile leaves to the implementation (no
-/// momentum, no expected refusal) is `null`, never absent.
+/// momentum, no expected refusal) is `null`, never absent; only `partition` and `grad_reduction`
+/// appear for synchronized cases alone.
 public struct CaseRequest: Encodable, Sendable, Equatable {
     public var id: String
     public var op: String
@@ -33,11 +34,16 @@ public struct CaseRequest: Encodable, Sendable, Equatable {
     /// Array name → the dtype it arrives or must be returned in (inputs, and the case's outputs).
     public var dtypes: [String: String]
     public var outputDir: String
+    /// Synchronized BN (spec/AUDIT.md §3.1): samples per rank, and where dγ/dβ are summed
+    /// ("local" or "global"); absent from the requests of the other operations.
+    public var partition: [Int]? = nil
+    public var gradReduction: String? = nil
 
     enum CodingKeys: String, CodingKey {
         case type, id, op, shape, layout, dtype, parameterDType = "parameter_dtype", eps, batchWeight = "batch_weight", cumulative
         case step, steps, momentum, momentumWeighting = "momentum_weighting", varianceEstimator = "variance_estimator"
         case singleValue = "single_value", profile, expectError = "expect_error", inputs, outputs, dtypes, outputDir = "output_dir"
+        case partition, gradReduction = "grad_reduction"
     }
 
     public func encode(to encoder: any Encoder) throws {
@@ -53,6 +59,7 @@ public struct CaseRequest: Encodable, Sendable, Equatable {
         if let e = expectError { try c.encode(e, forKey: .expectError) } else { try c.encodeNil(forKey: .expectError) }
         try c.encode(inputs, forKey: .inputs); try c.encode(outputs, forKey: .outputs); try c.encode(dtypes, forKey: .dtypes)
         try c.encode(outputDir, forKey: .outputDir)
+        try c.encodeIfPresent(partition, forKey: .partition); try c.encodeIfPresent(gradReduction, forKey: .gradReduction)
     }
 }
 
@@ -67,7 +74,7 @@ extension CaseSpec {
                            momentum: momentum, momentumWeighting: profile.momentumWeighting.rawValue,
                            varianceEstimator: profile.runningVariance.rawValue, singleValue: profile.singleValue.rawValue,
                            profile: profile.name, expectError: expectError, inputs: inputs, outputs: outputs.keys.sorted(),
-                           dtypes: dtypes, outputDir: outputDir)
+                           dtypes: dtypes, outputDir: outputDir, partition: partition, gradReduction: gradReduction?.rawValue)
     }
 
     /// The request as `bnspec export` and golden/ write it: input paths relative to the case

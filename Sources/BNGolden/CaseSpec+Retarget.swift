@@ -2,7 +2,7 @@ import BNCore
 
 extension CaseSpec {
     /// This case under another profile's conventions (spec/AUDIT.md §1): the same id, operation,
-    /// shape, layout, dtype, data, eps, steps and batch weight w; the target's momentum (w in its
+    /// shape, layout, dtype, data, eps, steps, batch weight w, partition and gradient reduction; the target's momentum (w in its
     /// convention, for reports and adapters), running-variance estimator and single-value policy
     /// (hence its refusal). No text is parsed: w is carried, never converted back and forth, so a
     /// pytorch case with momentum 0.1 audited as keras keeps w = 0.1 exactly (momentum 0.9).
@@ -19,7 +19,8 @@ extension CaseSpec {
             m = held; w = target.momentumWeighting.batchWeight(momentum: held)
         }
         return try CaseSpec(id: id, op: op, shape: shapeValue(), layout: layout, dtype: dtype, data: data, profile: target,
-                            eps: target.attribute(eps), batchWeight: w, momentum: m, steps: steps, repro: "")
+                            eps: target.attribute(eps), batchWeight: w, momentum: m, steps: steps,
+                            partition: partitionValue(), gradReduction: gradReduction, repro: "")
     }
 
     /// Whether the reference's outputs for this case are the same under `target`: they depend on

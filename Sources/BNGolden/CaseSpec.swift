@@ -27,6 +27,14 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     public var steps: Int
     /// Set when the profile must refuse this case (e.g. n = 1 under `pytorch`).
     public var expectError: String?
+    /// Synchronized operations: samples per rank along N, in rank order (spec/SPEC.md §11.1;
+    /// ``BNCore/BatchPartition``); nil for the others. case.json key `partition`.
+    public var partition: [Int]?
+    /// sync-backward: where dγ and dβ are summed — per rank (`local`, [K, C]) or over the global
+    /// batch (`global`, [C]) (spec/SPEC.md §11.3); nil for the others. case.json key
+    /// `grad_reduction`. A property of the case, not of a profile: it says which sums are asked
+    /// for, and re-targeting keeps it (spec/SPEC.md §11.3).
+    public var gradReduction: GradientReduction?
     /// Input and output arrays: logical name → file name in the case folder.
     public var inputs: [String: String]
     public var outputs: [String: String]
@@ -65,6 +73,43 @@ public struct CaseSpec: Codable, Hashable, Sendable {
 
     public func profileValue() throws -> ConventionProfile { try ConventionProfile.named(profile) }
 
+    /// The partition of a synchronized case (nil for the others), checked against the shape.
+    public func partitionValue() throws -> BatchPartition? {
+        guard let counts = partition else { return nil }
+        let p = try BatchPartition(counts: counts)
+        try p.validate(for: try shapeValue())
+        return p
+    }
+
+    /// Rows of the dγ/dβ outputs (``ArraySpec/Extent/gradientRows``): K under a local gradient
+    /// reduction, else 1.
+    public var gradientRows: Int { gradReduction == .local ? max(partition?.count ?? 1, 1) : 1 }
+
+    /// The most ranks a synchronized case may have (a partition is one line of case.json).
+    public static let maxRanks = 1024
+
+    /// A synchronized operation's partition and reduction (spec/SPEC.md §11.1): a partition whose
+    /// counts (≥ 0) add up to N over 1…``maxRanks`` ranks, and a gradient reduction exactly when
+    /// the operation returns dγ/dβ rows; neither for other operations.
+    func validateSynchronization() throws {
+        let wantsReduction = op.outputs.contains { $0.extent == .gradientRows }
+        guard op.isSynchronized else {
+            guard partition == nil, gradReduction == nil else {
+                throw BNError.invalidArgument("partition and grad_reduction apply to sync-train and sync-backward only, not to \(op.rawValue)")
+            }
+            return
+        }
+        guard let counts = partition else { throw BNError.invalidArgument("a \(op.rawValue) case needs a partition") }
+        guard (1...Self.maxRanks).contains(counts.count) else {
+            throw BNError.invalidArgument("a partition has 1…\(Self.maxRanks) ranks, this one \(counts.count)")
+        }
+        _ = try partitionValue()
+        guard (gradReduction != nil) == wantsReduction else {
+            throw BNError.invalidArgument(wantsReduction ? "a \(op.rawValue) case needs a grad_reduction (local or global)"
+                                                         : "grad_reduction applies to sync-backward only")
+        }
+    }
+
     /// Checks the fields a decoder cannot: a valid shape within the limits of
     /// ``checkCaseLimits(_:)``, a known profile and data family, eps finite and ≥ 0,
     /// momentum in [0, 1], steps in 1…1000.
@@ -76,6 +121,7 @@ public struct CaseSpec: Codable, Hashable, Sendable {
         if let m = momentum, !(m >= 0 && m <= 1) { throw BNError.invalidArgument("momentum \(m) is outside [0, 1]") }
         if let w = batchWeight, !(w >= 0 && w <= 1) { throw BNError.invalidArgument("batch weight \(w) is outside [0, 1]") }
         guard (1...1000).contains(steps) else { throw BNError.invalidArgument("steps \(steps) must be in 1…1000") }
+        try validateSynchronization()
     }
 
     /// The running-update rule: the profile's conventions with this case's w (and momentum).
@@ -96,6 +142,7 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     enum CodingKeys: String, CodingKey {
         case id, op, shape, layout, dtype, data, profile, eps, momentum, steps
         case expectError = "expect_error", inputs, outputs, tolerance, repro
+        case partition, gradReduction = "grad_reduction"
     }
 }
 
@@ -119,17 +166,20 @@ extension CaseSpec {
         outputs = try c.decode([String: String].self, forKey: .outputs)
         tolerance = try c.decode(ToleranceInfo.self, forKey: .tolerance)
         repro = try c.decode(String.self, forKey: .repro)
+        partition = try c.decodeIfPresent([Int].self, forKey: .partition)
+        gradReduction = try c.decodeIfPresent(GradientReduction.self, forKey: .gradReduction)
         let weighting = (try? ConventionProfile.named(profile))?.momentumWeighting ?? .batch
         batchWeight = momentum.map(weighting.batchWeight(momentum:))
     }
 
     /// A case from typed values: the arrays (case.json's `inputs`/`outputs`) from the operation's
     /// table, the refusal the profile's single-value policy requires, the tolerance information.
-    /// `momentum` is w in the profile's convention (derived from w when not given).
+    /// `momentum` is w in the profile's convention (derived from w when not given). `partition` and
+    /// `gradReduction`: a synchronized operation's (spec/SPEC.md §11), nil otherwise.
     /// The caller checks the values (``Catalog/makeCase(_:_:)`` parses and checks catalog text).
     public init(id: String, op: Operation, shape: Shape, layout: Layout, dtype: DType, data: String,
                 profile: ConventionProfile, eps: Double, batchWeight: Double?, momentum: Double? = nil, steps: Int,
-                repro: String) {
+                partition: BatchPartition? = nil, gradReduction: GradientReduction? = nil, repro: String) {
         let expectError: String? = op.updatesRunningStatistics && shape.perChannelCount == 1 && profile.singleValue == .error
             ? "single_value_per_channel" : nil
         var inputs: [String: String] = [:], outputs: [String: String] = [:]
@@ -138,7 +188,7 @@ extension CaseSpec {
         self.init(id: id, op: op, shape: shape.dimensions, layout: layout, dtype: dtype, data: data, profile: profile.name,
                   eps: eps, momentum: momentum ?? batchWeight.map(profile.momentumWeighting.momentum(batchWeight:)),
                   batchWeight: batchWeight, steps: op.hasSteps ? steps : 1, expectError: expectError,
-                  inputs: inputs, outputs: outputs,
+                  partition: partition?.counts, gradReduction: gradReduction, inputs: inputs, outputs: outputs,
                   tolerance: .init(model: ToleranceModel.name, computeRoundoff: dtype.computeRoundoff,
                                    storageRoundoff: dtype.storageRoundoff, exactStatistics: data == "exact"),
                   repro: repro)

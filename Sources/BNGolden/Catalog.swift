@@ -6,14 +6,18 @@ import Foundation
 /// Format, one directive per line (`#` starts a comment):
 ///
 ///     suite NAME                       — following lines belong to suite NAME
-///     OP key=value key=value …         — OP is train, infer, backward-train, backward-infer, trajectory
+///     OP key=value key=value …         — OP is train, infer, backward-train, backward-infer, trajectory,
+///                                        sync-train, sync-backward
 ///
 /// A value with commas expands: the line stands for the cartesian product of its
 /// lists. Keys: `shape` (N x C [x spatial…]), `layout` (NCHW, NHWC, NC), `dtype`
 /// (f32, f16, bf16, f64), `data` (a family, spec/SPEC.md §6), `profile`, `eps`
-/// (a number or `default`), `momentum` (a number, `default` or `cumulative`), `steps`.
+/// (a number or `default`), `momentum` (a number, `default` or `cumulative`), `steps`; for the
+/// synchronized operations (spec/SPEC.md §11) `partition` (samples per rank, `3+1+0+4`) or
+/// `ranks` (K ranks, the batch split as evenly as possible: ``BNCore/BatchPartition/even(batch:ranks:)``),
+/// and for sync-backward `grad_reduction` (`local`, `global`).
 /// Omitted keys take: layout=NCHW dtype=f32 data=normal profile=pytorch
-/// eps=default momentum=default steps=1.
+/// eps=default momentum=default steps=1, ranks=2 and grad_reduction=local.
 public struct Catalog: Sendable {
     public var cases: [String: [CaseSpec]]  // suite → cases, in file order
 
@@ -63,7 +67,8 @@ public struct Catalog: Sendable {
         return Catalog(cases: suites)
     }
 
-    static let keys: Set<String> = ["shape", "layout", "dtype", "data", "profile", "eps", "momentum", "steps"]
+    static let keys: Set<String> = ["shape", "layout", "dtype", "data", "profile", "eps", "momentum", "steps", "partition", "ranks",
+                                    "grad_reduction"]
 
     static func product(_ fields: [(String, [String])]) -> [[(String, String)]] {
         fields.reduce([[]]) { acc, f in acc.flatMap { prefix in f.1.map { prefix + [(f.0, $0)] } } }
@@ -97,14 +102,49 @@ public struct Catalog: Sendable {
             throw BNError.invalidArgument("steps must be an integer in 1…1000")
         }
         try CaseSpec.checkCaseLimits(shape, steps: op.hasSteps ? steps : 1)
+        let (partition, reduction) = try synchronization(op, f, shape: shape)
         let mText = momentum.map { "m\($0)" } ?? "mcum"
         var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
                   dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
         if op.hasSteps { id += ".k\(steps)" }
+        if let p = partition { id += ".p\(p)" }
+        if let r = reduction { id += ".\(r.rawValue)" }
         try GoldenStore.checkCaseID(id)
         return CaseSpec(id: id, op: op, shape: shape, layout: layout, dtype: dtype, data: data, profile: profile, eps: eps,
                         batchWeight: momentum.map(profile.momentumWeighting.batchWeight(momentum:)), momentum: momentum,
-                        steps: steps, repro: "bnspec verify --case \(id)")
+                        steps: steps, partition: partition, gradReduction: reduction, repro: "bnspec verify --case \(id)")
+    }
+
+    /// The partition (`partition=3+1+0+4`, or `ranks=K`: an even split; default 2 ranks) and the
+    /// gradient reduction (`grad_reduction=local|global`, default local, sync-backward only) of a
+    /// synchronized case; none for the other operations, which refuse these keys.
+    static func synchronization(_ op: Operation, _ f: [String: String], shape: Shape) throws -> (BatchPartition?, GradientReduction?) {
+        guard op.isSynchronized else {
+            for k in ["partition", "ranks", "grad_reduction"] where f[k] != nil {
+                throw BNError.invalidArgument("key '\(k)' applies to sync-train and sync-backward only")
+            }
+            return (nil, nil)
+        }
+        let partition: BatchPartition
+        switch (f["partition"], f["ranks"]) {
+        case (let text?, nil): partition = try BatchPartition(parsing: text)
+        case (nil, let k):
+            guard let ranks = Int(k ?? "2"), (1...CaseSpec.maxRanks).contains(ranks) else {
+                throw BNError.invalidArgument("ranks must be an integer in 1…\(CaseSpec.maxRanks)")
+            }
+            partition = try BatchPartition.even(batch: shape.batch, ranks: ranks)
+        default: throw BNError.invalidArgument("give either partition or ranks, not both")
+        }
+        guard partition.ranks <= CaseSpec.maxRanks else { throw BNError.invalidArgument("a partition has at most \(CaseSpec.maxRanks) ranks") }
+        try partition.validate(for: shape)
+        guard op.outputs.contains(where: { $0.extent == .gradientRows }) else {
+            if f["grad_reduction"] != nil { throw BNError.invalidArgument("key 'grad_reduction' applies to sync-backward only") }
+            return (partition, nil)
+        }
+        guard let reduction = GradientReduction(rawValue: f["grad_reduction"] ?? "local") else {
+            throw BNError.invalidArgument("grad_reduction must be local or global")
+        }
+        return (partition, reduction)
     }
 
     public static func load(_ url: URL) throws -> Catalog {

@@ -9,7 +9,7 @@ import BNCore
 /// storage dtype (``DType/quantize(_:)``).
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
-                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges"]
+                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread"]
 
     /// `name[:parameter]` → [name] or [name, parameter]; never empty (`":"` → ["", ""]).
     static func split(_ family: String) -> [String] {
@@ -22,7 +22,7 @@ public enum DataFamily {
             throw BNError.invalidArgument("unknown data family '\(family)' (known: \(names.joined(separator: ", ")))")
         }
         switch parts[0] {
-        case "offset", "huge":
+        case "offset", "huge", "spread":
             guard parts.count == 2, let v = Double(parts[1]), v > 0, v.isFinite else {
                 throw BNError.invalidArgument("family \(parts[0]) needs a finite positive magnitude, e.g. \(parts[0]):1e4")
             }
@@ -55,6 +55,12 @@ public enum DataFamily {
                 // |offset| / spread = the parameter: offset·(1 + U/2)·sign + N(0, 1).
                 let o = Double(param)! * (1 + r.uniform() / 2) * r.sign()
                 values = (0..<n).map { _ in o + r.normal() }
+            case "spread":
+                // Spread K about a small mean, K·(loc/10 + scale·N(0, 1)): for small K the variance is far
+                // below eps (K = 1e-5: σ² ≈ 1e-10) while the data stay well conditioned (|μ|/σ ≈ 0.1) —
+                // where sending 1/√(σ² + ε) instead of σ² loses the variance (spec §11.4 (c)).
+                let k = Double(param)!
+                values = (0..<n).map { _ in k * (loc / 10 + scale * r.normal()) }
             case "constant":
                 let v = loc * 4
                 values = Array(repeating: v, count: n)

@@ -74,6 +74,12 @@ public enum Generator {
             NPYArray(dtype: .f64, shape: shape, values: values.map { $0.isNaN ? Double(bitPattern: 0x7ff8_0000_0000_0000) : $0 })
         }
         let profile = try spec.profileValue()
+        func partition() throws -> BatchPartition {
+            guard let p = try spec.partitionValue() else {
+                throw BNError.corrupt(path: spec.id, reason: "a \(spec.op.rawValue) case needs a partition")
+            }
+            return p
+        }
         switch spec.op {
         case .train:
             let (f, next) = try Reference.trainingStep(
@@ -94,6 +100,26 @@ public enum Generator {
             let g = try Reference.inferenceBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout,
                                                     gamma: try v("gamma"), mean: try v("mean"), variance: try v("var"), eps: spec.eps)
             return ["dx": arr(g.dx, dims), "dgamma": arr(g.dGamma, [C]), "dbeta": arr(g.dBeta, [C])]
+        case .syncTrain:
+            // BN of the concatenation, from all values at once (spec §11.2): the train outputs, bit for bit.
+            let (sync, next) = try Reference.synchronizedTrainingStep(
+                try v("x"), shape: s, layout: spec.layout, partition: try partition(), gamma: try v("gamma"), beta: try v("beta"),
+                eps: spec.eps, running: RunningStatistics(mean: try v("running_mean"), variance: try v("running_var")),
+                rule: try spec.rule(), profileName: profile.name)
+            return ["y": arr(sync.global.y, dims), "batch_mean": arr(sync.global.mean, [C]), "batch_var": arr(sync.global.variance, [C]),
+                    "running_mean": arr(next.mean, [C]), "running_var": arr(next.variance, [C])]
+        case .syncBackward:
+            let p = try partition()
+            let f = try Reference.synchronizedTrainingForward(try v("x"), shape: s, layout: spec.layout, partition: p,
+                                                              gamma: try v("gamma"), beta: try v("beta"), eps: spec.eps)
+            guard let reduction = spec.gradReduction else {
+                throw BNError.corrupt(path: spec.id, reason: "a sync-backward case needs a grad_reduction")
+            }
+            let g = try Reference.synchronizedTrainingBackward(try v("x"), dy: try v("dy"), shape: s, layout: spec.layout, partition: p,
+                                                               gamma: try v("gamma"), mean: f.global.mean, invStd: f.global.invStd,
+                                                               reduction: reduction)
+            let rows = spec.op.output("dgamma")!.dimensions(in: spec, shape: s)
+            return ["dx": arr(g.dx, dims), "dgamma": arr(g.dGamma.flatMap { $0 }, rows), "dbeta": arr(g.dBeta.flatMap { $0 }, rows)]
         case .trajectory:
             let xs = try v("x"), per = s.elementCount
             var running = RunningStatistics(mean: try v("running_mean"), variance: try v("running_var"))

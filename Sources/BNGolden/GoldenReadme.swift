@@ -13,6 +13,7 @@ public enum GoldenReadme {
         case .channels: "[C]"
         case .stepsTensor: "[steps] + tensor"
         case .stepsChannels: "[steps, C]"
+        case .gradientRows: "[K, C] (grad_reduction local: one row per rank) or [C] (global)"
         }
     }
 

@@ -27,6 +27,13 @@ extension Operation {
             return [x] + parameters + [dy] + gradients
         case .backwardInfer:
             return [x] + parameters + [dy] + global + gradients
+        case .syncTrain:
+            // The whole batch in and out (the ranks' tensors concatenated along N); the global
+            // statistics and the running statistics every rank holds.
+            return Operation.train.arrays
+        case .syncBackward:
+            return [x] + parameters + [dy] + [A.output("dx", .storage, .tensor), A.output("dgamma", .parameter, .gradientRows),
+                                              A.output("dbeta", .parameter, .gradientRows)]
         case .trajectory:
             return [A.input("x", file: "x_steps.npy", .storage, .stepsTensor, from: .data(stream: "x")),
                     A.input("x_eval", .storage, .tensor, from: .data(stream: "x_eval"))] + parameters + running + [

@@ -12,4 +12,13 @@ public enum Operation: String, Codable, CaseIterable, Sendable {
     case backwardInfer = "backward-infer"
     /// K training steps on fresh batches, then inference on a held-out batch.
     case trajectory
+    /// Synchronized training forward over a partition of the batch across ranks, plus one
+    /// running-statistics update (spec/SPEC.md §11.2): BN of the concatenated global batch.
+    case syncTrain = "sync-train"
+    /// Synchronized training backward (spec/SPEC.md §11.3): dx of the global batch, dγ and dβ
+    /// per rank (local reduction) or global.
+    case syncBackward = "sync-backward"
+
+    /// The batch is split across ranks by the case's partition (``CaseSpec/partition``).
+    public var isSynchronized: Bool { self == .syncTrain || self == .syncBackward }
 }

@@ -50,3 +50,23 @@ public protocol BatchNormKernel: Sendable {
     func backwardInfer(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double],
                        eps: Double, mean: [Double], variance: [Double]) throws -> GradientOutput
 }
+
+/// A kernel that also runs synchronized BN (spec/SPEC.md §11): the batch split across the ranks
+/// of `partition` (each rank's block of samples along N), statistics exchanged between them.
+/// Arrays are the whole batch (the ranks' tensors concatenated in rank order), as for
+/// ``BatchNormKernel``. `bnspec verify` runs the synchronized golden cases on kernels that
+/// conform and answer ``runsSynchronized``; the others skip them.
+public protocol SynchronizedBatchNormKernel: BatchNormKernel {
+    /// Whether this kernel runs the synchronized operations (a calibration kernel whose mutation
+    /// is a single-device bug does not).
+    var runsSynchronized: Bool { get }
+    /// A synchronized training step: y of the whole batch, the global batch statistics and the
+    /// running statistics every rank holds afterwards.
+    func syncTrain(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition, gamma: [Double],
+                   beta: [Double], eps: Double, runningMean: [Double], runningVariance: [Double], step: Int,
+                   rule: RunningUpdateRule) throws -> TrainingOutput
+    /// A synchronized training backward: dx of the whole batch; dγ and dβ as K rows of C values in
+    /// rank order (`.local`, flattened) or one row (`.global`).
+    func syncBackward(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition,
+                      reduction: GradientReduction, gamma: [Double], eps: Double) throws -> GradientOutput
+}

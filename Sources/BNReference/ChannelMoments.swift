@@ -142,7 +142,7 @@ extension ChannelMoments {
     /// within 1 ulp of the exact merge. Relative to the statistics of the whole batch,
     /// the parts' own rounding adds |δμ| ≤ ½ ulp(max μᵢ) and
     /// |δM2| ≤ Σ ½ ulp(M2ᵢ) + Σ 2·nᵢ·|μᵢ − μ|·½ ulp(μᵢ) — negligible for centred data,
-    /// and the limit of any (n, μ, M2) exchange for data with a large offset (spec §10).
+    /// and the limit of any (n, μ, M2) exchange for data with a large offset (spec §11.4).
     /// Merging raw Σx and Σx² instead loses ≈ (μ/σ)²·n·2⁻⁵³ relative in the variance.
     /// - Precondition: `parts` is not empty; every part has count ≥ 1 and finite values.
     public static func merge(_ parts: [ChannelMoments]) -> ChannelMoments {

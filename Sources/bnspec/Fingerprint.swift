@@ -35,7 +35,11 @@ struct Fingerprint: ParsableCommand {
                 ("one value per channel", r.singleValuePerChannel), ("fp16 statistics", r.fp16Statistics),
                 ("inference form", r.inferenceForm), ("variance algorithm", r.varianceAlgorithm), ("closest profile", r.closestProfile),
             ]
-            for (k, f) in rows { print("\(k.padding(toLength: 22, withPad: " ", startingAt: 0)) \(f.value)\n\(String(repeating: " ", count: 23))evidence: \(f.evidence)") }
+            let sync: [(String, BNAudit.Fingerprint.Finding)] = r.synchronized.map { s in [
+                ("sync count weighting", s.countWeighting), ("sync variance algorithm", s.varianceAlgorithm), ("sync Bessel n", s.bessel),
+                ("sync dγ/dβ reduction", s.gradientReduction), ("sync eps", s.eps), ("sync variance exchange", s.varianceExchange),
+            ] } ?? []
+            for (k, f) in rows + sync { print("\(k.padding(toLength: 24, withPad: " ", startingAt: 0)) \(f.value)\n\(String(repeating: " ", count: 25))evidence: \(f.evidence)") }
         }
     }
 }

@@ -6,7 +6,8 @@ import Testing
 /// bug is the cause named most often, and no other cause is ever named for it ("unexplained"
 /// is allowed, a wrong cause is not; a cause naming two models that both reproduce the outputs
 /// counts when one of them is the bug). The honest adapters — two-pass, Welford, pairwise —
-/// pass. Needs a Python with NumPy (tools/setup.sh makes one; BNSPEC_PYTHON overrides): without
+/// pass; likewise for synchronized BN the honest NumPy sync adapter (float32 Chan merge) and its
+/// four mutants (tools/adapters/numpy_sync_bn.py), on the golden sync cases. Needs a Python with NumPy (tools/setup.sh makes one; BNSPEC_PYTHON overrides): without
 /// it every test here fails, none passes vacuously.
 @Suite(.serialized) struct MutationScoreTests {
     static func requireNumPy() throws {
@@ -43,5 +44,29 @@ import Testing
         for cause in named.keys {
             #expect(cause.contains(expected), "mutant \(bug): wrong cause named: \(cause)")
         }
+    }
+
+    @Test func honestNumPySyncAdapterPasses() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_sync_bn.py", filter: "sync-")
+        #expect(r.failed == 0, "\(r.results.filter { $0.status == .failed }.map { "\($0.caseID): \($0.detail)" }.prefix(3))")
+        #expect(r.passed > 40)
+    }
+
+    static let syncMutants: [(String, CalibrationKernel.Mutation)] = [
+        ("unweighted-mean", .syncUnweightedMean), ("local-bessel", .syncLocalBessel), ("unsync-dx", .syncUnsynchronizedDx),
+        ("no-between-term", .syncNoBetweenTerm),
+    ]
+
+    @Test(arguments: syncMutants.map(\.0))
+    func syncMutantIsCaughtWithItsCauseAndNoOther(bug: String) throws {
+        try Self.requireNumPy()
+        let expected = try #require(Self.syncMutants.first { $0.0 == bug }!.1.expectedCause)
+        let r = try AuditSupport.audit("tools/adapters/numpy_sync_bn.py \(bug)", filter: "sync-")
+        #expect(r.failed > 0, "sync mutant \(bug) escaped the audit")
+        let named = r.causes.filter { $0.key != "unexplained" }
+        let top = named.max { $0.value < $1.value }?.key ?? "unexplained"
+        #expect(top.contains(expected), "sync mutant \(bug): most frequent cause \(top); causes \(r.causes)")
+        for cause in named.keys { #expect(cause.contains(expected), "sync mutant \(bug): wrong cause named: \(cause)") }
     }
 }

@@ -52,6 +52,26 @@ import Testing
         #expect(obj?["failed"] as? Int == 1 && (obj?["results"] as? [Any])?.count == cases.count)
     }
 
+    /// Outputs where the profile requires a refusal (one value per channel in training, pytorch):
+    /// a failure that names it; the refusal (error.txt) passes.
+    @Test(arguments: ["train.normal.1x8.NC.f32.pytorch", "sync-train.normal.1x4.NC.f32.pytorch"])
+    func outputsInsteadOfARequiredRefusalAreNamed(filter: String) throws {
+        let cases = try AuditSupport.cases(filter).filter { $0.spec.id.hasPrefix(filter) }
+        try #require(cases.count == 1 && cases[0].spec.expectError != nil, "golden case \(filter) missing or not a refusal case")
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-results-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let d = dir.appendingPathComponent(cases[0].spec.id)
+        try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
+        let audit = Audit(profile: .pytorch, cases: cases, goldenDir: AuditSupport.golden, reproBase: "x")
+        try Data("refused".utf8).write(to: d.appendingPathComponent("error.txt"))
+        #expect(try audit.run(results: dir, name: "r").passed == 1)
+        try FileManager.default.removeItem(at: d.appendingPathComponent("error.txt"))
+        try cases[0].inputs["x"]!.encoded().write(to: d.appendingPathComponent("y.npy"))
+        let r = try audit.run(results: dir, name: "r")
+        #expect(r.failed == 1 && r.results[0].likelyCause?.hasPrefix("no refusal of a training step with one value per channel") == true,
+                "\(r.results[0].likelyCause ?? "unexplained"): \(r.results[0].detail)")
+    }
+
     @Test func missingResultsFolderIsOneLineError() throws {
         let audit = Audit(profile: .pytorch, cases: try AuditSupport.cases("train.normal.4x3x5x5.NCHW.f32.pytorch"),
                           goldenDir: AuditSupport.golden, reproBase: "x")

@@ -50,8 +50,11 @@ import Testing
         #expect(BNGolden.Operation.train.outputs.filter(\.requiredInAudit).map(\.name) == ["y", "running_mean", "running_var"])
         #expect(BNGolden.Operation.trajectory.input("x")?.file == "x_steps.npy" && Operation.trajectory.input("x")?.extent == .stepsTensor)
         #expect(BNGolden.Operation.trajectory.output("running_mean")?.extent == .stepsChannels)
-        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval"])
-        #expect(BNGolden.Operation.allCases.filter(\.updatesRunningStatistics) == [.train, .trajectory])
+        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval", "y", "dx"])
+        #expect(BNGolden.Operation.allCases.filter(\.updatesRunningStatistics) == [.train, .trajectory, .syncTrain])
+        #expect(BNGolden.Operation.allCases.filter(\.isSynchronized) == [.syncTrain, .syncBackward])
+        #expect(BNGolden.Operation.syncTrain.arrays == BNGolden.Operation.train.arrays)
+        #expect(BNGolden.Operation.syncBackward.outputs.map { "\($0.name):\($0.extent)" } == ["dx:tensor", "dgamma:gradientRows", "dbeta:gradientRows"])
         #expect(BNGolden.Operation.allCases.filter(\.hasSteps) == [.trajectory])
         for op in BNGolden.Operation.allCases {
             #expect(op.outputs.allSatisfy { $0.file == "expected_\($0.name).npy" })
@@ -111,5 +114,78 @@ import Testing
         #expect(dtypes == ["x": "bfloat16", "gamma": "float32", "beta": "float32", "running_mean": "float32", "running_var": "float32",
                            "y": "bfloat16", "batch_mean": "float32", "batch_var": "float32"])
         #expect(ac.requiredOutputs == ["y", "running_mean", "running_var"])
+    }
+
+    /// A synchronized case (spec §11): its partition and gradient reduction are in case.json and
+    /// the id, dγ/dβ are [K, C] under local reduction and [C] under global, re-targeting keeps
+    /// both, and the adapter request carries them (spec/AUDIT.md §3.1).
+    @Test func synchronizedCasesCarryTheirPartitionAndReduction() throws {
+        let local = try Catalog.makeCase(.syncBackward, ["shape": "8x3x2x2", "partition": "3+1+0+4"])
+        #expect(local.id.hasSuffix(".p3+1+0+4.local") && local.partition == [3, 1, 0, 4] && local.gradReduction == .local)
+        let s = try local.shapeValue()
+        #expect(local.op.output("dgamma")!.dimensions(in: local, shape: s) == [4, 3])
+        let global = try Catalog.makeCase(.syncBackward, ["shape": "8x3x2x2", "ranks": "4", "grad_reduction": "global"])
+        #expect(global.partition == [2, 2, 2, 2] && global.op.output("dbeta")!.dimensions(in: global, shape: s) == [3])
+        let train = try Catalog.makeCase(.syncTrain, ["shape": "5x3"])
+        #expect(train.partition == [3, 2] && train.gradReduction == nil && train.id.hasSuffix(".p3+2"))
+        // case.json round trip, and re-targeting keeps both.
+        let decoded = try JSONDecoder().decode(CaseSpec.self, from: try JSONEncoder().encode(local))
+        #expect(decoded.partition == local.partition && decoded.gradReduction == .local)
+        let keras = try local.retargeted(to: .keras)
+        #expect(keras.partition == [3, 1, 0, 4] && keras.gradReduction == .local && keras.profile == "keras")
+        // A single-device case.json has neither key (its bytes are unchanged).
+        let plain = String(decoding: try JSONEncoder().encode(try Catalog.makeCase(.train, [:])), as: UTF8.self)
+        #expect(!plain.contains("partition") && !plain.contains("grad_reduction"))
+        // The expected outputs have the table's extents; the local rows add up to the global ones.
+        let inputs = try Generator.inputs(local)
+        let rows = try Generator.expected(local, inputs)["dgamma"]!
+        let whole = try Generator.expected(global, try Generator.inputs(global))
+        #expect(rows.shape == [4, 3] && rows.values[6..<9].allSatisfy { $0 == 0 })  // rank 2 is empty
+        let g2 = try Generator.expected(try Catalog.makeCase(.syncBackward, ["shape": "8x3x2x2", "partition": "3+1+0+4", "grad_reduction": "global"]), inputs)
+        for c in 0..<3 {
+            let sum = (0..<4).reduce(0.0) { $0 + rows.values[$1 * 3 + c] }
+            #expect(abs(sum - g2["dgamma"]!.values[c]) <= 1e-12 * (1 + abs(sum)))
+        }
+        #expect(whole["dgamma"]!.shape == [3])
+        // The request.
+        let golden = GoldenStore.LoadedCase(spec: local, inputs: inputs, expected: try Generator.expected(local, inputs))
+        let req = try AuditCase(golden, profile: .pytorch).request(inputDir: URL(fileURLWithPath: "/in"), outputDir: URL(fileURLWithPath: "/out"),
+                                                                 profile: .pytorch)
+        #expect(req["op"] as? String == "sync-backward" && req["partition"] as? [Int] == [3, 1, 0, 4] && req["grad_reduction"] as? String == "local")
+        let plainReq = try AuditCase(try goldenCase("train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"), profile: .pytorch)
+            .request(inputDir: URL(fileURLWithPath: "/in"), outputDir: URL(fileURLWithPath: "/out"), profile: .pytorch)
+        #expect(plainReq["partition"] == nil && plainReq["grad_reduction"] == nil)
+    }
+
+    /// Bad synchronized cases are one-line errors before anything computes: catalog keys on the
+    /// wrong operation, a partition that does not add up to N, both partition and ranks, a
+    /// case.json without its partition or with a wrong one, a local case whose dγ has C values.
+    @Test func badSynchronizedCasesAreRefused() throws {
+        for (op, keys) in [(BNGolden.Operation.train, ["partition": "2+2"]), (.syncTrain, ["shape": "4x3", "partition": "2+1"]),
+                           (.syncTrain, ["partition": "2+2", "ranks": "2"]), (.syncTrain, ["grad_reduction": "local"]),
+                           (.syncBackward, ["grad_reduction": "sum"]), (.syncTrain, ["ranks": "0"]), (.syncTrain, ["partition": "2+-1"])] {
+            #expect(throws: BNError.self, "\(op) \(keys)") { try Catalog.makeCase(op, keys) }
+        }
+        var spec = try Catalog.makeCase(.syncBackward, ["shape": "8x3x2x2", "partition": "3+1+0+4"])
+        for bad in [nil, [3, 1, 0, 3], [], [8, -1, 1]] as [[Int]?] {
+            var s = spec; s.partition = bad
+            #expect(throws: BNError.self, "partition \(String(describing: bad))") { try s.validate() }
+        }
+        var noReduction = spec; noReduction.gradReduction = nil
+        #expect(throws: BNError.self) { try noReduction.validate() }
+        var plain = try Catalog.makeCase(.train, [:]); plain.partition = [4]
+        #expect(throws: BNError.self) { try plain.validate() }
+        // Loading checks the rows: a [C] dgamma where the local case implies [K, C].
+        let inputs = try Generator.inputs(spec)
+        var expected = try Generator.expected(spec, inputs)
+        expected["dgamma"] = NPYArray(dtype: .f64, shape: [3], values: [1, 2, 3])
+        expected["dbeta"] = NPYArray(dtype: .f64, shape: [3], values: [1, 2, 3])
+        #expect(throws: BNError.self) {
+            try GoldenStore.LoadedCase(spec: spec, inputs: inputs, expected: expected).validateArrays(dtypes: true, path: "t")
+        }
+        spec.gradReduction = .global
+        #expect(throws: Never.self) {
+            try GoldenStore.LoadedCase(spec: spec, inputs: inputs, expected: expected).validateArrays(dtypes: true, path: "t")
+        }
     }
 }

@@ -32,8 +32,8 @@ class KerasBN(Adapter):
     supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory"],
                 "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
-    def layer(self, req, x, g, b, rm, rv):
-        kw = {"axis": 1 if req["layout"] == "NCHW" else -1}
+    def layer(self, req, x, g, b, rm, rv, **extra):
+        kw = dict({"axis": 1 if req["layout"] == "NCHW" else -1}, **extra)
         if req.get("eps") is not None:
             kw["epsilon"] = req["eps"]
         if req.get("raw_momentum") is not None:

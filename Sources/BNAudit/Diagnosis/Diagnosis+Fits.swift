@@ -191,13 +191,14 @@ enum Fits {
     // MARK: backward
 
     /// dx ≈ a·dy + b + k·x̂ per channel (least squares), relative to the reference's
-    /// a₀ = γr, b₀ = −γr·Σdy/n, k₀ = −γr·Σdy·x̂/n.
-    static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
-        guard let dx = p.got["dx"] else { return [] }
+    /// a₀ = γr, b₀ = −γr·Σdy/n, k₀ = −γr·Σdy·x̂/n (a training backward; an inference backward's b
+    /// and k as they are, 0 expected); NaN where the fit is singular. Empty when dx is missing.
+    static func backwardRatios(_ p: DiagnosisProblem) -> (a: [Double], b: [Double], k: [Double]) {
+        guard let dx = p.got["dx"] else { return ([], [], []) }
         let x = p.input("x"), dy = p.input("dy"), n = Double(p.n)
-        let training = p.spec.op == .backwardTrain
+        let training = p.spec.op == .backwardTrain || p.spec.op == .syncBackward
         let (m, v) = training ? p.trainingStatistics : (p.input("mean"), p.input("var"))
-        guard dx.count == x.count, m.count == p.channels else { return [] }
+        guard dx.count == x.count, m.count == p.channels else { return ([], [], []) }
         var ra: [Double] = [], rb: [Double] = [], rk: [Double] = []
         for c in 0..<p.channels {
             let idx = p.indices(c), r = p.invStd(v[c])
@@ -209,6 +210,13 @@ enum Fits {
             rb.append(training ? b / (-a0 * sdy / n) : b)
             rk.append(training ? k / (-a0 * sdyx / n) : k)
         }
+        return (ra, rb, rk)
+    }
+
+    static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
+        let (ra, rb, rk) = backwardRatios(p)
+        guard !ra.isEmpty else { return [] }
+        let training = p.spec.op == .backwardTrain || p.spec.op == .syncBackward
         let what = training ? "b ÷ (−γr·Σdy/n) = \(list(rb)), k ÷ (−γr·Σdy·x̂/n) = \(list(rk))" : "b = \(list(rb)), k = \(list(rk)) (0 expected)"
         return ["dx ≈ a·dy + b + k·x̂ per channel: a ÷ γr = \(list(ra)), " + what]
     }
@@ -246,6 +254,8 @@ enum Fits {
         var out: [String] = []
         switch p.spec.op {
         case .train: out += forwardEvidence(p) + runningEvidence(p)
+        case .syncTrain: out += forwardEvidence(p) + runningEvidence(p) + synchronizedEvidence(p)
+        case .syncBackward: out += backwardEvidence(p) + synchronizedEvidence(p)
         case .infer: out += forwardEvidence(p)
         case .backwardTrain, .backwardInfer: out += backwardEvidence(p)
         case .trajectory:
@@ -266,7 +276,7 @@ extension Fits {
     /// the variance the implementation used — its batch_var when returned, else the one its
     /// y implies, (γ/a)² − ε for y ≈ a·x + b.
     static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
-        guard p.spec.op == .train, p.n > 1 else { return [] }
+        guard p.spec.op == .train || p.spec.op == .syncTrain, p.n > 1 else { return [] }
         let (m, v) = p.trainingStatistics
         guard m.count == p.channels else { return [] }
         let implied: [Double]
@@ -279,6 +289,26 @@ extension Fits {
         return (0..<p.channels).compactMap { c in
             guard v[c] > 0, implied[c].isFinite else { return nil }
             return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(implied[c] - v[c]) / v[c])
+        }
+    }
+}
+
+extension Fits {
+    /// A training backward (backward-train, sync-backward) that is the right formula about the
+    /// batch mean but normalised with another variance v′: per channel the v′ that dx's fitted
+    /// scale implies (a ÷ γr = ρ, so v′ = (v + ε)/ρ² − ε), as points (κ = |μ|/σ, |v′ − v|/v) — only
+    /// when the gradients with (μ, v′) reproduce every returned output within tolerance, else none.
+    /// For the audit's one-pass attribution of an unexplained backward failure; not part of the
+    /// variance-growth fit (y measures the variance used; dx only through its scale).
+    static func backwardVariancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
+        guard p.spec.op == .backwardTrain || p.spec.op == .syncBackward, p.n > 1 else { return [] }
+        let (m, v) = p.trainingStatistics, rho = backwardRatios(p).a
+        guard m.count == p.channels, rho.count == p.channels, rho.allSatisfy({ $0.isFinite && $0 > 0 }) else { return [] }
+        let used = (0..<p.channels).map { c in (v[c] + p.eps) / (rho[c] * rho[c]) - p.eps }
+        guard used.allSatisfy({ $0 + p.eps > 0 }),
+              p.explains(BackwardModels.gradients(p, mean: m, scale: used.map(p.invStd))) else { return [] }
+        return (0..<p.channels).compactMap { c in
+            v[c] > 0 ? VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(used[c] - v[c]) / v[c]) : nil
         }
     }
 }

@@ -193,6 +193,11 @@ enum BackwardModels {
             }
             dg.append(sdyx); db.append(sdy)
         }
+        // A synchronized backward with local reduction returns dγ, dβ per rank (spec §11.3).
+        if p.spec.gradientRows > 1, let part = p.partition {
+            let rows = SynchronizedModels.gradients(p, part, reduced: true) { _, c in (mean[c], scale[c]) }
+            return ["dx": dx, "dgamma": rows["dgamma"]!, "dbeta": rows["dbeta"]!]
+        }
         return ["dx": dx, "dgamma": dg, "dbeta": db]
     }
 
@@ -223,7 +228,8 @@ enum BackwardModels {
             p.n > 1 ? gradients(p, mean: m, scale: v.map { p.invStd($0 * p.bessel) }) : nil },
         model("dγ computed from x − μ without the 1/σ factor") { p, m, v in
             var g = gradients(p, mean: m, scale: v.map(p.invStd))
-            g["dgamma"] = zip(g["dgamma"]!, v.map(p.invStd)).map { $0 / $1 }
+            let r = v.map(p.invStd)
+            g["dgamma"] = g["dgamma"]!.enumerated().map { $1 / r[$0 % p.channels] }  // per channel, or per rank and channel
             return g
         },
         model("dγ and dβ swapped") { p, m, v in

@@ -44,7 +44,7 @@ enum Patterns {
         for name in p.got.keys {
             let f = p.failing(name)
             guard let count = p.got[name]?.count, !f.isEmpty else { continue }
-            if count == C || count == C * p.spec.steps {
+            if count == C || count == C * p.spec.steps || count == C * p.spec.gradientRows {
                 for i in f { failingChannels.insert(i % C) }
             } else {
                 tensorOutputs += 1
@@ -111,7 +111,7 @@ enum Patterns {
     /// fits within a lower precision's bound is no cause: other bugs' errors fall there too, as
     /// the red-team set showed with a mean over n − 1 values.)
     static func statistics(_ p: DiagnosisProblem) -> [String] {
-        guard p.spec.op == .train, let m = p.got["batch_mean"], let v = p.got["batch_var"], m.count == p.channels,
+        guard p.spec.op == .train || p.spec.op == .syncTrain, let m = p.got["batch_mean"], let v = p.got["batch_var"], m.count == p.channels,
               v.count == p.channels, let tm = p.tolerance["batch_mean"] else { return [] }
         let (mu, va) = p.trainingStatistics
         guard mu.count == p.channels else { return [] }

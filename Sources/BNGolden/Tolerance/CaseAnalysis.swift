@@ -41,6 +41,9 @@ public struct CaseAnalysis: Sendable {
     public var batches: [Batch]
     /// x_eval (a trajectory's held-out batch), when the operation has one.
     public var evaluation: Batch?
+    /// A synchronized case: each rank's own values of x (its block of samples), in rank order;
+    /// nil for an empty rank. Empty for other operations.
+    public var ranks: [Batch?] = []
 
     /// Analyses the inputs x (and x_eval) of a case whose arrays were validated
     /// (``GoldenStore/LoadedCase/validateArrays(dtypes:path:)``).
@@ -54,6 +57,17 @@ public struct CaseAnalysis: Sendable {
         }
         batches = try (0..<steps).map { k in try Batch(Array(x[(k * per)..<((k + 1) * per)]), shape: s, layout: c.spec.layout) }
         evaluation = try c.inputs["x_eval"].map { try Batch($0.values, shape: s, layout: c.spec.layout) }
+        if c.spec.op.isSynchronized, let p = try c.spec.partitionValue() {
+            ranks = try p.split(x, shape: s).enumerated().map { k, xk in
+                p.counts[k] == 0 ? nil : try Batch(xk, shape: p.shape(rank: k, of: s), layout: c.spec.layout)
+            }
+        }
+    }
+
+    /// The non-empty ranks' parts of channel `ch` (``BNGolden/ToleranceModel/RankPart``), for the
+    /// synchronized statistics bound; empty for other operations.
+    public func rankParts(channel ch: Int) -> [ToleranceModel.RankPart] {
+        ranks.compactMap { $0.map { ToleranceModel.RankPart(data: $0.data[ch], mean: $0.mean[ch], variance: $0.biasedVariance[ch]) } }
     }
 
     /// The condition of the batch statistics, max over the channels of the first batch of |μ|/σ

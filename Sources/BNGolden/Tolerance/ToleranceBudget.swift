@@ -30,9 +30,11 @@ public struct ToleranceBudget: Sendable {
         case .backwardTrain: tolerances = try t.backward(batchStatistics: true)
         case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
         case .trajectory: tolerances = try t.trajectory()
+        case .syncTrain: tolerances = try t.train()
+        case .syncBackward: tolerances = try t.backward(batchStatistics: true)
         }
         pinNonFinite(c)
-        if c.spec.op == .train, let batch = a.batches.first {
+        if c.spec.op == .train || c.spec.op == .syncTrain, let batch = a.batches.first {
             for ch in batch.holdsInfinity.indices where batch.holdsInfinity[ch] {
                 for name in ["batch_mean", "running_mean"] { alternatives[name, default: [:]][ch] = [.nan] }
                 for name in ["batch_var", "running_var"] { alternatives[name, default: [:]][ch] = [.nan, .infinity] }
@@ -55,8 +57,12 @@ extension ToleranceBudget {
             guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
             var t = tol
             for i in ref.indices where !ref[i].isFinite {
-                let ch = ref.count == C ? i : (c.spec.layout == .nchw ? (i / S) % C : i % C)
-                if ref.count == C || ref.count == x.count, bad[ch] { t[i] = 0 }
+                // A tensor element's channel by the layout; a per-channel output's (C values, or K rows
+                // of C for a synchronized backward's local dγ/dβ) by its position in the row.
+                let tensor = ref.count == x.count
+                guard tensor || ref.count % C == 0 else { continue }
+                let ch = tensor ? (c.spec.layout == .nchw ? (i / S) % C : i % C) : i % C
+                if bad[ch] { t[i] = 0 }
             }
             tolerances[name] = t
         }
@@ -124,11 +130,15 @@ extension ToleranceBudget {
 
         /// SPEC §5.1 per channel, from the batch's max|x| and the statistics v normalises with;
         /// `batchStatistics`: computed by the implementation (δμ, δv bounded), else given (0).
+        /// A synchronized case's batch statistics: the synchronized bound (SPEC §5.2, §11.4) from the
+        /// global channel and the ranks' parts.
         func channelTerms(_ batch: CaseAnalysis.Batch, mean: [Double], variance: [Double], batchStatistics: Bool) -> [ChannelTerms] {
             (0..<C).map { ch in
                 let mx = batch.maxAbs[ch], v = variance[ch]
-                let bounds = batchStatistics ? m.statBounds(batch.data[ch], variance: v)
-                                             : ToleranceModel.StatBounds(mean: 0, variance: 0)
+                let bounds = !batchStatistics ? ToleranceModel.StatBounds(mean: 0, variance: 0)
+                    : c.spec.op.isSynchronized
+                    ? m.synchronizedStatBounds(batch.data[ch], mean: mean[ch], variance: v, ranks: a.rankParts(channel: ch), eps: eps)
+                    : m.statBounds(batch.data[ch], variance: v)
                 return ChannelTerms(maxAbs: mx, r: 1 / (v + eps).squareRoot(), bounds: bounds, rho: m.rho(bounds, variance: v, eps: eps))
             }
         }
@@ -213,7 +223,8 @@ extension ToleranceBudget {
             let mean = try batch ? a.batches[0].mean : input("mean")
             let variance = try batch ? a.batches[0].biasedVariance : input("var")
             let terms = channelTerms(a.batches[0], mean: mean, variance: variance, batchStatistics: batch)
-            let dg = try reference("dgamma"), dbt = try reference("dbeta"), refDx = try reference("dx"), nn = Double(n)
+            // dγ and dβ over the whole batch (a synchronized case's local rows added up).
+            let dg = rowSums(try reference("dgamma")), dbt = rowSums(try reference("dbeta")), refDx = try reference("dx"), nn = Double(n)
             var xhats = [Double](repeating: 0, count: x.count), errs = xhats
             var tdx = [Double](repeating: 0, count: x.count), tdg = [Double](), tdb = [Double]()
             for ch in 0..<C {
@@ -247,7 +258,39 @@ extension ToleranceBudget {
                     tdx[i] = inf.rho.isInfinite ? .infinity : m.stored(t, reference: refDx[i])
                 } }
             }
+            if c.spec.gradientRows > 1 { (tdg, tdb) = try localGradientRows(dy: dy, xhats: xhats, errs: errs, terms: terms) }
             return ["dx": tdx, "dgamma": tdg, "dbeta": tdb]
+        }
+
+        /// Per channel, the sum of the rows of a [rows, C] output (the output itself when one row).
+        func rowSums(_ v: [Double]) -> [Double] {
+            (0..<C).map { ch in stride(from: ch, to: v.count, by: C).reduce(0.0) { $0 + v[$1] } }
+        }
+
+        /// A synchronized backward's local dγ/dβ (SPEC §5.2, §11.3): rank k's sums over its own m_k
+        /// values, τ_dβ = K·m_k·u·Σ_k|dy|, τ_dγ = K·(m_k·u·Σ_k|dy·x̂| + Σ_k|dy|·e + m_k·t·r) — the
+        /// single-device bounds over the rank's elements, x̂ from the global statistics; an empty
+        /// rank's rows are 0 exactly (τ = 0). Rows in rank order, [K, C] flattened.
+        func localGradientRows(dy: [Double], xhats: [Double], errs: [Double], terms: [ChannelTerms]) throws -> ([Double], [Double]) {
+            guard let p = try c.spec.partitionValue() else { throw BNError.corrupt(path: c.spec.id, reason: "no partition") }
+            var tdg: [Double] = [], tdb: [Double] = []
+            for k in 0..<p.ranks {
+                let sk = p.shape(rank: k, of: s), start = p.elementRange(rank: k, of: s).lowerBound, mk = Double(p.counts[k] * s.spatialSize)
+                for ch in 0..<C {
+                    var sumDy = 0.0, sumDyXh = 0.0, sumDyE = 0.0
+                    if p.counts[k] > 0 {
+                        for seg in layout.segments(channel: ch, shape: sk) {
+                            for j in 0..<seg.count {
+                                let i = start + seg.offset + j * seg.stride
+                                sumDy += abs(dy[i]); sumDyXh += abs(dy[i] * xhats[i]); sumDyE += abs(dy[i]) * errs[i]
+                            }
+                        }
+                    }
+                    tdb.append(K * mk * u * sumDy)
+                    tdg.append(K * (mk * u * sumDyXh + sumDyE + mk * m.tiny * terms[ch].r))
+                }
+            }
+            return (tdg, tdb)
         }
 
         /// trajectory: τ_R' step by step (each step's batch bounds, the previous step's τ_R'),

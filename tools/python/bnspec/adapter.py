@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import os
 from dataclasses import dataclass, field
-from typing import Dict, FrozenSet, Tuple
+from typing import Callable, Dict, FrozenSet, List, Optional, Tuple
 
 import numpy as np
 
@@ -24,6 +24,10 @@ from . import arrays
 
 PROTOCOL = "bnspec-adapter/1"
 OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory"]
+#: Synchronized BN over K ranks (spec/SPEC.md §11, spec/AUDIT.md §3.1): the request adds "partition"
+#: (samples per rank along N) and, for sync-backward, "grad_reduction".
+SYNC_OPS = ["sync-train", "sync-backward"]
+GRAD_REDUCTIONS = ("local", "global")
 LAYOUTS = ["NCHW", "NHWC", "NC"]
 #: Arrays stored in the case's dtype; every other array is in its parameter dtype.
 DATA_ARRAYS = frozenset({"x", "dy", "x_eval", "y", "dx", "y_eval"})
@@ -44,11 +48,56 @@ class Op:
     """How a protocol operation reaches an adapter: `method(req, *inputs)` with the request's
     inputs in this order. Inputs named in `steps` are split along their first axis into a list
     (trajectory's x holds one batch per step). Arrays named in `data` are in the case's dtype,
-    the others in its parameter dtype."""
+    the others in its parameter dtype. `check(adapter, req, inputs)` runs before the method (it
+    raises ValueError for a malformed request, Unsupported for one the adapter cannot run);
+    `check_outputs(req, outputs)` after it (ValueError for outputs of the wrong extent)."""
     method: str
     inputs: Tuple[str, ...]
     steps: FrozenSet[str] = frozenset()
     data: FrozenSet[str] = DATA_ARRAYS
+    check: Optional[Callable[["Adapter", "Request", Dict[str, np.ndarray]], None]] = None
+    check_outputs: Optional[Callable[["Request", Dict[str, object]], None]] = None
+
+
+def split_ranks(a, partition) -> List[np.ndarray]:
+    """The ranks' tensors of a synchronized case: consecutive blocks of partition[k] samples along
+    N (axis 0, the outermost dimension of every layout); an empty rank gets an empty block."""
+    offsets = np.concatenate([[0], np.cumsum(partition)]).astype(int)
+    return [a[offsets[k]:offsets[k + 1]] for k in range(len(partition))]
+
+
+def check_partition(adapter: "Adapter", req: "Request", inputs: Dict[str, np.ndarray]) -> None:
+    """A synchronized request against its batch and the adapter's `sync` capabilities (max_ranks,
+    uneven, empty_ranks, grad_reductions): a malformed partition or grad_reduction is a ValueError
+    (answered `error`), one the engine cannot run is Unsupported (skipped)."""
+    part = req.get("partition")
+    if not isinstance(part, list) or not part or any(type(c) is not int or c < 0 for c in part):
+        raise ValueError(f"partition must be a non-empty list of sample counts ≥ 0, got {part!r}")
+    n = inputs["x"].shape[0]
+    if sum(part) != n:
+        raise ValueError(f"partition {part} holds {sum(part)} samples but x has {n}")
+    cap = adapter.capabilities().get("sync", {})
+    if len(part) > cap.get("max_ranks", 0):
+        raise Unsupported(f"{len(part)} ranks (this adapter runs at most {cap.get('max_ranks', 0)})")
+    if len(set(part)) > 1 and not cap.get("uneven", False):
+        raise Unsupported(f"uneven partition {part}")
+    if 0 in part and not cap.get("empty_ranks", False):
+        raise Unsupported(f"empty rank in partition {part}")
+    if req["op"] == "sync-backward":
+        red = req.get("grad_reduction")
+        if red not in GRAD_REDUCTIONS:
+            raise ValueError(f"grad_reduction must be one of {', '.join(GRAD_REDUCTIONS)}, got {red!r}")
+        if red not in cap.get("grad_reductions", GRAD_REDUCTIONS):
+            raise Unsupported(f"grad_reduction {red}")
+
+
+def check_gradient_rows(req: "Request", out: Dict[str, object]) -> None:
+    """dgamma/dbeta of a synchronized backward: [K, C] (rank order) under "local", [C] under "global"."""
+    C = req["shape"][1]
+    want = (C,) if req.get("grad_reduction") == "global" else (len(req["partition"]), C)
+    for k in ("dgamma", "dbeta"):
+        if k in out and np.shape(out[k]) != want:
+            raise ValueError(f"the adapter returned {k} of shape {np.shape(out[k])}, expected {want} ({req.get('grad_reduction')})")
 
 
 #: Protocol operation → adapter method and inputs. A new operation is one entry here and one
@@ -59,6 +108,8 @@ OP_TABLE: Dict[str, Op] = {
     "backward-train": Op("backward_train", ("x", "dy", "gamma", "beta")),
     "backward-infer": Op("backward_infer", ("x", "dy", "gamma", "beta", "mean", "var")),
     "trajectory": Op("trajectory", ("x", "x_eval", "gamma", "beta", "running_mean", "running_var"), steps=frozenset({"x"})),
+    "sync-train": Op("sync_train", ("x", "gamma", "beta", "running_mean", "running_var"), check=check_partition),
+    "sync-backward": Op("sync_backward", ("x", "dy", "gamma", "beta"), check=check_partition, check_outputs=check_gradient_rows),
 }
 
 
@@ -138,6 +189,25 @@ class Request(dict):
         s = self["shape"]
         return math.prod(s) // s[1]
 
+    @property
+    def partition(self) -> List[int]:
+        """Synchronized ops: samples per rank along N (rank order; 0 = an empty rank)."""
+        return list(self["partition"])
+
+    @property
+    def ranks(self) -> int:
+        """Synchronized ops: K, the number of ranks (empty ones included)."""
+        return len(self["partition"])
+
+    @property
+    def grad_reduction(self) -> str:
+        """sync-backward: "local" (dgamma/dbeta [K, C], each rank's own sums) or "global" ([C])."""
+        return self["grad_reduction"]
+
+    def split(self, a) -> List[np.ndarray]:
+        """Synchronized ops: `a` (x or dy, the whole batch) cut into the ranks' tensors."""
+        return split_ranks(a, self.partition)
+
     def per_channel(self, a) -> np.ndarray:
         """A per-channel vector reshaped to broadcast against x."""
         a = np.asarray(a)
@@ -157,6 +227,10 @@ class Adapter:
     layouts = LAYOUTS
     cumulative = False
     supports = None
+    #: Synchronized BN (sync-train, sync-backward): what the engine runs, the hello's
+    #: supports["sync"] — {"max_ranks": K, "uneven": bool, "empty_ranks": bool,
+    #: "grad_reductions": ["local", "global"]}; a partition outside it is skipped.
+    sync = None
     #: The conventions used when a request leaves a field null (PyTorch's).
     defaults = {"eps": 1e-5, "batch_weight": 0.1, "variance_estimator": "unbiased", "single_value": "error"}
 
@@ -173,6 +247,16 @@ class Adapter:
 
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
         raise Unsupported("backward-infer")
+
+    # Synchronized BN (spec/SPEC.md §11): x and dy are the whole batch, the ranks' tensors
+    # concatenated along N (req.split(x) cuts them; req.partition, req.grad_reduction). Return y / dx
+    # of the whole batch, running_mean and running_var [C] (every rank's copy), dgamma / dbeta [K, C]
+    # in rank order ("local") or [C] ("global").
+    def sync_train(self, req, x, gamma, beta, running_mean, running_var):
+        raise Unsupported("sync-train")
+
+    def sync_backward(self, req, x, dy, gamma, beta):
+        raise Unsupported("sync-backward")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
@@ -196,7 +280,10 @@ class Adapter:
         else:
             ops = [op for op, spec in OP_TABLE.items() if self._defines(spec.method)
                    or (op == "trajectory" and self._defines("train") and self._defines("infer"))]
-        return {"ops": ops, "dtypes": list(self.dtypes), "layouts": list(self.layouts), "cumulative": bool(self.cumulative)}
+        caps = {"ops": ops, "dtypes": list(self.dtypes), "layouts": list(self.layouts), "cumulative": bool(self.cumulative)}
+        if any(op in SYNC_OPS for op in ops):
+            caps["sync"] = dict(self.sync or {})
+        return caps
 
     def _defines(self, method: str) -> bool:
         impl = getattr(type(self), method, None)
@@ -228,7 +315,7 @@ def handle(adapter: Adapter, req: dict) -> Dict[str, str]:
         raise Unsupported(f"dtype {dtype}")
     if req["layout"] not in sup["layouts"]:
         raise Unsupported(f"layout {req['layout']}")
-    if req.get("cumulative") and op in ("train", "trajectory") and not sup.get("cumulative"):
+    if req.get("cumulative") and op in ("train", "trajectory", "sync-train") and not sup.get("cumulative"):
         raise Unsupported("cumulative running average")
     pdt = req.get("parameter_dtype") or "float32"
     inp = {k: arrays.load(v, dtype if k in spec.data else pdt) for k, v in req["inputs"].items()}
@@ -237,7 +324,11 @@ def handle(adapter: Adapter, req: dict) -> Dict[str, str]:
         raise Refused(f"request for {op} lacks input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
     args = [list(inp[k]) if k in spec.steps else inp[k] for k in spec.inputs]
     request = req if isinstance(req, Request) else Request(req, defaults=adapter.defaults)
+    if spec.check is not None:
+        spec.check(adapter, request, inp)
     out = getattr(adapter, spec.method)(request, *args)
+    if spec.check_outputs is not None:
+        spec.check_outputs(request, out)
     paths = {}
     os.makedirs(req["output_dir"], exist_ok=True)
     for k, v in out.items():

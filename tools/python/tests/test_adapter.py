@@ -145,3 +145,60 @@ def test_serve_target_builds_classes_with_arguments(tmp_path):
     with pytest.raises(TargetError, match="no attribute"):
         build(f"{mod}:Missing")
     assert describe(TrainInfer).endswith("test_adapter.py:TrainInfer")
+
+
+class Synced(Adapter):
+    """Synchronized BN from the table: the ranks' tensors are seen as blocks, dgamma/dbeta rows returned."""
+    sync = {"max_ranks": 4, "uneven": True, "empty_ranks": False, "grad_reductions": ["local", "global"]}
+
+    def sync_train(self, req, x, gamma, beta, running_mean, running_var):
+        self.blocks = [b.shape[0] for b in req.split(x)]
+        return {"y": x, "running_mean": running_mean, "running_var": running_var}
+
+    def sync_backward(self, req, x, dy, gamma, beta):
+        C = gamma.size
+        rows = np.ones((req.ranks, C)) if req.grad_reduction == "local" else np.ones(C)
+        return {"dx": dy, "dgamma": rows if not getattr(self, "wrong", False) else np.ones(C + 1), "dbeta": rows}
+
+
+def sync_case(tmp_path, op="sync-train", partition=(1, 3), **extra):
+    req, x = write_case(tmp_path, op=op, shape=(4, 3, 2, 2))
+    bnspec.save(str(tmp_path / "dy.npy"), x, "float32")
+    req["inputs"]["dy"] = str(tmp_path / "dy.npy")
+    req.update(partition=list(partition), **extra)
+    return req
+
+
+def test_sync_ops_are_table_entries_with_their_capabilities(tmp_path):
+    caps = Synced().capabilities()
+    assert caps["ops"] == ["sync-train", "sync-backward"] and caps["sync"] == Synced.sync
+    assert "sync" not in TrainInfer().capabilities()  # no sync op, no sync capabilities
+    a = Synced()
+    handle(a, sync_case(tmp_path))
+    assert a.blocks == [1, 3]
+    paths = handle(a, sync_case(tmp_path, "sync-backward", (2, 2), grad_reduction="local"))
+    assert np.load(paths["dgamma"]).shape == (2, 3)
+    assert np.load(handle(a, sync_case(tmp_path, "sync-backward", (2, 2), grad_reduction="global"))["dbeta"]).shape == (3,)
+    assert bnspec.split_ranks(np.arange(8), [3, 0, 5])[1].size == 0
+
+
+@pytest.mark.parametrize("change,error", [
+    ({"partition": [1, 2]}, (ValueError, "holds 3 samples but x has 4")),
+    ({"partition": [4, -1, 1]}, (ValueError, "sample counts ≥ 0")),
+    ({"partition": "2+2"}, (ValueError, "non-empty list")),
+    ({"partition": [1, 1, 1, 1, 0]}, (Unsupported, "5 ranks")),
+    ({"partition": [2, 0, 2]}, (Unsupported, "empty rank")),
+    ({"op": "sync-backward", "grad_reduction": "sum"}, (ValueError, "grad_reduction must be one of local, global")),
+])
+def test_sync_requests_are_checked_before_the_method(tmp_path, change, error):
+    req = sync_case(tmp_path)
+    req.update(change)
+    with pytest.raises(error[0], match=error[1]):
+        handle(Synced(), req)
+
+
+def test_sync_outputs_of_the_wrong_extent_are_an_error(tmp_path):
+    a = Synced()
+    a.wrong = True
+    with pytest.raises(ValueError, match=r"dgamma of shape \(4,\), expected \(2, 3\)"):
+        handle(a, sync_case(tmp_path, "sync-backward", (2, 2), grad_reduction="local"))
