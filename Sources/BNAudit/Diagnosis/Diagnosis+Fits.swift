@@ -280,14 +280,19 @@ extension Fits {
         let (m, v) = p.trainingStatistics
         guard m.count == p.channels else { return [] }
         let implied: [Double]
+        // Read from y, the variance is resolved only to about u·(σ² + ε)/σ² relative: a channel
+        // with σ² < ε (near-constant data) measures ε's rounding, not the algorithm, and would
+        // flatten the growth fit; such channels give no point.
+        var resolved = [Bool](repeating: true, count: p.channels)
         if let bv = p.got["batch_var"], bv.count == p.channels { implied = bv } else {
+            resolved = v.map { $0 >= p.eps }
             // epsInside = (γ/a)² − σ², so the variance y implies is (γ/a)² − ε = epsInside + σ² − ε.
             let e = epsInside(p)
             guard e.count == p.channels else { return [] }
             implied = (0..<p.channels).map { c in e[c] + v[c] - p.eps }
         }
         return (0..<p.channels).compactMap { c in
-            guard v[c] > 0, implied[c].isFinite else { return nil }
+            guard v[c] > 0, resolved[c], implied[c].isFinite else { return nil }
             return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(implied[c] - v[c]) / v[c])
         }
     }
