@@ -102,12 +102,7 @@ enum GenericBN {
         let n = T(Double(shape.perChannelCount))
         for c in 0..<shape.channels {
             let idx = indices(c, shape, layout)
-            var s = T(0)
-            for i in idx { s = s + x[i] }
-            let mu = s / n
-            var q = T(0)
-            for i in idx { let d = x[i] - mu; q = q + d * d }
-            let r = T(1) / (q / n + T(eps)).squareRoot()
+            let (mu, r) = statistics(x, idx, n, eps)
             for i in idx { y[i] = gamma[c] * ((x[i] - mu) * r) + beta[c] }
         }
         return y
@@ -121,17 +116,22 @@ enum GenericBN {
         let n = T(Double(shape.perChannelCount))
         for c in 0..<shape.channels {
             let idx = indices(c, shape, layout)
-            var s = T(0)
-            for i in idx { s = s + x[i] }
-            let mu = s / n
-            var q = T(0)
-            for i in idx { let d = x[i] - mu; q = q + d * d }
-            let r = T(1) / (q / n + T(eps)).squareRoot()
+            let (mu, r) = statistics(x, idx, n, eps)
             for i in idx { db[c] = db[c] + dy[i]; dg[c] = dg[c] + dy[i] * ((x[i] - mu) * r) }
             let k = gamma[c] * r, mb = db[c] / n, mg = dg[c] / n
             for i in idx { dx[i] = k * (dy[i] - mb - ((x[i] - mu) * r) * mg) }
         }
         return (dx, dg, db)
+    }
+
+    /// Two-pass μ and r = 1/√(mean((x − μ)²) + ε) of one channel.
+    static func statistics<T: ADNumber>(_ x: [T], _ idx: [Int], _ n: T, _ eps: Double) -> (mu: T, r: T) {
+        var s = T(0)
+        for i in idx { s = s + x[i] }
+        let mu = s / n
+        var q = T(0)
+        for i in idx { let d = x[i] - mu; q = q + d * d }
+        return (mu, T(1) / (q / n + T(eps)).squareRoot())
     }
 
     static func indices(_ c: Int, _ shape: Shape, _ layout: Layout) -> [Int] {

@@ -14,6 +14,14 @@ import numpy as np
 
 PROTOCOL = "bnspec-adapter/1"
 OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory"]
+# Higher-order derivatives (spec/SPEC.md §11, issue #19). Directions arrive as v_x, v_gamma,
+# v_beta (and w_x, w_gamma, w_beta); hvp-* answer hv_x, hv_gamma, hv_beta for L = <dy, y>;
+# d2-train answers d2y = D²y[v, w]; d3-train answers d3y = D³y[v, v, w].
+HIGHER_ORDER_OPS = ["hvp-train", "hvp-infer", "d2-train", "d3-train"]
+# Arrays stored in the case's dtype (the rest — parameters, statistics, their directions and
+# per-channel outputs — in the parameter dtype).
+TENSOR_INPUTS = ("x", "dy", "x_eval", "v_x", "w_x")
+TENSOR_OUTPUTS = ("y", "dx", "y_eval", "hv_x", "d2y", "d3y")
 
 
 class Unsupported(Exception):
@@ -39,6 +47,19 @@ class Adapter:
 
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
         raise Unsupported("backward-infer")
+
+    # Higher-order ops: v and w are dicts {"x", "gamma", "beta"} of arrays (tensor, per channel).
+    def hvp_train(self, req, x, dy, gamma, beta, v):
+        raise Unsupported("hvp-train")
+
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v):
+        raise Unsupported("hvp-infer")
+
+    def d2_train(self, req, x, gamma, beta, v, w):
+        raise Unsupported("d2-train")
+
+    def d3_train(self, req, x, gamma, beta, v, w):
+        raise Unsupported("d3-train")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
@@ -102,7 +123,7 @@ def handle(adapter, req):
         raise Unsupported(f"layout {req['layout']}")
     if req.get("cumulative") and op in ("train", "trajectory") and not adapter.supports.get("cumulative"):
         raise Unsupported("cumulative running average")
-    inp = {k: load(v, dtype if k in ("x", "dy", "x_eval") else req.get("parameter_dtype", "float32"))
+    inp = {k: load(v, dtype if k in TENSOR_INPUTS else req.get("parameter_dtype", "float32"))
            for k, v in req["inputs"].items()}
     g, b = inp["gamma"], inp["beta"]
     if op == "train":
@@ -113,13 +134,24 @@ def handle(adapter, req):
         out = adapter.backward_train(req, inp["x"], inp["dy"], g, b)
     elif op == "backward-infer":
         out = adapter.backward_infer(req, inp["x"], inp["dy"], g, b, inp["mean"], inp["var"])
+    elif op in HIGHER_ORDER_OPS:
+        def direction(p):
+            return {"x": inp[f"{p}_x"], "gamma": inp[f"{p}_gamma"], "beta": inp[f"{p}_beta"]}
+        if op == "hvp-train":
+            out = adapter.hvp_train(req, inp["x"], inp["dy"], g, b, direction("v"))
+        elif op == "hvp-infer":
+            out = adapter.hvp_infer(req, inp["x"], inp["dy"], g, b, inp["mean"], inp["var"], direction("v"))
+        elif op == "d2-train":
+            out = adapter.d2_train(req, inp["x"], g, b, direction("v"), direction("w"))
+        else:
+            out = adapter.d3_train(req, inp["x"], g, b, direction("v"), direction("w"))
     else:
         out = adapter.trajectory(req, list(inp["x"]), inp["x_eval"], g, b, inp["running_mean"], inp["running_var"])
     paths = {}
     os.makedirs(req["output_dir"], exist_ok=True)
     for k, v in out.items():
         p = os.path.join(req["output_dir"], f"{k}.npy")
-        storage = dtype if k in ("y", "dx", "y_eval") else req.get("parameter_dtype", "float32")
+        storage = dtype if k in TENSOR_OUTPUTS else req.get("parameter_dtype", "float32")
         save(p, v, storage)
         paths[k] = p
     return paths
