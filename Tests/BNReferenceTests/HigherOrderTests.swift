@@ -233,6 +233,56 @@ import Testing
         }
     }
 
+    /// Edge semantics (Reference+HigherOrder's contract, spec §4): results are bit-identical
+    /// across layouts; NaN in a channel makes that channel's outputs NaN and leaves the others
+    /// as computed without it; σ² = 0 with ε = 0 gives NaN; n = 1 (ε > 0) gives 0; a
+    /// wrong-sized direction is refused.
+    @Test func edgeSemantics() throws {
+        let s = shape(3, 2, 2, 2), c = Self.makeCase(0)
+        let x = dyadicTensor(s.elementCount, seed: "ho/edge/x", offset: 1, spread: 2)
+        let v = randomDirection(s, seed: "ho/edge/v"), w = randomDirection(s, seed: "ho/edge/w")
+        let dy = dyadicTensor(s.elementCount, seed: "ho/edge/dy"), g = [0.75, -1.5]
+        func all(_ x: [Double], _ l: Layout, _ v: DerivativeDirection, _ w: DerivativeDirection, _ dy: [Double], eps: Double = 1e-3)
+            throws -> [[Double]] {
+            let h = try Reference.trainingHessianVectorProduct(x, dy: dy, shape: s, layout: l, gamma: g, eps: eps, direction: v)
+            return [h.x, h.gamma, try Reference.trainingSecondDerivative(x, shape: s, layout: l, gamma: g, eps: eps, v, w),
+                    try Reference.trainingThirdDerivative(x, shape: s, layout: l, gamma: g, eps: eps, v, w, v)]
+        }
+        // Layouts: the same logical data in NHWC gives the same bits, relaid.
+        let nchw = try all(x, .nchw, v, w, dy)
+        let re = { (a: [Double]) in a.relayout(s, from: .nchw, to: .nhwc) }
+        let nhwc = try all(re(x), .nhwc, DerivativeDirection(x: re(v.x), gamma: v.gamma, beta: v.beta),
+                           DerivativeDirection(x: re(w.x), gamma: w.gamma, beta: w.beta), re(dy))
+        for k in [0, 2, 3] { #expect(nhwc[k].map(\.bitPattern) == re(nchw[k]).map(\.bitPattern), "layout: output \(k)") }
+        #expect(nhwc[1].map(\.bitPattern) == nchw[1].map(\.bitPattern))
+        // NaN in channel 0: channel 0 NaN, channel 1 unchanged.
+        var xn = x; xn[Layout.nchw.segments(channel: 0, shape: s)[0].offset] = .nan
+        let withNaN = try all(xn, .nchw, v, w, dy)
+        for k in [0, 2, 3] {
+            for c in 0..<2 {
+                let idx = Layout.nchw.segments(channel: c, shape: s).flatMap { sg in (0..<sg.count).map { sg.offset + $0 } }
+                #expect(idx.allSatisfy { c == 0 ? withNaN[k][$0].isNaN : withNaN[k][$0].bitPattern == nchw[k][$0].bitPattern },
+                        "NaN channel \(c), output \(k)")
+            }
+        }
+        #expect(withNaN[1][0].isNaN && withNaN[1][1] == nchw[1][1])
+        // Constant channel with ε = 0: x̂ = 0·∞.
+        let constant = try all([Double](repeating: 2.5, count: s.elementCount), .nchw, v, w, dy, eps: 0)
+        #expect(constant.allSatisfy { $0.allSatisfy(\.isNaN) })
+        // n = 1: centred directions and x̂ vanish.
+        let one = shape(1, 2)
+        let h1 = try Reference.trainingHessianVectorProduct([3, -1], dy: [0.5, 2], shape: one, layout: .nc, gamma: g, eps: 1e-3,
+                                                            direction: DerivativeDirection(x: [1, 2], gamma: [3, 4], beta: [5, 6]))
+        #expect(h1.x == [0, 0] && h1.gamma == [0, 0] && h1.beta == [0, 0])
+        let d1 = DerivativeDirection(x: [1, 2], gamma: [3, 4], beta: [0, 0])
+        #expect(try Reference.trainingSecondDerivative([3, -1], shape: one, layout: .nc, gamma: g, eps: 1e-3, d1, d1) == [0, 0])
+        // A direction of the wrong size is refused.
+        #expect(throws: BNError.self) {
+            try Reference.trainingSecondDerivative(c.x, shape: c.s, layout: c.layout, gamma: c.gamma, eps: c.eps,
+                                                   DerivativeDirection(x: [1], channels: c.s.channels), c.w)
+        }
+    }
+
     /// Issue #19's probe (pytorch/pytorch#196699): 2×2×2 NCL input xᵢ(t) = (i + 1)t + (i mod 3 − 1)t² + i,
     /// γ = (1.5, −0.5), β = (0.25, 1), eps = 0.25, f(t) = Σ Wᵢ·BN(x(t))ᵢ with Wᵢ = i + 1, at t = −6.
     /// By the chain rule, with x′ and x″ the t-derivatives of x (x‴ = 0):
