@@ -23,7 +23,7 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import numpy as np  # noqa: E402
-from bnspec_adapter import HIGHER_ORDER_OPS, Adapter, Unsupported, channel_axis, serve  # noqa: E402
+from bnspec_adapter import HIGHER_ORDER_OPS, Adapter, channel_axis, serve  # noqa: E402
 
 BUGS = ["constant-statistics", "missing-gamma-x-cross", "r-prime-sign"]
 DT = {"float32": np.float32, "float64": np.float64}
