@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Drives higher-order BN adapters (spec §11) standalone — without the catalog — over a fixed
-set of generated cases and judges them with the error bound of spec §11.6.
+"""Drives higher-order BN adapters (spec §12) standalone — without the catalog — over a fixed
+set of generated cases and judges them with the error bound of spec §12.6.
 
     .venv-frameworks/bin/python tools/higher_order_check.py                 # every adapter below
     .venv-frameworks/bin/python tools/higher_order_check.py --adapter "python3 tools/adapters/numpy_higher_order.py"
@@ -9,9 +9,9 @@ set of generated cases and judges them with the error bound of spec §11.6.
 It is the phase-1 stand-in for `bnspec audit` on the higher-order ops (issue #19): each
 adapter is started once, speaks protocol bnspec-adapter/1 (spec/AUDIT.md §3) and answers
 hvp-train, hvp-infer, d2-train and d3-train requests on float32 and float64 cases. The
-expected values are the §11 closed forms evaluated in x87 extended precision
+expected values are the §12 closed forms evaluated in x87 extended precision
 (np.longdouble, u = 2⁻⁶⁴, 11 bits beyond float64), independent of the adapter's algorithm;
-τ is spec §11.6 with the case's u (K = 2). Prints, per adapter and op, cases passed/judged,
+τ is spec §12.6 with the case's u (K = 2). Prints, per adapter and op, cases passed/judged,
 the worst error ÷ τ, and one repro line per failing case. Exit status 0 always: this is a
 measurement, not a gate (phase 2 turns it into golden cases and `bnspec audit`).
 """
@@ -105,10 +105,10 @@ def expected(op, inp, layout, eps):
     return {"d3y": from_cn(cf.d3(g, vx, vg, vx, vg, wx, wg), L, inp["x"])}
 
 
-# --- spec §11.6: the error bound -------------------------------------------------------------
+# --- spec §12.6: the error bound -------------------------------------------------------------
 
 class Bound:
-    """τ of spec §11.6 for one case (per channel, on channel-major data)."""
+    """τ of spec §12.6 for one case (per channel, on channel-major data)."""
     K = 2.0
 
     def __init__(self, X, eps, u):
@@ -140,7 +140,7 @@ class Bound:
         return F, (dP * Q + P * dQ).mean(axis=1, keepdims=True) + (self.n + 1) * self.u * F
 
     def combine(self, terms):
-        """terms: [(coef, [(F, err), …])] with broadcastable arrays → τ (§11.6)."""
+        """terms: [(coef, [(F, err), …])] with broadcastable arrays → τ (§12.6)."""
         err, mag = 0.0, 0.0
         for coef, fs in terms:
             prod = abs(coef)

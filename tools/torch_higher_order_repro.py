@@ -11,7 +11,7 @@ f(t) = Σᵢ Wᵢ·BN(x(t))ᵢ with Wᵢ = i + 1, at t = −6. By the chain rule
 
     f″ = ⟨W, D²y[x′, x′]⟩ + ⟨W, Dy[x″]⟩,   f‴ = ⟨W, D³y[x′, x′, x′]⟩ + 3·⟨W, D²y[x′, x″]⟩,
 
-which BNSpec evaluates from the closed forms of spec §11 (here in NumPy float64 via
+which BNSpec evaluates from the closed forms of spec §12 (here in NumPy float64 via
 tools/adapters/numpy_higher_order.py; the Swift reference prints the same digits in
 `swift test --filter HigherOrderTests.torchProbeValues`, where it is also checked against an
 exact rational evaluation).
@@ -50,7 +50,7 @@ def cn(a):
 
 
 def bnspec_values(bug=None):
-    """f″(−6), f‴(−6) from the §11 closed forms (float64). With bug="constant-statistics",
+    """f″(−6), f‴(−6) from the §12 closed forms (float64). With bug="constant-statistics",
     the forward-over-forward model of frozen statistics (f″ only is meaningful for it)."""
     x, x1, x2 = cn(x_of_t(T0)), cn((IDX + 1) + 2 * (IDX % 3 - 1) * T0), cn(2.0 * (IDX % 3 - 1))
     W, g = cn(IDX + 1.0), np.array(GAMMA)[:, None]
@@ -267,7 +267,7 @@ def main():
     f2, f3 = bnspec_values()
     print("Probe: float64, x_i(t) = (i+1)t + (i mod 3 - 1)t^2 + i (2x2x2, NCL), gamma = (1.5, -0.5), beta = (0.25, 1),")
     print("       eps = 0.25, f(t) = sum_i W_i BN(x(t))_i with W_i = i + 1, at t = -6 (pytorch/pytorch#196699, issue #19)")
-    print(f"\nBNSpec (spec §11 closed forms, NumPy float64):  f''(-6) = {f2:.15g}   f'''(-6) = {f3:.15g}")
+    print(f"\nBNSpec (spec §12 closed forms, NumPy float64):  f''(-6) = {f2:.15g}   f'''(-6) = {f3:.15g}")
     version, rows, diag = torch_rows()
     table(f"PyTorch {version}", rows)
     print("\n  Diagnosis — the same derivatives with PyTorch's formulas and the saved mean/invstd held constant:")

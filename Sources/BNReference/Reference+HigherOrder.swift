@@ -1,107 +1,81 @@
 import BNCore
-import RealModule
 
-/// A direction (tangent) in BN's input space: a perturbation of x (in x's layout) and of
-/// the per-channel γ and β. y is linear in β, so β's component drops out of every second
-/// and third derivative; it is carried for the first-order term and for adapters' inputs.
-public struct DerivativeDirection: Sendable {
-    public var x: [Double]
-    public var gamma: [Double]
-    public var beta: [Double]
-
-    public init(x: [Double], gamma: [Double], beta: [Double]) {
-        self.x = x; self.gamma = gamma; self.beta = beta
-    }
-
-    /// A direction in x only (γ and β components 0).
-    public init(x: [Double], channels: Int) {
-        self.init(x: x, gamma: [Double](repeating: 0, count: channels), beta: [Double](repeating: 0, count: channels))
-    }
-}
-
-/// H·v for the loss L = ⟨dy, y⟩, split like the variables (x, γ, β).
-public struct HessianVectorProduct: Sendable {
-    public var x: [Double]
-    public var gamma: [Double]
-    /// Always 0: L is linear in β, and ∂L/∂β = Σdy depends on nothing (spec §11.3).
-    public var beta: [Double]
-}
-
-/// Higher-order derivatives of BN (spec/SPEC.md §11): the Hessian-vector product of
-/// L = ⟨dy, y⟩ and the second and third directional derivatives of y, per channel in O(n),
-/// from the closed forms derived in §11.
+/// Higher-order derivatives of BN (spec/SPEC.md §12): the Hessian-vector product of
+/// L = ⟨dy, y⟩ and the second and third directional derivatives of y, per channel in O(n).
 ///
-/// Numerical contract (finite data, no under- or overflow): the statistics are exact before
-/// rounding — the deviations x − μ are taken against the exact mean (the rounded mean of
-/// ``ChannelMoments`` plus the exactly summed correction Σ(x − μ̂)/n), 1/√(σ² + ε) comes from
-/// the double-word M2 with one Newton step — and every channel reduction and every
-/// per-element combination is evaluated in double-word arithmetic
-/// (``DoubleDouble`` +Arithmetic, relative error ≤ 4u² per operation, u = 2⁻⁵³). Each output
-/// is rounded once at the end, so |computed − exact| ≤ ½ulp(exact) + c·u²·S with S the sum of
-/// the absolute values of the closed form's terms and c a small constant (≲ 100); checked
-/// against an exact rational evaluation in `HigherOrderExactTests`.
+/// Numerical contract (spec §7): for finite inputs every output element is the correctly
+/// rounded Double (nearest, ties to even) of the exact real value of §12's closed forms on the
+/// inputs' exact values — the same guarantee as the first-order outputs. Every output is
+/// R/√V with V = σ² + ε (σ²_R + ε in inference) and R an exact rational that is affine in the
+/// element's inputs: R = K_d·(x − μ) + Σₖ Kₖ·(zₖ − mean zₖ) for the tensors zₖ ∈ {dy, vₓ, wₓ}
+/// with per-channel rational coefficients K (§12.7 lists them). The channel sums that the K
+/// are made of (Σz, Σx·z, Σzⱼ·zₖ) are accumulated exactly (``LongAccumulator``) and combined
+/// in ``Rational``; per element R/√V is evaluated with a certified radius (``Enclosure``) and the
+/// rare element whose rounding that cannot decide is re-evaluated exactly
+/// (``Rational/roundedSurd(_:plus:over:)``; counted by ``Reference/exactFallbacks``).
 ///
-/// Edge semantics follow §4: a channel holding NaN or ±Inf gives NaN in that channel's
-/// outputs (H·v's β part stays 0); σ² = 0 with ε = 0 gives NaN (x̂ = 0·∞). A channel with one
-/// value (n = 1) has x̂ = 0 and centred directions 0, so its derivatives are 0.
+/// Edge semantics follow §4: a channel holding NaN or ±Inf in x, dy or a direction, or with a
+/// non-finite γ or direction component, gives NaN in that channel's outputs (H·v's β part stays
+/// 0); V = 0 (σ² = 0 with ε = 0) gives NaN. A channel with one value (n = 1) has x − μ = 0 and
+/// centred directions 0, so its derivatives are 0 (for ε > 0).
 extension Reference {
-    /// H·v of L = ⟨dy, y⟩ in training mode (μ and σ² functions of x), along `direction`:
+    /// H·v of L = ⟨dy, y⟩ in training mode (μ and σ² functions of x), along `direction`
+    /// (spec §12.3):
     ///
-    ///     (Hv)ₓ = g·r·(ē − q·x̂) + γ·r²·((3qα − β_v)·x̂ − q·a − α·ē)
-    ///     (Hv)_γ = n·r·(β_v − q·α),   (Hv)_β = 0
+    ///     (Hv)ₓ = g·r·(ē − q·x̂) + γ·r²·((3qα − κ)·x̂ − q·a − α·ē)
+    ///     (Hv)_γ = n·r·(κ − q·α),   (Hv)_β = 0
     ///
-    /// with a = v − mean(v), ē = dy − mean(dy), α = ⟨x̂, a⟩/n, q = ⟨ē, x̂⟩/n, β_v = ⟨ē, a⟩/n,
-    /// g = the direction's γ component (spec §11.3).
+    /// with a = v − mean(v), ē = dy − mean(dy), α = ⟨x̂, a⟩/n, q = ⟨ē, x̂⟩/n, κ = ⟨ē, a⟩/n,
+    /// g = the direction's γ component.
     public static func trainingHessianVectorProduct(_ x: [Double], dy: [Double], shape: Shape, layout: Layout,
                                                     gamma: [Double]?, eps: Double,
                                                     direction v: DerivativeDirection) throws -> HessianVectorProduct {
         try checkHigherOrder(x, shape, layout, gamma: gamma, eps: eps, directions: [v])
         try check(dy.count, shape, layout, what: "dy")
-        var hx = [Double](repeating: 0, count: x.count)
-        var hg = [Double](repeating: 0, count: shape.channels)
+        var hx = [Double](repeating: 0, count: x.count), hg = [Double](repeating: 0, count: shape.channels)
         for c in 0..<shape.channels {
-            let ch = HigherOrderChannel(x, channel: c, shape: shape, layout: layout, eps: eps)
-            guard ch.isFinite else { ch.fill(&hx, .nan); hg[c] = .nan; continue }
-            let g = DoubleDouble(gamma?[c] ?? 1), gv = DoubleDouble(v.gamma[c])
-            let a = ch.centered(v.x), e = ch.centered(dy)
-            let alpha = ch.mean(ch.xhat, a), q = ch.mean(e, ch.xhat), bv = ch.mean(e, a)
-            let r = ch.r, r2 = r * r
-            let k1 = gv * r, k2 = g * r2
-            let cx = DoubleDouble(3) * q * alpha + -bv
-            for (j, i) in ch.indices.enumerated() {
-                let first = k1 * (e[j] + -(q * ch.xhat[j]))
-                let second = k2 * (cx * ch.xhat[j] + -(q * a[j]) + -(alpha * e[j]))
-                hx[i] = (first + second).value
+            let g = gamma?[c] ?? 1
+            guard let ch = ExactDerivativeChannel(x, channel: c, shape: shape, layout: layout, eps: eps,
+                                                  tangents: [dy, v.x], parameters: [g, v.gamma[c]]) else {
+                fill(&hx, layout.segments(channel: c, shape: shape), .nan); hg[c] = .nan; continue
             }
-            hg[c] = (r * (bv + -(q * alpha)) * ch.n).value
+            let G = Rational(g), Gv = Rational(v.gamma[c]), W = ch.w
+            let q = ch.alpha[0], av = ch.alpha[1], kappa = ch.c[0][1]
+            let kd = -(Gv * q * W) + G * W * (Rational(3) * q * av * W - kappa)
+            ch.evaluate([(.data, kd), (.tangent(0), Gv - G * av * W), (.tangent(1), -(G * q * W))], into: &hx)
+            hg[c] = ch.scalar(Rational(ch.n) * (kappa - q * av * W))
         }
         return HessianVectorProduct(x: hx, gamma: hg, beta: [Double](repeating: 0, count: shape.channels))
     }
 
     /// H·v of L = ⟨dy, y⟩ in inference mode (μ_R, σ²_R constants, r_R = 1/√(σ²_R + ε)):
-    /// (Hv)ₓ = g·r_R·dy, (Hv)_γ = r_R·⟨dy, vₓ⟩, (Hv)_β = 0 (spec §11.5).
+    /// (Hv)ₓ = g·r_R·dy, (Hv)_γ = r_R·⟨dy, vₓ⟩, (Hv)_β = 0 (spec §12.5). A channel whose μ_R or
+    /// σ²_R is not finite, or whose σ²_R + ε ≤ 0, follows §4 in IEEE arithmetic.
     public static func inferenceHessianVectorProduct(_ x: [Double], dy: [Double], shape: Shape, layout: Layout,
                                                      gamma: [Double]?, mean: [Double], variance: [Double], eps: Double,
                                                      direction v: DerivativeDirection) throws -> HessianVectorProduct {
         try checkHigherOrder(x, shape, layout, gamma: gamma, eps: eps, directions: [v])
         try check(dy.count, shape, layout, what: "dy")
         try checkParameter(mean, "running mean", shape); try checkParameter(variance, "running variance", shape)
-        var hx = [Double](repeating: 0, count: x.count)
-        var hg = [Double](repeating: 0, count: shape.channels)
+        var hx = [Double](repeating: 0, count: x.count), hg = [Double](repeating: 0, count: shape.channels)
         for c in 0..<shape.channels {
-            let r = (DoubleDouble(variance[c]) + eps).reciprocalSquareRoot
-            let k = r * v.gamma[c]
-            var s = DoubleDouble(0)
-            forEachIndex(layout.segments(channel: c, shape: shape)) { i in
-                hx[i] = (k * dy[i]).value
-                s = s + DoubleDouble.product(dy[i], v.x[i])
+            let segs = layout.segments(channel: c, shape: shape), gv = v.gamma[c]
+            if let root = ExactRoot(mean: mean[c], variance: variance[c], eps: eps), gv.isFinite,
+               let s = ExactGradientSums(v.x, dy, segs) {       // s.dyx = Σdy·vₓ, exactly
+                let terms = [SurdTerm(Rational(gv), dy)]
+                forEachIndex(segs) { i in hx[i] = root.element(terms, i) }
+                hg[c] = root.scalar(s.dyx)
+            } else {
+                let r = mean[c].isFinite ? inverseStd(variance: variance[c], eps: eps) : .nan
+                var s = CompensatedSum()
+                forEachIndex(segs) { i in hx[i] = gv * r * dy[i]; s.addProduct(dy[i], v.x[i]) }
+                hg[c] = r * s.value
             }
-            hg[c] = (r * s).value
         }
         return HessianVectorProduct(x: hx, gamma: hg, beta: [Double](repeating: 0, count: shape.channels))
     }
 
-    /// D²y[v, w] in training mode (spec §11.2):
+    /// D²y[v, w] in training mode (spec §12.2):
     ///
     ///     D²y = g_v·x̂′[w] + g_w·x̂′[v] + γ·x̂″[v, w]
     ///     x̂′[v] = r·(a − x̂·α_v),   x̂″[v, w] = r²·(x̂·(3α_vα_w − c_vw) − a·α_w − b·α_v)
@@ -112,19 +86,20 @@ extension Reference {
         try checkHigherOrder(x, shape, layout, gamma: gamma, eps: eps, directions: [v, w])
         var out = [Double](repeating: 0, count: x.count)
         for c in 0..<shape.channels {
-            let ch = HigherOrderChannel(x, channel: c, shape: shape, layout: layout, eps: eps)
-            guard ch.isFinite else { ch.fill(&out, .nan); continue }
-            let t = ch.tangents([v, w])
-            let g = DoubleDouble(gamma?[c] ?? 1), gv = DoubleDouble(v.gamma[c]), gw = DoubleDouble(w.gamma[c])
-            for j in ch.indices.indices {
-                let d2 = gv * t.first(j, 1) + gw * t.first(j, 0) + g * t.second(j, 0, 1)
-                out[ch.indices[j]] = d2.value
+            let g = gamma?[c] ?? 1
+            guard let ch = ExactDerivativeChannel(x, channel: c, shape: shape, layout: layout, eps: eps,
+                                                  tangents: [v.x, w.x], parameters: [g, v.gamma[c], w.gamma[c]]) else {
+                fill(&out, layout.segments(channel: c, shape: shape), .nan); continue
             }
+            let G = Rational(g), gv = Rational(v.gamma[c]), gw = Rational(w.gamma[c]), W = ch.w
+            let av = ch.alpha[0], aw = ch.alpha[1]
+            let kd = -(gv * aw * W) - gw * av * W + G * W * (Rational(3) * av * aw * W - ch.c[0][1])
+            ch.evaluate([(.data, kd), (.tangent(0), gw - G * aw * W), (.tangent(1), gv - G * av * W)], into: &out)
         }
         return out
     }
 
-    /// D³y[u, v, w] in training mode (spec §11.2):
+    /// D³y[u, v, w] in training mode (spec §12.2):
     ///
     ///     D³y = g_u·x̂″[v, w] + g_v·x̂″[u, w] + g_w·x̂″[u, v] + γ·x̂‴[u, v, w]
     ///     x̂‴ = r³·(a_u(3α_vα_w − c_vw) + a_v(3α_uα_w − c_uw) + a_w(3α_uα_v − c_uv)
@@ -135,21 +110,32 @@ extension Reference {
         try checkHigherOrder(x, shape, layout, gamma: gamma, eps: eps, directions: [u, v, w])
         var out = [Double](repeating: 0, count: x.count)
         for c in 0..<shape.channels {
-            let ch = HigherOrderChannel(x, channel: c, shape: shape, layout: layout, eps: eps)
-            guard ch.isFinite else { ch.fill(&out, .nan); continue }
-            let t = ch.tangents([u, v, w])
-            let g = DoubleDouble(gamma?[c] ?? 1)
-            let gu = DoubleDouble(u.gamma[c]), gv = DoubleDouble(v.gamma[c]), gw = DoubleDouble(w.gamma[c])
-            for j in ch.indices.indices {
-                let d3 = gu * t.second(j, 1, 2) + gv * t.second(j, 0, 2) + gw * t.second(j, 0, 1) + g * t.third(j)
-                out[ch.indices[j]] = d3.value
+            let g = gamma?[c] ?? 1
+            guard let ch = ExactDerivativeChannel(x, channel: c, shape: shape, layout: layout, eps: eps, tangents: [u.x, v.x, w.x],
+                                                  parameters: [g, u.gamma[c], v.gamma[c], w.gamma[c]]) else {
+                fill(&out, layout.segments(channel: c, shape: shape), .nan); continue
             }
+            let G = Rational(g), gs = [u.gamma[c], v.gamma[c], w.gamma[c]].map { Rational($0) }, W = ch.w
+            let al = ch.alpha, cc = ch.c, three = Rational(3)
+            // The coefficient of a_k in x̂″[l, m]·r⁻¹ is −α_m·W (of a_l) — so D³y's a_k
+            // coefficient collects −g_l·α_m − g_m·α_l from the g-terms and γ·(3α_lα_mW − c_lm).
+            let splits = [(0, 1, 2), (1, 0, 2), (2, 0, 1)]
+            var terms: [(ExactDerivativeChannel.Source, Rational)] = []
+            var kd = Rational.zero
+            for (k, l, m) in splits {
+                let inner = three * al[l] * al[m] * W - cc[l][m]
+                kd = kd + gs[k] * inner
+                terms.append((.tangent(k), W * (-(gs[l] * al[m]) - gs[m] * al[l] + G * inner)))
+            }
+            let sumC = cc[0][1] * al[2] + cc[0][2] * al[1] + cc[1][2] * al[0]
+            kd = W * (kd + G * (three * sumC * W - Rational(15) * al[0] * al[1] * al[2] * W * W))
+            ch.evaluate([(.data, kd)] + terms, into: &out)
         }
         return out
     }
 
     /// D²y[v, w] in inference mode: y = γ·(x − μ_R)·r_R + β is bilinear in (γ, x), so
-    /// D²y = r_R·(g_v·wₓ + g_w·vₓ) (spec §11.5).
+    /// D²y = r_R·(g_v·wₓ + g_w·vₓ) (spec §12.5).
     public static func inferenceSecondDerivative(_ x: [Double], shape: Shape, layout: Layout, gamma: [Double]?,
                                                  mean: [Double], variance: [Double], eps: Double,
                                                  _ v: DerivativeDirection, _ w: DerivativeDirection) throws -> [Double] {
@@ -157,15 +143,21 @@ extension Reference {
         try checkParameter(mean, "running mean", shape); try checkParameter(variance, "running variance", shape)
         var out = [Double](repeating: 0, count: x.count)
         for c in 0..<shape.channels {
-            let r = (DoubleDouble(variance[c]) + eps).reciprocalSquareRoot
-            forEachIndex(layout.segments(channel: c, shape: shape)) { i in
-                out[i] = (r * (DoubleDouble.product(v.gamma[c], w.x[i]) + DoubleDouble.product(w.gamma[c], v.x[i]))).value
+            let segs = layout.segments(channel: c, shape: shape), gv = v.gamma[c], gw = w.gamma[c]
+            var finite = gv.isFinite && gw.isFinite
+            forEachIndex(segs) { i in finite = finite && v.x[i].isFinite && w.x[i].isFinite }
+            if finite, let root = ExactRoot(mean: mean[c], variance: variance[c], eps: eps) {
+                let terms = [SurdTerm(Rational(gv), w.x), SurdTerm(Rational(gw), v.x)]
+                forEachIndex(segs) { i in out[i] = root.element(terms, i) }
+            } else {
+                let r = mean[c].isFinite ? inverseStd(variance: variance[c], eps: eps) : .nan
+                forEachIndex(segs) { i in out[i] = r * (gv * w.x[i] + gw * v.x[i]) }
             }
         }
         return out
     }
 
-    /// D³y in inference mode is identically 0 (y is bilinear in (γ, x); spec §11.5).
+    /// D³y in inference mode is identically 0 (y is bilinear in (γ, x); spec §12.5).
     public static func inferenceThirdDerivative(_ x: [Double], shape: Shape, layout: Layout, gamma: [Double]?,
                                                 mean: [Double], variance: [Double], eps: Double,
                                                 _ u: DerivativeDirection, _ v: DerivativeDirection,
@@ -186,100 +178,140 @@ extension Reference {
             try checkParameter(d.beta, "direction \(k + 1)'s beta", shape)
         }
     }
+
+    static func fill(_ out: inout [Double], _ segs: [ChannelSegment], _ value: Double) {
+        forEachIndex(segs) { out[$0] = value }
+    }
 }
 
-/// One channel prepared for the higher-order closed forms: its element indices (storage
-/// order), n, r = 1/√(σ² + ε) and x̂ = (x − μ)·r, both in double-word arithmetic against the
-/// exact mean (see ``Reference`` +HigherOrder for the contract).
-struct HigherOrderChannel {
-    let indices: [Int]
-    let n: Double
-    let r: DoubleDouble
-    let xhat: [DoubleDouble]
-    let isFinite: Bool
+/// One term K·(zᵢ − m) of an output's rational part R (spec §12.7): a per-channel coefficient K,
+/// a tensor z and the centre m (the channel's exact mean of z, or 0), with their enclosures.
+struct SurdTerm {
+    let k: Rational, kE: Enclosure
+    let z: [Double]
+    let centre: Rational, centreE: Enclosure
 
-    init(_ x: [Double], channel c: Int, shape: Shape, layout: Layout, eps: Double) {
-        let segs = layout.segments(channel: c, shape: shape)
-        var idx: [Int] = []; idx.reserveCapacity(shape.perChannelCount)
-        Reference.forEachIndex(segs) { idx.append($0) }
-        indices = idx
-        n = Double(idx.count)
+    init(_ k: Rational, _ z: [Double], centre: Rational = .zero, centreEnclosure: Enclosure = Enclosure(0)) {
+        self.k = k; kE = Enclosure(k); self.z = z; self.centre = centre; centreE = centreEnclosure
+    }
+}
+
+/// 1/√V of one channel, exactly (V > 0 rational), for outputs R/√V.
+struct ExactRoot {
+    let radicand: Rational
+    let root: Enclosure
+
+    init(radicand v: Rational) {
+        radicand = v; root = Enclosure.inverseSquareRoot(v)
+    }
+
+    /// σ²_R + ε of given statistics, or nil when §4's IEEE path applies (a non-finite μ_R or
+    /// σ²_R, or σ²_R + ε ≤ 0).
+    init?(mean m: Double, variance v: Double, eps: Double) {
+        guard m.isFinite, v.isFinite else { return nil }
+        let radicand = Rational(v) + Rational(eps)
+        guard radicand.signum > 0 else { return nil }
+        self.init(radicand: radicand)
+    }
+
+    /// Σ K·(zᵢ − m) / √V at element i, correctly rounded (every zᵢ finite).
+    @inline(__always) func element(_ terms: [SurdTerm], _ i: Int) -> Double {
+        var r = Enclosure(0)
+        for t in terms { r = r + t.kE * (Enclosure(t.z[i]) - t.centreE) }
+        if let d = (r * root).correctlyRounded { return d }
+        Reference.exactFallbacks?.increment()
+        var exact = Rational.zero
+        for t in terms { exact = exact + t.k * (Rational(t.z[i]) - t.centre) }
+        return Rational.roundedSurd(exact, plus: .zero, over: radicand)
+    }
+
+    /// R/√V for a per-channel rational R, correctly rounded.
+    func scalar(_ r: Rational) -> Double {
+        if let d = (Enclosure(r) * root).correctlyRounded { return d }
+        Reference.exactFallbacks?.increment()
+        return Rational.roundedSurd(r, plus: .zero, over: radicand)
+    }
+}
+
+/// One channel prepared for the training-mode closed forms, exactly: μ, V = σ² + ε and
+/// W = 1/V as rationals, and for each tangent tensor zₖ (dy or a direction's x-part) its mean
+/// mₖ, αₖ·√V = Aₖ = ⟨x − μ, zₖ⟩/n and cⱼₖ = ⟨zⱼ − mⱼ, zₖ − mₖ⟩/n — the quantities of spec §12.1
+/// with the powers of r taken out (α = r·A, x̂ = r·(x − μ)), so that every closed form is r times
+/// a rational. Nil when the channel holds a non-finite value or V = 0 (§4).
+struct ExactDerivativeChannel {
+    enum Source { case data, tangent(Int) }
+
+    let segments: [ChannelSegment]
+    let n: Int
+    let x: [Double]
+    let mean: Rational, meanE: Enclosure
+    let root: ExactRoot
+    let w: Rational
+    let tangents: [[Double]]
+    let means: [Rational]
+    let meansE: [Enclosure]
+    /// Aₖ = ⟨x − μ, zₖ⟩/n (so αₖ = r·Aₖ).
+    let alpha: [Rational]
+    /// cⱼₖ = ⟨zⱼ − mⱼ, zₖ − mₖ⟩/n.
+    let c: [[Rational]]
+
+    init?(_ x: [Double], channel ch: Int, shape: Shape, layout: Layout, eps: Double, tangents: [[Double]], parameters: [Double]) {
+        let segs = layout.segments(channel: ch, shape: shape)
+        guard parameters.allSatisfy(\.isFinite) else { return nil }
+        var finite = true
+        Reference.forEachIndex(segs) { i in finite = finite && x[i].isFinite && tangents.allSatisfy { $0[i].isFinite } }
+        guard finite else { return nil }
         let m = x.withUnsafeBufferPointer { ChannelMoments.compute($0, segments: segs) }
-        guard m.mean.isFinite, m.scaledM2.head.isFinite else {
-            r = DoubleDouble(.nan); xhat = []; isFinite = false; return
+        guard let e = m.exact else { return nil }
+        let v = e.m2 / Rational(e.count) + Rational(eps)
+        guard v.signum > 0 else { return nil }
+        segments = segs; n = e.count; self.x = x; self.tangents = tangents
+        mean = e.mean; meanE = e.meanEnclosure
+        root = ExactRoot(radicand: v); w = .one / v
+        let nn = Rational(n)
+        var sums: [Rational] = [], alpha: [Rational] = []
+        for z in tangents {
+            let s = LongAccumulator(.sums), p = LongAccumulator(.products)
+            Reference.forEachIndex(segs) { i in s.add(z[i]); p.addProduct(x[i], z[i]) }
+            let sum = s.rational
+            sums.append(sum)
+            alpha.append((p.rational - e.mean * sum) / nn)
         }
-        // Deviations from the rounded mean, exactly (TwoSum), and their exact sum n·(μ − μ̂).
-        var residual = ExactSum()
-        var dev: [DoubleDouble] = []; dev.reserveCapacity(idx.count)
-        for i in idx {
-            let (h, l) = Augmented.sum(x[i], -m.mean)
-            residual.add(h); residual.add(l)
-            dev.append(DoubleDouble(h, l))
+        means = sums.map { $0 / nn }
+        meansE = means.map { Enclosure($0) }
+        self.alpha = alpha
+        var c = [[Rational]](repeating: [Rational](repeating: .zero, count: tangents.count), count: tangents.count)
+        for j in tangents.indices {
+            for k in j..<tangents.count {
+                let p = LongAccumulator(.products)
+                Reference.forEachIndex(segs) { i in p.addProduct(tangents[j][i], tangents[k][i]) }
+                c[j][k] = p.rational / nn - means[j] * means[k]
+                c[k][j] = c[j][k]
+            }
         }
-        let shift = -residual.doubleDouble.divided(by: n)      // μ̂ − μ
-        let variance = m.scaledM2.divided(by: n).scaled(byPowerOfTwo: m.m2Exponent)
-        let rr = (variance + eps).reciprocalSquareRoot
-        r = rr
-        xhat = dev.map { ($0 + shift) * rr }
-        isFinite = true
+        self.c = c
     }
 
-    func fill(_ out: inout [Double], _ value: Double) { for i in indices { out[i] = value } }
-
-    /// v − mean(v) over the channel, with the mean summed exactly.
-    func centered(_ v: [Double]) -> [DoubleDouble] {
-        var s = ExactSum()
-        for i in indices { s.add(v[i]) }
-        let m = -s.doubleDouble.divided(by: n)
-        return indices.map { DoubleDouble(v[$0]) + m }
+    /// Writes R/√V, correctly rounded, at every element of the channel, with
+    /// R = Σ K·(z − centre) over `terms` (`.data`: x − μ; `.tangent(k)`: zₖ − mₖ). Terms on the
+    /// same tensor are merged first (D³y[v, v, w] passes v twice), so the enclosure is as tight
+    /// as the sum allows.
+    func evaluate(_ terms: [(Source, Rational)], into out: inout [Double]) {
+        var merged: [(array: [Double], centre: Rational, centreE: Enclosure, k: Rational)] = []
+        for (source, k) in terms {
+            let (z, m, mE): ([Double], Rational, Enclosure)
+            switch source {
+            case .data: (z, m, mE) = (x, mean, meanE)
+            case .tangent(let j): (z, m, mE) = (tangents[j], means[j], meansE[j])
+            }
+            if let at = merged.firstIndex(where: { $0.array == z }) { merged[at].k = merged[at].k + k } else {
+                merged.append((z, m, mE, k))
+            }
+        }
+        let st = merged.map { SurdTerm($0.k, $0.array, centre: $0.centre, centreEnclosure: $0.centreE) }
+        Reference.forEachIndex(segments) { i in out[i] = root.element(st, i) }
     }
 
-    /// ⟨a, b⟩/n in double-word arithmetic.
-    func mean(_ a: [DoubleDouble], _ b: [DoubleDouble]) -> DoubleDouble {
-        var s = DoubleDouble(0)
-        for j in a.indices { s = s + a[j] * b[j] }
-        return s.divided(by: n)
-    }
-
-    /// The channel's data for directional derivatives along `dirs`: centred x-components
-    /// and the scalars α_k = ⟨x̂, a_k⟩/n and c_jk = ⟨a_j, a_k⟩/n.
-    func tangents(_ dirs: [DerivativeDirection]) -> Tangents {
-        let a = dirs.map { centered($0.x) }
-        let alpha = a.map { mean(xhat, $0) }
-        var cc = [[DoubleDouble]](repeating: [DoubleDouble](repeating: DoubleDouble(0), count: dirs.count), count: dirs.count)
-        for j in dirs.indices { for k in j..<dirs.count { cc[j][k] = mean(a[j], a[k]); cc[k][j] = cc[j][k] } }
-        return Tangents(xhat: xhat, r: r, a: a, alpha: alpha, c: cc)
-    }
-}
-
-/// Directional derivatives of x̂ for one channel (spec §11.2), element j of the channel.
-struct Tangents {
-    let xhat: [DoubleDouble]
-    let r: DoubleDouble
-    let a: [[DoubleDouble]]
-    let alpha: [DoubleDouble]
-    let c: [[DoubleDouble]]
-
-    /// x̂′[k] = r·(a_k − x̂·α_k).
-    func first(_ j: Int, _ k: Int) -> DoubleDouble {
-        r * (a[k][j] + -(xhat[j] * alpha[k]))
-    }
-
-    /// x̂″[k, l] = r²·(x̂·(3α_kα_l − c_kl) − a_k·α_l − a_l·α_k).
-    func second(_ j: Int, _ k: Int, _ l: Int) -> DoubleDouble {
-        let s = xhat[j] * (DoubleDouble(3) * alpha[k] * alpha[l] + -c[k][l]) + -(a[k][j] * alpha[l]) + -(a[l][j] * alpha[k])
-        return r * r * s
-    }
-
-    /// x̂‴[0, 1, 2] = r³·(Σ_cyc a_k(3α_lα_m − c_lm) + x̂·(3Σ_cyc c_klα_m − 15α_0α_1α_2)).
-    func third(_ j: Int) -> DoubleDouble {
-        let (a0, a1, a2) = (alpha[0], alpha[1], alpha[2])
-        let three = DoubleDouble(3)
-        var s = a[0][j] * (three * a1 * a2 + -c[1][2])
-        s = s + a[1][j] * (three * a0 * a2 + -c[0][2])
-        s = s + a[2][j] * (three * a0 * a1 + -c[0][1])
-        let cx = three * (c[0][1] * a2 + c[0][2] * a1 + c[1][2] * a0) + -(DoubleDouble(15) * a0 * a1 * a2)
-        s = s + xhat[j] * cx
-        return r * r * r * s
-    }
+    /// R/√V for a per-channel rational R, correctly rounded.
+    func scalar(_ r: Rational) -> Double { root.scalar(r) }
 }

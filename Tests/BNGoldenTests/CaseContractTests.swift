@@ -50,7 +50,10 @@ import Testing
         #expect(BNGolden.Operation.train.outputs.filter(\.requiredInAudit).map(\.name) == ["y", "running_mean", "running_var"])
         #expect(BNGolden.Operation.trajectory.input("x")?.file == "x_steps.npy" && Operation.trajectory.input("x")?.extent == .stepsTensor)
         #expect(BNGolden.Operation.trajectory.output("running_mean")?.extent == .stepsChannels)
-        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval"])
+        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval", "hv_x", "hv_x", "d2y", "d3y"])
+        #expect(BNGolden.Operation.allCases.filter(\.isHigherOrder) == [.hvpTrain, .hvpInfer, .d2Train, .d3Train])
+        #expect(BNGolden.Operation.d3Train.inputs.map(\.name) == ["x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta"])
+        #expect(BNGolden.Operation.hvpInfer.outputs.map(\.name) == ["hv_x", "hv_gamma", "hv_beta"])
         #expect(BNGolden.Operation.allCases.filter(\.updatesRunningStatistics) == [.train, .trajectory])
         #expect(BNGolden.Operation.allCases.filter(\.hasSteps) == [.trajectory])
         for op in BNGolden.Operation.allCases {

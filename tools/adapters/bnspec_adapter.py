@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # this checkout's package
-from bnspec.adapter import (DATA_ARRAYS, OP_TABLE, OPS, PROTOCOL, Adapter, Op, Refused, Request, Unsupported,  # noqa: E402,F401
-                            channel_axis, handle, param_shape, reduce_axes)
+from bnspec.adapter import (DATA_ARRAYS, HIGHER_ORDER_OPS, OP_TABLE, OPS, PROTOCOL, Adapter, Op, Refused, Request,  # noqa: E402,F401
+                            Unsupported, channel_axis, handle, param_shape, reduce_axes)
 from bnspec.arrays import load, save  # noqa: E402,F401
 from bnspec.protocol import serve  # noqa: E402,F401

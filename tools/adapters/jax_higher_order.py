@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""BNSpec adapter: higher-order derivatives of BN in JAX (spec §11).
+"""BNSpec adapter: higher-order derivatives of BN in JAX (spec §12).
 
     python3 tools/adapters/jax_higher_order.py --bn {flax,flax-two-pass,functional} --ad {rev,fwd,fwd-rev,rev-fwd,hessian}
 
@@ -50,7 +50,7 @@ class JaxHigherOrder(Adapter):
     def y(self, req, training, mean=None, var=None):
         dt = DT[req["dtype"]]
         axis = channel_axis(req["layout"])
-        eps = req["eps"] if req.get("eps") is not None else 1e-5
+        eps = req.eps
         if self.bn in ("flax", "flax-two-pass"):
             mod = nn.BatchNorm(use_running_average=not training, axis=axis, epsilon=eps, dtype=dt, param_dtype=dt,
                                use_fast_variance=self.bn == "flax")
@@ -76,9 +76,10 @@ class JaxHigherOrder(Adapter):
         return functional
 
     def arrays(self, req, x, gamma, beta, *dirs):
+        """θ = (x, γ, β) and the directions, each a triple (x-part, γ-part, β-part), in the case's dtype."""
         dt = DT[req["dtype"]]
         a = lambda z: jnp.asarray(np.asarray(z), dtype=dt)  # noqa: E731
-        return (a(x), a(gamma), a(beta)), [(a(d["x"]), a(d["gamma"]), a(d["beta"])) for d in dirs]
+        return (a(x), a(gamma), a(beta)), [tuple(a(p) for p in d) for d in dirs]
 
     def hvp(self, y, theta, v, dy):
         def L(*th):
@@ -131,23 +132,23 @@ class JaxHigherOrder(Adapter):
     def out(self, a):
         return np.asarray(a, np.float64)
 
-    def hvp_train(self, req, x, dy, gamma, beta, v):
-        theta, (vv,) = self.arrays(req, x, gamma, beta, v)
+    def hvp_train(self, req, x, dy, gamma, beta, v_x, v_gamma, v_beta):
+        theta, (vv,) = self.arrays(req, x, gamma, beta, (v_x, v_gamma, v_beta))
         h = self.hvp(self.y(req, True), theta, vv, jnp.asarray(dy, DT[req["dtype"]]))
         return {"hv_x": self.out(h[0]), "hv_gamma": self.out(h[1]), "hv_beta": self.out(h[2])}
 
-    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v):
-        theta, (vv,) = self.arrays(req, x, gamma, beta, v)
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v_x, v_gamma, v_beta):
+        theta, (vv,) = self.arrays(req, x, gamma, beta, (v_x, v_gamma, v_beta))
         dt = DT[req["dtype"]]
         h = self.hvp(self.y(req, False, jnp.asarray(mean, dt), jnp.asarray(var, dt)), theta, vv, jnp.asarray(dy, dt))
         return {"hv_x": self.out(h[0]), "hv_gamma": self.out(h[1]), "hv_beta": self.out(h[2])}
 
-    def d2_train(self, req, x, gamma, beta, v, w):
-        theta, (vv, ww) = self.arrays(req, x, gamma, beta, v, w)
+    def d2_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        theta, (vv, ww) = self.arrays(req, x, gamma, beta, (v_x, v_gamma, v_beta), (w_x, w_gamma, w_beta))
         return {"d2y": self.out(self.derivative(self.y(req, True), theta, [vv, ww]))}
 
-    def d3_train(self, req, x, gamma, beta, v, w):
-        theta, (vv, ww) = self.arrays(req, x, gamma, beta, v, w)
+    def d3_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        theta, (vv, ww) = self.arrays(req, x, gamma, beta, (v_x, v_gamma, v_beta), (w_x, w_gamma, w_beta))
         return {"d3y": self.out(self.derivative(self.y(req, True), theta, [vv, vv, ww]))}
 
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""BNSpec adapter: the higher-order derivatives of BN (spec/SPEC.md §11) from their closed
+"""BNSpec adapter: the higher-order derivatives of BN (spec/SPEC.md §12) from their closed
 forms, in NumPy, computed in the case's dtype (float32 or float64) — the honest model of an
 implementation, and, with a BUG argument, three classic mistakes:
 
@@ -15,7 +15,8 @@ BUG (each changes only the second- and third-order terms it names):
                         r′[v] = +r²·α_v, wherever it enters (x̂′ and the r′ parts of x̂″, H·v).
 
 Ops: hvp-train, hvp-infer, d2-train (D²y[v, w]), d3-train (D³y[v, v, w]).
-Run: bnspec audit --adapter "python3 tools/adapters/numpy_higher_order.py" (phase 2).
+Run: bnspec audit --adapter "python3 tools/adapters/numpy_higher_order.py [BUG]" --profile pytorch --match hvp- …
+(tools/audit_higher_order.sh audits it with the frameworks).
 The functions below are also imported by tools/torch_higher_order_repro.py.
 """
 import os
@@ -42,7 +43,7 @@ def from_cn(m, layout, like):
 
 
 class ClosedForm:
-    """Per-channel closed forms of §11.2–11.3 on channel-major data X (C, n) in dtype `t`.
+    """Per-channel closed forms of §12.2–12.3 on channel-major data X (C, n) in dtype `t`.
 
     Notation as in the spec: d = x − μ, r = (σ² + ε)^(−1/2), x̂ = d·r; a direction's centred
     x-part a = v − mean(v); α_a = mean(x̂·a); c_ab = mean(a·b); r′[a] = −r²α_a;
@@ -119,7 +120,7 @@ class ClosedForm:
         return cross + g * self.xh3(a, b, c)
 
     def hvp(self, g, E, vx, vg):
-        """(Hv)ₓ (C, n), (Hv)_γ (C, 1) for L = ⟨dy, y⟩ (§11.3), from the gradients in w of
+        """(Hv)ₓ (C, n), (Hv)_γ (C, 1) for L = ⟨dy, y⟩ (§12.3), from the gradients in w of
         ⟨dy, x̂′[w]⟩ and ⟨dy, x̂″[v, w]⟩."""
         t, r = self.t, self.r
         n = t(self.n)
@@ -155,37 +156,36 @@ class NumpyHigherOrder(Adapter):
 
     def setup(self, req, x, gamma):
         t = DT[req["dtype"]]
-        eps = req["eps"] if req.get("eps") is not None else 1e-5
-        return t, ClosedForm(to_cn(x, req["layout"]), eps, t, self.bug), gamma.astype(t)[:, None]
+        return t, ClosedForm(to_cn(x, req["layout"]), req.eps, t, self.bug), gamma.astype(t)[:, None]
 
-    def hvp_train(self, req, x, dy, gamma, beta, v):
+    def hvp_train(self, req, x, dy, gamma, beta, v_x, v_gamma, v_beta):
         t, cf, g = self.setup(req, x, gamma)
         L = req["layout"]
-        hx, hg = cf.hvp(g, to_cn(dy, L), to_cn(v["x"], L), v["gamma"].astype(t)[:, None])
+        hx, hg = cf.hvp(g, to_cn(dy, L), to_cn(v_x, L), v_gamma.astype(t)[:, None])
         return {"hv_x": from_cn(hx, L, x), "hv_gamma": hg[:, 0], "hv_beta": np.zeros_like(hg[:, 0])}
 
-    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v):
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v_x, v_gamma, v_beta):
         t = DT[req["dtype"]]
-        L, eps = req["layout"], req["eps"] if req.get("eps") is not None else 1e-5
-        r = t(1) / np.sqrt(var.astype(t)[:, None] + t(eps))
-        E, V = to_cn(dy, L).astype(t), to_cn(v["x"], L).astype(t)
-        hx = v["gamma"].astype(t)[:, None] * r * E
+        L = req["layout"]
+        r = t(1) / np.sqrt(var.astype(t)[:, None] + t(req.eps))
+        E, V = to_cn(dy, L).astype(t), to_cn(v_x, L).astype(t)
+        hx = v_gamma.astype(t)[:, None] * r * E
         hg = r[:, 0] * (E * V).sum(axis=1, dtype=t)
         if self.bug == "missing-gamma-x-cross":
             hx, hg = np.zeros_like(hx), np.zeros_like(hg)
         return {"hv_x": from_cn(hx, L, x), "hv_gamma": hg, "hv_beta": np.zeros_like(hg)}
 
-    def d2_train(self, req, x, gamma, beta, v, w):
+    def d2_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
         t, cf, g = self.setup(req, x, gamma)
         L = req["layout"]
-        out = cf.d2(g, to_cn(v["x"], L), v["gamma"].astype(t)[:, None], to_cn(w["x"], L), w["gamma"].astype(t)[:, None])
+        out = cf.d2(g, to_cn(v_x, L), v_gamma.astype(t)[:, None], to_cn(w_x, L), w_gamma.astype(t)[:, None])
         return {"d2y": from_cn(out, L, x)}
 
-    def d3_train(self, req, x, gamma, beta, v, w):
+    def d3_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
         t, cf, g = self.setup(req, x, gamma)
         L = req["layout"]
-        vx, vg = to_cn(v["x"], L), v["gamma"].astype(t)[:, None]
-        out = cf.d3(g, vx, vg, vx, vg, to_cn(w["x"], L), w["gamma"].astype(t)[:, None])
+        vx, vg = to_cn(v_x, L), v_gamma.astype(t)[:, None]
+        out = cf.d3(g, vx, vg, vx, vg, to_cn(w_x, L), w_gamma.astype(t)[:, None])
         return {"d3y": from_cn(out, L, x)}
 
 

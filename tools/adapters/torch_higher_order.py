@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""BNSpec adapter: higher-order derivatives of PyTorch's batch normalization (spec §11).
+"""BNSpec adapter: higher-order derivatives of PyTorch's batch normalization (spec §12).
 
     python3 tools/adapters/torch_higher_order.py --bn {fused,primitives} --ad {autograd,func-rev,fwd,fwd-rev,rev-fwd,hessian}
 
@@ -15,7 +15,7 @@
 --ad rev-fwd     reverse over forward: torch.func.grad of torch.func.jvp
 --ad hessian     torch.func.hessian of L = <dy, y> times v (hvp ops only; ≤ 4096 variables)
 
-Quantities (all formulations compute the same mathematical object, spec §11.4):
+Quantities (all formulations compute the same mathematical object, spec §12.4):
   hvp-*    H·v of L = <dy, y> in (x, γ, β)
   d2-train D²y[v, w]; with a reverse inner/outer mode the tensor is read off as ∂/∂u of
            <u, ·> (the reverse reading <dy, D²y[v, w]> = <H_dy v, w> with dy = u)
@@ -81,12 +81,12 @@ class TorchHigherOrder(Adapter):
     def tensors(self, req, x, gamma, beta, *dirs):
         dt, L = DT[req["dtype"]], req["layout"]
         theta = (to_nc(x, L, dt), torch.from_numpy(np.array(gamma)).to(dt), torch.from_numpy(np.array(beta)).to(dt))
-        tangents = [(to_nc(d["x"], L, dt), torch.from_numpy(np.array(d["gamma"])).to(dt),
-                     torch.from_numpy(np.array(d["beta"])).to(dt)) for d in dirs]
+        tangents = [(to_nc(d[0], L, dt), torch.from_numpy(np.array(d[1])).to(dt),
+                     torch.from_numpy(np.array(d[2])).to(dt)) for d in dirs]
         return theta, tangents
 
     def eps(self, req):
-        return req["eps"] if req.get("eps") is not None else 1e-5
+        return req.eps
 
     # --- H·v of L = <dy, y> ---
     def hvp(self, req, y, theta, v, dy):
@@ -158,15 +158,15 @@ class TorchHigherOrder(Adapter):
         return fgrad(lambda u: f(u, *theta))(u0)
 
     # --- protocol ---
-    def hvp_train(self, req, x, dy, gamma, beta, v):
-        theta, (vv,) = self.tensors(req, x, gamma, beta, v)
+    def hvp_train(self, req, x, dy, gamma, beta, v_x, v_gamma, v_beta):
+        theta, (vv,) = self.tensors(req, x, gamma, beta, (v_x, v_gamma, v_beta))
         y = batch_norm(self.bn, True, self.eps(req))
         h = self.hvp(req, y, theta, vv, to_nc(dy, req["layout"], DT[req["dtype"]]))
         return {"hv_x": from_nc(h[0], req["layout"]), "hv_gamma": h[1].detach().double().numpy(),
                 "hv_beta": h[2].detach().double().numpy()}
 
-    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v):
-        theta, (vv,) = self.tensors(req, x, gamma, beta, v)
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v_x, v_gamma, v_beta):
+        theta, (vv,) = self.tensors(req, x, gamma, beta, (v_x, v_gamma, v_beta))
         dt = DT[req["dtype"]]
         y = batch_norm(self.bn, False, self.eps(req), torch.from_numpy(np.array(mean)).to(dt),
                        torch.from_numpy(np.array(var)).to(dt))
@@ -174,16 +174,16 @@ class TorchHigherOrder(Adapter):
         return {"hv_x": from_nc(h[0], req["layout"]), "hv_gamma": h[1].detach().double().numpy(),
                 "hv_beta": h[2].detach().double().numpy()}
 
-    def d2_train(self, req, x, gamma, beta, v, w):
+    def d2_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
         if self.ad == "hessian":
             raise Unsupported("--ad hessian answers hvp ops only")
-        theta, (vv, ww) = self.tensors(req, x, gamma, beta, v, w)
+        theta, (vv, ww) = self.tensors(req, x, gamma, beta, (v_x, v_gamma, v_beta), (w_x, w_gamma, w_beta))
         return {"d2y": from_nc(self.d2(batch_norm(self.bn, True, self.eps(req)), theta, vv, ww), req["layout"])}
 
-    def d3_train(self, req, x, gamma, beta, v, w):
+    def d3_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
         if self.ad == "hessian":
             raise Unsupported("--ad hessian answers hvp ops only")
-        theta, (vv, ww) = self.tensors(req, x, gamma, beta, v, w)
+        theta, (vv, ww) = self.tensors(req, x, gamma, beta, (v_x, v_gamma, v_beta), (w_x, w_gamma, w_beta))
         return {"d3y": from_nc(self.d3(batch_norm(self.bn, True, self.eps(req)), theta, vv, ww), req["layout"])}
 
 

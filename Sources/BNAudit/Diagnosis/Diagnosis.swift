@@ -177,6 +177,7 @@ extension Diagnosis {
         case .backwardTrain: m += BackwardModels.training
         case .backwardInfer: m += BackwardModels.inference
         case .trajectory: m += RunningModels.trajectory
+        case .hvpTrain, .hvpInfer, .d2Train, .d3Train: m += HigherOrderModels.all
         }
         return m
     }

@@ -1,7 +1,7 @@
 """BNSpec from Python: write the batch normalization under test as a `bnspec.Adapter`, audit it
 with `bnspec.audit(...)` or under pytest (one test per golden case), and check outputs against
 golden vectors with NumPy alone (`bnspec.check`). See tools/python/README.md."""
-from .adapter import (DATA_ARRAYS, LAYOUTS, OP_TABLE, OPS, PROTOCOL, Adapter, Op, Refused, Request, Unsupported,
+from .adapter import (DATA_ARRAYS, HIGHER_ORDER_OPS, LAYOUTS, OP_TABLE, OPS, PROTOCOL, Adapter, Op, Refused, Request, Unsupported,
                       channel_axis, handle, param_shape, reduce_axes)
 from .arrays import bfloat16_bits, from_bfloat16_bits, load, round_to, save
 from .checker import CheckResult, GoldenError, OutputCheck, check, check_output, check_results
@@ -10,7 +10,7 @@ from .report import AuditReport, CaseResult
 from .runner import AuditError, audit, find_binary
 
 __version__ = "0.1.0"
-__all__ = ["Adapter", "Request", "Unsupported", "Refused", "Op", "OP_TABLE", "OPS", "LAYOUTS", "PROTOCOL", "DATA_ARRAYS",
+__all__ = ["Adapter", "Request", "Unsupported", "Refused", "Op", "OP_TABLE", "OPS", "HIGHER_ORDER_OPS", "LAYOUTS", "PROTOCOL", "DATA_ARRAYS",
            "handle", "serve", "channel_axis", "reduce_axes", "param_shape", "load", "save", "round_to", "bfloat16_bits",
            "from_bfloat16_bits", "audit", "find_binary", "AuditError", "AuditReport", "CaseResult", "check",
            "check_output", "check_results", "CheckResult", "OutputCheck", "GoldenError"]

@@ -23,10 +23,13 @@ import numpy as np
 from . import arrays
 
 PROTOCOL = "bnspec-adapter/1"
-OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory"]
+OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory", "hvp-train", "hvp-infer", "d2-train", "d3-train"]
+#: The higher-order operations (spec/SPEC.md §12): H·v of L = <dy, y> along v (outputs hv_x,
+#: hv_gamma, hv_beta), D²y[v, w] (d2y) and D³y[v, v, w] (d3y).
+HIGHER_ORDER_OPS = ["hvp-train", "hvp-infer", "d2-train", "d3-train"]
 LAYOUTS = ["NCHW", "NHWC", "NC"]
 #: Arrays stored in the case's dtype; every other array is in its parameter dtype.
-DATA_ARRAYS = frozenset({"x", "dy", "x_eval", "y", "dx", "y_eval"})
+DATA_ARRAYS = frozenset({"x", "dy", "x_eval", "y", "dx", "y_eval", "v_x", "w_x", "hv_x", "d2y", "d3y"})
 
 
 class Unsupported(Exception):
@@ -59,6 +62,11 @@ OP_TABLE: Dict[str, Op] = {
     "backward-train": Op("backward_train", ("x", "dy", "gamma", "beta")),
     "backward-infer": Op("backward_infer", ("x", "dy", "gamma", "beta", "mean", "var")),
     "trajectory": Op("trajectory", ("x", "x_eval", "gamma", "beta", "running_mean", "running_var"), steps=frozenset({"x"})),
+    # Higher-order derivatives (spec §12): a direction is three inputs, <d>_x (like x), <d>_gamma, <d>_beta.
+    "hvp-train": Op("hvp_train", ("x", "dy", "gamma", "beta", "v_x", "v_gamma", "v_beta")),
+    "hvp-infer": Op("hvp_infer", ("x", "dy", "gamma", "beta", "mean", "var", "v_x", "v_gamma", "v_beta")),
+    "d2-train": Op("d2_train", ("x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta")),
+    "d3-train": Op("d3_train", ("x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta")),
 }
 
 
@@ -173,6 +181,19 @@ class Adapter:
 
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
         raise Unsupported("backward-infer")
+
+    # Higher-order derivatives (spec §12): -> {"hv_x", "hv_gamma", "hv_beta"}, {"d2y"}, {"d3y"}.
+    def hvp_train(self, req, x, dy, gamma, beta, v_x, v_gamma, v_beta):
+        raise Unsupported("hvp-train")
+
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v_x, v_gamma, v_beta):
+        raise Unsupported("hvp-infer")
+
+    def d2_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        raise Unsupported("d2-train")
+
+    def d3_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        raise Unsupported("d3-train")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
