@@ -70,7 +70,13 @@ public enum Generator {
             guard let a = inputs[k] else { throw BNError.corrupt(path: spec.id, reason: "missing input '\(k)'") }
             return a.values
         }
-        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray { NPYArray(dtype: .f64, shape: shape, values: values) }
+        /// Expected NaNs are written as the canonical quiet NaN: IEEE 754 leaves a NaN result's sign
+        /// and payload to the operand order, which the optimizer may change (a release build gave
+        /// +NaN where a debug build gave −NaN), and golden/ must be bit-identical whatever built it.
+        /// The judge compares a NaN with a NaN (spec §5.3).
+        func arr(_ values: [Double], _ shape: [Int]) -> NPYArray {
+            NPYArray(dtype: .f64, shape: shape, values: values.map { $0.isNaN ? .nan : $0 })
+        }
         /// A direction of spec §12 from its three inputs (`<d>_x`, `<d>_gamma`, `<d>_beta`).
         func direction(_ d: String) throws -> DerivativeDirection {
             DerivativeDirection(x: try v("\(d)_x"), gamma: try v("\(d)_gamma"), beta: try v("\(d)_beta"))
