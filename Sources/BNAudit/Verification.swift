@@ -14,7 +14,7 @@ public enum Verification {
     public static func kernels(threads: Int) -> [any BatchNormKernel] {
         [ScalarKernel(), OptimizedKernel(.simd), OptimizedKernel(.fused), OptimizedKernel(.threaded(threads)),
          OptimizedKernel(.fusedFloat16), OptimizedKernel(.fusedBFloat16)]
-            + HonestKernel.all + CalibrationKernel.all
+            + HonestKernel.all + CalibrationKernel.all + HigherOrderCalibrationKernel.all
     }
 
     public struct Summary: Codable, Sendable {

@@ -49,6 +49,9 @@ public struct ArraySpec: Sendable, Hashable {
         case globalMean, globalVariance
         /// The upstream gradient dy: N(0, 1) rounded to the storage dtype, stream `"<id>/dy"`.
         case upstreamGradient
+        /// A component of a derivative's direction (spec §12: v_x, v_gamma, v_beta, w_…): N(0, 1)
+        /// rounded to the array's dtype, one value per element of its extent, stream `"<id>/<stream>"`.
+        case direction(stream: String)
     }
 
     /// Logical name (the key in case.json's `inputs`/`outputs`, the adapter's output name).

@@ -6,8 +6,9 @@ import Foundation
 /// Format, one directive per line (`#` starts a comment):
 ///
 ///     suite NAME                       — following lines belong to suite NAME
-///     OP key=value key=value …         — OP is train, infer, backward-train, backward-infer, trajectory,
-///                                        sync-train, sync-backward
+///     OP key=value key=value …         — OP is an ``Operation`` (train, infer, backward-train,
+///                                        backward-infer, trajectory, sync-train, sync-backward,
+///                                        hvp-train, hvp-infer, d2-train, d3-train)
 ///
 /// A value with commas expands: the line stands for the cartesian product of its
 /// lists. Keys: `shape` (N x C [x spatial…]), `layout` (NCHW, NHWC, NC), `dtype`

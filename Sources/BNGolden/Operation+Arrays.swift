@@ -13,6 +13,14 @@ extension Operation {
         let dy = A.input("dy", .storage, .tensor, from: .upstreamGradient)
         let gradients = [A.output("dx", .storage, .tensor), A.output("dgamma", .parameter, .channels),
                          A.output("dbeta", .parameter, .channels)]
+        // A direction (spec §12): its x-part like x, its γ and β parts per channel.
+        func direction(_ d: String) -> [ArraySpec] {
+            [A.input("\(d)_x", .storage, .tensor, from: .direction(stream: "\(d)_x")),
+             A.input("\(d)_gamma", .parameter, .channels, from: .direction(stream: "\(d)_gamma")),
+             A.input("\(d)_beta", .parameter, .channels, from: .direction(stream: "\(d)_beta"))]
+        }
+        let hvp = [A.output("hv_x", .storage, .tensor), A.output("hv_gamma", .parameter, .channels),
+                   A.output("hv_beta", .parameter, .channels)]
         switch self {
         case .train:
             return [x] + parameters + running + [
@@ -40,6 +48,14 @@ extension Operation {
                 A.output("running_mean", .parameter, .stepsChannels), A.output("running_var", .parameter, .stepsChannels),
                 A.output("y_eval", .storage, .tensor),
             ]
+        case .hvpTrain:
+            return [x] + parameters + [dy] + direction("v") + hvp
+        case .hvpInfer:
+            return [x] + parameters + [dy] + global + direction("v") + hvp
+        case .d2Train:
+            return [x] + parameters + direction("v") + direction("w") + [A.output("d2y", .storage, .tensor)]
+        case .d3Train:
+            return [x] + parameters + direction("v") + direction("w") + [A.output("d3y", .storage, .tensor)]
         }
     }
 
@@ -49,7 +65,7 @@ extension Operation {
     public func input(_ name: String) -> ArraySpec? { inputs.first { $0.name == name } }
     public func output(_ name: String) -> ArraySpec? { outputs.first { $0.name == name } }
 
-    /// The output whose normwise error reports quote (y, dx, y_eval): the first storage output.
+    /// The output whose normwise error reports quote (y, dx, y_eval, hv_x, d2y, d3y): the first storage output.
     public var primaryOutput: ArraySpec? { outputs.first { $0.element == .storage } }
 
     /// The operation runs training steps with a running-statistics update (it takes initial

@@ -21,4 +21,15 @@ public enum Operation: String, Codable, CaseIterable, Sendable {
 
     /// The batch is split across ranks by the case's partition (``CaseSpec/partition``).
     public var isSynchronized: Bool { self == .syncTrain || self == .syncBackward }
+    /// H·v of L = ⟨dy, y⟩ in (x, γ, β) along a direction v, training mode (spec §12.3).
+    case hvpTrain = "hvp-train"
+    /// H·v of L = ⟨dy, y⟩ along v, inference mode (statistics are constants, spec §12.5).
+    case hvpInfer = "hvp-infer"
+    /// The second directional derivative D²y[v, w], training mode (spec §12.2).
+    case d2Train = "d2-train"
+    /// The third directional derivative D³y[v, v, w], training mode (spec §12.2).
+    case d3Train = "d3-train"
+
+    /// The higher-order derivatives of spec §12.
+    public var isHigherOrder: Bool { [.hvpTrain, .hvpInfer, .d2Train, .d3Train].contains(self) }
 }

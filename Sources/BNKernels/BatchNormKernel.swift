@@ -70,3 +70,29 @@ public protocol SynchronizedBatchNormKernel: BatchNormKernel {
     func syncBackward(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, partition: BatchPartition,
                       reduction: GradientReduction, gamma: [Double], eps: Double) throws -> GradientOutput
 }
+
+/// Thrown by a kernel for an operation it does not implement: the case is skipped, not failed
+/// (`bnspec verify`, the in-process audit).
+public struct UnsupportedOperation: Error, CustomStringConvertible {
+    public var description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// A kernel that also computes the higher-order derivatives of spec/SPEC.md §12 (the `hvp-train`,
+/// `hvp-infer`, `d2-train` and `d3-train` cases); `bnspec verify` skips those cases for a kernel
+/// that is not one. Arrays as in ``BatchNormKernel``; a direction's x-part is in the case's
+/// storage dtype and layout, its γ and β parts per channel.
+public protocol HigherOrderKernel: BatchNormKernel {
+    /// H·v of L = ⟨dy, y⟩ in (x, γ, β) along v, batch statistics functions of x (spec §12.3).
+    func hvpTrain(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], eps: Double,
+                  direction v: DerivativeDirection) throws -> HessianVectorProduct
+    /// H·v of L = ⟨dy, y⟩ along v with the given statistics (spec §12.5).
+    func hvpInfer(_ x: [Double], dy: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], eps: Double,
+                  mean: [Double], variance: [Double], direction v: DerivativeDirection) throws -> HessianVectorProduct
+    /// D²y[v, w], training mode (spec §12.2).
+    func d2Train(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], eps: Double,
+                 _ v: DerivativeDirection, _ w: DerivativeDirection) throws -> [Double]
+    /// D³y[v, v, w], training mode (spec §12.2).
+    func d3Train(_ x: [Double], shape: Shape, layout: Layout, dtype: DType, gamma: [Double], eps: Double,
+                 _ v: DerivativeDirection, _ w: DerivativeDirection) throws -> [Double]
+}

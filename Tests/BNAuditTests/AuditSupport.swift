@@ -31,11 +31,21 @@ enum AuditSupport {
         return try m.cases.filter { $0.contains(filter) }.map { try GoldenStore.loadCase(golden, id: $0, manifest: m) }
     }
 
+    /// The golden cases of the higher-order operations (spec §12).
+    static func higherOrderCases() throws -> [GoldenStore.LoadedCase] {
+        let m = try GoldenStore.manifest(golden)
+        return try m.cases.filter { id in ["hvp-", "d2-", "d3-"].contains { id.hasPrefix($0) } }
+            .map { try GoldenStore.loadCase(golden, id: $0, manifest: m) }.filter { $0.spec.op.isHigherOrder }
+    }
+
+    /// Audits `adapter` over the cases whose id contains `filter` (or over `cases`).
     /// `extraEnvironment` is added to this process's environment for the adapter.
-    static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.", caseTimeout: Double = 60,
+    static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.",
+                      cases selected: [GoldenStore.LoadedCase]? = nil, caseTimeout: Double = 60,
                       extraEnvironment: [String: String] = [:], shell: Bool = false) throws -> AuditReport
     {
-        let a = Audit(profile: try ConventionProfile.named(profile), cases: try cases(filter), goldenDir: golden, reproBase: "test")
+        let a = Audit(profile: try ConventionProfile.named(profile), cases: try selected ?? cases(filter), goldenDir: golden,
+                      reproBase: "test")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let env = extraEnvironment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }

@@ -36,7 +36,32 @@ import Testing
     func mutantIsCaughtWithItsCauseAndNoOther(bug: String) throws {
         try Self.requireNumPy()
         let expected = try #require(Self.mutants.first { $0.0 == bug }!.1.expectedCause)
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)")
+        try Self.expectCaught(try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)"), bug: bug, expected: expected)
+    }
+
+    /// The higher-order cases (spec §12): the closed-form NumPy adapter passes in float32 and
+    /// float64; each of its three bugs fails, named as ``BNCalibration/HigherOrderCalibrationKernel``'s
+    /// mutant of the same bug is.
+    @Test func honestHigherOrderNumPyAdapterPasses() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_higher_order.py", cases: try AuditSupport.higherOrderCases())
+        #expect(r.failed == 0, "\(r.results.filter { $0.status == .failed }.map { "\($0.caseID): \($0.detail)" }.prefix(3))")
+        #expect(r.passed >= 60 && r.skipped == 0, "\(r.passed) passed, \(r.skipped) skipped")
+    }
+
+    static let higherOrderMutants: [(String, HigherOrderCalibrationKernel.Mutation)] = [
+        ("constant-statistics", .constantStatistics), ("missing-gamma-x-cross", .missingGammaXCross), ("r-prime-sign", .rPrimeSign),
+    ]
+
+    @Test(arguments: higherOrderMutants.map(\.0))
+    func higherOrderMutantIsCaughtWithItsCauseAndNoOther(bug: String) throws {
+        try Self.requireNumPy()
+        let expected = Self.higherOrderMutants.first { $0.0 == bug }!.1.expectedCause
+        let r = try AuditSupport.audit("tools/adapters/numpy_higher_order.py \(bug)", cases: try AuditSupport.higherOrderCases())
+        try Self.expectCaught(r, bug: bug, expected: expected)
+    }
+
+    static func expectCaught(_ r: AuditReport, bug: String, expected: String) throws {
         #expect(r.failed > 0, "mutant \(bug) escaped the audit")
         let named = r.causes.filter { $0.key != "unexplained" }
         let top = named.max { $0.value < $1.value }?.key ?? "unexplained"

@@ -19,7 +19,9 @@ enum Expectation {
 
 /// Builds every expected element of a golden case from its inputs with ``ExactOracle``
 /// alone — written from the spec: §2's formulas, §3's weights (m, 1 − m or 1/k of the
-/// momentum's Double value), §4's non-finite rules. No reference code is used.
+/// momentum's Double value), §4's non-finite rules, and for the higher-order operations §12's
+/// definitions evaluated by exact hyper-dual numbers (``ExactBN``, not the closed forms the
+/// reference uses). No reference code is used.
 enum GoldenOracle {
     static func expectations(_ c: GoldenStore.LoadedCase) throws -> [String: [Expectation]] {
         let spec = c.spec
@@ -140,6 +142,45 @@ enum GoldenOracle {
             out["running_var"] = perStep["running_var"]
             let last = (spec.steps - 1) * C
             out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
+        case .hvpTrain, .d2Train, .d3Train:
+            // Spec §12 exactly, by hyper-dual numbers over Q(1/√s₀) (``ExactBN``), not the closed forms.
+            let x = input("x"), name = spec.op == .hvpTrain ? "hv_x" : (spec.op == .d2Train ? "d2y" : "d3y")
+            var t = [Expectation](repeating: .nonFinite(.nan), count: per)
+            let dy = spec.op == .hvpTrain ? input("dy") : x, vx = input("v_x"), vg = input("v_gamma")
+            let wx = spec.op == .hvpTrain ? vx : input("w_x"), wg = spec.op == .hvpTrain ? vg : input("w_gamma")
+            for ch in 0..<C {
+                let idx = indices(ch)
+                guard idx.allSatisfy({ x[$0].isFinite && dy[$0].isFinite && vx[$0].isFinite && wx[$0].isFinite }),
+                      let e = ExactBN.channel(op: spec.op, x: idx.map { x[$0] }, dy: idx.map { dy[$0] }, gamma: gamma[ch],
+                                              beta: beta[ch], eps: spec.eps, v: (idx.map { vx[$0] }, vg[ch]),
+                                              w: (idx.map { wx[$0] }, wg[ch])) else {
+                    if spec.op == .hvpTrain { out["hv_gamma", default: []].append(.nonFinite(.nan)) }
+                    continue                                                 // §4: NaN
+                }
+                for (k, i) in idx.enumerated() { t[i] = .exact(e.tensor[k]) }
+                if let g = e.gamma { out["hv_gamma", default: []].append(.exact(g)) }
+            }
+            out[name] = t
+            if spec.op == .hvpTrain { out["hv_beta"] = (0..<C).map { _ in .exact(ExactOracle.Real(.zero)) } }
+        case .hvpInfer:
+            // §12.5: (Hv)ₓ = g·dy/√V, (Hv)_γ = Σdy·vₓ/√V, (Hv)_β = 0 with V = σ²_R + ε.
+            let dy = input("dy"), vx = input("v_x"), vg = input("v_gamma")
+            var t = [Expectation](repeating: .nonFinite(.nan), count: per)
+            for ch in 0..<C {
+                let m = input("mean")[ch], vr = input("var")[ch], idx = indices(ch)
+                let v = ExactOracle.Fraction(vr) + eps
+                guard m.isFinite, vr.isFinite, v.sign > 0, idx.allSatisfy({ dy[$0].isFinite && vx[$0].isFinite }) else {
+                    out["hv_gamma", default: []].append(.nonFinite(.nan)); continue
+                }
+                var s = ExactOracle.Fraction.zero
+                for i in idx {
+                    t[i] = .exact(ExactOracle.Real(.zero, plus: ExactOracle.Fraction(vg[ch]) * ExactOracle.Fraction(dy[i]), overSquareRootOf: v))
+                    s = s + ExactOracle.Fraction(dy[i]) * ExactOracle.Fraction(vx[i])
+                }
+                out["hv_gamma", default: []].append(.exact(ExactOracle.Real(.zero, plus: s, overSquareRootOf: v)))
+            }
+            out["hv_x"] = t
+            out["hv_beta"] = (0..<C).map { _ in .exact(ExactOracle.Real(.zero)) }
         }
         return out
     }

@@ -8,7 +8,7 @@ import os
 import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))  # this checkout's package
-from bnspec.adapter import (DATA_ARRAYS, GRAD_REDUCTIONS, OP_TABLE, OPS, PROTOCOL, SYNC_OPS, Adapter, Op,  # noqa: E402,F401
-                            Refused, Request, Unsupported, channel_axis, handle, param_shape, reduce_axes, split_ranks)
+from bnspec.adapter import (DATA_ARRAYS, GRAD_REDUCTIONS, HIGHER_ORDER_OPS, OP_TABLE, OPS, PROTOCOL, SYNC_OPS, Adapter,  # noqa: E402,F401
+                            Op, Refused, Request, Unsupported, channel_axis, handle, param_shape, reduce_axes, split_ranks)
 from bnspec.arrays import load, save  # noqa: E402,F401
 from bnspec.protocol import serve  # noqa: E402,F401

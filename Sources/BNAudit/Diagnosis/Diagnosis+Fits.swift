@@ -261,8 +261,10 @@ enum Fits {
         case .trajectory:
             let w = stepWeights(p)
             if !w.isEmpty { out.append("implied batch weight per step: \(list(w)) (case: \(p.spec.momentum == nil ? "1/k" : fmt(p.weight(step: 1) ?? .nan)))") }
+        case .hvpTrain, .hvpInfer, .d2Train, .d3Train: out += HigherOrderModels.evidence(p)
         }
-        let (m, v) = p.spec.op == .infer || p.spec.op == .backwardInfer ? (p.input("mean"), p.input("var")) : p.trainingStatistics
+        let given = [.infer, .backwardInfer, .hvpInfer].contains(p.spec.op)
+        let (m, v) = given ? (p.input("mean"), p.input("var")) : p.trainingStatistics
         if p.spec.op != .trajectory, m.count == p.channels {
             let kappa = (0..<p.channels).map { c in v[c] > 0 ? abs(m[c]) / v[c].squareRoot() : (m[c] == 0 ? 0 : .infinity) }
             out.append("condition |μ|/σ per channel: \(list(kappa))")

@@ -184,6 +184,7 @@ extension Diagnosis {
         case .trajectory: m += RunningModels.trajectory
         case .syncTrain: m += ForwardModels.training + RunningModels.all + SynchronizedModels.training
         case .syncBackward: m += BackwardModels.training + SynchronizedModels.backward
+        case .hvpTrain, .hvpInfer, .d2Train, .d3Train: m += HigherOrderModels.all
         }
         return m
     }

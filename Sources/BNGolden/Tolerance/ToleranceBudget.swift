@@ -16,6 +16,9 @@ public struct ToleranceBudget: Sendable {
     /// NaN or +Inf in place of the variance's NaN, for the batch and the running statistics.
     /// Written to golden/ as `allowed_<out>.json` (``files(_:)``).
     public var alternatives: [String: [Int: [Double]]] = [:]
+    /// The natural scale of each element of the higher-order outputs (spec §5.4, §12.6): S, the
+    /// sum of the moduli of the closed form's monomials. ``resolution(_:analysis:)`` divides τ by it.
+    public var scales: [String: [Double]] = [:]
 
     public subscript(output name: String) -> [Double]? { tolerances[name] }
 
@@ -32,6 +35,9 @@ public struct ToleranceBudget: Sendable {
         case .trajectory: tolerances = try t.trajectory()
         case .syncTrain: tolerances = try t.train()
         case .syncBackward: tolerances = try t.backward(batchStatistics: true)
+        case .hvpTrain, .hvpInfer, .d2Train, .d3Train:
+            let h = try t.higherOrder()
+            tolerances = h.mapValues(\.tau); scales = h.mapValues(\.magnitude)
         }
         pinNonFinite(c)
         if c.spec.op == .train || c.spec.op == .syncTrain, let batch = a.batches.first {
@@ -70,17 +76,23 @@ extension ToleranceBudget {
 
     /// How finely a case judges its primary output (spec §5.4): the median over the output's
     /// elements with a finite reference of τ ÷ the element's natural scale — |γ| for y (x̂ has
-    /// unit spread), |γ|·r·rms(dy) for dx (r from the given statistics, or the batch's). Below 1
-    /// an answer that ignores the data (y = β, y = 0, dx = γ·r·dy) fails at most elements; at 1
-    /// or above the case judges nothing. Nil when there is nothing finite to judge.
+    /// unit spread), |γ|·r·rms(dy) for dx (r from the given statistics, or the batch's), and for
+    /// the higher-order outputs S, the sum of the moduli of the closed form's monomials at the
+    /// element (``scales``; elements with S = 0 are exact zeros and left out). Below 1 an answer
+    /// that ignores the data (y = β, y = 0, dx = γ·r·dy, a derivative of 0) fails at most elements;
+    /// at 1 or above the case judges nothing. Nil when there is nothing finite to judge.
     public func resolution(_ c: GoldenStore.LoadedCase, analysis: CaseAnalysis? = nil) throws -> Double? {
         guard c.spec.expectError == nil, let primary = c.spec.op.primaryOutput?.name,
               let tol = tolerances[primary], let ref = c.expected[primary]?.values else { return nil }
         let s = try c.spec.shapeValue(), layout = c.spec.layout
         let gamma = c.inputs["gamma"]?.values ?? []
         guard gamma.count == s.channels, tol.count == ref.count else { return nil }
-        let a = try analysis ?? CaseAnalysis(c)
         var ratios: [Double] = []
+        if let scale = scales[primary], scale.count == ref.count {
+            for i in ref.indices where ref[i].isFinite && scale[i] > 0 { ratios.append(tol[i] / scale[i]) }
+            return median(ratios)
+        }
+        let a = try analysis ?? CaseAnalysis(c)
         for ch in 0..<s.channels {
             var idx: [Int] = []
             for seg in layout.segments(channel: ch, shape: s) { for k in 0..<seg.count { idx.append(seg.offset + k * seg.stride) } }
@@ -92,9 +104,14 @@ extension ToleranceBudget {
             }
             for i in idx where ref[i].isFinite { ratios.append(scale > 0 ? tol[i] / scale : .infinity) }
         }
-        guard !ratios.isEmpty else { return nil }
-        ratios.sort { $0.isNaN ? false : ($1.isNaN ? true : $0 < $1) }
-        return ratios[ratios.count / 2]
+        return median(ratios)
+    }
+
+    /// The median (NaN sorted last); nil for no values.
+    func median(_ values: [Double]) -> Double? {
+        guard !values.isEmpty else { return nil }
+        let sorted = values.sorted { $0.isNaN ? false : ($1.isNaN ? true : $0 < $1) }
+        return sorted[sorted.count / 2]
     }
 }
 
@@ -291,6 +308,36 @@ extension ToleranceBudget {
                 }
             }
             return (tdg, tdb)
+        }
+
+        /// The higher-order operations (spec §12.6, ``HigherOrderBound``): τ and the natural scale
+        /// S of every output. hv_β is 0 for every honest implementation: τ = 0 (exact).
+        func higherOrder() throws -> [String: HigherOrderBound.Output] {
+            let x = try input("x"), op = c.spec.op
+            func direction(_ d: String) throws -> DerivativeDirection {
+                DerivativeDirection(x: try input("\(d)_x"), gamma: try input("\(d)_gamma"), beta: try input("\(d)_beta"))
+            }
+            let zero = HigherOrderBound.Output(tau: [Double](repeating: 0, count: C), magnitude: [Double](repeating: 0, count: C))
+            func stored(_ o: HigherOrderBound.Output, _ name: String) throws -> HigherOrderBound.Output {
+                let ref = try reference(name)
+                return HigherOrderBound.Output(tau: o.tau.indices.map { m.stored(o.tau[$0], reference: ref[$0]) }, magnitude: o.magnitude)
+            }
+            if op == .hvpInfer {
+                let h = HigherOrderBound.hvpInference(dy: try input("dy"), v: try direction("v"), variance: try input("var"),
+                                                      shape: s, layout: layout, eps: eps, model: m)
+                return ["hv_x": try stored(h.x, "hv_x"), "hv_gamma": h.gamma, "hv_beta": zero]
+            }
+            let b = HigherOrderBound(x: x, batch: a.batches[0], shape: s, layout: layout, eps: eps, model: m)
+            switch op {
+            case .hvpTrain:
+                let h = b.hvp(dy: try input("dy"), v: try direction("v"), gamma: gamma)
+                return ["hv_x": try stored(h.x, "hv_x"), "hv_gamma": h.gamma, "hv_beta": zero]
+            case .d2Train:
+                return ["d2y": try stored(b.d2(v: try direction("v"), w: try direction("w"), gamma: gamma), "d2y")]
+            default:
+                let v = try direction("v")
+                return ["d3y": try stored(b.d3(u: v, v: v, w: try direction("w"), gamma: gamma), "d3y")]
+            }
         }
 
         /// trajectory: τ_R' step by step (each step's batch bounds, the previous step's τ_R'),

@@ -23,14 +23,17 @@ import numpy as np
 from . import arrays
 
 PROTOCOL = "bnspec-adapter/1"
-OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory"]
+OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory", "hvp-train", "hvp-infer", "d2-train", "d3-train"]
+#: The higher-order operations (spec/SPEC.md §12): H·v of L = <dy, y> along v (outputs hv_x,
+#: hv_gamma, hv_beta), D²y[v, w] (d2y) and D³y[v, v, w] (d3y).
+HIGHER_ORDER_OPS = ["hvp-train", "hvp-infer", "d2-train", "d3-train"]
 #: Synchronized BN over K ranks (spec/SPEC.md §11, spec/AUDIT.md §3.1): the request adds "partition"
 #: (samples per rank along N) and, for sync-backward, "grad_reduction".
 SYNC_OPS = ["sync-train", "sync-backward"]
 GRAD_REDUCTIONS = ("local", "global")
 LAYOUTS = ["NCHW", "NHWC", "NC"]
 #: Arrays stored in the case's dtype; every other array is in its parameter dtype.
-DATA_ARRAYS = frozenset({"x", "dy", "x_eval", "y", "dx", "y_eval"})
+DATA_ARRAYS = frozenset({"x", "dy", "x_eval", "y", "dx", "y_eval", "v_x", "w_x", "hv_x", "d2y", "d3y"})
 
 
 class Unsupported(Exception):
@@ -110,6 +113,11 @@ OP_TABLE: Dict[str, Op] = {
     "trajectory": Op("trajectory", ("x", "x_eval", "gamma", "beta", "running_mean", "running_var"), steps=frozenset({"x"})),
     "sync-train": Op("sync_train", ("x", "gamma", "beta", "running_mean", "running_var"), check=check_partition),
     "sync-backward": Op("sync_backward", ("x", "dy", "gamma", "beta"), check=check_partition, check_outputs=check_gradient_rows),
+    # Higher-order derivatives (spec §12): a direction is three inputs, <d>_x (like x), <d>_gamma, <d>_beta.
+    "hvp-train": Op("hvp_train", ("x", "dy", "gamma", "beta", "v_x", "v_gamma", "v_beta")),
+    "hvp-infer": Op("hvp_infer", ("x", "dy", "gamma", "beta", "mean", "var", "v_x", "v_gamma", "v_beta")),
+    "d2-train": Op("d2_train", ("x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta")),
+    "d3-train": Op("d3_train", ("x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta")),
 }
 
 
@@ -257,6 +265,19 @@ class Adapter:
 
     def sync_backward(self, req, x, dy, gamma, beta):
         raise Unsupported("sync-backward")
+
+    # Higher-order derivatives (spec §12): -> {"hv_x", "hv_gamma", "hv_beta"}, {"d2y"}, {"d3y"}.
+    def hvp_train(self, req, x, dy, gamma, beta, v_x, v_gamma, v_beta):
+        raise Unsupported("hvp-train")
+
+    def hvp_infer(self, req, x, dy, gamma, beta, mean, var, v_x, v_gamma, v_beta):
+        raise Unsupported("hvp-infer")
+
+    def d2_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        raise Unsupported("d2-train")
+
+    def d3_train(self, req, x, gamma, beta, v_x, v_gamma, v_beta, w_x, w_gamma, w_beta):
+        raise Unsupported("d3-train")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
