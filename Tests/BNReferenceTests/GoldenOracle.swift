@@ -93,7 +93,7 @@ enum GoldenOracle {
 
         var out: [String: [Expectation]] = [:]
         switch spec.op {
-        case .train:
+        case .train, .syncTrain:  // synchronized: BN of the concatenated batch (§11.2), whatever the partition
             var y = [Expectation](repeating: .nonFinite(.nan), count: per)
             train(input("x"), offset: 0, running: (input("running_mean"), input("running_var")), step: 1, y: &y, out: &out)
             out["y"] = y
@@ -125,6 +125,33 @@ enum GoldenOracle {
                 for (k, i) in idx.enumerated() { dx[i] = .exact(g.dx[k]) }
             }
             out["dx"] = dx
+        case .syncBackward:
+            // §11.3: dx of the global batch and dγ, dβ summed per rank (local) or globally, with x̂ from
+            // the saved global statistics — the correctly rounded μ and r = 1/√(σ² + ε), taken as exact
+            // (V = 1/r²), as the ranks hold them after the forward exchange.
+            guard let counts = spec.partition, let reduction = spec.gradReduction else { return [:] }
+            let x = input("x"), dy = input("dy"), perSample = per / s.batch
+            var starts = [0]; for n in counts { starts.append(starts.last! + n) }
+            var dx = [Expectation](repeating: .nonFinite(.nan), count: per)
+            let rows = reduction == .local ? counts.count : 1
+            var dg = [Expectation](repeating: .exact(ExactOracle.Real(.zero)), count: rows * C), db = dg
+            for ch in 0..<C {
+                let idx = indices(ch), xs = idx.map { x[$0] }, dys = idx.map { dy[$0] }
+                guard xs.allSatisfy(\.isFinite), dys.allSatisfy(\.isFinite) else { continue }
+                let st = ExactOracle.ChannelStatistics(xs)
+                let mean = ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real(st.mean)))
+                let r = ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real(.zero, plus: .one, overSquareRootOf: st.biasedVariance + eps)))
+                let v = .one / (r * r)
+                let whole = ExactOracle.trainingBackward(x: xs, dy: dys, mean: mean, radicand: v, gamma: gamma[ch])
+                for (k, i) in idx.enumerated() { dx[i] = .exact(whole.dx[k]) }
+                for k in 0..<rows {
+                    let mine = rows == 1 ? Array(idx.indices) : idx.indices.filter { (starts[k]..<starts[k + 1]).contains(idx[$0] / perSample) }
+                    guard !mine.isEmpty else { continue }  // an empty rank's rows are 0
+                    let g = ExactOracle.trainingBackward(x: mine.map { xs[$0] }, dy: mine.map { dys[$0] }, mean: mean, radicand: v, gamma: gamma[ch])
+                    dg[k * C + ch] = .exact(g.dGamma); db[k * C + ch] = .exact(g.dBeta)
+                }
+            }
+            out["dx"] = dx; out["dgamma"] = dg; out["dbeta"] = db
         case .trajectory:
             let x = input("x"), rm = c.expected["running_mean"]!.values, rv = c.expected["running_var"]!.values
             var y = [Expectation](repeating: .nonFinite(.nan), count: per)
