@@ -151,7 +151,11 @@ import Glibc
         var status: Int32 = 0, usage = rusage()
         #expect(wait4(pid, &status, 0, &usage) == pid)
         #expect(status == 0, "the audit failed (status \(status))")
-        #expect(usage.ru_maxrss < 200_000, "peak RSS \(usage.ru_maxrss) KiB with 2 GB of adapter stderr")
+        // Keeping the 2 GB would need over 2,000,000 KiB. wait4's ru_maxrss is the largest of bnspec and
+        // its reaped descendants (the Python adapter); alone on this machine it is ~38 MB, and 217 MB was
+        // seen once with the whole suite running beside it, so the bound is a quarter of what holding
+        // the stream would take, not a figure of one quiet run.
+        #expect(usage.ru_maxrss < 500_000, "peak RSS \(usage.ru_maxrss) KiB with 2 GB of adapter stderr")
     }
 
     /// The adapter reads its inputs by path from the golden folder: when `generate --force` swaps

@@ -135,7 +135,8 @@ import Testing
     /// Law 22 — permuting the ranks (each rank keeps its samples; the global batch is the
     /// blocks in the new order) changes nothing: the ranks' moments are the same values; the
     /// global and merged statistics are each within 1 ulp of the same order-free exact value,
-    /// so ≤ 2 ulp apart; and with the same saved statistics every rank's y, local dγ and dβ
+    /// so ≤ 2 ulp apart; every rank's training y moves with it bit for bit (correctly rounded from
+    /// the exact statistics), and with the same saved statistics its inference y, local dγ and dβ
     /// move with it bit for bit, while dx differs only by the reordering of the compensated
     /// global sums Σdy, Σdy·x̂ (≤ 2u·|Σ| + 2n²u²·Σ|terms| each, CompensatedSum's contract).
     @Test func permutingRanksChangesNothing() async {
@@ -173,7 +174,11 @@ import Testing
             let single = try Reference.trainingBackward(x, dy: dy, shape: s, layout: input.layout, gamma: g, mean: a.global.mean,
                                                         invStd: a.global.invStd)
             for (j, k) in order.enumerated() {
-                #expect(bits(q.split(yq, shape: s)[j]) == bits(a.y(rank: k)), "\(what) y of rank \(k)")
+                // Training y is correctly rounded from the exact (order-free) statistics (§7): bit for bit.
+                #expect(bits(c2.y(rank: j)) == bits(a.y(rank: k)), "\(what) y of rank \(k)")
+                // Inference with the same saved statistics: the same rounding of the same values.
+                #expect(bits(q.split(yq, shape: s)[j]) == bits(p.split(try Reference.inferenceForward(x, shape: s, layout: input.layout,
+                    mean: a.global.mean, variance: a.global.variance, gamma: g, beta: b, eps: input.eps), shape: s)[k]), "\(what) inference y of rank \(k)")
                 #expect(bits(bq.dGamma[j]) == bits(ba.dGamma[k]) && bits(bq.dBeta[j]) == bits(ba.dBeta[k]), "\(what) local rank \(k)")
                 let dxa = p.split(ba.dx, shape: s)[k], dxq = q.split(bq.dx, shape: s)[j]
                 let sk = p.shape(rank: k, of: s)
