@@ -5,11 +5,13 @@ import os
 
 ROOT = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "docs", "audits")
 rows, fps, sync_rows, sync_fps = [], [], [], []
+models = set()
 for name in sorted(os.listdir(ROOT)):
     d = os.path.join(ROOT, name)
     if not os.path.isdir(d) or not os.path.exists(os.path.join(d, "audit.json")):
         continue
     a = json.load(open(os.path.join(d, "audit.json")))
+    models.add(a.get("tolerance", "?"))
     causes = "; ".join(f"{k} ({v})" for k, v in sorted(a["causes"].items(), key=lambda kv: -kv[1])) or "—"
     synchronized = name.startswith("sync-")  # tools/audit_sync.sh: the sync- cases only
     growth = (a.get("variance_growth") or {}).get("algorithm", "—")
@@ -20,7 +22,7 @@ for name in sorted(os.listdir(ROOT)):
     if os.path.exists(fp) and synchronized:
         s = json.load(open(fp)).get("synchronized")
         if s:
-            sync_fps.append(f"| {name} | " + " | ".join(s[k]["value"] for k in ("count_weighting", "variance_algorithm", "bessel_n",
+            sync_fps.append(f"| {name} | " + " | ".join(str(s[k]["value"]) for k in ("count_weighting", "variance_algorithm", "bessel_n",
                                                                               "gradient_reduction", "eps", "variance_exchange")) + " |")
     elif os.path.exists(fp):
         f = json.load(open(fp))
@@ -33,7 +35,7 @@ print("Produced by `tools/audit_frameworks.sh` (adapters in `tools/adapters/`, v
       "`tools/requirements-frameworks.txt`) and, for oneDNN (Debian's libdnnl-dev behind the C kernel ABI, "
       "`examples/onednn/`), `tools/audit_onednn.sh`. Each folder holds `audit.json`, `audit.html` (plots), `audit.junit.xml`, "
       "`audit.txt` (the terminal report with repro lines) and `fingerprint.json` (with the evidence of every finding).\n")
-print("## Audits (golden suite re-targeted at the framework's own profile; tolerance model bnspec-tolerance-1)\n")
+print(f"## Audits (golden suite re-targeted at the framework's own profile; tolerance model {', '.join(sorted(models))})\n")
 print("| framework | version | profile | passed | failed | skipped | likely causes of failures (cases) |")
 print("|---|---|---|---|---|---|---|")
 print("\n".join(rows))
