@@ -154,7 +154,9 @@ public enum ProcessGroup {
         var out: [pid_t] = []
         var buf = [UInt8](repeating: 0, count: 1024)
         while let e = readdir(dir) {
-            let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            // d_name is read in place, up to its NUL: copying the 256-byte field reads past a short
+            // last entry of readdir's buffer (AddressSanitizer: heap-buffer-overflow).
+            let name = String(cString: (UnsafeRawPointer(e) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
             guard let pid = pid_t(name) else { continue }
             let fd = open("/proc/\(pid)/stat", O_RDONLY | O_CLOEXEC)
             guard fd >= 0 else { continue }

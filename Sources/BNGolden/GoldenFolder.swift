@@ -69,7 +69,9 @@ public final class GoldenFolder: Sendable {
             guard let d = fdopendir(dirfd) else { close(dirfd); return }
             defer { closedir(d) }
             while let e = readdir(d) {
-                let name = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                // d_name is read in place, up to its NUL: copying the 256-byte field reads past a short
+                // last entry of readdir's buffer (AddressSanitizer: heap-buffer-overflow).
+                let name = String(cString: (UnsafeRawPointer(e) + MemoryLayout<dirent>.offset(of: \dirent.d_name)!).assumingMemoryBound(to: CChar.self))
                 if name == "." || name == ".." { continue }
                 var st = stat()
                 guard fstatat(dirfd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 else { continue }
