@@ -155,7 +155,14 @@ import Glibc
         // its reaped descendants (the Python adapter); alone on this machine it is ~38 MB, and 217 MB was
         // seen once with the whole suite running beside it, so the bound is a quarter of what holding
         // the stream would take, not a figure of one quiet run.
-        #expect(usage.ru_maxrss < 500_000, "peak RSS \(usage.ru_maxrss) KiB with 2 GB of adapter stderr")
+        // Under AddressSanitizer (tools/sanitizers.sh sets ASAN_OPTIONS) the binary's RSS is ASan's
+        // shadow memory and quarantine (1.46 GB was measured), not bnspec's: the bound is checked by
+        // the plain build's run of this test, the sanitizer run looks for memory errors.
+        if ProcessInfo.processInfo.environment["ASAN_OPTIONS"] != nil {
+            print("peak RSS \(usage.ru_maxrss) KiB under AddressSanitizer (not a memory figure of bnspec)")
+        } else {
+            #expect(usage.ru_maxrss < 500_000, "peak RSS \(usage.ru_maxrss) KiB with 2 GB of adapter stderr")
+        }
     }
 
     /// The adapter reads its inputs by path from the golden folder: when `generate --force` swaps
