@@ -1,0 +1,144 @@
+import Testing
+@testable import BNKernels
+
+/// The NHWC/NC memory passes (CBNKernels `rows_sums`, `rows_apply`, `rows_gradient`)
+/// against their contract in CBNKernels.h, written out as scalar Swift: every channel
+/// adds its rows in row order, every output is one fused multiply-add chain in Double
+/// rounded once to Float (canonical NaN). The passes cut the rows into L1 tiles and
+/// column chunks (in cache) or walk them as one flat run aligned to the output
+/// (streaming); per-channel coefficients are all different here, so a chunk or phase
+/// error in either walk changes a value. Channel counts cover the remainder paths (C mod 8),
+/// chunks of 1–8 vectors, several tiles, the flat walk's period for C < 8 and the wide
+/// rows (C > 512); output offsets cover every alignment.
+@Suite struct RowPassesTests {
+    static let channelCounts = [1, 3, 7, 8, 13, 24, 59, 64, 100, 520, 600]
+
+    /// Rows enough for two tiles and a part (a tile is about 2048 values).
+    static func rows(_ C: Int) -> Int { max(3, 2 * 2048 / C + 3) }
+
+    static func coefficients(_ C: Int, seed: UInt64) -> [Double] {
+        ThreadDeterminismTests.data(C, seed: seed).map { Double($0) * 0.01 - 0.05 }
+    }
+
+    /// The output rounding of the passes: nearest Float, NaN canonical.
+    static func output(_ v: Double) -> Float { v.isNaN ? .nan : Float(v) }
+
+    static func same(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
+
+    @Test(arguments: KernelISA.available)
+    func applyIsTheAffineOfEveryElement(isa: KernelISA) {
+        let p = Passes(Float.self, isa: isa)
+        for C in Self.channelCounts {
+            let R = Self.rows(C), n = R * C
+            var x = ThreadDeterminismTests.data(n, seed: UInt64(C))
+            x[n / 2] = .nan; x[1] = -.infinity
+            let m = Self.coefficients(C, seed: 1).map { $0 + 3 }, k = Self.coefficients(C, seed: 2)
+            let b = Self.coefficients(C, seed: 3)
+            for relu: Int32 in [0, 1] {
+                let expected = (0..<n).map { i -> Float in
+                    let c = i % C, v = b[c].addingProduct(Double(x[i]) - m[c], k[c])
+                    return Self.output(relu == 1 && v < 0 ? 0 : v)
+                }
+                for stream: Int32 in [0, 1] {
+                    for offset in [0, 1, 3, 4, 7] {
+                        // Rows [1, R − 1): the walk starts and ends inside the buffer.
+                        var y = [Float](repeating: 42, count: n + 8)
+                        y.withUnsafeMutableBufferPointer { p.table.rows_apply(x, $0.baseAddress! + offset, 1, Int(R - 1), C, m, k, b, relu, stream) }
+                        let bad = (0..<n).first { i in
+                            let inside = i >= C && i < (R - 1) * C
+                            return !Self.same(y[offset + i], inside ? expected[i] : 42)
+                        }
+                        #expect(bad == nil, "C \(C) stream \(stream) relu \(relu) offset \(offset): element \(bad ?? -1)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: KernelISA.available)
+    func gradientIsTheFusedChainOfEveryElement(isa: KernelISA) {
+        let p = Passes(Float.self, isa: isa)
+        for C in Self.channelCounts {
+            let R = Self.rows(C), n = R * C
+            let x = ThreadDeterminismTests.data(n, seed: UInt64(C) + 100), dy = ThreadDeterminismTests.data(n, seed: UInt64(C) + 200)
+            let mask = ThreadDeterminismTests.data(n, seed: UInt64(C) + 300).map { $0 - 3.5 }
+            let m = Self.coefficients(C, seed: 4).map { $0 + 3 }, a = Self.coefficients(C, seed: 5)
+            let b = Self.coefficients(C, seed: 6), k = Self.coefficients(C, seed: 7)
+            for masked in [false, true] {
+                let expected = (0..<n).map { i -> Float in
+                    let c = i % C, d = masked && mask[i] <= 0 ? 0 : Double(dy[i])
+                    return Self.output(b[c].addingProduct(a[c], d).addingProduct(k[c], Double(x[i]) - m[c]))
+                }
+                for stream: Int32 in [0, 1] {
+                    for offset in [0, 2, 5] {
+                        var dx = [Float](repeating: 42, count: n + 8)
+                        mask.withUnsafeBufferPointer { mp in
+                            dx.withUnsafeMutableBufferPointer {
+                                p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, $0.baseAddress! + offset, 0, R, C, m, a, b, k, stream)
+                            }
+                        }
+                        let bad = (0..<n).first { !Self.same(dx[offset + $0], expected[$0]) }
+                        #expect(bad == nil, "C \(C) stream \(stream) mask \(masked) offset \(offset): element \(bad ?? -1)")
+                    }
+                }
+            }
+        }
+    }
+
+    @Test(arguments: KernelISA.available)
+    func sumsAddEveryRowInRowOrder(isa: KernelISA) {
+        let p = Passes(Float.self, isa: isa)
+        for C in Self.channelCounts {
+            let R = Self.rows(C), n = R * C
+            let x = ThreadDeterminismTests.data(n, seed: UInt64(C) + 400), dy = ThreadDeterminismTests.data(n, seed: UInt64(C) + 500)
+            let mask = ThreadDeterminismTests.data(n, seed: UInt64(C) + 600).map { $0 - 3.5 }
+            let pivot = (0..<C).map { Double(x[$0]) }
+            for withDy in [false, true] {
+                for masked in withDy ? [false, true] : [false] {
+                    // The contract, scalar: from sums already holding a value (a later block adds on).
+                    var s = (0..<C).map { Double($0) * 0.25 }, q = s.map { $0 + 1 }, g = s.map { $0 - 1 }, h = s.map { $0 + 2 }
+                    var es = s, eq = q, eg = g, eh = h
+                    for r in 1..<R {  // rows [1, R)
+                        for c in 0..<C {
+                            let i = r * C + c, u = Double(x[i]) - pivot[c]
+                            es[c] += u; eq[c] = eq[c].addingProduct(u, u)
+                            if withDy {
+                                let d = masked && mask[i] <= 0 ? 0 : Double(dy[i])
+                                eg[c] += d; eh[c] = eh[c].addingProduct(d, u)
+                            }
+                        }
+                    }
+                    mask.withUnsafeBufferPointer { mp in
+                        p.table.rows_sums(x, withDy ? dy : nil, masked ? mp.baseAddress! : nil, 1, R, C, pivot, &s, &q, &g, &h)
+                    }
+                    #expect(s == es && q == eq, "C \(C) dy \(withDy) mask \(masked): Σu, Σu²")
+                    if withDy { #expect(g == eg && h == eh, "C \(C) mask \(masked): Σd, Σd·u") }
+                }
+            }
+        }
+    }
+
+    /// The same walks over 16-bit storage (vectors of 16 bytes, so other alignments and
+    /// line starts): outputs rounded to Float, then to Float16.
+    @Test(arguments: KernelISA.available)
+    func float16ApplyIsTheAffineOfEveryElement(isa: KernelISA) {
+        let p = Passes(Float16.self, isa: isa)
+        for C in Self.channelCounts {
+            let R = Self.rows(C), n = R * C
+            let x = ThreadDeterminismTests.data(n, seed: UInt64(C) + 700).map { Float16($0) }
+            let m = Self.coefficients(C, seed: 8).map { $0 + 3 }, k = Self.coefficients(C, seed: 9), b = Self.coefficients(C, seed: 10)
+            let expected = (0..<n).map { i -> Float16 in
+                let c = i % C
+                return Float16(Self.output(b[c].addingProduct(Double(Float(x[i])) - m[c], k[c])))
+            }
+            for stream: Int32 in [0, 1] {
+                for offset in [0, 1, 6] {
+                    var y = [Float16](repeating: 42, count: n + 8)
+                    y.withUnsafeMutableBufferPointer { p.table.rows_apply(x, $0.baseAddress! + offset, 0, R, C, m, k, b, 0, stream) }
+                    let bad = (0..<n).first { y[offset + $0].bitPattern != expected[$0].bitPattern }
+                    #expect(bad == nil, "C \(C) stream \(stream) offset \(offset): element \(bad ?? -1)")
+                }
+            }
+        }
+    }
+}
