@@ -9,5 +9,5 @@ cd "$(dirname "$0")/.."
 cc="$(command -v clang || true)"
 [ -n "$cc" ] || { echo "bounds: error: clang not found (it comes with the Swift toolchain)" >&2; exit 1; }
 mkdir -p .build
-"$cc" -O2 -std=gnu11 -ISources/CBNKernels/include tools/bounds.c Sources/CBNKernels/*.c -lm -o .build/bounds
+"$cc" -O2 -std=gnu11 -ISources/CBNKernels/include tools/bounds.c Sources/CBNKernels/*.c -lm -lpthread -o .build/bounds
 exec .build/bounds "$@"

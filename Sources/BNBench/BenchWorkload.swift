@@ -59,11 +59,18 @@ public final class BenchWorkload {
         }
     }
 
+    /// A tensor of `count` values, 64-byte aligned as the memcpy buffers it is compared with
+    /// (and as PyTorch, ONNX Runtime and oneDNN allocate tensors); the kernels take any
+    /// alignment (their tests run every offset), but malloc's 16-byte alignment splits every
+    /// other vector access across two cache lines, which memcpy avoids by aligning itself.
     static func buffer<S: StorageElement>(_: S.Type, _ count: Int, seed: UInt64) -> UnsafeMutablePointer<S> {
-        let p = UnsafeMutablePointer<S>.allocate(capacity: count)
+        let p = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * MemoryLayout<S>.stride, alignment: 64)
+            .bindMemory(to: S.self, capacity: count)
         fill(p, count, seed: seed)
         return p
     }
+
+    static func free<S>(_ p: UnsafeMutablePointer<S>) { UnsafeMutableRawPointer(p).deallocate() }
 
     static func params(_ C: Int) -> (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
         ((0..<C).map { 1 + Float($0 % 7) * 0.01 }, (0..<C).map { Float($0 % 5) * 0.1 },
@@ -87,7 +94,7 @@ public final class BenchWorkload {
                                        variance: p.variance) }
         case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
         }
-        return (run, { x.deallocate(); y.deallocate(); dy.deallocate() })
+        return (run, { Self.free(x); Self.free(y); Self.free(dy) })
     }
 
     static func simd(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
@@ -102,7 +109,7 @@ public final class BenchWorkload {
         case .backward:
             run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5, statistics: nil) }
         }
-        return (run, { x.deallocate(); y.deallocate(); dy.deallocate() })
+        return (run, { Self.free(x); Self.free(y); Self.free(dy) })
     }
 
     static func fused<S: StorageElement>(_: S.Type, _ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int,
@@ -127,6 +134,6 @@ public final class BenchWorkload {
             run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
                                                  dGamma: f + 4 * C, dBeta: f + 5 * C, threads: threads) }
         }
-        return (run, { x.deallocate(); y.deallocate(); dy.deallocate(); f.deallocate() })
+        return (run, { Self.free(x); Self.free(y); Self.free(dy); f.deallocate() })
     }
 }
