@@ -9,6 +9,20 @@ const bn_passes *bn_passes_baseline(int storage);
 #include <cpuid.h>
 const bn_passes *bn_passes_avx2(int storage);
 const bn_passes *bn_passes_avx512(int storage);
+const bn_passes *bn_passes_avx512bf16(void);
+
+/// Whether the CPU has AVX512_BF16 (CPUID leaf 7, subleaf 1, EAX bit 5); asked only at
+/// the AVX-512 level, whose register state detect() has checked.
+static int has_avx512_bf16(void) {
+    static int known = -1;  // benign race: every thread computes the same value
+    int v = __atomic_load_n(&known, __ATOMIC_RELAXED);
+    if (v < 0) {
+        unsigned a, b, c, d;
+        v = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
+        __atomic_store_n(&known, v, __ATOMIC_RELAXED);
+    }
+    return v;
+}
 
 static unsigned long long xcr0(void) {
     unsigned lo, hi;
@@ -44,7 +58,7 @@ int bn_isa_supported(void) {
 
 const bn_passes *bn_passes_get(int isa, int storage) {
 #if defined(__x86_64__)
-    if (isa >= BN_ISA_AVX512) return bn_passes_avx512(storage);
+    if (isa >= BN_ISA_AVX512) return storage == BN_STORAGE_BF16 && has_avx512_bf16() ? bn_passes_avx512bf16() : bn_passes_avx512(storage);
     if (isa == BN_ISA_AVX2) return bn_passes_avx2(storage);
 #endif
     (void)isa;

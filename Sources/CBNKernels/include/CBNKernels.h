@@ -80,7 +80,8 @@ typedef struct bn_passes {
 } bn_passes;
 
 /// The passes of instruction-set level `isa` (clamped to what this build compiled) for
-/// storage `storage`. Calling a level the CPU does not support is undefined: use
+/// storage `storage`. At the AVX-512 level, bfloat16 outputs are narrowed with
+/// vcvtneps2bf16 where the CPU also has AVX512_BF16 (isa_avx512bf16.c: the same bits). Calling a level the CPU does not support is undefined: use
 /// `bn_isa_supported`.
 const bn_passes *bn_passes_get(int isa, int storage);
 

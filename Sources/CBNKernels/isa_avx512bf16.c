@@ -1,0 +1,45 @@
+// The bfloat16 passes of the AVX-512 level on CPUs that also have AVX512_BF16 (Cooper
+// Lake, Sapphire Rapids, Zen 4 and later): kernel outputs are narrowed to bfloat16 with
+// vcvtneps2bf16, which rounds to nearest even like the integer form (`bf16_narrow_output`)
+// but treats subnormal inputs as zero; a vector holding a subnormal float takes the
+// integer form instead, so the bits are the same on every CPU (PathEquivalenceTests).
+// Widening and the conversions for tests are the generic ones.
+#include <stdint.h>
+#include <string.h>
+#include "CBNKernels.h"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"))), apply_to = function)
+
+#include "vector.h"
+
+BN_INLINE u8x16 bf16_narrow_hw(f8 v) {
+    if (__builtin_expect(_mm256_fpclass_ps_mask((__m256)v, 0x20) != 0, 0)) return bf16_narrow_output(v);  // 0x20: subnormal
+    __m128bh h = _mm256_cvtneps_pbh((__m256)v);
+    u8x16 r;
+    memcpy(&r, &h, sizeof r);
+    return r;
+}
+BN_INLINE u8x16 u16_load8(const uint16_t *p) { u8x16 v; memcpy(&v, p, sizeof v); return v; }
+BN_INLINE f8 bf16_load8(const uint16_t *p) { return bf16_widen(u16_load8(p)); }
+BN_INLINE void bf16_store8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow_hw(v); memcpy(p, &h, sizeof h); }
+BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { __builtin_nontemporal_store(bf16_narrow_hw(v), (u8x16 *)p); }
+BN_INLINE void bf16_convert8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow(v); memcpy(p, &h, sizeof h); }
+
+#define BN_PASTE_(a, b) a##_##b
+#define BN_PASTE(a, b) BN_PASTE_(a, b)
+#define ST uint16_t
+#define LOAD8(p) bf16_load8(p)
+#define CONVERT8(p, v) bf16_convert8(p, v)
+#define STORE8(p, v) bf16_store8(p, v)
+#define STREAM8(p, v) bf16_stream8(p, v)
+#define PASS(name) BN_PASTE(name, avx512bf16_bf16)
+#define TABLE PASS(table)
+#include "passes_template.h"
+
+#pragma clang attribute pop
+
+const bn_passes *bn_passes_avx512bf16(void) { return &table_avx512bf16_bf16; }
+#endif
