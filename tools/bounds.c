@@ -13,6 +13,8 @@
 //                  L2-sized out of cache): what its access pattern alone costs.
 //   traffic:2read  read all of x, then read x again and write y (NHWC training: every
 //                  row is needed before any output).
+//   traffic:2read-back  the same for NHWC backward: x and dy read twice, dx written
+//                  (ratio to memcpy of x and dy, as kernel:back).
 //   compute:train  the kernel's own passes (CBNKernels, best level) on an L1-resident
 //                  tensor, scaled to the shape: the arithmetic bound of fused training
 //   compute:infer / compute:back   the same for inference and backward.
@@ -139,6 +141,22 @@ static void traffic_train(void *p) {
             if (n1 > n0) sink += sum_range(s->x + (b * C + n0) * HW, (n1 - n0) * HW);
         }
     }
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+__attribute__((target("avx2"))) static void add_range(const float *x, const float *d, float *y, long n, int stream) {
+    long i = 0;
+    if (stream) {
+        while (i < n && ((uintptr_t)(y + i) & 31)) { y[i] = x[i] + d[i]; i++; }
+        for (; i + 8 <= n; i += 8) _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(d + i)));
+    } else for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(d + i)));
+    for (; i < n; i++) y[i] = x[i] + d[i];
+}
+
+/// NHWC backward: read x and dy (statistics), then read both again and write dx.
+static void traffic_2read_back(void *p) {
+    shape_ctx *s = p; long n = s->N * s->C * s->HW; volatile float sink = sum_range(s->x, n) + sum_range(s->dy, n); (void)sink;
+    add_range(s->x, s->dy, s->y, n, s->stream);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -381,11 +399,12 @@ int main(int argc, char **argv) {
         struct { const char *name; work_fn fn; int copies; long group; } rows[16] = {
             {"memcpy", copy_x, 1, budget}, {"read", read_x, 1, budget}, {"write", write_y, 1, budget},
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
+            {"traffic:2read-back", traffic_2read_back, 2, budget},
             {"kernel:train", kernel_train, 1, budget}, {"kernel:infer", kernel_infer, 1, budget}, {"kernel:back", kernel_back, 2, budget},
             {"nhwc:train", kernel_nhwc_train, 1, budget}, {"nhwc:infer", kernel_nhwc_infer, 1, budget},
             {"f16:train", kernel_train_f16, 1, budget}, {"bf16:train", kernel_train_bf16, 1, budget},
         };
-        int R = 12;
+        int R = 13;
         // BOUNDS_GROUPS=b1,b2,…: extra rows timing the training and backward kernels with
         // those channel-group budgets (bytes), the sweep behind ChannelGroups.
         char sweep_names[16][40];
