@@ -23,11 +23,15 @@ struct Verify: ParsableCommand {
     @Flag(help: "Print each implementation's output digest (SHA-256 of every output bit, all cases): compare across runs, machines and --threads.")
     var digest = false
 
+    func validate() throws {
+        guard Verification.CalibrationPolicy(rawValue: calibration) != nil else {
+            throw BNSpec.usageError("unknown --calibration '\(calibration)' (expected auto, all or none)")
+        }
+    }
+
     func run() throws {
         try BNSpec.run {
-            guard let policy = Verification.CalibrationPolicy(rawValue: calibration) else {
-                throw BNError.invalidArgument("unknown --calibration '\(calibration)' (expected auto, all or none)")
-            }
+            let policy = Verification.CalibrationPolicy(rawValue: calibration) ?? .auto
             try Preflight.reports(json)
             let dir = try Paths.resolve(golden, default: "golden")
             let selector = try selection.selector(bazel: true)
