@@ -46,13 +46,15 @@ let package = Package(
             dependencies: ["BNCore", .product(name: "RealModule", package: "swift-numerics"), "BigInt"]),
         .target(name: "CBNKernels"),
         .target(name: "CBNFiles"),
+        // SHA-256 for the manifest hashes and output digests (SHA extensions where the CPU has them).
+        .target(name: "CBNDigest"),
         // The C ABI of a kernel library under audit (include/bnspec/bnspec_kernel.h) and its loader.
         .target(name: "CBNKernelABI", linkerSettings: [.linkedLibrary("dl")]),
         .target(name: "CBNProcess"),
         .target(name: "BNKernels", dependencies: ["BNCore", "CBNKernels"]),
         .target(
             name: "BNGolden",
-            dependencies: ["BNCore", "BNReference", "CBNFiles"],
+            dependencies: ["BNCore", "BNReference", "CBNFiles", "CBNDigest"],
             resources: [.copy("Resources/nist-strd")]),
         .target(name: "BNLibraryHost", dependencies: ["BNCore", "BNGolden", "CBNKernelABI"]),
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),

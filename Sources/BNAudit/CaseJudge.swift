@@ -1,3 +1,4 @@
+import BNCalibration
 import BNCore
 import BNGolden
 import BNKernels
@@ -24,10 +25,13 @@ public struct CaseResult: Codable, Sendable {
     /// Elements of the worst output beyond tolerance, of `judged` elements there (nil: no comparison).
     public var beyond: Int? = nil
     public var judged: Int? = nil
+    /// True on a calibration kernel's row that was skipped because calibration kernels were not
+    /// requested for this case (``Verification/CalibrationPolicy``): nothing is known of it.
+    public var notRequested: Bool? = nil
 
     enum CodingKeys: String, CodingKey {
         case caseID = "case", family, implementation, status, worstRatio = "worst_ratio", worstAt = "worst_at", detail, repro
-        case digest = "output_sha256", resolution, beyond, judged
+        case digest = "output_sha256", resolution, beyond, judged, notRequested = "not_requested"
     }
 
     /// SHA-256 over the outputs in name order: for each, the UTF-8 name, a 0 byte, the value
@@ -36,15 +40,25 @@ public struct CaseResult: Codable, Sendable {
     /// payload of a computed NaN depend on the machine and the optimiser). Equal digests ⇔ outputs
     /// bit-identical up to NaN sign and payload.
     public static func outputDigest(_ outputs: [String: [Double]]) -> String {
-        var bytes: [UInt8] = []
+        var h = SHA256.Hasher()
+        var chunk = [UInt64](repeating: 0, count: 4096)     // the bit patterns, streamed in blocks
         for name in outputs.keys.sorted() {
             let values = outputs[name]!
-            bytes += Array(name.utf8) + [0]
-            withUnsafeBytes(of: UInt64(values.count).littleEndian) { bytes += $0 }
-            bytes.reserveCapacity(bytes.count + 8 * values.count)
-            for v in values { withUnsafeBytes(of: v.canonicalBitPattern.littleEndian) { bytes += $0 } }
+            h.update(Array(name.utf8) + [0])
+            withUnsafeBytes(of: UInt64(values.count).littleEndian) { h.update($0) }
+            values.withUnsafeBufferPointer { v in
+                var i = 0
+                while i < v.count {
+                    let k = min(chunk.count, v.count - i)
+                    chunk.withUnsafeMutableBufferPointer { c in
+                        for j in 0..<k { c[j] = v[i + j].canonicalBitPattern.littleEndian }
+                        h.update(UnsafeRawBufferPointer(rebasing: UnsafeRawBufferPointer(c)[..<(8 * k)]))
+                    }
+                    i += k
+                }
+            }
         }
-        return SHA256.hex(bytes)
+        return SHA256.hex(digest: h.finalize())
     }
 }
 
@@ -128,7 +142,40 @@ public enum CaseJudge {
                               worstRatio: 0, worstAt: "", detail: "synchronized BN (\(c.spec.op.rawValue)) not supported",
                               repro: "bnspec verify --case \(c.spec.id) --implementation \(kernel.name)")
         }
+        if let reason = unreachable(c.spec, kernel) { return skipped(c.spec, kernel, reason) }
         return judge(c, name: kernel.name, budget: budget) { try run(c, kernel) }
+    }
+
+    /// Why a calibration kernel is not run on this case — it does not implement the operation, or
+    /// it is a mutant whose code there is the honest one (``BNCalibration/MutationReach``) — or nil.
+    public static func unreachable(_ spec: CaseSpec, _ kernel: any BatchNormKernel) -> String? {
+        guard let k = kernel as? any ReachDeclaring else { return nil }
+        let used = entries(spec.op)
+        if !used.isSubset(of: k.implemented) { return "not implemented by the kernel: \(spec.op.rawValue)" }
+        return k.reach?.skipReason(entries: used, layout: spec.layout, dtype: spec.dtype)
+    }
+
+    /// The kernel entry points a case of `op` calls (``run(_:_:)``).
+    static func entries(_ op: Operation) -> Set<KernelEntry> {
+        switch op {
+        case .train: [.train]
+        case .infer: [.infer]
+        case .backwardTrain: [.backwardTrain]
+        case .backwardInfer: [.backwardInfer]
+        case .trajectory: [.train, .infer]
+        case .syncTrain: [.syncTrain]
+        case .syncBackward: [.syncBackward]
+        case .hvpTrain: [.hvpTrain]
+        case .hvpInfer: [.hvpInfer]
+        case .d2Train: [.d2Train]
+        case .d3Train: [.d3Train]
+        }
+    }
+
+    /// A skipped row with its one-line reason.
+    static func skipped(_ spec: CaseSpec, _ kernel: any BatchNormKernel, _ reason: String) -> CaseResult {
+        CaseResult(caseID: spec.id, family: spec.family, implementation: kernel.name, status: .skipped,
+                   worstRatio: 0, worstAt: "", detail: reason, repro: "bnspec verify --case \(spec.id) --implementation \(kernel.name)")
     }
 
     /// Judges outputs an implementation already produced (audits: adapters, recorded files).

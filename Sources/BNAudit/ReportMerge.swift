@@ -138,12 +138,17 @@ extension Verification.Report {
     /// The last line of `verify`: the verdict and the counts.
     public var closingLine: String {
         let ids = Set(cases.map(\.caseID)).count
-        let impls = implementations.filter { $0.role != "mutant" }, mutants = implementations.filter { $0.role == "mutant" }
+        // Calibration kernels not run on any case of the selection are counted apart, not as skips.
+        let idle = implementations.filter(\.idle), ran = implementations.filter { !$0.idle }
+        let impls = ran.filter { $0.role != "mutant" }, mutants = ran.filter { $0.role == "mutant" }
         let p = impls.reduce(0) { $0 + $1.passed }, f = impls.reduce(0) { $0 + $1.failed }, s = impls.reduce(0) { $0 + $1.skipped }
-        let caught = mutants.filter { $0.failed > 0 }.count
+        let caught = mutants.filter { $0.failed > 0 }.count, unchecked = mutants.filter(\.unchecked).count
         func n(_ k: Int, _ what: String) -> String { "\(k) \(what)\(k == 1 ? "" : "s")" }
         return "verify: \(ok ? "OK" : "FAILED") — \(n(ids, "case")) × \(n(impls.count, "implementation")): \(p) passed, \(f) failed, \(s) skipped"
             + (mutants.isEmpty ? "" : "; \(caught) of \(mutants.count) calibration mutants caught")
+            + (unchecked == 0 ? "" : ", \(unchecked) not checked (not run on every case)")
+            + (idle.isEmpty ? "" : "; \(n(idle.count, "calibration kernel")) not run")
+            + (unchecked + idle.count == 0 ? "" : " (--calibration all runs them)")
             + (shard.map { " (shard \($0))" } ?? "")
     }
 }

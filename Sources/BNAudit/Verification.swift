@@ -17,6 +17,30 @@ public enum Verification {
             + HonestKernel.all + CalibrationKernel.all + HigherOrderCalibrationKernel.all
     }
 
+    /// On which cases the calibration kernels (honest and mutants, BNCalibration) run. They
+    /// calibrate the suite — do honest algorithms pass, are classic bugs caught — which the default
+    /// suite establishes on small cases; on a large case they cost minutes and tell nothing new.
+    /// `auto`: on cases of at most ``calibrationElementLimit`` elements, and on any case for a
+    /// calibration kernel named with `--implementation`; `all`: every case; `none`: no case.
+    public enum CalibrationPolicy: String, CaseIterable, Codable, Sendable { case auto, all, none }
+
+    /// The largest case (elements of one x tensor) `auto` runs the calibration kernels on: 2^20,
+    /// above the default suite's largest case (81,920) and below the `large` suite's smallest
+    /// (32×64×28×28 = 1,605,632).
+    public static let calibrationElementLimit = 1 << 20
+
+    /// Why a calibration kernel is not run on a case of `elements` elements (`named`: with
+    /// `--implementation`), or nil when it runs.
+    static func notRequested(elements: Int, policy: CalibrationPolicy, named: Bool) -> String? {
+        switch policy {
+        case .all: return nil
+        case .none: return "calibration kernels not requested (--calibration none)"
+        case .auto:
+            if named || elements <= calibrationElementLimit { return nil }
+            return "calibration kernels run by default on cases of at most \(calibrationElementLimit) elements, this one has \(elements) (--calibration all runs them)"
+        }
+    }
+
     public struct Summary: Codable, Sendable {
         public var name: String
         public var role: String
@@ -25,7 +49,16 @@ public enum Verification {
         /// SHA-256 of the per-case output digests in case order ("-" for a case without
         /// outputs): equal across runs, machines and thread counts iff every output bit is.
         public var digest: String? = nil
-        enum CodingKeys: String, CodingKey { case name, role, passed, failed, skipped, worstRatio = "worst_ratio", digest = "output_sha256" }
+        /// Cases of the selection this calibration kernel was not run on because calibration was not
+        /// requested there (counted in `skipped` too); nil for none.
+        public var notRequested: Int? = nil
+        enum CodingKeys: String, CodingKey {
+            case name, role, passed, failed, skipped, worstRatio = "worst_ratio", digest = "output_sha256", notRequested = "not_requested"
+        }
+        /// A mutant that was not caught but not run on every case: nothing is known of it.
+        public var unchecked: Bool { role == "mutant" && failed == 0 && (notRequested ?? 0) > 0 }
+        /// A calibration kernel not run on any case of the selection (every row not requested).
+        public var idle: Bool { notRequested != nil && notRequested == skipped && passed + failed == 0 }
     }
 
     public struct Report: Codable, Sendable {
@@ -39,10 +72,30 @@ public enum Verification {
         public var implementations: [Summary]
         public var cases: [CaseResult]
         /// True when the reference and all implementations and honest calibration kernels
-        /// passed every case and every mutant was caught.
+        /// passed every case they ran on and — over the whole suite — every mutant that was run on
+        /// every case was caught (a mutant not run on some case is reported unchecked, not failed).
         public var ok: Bool
+        /// Plain statements about what this run did not check (calibration kernels not run); nil for none.
+        public var notes: [String]? = nil
         enum CodingKeys: String, CodingKey {
-            case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, implementations, cases, ok
+            case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, implementations, cases, ok, notes
+        }
+
+        public init(implementations: [Summary], cases: [CaseResult], ok: Bool) {
+            self.implementations = implementations; self.cases = cases; self.ok = ok
+            notes = Self.notes(implementations, cases)
+        }
+
+        /// What the run did not check, in words.
+        static func notes(_ summaries: [Summary], _ cases: [CaseResult]) -> [String]? {
+            let skippedCases = Set(cases.filter { $0.notRequested == true }.map(\.caseID))
+            guard !skippedCases.isEmpty else { return nil }
+            let unchecked = summaries.filter(\.unchecked).count
+            let kernels = summaries.filter { ($0.notRequested ?? 0) > 0 }.count
+            return ["\(kernels) calibration kernels were not run on \(skippedCases.count) case\(skippedCases.count == 1 ? "" : "s") of this selection"
+                    + " (by default they run on cases of at most \(calibrationElementLimit) elements): there, honest algorithms are not checked to pass"
+                    + (unchecked > 0 ? " and \(unchecked) calibration mutants are not checked to be caught" : "")
+                    + "; `bnspec verify --calibration all` runs them"]
         }
     }
 
@@ -103,6 +156,7 @@ public enum Verification {
             let mine = results.filter { $0.implementation == name }
             s.digest = SHA256.hex(Array(mine.map { $0.digest ?? "-" }.joined(separator: "\n").utf8))
             for r in mine {
+                if r.notRequested == true { s.notRequested = (s.notRequested ?? 0) + 1 }
                 switch r.status {
                 case .passed: s.passed += 1
                 case .failed: s.failed += 1
@@ -115,15 +169,17 @@ public enum Verification {
     }
 
     /// No implementation or honest calibration kernel failed, and — over the whole suite — every
-    /// mutant was caught.
+    /// mutant that was run on every case was caught (one not run somewhere is unchecked: the
+    /// report says so, ``Report/notes``, and it is not a failure).
     static func isOK(_ summaries: [Summary], mutantsRequired: Bool) -> Bool {
-        summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !mutantsRequired) : s.failed == 0 }
+        summaries.allSatisfy { s in s.role == "mutant" ? (s.failed > 0 || !mutantsRequired || s.unchecked) : s.failed == 0 }
     }
 
     /// Runs the selected implementations (all when `only` is empty) over the selected cases of
     /// the golden folder. `threads`: the `threaded` kernel's thread count (default: every core, at least 2).
+    /// `calibration`: on which cases the calibration kernels run (``CalibrationPolicy``).
     public static func run(golden: URL, only: [String] = [], cases selector: CaseSelector = CaseSelector(), threads: Int? = nil,
-                           progress: ((Int, Int) -> Void)? = nil) throws -> Report {
+                           calibration: CalibrationPolicy = .auto, progress: ((Int, Int) -> Void)? = nil) throws -> Report {
         if let t = threads, !(1...256).contains(t) { throw BNError.invalidArgument("--threads must be in 1…256, got \(t)") }
         let kernels = kernels(threads: threads ?? OptimizedKernel.defaultThreads)
         let manifest = try GoldenStore.manifest(golden)
@@ -141,7 +197,15 @@ public enum Verification {
             // One analysis and budget per case for every kernel (a failure is reported per kernel by the judge).
             let budget = c.spec.expectError == nil ? try? ToleranceBudget(c) : nil
             if runReference { results.append(judgeReference(c, budget: budget)) }
+            let elements = (try? c.spec.shapeValue().elementCount) ?? 0
             for k in selected {
+                if k.role != .implementation,
+                   let why = notRequested(elements: elements, policy: calibration, named: only.contains(k.name)) {
+                    var r = CaseJudge.skipped(c.spec, k, why)
+                    r.notRequested = true
+                    results.append(r)
+                    continue
+                }
                 var r = CaseJudge.judge(c, kernel: k, budget: budget)
                 if let t = threads, k.name == "threaded" { r.repro += " --threads \(t)" }
                 results.append(r)

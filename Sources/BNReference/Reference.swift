@@ -61,11 +61,13 @@ public enum Reference {
     /// Throws ``BNError/emptyChannel(channel:)`` when N × spatial = 0.
     public static func moments(_ x: [Double], shape: Shape, layout: Layout) throws -> [ChannelMoments] {
         try check(x.count, shape, layout)
-        return x.withUnsafeBufferPointer { buf in
-            (0..<shape.channels).map { c in
-                ChannelMoments.compute(buf, segments: layout.segments(channel: c, shape: shape))
+        var out = [ChannelMoments?](repeating: nil, count: shape.channels)
+        x.withUnsafeBufferPointer { buf in out.withUnsafeMutableBufferPointer { o in
+            forEachChannel(shape.channels, elements: x.count) { c in
+                o[c] = ChannelMoments.compute(buf, segments: layout.segments(channel: c, shape: shape))
             }
-        }
+        }}
+        return out.map { $0! }
     }
 
     /// 1/sqrt(v + eps) in IEEE arithmetic (the non-finite path). eps = 0 with v = 0 gives +Inf.
@@ -100,6 +102,11 @@ public enum Reference {
     /// the defined outcome of eps = 0, var = 0.
     static func normalizeIEEE(_ x: [Double], _ segs: [ChannelSegment], mean m: Double, scale sc: Double,
                               gamma g: Double, beta b: Double, into y: inout [Double]) {
+        y.withUnsafeMutableBufferPointer { normalizeIEEE(x, segs, mean: m, scale: sc, gamma: g, beta: b, into: $0) }
+    }
+
+    static func normalizeIEEE(_ x: [Double], _ segs: [ChannelSegment], mean m: Double, scale sc: Double,
+                              gamma g: Double, beta b: Double, into y: UnsafeMutableBufferPointer<Double>) {
         forEachIndex(segs) { i in y[i] = (g * xhat(x[i], m, sc)) + b }
     }
 
@@ -121,20 +128,23 @@ public enum Reference {
         let mean = ms.map(\.mean), variance = ms.map(\.biasedVariance)
         var inv = [Double](repeating: 0, count: shape.channels)
         var y = [Double](repeating: 0, count: x.count)
-        for c in 0..<shape.channels {
-            let g = gamma?[c] ?? 1, b = beta?[c] ?? 0, segs = layout.segments(channel: c, shape: shape)
-            if let e = ms[c].exact, g.isFinite, b.isFinite {
-                let v = e.m2 / Rational(e.count) + Rational(eps)
-                if v.signum > 0 {
-                    inv[c] = Rational.roundedSurd(.one, plus: .zero, over: v)
-                    let a = ExactAffine(mean: e.mean, meanEnclosure: e.meanEnclosure, radicand: v, gamma: g, beta: b)
-                    forEachIndex(segs) { i in y[i] = a.y(x[i]) }
-                    continue
+        // Channels are independent: each writes its own elements of y and its own inv[c].
+        inv.withUnsafeMutableBufferPointer { inv in y.withUnsafeMutableBufferPointer { y in
+            forEachChannel(shape.channels, elements: x.count) { c in
+                let g = gamma?[c] ?? 1, b = beta?[c] ?? 0, segs = layout.segments(channel: c, shape: shape)
+                if let e = ms[c].exact, g.isFinite, b.isFinite {
+                    let v = e.m2 / Rational(e.count) + Rational(eps)
+                    if v.signum > 0 {
+                        inv[c] = Rational.roundedSurd(.one, plus: .zero, over: v)
+                        let a = ExactAffine(mean: e.mean, meanEnclosure: e.meanEnclosure, radicand: v, gamma: g, beta: b)
+                        forEachIndex(segs) { i in y[i] = a.y(x[i]) }
+                        return
+                    }
                 }
+                inv[c] = inverseStd(variance: variance[c], eps: eps)
+                normalizeIEEE(x, segs, mean: mean[c], scale: inv[c], gamma: g, beta: b, into: y)
             }
-            inv[c] = inverseStd(variance: variance[c], eps: eps)
-            normalizeIEEE(x, segs, mean: mean[c], scale: inv[c], gamma: g, beta: b, into: &y)
-        }
+        }}
         return TrainingForwardResult(y: y, moments: ms, mean: mean, variance: variance, invStd: inv)
     }
 

@@ -7,7 +7,9 @@ func verifyText(_ report: Verification.Report, digests digest: Bool) -> String {
     var lines: [String] = []
     func print(_ s: String) { lines.append(s) }
     func ratio(_ r: Double) -> String { r.isFinite ? String(format: "%.3g", r) : "∞" }
-    let impls = report.implementations.filter { $0.role != "mutant" }
+    // Calibration kernels not run on any case of the selection get no column (listed below).
+    let idle = report.implementations.filter(\.idle)
+    let impls = report.implementations.filter { $0.role != "mutant" && !$0.idle }
     let families = Array(Set(report.cases.map(\.family))).sorted()
     print("BNSpec verify — \(Set(report.cases.map(\.caseID)).count) golden cases; cell = passed/run (worst error ÷ tolerance)\n")
     var rows: [[String]] = []
@@ -23,15 +25,22 @@ func verifyText(_ report: Verification.Report, digests digest: Bool) -> String {
     }
     rows.append(["TOTAL"] + impls.map { "\($0.passed)/\($0.passed + $0.failed) (\(ratio($0.worstRatio)))" })
     print(table(["family"] + impls.map(\.name), rows))
-    let mutants = report.implementations.filter { $0.role == "mutant" }
+    if !idle.isEmpty {
+        print("\nCalibration kernels not run on any case of this selection (\(idle.count)): \(idle.map(\.name).joined(separator: ", "))")
+    }
+    let mutants = report.implementations.filter { $0.role == "mutant" && !$0.idle }
     if !mutants.isEmpty {
         print("\nCalibration mutants (each must be caught by at least one case):")
         for m in mutants {
             let first = report.cases.first { $0.implementation == m.name && $0.status == .failed }
-            let verdict = m.failed > 0 ? "caught by \(m.failed) cases" : (report.ok ? "not caught by the cases of this selection" : "NOT CAUGHT")
+            let runs = m.passed + m.failed
+            let verdict = m.failed > 0 ? "caught by \(m.failed) cases"
+                : m.unchecked ? "not checked: not run on \(m.notRequested ?? 0) case\(m.notRequested == 1 ? "" : "s")" + (runs > 0 ? ", not caught by the \(runs) it ran on" : "")
+                : (report.ok ? "not caught by the cases of this selection" : "NOT CAUGHT")
             print("  \(m.name): \(verdict)" + (first.map { " — e.g. \($0.caseID): \($0.detail)" } ?? ""))
         }
     }
+    for note in report.notes ?? [] { print("\nNote: \(note)") }
     let mutantNames = Set(mutants.map(\.name))
     let failures = report.cases.filter { $0.status == .failed && !mutantNames.contains($0.implementation) }
     if !failures.isEmpty {

@@ -18,18 +18,28 @@ struct Verify: ParsableCommand {
     var json: String?
     @Option(help: "Threads of the 'threaded' kernel (default: every core, at least 2).")
     var threads: Int?
+    @Option(help: "Calibration kernels (honest algorithms and mutants): auto (cases of at most 1048576 elements, and any case for one named with --implementation), all, or none.")
+    var calibration = "auto"
     @Flag(help: "Print each implementation's output digest (SHA-256 of every output bit, all cases): compare across runs, machines and --threads.")
     var digest = false
 
+    func validate() throws {
+        guard Verification.CalibrationPolicy(rawValue: calibration) != nil else {
+            throw BNSpec.usageError("unknown --calibration '\(calibration)' (expected auto, all or none)")
+        }
+    }
+
     func run() throws {
         try BNSpec.run {
+            let policy = Verification.CalibrationPolicy(rawValue: calibration) ?? .auto
             try Preflight.reports(json)
             let dir = try Paths.resolve(golden, default: "golden")
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }
             let progress = Progress("verify")
-            var report = try Verification.run(golden: dir, only: implementations, cases: selector, threads: threads) { i, n in
+            var report = try Verification.run(golden: dir, only: implementations, cases: selector, threads: threads,
+                                                  calibration: policy) { i, n in
                 progress.update(done: i, total: n, failed: nil, current: i < n ? ids[i] : nil)
             }
             progress.update(done: ids.count, total: ids.count, failed: nil, current: nil)

@@ -64,11 +64,31 @@ import Testing
 }
 
 @Suite struct FormatTests {
-    @Test func sha256MatchesFIPSVectors() {
-        #expect(SHA256.hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
-        #expect(SHA256.hex([UInt8]()) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
-        #expect(SHA256.hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
+    /// FIPS 180-2 appendix B vectors, on the portable compression and on the one the CPU offers.
+    @Test(arguments: [true, false])
+    func sha256MatchesFIPSVectors(portable: Bool) {
+        func hex(_ b: [UInt8]) -> String { SHA256.hex(digest: SHA256.digest(b, portable: portable)) }
+        #expect(hex(Array("abc".utf8)) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+        #expect(hex([]) == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855")
+        #expect(hex(Array("abcdbcdecdefdefgefghfghighijhijkijkljklmklmnlmnomnopnopq".utf8))
                 == "248d6a61d20638b8e5c026930c3e6039a33ce45964ff2167f6ecedd419db06c1")
+        #expect(hex([UInt8](repeating: UInt8(ascii: "a"), count: 1_000_000))
+                == "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0")
+    }
+
+    /// Law: the digest does not depend on how the bytes are split into updates, nor on the
+    /// compression path (SHA extensions or portable C), for every length around the block and
+    /// padding boundaries.
+    @Test func sha256IsIndependentOfSplitsAndPath() {
+        var g = SystemRandomNumberGenerator()
+        let bytes = (0..<300).map { _ in UInt8.random(in: 0...255, using: &g) }
+        for n in 0...bytes.count {
+            let whole = SHA256.digest(bytes[..<n], portable: true)
+            var h = SHA256.Hasher()
+            var i = 0
+            while i < n { let k = min(n - i, Int.random(in: 1...70, using: &g)); h.update(bytes[i..<(i + k)]); i += k }
+            #expect(h.finalize() == whole, "length \(n)")
+        }
     }
 
     @Test(arguments: DType.allCases)

@@ -1,4 +1,5 @@
 import BigInt
+import Foundation
 import BNCore
 import BNGolden
 @testable import BNReference
@@ -8,6 +9,24 @@ import Testing
 /// accumulator is exact, the surd rounding (fallback) and the certified enclosure (fast
 /// path) give the nearest Double, and the oracle's own decision is right on known values.
 @Suite struct ExactArithmeticTests {
+
+    /// Law: a large tensor's channels, spread over the cores, are each visited exactly once, and
+    /// the caller's fallback counter reaches the worker threads (`Reference.forEachChannel`).
+    @Test func channelsOnAllCoresAreVisitedOnceAndCounted() {
+        let counter = FallbackCounter(), channels = 37
+        var seen = [Int](repeating: 0, count: channels)
+        seen.withUnsafeMutableBufferPointer { s in
+            Reference.$exactFallbacks.withValue(counter) {
+                Reference.forEachChannel(channels, elements: Reference.parallelElements) { c in
+                    s[c] += 1
+                    Reference.exactFallbacks?.increment()
+                    usleep(500)     // long enough that a second thread takes its share
+                }
+            }
+        }
+        #expect(seen == [Int](repeating: 1, count: channels))
+        #expect(counter.count == channels)
+    }
     typealias F = ExactOracle.Fraction
 
     /// Doubles across the whole range: subnormal to near overflow, both signs, with

@@ -30,6 +30,7 @@ import Testing
         (["audit", "--results", "/tmp"], "--profile P is required"),
         (["verify", "--shard", "0/3"], "shard 0/3 does not exist"),
         (["verify", "--shard", "two"], "--shard takes K/N"),
+        (["verify", "--calibration", "some"], "unknown --calibration 'some' (expected auto, all or none)"),
         (["audit", "--results", "/tmp", "--profile", "pytorch", "--maxfail", "0"], "--maxfail takes a positive number"),
         (["audit", "--results", "/tmp", "--profile", "pytorch", "--max-growth", "2"], "--max-growth compares with a --baseline report"),
         (["export"], "--out DIR is required"),

@@ -92,26 +92,78 @@ extension ToleranceBudget {
             for i in ref.indices where ref[i].isFinite && scale[i] > 0 { ratios.append(tol[i] / scale[i]) }
             return median(ratios)
         }
-        let a = try analysis ?? CaseAnalysis(c)
+        // The batch statistics only for a training dx (analysed here when the caller has none).
+        var a = analysis
+        ratios.reserveCapacity(ref.count)
+        var idx: [Int] = []
         for ch in 0..<s.channels {
-            var idx: [Int] = []
+            idx.removeAll(keepingCapacity: true)
             for seg in layout.segments(channel: ch, shape: s) { for k in 0..<seg.count { idx.append(seg.offset + k * seg.stride) } }
             var scale = abs(gamma[ch])
             if primary == "dx", let dy = c.inputs["dy"]?.values, dy.count == ref.count {
                 let rmsDy = (idx.reduce(0.0) { $0 + dy[$1] * dy[$1] } / Double(idx.count)).squareRoot()
-                let v = c.inputs["var"]?.values[ch] ?? a.batches[0].biasedVariance[ch]
+                let v: Double
+                if let given = c.inputs["var"]?.values[ch] { v = given } else {
+                    if a == nil { a = try CaseAnalysis(c) }
+                    v = a!.batches[0].biasedVariance[ch]
+                }
                 scale *= rmsDy / (v + c.spec.eps).squareRoot()
             }
-            for i in idx where ref[i].isFinite { ratios.append(scale > 0 ? tol[i] / scale : .infinity) }
+            ref.withUnsafeBufferPointer { r in tol.withUnsafeBufferPointer { t in
+                for i in idx where r[i].isFinite { ratios.append(scale > 0 ? t[i] / scale : .infinity) }
+            }}
         }
         return median(ratios)
     }
 
     /// The median (NaN sorted last); nil for no values.
-    func median(_ values: [Double]) -> Double? {
+    func median(_ values: [Double]) -> Double? { Self.median(values) }
+
+    /// The element at index count/2 of `values` sorted stably by `<` with NaN last — the same
+    /// bits, ±0 and NaN payloads included — found in O(n) (a selection on keys of the order, then
+    /// the element of the selected equivalence class the stable sort would put there).
+    static func median(_ values: [Double]) -> Double? {
         guard !values.isEmpty else { return nil }
-        let sorted = values.sorted { $0.isNaN ? false : ($1.isNaN ? true : $0 < $1) }
-        return sorted[sorted.count / 2]
+        let k = values.count / 2
+        // One key per equivalence class of the sort's order: −0 and +0 equal, every NaN last.
+        @inline(__always) func key(_ v: Double) -> UInt64 {
+            if v.isNaN { return .max }
+            let b = (v == 0 ? 0.0 : v).bitPattern
+            return b >> 63 == 1 ? ~b : b | (1 << 63)
+        }
+        var keys = values.map(key)
+        let target = keys.withUnsafeMutableBufferPointer { select($0, k) }
+        // A stable sort puts the class's members in input order after the `below` smaller values.
+        var below = 0
+        for v in values where key(v) < target { below += 1 }
+        var rank = k - below
+        for v in values where key(v) == target {
+            if rank == 0 { return v }
+            rank -= 1
+        }
+        return nil   // unreachable: the class holds index k
+    }
+
+    /// The k-th smallest of `a` (quickselect, three-way partition; `a` is permuted).
+    static func select(_ a: UnsafeMutableBufferPointer<UInt64>, _ k: Int) -> UInt64 {
+        var lo = 0, hi = a.count - 1, rounds = 0
+        while lo < hi {
+            rounds += 1
+            if rounds > 100 {   // pathological pivots: sort what is left
+                var rest = UnsafeMutableBufferPointer(rebasing: a[lo...hi])
+                rest.sort()
+                return a[k]
+            }
+            let x = a[lo], y = a[lo + (hi - lo) / 2], z = a[hi]
+            let p = max(min(x, y), min(max(x, y), z))
+            var lt = lo, i = lo, gt = hi
+            while i <= gt {
+                let v = a[i]
+                if v < p { a.swapAt(lt, i); lt += 1; i += 1 } else if v > p { a.swapAt(i, gt); gt -= 1 } else { i += 1 }
+            }
+            if k < lt { hi = lt - 1 } else if k > gt { lo = gt + 1 } else { return p }
+        }
+        return a[k]
     }
 }
 
