@@ -13,6 +13,8 @@
 //                  L2-sized out of cache): what its access pattern alone costs.
 //   traffic:2read  read all of x, then read x again and write y (NHWC training: every
 //                  row is needed before any output).
+//   traffic:copy   read x and write y with the kernels' stores (ordinary in cache: each
+//                  line of y read for ownership first): inference's traffic.
 //   traffic:2read-back  the same for NHWC backward: x and dy read twice, dx written
 //                  (ratio to memcpy of x and dy, as kernel:back).
 //   compute:train  the kernel's own passes (CBNKernels, best level) on an L1-resident
@@ -151,6 +153,14 @@ __attribute__((target("avx2"))) static void add_range(const float *x, const floa
         for (; i + 8 <= n; i += 8) _mm256_stream_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(d + i)));
     } else for (; i + 8 <= n; i += 8) _mm256_storeu_ps(y + i, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(d + i)));
     for (; i < n; i++) y[i] = x[i] + d[i];
+}
+
+/// Inference's traffic: read x, write y — with ordinary stores where the output stays in
+/// cache (each line of y is first read for ownership), as any in-cache output must be
+/// written; memcpy avoids that read (rep movsb).
+static void traffic_copy(void *p) {
+    shape_ctx *s = p; copy_range(s->x, s->y, s->N * s->C * s->HW, s->stream);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
 /// NHWC backward: read x and dy (statistics), then read both again and write dx.
@@ -399,12 +409,12 @@ int main(int argc, char **argv) {
         struct { const char *name; work_fn fn; int copies; long group; } rows[16] = {
             {"memcpy", copy_x, 1, budget}, {"read", read_x, 1, budget}, {"write", write_y, 1, budget},
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
-            {"traffic:2read-back", traffic_2read_back, 2, budget},
+            {"traffic:2read-back", traffic_2read_back, 2, budget}, {"traffic:copy", traffic_copy, 1, budget},
             {"kernel:train", kernel_train, 1, budget}, {"kernel:infer", kernel_infer, 1, budget}, {"kernel:back", kernel_back, 2, budget},
             {"nhwc:train", kernel_nhwc_train, 1, budget}, {"nhwc:infer", kernel_nhwc_infer, 1, budget},
             {"f16:train", kernel_train_f16, 1, budget}, {"bf16:train", kernel_train_bf16, 1, budget},
         };
-        int R = 13;
+        int R = 14;
         // BOUNDS_GROUPS=b1,b2,…: extra rows timing the training and backward kernels with
         // those channel-group budgets (bytes), the sweep behind ChannelGroups.
         char sweep_names[16][40];

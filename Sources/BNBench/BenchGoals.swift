@@ -139,9 +139,14 @@ public enum BenchGoals {
         }
         // In cache, NCHW, 1 thread.
         for (mode, limit) in [("training", 1.7), ("inference", 1.05), ("backward", 1.3)] {
+            // Inference: the larger of its arithmetic and its traffic (x read, y written with
+            // ordinary stores, each line of y read for ownership first).
+            let copy = traffic("traffic:copy", "one read of x and one write of y with ordinary stores without arithmetic")
             add("fused \(mode) NCHW, in cache", "≤", limit,
                 find("fused", mode, "NCHW", inCache: true).map { ($0.ratio, name($0), Optional($0)) }, missing: cacheOnly,
-                bound: arithmetic(mode))
+                bound: mode != "inference" ? arithmetic(mode) : { r in
+                    [arithmetic(mode)(r), copy(r)].compactMap { $0 }.max { $0.0 < $1.0 }
+                })
         }
         // NHWC within 15 % of NCHW (out-of-cache training: the two-read bound instead).
         let nhwc = main.filter { $0.kernel == "fused" && $0.layout == "NHWC" && !($0.mode == "training" && !inCache($0)) }
