@@ -70,7 +70,7 @@ public final class BenchWorkload {
         return p
     }
 
-    static func free<S>(_ p: UnsafeMutablePointer<S>) { UnsafeMutableRawPointer(p).deallocate() }
+    static func deallocateTensor<S>(_ p: UnsafeMutablePointer<S>) { UnsafeMutableRawPointer(p).deallocate() }
 
     static func params(_ C: Int) -> (gamma: [Float], beta: [Float], mean: [Float], variance: [Float]) {
         ((0..<C).map { 1 + Float($0 % 7) * 0.01 }, (0..<C).map { Float($0 % 5) * 0.1 },
@@ -94,7 +94,7 @@ public final class BenchWorkload {
                                        variance: p.variance) }
         case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
         }
-        return (run, { Self.free(x); Self.free(y); Self.free(dy) })
+        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) })
     }
 
     static func simd(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
@@ -109,7 +109,7 @@ public final class BenchWorkload {
         case .backward:
             run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5, statistics: nil) }
         }
-        return (run, { Self.free(x); Self.free(y); Self.free(dy) })
+        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) })
     }
 
     static func fused<S: StorageElement>(_: S.Type, _ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int,
@@ -134,6 +134,6 @@ public final class BenchWorkload {
             run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
                                                  dGamma: f + 4 * C, dBeta: f + 5 * C, threads: threads) }
         }
-        return (run, { Self.free(x); Self.free(y); Self.free(dy); f.deallocate() })
+        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy); f.deallocate() })
     }
 }

@@ -25,6 +25,23 @@ import Testing
 
     static func same(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
 
+    /// Runs `pass` with plain and with streaming stores, writing `n` values at each offset
+    /// of a buffer of 42s (n + 8 long); the first element that is not `expected(i)` (42
+    /// where the pass must not write), described, or nil.
+    static func mismatch<T: ExpressibleByIntegerLiteral>(_ n: Int, offsets: [Int], same: (T, T) -> Bool, expected: (Int) -> T,
+                                                         _ pass: (UnsafeMutablePointer<T>, Int32) -> Void) -> String? {
+        for stream: Int32 in [0, 1] {
+            for offset in offsets {
+                var out = [T](repeating: 42, count: n + 8)
+                out.withUnsafeMutableBufferPointer { pass($0.baseAddress! + offset, stream) }
+                if let i = (0..<n).first(where: { !same(out[offset + $0], expected($0)) }) {
+                    return "stream \(stream) offset \(offset): element \(i)"
+                }
+            }
+        }
+        return nil
+    }
+
     @Test(arguments: KernelISA.available)
     func applyIsTheAffineOfEveryElement(isa: KernelISA) {
         let p = Passes(Float.self, isa: isa)
@@ -39,18 +56,12 @@ import Testing
                     let c = i % C, v = b[c].addingProduct(Double(x[i]) - m[c], k[c])
                     return Self.output(relu == 1 && v < 0 ? 0 : v)
                 }
-                for stream: Int32 in [0, 1] {
-                    for offset in [0, 1, 3, 4, 7] {
-                        // Rows [1, R − 1): the walk starts and ends inside the buffer.
-                        var y = [Float](repeating: 42, count: n + 8)
-                        y.withUnsafeMutableBufferPointer { p.table.rows_apply(x, $0.baseAddress! + offset, 1, Int(R - 1), C, m, k, b, relu, stream) }
-                        let bad = (0..<n).first { i in
-                            let inside = i >= C && i < (R - 1) * C
-                            return !Self.same(y[offset + i], inside ? expected[i] : 42)
-                        }
-                        #expect(bad == nil, "C \(C) stream \(stream) relu \(relu) offset \(offset): element \(bad ?? -1)")
-                    }
+                // Rows [1, R − 1): the walk starts and ends inside the buffer.
+                let bad = Self.mismatch(n, offsets: [0, 1, 3, 4, 7], same: Self.same,
+                                        expected: { i in i >= C && i < (R - 1) * C ? expected[i] : 42 }) { y, stream in
+                    p.table.rows_apply(x, y, 1, Int(R - 1), C, m, k, b, relu, stream)
                 }
+                #expect(bad == nil, "C \(C) relu \(relu): \(bad ?? "")")
             }
         }
     }
@@ -69,18 +80,12 @@ import Testing
                     let c = i % C, d = masked && mask[i] <= 0 ? 0 : Double(dy[i])
                     return Self.output(b[c].addingProduct(a[c], d).addingProduct(k[c], Double(x[i]) - m[c]))
                 }
-                for stream: Int32 in [0, 1] {
-                    for offset in [0, 2, 5] {
-                        var dx = [Float](repeating: 42, count: n + 8)
-                        mask.withUnsafeBufferPointer { mp in
-                            dx.withUnsafeMutableBufferPointer {
-                                p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, $0.baseAddress! + offset, 0, R, C, m, a, b, k, stream)
-                            }
-                        }
-                        let bad = (0..<n).first { !Self.same(dx[offset + $0], expected[$0]) }
-                        #expect(bad == nil, "C \(C) stream \(stream) mask \(masked) offset \(offset): element \(bad ?? -1)")
+                let bad = Self.mismatch(n, offsets: [0, 2, 5], same: Self.same, expected: { expected[$0] }) { dx, stream in
+                    mask.withUnsafeBufferPointer { mp in
+                        p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, dx, 0, R, C, m, a, b, k, stream)
                     }
                 }
+                #expect(bad == nil, "C \(C) mask \(masked): \(bad ?? "")")
             }
         }
     }
@@ -131,14 +136,10 @@ import Testing
                 let c = i % C
                 return Float16(Self.output(b[c].addingProduct(Double(Float(x[i])) - m[c], k[c])))
             }
-            for stream: Int32 in [0, 1] {
-                for offset in [0, 1, 6] {
-                    var y = [Float16](repeating: 42, count: n + 8)
-                    y.withUnsafeMutableBufferPointer { p.table.rows_apply(x, $0.baseAddress! + offset, 0, R, C, m, k, b, 0, stream) }
-                    let bad = (0..<n).first { y[offset + $0].bitPattern != expected[$0].bitPattern }
-                    #expect(bad == nil, "C \(C) stream \(stream) offset \(offset): element \(bad ?? -1)")
-                }
+            let bad = Self.mismatch(n, offsets: [0, 1, 6], same: { $0.bitPattern == $1.bitPattern }, expected: { expected[$0] }) { y, stream in
+                p.table.rows_apply(x, y, 0, R, C, m, k, b, 0, stream)
             }
+            #expect(bad == nil, "C \(C): \(bad ?? "")")
         }
     }
 }
