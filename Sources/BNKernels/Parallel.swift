@@ -1,3 +1,4 @@
+import CBNKernels
 import Dispatch
 
 /// Runs `body` over 0..<count cut into `threads` contiguous ranges, one per thread
@@ -7,6 +8,10 @@ import Dispatch
 /// range of runs) whose decomposition never depends on `threads`; each item is computed
 /// by one thread in a fixed order, so results are bit-identical for any thread count.
 /// Contiguous ranges keep each thread's memory accesses sequential.
+///
+/// The ranges run on the kernels' worker pool (`bn_pool_run`: range i on the same
+/// thread at every call, no wake-up between back-to-back calls); when another thread
+/// holds the pool, on Dispatch's.
 @usableFromInline
 func parallelFor(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     let t = max(1, min(threads, count))
@@ -15,11 +20,21 @@ func parallelFor(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
         return
     }
     withoutActuallyEscaping(body) { body in
-        nonisolated(unsafe) let work = body
-        DispatchQueue.concurrentPerform(iterations: t) { w in
-            work((count * w / t)..<(count * (w + 1) / t))
+        var job = ParallelJob(count: count, pieces: t, body: body)
+        let ran = withUnsafeMutablePointer(to: &job) { p in
+            bn_pool_run(t, { ctx, w in ctx!.assumingMemoryBound(to: ParallelJob.self).pointee.run(w) }, p) == 0
+        }
+        if !ran {
+            nonisolated(unsafe) let work = job
+            DispatchQueue.concurrentPerform(iterations: t) { w in work.run(w) }
         }
     }
+}
+
+/// One `parallelFor` call: piece w of `pieces` is the range count·w/pieces ..< count·(w+1)/pieces.
+struct ParallelJob {
+    let count: Int, pieces: Int, body: (Range<Int>) -> Void
+    func run(_ w: Int) { body((count * w / pieces)..<(count * (w + 1) / pieces)) }
 }
 
 /// Threads worth starting for `elements` values cut into at most `items` pieces: one

@@ -97,4 +97,15 @@ static inline __attribute__((always_inline)) void bn_stream_fence(void) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
+/// One piece of a parallel job (pool.c).
+typedef void (*bn_piece_fn)(void *ctx, long piece);
+
+/// Runs `fn(ctx, p)` for every p in [0, pieces) and returns 0 when all have finished:
+/// piece 0 on the calling thread, piece i ≥ 1 on the pool's worker i — the same thread
+/// at every call, so a piece's data stays in that core's caches from one call to the
+/// next. Idle workers spin for 1 ms, then sleep. Returns -1 without running anything
+/// when another caller holds the pool or threads cannot be started (the caller then
+/// runs the pieces some other way).
+int bn_pool_run(long pieces, bn_piece_fn fn, void *ctx);
+
 #endif
