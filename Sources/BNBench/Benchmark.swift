@@ -36,6 +36,25 @@ public struct BenchResult: Codable, Sendable {
     }
 }
 
+extension BenchResult {
+    /// One configuration measured in several rounds (`bnspec bench --rounds`): the median
+    /// of each round's median time, memcpy time and ratio, the least `min_ratio`, and all
+    /// the repeats. A disturbance that lasts less than a round moves one round's figure,
+    /// not the combined one.
+    public static func combining(_ rounds: [BenchResult]) -> BenchResult {
+        precondition(!rounds.isEmpty, "combining no rounds")
+        var r = rounds[0]
+        guard rounds.count > 1 else { return r }
+        r.seconds = BenchRunner.median(rounds.map(\.seconds))
+        r.memcpySeconds = BenchRunner.median(rounds.map(\.memcpySeconds))
+        r.ratio = BenchRunner.median(rounds.map(\.ratio))
+        r.gbPerSecond = BenchRunner.median(rounds.map(\.gbPerSecond))
+        r.minRatio = rounds.map(\.minRatio).min()!
+        r.repeats = rounds.map(\.repeats).reduce(0, +)
+        return r
+    }
+}
+
 /// Times workloads against memcpy of the same bytes.
 public struct BenchRunner: Sendable {
     /// Minimum total time spent on one configuration (kernel runs only).

@@ -19,6 +19,8 @@ struct Bench: ParsableCommand {
     var shapes: [String] = []
     @Option(help: "Threads of the threaded kernel (default: all cores, at least 2).") var threads: Int?
     @Option(help: "Minimum seconds of kernel time per configuration.") var minTime = 0.3
+    @Option(help: "Rounds over all configurations; each figure is the median of its rounds' (steadier on a shared machine).")
+    var rounds = 1
     @Option(help: "JSON of tools/bench_frameworks.py --json from the same session: adds the goals against ONNX Runtime.")
     var peers: String?
     @Option(help: "JSON of tools/bounds.sh --json from the same session: adds the machine's bound to each goal.")
@@ -71,7 +73,9 @@ struct Bench: ParsableCommand {
             let ss = try (shapes.isEmpty ? (quick ? ["32x64x28x28"] : ["32x64x28x28", "64x256x56x56"]) : shapes)
                 .map { try Shape(parsing: $0) }
             let t = threads ?? OptimizedKernel.defaultThreads
-            guard t >= 1, minTime > 0 else { throw BNError.invalidArgument("--threads and --min-time must be positive") }
+            guard t >= 1, minTime > 0, rounds >= 1 else {
+                throw BNError.invalidArgument("--threads, --min-time and --rounds must be positive")
+            }
             struct PeerFile: Decodable { var speed: [PeerSpeed] }
             let peerRows = try peers.map { try readJSON(PeerFile.self, $0, what: "--peers").speed }
             let machineBounds = try bounds.map { try readJSON(MachineBounds.self, $0, what: "--bounds") }
@@ -82,27 +86,39 @@ struct Bench: ParsableCommand {
             let terminal = isatty(STDERR_FILENO) != 0
             let loadBefore = Self.load()
 
-            var results = [BenchResult]()
+            // The configurations, in order: every kernel × mode × layout × shape, then four
+            // decades of size (fused training NCHW on 1 thread: time should grow linearly).
+            var plan = [(label: String, series: String, make: () throws -> BenchWorkload)]()
             for shape in ss {
                 for layout in ls {
                     for mode in ms {
                         for k in names {
-                            if terminal { FileHandle.standardError.write(Data("\rbench: \(k) \(mode.rawValue) \(layout.rawValue) \(shape)      ".utf8)) }
-                            let w = try BenchWorkload(kernel: k, mode: mode, layout: layout, shape: shape, threads: t)
-                            results.append(runner.measure(w))
+                            plan.append(("\(k) \(mode.rawValue) \(layout.rawValue) \(shape)", "main", {
+                                try BenchWorkload(kernel: k, mode: mode, layout: layout, shape: shape, threads: t)
+                            }))
                         }
                     }
                 }
             }
             if !noScaling {
-                // Four decades of size, fused training NCHW on 1 thread: time should grow linearly.
                 for batch in [1, 10, 100, 1000] {
                     let shape = try Shape(batch: batch, channels: 16, spatial: [25, 25])
-                    if terminal { FileHandle.standardError.write(Data("\rbench: scaling \(shape)                    ".utf8)) }
-                    let w = try BenchWorkload(kernel: "fused", mode: .training, layout: .nchw, shape: shape, threads: 1)
-                    results.append(runner.measure(w, series: "scaling"))
+                    plan.append(("scaling \(shape)", "scaling", {
+                        try BenchWorkload(kernel: "fused", mode: .training, layout: .nchw, shape: shape, threads: 1)
+                    }))
                 }
             }
+            var measured = [[BenchResult]](repeating: [], count: plan.count)
+            for round in 1...rounds {
+                for (i, p) in plan.enumerated() {
+                    if terminal {
+                        let r = rounds > 1 ? "round \(round)/\(rounds): " : ""
+                        FileHandle.standardError.write(Data("\rbench: \(r)\(p.label)            ".utf8))
+                    }
+                    measured[i].append(runner.measure(try p.make(), series: p.series))
+                }
+            }
+            let results = measured.map(BenchResult.combining)
             if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
             let machine = Machine(isa: KernelISA.selected.description, cores: ProcessInfo.processInfo.activeProcessorCount,
                                   threadedThreads: t, loadBefore: loadBefore, loadAfter: Self.load())

@@ -1,0 +1,94 @@
+import Testing
+@testable import BNBench
+
+/// The speed verdicts of `bnspec bench` on hand-made results: the right figure, the
+/// worst configuration, the in-cache boundary, met against MISSED at the limit, and
+/// "not measured" rather than a verdict when a run lacks the configurations. Also
+/// `--rounds`: each figure is the median of its rounds.
+@Suite struct BenchGoalsTests {
+    static let small = [32, 64, 28, 28], large = [64, 256, 56, 56]
+
+    static func result(_ kernel: String, _ mode: String, _ layout: String = "NCHW", _ shape: [Int] = small,
+                       seconds: Double, memcpy: Double = 1e-3, threads: Int = 1, dtype: String = "float32",
+                       series: String = "main") -> BenchResult {
+        BenchResult(series: series, kernel: kernel, mode: mode, layout: layout, shape: shape, threads: threads, dtype: dtype,
+                    seconds: seconds, memcpySeconds: memcpy, ratio: seconds / memcpy, gbPerSecond: 1, repeats: 5,
+                    minRatio: seconds / memcpy)
+    }
+
+    static func goal(_ goals: [BenchGoal], _ prefix: String) -> BenchGoal? { goals.first { $0.goal.hasPrefix(prefix) } }
+
+    @Test func inCacheGoalsJudgeTheRatioAtTheLimit() throws {
+        // Training in cache: limit 1.7. 1.7 itself is met (≤), 1.71 is not.
+        for (seconds, status) in [(1.7e-3, "met"), (1.71e-3, "MISSED"), (0.5e-3, "met")] {
+            let g = try #require(Self.goal(BenchGoals.evaluate([Self.result("fused", "training", seconds: seconds)]),
+                                           "fused training NCHW, in cache"))
+            #expect(g.status == status, "training ratio \(seconds / 1e-3)")
+            #expect(abs(g.measured! - seconds / 1e-3) < 1e-12)
+        }
+        // The out-of-cache goal is not judged on an in-cache shape.
+        let out = try #require(Self.goal(BenchGoals.evaluate([Self.result("fused", "training", seconds: 1e-3)]),
+                                         "fused training NCHW, out of cache"))
+        #expect(out.status == "not measured" && out.measured == nil)
+    }
+
+    @Test func inCacheMeansXAndYWithin32MiB() {
+        // 2·4 bytes per element: 4 Mi float32 elements are exactly 32 MiB (in cache), one
+        // more channel is not; a float16 tensor of the larger size still is.
+        let at = [1, 4, 1024, 1024], over = [1, 5, 1024, 1024]
+        #expect(BenchGoals.inCache(Self.result("fused", "training", "NCHW", at, seconds: 1)))
+        #expect(!BenchGoals.inCache(Self.result("fused", "training", "NCHW", over, seconds: 1)))
+        #expect(BenchGoals.inCache(Self.result("fused-float16", "training", "NCHW", [1, 8, 1024, 1024], seconds: 1, dtype: "float16")))
+        #expect(!BenchGoals.inCache(Self.result("fused-float16", "training", "NCHW", [1, 9, 1024, 1024], seconds: 1, dtype: "float16")))
+    }
+
+    @Test func aGoalOverSeveralConfigurationsIsJudgedOnTheWorst() throws {
+        // NHWC ÷ NCHW ≤ 1.15 over every mode: inference 1.1 passes, backward 1.3 is the worst.
+        let results = [
+            Self.result("fused", "inference", "NCHW", seconds: 1e-3), Self.result("fused", "inference", "NHWC", seconds: 1.1e-3),
+            Self.result("fused", "backward", "NCHW", seconds: 2e-3), Self.result("fused", "backward", "NHWC", seconds: 2.6e-3),
+        ]
+        let g = try #require(Self.goal(BenchGoals.evaluate(results), "fused NHWC time ÷ NCHW time"))
+        #expect(g.status == "MISSED")
+        #expect(abs(g.measured! - 1.3) < 1e-12)
+        #expect(g.configuration == "fused backward NHWC 32x64x28x28 ÷ NCHW")
+    }
+
+    @Test func threadedSpeedUpIsFusedTimeOverThreadedTime() throws {
+        let results = [
+            Self.result("fused", "training", seconds: 1.0e-3), Self.result("threaded", "training", seconds: 0.5e-3, threads: 2),
+            Self.result("fused", "inference", seconds: 0.6e-3), Self.result("threaded", "inference", seconds: 0.4e-3, threads: 2),
+        ]
+        let goals = BenchGoals.evaluate(results)
+        let speedup = try #require(Self.goal(goals, "threaded speed-up"))
+        #expect(abs(speedup.measured! - 1.5) < 1e-12)  // inference 0.6 ÷ 0.4, the worse of 2.0 and 1.5
+        #expect(speedup.status == "MISSED")
+        let never = try #require(Self.goal(goals, "threaded time ÷ fused time"))
+        #expect(abs(never.measured! - 2.0 / 3.0) < 1e-12)
+        #expect(never.status == "met")
+    }
+
+    @Test func peersAndBoundsComeOnlyFromTheirFiles() throws {
+        let results = [Self.result("fused", "training", seconds: 1.2e-3)]
+        let without = try #require(Self.goal(BenchGoals.evaluate(results), "fused training ÷ ONNX Runtime training, in cache"))
+        #expect(without.status == "not measured")
+        let peer = PeerSpeed(kernel: "onnxruntime", version: "1.0", mode: "training", layout: "NCHW", shape: Self.small, ratio: 3.0)
+        let with = try #require(Self.goal(BenchGoals.evaluate(results, peers: [peer]), "fused training ÷ ONNX Runtime training, in cache"))
+        #expect(abs(with.measured! - 0.4) < 1e-12)  // 1.2 ÷ 3.0
+        #expect(with.status == "met")
+    }
+
+    @Test func roundsCombineIntoTheirMedians() {
+        let rounds = [
+            Self.result("fused", "training", seconds: 3e-3, memcpy: 1e-3),
+            Self.result("fused", "training", seconds: 1e-3, memcpy: 2e-3),
+            Self.result("fused", "training", seconds: 2e-3, memcpy: 4e-3),
+        ]
+        let r = BenchResult.combining(rounds)
+        #expect(r.seconds == 2e-3 && r.memcpySeconds == 2e-3)
+        #expect(r.ratio == 0.5)  // the rounds' ratios are 3, 0.5 and 0.5
+        #expect(r.minRatio == 0.5 && r.repeats == 15)
+        let one = BenchResult.combining([rounds[0]])
+        #expect(one.seconds == 3e-3 && one.ratio == 3)
+    }
+}
