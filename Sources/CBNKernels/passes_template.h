@@ -3,11 +3,15 @@
 //   ST             element type (float, or uint16_t bits)
 //   LOAD8(p)       8 elements at p (any alignment) → f8, exact
 //   STORE8(p, v)   f8 → 8 elements at p, round to nearest even (a kernel output: its
-//                  NaNs are canonical)
+//                  NaNs are canonical, or with RAW_OUTPUTS made canonical by STORE8)
 //   CONVERT8(p, v) as STORE8 for any f8
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
+// and may define
+//   RAW_OUTPUTS    outputs reach STORE8/STREAM8 as the plain float conversion, NaNs not
+//                  yet canonical: stores that test each vector anyway (for subnormals)
+//                  canonicalise them in the same test
 //
 // Every output element is computed by the same lane-wise double operations whichever
 // loop (16 at a time, 8 at a time, partial tail, streaming or not) handles it, so the
@@ -15,6 +19,13 @@
 // CBNKernels.h.
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
+
+/// A kernel output d8 → the f8 that STORE8 and STREAM8 receive.
+#ifdef RAW_OUTPUTS
+#define OUTPUT(r) __builtin_convertvector((r), f8)
+#else
+#define OUTPUT(r) narrow(r)
+#endif
 
 /// Copies n < 8 elements with constant-size copies (inlined moves, not a memcpy call:
 /// run tails are frequent in small tensors).
@@ -127,7 +138,7 @@ BN_INLINE void PASS(finish_sums)(const double *acc, long channels, int with_dy, 
 BN_INLINE f8 PASS(affine)(f8 x, d8 m, d8 k, d8 b, const int relu) {
     d8 r = fma8(wide(x) - m, k, b);
     if (relu) r = zero_where(r, r < 0);
-    return narrow(r);
+    return OUTPUT(r);
 }
 
 BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
@@ -166,7 +177,7 @@ static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0,
 BN_INLINE f8 PASS(grad)(f8 x, f8 dy, const ST *mask, long i, d8 m, d8 a, d8 b, d8 k) {
     d8 d = wide(dy);
     if (mask) d = zero_where(d, wide(LOAD8(mask + i)) <= 0);
-    return narrow(fma8(k, wide(x) - m, fma8(a, d, b)));
+    return OUTPUT(fma8(k, wide(x) - m, fma8(a, d, b)));
 }
 
 BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST *dx, long n, double mean, double a,
@@ -175,7 +186,7 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
     long i = 0;
 #define PARTIAL(at, len) { f8 mk = mask ? PASS(load_part)(mask + (at), len) : (f8)0; \
         d8 d = wide(PASS(load_part)(dy + (at), len)); if (mask) d = zero_where(d, wide(mk) <= 0); \
-        PASS(store_part)(dx + (at), narrow(fma8(k8, wide(PASS(load_part)(x + (at), len)) - m8, fma8(a8, d, b8))), len); }
+        PASS(store_part)(dx + (at), OUTPUT(fma8(k8, wide(PASS(load_part)(x + (at), len)) - m8, fma8(a8, d, b8))), len); }
     if (stream) {
         long head = (long)((-(uintptr_t)dx) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
@@ -468,7 +479,7 @@ BN_INLINE f8 PASS(row_grad)(const ST *x, const ST *dy, const ST *mask, long lane
     d8 d = wide(lanes == 8 ? LOAD8(dy) : PASS(load_part)(dy, lanes));
     if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask) : PASS(load_part)(mask, lanes)) <= 0);
     d8 m8 = PASS(loadd_part)(mean, lanes), a8 = PASS(loadd_part)(a, lanes), b8 = PASS(loadd_part)(b, lanes), k8 = PASS(loadd_part)(k, lanes);
-    return narrow(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)));
+    return OUTPUT(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)));
 }
 
 /// The gradient pass over channels [0, 8V) of `rows` rows, the coefficients in registers.
@@ -590,6 +601,7 @@ static const bn_passes TABLE = {
 };
 
 #undef ALIGN_BYTES
+#undef OUTPUT
 #undef DISPATCH_RELU_STREAM
 #undef PREFETCH_AHEAD
 #undef TILE_ELEMENTS

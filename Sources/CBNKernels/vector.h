@@ -31,11 +31,11 @@ BN_INLINE d8 wide(f8 v) { return __builtin_convertvector(v, d8); }
 /// several of its operands are NaN depends on the instruction form the compiler picks
 /// (and libm's fma on the baseline level), so payloads are not carried to outputs:
 /// every level, build and architecture writes the same bits.
-BN_INLINE f8 narrow(d8 v) {
-    f8 f = __builtin_convertvector(v, f8);
+BN_INLINE f8 canonical_nans(f8 f) {
     i8x32 nan = (i8x32)(f != f);
     return (f8)(((i8x32)f & ~nan) | ((i8x32)0x7FC00000 & nan));
 }
+BN_INLINE f8 narrow(d8 v) { return canonical_nans(__builtin_convertvector(v, f8)); }
 BN_INLINE d8 fma8(d8 a, d8 b, d8 c) { return __builtin_elementwise_fma(a, b, c); }
 BN_INLINE d8 splat(double v) { return (d8)v; }
 BN_INLINE d8 loadd(const double *p) { d8 v; memcpy(&v, p, sizeof v); return v; }
