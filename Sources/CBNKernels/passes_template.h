@@ -391,6 +391,13 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
     }
 }
 
+/// Whether the vector at p starts in the first 8 elements' bytes of a cache line: one
+/// vector per line, whatever p's alignment. The flat walks ask for each line of their
+/// inputs PREFETCH_AHEAD elements early: there the hardware prefetchers alone fell
+/// behind (64×256×56×56 inference, rows_apply: 17.5 → 12.7 ms; runs_apply, one run of
+/// one channel at a time, 10.8 ms without).
+BN_INLINE int PASS(line_start)(const ST *p) { return ((uintptr_t)p & 63) < 8 * sizeof(ST); }
+
 /// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 8.
 BN_INLINE long PASS(flat_period)(long C) { return C >= 8 ? C : C * ((8 + C - 1) / C); }
 
@@ -412,8 +419,10 @@ BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long 
     while (i + 8 <= end) {
         long nv = (L - c + 7) / 8, left = (end - i) / 8;
         if (nv > left) nv = left;
-        for (long v = 0; v < nv; v++, i += 8, c += 8)
+        for (long v = 0; v < nv; v++, i += 8, c += 8) {
+            if (PASS(line_start)(x + i)) PREFETCH(x + i + PREFETCH_AHEAD);
             STREAM8(y + i, PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu));
+        }
         if (c >= L) c -= L;
     }
     if (i < end)
@@ -512,8 +521,12 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
     while (i + 8 <= end) {
         long nv = (L - c + 7) / 8, left = (end - i) / 8;
         if (nv > left) nv = left;
-        for (long v = 0; v < nv; v++, i += 8, c += 8)
+        for (long v = 0; v < nv; v++, i += 8, c += 8) {
+            if (PASS(line_start)(x + i)) {
+                PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
+            }
             STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c)));
+        }
         if (c >= L) c -= L;
     }
     if (i < end)
