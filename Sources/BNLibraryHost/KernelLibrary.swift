@@ -23,6 +23,8 @@ final class KernelLibrary: @unchecked Sendable {
         handle = h
     }
 
+    deinit { bnspec_host_release(handle) }
+
     /// A NUL-terminated C buffer as text.
     static func text(_ buffer: [CChar]) -> String {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)

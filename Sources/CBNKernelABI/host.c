@@ -103,6 +103,8 @@ fail:
     return NULL;
 }
 
+void bnspec_host_release(bnspec_host_library *lib) { free(lib); }
+
 const char *bnspec_host_name(const bnspec_host_library *lib) { return lib->description.name; }
 const char *bnspec_host_version(const bnspec_host_library *lib) { return lib->description.version; }
 uint32_t bnspec_host_features(const bnspec_host_library *lib) { return lib->description.features; }

@@ -24,6 +24,12 @@ typedef struct bnspec_host_library bnspec_host_library;
  */
 bnspec_host_library *bnspec_host_open(const char *path, const char *prefix, char *message, size_t message_size);
 
+/**
+ * Releases what bnspec_host_open allocated. The library itself stays loaded for the life of
+ * the process: unloading code that may have started threads or registered handlers is not safe.
+ */
+void bnspec_host_release(bnspec_host_library *lib);
+
 const char *bnspec_host_name(const bnspec_host_library *lib);
 const char *bnspec_host_version(const bnspec_host_library *lib);
 uint32_t bnspec_host_features(const bnspec_host_library *lib);
