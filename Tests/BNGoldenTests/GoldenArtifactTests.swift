@@ -122,7 +122,11 @@ import Glibc
         let stop = Counter(), finished = DispatchSemaphore(value: 0), swaps = Counter()
         Thread.detachNewThread { [a, b] in
             while stop.value == 0 {
-                if (try? GoldenStore.write(swaps.add(1) % 2 == 0 ? a : b, to: dir, force: true)) == nil { break }
+                let n = swaps.add(1)
+                if (try? GoldenStore.write(n % 2 == 0 ? a : b, to: dir, force: true)) == nil { break }
+                // Every fourth swap, a pause a read fits in even when reads are slow (sanitizer
+                // builds): back-to-back swaps alone left no read complete under ASan.
+                if n % 4 == 0 { usleep(50_000) }
             }
             finished.signal()
         }
