@@ -16,6 +16,12 @@ import Testing
     /// Rows enough for two tiles and a part (a tile is about 2048 values).
     static func rows(_ C: Int) -> Int { max(3, 2 * 2048 / C + 3) }
 
+    /// x, dy and a ReLU mask (about half ≤ 0) of n values, seeded from `seed`.
+    static func inputs(_ n: Int, seed: UInt64) -> (x: [Float], dy: [Float], mask: [Float]) {
+        (ThreadDeterminismTests.data(n, seed: seed), ThreadDeterminismTests.data(n, seed: seed + 100),
+         ThreadDeterminismTests.data(n, seed: seed + 200).map { $0 - 3.5 })
+    }
+
     static func coefficients(_ C: Int, seed: UInt64) -> [Double] {
         ThreadDeterminismTests.data(C, seed: seed).map { Double($0) * 0.01 - 0.05 }
     }
@@ -71,8 +77,7 @@ import Testing
         let p = Passes(Float.self, isa: isa)
         for C in Self.channelCounts {
             let R = Self.rows(C), n = R * C
-            let x = ThreadDeterminismTests.data(n, seed: UInt64(C) + 100), dy = ThreadDeterminismTests.data(n, seed: UInt64(C) + 200)
-            let mask = ThreadDeterminismTests.data(n, seed: UInt64(C) + 300).map { $0 - 3.5 }
+            let (x, dy, mask) = Self.inputs(n, seed: UInt64(C) + 100)
             let m = Self.coefficients(C, seed: 4).map { $0 + 3 }, a = Self.coefficients(C, seed: 5)
             let b = Self.coefficients(C, seed: 6), k = Self.coefficients(C, seed: 7)
             for masked in [false, true] {
@@ -95,8 +100,7 @@ import Testing
         let p = Passes(Float.self, isa: isa)
         for C in Self.channelCounts {
             let R = Self.rows(C), n = R * C
-            let x = ThreadDeterminismTests.data(n, seed: UInt64(C) + 400), dy = ThreadDeterminismTests.data(n, seed: UInt64(C) + 500)
-            let mask = ThreadDeterminismTests.data(n, seed: UInt64(C) + 600).map { $0 - 3.5 }
+            let (x, dy, mask) = Self.inputs(n, seed: UInt64(C) + 400)
             let pivot = (0..<C).map { Double(x[$0]) }
             for withDy in [false, true] {
                 for masked in withDy ? [false, true] : [false] {
