@@ -58,11 +58,11 @@ static void *(*volatile copy_bytes)(void *, const void *, size_t) = memcpy;
 /// the median over rounds of (function time ÷ the memcpy time measured right after it),
 /// wall and thread CPU time: adjacent runs share the machine's state, which on a busy
 /// machine matters more than anything else.
-enum { MAXR = 400 };
+enum { MAXR = 400, MAX_ROWS = 18 };  // rounds per row; rows per shape (the fixed ones and BOUNDS_GROUPS')
 static void interleaved(int count, work_fn *fn, void **ctx, void *src, void *dst, const size_t *bytes, double min_s,
                         double (*out)[4]) {
-    static double r[16][4][MAXR];
-    double spent[16] = {0};
+    static double r[MAX_ROWS][4][MAXR];
+    double spent[MAX_ROWS] = {0};
     for (int f = 0; f < count; f++) { fn[f](ctx[f]); copy_bytes(dst, src, bytes[f]); }
     int n = 0;
     for (;;) {
@@ -223,6 +223,18 @@ static void kernel_nhwc_train(void *p) {
         P->rows_sums(s->x, 0, 0, rows * b / blocks, rows * (b + 1) / blocks, C, s->pivot, s->acc, s->acc + C, 0, 0);
     }
     P->rows_apply(s->x, s->y, 0, rows, C, s->mean, s->scale, s->shift, 0, s->stream);
+    bn_stream_fence();
+}
+/// NHWC backward as the kernel cuts it: the sums with dy over min(rows, 64) row blocks,
+/// then the gradient pass (x and dy are read twice).
+static void kernel_nhwc_back(void *p) {
+    shape_ctx *s = p; long rows = s->N * s->HW, C = s->C, blocks = rows < 64 ? rows : 64;
+    for (long b = 0; b < blocks; b++) {
+        memset(s->out, 0, 4 * C * sizeof(double));
+        P->rows_sums(s->x, s->dy, 0, rows * b / blocks, rows * (b + 1) / blocks, C, s->pivot, s->out, s->out + C, s->out + 2 * C,
+                     s->out + 3 * C);
+    }
+    P->rows_gradient(s->x, s->dy, 0, s->y, 0, rows, C, s->mean, s->scale, s->shift, s->scale, s->stream);
     bn_stream_fence();
 }
 static void kernel_nhwc_infer(void *p) {
@@ -406,21 +418,22 @@ int main(int argc, char **argv) {
         shape_ctx s = make(N, C, HW, budget);
         void *src = aligned_alloc(64, n * 8), *dst = aligned_alloc(64, n * 8);
         memset(src, 1, n * 8); memset(dst, 2, n * 8);
-        struct { const char *name; work_fn fn; int copies; long group; } rows[16] = {
+        struct { const char *name; work_fn fn; int copies; long group; } rows[MAX_ROWS] = {
             {"memcpy", copy_x, 1, budget}, {"read", read_x, 1, budget}, {"write", write_y, 1, budget},
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
             {"traffic:2read-back", traffic_2read_back, 2, budget}, {"traffic:copy", traffic_copy, 1, budget},
             {"kernel:train", kernel_train, 1, budget}, {"kernel:infer", kernel_infer, 1, budget}, {"kernel:back", kernel_back, 2, budget},
             {"nhwc:train", kernel_nhwc_train, 1, budget}, {"nhwc:infer", kernel_nhwc_infer, 1, budget},
+            {"nhwc:back", kernel_nhwc_back, 2, budget},
             {"f16:train", kernel_train_f16, 1, budget}, {"bf16:train", kernel_train_bf16, 1, budget},
         };
-        int R = 14;
+        int R = 15;
         // BOUNDS_GROUPS=b1,b2,…: extra rows timing the training and backward kernels with
         // those channel-group budgets (bytes), the sweep behind ChannelGroups.
-        char sweep_names[16][40];
+        char sweep_names[MAX_ROWS][40];
         if (getenv("BOUNDS_GROUPS")) {
             char *list = strdup(getenv("BOUNDS_GROUPS"));
-            for (char *tok = strtok(list, ","); tok && R < 15; tok = strtok(0, ",")) {
+            for (char *tok = strtok(list, ","); tok && R + 2 <= MAX_ROWS; tok = strtok(0, ",")) {
                 long g = atol(tok);
                 snprintf(sweep_names[R], 40, "train g=%ldK", g >> 10);
                 rows[R] = (typeof(rows[0])){sweep_names[R], kernel_train, 1, g}; R++;
@@ -428,7 +441,7 @@ int main(int argc, char **argv) {
                 rows[R] = (typeof(rows[0])){sweep_names[R], kernel_back, 2, g}; R++;
             }
         }
-        work_fn fns[16]; void *ctxs[16]; size_t bytes[16]; shape_ctx ss[16]; double t[16][4];
+        work_fn fns[MAX_ROWS]; void *ctxs[MAX_ROWS]; size_t bytes[MAX_ROWS]; shape_ctx ss[MAX_ROWS]; double t[MAX_ROWS][4];
         for (int r = 0; r < R; r++) {
             ss[r] = s; fns[r] = rows[r].fn; ctxs[r] = &ss[r]; bytes[r] = (size_t)n * 4 * rows[r].copies;
             // As ChannelGroups: one group when every tensor of the call fits the 32 MiB cache
