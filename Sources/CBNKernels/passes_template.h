@@ -394,8 +394,8 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
 /// Whether the vector at p starts in the first 8 elements' bytes of a cache line: one
 /// vector per line, whatever p's alignment. The flat walks ask for each line of their
 /// inputs PREFETCH_AHEAD elements early: there the hardware prefetchers alone fell
-/// behind (64×256×56×56 inference, rows_apply: 17.5 → 12.7 ms; runs_apply, one run of
-/// one channel at a time, 10.8 ms without).
+/// behind (spec §9.4: `tools/bounds.sh` row nhwc:infer against kernel:infer, and the
+/// bench figures before and after).
 BN_INLINE int PASS(line_start)(const ST *p) { return ((uintptr_t)p & 63) < 8 * sizeof(ST); }
 
 /// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 8.

@@ -2,11 +2,11 @@
 //
 // Why not DispatchQueue.concurrentPerform alone: measured on this project's 2-core
 // machine, waking a dispatch worker costs 30–50 µs per call (two pieces of 75 µs of
-// work took 108–126 µs), a third of an in-cache inference; and dispatch hands piece 0
-// to whichever thread asks first, so between calls half of each tensor changed cores
-// (and caches). Here piece i always runs on worker i, and a worker spins for
-// BN_POOL_SPIN_NS after a job before it sleeps, as OpenMP runtimes do (for 200 ms in
-// Intel's, KMP_BLOCKTIME): back-to-back calls pay no wake-up. Workers live as long as
+// work took 108–126 µs: tools/dispatch_overhead.swift), a third of an in-cache
+// inference; and dispatch hands piece 0 to whichever thread asks first, so between calls
+// half of each tensor changed cores (and caches). Here piece i always runs on worker i,
+// and a worker spins for BN_POOL_SPIN_NS after a job before it sleeps, as OpenMP
+// runtimes do (for 200 ms in Intel's, KMP_BLOCKTIME): back-to-back calls pay no wake-up. Workers live as long as
 // the process (the package's libraries are static; code that dlcloses a build of them
 // must first let 1 ms pass after its last kernel call).
 #include <pthread.h>

@@ -154,11 +154,11 @@ struct Bench: ParsableCommand {
             guard let one = main.first(where: { $0.kernel == "fused" && $0.mode == t.mode && $0.layout == t.layout && $0.shape == t.shape })
             else { return nil }
             return [t.mode, t.layout, t.shape.map(String.init).joined(separator: "x"), ms(one.seconds), ms(t.seconds),
-                    "\(t.threads)", String(format: "%.2f", one.seconds / t.seconds)]
+                    "\(t.threads)", String(format: "%.2f", one.seconds / t.seconds), String(format: "%.2f", one.ratio / t.ratio)]
         }
         if !pairs.isEmpty {
             print("\n1 thread against \(pairs.first.map { $0[5] } ?? "2") threads (fused kernel, same run):")
-            print(table(["mode", "layout", "shape", "1 thread ms", "threaded ms", "threads", "speed-up"], pairs))
+            print(table(["mode", "layout", "shape", "1 thread ms", "threaded ms", "threads", "speed-up (times)", "speed-up (ratios: the goal)"], pairs))
         }
         print("\nGoals (issue 20), this run:")
         print(table(["goal", "limit", "measured", "bound", "status", "  worst configuration"],
