@@ -15,8 +15,8 @@
 //                  row is needed before any output).
 //   traffic:copy   read x and write y with the kernels' stores (ordinary in cache: each
 //                  line of y read for ownership first): inference's traffic.
-//   traffic:2read-back  the same for NHWC backward: x and dy read twice, dx written
-//                  (ratio to memcpy of x and dy, as kernel:back).
+//   traffic:2read-back  the same for NHWC backward: x and dy read twice (side by side, as
+//                  the kernel reads them), dx written (ratio to memcpy of x and dy, as kernel:back).
 //   compute:train  the kernel's own passes (CBNKernels, best level) on an L1-resident
 //                  tensor, scaled to the shape: the arithmetic bound of fused training
 //   compute:infer / compute:back   the same for inference and backward.
@@ -163,9 +163,22 @@ static void traffic_copy(void *p) {
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
-/// NHWC backward: read x and dy (statistics), then read both again and write dx.
+/// Reads x and dy side by side, as the statistics pass with dy does (row by row).
+__attribute__((target("avx2"))) static float sum2_range(const float *x, const float *d, long n) {
+    __m256 a = _mm256_setzero_ps(), b = a;
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a = _mm256_add_ps(a, _mm256_add_ps(_mm256_loadu_ps(x + i), _mm256_loadu_ps(x + i + 8)));
+        b = _mm256_add_ps(b, _mm256_add_ps(_mm256_loadu_ps(d + i), _mm256_loadu_ps(d + i + 8)));
+    }
+    float r = ((float *)&a)[0] + ((float *)&b)[0];
+    for (; i < n; i++) r += x[i] + d[i];
+    return r;
+}
+
+/// NHWC backward: read x and dy side by side (statistics), then read both again and write dx.
 static void traffic_2read_back(void *p) {
-    shape_ctx *s = p; long n = s->N * s->C * s->HW; volatile float sink = sum_range(s->x, n) + sum_range(s->dy, n); (void)sink;
+    shape_ctx *s = p; long n = s->N * s->C * s->HW; volatile float sink = sum2_range(s->x, s->dy, n); (void)sink;
     add_range(s->x, s->dy, s->y, n, s->stream);
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }

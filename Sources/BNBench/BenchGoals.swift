@@ -135,22 +135,29 @@ public enum BenchGoals {
         }
         let cacheOnly = "run without the in-cache shape"
         let outOnly = "run without the out-of-cache shape"
+        /// The bound of fused NCHW `mode` (1 thread). Out of cache, training: the memory traffic of
+        /// its pattern; in cache, training and inference: the larger of the arithmetic and the
+        /// traffic every such kernel has (x read, y written with ordinary stores, each line of y
+        /// read for ownership first); otherwise the arithmetic.
+        func fusedBound(_ mode: String, inCache: Bool) -> (BenchResult) -> (Double, String)? {
+            if !inCache {
+                return mode == "training" ? traffic("traffic:train", "the kernel's memory traffic without arithmetic") : arithmetic(mode)
+            }
+            guard mode != "backward" else { return arithmetic(mode) }
+            let copy = traffic("traffic:copy", "one read of x and one write of y with ordinary stores without arithmetic")
+            return { r in [arithmetic(mode)(r), copy(r)].compactMap { $0 }.max { $0.0 < $1.0 } }
+        }
         // Out of cache, NCHW, 1 thread.
         for (mode, limit) in [("training", 1.2), ("backward", 1.1), ("inference", 0.8)] {
             add("fused \(mode) NCHW, out of cache", "≤", limit,
                 find("fused", mode, "NCHW", inCache: false).map { ($0.ratio, name($0), Optional($0)) }, missing: outOnly,
-                bound: mode == "training" ? traffic("traffic:train", "the kernel's memory traffic without arithmetic") : arithmetic(mode))
+                bound: fusedBound(mode, inCache: false))
         }
         // In cache, NCHW, 1 thread.
         for (mode, limit) in [("training", 1.7), ("inference", 1.05), ("backward", 1.3)] {
-            // Inference: the larger of its arithmetic and its traffic (x read, y written with
-            // ordinary stores, each line of y read for ownership first).
-            let copy = traffic("traffic:copy", "one read of x and one write of y with ordinary stores without arithmetic")
             add("fused \(mode) NCHW, in cache", "≤", limit,
                 find("fused", mode, "NCHW", inCache: true).map { ($0.ratio, name($0), Optional($0)) }, missing: cacheOnly,
-                bound: mode != "inference" ? arithmetic(mode) : { r in
-                    [arithmetic(mode)(r), copy(r)].compactMap { $0 }.max { $0.0 < $1.0 }
-                })
+                bound: fusedBound(mode, inCache: true))
         }
         // NHWC within 15 % of NCHW (out-of-cache training: the two-read bound instead).
         /// a ÷ b as ratios to their memcpys, named with the quotient of the times.
@@ -192,14 +199,22 @@ public enum BenchGoals {
         // Small tensors (the scaling series' first shape).
         let small = results.filter { $0.series == "scaling" && $0.shape == [1, 16, 25, 25] }.map { ($0.ratio, name($0), Optional($0)) }
         add("fused training NCHW 1×16×25×25", "≤", 3, small, missing: "run with --no-scaling", bound: arithmetic("training"))
-        // Against ONNX Runtime (tools/bench_frameworks.py in the same session).
+        // Against ONNX Runtime (tools/bench_frameworks.py in the same session). Bound: fused
+        // training's own bound ÷ ONNX Runtime's ratio.
         for cache in [true, false] {
             let ort = (peers ?? []).filter { $0.kernel == "onnxruntime" && $0.mode == "training" && $0.layout == "NCHW" }
+            func peer(_ f: BenchResult) -> PeerSpeed? { ort.first { $0.shape == f.shape } }
             let figures = find("fused", "training", "NCHW", inCache: cache).compactMap { f in
-                ort.first { $0.shape == f.shape }.map { (f.ratio / $0.ratio, name(f) + " ÷ ONNX Runtime \($0.version)", Optional<BenchResult>.none) }
+                peer(f).map { (f.ratio / $0.ratio, name(f) + " ÷ ONNX Runtime \($0.version)", Optional(f)) }
             }
+            let own = fusedBound("training", inCache: cache)
             add("fused training ÷ ONNX Runtime training, \(cache ? "in" : "out of") cache", "≤", 0.5, figures,
-                missing: peers == nil ? "no --peers: run tools/bench_frameworks.py --json in the same session" : "no ONNX Runtime row for the shape")
+                missing: peers == nil ? "no --peers: run tools/bench_frameworks.py --json in the same session" : "no ONNX Runtime row for the shape",
+                bound: { f in
+                    guard let p = peer(f), let b = own(f) else { return nil }
+                    return (b.0 / p.ratio, "fused training's bound, " + String(format: "%.2f", b.0) + " (\(b.1)), ÷ ONNX Runtime's ratio "
+                            + String(format: "%.2f", p.ratio))
+                })
         }
         return goals
     }

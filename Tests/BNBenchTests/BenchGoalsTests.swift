@@ -97,6 +97,35 @@ import Testing
         #expect(with.status == "met")
     }
 
+    @Test func peerGoalsCarryFusedTrainingsBoundOverThePeersRatio() throws {
+        // In cache the bound of fused training is the larger of its arithmetic (0.5 here) and
+        // the traffic of reading x and writing y (0.9); ÷ ONNX Runtime's 1.5 it is 0.6, above
+        // the 0.5 limit: the goal cannot be met in this run. Out of cache: the training
+        // pattern's traffic, 1.0 ÷ 2.5 = 0.4.
+        let elements = Double(Self.small.reduce(1, *))
+        let bounds = MachineBounds(
+            shapes: [.init(shape: "32x64x28x28", what: "traffic:copy", ratio: 0.9),
+                     .init(shape: "64x256x56x56", what: "traffic:train", ratio: 1.0)],
+            instructionNsPerElement: .init(training: 0.5e-3 / elements * 1e9, inference: 0.1e-3 / elements * 1e9, backward: 1),
+            twoThreadSpeedup: nil)
+        let results = [Self.result("fused", "training", seconds: 1.2e-3),
+                       Self.result("fused", "training", "NCHW", Self.large, seconds: 55e-3, memcpy: 50e-3)]
+        let peers = [PeerSpeed(kernel: "onnxruntime", version: "1.0", mode: "training", layout: "NCHW", shape: Self.small, ratio: 1.5),
+                     PeerSpeed(kernel: "onnxruntime", version: "1.0", mode: "training", layout: "NCHW", shape: Self.large, ratio: 2.5)]
+        let goals = BenchGoals.evaluate(results, peers: peers, bounds: bounds)
+        let own = try #require(Self.goal(goals, "fused training NCHW, in cache"))
+        #expect(abs(own.bound! - 0.9) < 1e-12)
+        let inCache = try #require(Self.goal(goals, "fused training ÷ ONNX Runtime training, in cache"))
+        #expect(abs(inCache.measured! - 0.8) < 1e-12 && inCache.status == "MISSED")  // 1.2 ÷ 1.5
+        #expect(abs(inCache.bound! - 0.6) < 1e-12)
+        #expect(inCache.boundNote!.contains("÷ ONNX Runtime's ratio 1.50"))
+        let out = try #require(Self.goal(goals, "fused training ÷ ONNX Runtime training, out of cache"))
+        #expect(abs(out.measured! - 1.1 / 2.5) < 1e-12 && out.status == "met")
+        #expect(abs(out.bound! - 0.4) < 1e-12)
+        // Without --bounds there is no bound.
+        #expect(Self.goal(BenchGoals.evaluate(results, peers: peers), "fused training ÷ ONNX Runtime training, in cache")!.bound == nil)
+    }
+
     @Test func roundsCombineIntoTheirMedians() {
         let rounds = [
             Self.result("fused", "training", seconds: 3e-3, memcpy: 1e-3),
