@@ -3,7 +3,10 @@
 tools/speed_table.sh: bench.json (bnspec bench --json), peers.json
 (tools/bench_frameworks.py --json) and bounds.json (tools/bounds.sh --json).
 
-Usage: python3 tools/speed_table.py DIR
+Usage: python3 tools/speed_table.py DIR [DIR ...]
+
+With several session directories (runs of tools/speed_table.sh), the tables are the first run's,
+followed by each goal over all the runs: its figures, verdicts and bounds run by run.
 """
 import json
 import os
@@ -11,14 +14,15 @@ import sys
 
 
 def main():
-    if len(sys.argv) != 2:
-        sys.exit("speed_table: error: usage: speed_table.py DIR (with bench.json, peers.json, bounds.json)")
-    d = sys.argv[1]
-    try:
-        bench = json.load(open(os.path.join(d, "bench.json")))
-        peers = json.load(open(os.path.join(d, "peers.json")))
-    except (OSError, ValueError) as e:
-        sys.exit(f"speed_table: error: cannot read the session files in {d} ({e})")
+    if len(sys.argv) < 2:
+        sys.exit("speed_table: error: usage: speed_table.py DIR [DIR ...] (each with bench.json, peers.json, bounds.json)")
+    runs = []
+    for d in sys.argv[1:]:
+        try:
+            runs.append((json.load(open(os.path.join(d, "bench.json"))), json.load(open(os.path.join(d, "peers.json")))))
+        except (OSError, ValueError) as e:
+            sys.exit(f"speed_table: error: cannot read the session files in {d} ({e})")
+    bench, peers = runs[0]
     in_cache, out_cache = [32, 64, 28, 28], [64, 256, 56, 56]
     cols = [(m, s) for m in ("training", "inference", "backward") for s in (in_cache, out_cache)]
     m = bench["machine"]
@@ -68,6 +72,21 @@ def main():
         meas = f"{g['measured']:.2f}" if g["measured"] is not None else "–"
         bound = f"{g['bound']:.2f}" if g.get("bound") is not None else ""
         print(f"| {g['goal']} | {g['comparison']} {g['limit']:.2f} | {meas} | {bound} | {g['status']} |")
+    if len(runs) > 1:
+        print(f"\nGoal by goal over the {len(runs)} runs (figures, verdicts and bounds run by run; worst configuration of the last run):\n")
+        print("| goal | limit | measured | status | bound | worst configuration (last run) |")
+        print("|---|---|---|---|---|---|")
+
+        def fmt(v):
+            return f"{v:.2f}" if v is not None else "–"
+        for g in bench["goals"]:
+            same = [next((h for h in b["goals"] if h["goal"] == g["goal"]), None) for b, _ in runs]
+            meas = " / ".join(fmt(h and h["measured"]) for h in same)
+            status = " / ".join(h["status"] if h else "–" for h in same)
+            bounds = [fmt(h and h.get("bound")) for h in same]
+            bound = " / ".join(bounds) if any(b != "–" for b in bounds) else ""
+            last = same[-1]["configuration"] if same[-1] else ""
+            print(f"| {g['goal']} | {g['comparison']} {g['limit']:.2f} | {meas} | {status} | {bound} | {last} |")
 
 
 if __name__ == "__main__":
