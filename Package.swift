@@ -76,7 +76,7 @@ let package = Package(
         .testTarget(name: "BNAuditTests", dependencies: ["BNAudit", "BNCore", "BNGolden", "BNKernels", "BNCalibration"]),
         .testTarget(name: "BNLibraryHostTests", dependencies: ["BNGolden"]),
         .testTarget(name: "BNKernelsTests", dependencies: ["BNKernels", "BNCore", "BNAudit"]),
-        .testTarget(name: "BNBenchTests", dependencies: ["BNBench"]),
+        .testTarget(name: "BNBenchTests", dependencies: ["BNBench", "BNCore"]),
         .testTarget(name: "BNGoldenTests", dependencies: ["BNGolden", "BNAudit", "BNKernels", "BNCore"]),
         // The bnspec executable as CI runs it: exit codes, reports, progress, shards and merge, installs.
         .testTarget(name: "BNSpecCLITests", dependencies: ["BNGolden", "BNAudit", "BNCore"]),

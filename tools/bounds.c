@@ -5,7 +5,9 @@
 //   tools/bounds.sh [--json]          (builds this file with the CBNKernels sources)
 //
 // For each bench shape (float32, 1 thread):
-//   memcpy         glibc memcpy of x (the denominator of every ratio)
+//   memcpy         glibc memcpy of x into y (the denominator of every ratio; rows reading dy
+//                  also copy dy into a scratch tensor), within the shape's own buffers as in
+//                  `bnspec bench`, so that an in-cache shape stays in cache for both
 //   read           one pass reading x (AVX sum), no writes
 //   write          one pass writing y (non-temporal above 32 MiB, as the kernels)
 //   traffic:train  the memory traffic of the training kernel without its arithmetic,
@@ -53,17 +55,18 @@ static void *(*volatile copy_bytes)(void *, const void *, size_t) = memcpy;
 
 
 
-/// Times `count` functions and memcpy of `bytes[i]` round-robin — each function run
+/// Times `count` functions and the memcpy of their inputs (`copy_inputs`, `copies[i]` tensors) round-robin — each function run
 /// followed by its memcpy — until each function has ≥ min_s and ≥ 9 runs. Per function:
 /// the median over rounds of (function time ÷ the memcpy time measured right after it),
 /// wall and thread CPU time: adjacent runs share the machine's state, which on a busy
 /// machine matters more than anything else.
 enum { MAXR = 400, MAX_ROWS = 18 };  // rounds per row; rows per shape (the fixed ones and BOUNDS_GROUPS')
-static void interleaved(int count, work_fn *fn, void **ctx, void *src, void *dst, const size_t *bytes, double min_s,
+static void copy_inputs(void *ctx, int copies);
+static void interleaved(int count, work_fn *fn, void **ctx, const int *copies, double min_s,
                         double (*out)[4]) {
     static double r[MAX_ROWS][4][MAXR];
     double spent[MAX_ROWS] = {0};
-    for (int f = 0; f < count; f++) { fn[f](ctx[f]); copy_bytes(dst, src, bytes[f]); }
+    for (int f = 0; f < count; f++) { fn[f](ctx[f]); copy_inputs(ctx[f], copies[f]); }
     int n = 0;
     for (;;) {
         int more = n < 9;
@@ -73,7 +76,7 @@ static void interleaved(int count, work_fn *fn, void **ctx, void *src, void *dst
             double w0 = now(CLOCK_MONOTONIC), c0 = now(CLOCK_THREAD_CPUTIME_ID);
             fn[f](ctx[f]);
             double w1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_THREAD_CPUTIME_ID);
-            copy_bytes(dst, src, bytes[f]);
+            copy_inputs(ctx[f], copies[f]);
             double w2 = now(CLOCK_MONOTONIC), c2 = now(CLOCK_THREAD_CPUTIME_ID);
             r[f][0][n] = w1 - w0; r[f][1][n] = (w1 - w0) / (w2 - w1); r[f][2][n] = c1 - c0; r[f][3][n] = (c1 - c0) / (c2 - c1);
             spent[f] += w1 - w0;
@@ -84,10 +87,18 @@ static void interleaved(int count, work_fn *fn, void **ctx, void *src, void *dst
 }
 
 typedef struct { float *x, *y, *dy; long N, C, HW; long group; int stream; double *pivot, *mean, *scale, *shift, *acc, *out;
-                 void *src, *dst; uint16_t *h, *hy, *b, *by; } shape_ctx;
+                 float *scratch; uint16_t *h, *hy, *b, *by; } shape_ctx;
 
+/// The memcpy every row is timed against, within the shape's own buffers as in `bnspec
+/// bench` (an in-cache shape stays in cache for both): x into y, and dy into a scratch
+/// tensor for the rows that read dy.
+static void copy_inputs(void *p, int copies) {
+    shape_ctx *s = p; size_t bytes = (size_t)(s->N * s->C * s->HW) * 4;
+    copy_bytes(s->y, s->x, bytes);
+    if (copies > 1) copy_bytes(s->scratch, s->dy, bytes);
+}
 /// memcpy itself as a row: its ratio to the adjacent memcpy shows the noise floor (≈ 1).
-static void copy_x(void *p) { shape_ctx *s = p; copy_bytes(s->dst, s->src, (size_t)(s->N * s->C * s->HW) * 4); }
+static void copy_x(void *p) { copy_inputs(p, 1); }
 
 __attribute__((target("avx2"))) static void read_x(void *p) {
     shape_ctx *s = p; long n = s->N * s->C * s->HW;
@@ -269,7 +280,8 @@ static shape_ctx make(long N, long C, long HW, long group_bytes) {
     shape_ctx s = {0};
     long n = N * C * HW;
     s.N = N; s.C = C; s.HW = HW;
-    s.x = aligned_alloc(64, n * 4); s.y = aligned_alloc(64, n * 4); s.dy = aligned_alloc(64, n * 4);
+    s.x = aligned_alloc(64, n * 4); s.y = aligned_alloc(64, n * 4); s.dy = aligned_alloc(64, n * 4); s.scratch = aligned_alloc(64, n * 4);
+    memset(s.scratch, 0, n * 4);
     uint64_t r = 1;
     for (long i = 0; i < n; i++) { r = r * 6364136223846793005u + 1442695040888963407u; s.x[i] = (float)(r >> 40) * 0x1p-24f - 0.5f; s.dy[i] = s.x[i] * 0.5f; s.y[i] = 0; }
     s.h = aligned_alloc(64, n * 2); s.hy = aligned_alloc(64, n * 2); s.b = aligned_alloc(64, n * 2); s.by = aligned_alloc(64, n * 2);
@@ -429,8 +441,6 @@ int main(int argc, char **argv) {
     for (int k = 0; k < 3; k++) {
         long N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2] * shapes[k][3], n = N * C * HW;
         shape_ctx s = make(N, C, HW, budget);
-        void *src = aligned_alloc(64, n * 8), *dst = aligned_alloc(64, n * 8);
-        memset(src, 1, n * 8); memset(dst, 2, n * 8);
         struct { const char *name; work_fn fn; int copies; long group; } rows[MAX_ROWS] = {
             {"memcpy", copy_x, 1, budget}, {"read", read_x, 1, budget}, {"write", write_y, 1, budget},
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
@@ -454,9 +464,9 @@ int main(int argc, char **argv) {
                 rows[R] = (typeof(rows[0])){sweep_names[R], kernel_back, 2, g}; R++;
             }
         }
-        work_fn fns[MAX_ROWS]; void *ctxs[MAX_ROWS]; size_t bytes[MAX_ROWS]; shape_ctx ss[MAX_ROWS]; double t[MAX_ROWS][4];
+        work_fn fns[MAX_ROWS]; void *ctxs[MAX_ROWS]; int copies[MAX_ROWS]; shape_ctx ss[MAX_ROWS]; double t[MAX_ROWS][4];
         for (int r = 0; r < R; r++) {
-            ss[r] = s; fns[r] = rows[r].fn; ctxs[r] = &ss[r]; bytes[r] = (size_t)n * 4 * rows[r].copies;
+            ss[r] = s; fns[r] = rows[r].fn; ctxs[r] = &ss[r]; copies[r] = rows[r].copies;
             // As ChannelGroups: one group when every tensor of the call fits the 32 MiB cache
             // (x, y; x, dy, dx for backward), else groups of the budget (at least a channel).
             long per = N * HW * 4 * (rows[r].copies);
@@ -464,9 +474,8 @@ int main(int argc, char **argv) {
             if (rows[r].group == budget && n * 4 * (rows[r].copies + 1) <= (32l << 20)) ss[r].group = C;
             if (ss[r].group > C) ss[r].group = C;
         }
-        ss[0].src = src; ss[0].dst = dst;
         char name[32]; snprintf(name, sizeof name, "%ldx%ldx%ldx%ld", N, C, shapes[k][2], shapes[k][3]);
-        interleaved(R, fns, ctxs, src, dst, bytes, min_s, t);
+        interleaved(R, fns, ctxs, copies, min_s, t);
         double memcpy_ms = t[0][0] * 1e3;
         for (int r = 0; r < R; r++) {
             if (json) printf("%s{\"shape\": \"%s\", \"what\": \"%s\", \"seconds\": %.6g, \"ratio\": %.4f, \"cpu_seconds\": %.6g, "
@@ -481,7 +490,7 @@ int main(int argc, char **argv) {
         else printf("%-14s %-14s compute bound (÷ memcpy): kernels from L1 training %.2f, inference %.2f, backward %.2f; "
                     "instruction mix %.2f, %.2f, %.2f\n\n", name, "", train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns),
                     (ms + ma) / per_ns, ma / per_ns, (ms4 + mg) / (2 * per_ns));
-        free(src); free(dst); free(s.x); free(s.y); free(s.dy); free(s.h); free(s.hy); free(s.b); free(s.by);
+        free(s.x); free(s.y); free(s.dy); free(s.scratch); free(s.h); free(s.hy); free(s.b); free(s.by);
     }
     // Two cores (in-cache shape; the L1 shapes of the compute half: 1×8×32×32 each).
     double copy2 = 0, train2 = 0;

@@ -4,8 +4,10 @@ import Foundation
 
 /// One kernel × mode × layout × shape × thread count, with its buffers allocated and
 /// filled, ready to be timed by `bnspec bench`. `run()` executes exactly the kernel
-/// on raw buffers (no conversion, no allocation); `copyBytes` is the size of the
-/// input tensors, which the benchmark copies with memcpy as the baseline.
+/// on raw buffers (no conversion, no allocation); `copies` are the memcpys of its input
+/// tensors that the benchmark times as the baseline, within the kernel's own buffers:
+/// x into y (and, for backward, dy into one more tensor), so that kernel and memcpy work
+/// on the same memory and an in-cache shape stays in cache for both.
 public final class BenchWorkload {
     public enum Mode: String, CaseIterable, Sendable, Codable {
         case training, inference, backward
@@ -13,12 +15,19 @@ public final class BenchWorkload {
     public static let kernelNames = ["scalar", "simd", "fused", "threaded", "fused-float16", "fused-bfloat16"]
 
     public let kernel: String, mode: Mode, layout: Layout, shape: Shape, threads: Int, dtype: DType
-    /// Bytes of the input tensors (x, and dy for backward).
-    public let copyBytes: Int
+    /// A memcpy of the baseline: `bytes` from `source` to `destination`.
+    public struct Copy {
+        public let source: UnsafeRawPointer, destination: UnsafeMutableRawPointer, bytes: Int
+    }
+    /// The baseline memcpys: x → y, and dy → a scratch tensor for backward.
+    public let copies: [Copy]
+    /// Bytes of the input tensors (x, and dy for backward): what `copies` move.
+    public var copyBytes: Int { copies.reduce(0) { $0 + $1.bytes } }
     public let run: () -> Void
     private let release: () -> Void
+    private let scratch: UnsafeMutableRawPointer?
 
-    deinit { release() }
+    deinit { release(); scratch?.deallocate() }
 
     /// Allocates and fills the buffers. `threads` applies to `threaded` only.
     public init(kernel: String, mode: Mode, layout: Layout, shape: Shape, threads: Int) throws {
@@ -26,26 +35,43 @@ public final class BenchWorkload {
         let t = kernel == "threaded" ? max(1, threads) : 1
         self.threads = t
         let count = shape.elementCount
+        let w: Workload
         switch kernel {
         case "scalar":
             dtype = .f32
-            (run, release) = Self.scalar(mode, layout, shape, count)
+            w = Self.scalar(mode, layout, shape, count)
         case "simd":
             dtype = .f32
-            (run, release) = Self.simd(mode, layout, shape, count)
+            w = Self.simd(mode, layout, shape, count)
         case "fused", "threaded":
             dtype = .f32
-            (run, release) = Self.fused(Float.self, mode, layout, shape, count, threads: t)
+            w = Self.fused(Float.self, mode, layout, shape, count, threads: t)
         case "fused-float16":
             dtype = .f16
-            (run, release) = Self.fused(Float16.self, mode, layout, shape, count, threads: 1)
+            w = Self.fused(Float16.self, mode, layout, shape, count, threads: 1)
         case "fused-bfloat16":
             dtype = .bf16
-            (run, release) = Self.fused(BFloat16Bits.self, mode, layout, shape, count, threads: 1)
+            w = Self.fused(BFloat16Bits.self, mode, layout, shape, count, threads: 1)
         default:
             throw BNError.invalidArgument("unknown kernel '\(kernel)' (expected one of \(Self.kernelNames.joined(separator: ", ")))")
         }
-        copyBytes = count * dtype.byteWidth * (mode == .backward ? 2 : 1)
+        run = w.run; release = w.release
+        let bytes = count * dtype.byteWidth
+        if mode == .backward {
+            let extra = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes), alignment: 64)
+            memset(extra, 0, bytes)
+            scratch = extra
+            copies = [Copy(source: w.x, destination: w.y, bytes: bytes), Copy(source: w.dy, destination: extra, bytes: bytes)]
+        } else {
+            scratch = nil
+            copies = [Copy(source: w.x, destination: w.y, bytes: bytes)]
+        }
+    }
+
+    /// A kernel's closure, its release, and its tensors (x, y or dx, dy).
+    struct Workload {
+        let run: () -> Void, release: () -> Void
+        let x: UnsafeRawPointer, y: UnsafeMutableRawPointer, dy: UnsafeRawPointer
     }
 
     /// Deterministic data, roughly N(0, 1) per channel (a cheap LCG: data values do not
@@ -77,7 +103,7 @@ public final class BenchWorkload {
          (0..<C).map { Float($0 % 3) * 0.01 }, (0..<C).map { 1 + Float($0 % 11) * 0.02 })
     }
 
-    static func scalar(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
+    static func scalar(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> Workload {
         let x = buffer(Float.self, count, seed: 1), y = buffer(Float.self, count, seed: 2), dy = buffer(Float.self, count, seed: 3)
         let k = ScalarKernel(), p = params(shape.channels)
         let xb = UnsafeBufferPointer(start: x, count: count), yb = UnsafeMutableBufferPointer(start: y, count: count)
@@ -94,10 +120,11 @@ public final class BenchWorkload {
                                        variance: p.variance) }
         case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
         }
-        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) })
+        return Workload(run: run, release: { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) },
+                        x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), dy: UnsafeRawPointer(dy))
     }
 
-    static func simd(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> (() -> Void, () -> Void) {
+    static func simd(_ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int) -> Workload {
         let x = buffer(Float.self, count, seed: 1), y = buffer(Float.self, count, seed: 2), dy = buffer(Float.self, count, seed: 3)
         let p = params(shape.channels)
         let run: () -> Void
@@ -109,11 +136,12 @@ public final class BenchWorkload {
         case .backward:
             run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5, statistics: nil) }
         }
-        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) })
+        return Workload(run: run, release: { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) },
+                        x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), dy: UnsafeRawPointer(dy))
     }
 
     static func fused<S: StorageElement>(_: S.Type, _ mode: Mode, _ layout: Layout, _ shape: Shape, _ count: Int,
-                                         threads: Int) -> (() -> Void, () -> Void) {
+                                         threads: Int) -> Workload {
         let x = buffer(S.self, count, seed: 1), y = buffer(S.self, count, seed: 2), dy = buffer(S.self, count, seed: 3)
         let C = shape.channels, p = params(C)
         let f = UnsafeMutablePointer<Float>.allocate(capacity: 8 * C)
@@ -134,6 +162,7 @@ public final class BenchWorkload {
             run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
                                                  dGamma: f + 4 * C, dBeta: f + 5 * C, threads: threads) }
         }
-        return (run, { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy); f.deallocate() })
+        return Workload(run: run, release: { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy); f.deallocate() },
+                        x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), dy: UnsafeRawPointer(dy))
     }
 }

@@ -10,8 +10,8 @@ import Darwin
 /// One timed configuration, as `bnspec bench --json` prints it.
 ///
 /// `seconds` and `memcpy_seconds` are medians over `repeats` interleaved runs (kernel,
-/// then memcpy of the same input bytes, alternately, so both see the same machine
-/// state); `ratio` = seconds ÷ memcpy_seconds is the figure to read on a shared
+/// then memcpy of the same input bytes within the kernel's own buffers, alternately, so
+/// both see the same machine state and the same cache contents); `ratio` = seconds ÷ memcpy_seconds is the figure to read on a shared
 /// machine — absolute times drift, the ratio much less. `gb_per_s` counts each input
 /// tensor read once and the output written once.
 public struct BenchResult: Codable, Sendable {
@@ -73,18 +73,14 @@ public struct BenchRunner: Sendable {
     }
 
     public func measure(_ w: BenchWorkload, series: String = "main") -> BenchResult {
-        let bytes = w.copyBytes
-        let src = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        let dst = UnsafeMutableRawPointer.allocate(byteCount: bytes, alignment: 64)
-        defer { src.deallocate(); dst.deallocate() }
-        memset(src, 1, bytes); memset(dst, 2, bytes)
-        // Warm-up: touches every page of both the kernel's and memcpy's buffers.
-        w.run(); memcpy(dst, src, bytes)
+        func copy() { for c in w.copies { memcpy(c.destination, c.source, c.bytes) } }
+        // Warm-up: touches every page the kernel and the copies use.
+        w.run(); copy()
         var kt = [Double](), mt = [Double]()
         var spent = 0.0
         while kt.count < maxRepeats && (kt.count < minRepeats || spent < minSeconds) {
             let t0 = Self.now(); w.run()
-            let t1 = Self.now(); memcpy(dst, src, bytes)
+            let t1 = Self.now(); copy()
             let t2 = Self.now()
             kt.append(t1 - t0); mt.append(t2 - t1); spent += t1 - t0
         }

@@ -1,5 +1,9 @@
 import Testing
 @testable import BNBench
+import BNCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The speed verdicts of `bnspec bench` on hand-made results: the right figure, the
 /// worst configuration, the in-cache boundary, met against MISSED at the limit, and
@@ -124,6 +128,29 @@ import Testing
         #expect(abs(out.bound! - 0.4) < 1e-12)
         // Without --bounds there is no bound.
         #expect(Self.goal(BenchGoals.evaluate(results, peers: peers), "fused training ÷ ONNX Runtime training, in cache")!.bound == nil)
+    }
+
+    @Test func theBaselineCopiesTheKernelsInputsWithinItsOwnBuffers() throws {
+        // The memcpy baseline moves the input bytes (x; x and dy for backward) inside the
+        // workload's buffers, and never over an input: the kernel's output after a copy is
+        // the output without one.
+        let shape = try Shape(batch: 2, channels: 3, spatial: [4, 5])
+        for mode in BenchWorkload.Mode.allCases {
+            let w = try BenchWorkload(kernel: "fused", mode: mode, layout: .nchw, shape: shape, threads: 1)
+            let tensor = shape.elementCount * 4
+            #expect(w.copyBytes == tensor * (mode == .backward ? 2 : 1))
+            #expect(w.copies.count == (mode == .backward ? 2 : 1))
+            let out = w.copies[0].destination.assumingMemoryBound(to: Float.self)
+            w.run()
+            let first = (0..<shape.elementCount).map { out[$0] }
+            for c in w.copies { memcpy(c.destination, c.source, c.bytes) }
+            // The copy put x into the output buffer: the run below must overwrite all of it.
+            #expect((0..<shape.elementCount).contains { out[$0] != first[$0] })
+            w.run()
+            #expect((0..<shape.elementCount).allSatisfy { out[$0].bitPattern == first[$0].bitPattern }, "\(mode)")
+            let sources = Set(w.copies.map { Int(bitPattern: $0.source) }), targets = Set(w.copies.map { Int(bitPattern: $0.destination) })
+            #expect(sources.isDisjoint(with: targets))
+        }
     }
 
     @Test func roundsCombineIntoTheirMedians() {
