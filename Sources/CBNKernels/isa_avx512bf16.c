@@ -33,6 +33,18 @@ BN_INLINE f8 bf16_load8(const uint16_t *p) { return bf16_widen(u16_load8(p)); }
 BN_INLINE void bf16_store8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow_hw(v); memcpy(p, &h, sizeof h); }
 BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { __builtin_nontemporal_store(bf16_narrow_hw(v), (u8x16 *)p); }
 BN_INLINE void bf16_convert8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow(v); memcpy(p, &h, sizeof h); }
+/// Two outputs (elements 0–7, 8–15) as bf16_store8 twice: one class test and one
+/// vcvtneps2bf16 for the 16 lanes; a vector pair holding a subnormal or a NaN takes the
+/// per-vector path, so the bits are bf16_store8's.
+BN_INLINE void bf16_store16(uint16_t *p, f8 u, f8 v) {
+    __m512 w = (__m512)__builtin_shufflevector(u, v, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    if (__builtin_expect(_mm512_fpclass_ps_mask(w, 0x20 | 0x01 | 0x80) != 0, 0)) {  // subnormal, quiet or signalling NaN
+        bf16_store8(p, u); bf16_store8(p + 8, v);
+        return;
+    }
+    __m256bh h = _mm512_cvtneps_pbh(w);
+    memcpy(p, &h, sizeof h);
+}
 
 #define BN_PASTE_(a, b) a##_##b
 #define BN_PASTE(a, b) BN_PASTE_(a, b)
@@ -42,6 +54,7 @@ BN_INLINE void bf16_convert8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow(v); memc
 #define CONVERT8(p, v) bf16_convert8(p, v)
 #define STORE8(p, v) bf16_store8(p, v)
 #define STREAM8(p, v) bf16_stream8(p, v)
+#define STORE16(p, u, v) bf16_store16(p, u, v)
 #define PASS(name) BN_PASTE(name, avx512bf16_bf16)
 #define TABLE PASS(table)
 #include "passes_template.h"

@@ -6,6 +6,8 @@
 //                  NaNs are canonical, or with RAW_OUTPUTS made canonical by STORE8)
 //   CONVERT8(p, v) as STORE8 for any f8
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
+//   STORE16(p, u, v)  optional: STORE8(p, u) and STORE8(p + 8, v) in one go (bfloat16 at
+//                  AVX512_BF16: one class test and one conversion for 16 outputs)
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
 // and may define
@@ -153,7 +155,11 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
     } else {
         for (; i + 16 <= n; i += 16) {
             f8 u = PASS(affine)(LOAD8(x + i), m, k, b, relu), v = PASS(affine)(LOAD8(x + i + 8), m, k, b, relu);
+#ifdef STORE16
+            STORE16(y + i, u, v);
+#else
             STORE8(y + i, u); STORE8(y + i + 8, v);
+#endif
         }
         for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu));
     }
@@ -384,10 +390,24 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
     for (int v = 0; v < V; v++) { m[v] = loadd(mean + 8 * v); k[v] = loadd(scale + 8 * v); b[v] = loadd(shift + 8 * v); }
     for (long r = 0; r < rows; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
+#ifdef STORE16
+        int v = 0;
+        for (; v + 2 <= V; v += 2) {
+            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
+            if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
+            STORE16(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu),
+                    PASS(affine)(LOAD8(xr + 8 * v + 8), m[v + 1], k[v + 1], b[v + 1], relu));
+        }
+        if (v < V) {
+            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu));
+        }
+#else
         for (int v = 0; v < V; v++) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
             STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu));
         }
+#endif
     }
 }
 
