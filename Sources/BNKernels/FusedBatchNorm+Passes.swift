@@ -92,7 +92,9 @@ public let streamingBytes = 32 << 20
 /// range from L3, which measured faster than L2-sized groups (`tools/bounds.sh` with
 /// BOUNDS_GROUPS: 32×64×28×28 training 1.3× memcpy with one group, 1.5× with 512 KiB
 /// groups, 1.9× with 256 KiB; 64×256×56×56: 1.0–1.3× with one-channel groups, 1.2–1.5×
-/// with one group — on a busy machine, so ranges).
+/// with one group — on a busy machine, so ranges; ratios to the memcpy baseline before
+/// commit 6daa7dd, whose in-cache copy ran partly out of L3: compare the rows, not the
+/// figures with today's bench).
 ///
 /// The grouping never changes a channel's arithmetic (its runs are summed in sample
 /// order whatever the group), so results are bit-identical for any thread count.
