@@ -26,8 +26,9 @@
 // on two threads gives over one thread doing both halves (a persistent second thread, so
 // no start-up is timed) for memcpy of x (what the shared cache and memory allow) and for
 // the fused training passes on L1-resident data (what the cores' arithmetic allows):
-// the bound of the threaded speed-up goal.
-// and, independent of shape, the double-precision FMA and float→double conversion
+// the bound of the threaded speed-up goal (measured up to 3 times while below 1.3, the
+// largest kept: a busy second core only lowers it).
+// And, independent of shape, the double-precision FMA and float→double conversion
 // throughput of one core (AVX-512 lanes per ns) against which the compute bounds can
 // be checked: stats + apply need about 8 vector operations per 8 elements.
 //
@@ -87,7 +88,7 @@ static void interleaved(int count, work_fn *fn, void **ctx, const int *copies, d
 }
 
 typedef struct { float *x, *y, *dy; long N, C, HW; long group; int stream; double *pivot, *mean, *scale, *shift, *acc, *out;
-                 float *scratch; uint16_t *h, *hy, *b, *by; } shape_ctx;
+                 float *scratch; uint16_t *h, *hy, *b, *by; unsigned char *nan_free; } shape_ctx;
 
 /// The memcpy every row is timed against, within the shape's own buffers as in `bnspec
 /// bench` (an in-cache shape stays in cache for both): x into y, and dy into a scratch
@@ -207,14 +208,14 @@ static const bn_passes *P, *P32, *P16, *PB16;
 static void kernel_train(void *p) {
     shape_ctx *s = p; double n = (double)(s->N * s->HW);
     long g0 = 0, g1 = s->group < s->C ? s->group : s->C;
-    P->nchw_forward_step(s->x, s->y, s->N, s->C, s->HW, 0, 0, 0, 0, 0, 0, s->stream, g0, g1, s->pivot, s->acc, s->out);
+    P->nchw_forward_step(s->x, s->y, s->N, s->C, s->HW, 0, 0, 0, 0, 0, 0, s->stream, 0, g0, g1, s->pivot, s->acc, s->out);
     while (g0 < s->C) {
         for (long c = g0; c < g1; c++) {
             double sm = s->out[4 * (c - g0)], q = s->out[4 * (c - g0) + 1], v = (q - sm * sm / n) / n;
             s->mean[c] = s->pivot[c] + sm / n; s->scale[c] = 1 / __builtin_sqrt(v + 1e-5); s->shift[c] = 0.1;
         }
         long n0 = g1, n1 = g1 + s->group < s->C ? g1 + s->group : s->C;
-        P->nchw_forward_step(s->x, s->y, s->N, s->C, s->HW, g0, g1, s->mean, s->scale, s->shift, 0, s->stream, n0, n1, s->pivot,
+        P->nchw_forward_step(s->x, s->y, s->N, s->C, s->HW, g0, g1, s->mean, s->scale, s->shift, 0, s->stream, s->nan_free, n0, n1, s->pivot,
                              s->acc, s->out);
         g0 = n0; g1 = n1;
     }
@@ -228,10 +229,10 @@ static void kernel_infer(void *p) {
 static void kernel_back(void *p) {
     shape_ctx *s = p;
     long g0 = 0, g1 = s->group < s->C ? s->group : s->C;
-    P->nchw_backward_step(s->x, s->dy, 0, s->y, s->N, s->C, s->HW, 0, 0, 0, 0, 0, 0, s->stream, g0, g1, s->pivot, s->acc, s->out);
+    P->nchw_backward_step(s->x, s->dy, 0, s->y, s->N, s->C, s->HW, 0, 0, 0, 0, 0, 0, s->stream, 0, g0, g1, s->pivot, s->acc, s->out);
     while (g0 < s->C) {
         long n0 = g1, n1 = g1 + s->group < s->C ? g1 + s->group : s->C;
-        P->nchw_backward_step(s->x, s->dy, 0, s->y, s->N, s->C, s->HW, g0, g1, s->mean, s->scale, s->shift, s->scale, s->stream, n0,
+        P->nchw_backward_step(s->x, s->dy, 0, s->y, s->N, s->C, s->HW, g0, g1, s->mean, s->scale, s->shift, s->scale, s->stream, s->nan_free, n0,
                               n1, s->pivot, s->acc, s->out);
         g0 = n0; g1 = n1;
     }
@@ -246,7 +247,7 @@ static void kernel_nhwc_train(void *p) {
         memset(s->acc, 0, 2 * C * sizeof(double));
         P->rows_sums(s->x, 0, 0, rows * b / blocks, rows * (b + 1) / blocks, C, s->pivot, s->acc, s->acc + C, 0, 0);
     }
-    P->rows_apply(s->x, s->y, 0, rows, C, s->mean, s->scale, s->shift, 0, s->stream);
+    P->rows_apply(s->x, s->y, 0, rows, C, s->mean, s->scale, s->shift, 0, s->stream, 1);
     bn_stream_fence();
 }
 /// NHWC backward as the kernel cuts it: the sums with dy over min(rows, 64) row blocks,
@@ -258,12 +259,12 @@ static void kernel_nhwc_back(void *p) {
         P->rows_sums(s->x, s->dy, 0, rows * b / blocks, rows * (b + 1) / blocks, C, s->pivot, s->out, s->out + C, s->out + 2 * C,
                      s->out + 3 * C);
     }
-    P->rows_gradient(s->x, s->dy, 0, s->y, 0, rows, C, s->mean, s->scale, s->shift, s->scale, s->stream);
+    P->rows_gradient(s->x, s->dy, 0, s->y, 0, rows, C, s->mean, s->scale, s->shift, s->scale, s->stream, 1);
     bn_stream_fence();
 }
 static void kernel_nhwc_infer(void *p) {
     shape_ctx *s = p;
-    P->rows_apply(s->x, s->y, 0, s->N * s->HW, s->C, s->mean, s->scale, s->shift, 0, s->stream);
+    P->rows_apply(s->x, s->y, 0, s->N * s->HW, s->C, s->mean, s->scale, s->shift, 0, s->stream, 0);
     bn_stream_fence();
 }
 
@@ -287,6 +288,7 @@ static shape_ctx make(long N, long C, long HW, long group_bytes) {
     s.h = aligned_alloc(64, n * 2); s.hy = aligned_alloc(64, n * 2); s.b = aligned_alloc(64, n * 2); s.by = aligned_alloc(64, n * 2);
     P16->narrow(s.x, s.h, n); PB16->narrow(s.x, s.b, n);
     s.pivot = calloc(C, 8); s.mean = calloc(C, 8); s.scale = calloc(C, 8); s.shift = calloc(C, 8);
+    s.nan_free = malloc(C); memset(s.nan_free, 1, C);  // the data are finite: as FusedBatchNorm decides (NaNFree)
     for (long c = 0; c < C; c++) { s.pivot[c] = s.x[c * HW]; s.scale[c] = 1.01; s.mean[c] = 0.01; }
     long per = N * HW * 4;
     s.group = group_bytes / per > 0 ? group_bytes / per : 1;
@@ -345,7 +347,10 @@ __attribute__((target("avx512f"))) static double cvt_per_ns(void) {
 ///   stats:    vcvtps2pd, vsubpd, vaddpd, vfmadd231pd                 (Σu, Σu²)
 ///   apply:    vcvtps2pd, vsubpd, vfmadd213pd, vcvtpd2ps, vcmpunordps, masked move
 ///   stats4:   2 vcvtps2pd, vsubpd, 2 vaddpd, 2 vfmadd231pd           (Σu, Σu², Σd, Σd·u)
-///   gradient: 2 vcvtps2pd, vsubpd, 2 vfmadd, vcvtpd2ps, vcmpunordps, masked move
+///   apply_finite:    apply without the NaN test (vcmpunordps, masked move)
+///   gradient_finite: 2 vcvtps2pd, vsubpd, 2 vfmadd, vcvtpd2ps
+/// Training and backward skip the NaN test on channels proven NaN-free (FusedBatchNorm+NaNFree;
+/// the bench data are finite); inference always tests.
 #define ZERO_ALL "vpxord %%zmm0, %%zmm0, %%zmm0\n" "vpxord %%zmm1, %%zmm1, %%zmm1\n" "vpxord %%zmm2, %%zmm2, %%zmm2\n" "vpxord %%zmm3, %%zmm3, %%zmm3\n" "vpxord %%zmm4, %%zmm4, %%zmm4\n" "vpxord %%zmm5, %%zmm5, %%zmm5\n" "vpxord %%zmm6, %%zmm6, %%zmm6\n" "vpxord %%zmm7, %%zmm7, %%zmm7\n" "vpxord %%zmm8, %%zmm8, %%zmm8\n" "vpxord %%zmm9, %%zmm9, %%zmm9\n" "vpxord %%zmm10, %%zmm10, %%zmm10\n" "vpxord %%zmm11, %%zmm11, %%zmm11\n" "vpxord %%zmm12, %%zmm12, %%zmm12\n" "vpxord %%zmm13, %%zmm13, %%zmm13\n" "vpxord %%zmm14, %%zmm14, %%zmm14\n" "vpxord %%zmm15, %%zmm15, %%zmm15\n" "vpxord %%zmm16, %%zmm16, %%zmm16\n" "vpxord %%zmm17, %%zmm17, %%zmm17\n" "vpxord %%zmm18, %%zmm18, %%zmm18\n" "vpxord %%zmm19, %%zmm19, %%zmm19\n" "vpxord %%zmm20, %%zmm20, %%zmm20\n" "vpxord %%zmm21, %%zmm21, %%zmm21\n" "vpxord %%zmm22, %%zmm22, %%zmm22\n" "vpxord %%zmm23, %%zmm23, %%zmm23\n" "vpxord %%zmm24, %%zmm24, %%zmm24\n" "vpxord %%zmm25, %%zmm25, %%zmm25\n" "vpxord %%zmm26, %%zmm26, %%zmm26\n" "vpxord %%zmm27, %%zmm27, %%zmm27\n" "vpxord %%zmm28, %%zmm28, %%zmm28\n" "vpxord %%zmm29, %%zmm29, %%zmm29\n" "vpxord %%zmm30, %%zmm30, %%zmm30\n" "vpxord %%zmm31, %%zmm31, %%zmm31\n"
 #define CLOBBERS "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11", "xmm12", "xmm13", "xmm14", "xmm15", "xmm16", "xmm17", "xmm18", "xmm19", "xmm20", "xmm21", "xmm22", "xmm23", "xmm24", "xmm25", "xmm26", "xmm27", "xmm28", "xmm29", "xmm30", "xmm31"
 #define MIX_LOOP(name, body) \
@@ -361,7 +366,9 @@ __attribute__((target("avx512f"))) static double cvt_per_ns(void) {
 MIX_LOOP(mix_stats, "vcvtps2pd %%ymm0, %%zmm16\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vaddpd %%zmm16, %%zmm1, %%zmm1\n vfmadd231pd %%zmm16, %%zmm16, %%zmm2\n" "vcvtps2pd %%ymm0, %%zmm17\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vaddpd %%zmm17, %%zmm3, %%zmm3\n vfmadd231pd %%zmm17, %%zmm17, %%zmm4\n" "vcvtps2pd %%ymm0, %%zmm18\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vaddpd %%zmm18, %%zmm5, %%zmm5\n vfmadd231pd %%zmm18, %%zmm18, %%zmm6\n" "vcvtps2pd %%ymm0, %%zmm19\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vaddpd %%zmm19, %%zmm7, %%zmm7\n vfmadd231pd %%zmm19, %%zmm19, %%zmm8\n")
 MIX_LOOP(mix_apply, "vcvtps2pd %%ymm0, %%zmm16\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vfmadd213pd %%zmm14, %%zmm13, %%zmm16\n" "vcvtpd2ps %%zmm16, %%ymm16\n vcmpunordps %%ymm16, %%ymm16, %%k1\n vmovaps %%ymm12, %%ymm16%{%%k1%}\n" "vcvtps2pd %%ymm0, %%zmm17\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vfmadd213pd %%zmm14, %%zmm13, %%zmm17\n" "vcvtpd2ps %%zmm17, %%ymm17\n vcmpunordps %%ymm17, %%ymm17, %%k2\n vmovaps %%ymm12, %%ymm17%{%%k2%}\n" "vcvtps2pd %%ymm0, %%zmm18\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vfmadd213pd %%zmm14, %%zmm13, %%zmm18\n" "vcvtpd2ps %%zmm18, %%ymm18\n vcmpunordps %%ymm18, %%ymm18, %%k3\n vmovaps %%ymm12, %%ymm18%{%%k3%}\n" "vcvtps2pd %%ymm0, %%zmm19\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vfmadd213pd %%zmm14, %%zmm13, %%zmm19\n" "vcvtpd2ps %%zmm19, %%ymm19\n vcmpunordps %%ymm19, %%ymm19, %%k4\n vmovaps %%ymm12, %%ymm19%{%%k4%}\n")
 MIX_LOOP(mix_stats4, "vcvtps2pd %%ymm0, %%zmm16\n vcvtps2pd %%ymm0, %%zmm20\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vaddpd %%zmm16, %%zmm1, %%zmm1\n" "vaddpd %%zmm20, %%zmm24, %%zmm24\n vfmadd231pd %%zmm16, %%zmm16, %%zmm5\n vfmadd231pd %%zmm20, %%zmm16, %%zmm28\n" "vcvtps2pd %%ymm0, %%zmm17\n vcvtps2pd %%ymm0, %%zmm21\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vaddpd %%zmm17, %%zmm2, %%zmm2\n" "vaddpd %%zmm21, %%zmm25, %%zmm25\n vfmadd231pd %%zmm17, %%zmm17, %%zmm6\n vfmadd231pd %%zmm21, %%zmm17, %%zmm29\n" "vcvtps2pd %%ymm0, %%zmm18\n vcvtps2pd %%ymm0, %%zmm22\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vaddpd %%zmm18, %%zmm3, %%zmm3\n" "vaddpd %%zmm22, %%zmm26, %%zmm26\n vfmadd231pd %%zmm18, %%zmm18, %%zmm7\n vfmadd231pd %%zmm22, %%zmm18, %%zmm30\n" "vcvtps2pd %%ymm0, %%zmm19\n vcvtps2pd %%ymm0, %%zmm23\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vaddpd %%zmm19, %%zmm4, %%zmm4\n" "vaddpd %%zmm23, %%zmm27, %%zmm27\n vfmadd231pd %%zmm19, %%zmm19, %%zmm8\n vfmadd231pd %%zmm23, %%zmm19, %%zmm31\n")
-MIX_LOOP(mix_gradient, "vcvtps2pd %%ymm0, %%zmm16\n vcvtps2pd %%ymm0, %%zmm20\n vsubpd %%zmm15, %%zmm16, %%zmm16\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm20\n vfmadd231pd %%zmm13, %%zmm16, %%zmm20\n vcvtpd2ps %%zmm20, %%ymm20\n" "vcmpunordps %%ymm20, %%ymm20, %%k1\n vmovaps %%ymm12, %%ymm20%{%%k1%}\n" "vcvtps2pd %%ymm0, %%zmm17\n vcvtps2pd %%ymm0, %%zmm21\n vsubpd %%zmm15, %%zmm17, %%zmm17\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm21\n vfmadd231pd %%zmm13, %%zmm17, %%zmm21\n vcvtpd2ps %%zmm21, %%ymm21\n" "vcmpunordps %%ymm21, %%ymm21, %%k2\n vmovaps %%ymm12, %%ymm21%{%%k2%}\n" "vcvtps2pd %%ymm0, %%zmm18\n vcvtps2pd %%ymm0, %%zmm22\n vsubpd %%zmm15, %%zmm18, %%zmm18\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm22\n vfmadd231pd %%zmm13, %%zmm18, %%zmm22\n vcvtpd2ps %%zmm22, %%ymm22\n" "vcmpunordps %%ymm22, %%ymm22, %%k3\n vmovaps %%ymm12, %%ymm22%{%%k3%}\n" "vcvtps2pd %%ymm0, %%zmm19\n vcvtps2pd %%ymm0, %%zmm23\n vsubpd %%zmm15, %%zmm19, %%zmm19\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm23\n vfmadd231pd %%zmm13, %%zmm19, %%zmm23\n vcvtpd2ps %%zmm23, %%ymm23\n" "vcmpunordps %%ymm23, %%ymm23, %%k4\n vmovaps %%ymm12, %%ymm23%{%%k4%}\n")
+
+MIX_LOOP(mix_apply_finite, "vcvtps2pd %%ymm0, %%zmm16\n vsubpd %%zmm15, %%zmm16, %%zmm16\n vfmadd213pd %%zmm14, %%zmm13, %%zmm16\n vcvtpd2ps %%zmm16, %%ymm16\n" "vcvtps2pd %%ymm0, %%zmm17\n vsubpd %%zmm15, %%zmm17, %%zmm17\n vfmadd213pd %%zmm14, %%zmm13, %%zmm17\n vcvtpd2ps %%zmm17, %%ymm17\n" "vcvtps2pd %%ymm0, %%zmm18\n vsubpd %%zmm15, %%zmm18, %%zmm18\n vfmadd213pd %%zmm14, %%zmm13, %%zmm18\n vcvtpd2ps %%zmm18, %%ymm18\n" "vcvtps2pd %%ymm0, %%zmm19\n vsubpd %%zmm15, %%zmm19, %%zmm19\n vfmadd213pd %%zmm14, %%zmm13, %%zmm19\n vcvtpd2ps %%zmm19, %%ymm19\n")
+MIX_LOOP(mix_gradient_finite, "vcvtps2pd %%ymm0, %%zmm16\n vcvtps2pd %%ymm0, %%zmm20\n vsubpd %%zmm15, %%zmm16, %%zmm16\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm20\n vfmadd231pd %%zmm13, %%zmm16, %%zmm20\n vcvtpd2ps %%zmm20, %%ymm20\n" "vcvtps2pd %%ymm0, %%zmm17\n vcvtps2pd %%ymm0, %%zmm21\n vsubpd %%zmm15, %%zmm17, %%zmm17\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm21\n vfmadd231pd %%zmm13, %%zmm17, %%zmm21\n vcvtpd2ps %%zmm21, %%ymm21\n" "vcvtps2pd %%ymm0, %%zmm18\n vcvtps2pd %%ymm0, %%zmm22\n vsubpd %%zmm15, %%zmm18, %%zmm18\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm22\n vfmadd231pd %%zmm13, %%zmm18, %%zmm22\n vcvtpd2ps %%zmm22, %%ymm22\n" "vcvtps2pd %%ymm0, %%zmm19\n vcvtps2pd %%ymm0, %%zmm23\n vsubpd %%zmm15, %%zmm19, %%zmm19\n" "vfmadd213pd %%zmm14, %%zmm13, %%zmm23\n vfmadd231pd %%zmm13, %%zmm19, %%zmm23\n vcvtpd2ps %%zmm23, %%ymm23\n")
 
 // ---- two cores ----
 
@@ -408,6 +415,19 @@ static double speedup(work_fn fn, half *a, half *b, double min_s) {
     return median(r, n);
 }
 
+/// `speedup`, measured again (up to 3 times in all) while it reads below 1.3: another
+/// process on the shared host can hold the second core for a whole measurement (run 9
+/// of docs/speed read 1.00), and that only ever lowers the figure, so the largest of
+/// the attempts is what the machine allows.
+static double best_speedup(work_fn fn, half *a, half *b, double min_s) {
+    double best = speedup(fn, a, b, min_s);
+    for (int attempt = 1; attempt < 3 && best < 1.3; attempt++) {
+        double again = speedup(fn, a, b, min_s);
+        if (again > best) best = again;
+    }
+    return best;
+}
+
 int main(int argc, char **argv) {
     int json = argc > 1 && strcmp(argv[1], "--json") == 0;
     const char *env = getenv("BNSPEC_CPU");
@@ -425,18 +445,19 @@ int main(int argc, char **argv) {
     double back_ns = per_element(kernel_back, 1, 4, 1024);
     double fma = isa >= 2 ? fma_per_ns() : 0, cvt = isa >= 2 ? cvt_per_ns() : 0;
     // Instruction-mix bounds, ns per element (AVX-512 only).
+    // Training and backward: the NaN-free forms (the bench data are finite); inference tests.
     double ms = isa >= 2 ? mix_stats() : 0, ma = isa >= 2 ? mix_apply() : 0, ms4 = isa >= 2 ? mix_stats4() : 0,
-           mg = isa >= 2 ? mix_gradient() : 0;
+           maf = isa >= 2 ? mix_apply_finite() : 0, mgf = isa >= 2 ? mix_gradient_finite() : 0;
 
     long shapes[][4] = {{32, 64, 28, 28}, {64, 256, 56, 56}, {1, 16, 25, 25}};
     if (json) printf("{\"isa\": %d, \"l2_bytes\": %ld, \"group_budget_bytes\": %ld, \"fma_lanes_per_ns\": %.3f, \"cvt_lanes_per_ns\": %.3f, "
                      "\"compute_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, "
                      "\"instruction_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, \"shapes\": [",
-                     isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + ma, ma, ms4 + mg);
+                     isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf);
     else printf("level %d, L2 %ld B, group budget %ld B; 1 core: %.2f FMA lanes/ns, %.2f conversions/ns\n"
                 "ns per element: kernels from L1 training %.3f, inference %.3f, backward %.3f; "
                 "their instruction mix alone %.3f, %.3f, %.3f\n\n%-14s %-14s %10s %10s %10s %10s\n",
-                isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + ma, ma, ms4 + mg,
+                isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf,
                 "shape", "what", "wall ms", "cpu ms", "x memcpy", "cpu ratio");
     for (int k = 0; k < 3; k++) {
         long N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2] * shapes[k][3], n = N * C * HW;
@@ -485,12 +506,12 @@ int main(int argc, char **argv) {
         double per_ns = memcpy_ms * 1e6 / n;  // memcpy ns per element
         if (json) printf(", {\"shape\": \"%s\", \"what\": \"compute\", \"training_ratio\": %.4f, \"inference_ratio\": %.4f, \"backward_ratio\": %.4f, "
                          "\"instruction_training_ratio\": %.4f, \"instruction_inference_ratio\": %.4f, \"instruction_backward_ratio\": %.4f}",
-                         name, train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns), (ms + ma) / per_ns, ma / per_ns,
-                         (ms4 + mg) / (2 * per_ns));
+                         name, train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns), (ms + maf) / per_ns, ma / per_ns,
+                         (ms4 + mgf) / (2 * per_ns));
         else printf("%-14s %-14s compute bound (÷ memcpy): kernels from L1 training %.2f, inference %.2f, backward %.2f; "
                     "instruction mix %.2f, %.2f, %.2f\n\n", name, "", train_ns / per_ns, infer_ns / per_ns, back_ns / (2 * per_ns),
-                    (ms + ma) / per_ns, ma / per_ns, (ms4 + mg) / (2 * per_ns));
-        free(s.x); free(s.y); free(s.dy); free(s.scratch); free(s.h); free(s.hy); free(s.b); free(s.by);
+                    (ms + maf) / per_ns, ma / per_ns, (ms4 + mgf) / (2 * per_ns));
+        free(s.x); free(s.y); free(s.dy); free(s.scratch); free(s.h); free(s.hy); free(s.b); free(s.by); free(s.nan_free);
     }
     // Two cores (in-cache shape; the L1 shapes of the compute half: 1×8×32×32 each).
     double copy2 = 0, train2 = 0;
@@ -503,8 +524,8 @@ int main(int argc, char **argv) {
             shape_ctx l1a = make(1, 8, 1024, 1 << 30), l1b = make(1, 8, 1024, 1 << 30);
             l1a.stream = l1b.stream = 0;
             half a = {src, dst, (size_t)n * 2, &l1a}, b = {src + n * 2, dst + n * 2, (size_t)n * 2, &l1b};
-            copy2 = speedup(copy_half, &a, &b, min_s);
-            train2 = speedup(train_half, &a, &b, min_s);
+            copy2 = best_speedup(copy_half, &a, &b, min_s);
+            train2 = best_speedup(train_half, &a, &b, min_s);
         }
     }
     if (json) printf("], \"two_thread_speedup\": {\"memcpy\": %.4f, \"training_l1\": %.4f}}\n", copy2, train2);

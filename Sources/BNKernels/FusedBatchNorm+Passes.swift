@@ -54,9 +54,11 @@ struct Passes {
 /// coefficients of the output pass (y = (x − mean)·scale + shift, or
 /// dx = a·dy + b + k·(x − mean)), and for NCHW statistics each channel's lane
 /// accumulators and four sums (CBNKernels.h), so that a channel group starting at
-/// channel c0 uses `accumulators(c0)` and `sums(c0)` whatever thread runs it.
+/// channel c0 uses `accumulators(c0)` and `sums(c0)` whatever thread runs it; and per
+/// channel whether its outputs are NaN-free (``NaNFree``, 1 or 0).
 struct ChannelWorkspace {
     let pivot, mean, scale, shift, b, k: UnsafeMutablePointer<Double>
+    let nanFree: UnsafeMutablePointer<UInt8>
     private let base: UnsafeMutablePointer<Double>, channels: Int
 
     init(channels C: Int, statistics: Bool) {
@@ -64,12 +66,17 @@ struct ChannelWorkspace {
         base = .allocate(capacity: count)  // every entry is written before it is read
         channels = C
         pivot = base; mean = base + C; scale = base + 2 * C; shift = base + 3 * C; b = base + 4 * C; k = base + 5 * C
+        nanFree = .allocate(capacity: max(1, C))
+        nanFree.initialize(repeating: 0, count: max(1, C))
     }
+
+    /// Whether every channel's outputs are NaN-free (the row passes take one flag).
+    func allNaNFree(_ C: Int) -> Int32 { (0..<C).allSatisfy { nanFree[$0] != 0 } ? 1 : 0 }
 
     func accumulators(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + c0 * 4 * Int(BN_ACC_DOUBLES) }
     func sums(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + channels * 4 * Int(BN_ACC_DOUBLES) + 4 * c0 }
 
-    func deallocate() { base.deallocate() }
+    func deallocate() { base.deallocate(); nanFree.deallocate() }
 }
 
 /// 32 MiB: the last-level cache of the machines this was measured on (like glibc's

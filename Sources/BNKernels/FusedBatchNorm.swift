@@ -101,7 +101,7 @@ public enum FusedBatchNorm {
         _ format: StorageFormat, x: UnsafeRawPointer, y: UnsafeMutableRawPointer, shape: Shape, layout: Layout,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Double, relu: Bool,
         savedMean: UnsafeMutablePointer<Float>, savedVariance: UnsafeMutablePointer<Float>,
-        running: RunningUpdate?, threads: Int, isa: KernelISA, groupSize: Int? = nil
+        running: RunningUpdate?, threads: Int, isa: KernelISA, groupSize: Int? = nil, testEveryOutput: Bool = false
     ) throws {
         let n = shape.perChannelCount, C = shape.channels
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
@@ -132,6 +132,7 @@ public enum FusedBatchNorm {
                 r.variance[c] = statistic((1 - w) * Double(r.variance[c]) + w * vr)
             }
             work.mean[c] = mean; work.scale[c] = Double(gamma[c]) / (v + eps).squareRoot(); work.shift[c] = Double(beta[c])
+            work.nanFree[c] = !testEveryOutput && NaNFree.affine(sumOfSquares: q, mean: mean, scale: work.scale[c], shift: work.shift[c]) ? 1 : 0
         }
         switch layout {
         case .nchw:
@@ -142,14 +143,14 @@ public enum FusedBatchNorm {
             parallelFor(plan.groups, threads: plan.threads) { range in
                 // Pipelined: each step writes one group and sums the next (ChannelGroups).
                 var next = plan.channels(range.lowerBound, of: C)
-                passes.table.nchw_forward_step(x, y, N, C, HW, 0, 0, nil, nil, nil, rl, stream, next.lowerBound, next.upperBound,
+                passes.table.nchw_forward_step(x, y, N, C, HW, 0, 0, nil, nil, nil, rl, stream, nil, next.lowerBound, next.upperBound,
                                                work.pivot, work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 for g in range {
                     let cs = next, out = work.sums(cs.lowerBound)
                     for c in cs { finish(c, s: out[4 * (c - cs.lowerBound)], q: out[4 * (c - cs.lowerBound) + 1]) }
                     next = g + 1 < range.upperBound ? plan.channels(g + 1, of: C) : cs.upperBound..<cs.upperBound
                     passes.table.nchw_forward_step(x, y, N, C, HW, cs.lowerBound, cs.upperBound, work.mean, work.scale, work.shift,
-                                                   rl, stream, next.lowerBound, next.upperBound, work.pivot,
+                                                   rl, stream, work.nanFree, next.lowerBound, next.upperBound, work.pivot,
                                                    work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 }
             }
@@ -159,9 +160,9 @@ public enum FusedBatchNorm {
             let totals = rowSums(passes, x, nil, mask: nil, rows: rows, channels: C, pivot: work.pivot, sums: 2,
                                  threads: usefulThreads(threads, elements: shape.elementCount, items: blocks))
             for c in 0..<C { finish(c, s: totals[c], q: totals[C + c]) }
-            let t = usefulThreads(threads, elements: shape.elementCount, items: rows)
+            let t = usefulThreads(threads, elements: shape.elementCount, items: rows), nanFree = work.allNaNFree(C)
             parallelFor(rows, threads: t) { r in
-                passes.table.rows_apply(x, y, r.lowerBound, r.upperBound, C, work.mean, work.scale, work.shift, rl, stream)
+                passes.table.rows_apply(x, y, r.lowerBound, r.upperBound, C, work.mean, work.scale, work.shift, rl, stream, nanFree)
             }
         }
         if stream != 0 { bn_stream_fence() }
@@ -191,7 +192,7 @@ public enum FusedBatchNorm {
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize
             parallelFor(rows, threads: usefulThreads(threads, elements: shape.elementCount, items: rows)) { r in
-                passes.table.rows_apply(x, y, r.lowerBound, r.upperBound, C, work.mean, work.scale, work.shift, rl, stream)
+                passes.table.rows_apply(x, y, r.lowerBound, r.upperBound, C, work.mean, work.scale, work.shift, rl, stream, 0)
             }
         }
         if stream != 0 { bn_stream_fence() }
@@ -203,7 +204,7 @@ public enum FusedBatchNorm {
         layout: Layout, gamma: UnsafePointer<Float>, eps: Double,
         statistics: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)?, reluOutput: UnsafeRawPointer?,
         dGamma: UnsafeMutablePointer<Float>, dBeta: UnsafeMutablePointer<Float>, threads: Int, isa: KernelISA,
-        groupSize: Int? = nil
+        groupSize: Int? = nil, testEveryOutput: Bool = false
     ) throws {
         let n = shape.perChannelCount, C = shape.channels
         guard n > 0 else { throw BNError.invalidArgument("batch normalization needs at least one value per channel (N·H·W = 0)") }
@@ -213,7 +214,7 @@ public enum FusedBatchNorm {
         let nd = Double(n)
         /// dx = a·dy + b + k·(x − mean) of channel c from its sums (s, q, g, h about the
         /// pivot); writes dγ, dβ and stores (mean, a, b, k) in `work` (a in `scale`).
-        func coefficients(_ c: Int, _ s: Double, _ q: Double, _ g: Double, _ h: Double) {
+        func store(_ c: Int, _ s: Double, _ q: Double, _ g: Double, _ h: Double) {
             let gm = Double(gamma[c]), pivot = work.pivot[c]
             if let st = statistics {
                 let r = 1 / (Double(st.variance[c]) + eps).squareRoot()
@@ -229,6 +230,12 @@ public enum FusedBatchNorm {
             let k = gm * r
             work.mean[c] = pivot + mOff; work.scale[c] = k; work.b[c] = -k * g / nd; work.k[c] = -k * r * dg / nd
         }
+        /// `store`, and whether the channel's outputs are NaN-free.
+        func coefficients(_ c: Int, _ s: Double, _ q: Double, _ g: Double, _ h: Double) {
+            store(c, s, q, g, h)
+            work.nanFree[c] = !testEveryOutput && NaNFree.gradient(sumOfSquares: q, sumOfGradients: g, mean: work.mean[c],
+                                                                   a: work.scale[c], b: work.b[c], k: work.k[c]) ? 1 : 0
+        }
         switch layout {
         case .nchw:
             let HW = shape.spatialSize, N = shape.batch
@@ -238,7 +245,7 @@ public enum FusedBatchNorm {
                                      size: groupSize)
             parallelFor(plan.groups, threads: plan.threads) { range in
                 var next = plan.channels(range.lowerBound, of: C)
-                passes.table.nchw_backward_step(x, dy, reluOutput, dx, N, C, HW, 0, 0, nil, nil, nil, nil, stream, next.lowerBound,
+                passes.table.nchw_backward_step(x, dy, reluOutput, dx, N, C, HW, 0, 0, nil, nil, nil, nil, stream, nil, next.lowerBound,
                                                 next.upperBound, work.pivot, work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 for grp in range {
                     let cs = next, out = work.sums(cs.lowerBound)
@@ -248,7 +255,8 @@ public enum FusedBatchNorm {
                     }
                     next = grp + 1 < range.upperBound ? plan.channels(grp + 1, of: C) : cs.upperBound..<cs.upperBound
                     passes.table.nchw_backward_step(x, dy, reluOutput, dx, N, C, HW, cs.lowerBound, cs.upperBound, work.mean,
-                                                    work.scale, work.b, work.k, stream, next.lowerBound, next.upperBound, work.pivot,
+                                                    work.scale, work.b, work.k, stream, work.nanFree, next.lowerBound, next.upperBound,
+                                                    work.pivot,
                                                     work.accumulators(next.lowerBound), work.sums(next.lowerBound))
                 }
             }
@@ -258,9 +266,10 @@ public enum FusedBatchNorm {
             let totals = rowSums(passes, x, dy, mask: reluOutput, rows: rows, channels: C, pivot: work.pivot, sums: 4,
                                  threads: usefulThreads(threads, elements: shape.elementCount, items: blocks))
             for c in 0..<C { coefficients(c, totals[c], totals[C + c], totals[2 * C + c], totals[3 * C + c]) }
+            let nanFree = work.allNaNFree(C)
             parallelFor(rows, threads: usefulThreads(threads, elements: shape.elementCount, items: rows)) { r in
                 passes.table.rows_gradient(x, dy, reluOutput, dx, r.lowerBound, r.upperBound, C, work.mean, work.scale, work.b,
-                                           work.k, stream)
+                                           work.k, stream, nanFree)
             }
         }
         if stream != 0 { bn_stream_fence() }

@@ -22,11 +22,13 @@
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
 
-/// A kernel output d8 → the f8 that STORE8 and STREAM8 receive.
+/// A kernel output d8 → the f8 that STORE8 and STREAM8 receive. `nf` (a constant in
+/// every loop): the caller has proven the output is not a NaN (`nan_free`,
+/// CBNKernels.h), so `narrow`'s NaN test would change nothing and is skipped.
 #ifdef RAW_OUTPUTS
-#define OUTPUT(r) __builtin_convertvector((r), f8)
+#define OUTPUT(r, nf) __builtin_convertvector((r), f8)
 #else
-#define OUTPUT(r) narrow(r)
+#define OUTPUT(r, nf) ((nf) ? __builtin_convertvector((r), f8) : narrow(r))
 #endif
 
 /// Copies n < 8 elements with constant-size copies (inlined moves, not a memcpy call:
@@ -137,33 +139,33 @@ BN_INLINE void PASS(finish_sums)(const double *acc, long channels, int with_dy, 
 }
 
 /// y = fma(x − m, k, b), ReLU'd when asked, over one run.
-BN_INLINE f8 PASS(affine)(f8 x, d8 m, d8 k, d8 b, const int relu) {
+BN_INLINE f8 PASS(affine)(f8 x, d8 m, d8 k, d8 b, const int relu, const int nf) {
     d8 r = fma8(wide(x) - m, k, b);
     if (relu) r = zero_where(r, r < 0);
-    return OUTPUT(r);
+    return OUTPUT(r, nf);
 }
 
 BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
-                               const int stream) {
+                               const int stream, const int nf) {
     const d8 m = splat(mean), k = splat(scale), b = splat(shift);
     long i = 0;
     if (stream) {
         long head = (long)((-(uintptr_t)y) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
-        if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu), head); i = head; }
-        for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu));
+        if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu, nf), head); i = head; }
+        for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
     } else {
         for (; i + 16 <= n; i += 16) {
-            f8 u = PASS(affine)(LOAD8(x + i), m, k, b, relu), v = PASS(affine)(LOAD8(x + i + 8), m, k, b, relu);
+            f8 u = PASS(affine)(LOAD8(x + i), m, k, b, relu, nf), v = PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf);
 #ifdef STORE16
             STORE16(y + i, u, v);
 #else
             STORE8(y + i, u); STORE8(y + i + 8, v);
 #endif
         }
-        for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu));
+        for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
     }
-    if (i < n) PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, n - i), m, k, b, relu), n - i);
+    if (i < n) PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, n - i), m, k, b, relu, nf), n - i);
 }
 
 #define DISPATCH_RELU_STREAM(call_with)                     \
@@ -174,32 +176,32 @@ static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0,
                              const double *scale, const double *shift, int relu, int stream) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { for (long r = r0; r < r1; r++) { long c = r % C; \
-        PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S); } }
+        PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, 0); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
 }
 
 /// dx = fma(k, x − m, fma(a, d, b)), d = dy masked where mask ≤ 0.
-BN_INLINE f8 PASS(grad)(f8 x, f8 dy, const ST *mask, long i, d8 m, d8 a, d8 b, d8 k) {
+BN_INLINE f8 PASS(grad)(f8 x, f8 dy, const ST *mask, long i, d8 m, d8 a, d8 b, d8 k, const int nf) {
     d8 d = wide(dy);
     if (mask) d = zero_where(d, wide(LOAD8(mask + i)) <= 0);
-    return OUTPUT(fma8(k, wide(x) - m, fma8(a, d, b)));
+    return OUTPUT(fma8(k, wide(x) - m, fma8(a, d, b)), nf);
 }
 
 BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST *dx, long n, double mean, double a,
-                                  double b, double k, const int stream) {
+                                  double b, double k, const int stream, const int nf) {
     const d8 m8 = splat(mean), a8 = splat(a), b8 = splat(b), k8 = splat(k);
     long i = 0;
 #define PARTIAL(at, len) { f8 mk = mask ? PASS(load_part)(mask + (at), len) : (f8)0; \
         d8 d = wide(PASS(load_part)(dy + (at), len)); if (mask) d = zero_where(d, wide(mk) <= 0); \
-        PASS(store_part)(dx + (at), OUTPUT(fma8(k8, wide(PASS(load_part)(x + (at), len)) - m8, fma8(a8, d, b8))), len); }
+        PASS(store_part)(dx + (at), OUTPUT(fma8(k8, wide(PASS(load_part)(x + (at), len)) - m8, fma8(a8, d, b8)), nf), len); }
     if (stream) {
         long head = (long)((-(uintptr_t)dx) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
         if (head > 0) { PARTIAL(0, head) i = head; }
-        for (; i + 8 <= n; i += 8) STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8));
+        for (; i + 8 <= n; i += 8) STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8, nf));
     } else {
-        for (; i + 8 <= n; i += 8) STORE8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8));
+        for (; i + 8 <= n; i += 8) STORE8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8, nf));
     }
     if (i < n) PARTIAL(i, n - i)
 #undef PARTIAL
@@ -212,12 +214,13 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
 // the output pass has finished with are the ones the statistics pass replaces.
 
 static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, long HW, long a0, long a1, const double *mean,
-                                    const double *scale, const double *shift, int relu, int stream, long s0, long s1,
-                                    const double *pivot, double *acc, double *out) {
+                                    const double *scale, const double *shift, int relu, int stream, const unsigned char *nan_free,
+                                    long s0, long s1, const double *pivot, double *acc, double *out) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { for (long b = 0; b < N; b++) { \
         for (long c = a0; c < a1; c++) { long off = (b * C + c) * HW; \
-            PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S); } \
+            if (nan_free && nan_free[c]) PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 1); \
+            else PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 0); } \
         PASS(sample_sums)(x, 0, 0, b, N, C, HW, s0, s1, pivot, acc); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
@@ -226,11 +229,14 @@ static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, lo
 
 static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void *maskv, void *dxv, long N, long C, long HW,
                                      long a0, long a1, const double *mean, const double *a, const double *b, const double *k,
-                                     int stream, long s0, long s1, const double *pivot, double *acc, double *out) {
+                                     int stream, const unsigned char *nan_free, long s0, long s1, const double *pivot, double *acc,
+                                     double *out) {
     const ST *x = xv, *dy = dyv, *mask = maskv; ST *dx = dxv;
 #define CALL(MASK, S) { for (long n = 0; n < N; n++) { \
         for (long c = a0; c < a1; c++) { long off = (n * C + c) * HW; \
-            PASS(run_gradient)(x + off, dy + off, MASK ? mask + off : 0, dx + off, HW, mean[c], a[c], b[c], k[c], S); } \
+            if (nan_free && nan_free[c]) \
+                PASS(run_gradient)(x + off, dy + off, MASK ? mask + off : 0, dx + off, HW, mean[c], a[c], b[c], k[c], S, 1); \
+            else PASS(run_gradient)(x + off, dy + off, MASK ? mask + off : 0, dx + off, HW, mean[c], a[c], b[c], k[c], S, 0); } \
         PASS(sample_sums)(x, dy, MASK ? mask : 0, n, N, C, HW, s0, s1, pivot, acc); } }
     if (mask) { if (stream) CALL(1, 1) else CALL(1, 0) }
     else { if (stream) CALL(0, 1) else CALL(0, 0) }
@@ -385,7 +391,7 @@ BN_INLINE long PASS(to_boundary)(const ST *p, long n) {
 
 /// The output pass over channels [0, 8V) of `rows` rows, the coefficients in registers.
 BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahead, const double *mean, const double *scale,
-                                 const double *shift, const int V, const int relu) {
+                                 const double *shift, const int V, const int relu, const int nf) {
     d8 m[8], k[8], b[8];
     for (int v = 0; v < V; v++) { m[v] = loadd(mean + 8 * v); k[v] = loadd(scale + 8 * v); b[v] = loadd(shift + 8 * v); }
     for (long r = 0; r < rows; r++) {
@@ -395,17 +401,17 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
         for (; v + 2 <= V; v += 2) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
             if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
-            STORE16(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu),
-                    PASS(affine)(LOAD8(xr + 8 * v + 8), m[v + 1], k[v + 1], b[v + 1], relu));
+            STORE16(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf),
+                    PASS(affine)(LOAD8(xr + 8 * v + 8), m[v + 1], k[v + 1], b[v + 1], relu, nf));
         }
         if (v < V) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu));
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
         }
 #else
         for (int v = 0; v < V; v++) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu));
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
         }
 #endif
     }
@@ -426,14 +432,14 @@ BN_INLINE long PASS(flat_period)(long C) { return C >= 8 ? C : C * ((8 + C - 1) 
 /// e[j] = coefficient[j mod C] for j < L + 8 (L = `flat_period`); c runs through [0, L)
 /// in segments of vectors without a wrap test (a vector may straddle two rows).
 BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu) {
+                                     const double *shift, const int relu, const int nf) {
     double em[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64;
     const long L = PASS(flat_period)(C);
     for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ek[j] = scale[cj]; eb[j] = shift[cj]; }
     long i = r0 * C, end = r1 * C, c = 0;
     long head = PASS(to_boundary)(y + i, end - i);
     if (head > 0) {
-        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, head), loadd(em), loadd(ek), loadd(eb), relu), head);
+        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, head), loadd(em), loadd(ek), loadd(eb), relu, nf), head);
         i += head; c = head % C;
     }
     while (i + 8 <= end) {
@@ -441,39 +447,39 @@ BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long 
         if (nv > left) nv = left;
         for (long v = 0; v < nv; v++, i += 8, c += 8) {
             if (PASS(line_start)(x + i)) PREFETCH(x + i + PREFETCH_AHEAD);
-            STREAM8(y + i, PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu));
+            STREAM8(y + i, PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf));
         }
         if (c >= L) c -= L;
     }
     if (i < end)
-        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, end - i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu),
+        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, end - i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf),
                          end - i);
 }
 
 /// Streaming, wide rows: each row aligned on its own (its partial head and tail are at
 /// most 2 of ≥ 64 vectors).
 BN_INLINE void PASS(rows_apply_wide)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu) {
+                                     const double *shift, const int relu, const int nf) {
     for (long r = r0; r < r1; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
         long c = PASS(to_boundary)(yr, C);
         if (c > 0)
             PASS(store_part)(yr, PASS(affine)(PASS(load_part)(xr, c), PASS(loadd_part)(mean, c), PASS(loadd_part)(scale, c),
-                                              PASS(loadd_part)(shift, c), relu), c);
+                                              PASS(loadd_part)(shift, c), relu, nf), c);
         for (; c + 8 <= C; c += 8)
-            STREAM8(yr + c, PASS(affine)(LOAD8(xr + c), loadd(mean + c), loadd(scale + c), loadd(shift + c), relu));
+            STREAM8(yr + c, PASS(affine)(LOAD8(xr + c), loadd(mean + c), loadd(scale + c), loadd(shift + c), relu, nf));
         if (c < C)
             PASS(store_part)(yr + c, PASS(affine)(PASS(load_part)(xr + c, C - c), PASS(loadd_part)(mean + c, C - c),
-                                                  PASS(loadd_part)(scale + c, C - c), PASS(loadd_part)(shift + c, C - c), relu), C - c);
+                                                  PASS(loadd_part)(scale + c, C - c), PASS(loadd_part)(shift + c, C - c), relu, nf), C - c);
     }
 }
 
 BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu, const int stream) {
+                                     const double *shift, const int relu, const int stream, const int nf) {
     if (C <= 0) return;
     if (stream) {
-        if (C <= FLAT_MAX_C) PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu);
-        else PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu);
+        if (C <= FLAT_MAX_C) PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
+        else PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
         return;
     }
     const long T = PASS(tile_rows)(C);
@@ -481,39 +487,40 @@ BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long 
         const long rows = r1 - t0 < T ? r1 - t0 : T, ahead = T * C;
         const ST *xt = x + t0 * C; ST *yt = y + t0 * C;
         long c = 0;
-#define CHUNK(V) PASS(chunk_apply)(xt + c, yt + c, rows, C, ahead, mean + c, scale + c, shift + c, V, relu)
+#define CHUNK(V) PASS(chunk_apply)(xt + c, yt + c, rows, C, ahead, mean + c, scale + c, shift + c, V, relu, nf)
         CHUNKS(8, CHUNK)
 #undef CHUNK
         if (c < C) {
             const long lanes = C - c;
             const d8 m = PASS(loadd_part)(mean + c, lanes), k = PASS(loadd_part)(scale + c, lanes), b = PASS(loadd_part)(shift + c, lanes);
             for (long r = 0; r < rows; r++)
-                PASS(store_part)(yt + r * C + c, PASS(affine)(PASS(load_part)(xt + r * C + c, lanes), m, k, b, relu), lanes);
+                PASS(store_part)(yt + r * C + c, PASS(affine)(PASS(load_part)(xt + r * C + c, lanes), m, k, b, relu, nf), lanes);
         }
     }
 }
 
 static void PASS(rows_apply)(const void *xv, void *yv, long r0, long r1, long C, const double *mean, const double *scale,
-                             const double *shift, int relu, int stream) {
+                             const double *shift, int relu, int stream, int nan_free) {
     const ST *x = xv; ST *y = yv;
-#define CALL(R, S) { PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S); }
+#define CALL(R, S) { if (nan_free) PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, 1); \
+                     else PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, 0); }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
 }
 
 /// dx over channels [c, c + lanes) of one row (lanes ≤ 8), coefficients at mean, a, b, k.
 BN_INLINE f8 PASS(row_grad)(const ST *x, const ST *dy, const ST *mask, long lanes, const double *mean, const double *a,
-                            const double *b, const double *k) {
+                            const double *b, const double *k, const int nf) {
     f8 xv = lanes == 8 ? LOAD8(x) : PASS(load_part)(x, lanes);
     d8 d = wide(lanes == 8 ? LOAD8(dy) : PASS(load_part)(dy, lanes));
     if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask) : PASS(load_part)(mask, lanes)) <= 0);
     d8 m8 = PASS(loadd_part)(mean, lanes), a8 = PASS(loadd_part)(a, lanes), b8 = PASS(loadd_part)(b, lanes), k8 = PASS(loadd_part)(k, lanes);
-    return OUTPUT(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)));
+    return OUTPUT(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)), nf);
 }
 
 /// The gradient pass over channels [0, 8V) of `rows` rows, the coefficients in registers.
 BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, ST *dx, long rows, long C, long ahead,
-                                    const double *mean, const double *a, const double *b, const double *k, const int V) {
+                                    const double *mean, const double *a, const double *b, const double *k, const int V, const int nf) {
     d8 m8[8], a8[8], b8[8], k8[8];
     for (int v = 0; v < V; v++) { m8[v] = loadd(mean + 8 * v); a8[v] = loadd(a + 8 * v); b8[v] = loadd(b + 8 * v); k8[v] = loadd(k + 8 * v); }
     for (long r = 0; r < rows; r++) {
@@ -521,21 +528,21 @@ BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, S
         for (int v = 0; v < V; v++) {
             const long i = o + 8 * v;
             if (LINE_START(v)) { PREFETCH(x + i + ahead); PREFETCH(dy + i + ahead); if (mask) PREFETCH(mask + i + ahead); }
-            STORE8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8[v], a8[v], b8[v], k8[v]));
+            STORE8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8[v], a8[v], b8[v], k8[v], nf));
         }
     }
 }
 
 /// Streaming, C ≤ FLAT_MAX_C: as `rows_apply_flat`.
 BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
-                                        const double *mean, const double *a, const double *b, const double *k) {
+                                        const double *mean, const double *a, const double *b, const double *k, const int nf) {
     double em[FLAT_MAX_C + 8] ALIGNED64, ea[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64;
     const long L = PASS(flat_period)(C);
     for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ea[j] = a[cj]; eb[j] = b[cj]; ek[j] = k[cj]; }
     long i = r0 * C, end = r1 * C, c = 0;
     long head = PASS(to_boundary)(dx + i, end - i);
     if (head > 0) {
-        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, head, em, ea, eb, ek), head);
+        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, head, em, ea, eb, ek, nf), head);
         i += head; c = head % C;
     }
     while (i + 8 <= end) {
@@ -545,36 +552,37 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
             if (PASS(line_start)(x + i)) {
                 PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
             }
-            STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c)));
+            STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf));
         }
         if (c >= L) c -= L;
     }
     if (i < end)
-        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, end - i, em + c, ea + c, eb + c, ek + c), end - i);
+        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, end - i, em + c, ea + c, eb + c, ek + c, nf), end - i);
 }
 
 /// Streaming, wide rows: as `rows_apply_wide`.
 BN_INLINE void PASS(rows_gradient_wide)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
-                                        const double *mean, const double *a, const double *b, const double *k) {
+                                        const double *mean, const double *a, const double *b, const double *k, const int nf) {
     for (long r = r0; r < r1; r++) {
         const long o = r * C;
         long c = PASS(to_boundary)(dx + o, C);
-        if (c > 0) PASS(store_part)(dx + o, PASS(row_grad)(x + o, dy + o, mask ? mask + o : 0, c, mean, a, b, k), c);
+        if (c > 0) PASS(store_part)(dx + o, PASS(row_grad)(x + o, dy + o, mask ? mask + o : 0, c, mean, a, b, k, nf), c);
         for (; c + 8 <= C; c += 8)
             STREAM8(dx + o + c, PASS(grad)(LOAD8(x + o + c), LOAD8(dy + o + c), mask, o + c, loadd(mean + c), loadd(a + c), loadd(b + c),
-                                           loadd(k + c)));
+                                           loadd(k + c), nf));
         if (c < C)
-            PASS(store_part)(dx + o + c, PASS(row_grad)(x + o + c, dy + o + c, mask ? mask + o + c : 0, C - c, mean + c, a + c, b + c, k + c),
-                             C - c);
+            PASS(store_part)(dx + o + c, PASS(row_grad)(x + o + c, dy + o + c, mask ? mask + o + c : 0, C - c, mean + c, a + c, b + c, k + c,
+                                                    nf), C - c);
     }
 }
 
 BN_INLINE void PASS(rows_gradient_impl)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
-                                        const double *mean, const double *a, const double *b, const double *k, const int stream) {
+                                        const double *mean, const double *a, const double *b, const double *k, const int stream,
+                                        const int nf) {
     if (C <= 0) return;
     if (stream) {
-        if (C <= FLAT_MAX_C) PASS(rows_gradient_flat)(x, dy, mask, dx, r0, r1, C, mean, a, b, k);
-        else PASS(rows_gradient_wide)(x, dy, mask, dx, r0, r1, C, mean, a, b, k);
+        if (C <= FLAT_MAX_C) PASS(rows_gradient_flat)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, nf);
+        else PASS(rows_gradient_wide)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, nf);
         return;
     }
     const long T = PASS(tile_rows)(C);
@@ -582,24 +590,25 @@ BN_INLINE void PASS(rows_gradient_impl)(const ST *x, const ST *dy, const ST *mas
         const long rows = r1 - t0 < T ? r1 - t0 : T, o = t0 * C, ahead = T * C;
         long c = 0;
 #define CHUNK(V) PASS(chunk_gradient)(x + o + c, dy + o + c, mask ? mask + o + c : 0, dx + o + c, rows, C, ahead, mean + c, a + c, \
-                                      b + c, k + c, V)
+                                      b + c, k + c, V, nf)
         CHUNKS(8, CHUNK)
 #undef CHUNK
         if (c < C)
             for (long r = 0; r < rows; r++) {
                 const long i = o + r * C + c;
-                PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, C - c, mean + c, a + c, b + c, k + c), C - c);
+                PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, C - c, mean + c, a + c, b + c, k + c, nf), C - c);
             }
     }
 }
 
 static void PASS(rows_gradient)(const void *xv, const void *dyv, const void *maskv, void *dxv, long r0, long r1, long C,
-                                const double *mean, const double *a, const double *b, const double *k, int stream) {
+                                const double *mean, const double *a, const double *b, const double *k, int stream, int nan_free) {
     const ST *x = xv, *dy = dyv, *mask = maskv; ST *dx = dxv;
-    if (mask) { if (stream) PASS(rows_gradient_impl)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, 1);
-                else PASS(rows_gradient_impl)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, 0); }
-    else { if (stream) PASS(rows_gradient_impl)(x, dy, 0, dx, r0, r1, C, mean, a, b, k, 1);
-           else PASS(rows_gradient_impl)(x, dy, 0, dx, r0, r1, C, mean, a, b, k, 0); }
+#define CALL(M, S) { if (nan_free) PASS(rows_gradient_impl)(x, dy, M, dx, r0, r1, C, mean, a, b, k, S, 1); \
+                     else PASS(rows_gradient_impl)(x, dy, M, dx, r0, r1, C, mean, a, b, k, S, 0); }
+    if (mask) { if (stream) CALL(mask, 1) else CALL(mask, 0) }
+    else { if (stream) CALL(0, 1) else CALL(0, 0) }
+#undef CALL
 }
 
 // ---- conversions, for tests ----

@@ -50,16 +50,17 @@ import Testing
         let m = [3.1], k = [0.7], b = [-0.2], kk = [0.01]
         for offset in 0..<8 {
             var out = [[Float]](repeating: [Float](repeating: 0, count: 1011), count: 6)
+            let nanFree: [UInt8]? = offset % 2 == 1 ? [1] : nil  // finite data: both forms of the output
             for stream: Int32 in [0, 1] {
                 out[Int(stream)].withUnsafeMutableBufferPointer { p.table.runs_apply(x, $0.baseAddress! + offset, 1, 1003, 0, 1, m, k, b, 0, stream) }
                 out[2 + Int(stream)].withUnsafeMutableBufferPointer {
-                    p.table.nchw_backward_step(x, dy, nil, $0.baseAddress! + offset, 1, 1, 1003, 0, 1, m, k, b, kk, stream, 0, 0, nil, nil,
-                                               nil)
+                    p.table.nchw_backward_step(x, dy, nil, $0.baseAddress! + offset, 1, 1, 1003, 0, 1, m, k, b, kk, stream, nanFree, 0, 0,
+                                               nil, nil, nil)
                 }
                 // NHWC: 17 rows of 59 channels (unaligned rows).
                 out[4 + Int(stream)].withUnsafeMutableBufferPointer {
                     let c = [Double](repeating: 3.1, count: 59), s = [Double](repeating: 0.7, count: 59)
-                    p.table.rows_apply(x, $0.baseAddress! + offset, 0, 17, 59, c, s, s, 1, stream)
+                    p.table.rows_apply(x, $0.baseAddress! + offset, 0, 17, 59, c, s, s, 1, stream, nanFree == nil ? 0 : 1)
                 }
             }
             #expect(out[0] == out[1] && out[2] == out[3] && out[4] == out[5], "offset \(offset)")

@@ -35,8 +35,10 @@ import Testing
     }
 
     /// Every kernel entry point at level `isa`, outputs as bit patterns (16-bit storage
-    /// outputs as their storage bits, Float32 as two 16-bit halves).
-    static func run<S: StorageElement>(_: S.Type, _ shape: Shape, _ layout: Layout, relu: Bool, isa: KernelISA) throws -> Outputs {
+    /// outputs as their storage bits, Float32 as two 16-bit halves). `everyOutput`: training
+    /// and backward test every output for NaN, NaN-free channels too (``NaNFree``).
+    static func run<S: StorageElement>(_: S.Type, _ shape: Shape, _ layout: Layout, relu: Bool, isa: KernelISA, eps: Double = 1e-5,
+                                       everyOutput: Bool = false) throws -> Outputs {
         let n = shape.elementCount, C = shape.channels
         let x = adversarial(shape, layout, seed: 21).map(S.narrow), dy = adversarial(shape, layout, seed: 22).map(S.narrow)
         let g = ThreadDeterminismTests.data(C, seed: 23).map { $0 - 4 }, b = ThreadDeterminismTests.data(C, seed: 24)
@@ -46,21 +48,26 @@ import Testing
             try rm.withUnsafeMutableBufferPointer { rmp in try rv.withUnsafeMutableBufferPointer { rvp in
                 let update = RunningUpdate(mean: rmp.baseAddress!, variance: rvp.baseAddress!, batchWeight: 0.1, estimator: .unbiased,
                                            singleValue: .nan)
-                try FusedBatchNorm.trainingForward(x: xp.baseAddress!, y: &y, shape: shape, layout: layout, gamma: g, beta: b, eps: 1e-5,
-                                                   relu: relu, savedMean: &m, savedVariance: &v, running: update, isa: isa)
+                try FusedBatchNorm.training(StorageFormat(S.self), x: xp.baseAddress!, y: &y, shape: shape, layout: layout, gamma: g,
+                                            beta: b, eps: eps, relu: relu, savedMean: &m, savedVariance: &v, running: update, threads: 1,
+                                            isa: isa, testEveryOutput: everyOutput)
             }}
             // Inference with the batch statistics except for channel 0, which gets a NaN variance.
             var vi = v
             vi[0] = .nan
             FusedBatchNorm.inferenceForward(x: xp.baseAddress!, y: &yi, shape: shape, layout: layout, gamma: g, beta: b, mean: m,
-                                            variance: vi, eps: 1e-5, relu: relu, isa: isa)
+                                            variance: vi, eps: eps, relu: relu, isa: isa)
             try y.withUnsafeBufferPointer { yp in
-                try FusedBatchNorm.backward(x: xp.baseAddress!, dy: dp.baseAddress!, dx: &dx, shape: shape, layout: layout, gamma: g,
-                                            eps: 1e-5, reluOutput: relu ? yp.baseAddress! : nil, dGamma: &dg, dBeta: &db, isa: isa)
+                try FusedBatchNorm.backward(StorageFormat(S.self), x: xp.baseAddress!, dy: dp.baseAddress!, dx: &dx, shape: shape,
+                                            layout: layout, gamma: g, eps: eps, statistics: nil,
+                                            reluOutput: relu ? UnsafeRawPointer(yp.baseAddress!) : nil, dGamma: &dg, dBeta: &db, threads: 1,
+                                            isa: isa, testEveryOutput: everyOutput)
             }
             try m.withUnsafeBufferPointer { mp in try v.withUnsafeBufferPointer { vp in
-                try FusedBatchNorm.backward(x: xp.baseAddress!, dy: dp.baseAddress!, dx: &dxi, shape: shape, layout: layout, gamma: g,
-                                            eps: 1e-5, statistics: (mp.baseAddress!, vp.baseAddress!), dGamma: &dgi, dBeta: &dbi, isa: isa)
+                try FusedBatchNorm.backward(StorageFormat(S.self), x: xp.baseAddress!, dy: dp.baseAddress!, dx: &dxi, shape: shape,
+                                            layout: layout, gamma: g, eps: eps, statistics: (mp.baseAddress!, vp.baseAddress!),
+                                            reluOutput: nil, dGamma: &dgi, dBeta: &dbi, threads: 1, isa: isa,
+                                            testEveryOutput: everyOutput)
             }}
         }}
         func bits(_ a: [S]) -> [UInt16] {
@@ -104,6 +111,63 @@ import Testing
         #expect(y[99] == b[1], "the constant channel gives β exactly")
         // Every NaN output is the canonical quiet NaN.
         #expect(y.filter(\.isNaN).allSatisfy { $0.bitPattern == 0x7FC0_0000 })
+    }
+
+    // MARK: NaN-free outputs
+
+    /// Skipping the NaN test of channels proven NaN-free (``NaNFree``) changes no bit: the
+    /// kernels with and without the skip, at every level, storage format and layout, on
+    /// the adversarial data (clean channels beside NaN, ±∞, subnormal and overflowing ones),
+    /// with ε = 1e-5 and with ε = 0, where the constant channel's scale is ∞ and its
+    /// outputs 0·∞ = NaN come from finite inputs: the proof must send it to the test.
+    @Test(arguments: KernelISA.available)
+    func skippingTheNaNTestOfNaNFreeChannelsChangesNoBit(isa: KernelISA) throws {
+        for (text, layout) in Self.shapes {
+            let shape = try Shape(parsing: text)
+            for eps in [1e-5, 0] { for relu in [false, true] {
+                let what = "\(text) \(layout) eps \(eps) relu \(relu) at \(isa)"
+                #expect(try Self.run(Float.self, shape, layout, relu: relu, isa: isa, eps: eps)
+                        == Self.run(Float.self, shape, layout, relu: relu, isa: isa, eps: eps, everyOutput: true), "float32 \(what)")
+                #expect(try Self.run(Float16.self, shape, layout, relu: relu, isa: isa, eps: eps)
+                        == Self.run(Float16.self, shape, layout, relu: relu, isa: isa, eps: eps, everyOutput: true), "float16 \(what)")
+                #expect(try Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: isa, eps: eps)
+                        == Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: isa, eps: eps, everyOutput: true),
+                        "bfloat16 \(what)")
+            }}
+        }
+    }
+
+    /// With ε = 0 the constant channel's outputs are NaN from finite inputs, and canonical;
+    /// the ordinary channels are not NaN (so the comparison above covers both paths).
+    @Test func zeroEpsilonGivesCanonicalNaNsFromFiniteInputs() throws {
+        let shape = try Shape(parsing: "5x7x9x11")
+        let out = try Self.run(Float.self, shape, .nchw, relu: false, isa: .selected, eps: 0)
+        let y = stride(from: 0, to: out.y.count, by: 2).map { Float(bitPattern: UInt32(out.y[$0]) | UInt32(out.y[$0 + 1]) << 16) }
+        let HW = 99, constant = (0..<5).flatMap { b in (0..<HW).map { (b * 7 + 1) * HW + $0 } }
+        #expect(constant.allSatisfy { y[$0].bitPattern == 0x7FC0_0000 }, "0·∞ in the constant channel: canonical NaN")
+        let clean = (0..<5).flatMap { b in (0..<HW).map { (b * 7 + 0) * HW + $0 } }
+        #expect(clean.allSatisfy { !y[$0].isNaN }, "channel 0 (ordinary data) has no NaN")
+    }
+
+    /// The proof accepts finite sums and coefficients and refuses every non-finite witness.
+    @Test func theNaNFreeProofRefusesEveryNonFiniteWitness() {
+        #expect(NaNFree.affine(sumOfSquares: 12.5, mean: -3, scale: 1e300, shift: 2))
+        #expect(NaNFree.gradient(sumOfSquares: 0, sumOfGradients: -7, mean: 0x1p1000, a: 1, b: -1, k: 1e-300))
+        for bad in [Double.infinity, -.infinity, .nan] {
+            #expect(!NaNFree.affine(sumOfSquares: bad, mean: 0, scale: 1, shift: 0))
+            #expect(!NaNFree.affine(sumOfSquares: 1, mean: bad, scale: 1, shift: 0))
+            #expect(!NaNFree.affine(sumOfSquares: 1, mean: 0, scale: bad, shift: 0))
+            #expect(!NaNFree.affine(sumOfSquares: 1, mean: 0, scale: 1, shift: bad))
+            #expect(!NaNFree.gradient(sumOfSquares: bad, sumOfGradients: 0, mean: 0, a: 1, b: 0, k: 1))
+            #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: bad, mean: 0, a: 1, b: 0, k: 1))
+            #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: 0, mean: bad, a: 1, b: 0, k: 1))
+            #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: 0, mean: 0, a: bad, b: 0, k: 1))
+            #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: 0, mean: 0, a: 1, b: bad, k: 1))
+            #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: 0, mean: 0, a: 1, b: 0, k: bad))
+        }
+        // x − mean could overflow to ∞ (then 0·∞ = NaN) past 2^1000.
+        #expect(!NaNFree.affine(sumOfSquares: 1, mean: 0x1p1001, scale: 0, shift: 0))
+        #expect(!NaNFree.gradient(sumOfSquares: 1, sumOfGradients: 0, mean: -0x1p1001, a: 1, b: 0, k: 0))
     }
 
     // MARK: storage conversions

@@ -51,10 +51,11 @@ import Testing
     @Test(arguments: KernelISA.available)
     func applyIsTheAffineOfEveryElement(isa: KernelISA) {
         let p = Passes(Float.self, isa: isa)
-        for C in Self.channelCounts {
+        // nanFree 1 (the caller's proof that no output is NaN: finite data) must change nothing.
+        for C in Self.channelCounts { for nanFree: Int32 in [0, 1] {
             let R = Self.rows(C), n = R * C
             var x = ThreadDeterminismTests.data(n, seed: UInt64(C))
-            x[n / 2] = .nan; x[1] = -.infinity
+            if nanFree == 0 { x[n / 2] = .nan; x[1] = -.infinity }
             let m = Self.coefficients(C, seed: 1).map { $0 + 3 }, k = Self.coefficients(C, seed: 2)
             let b = Self.coefficients(C, seed: 3)
             for relu: Int32 in [0, 1] {
@@ -65,11 +66,11 @@ import Testing
                 // Rows [1, R − 1): the walk starts and ends inside the buffer.
                 let bad = Self.mismatch(n, offsets: [0, 1, 3, 4, 7], same: Self.same,
                                         expected: { i in i >= C && i < (R - 1) * C ? expected[i] : 42 }) { y, stream in
-                    p.table.rows_apply(x, y, 1, Int(R - 1), C, m, k, b, relu, stream)
+                    p.table.rows_apply(x, y, 1, Int(R - 1), C, m, k, b, relu, stream, nanFree)
                 }
-                #expect(bad == nil, "C \(C) relu \(relu): \(bad ?? "")")
+                #expect(bad == nil, "C \(C) relu \(relu) nanFree \(nanFree): \(bad ?? "")")
             }
-        }
+        }}
     }
 
     @Test(arguments: KernelISA.available)
@@ -80,18 +81,18 @@ import Testing
             let (x, dy, mask) = Self.inputs(n, seed: UInt64(C) + 100)
             let m = Self.coefficients(C, seed: 4).map { $0 + 3 }, a = Self.coefficients(C, seed: 5)
             let b = Self.coefficients(C, seed: 6), k = Self.coefficients(C, seed: 7)
-            for masked in [false, true] {
+            for masked in [false, true] { for nanFree: Int32 in [0, 1] {
                 let expected = (0..<n).map { i -> Float in
                     let c = i % C, d = masked && mask[i] <= 0 ? 0 : Double(dy[i])
                     return Self.output(b[c].addingProduct(a[c], d).addingProduct(k[c], Double(x[i]) - m[c]))
                 }
                 let bad = Self.mismatch(n, offsets: [0, 2, 5], same: Self.same, expected: { expected[$0] }) { dx, stream in
                     mask.withUnsafeBufferPointer { mp in
-                        p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, dx, 0, R, C, m, a, b, k, stream)
+                        p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, dx, 0, R, C, m, a, b, k, stream, nanFree)
                     }
                 }
-                #expect(bad == nil, "C \(C) mask \(masked): \(bad ?? "")")
-            }
+                #expect(bad == nil, "C \(C) mask \(masked) nanFree \(nanFree): \(bad ?? "")")
+            }}
         }
     }
 
@@ -141,7 +142,7 @@ import Testing
                 return Float16(Self.output(b[c].addingProduct(Double(Float(x[i])) - m[c], k[c])))
             }
             let bad = Self.mismatch(n, offsets: [0, 1, 6], same: { $0.bitPattern == $1.bitPattern }, expected: { expected[$0] }) { y, stream in
-                p.table.rows_apply(x, y, 0, R, C, m, k, b, 0, stream)
+                p.table.rows_apply(x, y, 0, R, C, m, k, b, 0, stream, 1)
             }
             #expect(bad == nil, "C \(C): \(bad ?? "")")
         }

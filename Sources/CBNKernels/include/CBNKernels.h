@@ -32,6 +32,12 @@ enum {
 /// Accumulator doubles per sum and channel that the NCHW steps need as scratch.
 #define BN_ACC_DOUBLES 17
 
+// `nan_free` (the output passes of training and backward): channels whose outputs the
+// caller has proven cannot be NaN — every x (and masked d) of the channel finite, and its
+// coefficients finite with |mean| ≤ 2^1000 (FusedBatchNorm+NaNFree.swift) — skip the NaN
+// test of each output. It is the identity there, so the bits are the same either way;
+// NULL or 0 tests every output.
+
 /// One instruction-set level × storage format: the passes. Pointer arguments typed
 /// `void *` point to elements of the storage format. Per-channel arrays (`pivot`,
 /// `mean`, `scale`, …) have C entries, indexed by channel.
@@ -40,7 +46,8 @@ typedef struct bn_passes {
     /// sample b in order, first the output pass over channels [a0, a1) —
     /// y = fma(x − mean[c], scale[c], shift[c]) in double, rounded once to float (and to
     /// storage), negative results +0 with `relu`, non-temporal stores where aligned with
-    /// `stream` (same values) — then the statistics of channels [s0, s1): with
+    /// `stream` (same values), channel c NaN-free when nan_free && nan_free[c] — then the
+    /// statistics of channels [s0, s1): with
     /// u = x − pivot[c], out[4(c − s0) + 0..1] = Σu, Σu² (2..3: 0). Either range may be
     /// empty. Lane order of the sums, fixed: each run adds u[i] for i < 16·⌊HW/16⌋ into
     /// lane i mod 16, then 8 more (if present) into lanes 0–7, then the rest one by one into
@@ -48,14 +55,14 @@ typedef struct bn_passes {
     /// tree(lanes 0–7 + lanes 8–15) + tail, tree(v) = ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)).
     /// `acc`: scratch of (s1 − s0) · 4 · BN_ACC_DOUBLES doubles.
     void (*nchw_forward_step)(const void *x, void *y, long N, long C, long HW, long a0, long a1, const double *mean,
-                              const double *scale, const double *shift, int relu, int stream, long s0, long s1,
-                              const double *pivot, double *acc, double *out);
+                              const double *scale, const double *shift, int relu, int stream, const unsigned char *nan_free,
+                              long s0, long s1, const double *pivot, double *acc, double *out);
     /// The same for backward: dx = fma(k[c], x − mean[c], fma(a[c], d, b[c])) over channels
-    /// [a0, a1), d = dy (0 where mask ≤ 0 when `mask` is given); then the sums of channels
-    /// [s0, s1): Σu, Σu², Σd, Σd·u.
+    /// [a0, a1), d = dy (0 where mask ≤ 0 when `mask` is given; `nan_free` as above); then
+    /// the sums of channels [s0, s1): Σu, Σu², Σd, Σd·u.
     void (*nchw_backward_step)(const void *x, const void *dy, const void *mask, void *dx, long N, long C, long HW, long a0,
                                long a1, const double *mean, const double *a, const double *b, const double *k, int stream,
-                               long s0, long s1, const double *pivot, double *acc, double *out);
+                               const unsigned char *nan_free, long s0, long s1, const double *pivot, double *acc, double *out);
     /// The output pass of `nchw_forward_step` over the runs [r0, r1) in memory order (run r:
     /// channel r mod C): inference.
     void (*runs_apply)(const void *x, void *y, long C, long HW, long r0, long r1, const double *mean,
@@ -65,12 +72,14 @@ typedef struct bn_passes {
     /// to g[c], h[c] when dy is given).
     void (*rows_sums)(const void *x, const void *dy, const void *mask, long r0, long r1, long C, const double *pivot,
                       double *s, double *q, double *g, double *h);
-    /// `nchw_forward_step`'s output arithmetic over rows [r0, r1), channel innermost.
+    /// `nchw_forward_step`'s output arithmetic over rows [r0, r1), channel innermost;
+    /// `nan_free` ≠ 0: every channel is NaN-free.
     void (*rows_apply)(const void *x, void *y, long r0, long r1, long C, const double *mean, const double *scale,
-                       const double *shift, int relu, int stream);
-    /// `nchw_backward_step`'s output arithmetic over rows [r0, r1), channel innermost.
+                       const double *shift, int relu, int stream, int nan_free);
+    /// `nchw_backward_step`'s output arithmetic over rows [r0, r1), channel innermost;
+    /// `nan_free` as for `rows_apply`.
     void (*rows_gradient)(const void *x, const void *dy, const void *mask, void *dx, long r0, long r1, long C,
-                          const double *mean, const double *a, const double *b, const double *k, int stream);
+                          const double *mean, const double *a, const double *b, const double *k, int stream, int nan_free);
     /// out[c] = x[c · stride] widened (exactly) to double, for c < count: the pivots.
     void (*pivots)(const void *x, long stride, long count, double *out);
     /// Converts `count` values of the storage format to float (exact) and back (one
