@@ -61,7 +61,7 @@ static void *(*volatile copy_bytes)(void *, const void *, size_t) = memcpy;
 /// the median over rounds of (function time ÷ the memcpy time measured right after it),
 /// wall and thread CPU time: adjacent runs share the machine's state, which on a busy
 /// machine matters more than anything else.
-enum { MAXR = 400, MAX_ROWS = 18 };  // rounds per row; rows per shape (the fixed ones and BOUNDS_GROUPS')
+enum { MAXR = 400, MAX_ROWS = 24 };  // rounds per row; rows per shape (the fixed ones and BOUNDS_GROUPS')
 static void copy_inputs(void *ctx, int copies);
 static void interleaved(int count, work_fn *fn, void **ctx, const int *copies, double min_s,
                         double (*out)[4]) {
