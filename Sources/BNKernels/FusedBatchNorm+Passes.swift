@@ -63,10 +63,13 @@ struct ChannelWorkspace {
 
     init(channels C: Int, statistics: Bool) {
         let count = 6 * C + (statistics ? C * (4 * Int(BN_ACC_DOUBLES) + 4) : 0)
-        base = .allocate(capacity: count)  // every entry is written before it is read
+        // One allocation: the doubles (every entry is written before it is read), then the flags.
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Double>.stride + max(1, C),
+                                                   alignment: MemoryLayout<Double>.alignment)
+        base = raw.bindMemory(to: Double.self, capacity: count)
         channels = C
         pivot = base; mean = base + C; scale = base + 2 * C; shift = base + 3 * C; b = base + 4 * C; k = base + 5 * C
-        nanFree = .allocate(capacity: max(1, C))
+        nanFree = (raw + count * MemoryLayout<Double>.stride).bindMemory(to: UInt8.self, capacity: max(1, C))
         nanFree.initialize(repeating: 0, count: max(1, C))
     }
 
@@ -76,7 +79,7 @@ struct ChannelWorkspace {
     func accumulators(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + c0 * 4 * Int(BN_ACC_DOUBLES) }
     func sums(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + channels * 4 * Int(BN_ACC_DOUBLES) + 4 * c0 }
 
-    func deallocate() { base.deallocate(); nanFree.deallocate() }
+    func deallocate() { UnsafeMutableRawPointer(base).deallocate() }
 }
 
 /// 32 MiB: the last-level cache of the machines this was measured on (like glibc's
