@@ -46,6 +46,30 @@ BN_INLINE void bf16_store16(uint16_t *p, f8 u, f8 v) {
     memcpy(p, &h, sizeof h);
 }
 
+/// The 16 bfloat16 at p as even and odd elements (LOAD16_EO): each 32-bit word holds an
+/// even element in its low half and the next odd one in its high half, so one shift and
+/// one mask widen 16 values (two LOAD8 take a zero-extension and a shift per 8).
+BN_INLINE void bf16_load16_eo(const uint16_t *p, f8 *e, f8 *o) {
+    u8x32 w; memcpy(&w, p, sizeof w);
+    *e = (f8)(w << 16); *o = (f8)(w & 0xFFFF0000u);
+}
+/// Outputs in the even/odd form → 16 bfloat16 at p (STORE16_EO): one class test and one
+/// vcvtneps2bf16 for the 16 lanes, then one word permutation back to memory order; a
+/// pair holding a subnormal or a NaN is interleaved and takes bf16_store8's path.
+BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
+    __m512 w = (__m512)__builtin_shufflevector(e, o, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    if (__builtin_expect(_mm512_fpclass_ps_mask(w, 0x20 | 0x01 | 0x80) != 0, 0)) {  // subnormal, quiet or signalling NaN
+        bf16_store8(p, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
+        bf16_store8(p + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
+        return;
+    }
+    __m256bh h = _mm512_cvtneps_pbh(w);  // e0 … e7, o0 … o7
+    __m256i q; memcpy(&q, &h, sizeof q);
+    const __m256i order = _mm256_setr_epi16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
+    q = _mm256_permutexvar_epi16(order, q);
+    memcpy(p, &q, sizeof q);
+}
+
 #define BN_PASTE_(a, b) a##_##b
 #define BN_PASTE(a, b) BN_PASTE_(a, b)
 #define RAW_OUTPUTS
@@ -55,6 +79,8 @@ BN_INLINE void bf16_store16(uint16_t *p, f8 u, f8 v) {
 #define STORE8(p, v) bf16_store8(p, v)
 #define STREAM8(p, v) bf16_stream8(p, v)
 #define STORE16(p, u, v) bf16_store16(p, u, v)
+#define LOAD16_EO(p, e, o) bf16_load16_eo(p, &(e), &(o))
+#define STORE16_EO(p, e, o) bf16_store16_eo(p, e, o)
 #define PASS(name) BN_PASTE(name, avx512bf16_bf16)
 #define TABLE PASS(table)
 #include "passes_template.h"

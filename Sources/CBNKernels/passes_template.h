@@ -8,6 +8,14 @@
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
 //   STORE16(p, u, v)  optional: STORE8(p, u) and STORE8(p + 8, v) in one go (bfloat16 at
 //                  AVX512_BF16: one class test and one conversion for 16 outputs)
+//   LOAD16_EO(p, e, o)  optional: the 16 elements at p as two f8, exact: e the elements
+//                  0, 2, …, 14 and o the elements 1, 3, …, 15 (bfloat16: one load and two
+//                  integer operations for 16 values, where two LOAD8 take four). The
+//                  in-cache loops over 16 elements then work on even/odd lanes, with their
+//                  accumulators and per-channel coefficients relabelled (`evens`, `odds`,
+//                  vector.h), so every lane adds the same elements in the same order
+//   STORE16_EO(p, e, o)  with LOAD16_EO, optional: outputs in the even/odd form → the 16
+//                  elements at p: the bits of STORE8 on each interleaved half
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
 // and may define
@@ -73,6 +81,31 @@ BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n,
         if (dy) { g0 = loadd(acc + 34); g1 = loadd(acc + 42); h0 = loadd(acc + 51); h1 = loadd(acc + 59); }
     }
     long i = 0;
+#ifdef LOAD16_EO
+    if (n >= 16) {  // lane j of the even (odd) accumulators is lane 2j (2j + 1) of the pair
+        d8 sE = evens(s0, s1), sO = odds(s0, s1), qE = evens(q0, q1), qO = odds(q0, q1);
+        d8 gE = evens(g0, g1), gO = odds(g0, g1), hE = evens(h0, h1), hO = odds(h0, h1);
+        for (; i + 16 <= n; i += 16) {
+            PREFETCH(next + i); if (dy) PREFETCH(next_dy + i);
+            f8 xe, xo; LOAD16_EO(p + i, xe, xo);
+            d8 a = wide(xe) - pv, b = wide(xo) - pv;
+            sE += a; sO += b;
+            qE = fma8(a, a, qE); qO = fma8(b, b, qO);
+            if (dy) {
+                f8 de, dO; LOAD16_EO(dy + i, de, dO);
+                d8 da = wide(de), db = wide(dO);
+                if (mask) {
+                    f8 me, mo; LOAD16_EO(mask + i, me, mo);
+                    da = zero_where(da, wide(me) <= 0); db = zero_where(db, wide(mo) <= 0);
+                }
+                gE += da; gO += db;
+                hE = fma8(da, a, hE); hO = fma8(db, b, hO);
+            }
+        }
+        s0 = interleave_lo(sE, sO); s1 = interleave_hi(sE, sO); q0 = interleave_lo(qE, qO); q1 = interleave_hi(qE, qO);
+        g0 = interleave_lo(gE, gO); g1 = interleave_hi(gE, gO); h0 = interleave_lo(hE, hO); h1 = interleave_hi(hE, hO);
+    }
+#endif
     for (; i + 16 <= n; i += 16) {
         PREFETCH(next + i); if (dy) PREFETCH(next_dy + i);
         d8 a = wide(LOAD8(p + i)) - pv, b = wide(LOAD8(p + i + 8)) - pv;
@@ -155,6 +188,12 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
         if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu, nf), head); i = head; }
         for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
     } else {
+#ifdef STORE16_EO
+        for (; i + 16 <= n; i += 16) {  // one coefficient set: the even/odd form needs no relabelling
+            f8 xe, xo; LOAD16_EO(x + i, xe, xo);
+            STORE16_EO(y + i, PASS(affine)(xe, m, k, b, relu, nf), PASS(affine)(xo, m, k, b, relu, nf));
+        }
+#endif
         for (; i + 16 <= n; i += 16) {
             f8 u = PASS(affine)(LOAD8(x + i), m, k, b, relu, nf), v = PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf);
 #ifdef STORE16
@@ -336,9 +375,43 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
         p[v] = loadd(pivot + 8 * v); sv[v] = loadd(s + 8 * v); qv[v] = loadd(q + 8 * v);
         gv[v] = dy ? loadd(g + 8 * v) : (d8)0; hv[v] = dy ? loadd(h + 8 * v) : (d8)0;
     }
+#ifdef LOAD16_EO
+    // Pairs of vectors (v, v + 1) in the even/odd form: channels 8v + 2j in lane j of v,
+    // 8v + 2j + 1 in lane j of v + 1; an odd V's last vector as it is.
+#define RELABEL(A, F, G) { d8 t = F(A[v], A[v + 1]); A[v + 1] = G(A[v], A[v + 1]); A[v] = t; }
+    for (int v = 0; v + 2 <= V; v += 2) {
+        RELABEL(p, evens, odds) RELABEL(sv, evens, odds) RELABEL(qv, evens, odds)
+        if (dy) { RELABEL(gv, evens, odds) RELABEL(hv, evens, odds) }
+    }
+    const int W = V / 2 * 2;
+#else
+    const int W = 0;
+#endif
     for (long r = 0; r < rows; r++) {
         const ST *xr = x + r * C, *dr = dy ? dy + r * C : 0, *mr = mask ? mask + r * C : 0;
-        for (int v = 0; v < V; v++) {
+#ifdef LOAD16_EO
+        for (int v = 0; v < W; v += 2) {
+            if (LINE_START(v)) { PREFETCH(xr + 8 * v + ahead); if (dy) PREFETCH(dr + 8 * v + ahead); if (mask) PREFETCH(mr + 8 * v + ahead); }
+            if (LINE_START(v + 1)) {
+                PREFETCH(xr + 8 * v + 8 + ahead); if (dy) PREFETCH(dr + 8 * v + 8 + ahead); if (mask) PREFETCH(mr + 8 * v + 8 + ahead);
+            }
+            f8 xe, xo; LOAD16_EO(xr + 8 * v, xe, xo);
+            d8 ue = wide(xe) - p[v], uo = wide(xo) - p[v + 1];
+            sv[v] += ue; sv[v + 1] += uo;
+            qv[v] = fma8(ue, ue, qv[v]); qv[v + 1] = fma8(uo, uo, qv[v + 1]);
+            if (dy) {
+                f8 de, dO; LOAD16_EO(dr + 8 * v, de, dO);
+                d8 d0 = wide(de), d1 = wide(dO);
+                if (mask) {
+                    f8 me, mo; LOAD16_EO(mr + 8 * v, me, mo);
+                    d0 = zero_where(d0, wide(me) <= 0); d1 = zero_where(d1, wide(mo) <= 0);
+                }
+                gv[v] += d0; gv[v + 1] += d1;
+                hv[v] = fma8(d0, ue, hv[v]); hv[v + 1] = fma8(d1, uo, hv[v + 1]);
+            }
+        }
+#endif
+        for (int v = W; v < V; v++) {
             if (LINE_START(v)) { PREFETCH(xr + 8 * v + ahead); if (dy) PREFETCH(dr + 8 * v + ahead); if (mask) PREFETCH(mr + 8 * v + ahead); }
             d8 u = wide(LOAD8(xr + 8 * v)) - p[v];
             sv[v] += u; qv[v] = fma8(u, u, qv[v]);
@@ -349,6 +422,12 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
             }
         }
     }
+#ifdef LOAD16_EO
+    for (int v = 0; v + 2 <= V; v += 2) {
+        RELABEL(sv, interleave_lo, interleave_hi) RELABEL(qv, interleave_lo, interleave_hi)
+        if (dy) { RELABEL(gv, interleave_lo, interleave_hi) RELABEL(hv, interleave_lo, interleave_hi) }
+    }
+#endif
     for (int v = 0; v < V; v++) {
         stored(s + 8 * v, sv[v]); stored(q + 8 * v, qv[v]);
         if (dy) { stored(g + 8 * v, gv[v]); stored(h + 8 * v, hv[v]); }
@@ -394,9 +473,24 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
                                  const double *shift, const int V, const int relu, const int nf) {
     d8 m[8], k[8], b[8];
     for (int v = 0; v < V; v++) { m[v] = loadd(mean + 8 * v); k[v] = loadd(scale + 8 * v); b[v] = loadd(shift + 8 * v); }
+#ifdef STORE16_EO
+    for (int v = 0; v + 2 <= V; v += 2) { RELABEL(m, evens, odds) RELABEL(k, evens, odds) RELABEL(b, evens, odds) }
+#endif
     for (long r = 0; r < rows; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
-#ifdef STORE16
+#if defined(STORE16_EO)
+        int v = 0;
+        for (; v + 2 <= V; v += 2) {
+            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
+            if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
+            f8 xe, xo; LOAD16_EO(xr + 8 * v, xe, xo);
+            STORE16_EO(yr + 8 * v, PASS(affine)(xe, m[v], k[v], b[v], relu, nf), PASS(affine)(xo, m[v + 1], k[v + 1], b[v + 1], relu, nf));
+        }
+        if (v < V) {
+            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
+        }
+#elif defined(STORE16)
         int v = 0;
         for (; v + 2 <= V; v += 2) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
@@ -651,3 +745,6 @@ static const bn_passes TABLE = {
 #undef ALIGNED64
 #undef LINE_START
 #undef CHUNKS
+#ifdef LOAD16_EO
+#undef RELABEL
+#endif

@@ -54,6 +54,15 @@ BN_INLINE void copy_few_d(double *dst, const double *src, long n) {
     }
 }
 
+/// The even / odd lanes of the 16 lanes (a, b) — lanes 0, 2, …, 14 and 1, 3, …, 15 —
+/// and back: `interleave_lo/hi(evens(a, b), odds(a, b))` is (a, b). These relabel the
+/// lane accumulators of the even/odd loads (LOAD16_EO, passes_template.h) so that every
+/// lane still adds the same elements in the same order.
+BN_INLINE d8 evens(d8 a, d8 b) { return __builtin_shufflevector(a, b, 0, 2, 4, 6, 8, 10, 12, 14); }
+BN_INLINE d8 odds(d8 a, d8 b) { return __builtin_shufflevector(a, b, 1, 3, 5, 7, 9, 11, 13, 15); }
+BN_INLINE d8 interleave_lo(d8 e, d8 o) { return __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11); }
+BN_INLINE d8 interleave_hi(d8 e, d8 o) { return __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15); }
+
 /// v with its lanes where `m` is true replaced by +0 (m: a lane comparison result).
 BN_INLINE d8 zero_where(d8 v, i8x64 m) { return (d8)((i8x64)v & ~m); }
 /// ((v0 + v4) + (v2 + v6)) + ((v1 + v5) + (v3 + v7)): the fixed horizontal sum.
