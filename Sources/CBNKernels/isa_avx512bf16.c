@@ -33,19 +33,6 @@ BN_INLINE f8 bf16_load8(const uint16_t *p) { return bf16_widen(u16_load8(p)); }
 BN_INLINE void bf16_store8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow_hw(v); memcpy(p, &h, sizeof h); }
 BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { __builtin_nontemporal_store(bf16_narrow_hw(v), (u8x16 *)p); }
 BN_INLINE void bf16_convert8(uint16_t *p, f8 v) { u8x16 h = bf16_narrow(v); memcpy(p, &h, sizeof h); }
-/// Two outputs (elements 0–7, 8–15) as bf16_store8 twice: one class test and one
-/// vcvtneps2bf16 for the 16 lanes; a vector pair holding a subnormal or a NaN takes the
-/// per-vector path, so the bits are bf16_store8's.
-BN_INLINE void bf16_store16(uint16_t *p, f8 u, f8 v) {
-    __m512 w = (__m512)__builtin_shufflevector(u, v, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    if (__builtin_expect(_mm512_fpclass_ps_mask(w, 0x20 | 0x01 | 0x80) != 0, 0)) {  // subnormal, quiet or signalling NaN
-        bf16_store8(p, u); bf16_store8(p + 8, v);
-        return;
-    }
-    __m256bh h = _mm512_cvtneps_pbh(w);
-    memcpy(p, &h, sizeof h);
-}
-
 /// The 16 bfloat16 at p as even and odd elements (LOAD16_EO): each 32-bit word holds an
 /// even element in its low half and the next odd one in its high half, so one shift and
 /// one mask widen 16 values (two LOAD8 take a zero-extension and a shift per 8).
@@ -53,17 +40,20 @@ BN_INLINE void bf16_load16_eo(const uint16_t *p, f8 *e, f8 *o) {
     u8x32 w; memcpy(&w, p, sizeof w);
     *e = (f8)(w << 16); *o = (f8)(w & 0xFFFF0000u);
 }
-/// Outputs in the even/odd form → 16 bfloat16 at p (STORE16_EO): one class test and one
-/// vcvtneps2bf16 for the 16 lanes, then one word permutation back to memory order; a
-/// pair holding a subnormal or a NaN is interleaved and takes bf16_store8's path.
+/// Outputs in the even/odd form → 16 bfloat16 at p (STORE16_EO): a class test of each
+/// half, one vcvtne2ps2bf16 for the 16 lanes, then one word permutation back to memory
+/// order; a pair holding a subnormal or a NaN is interleaved and takes bf16_store8's path.
+/// (One vcvtneps2bf16 of the halves joined in a 512-bit vector, with one 512-bit class
+/// test, was 12 % slower in an ad-hoc harness, NHWC apply from L2.)
 BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
-    __m512 w = (__m512)__builtin_shufflevector(e, o, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
-    if (__builtin_expect(_mm512_fpclass_ps_mask(w, 0x20 | 0x01 | 0x80) != 0, 0)) {  // subnormal, quiet or signalling NaN
+#define SPECIAL (0x20 | 0x01 | 0x80)  // subnormal, quiet or signalling NaN
+    if (__builtin_expect((_mm256_fpclass_ps_mask((__m256)e, SPECIAL) | _mm256_fpclass_ps_mask((__m256)o, SPECIAL)) != 0, 0)) {
+#undef SPECIAL
         bf16_store8(p, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
         bf16_store8(p + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
         return;
     }
-    __m256bh h = _mm512_cvtneps_pbh(w);  // e0 … e7, o0 … o7
+    __m256bh h = _mm256_cvtne2ps_pbh((__m256)o, (__m256)e);  // e0 … e7, o0 … o7
     __m256i q; memcpy(&q, &h, sizeof q);
     const __m256i order = _mm256_setr_epi16(0, 8, 1, 9, 2, 10, 3, 11, 4, 12, 5, 13, 6, 14, 7, 15);
     q = _mm256_permutexvar_epi16(order, q);
@@ -78,7 +68,6 @@ BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
 #define CONVERT8(p, v) bf16_convert8(p, v)
 #define STORE8(p, v) bf16_store8(p, v)
 #define STREAM8(p, v) bf16_stream8(p, v)
-#define STORE16(p, u, v) bf16_store16(p, u, v)
 #define LOAD16_EO(p, e, o) bf16_load16_eo(p, &(e), &(o))
 #define STORE16_EO(p, e, o) bf16_store16_eo(p, e, o)
 #define PASS(name) BN_PASTE(name, avx512bf16_bf16)

@@ -6,8 +6,6 @@
 //                  NaNs are canonical, or with RAW_OUTPUTS made canonical by STORE8)
 //   CONVERT8(p, v) as STORE8 for any f8
 //   STREAM8(p, v)  as STORE8 with a non-temporal hint; p aligned to 8 elements
-//   STORE16(p, u, v)  optional: STORE8(p, u) and STORE8(p + 8, v) in one go (bfloat16 at
-//                  AVX512_BF16: one class test and one conversion for 16 outputs)
 //   LOAD16_EO(p, e, o)  optional: the 16 elements at p as two f8, exact: e the elements
 //                  0, 2, …, 14 and o the elements 1, 3, …, 15 (bfloat16: one load and two
 //                  integer operations for 16 values, where two LOAD8 take four). The
@@ -15,7 +13,10 @@
 //                  accumulators and per-channel coefficients relabelled (`evens`, `odds`,
 //                  vector.h), so every lane adds the same elements in the same order
 //   STORE16_EO(p, e, o)  with LOAD16_EO, optional: outputs in the even/odd form → the 16
-//                  elements at p: the bits of STORE8 on each interleaved half
+//                  elements at p: the bits of STORE8 on each interleaved half (bfloat16 at
+//                  AVX512_BF16: one class test and one conversion for 16 outputs). The
+//                  loops over pairs of vectors are unrolled by pragma: clang left the
+//                  even/odd form's loop rolled, its coefficients on the stack
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
 // and may define
@@ -195,12 +196,8 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
         }
 #endif
         for (; i + 16 <= n; i += 16) {
-            f8 u = PASS(affine)(LOAD8(x + i), m, k, b, relu, nf), v = PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf);
-#ifdef STORE16
-            STORE16(y + i, u, v);
-#else
-            STORE8(y + i, u); STORE8(y + i + 8, v);
-#endif
+            STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
+            STORE8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf));
         }
         for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
     }
@@ -390,6 +387,7 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
     for (long r = 0; r < rows; r++) {
         const ST *xr = x + r * C, *dr = dy ? dy + r * C : 0, *mr = mask ? mask + r * C : 0;
 #ifdef LOAD16_EO
+#pragma clang loop unroll(full)
         for (int v = 0; v < W; v += 2) {
             if (LINE_START(v)) { PREFETCH(xr + 8 * v + ahead); if (dy) PREFETCH(dr + 8 * v + ahead); if (mask) PREFETCH(mr + 8 * v + ahead); }
             if (LINE_START(v + 1)) {
@@ -478,25 +476,14 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
 #endif
     for (long r = 0; r < rows; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
-#if defined(STORE16_EO)
+#ifdef STORE16_EO
         int v = 0;
+#pragma clang loop unroll(full)
         for (; v + 2 <= V; v += 2) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
             if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
             f8 xe, xo; LOAD16_EO(xr + 8 * v, xe, xo);
             STORE16_EO(yr + 8 * v, PASS(affine)(xe, m[v], k[v], b[v], relu, nf), PASS(affine)(xo, m[v + 1], k[v + 1], b[v + 1], relu, nf));
-        }
-        if (v < V) {
-            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
-        }
-#elif defined(STORE16)
-        int v = 0;
-        for (; v + 2 <= V; v += 2) {
-            if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
-            STORE16(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf),
-                    PASS(affine)(LOAD8(xr + 8 * v + 8), m[v + 1], k[v + 1], b[v + 1], relu, nf));
         }
         if (v < V) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);

@@ -42,10 +42,12 @@ import Testing
     /// outputs as their storage bits, Float32 as two 16-bit halves). `everyOutput`: training
     /// and backward test every output for NaN, NaN-free channels too (``NaNFree``).
     static func run<S: StorageElement>(_: S.Type, _ shape: Shape, _ layout: Layout, relu: Bool, isa: KernelISA, eps: Double = 1e-5,
-                                       everyOutput: Bool = false) throws -> Outputs {
+                                       everyOutput: Bool = false, tinyOutputs: Bool = false) throws -> Outputs {
         let n = shape.elementCount, C = shape.channels
         let x = adversarial(shape, layout, seed: 21).map(S.narrow), dy = adversarial(shape, layout, seed: 22).map(S.narrow)
-        let g = ThreadDeterminismTests.data(C, seed: 23).map { $0 - 4 }, b = ThreadDeterminismTests.data(C, seed: 24)
+        // tinyOutputs: γ = ±2⁻¹³⁰ and β = 0, so that nearly every output is a float subnormal.
+        let g = ThreadDeterminismTests.data(C, seed: 23).map { tinyOutputs ? ($0 < 3 ? -0x1p-130 : 0x1p-130) : $0 - 4 }
+        let b = tinyOutputs ? [Float](repeating: 0, count: C) : ThreadDeterminismTests.data(C, seed: 24)
         var y = [S](repeating: S.narrow(0), count: n), yi = y, dx = y, dxi = y
         var m = [Float](repeating: 0, count: C), v = m, rm = m, rv = [Float](repeating: 1, count: C), dg = m, db = m, dgi = m, dbi = m
         try x.withUnsafeBufferPointer { xp in try dy.withUnsafeBufferPointer { dp in
@@ -92,15 +94,18 @@ import Testing
     func everyLevelGivesTheBaselineBits(isa: KernelISA) throws {
         for (text, layout) in Self.shapes {
             let shape = try Shape(parsing: text)
-            for relu in [false, true] {
-                let what = "\(text) \(layout) relu \(relu) at \(isa)"
-                #expect(try Self.run(Float.self, shape, layout, relu: relu, isa: isa)
-                        == Self.run(Float.self, shape, layout, relu: relu, isa: .baseline), "float32 \(what)")
-                #expect(try Self.run(Float16.self, shape, layout, relu: relu, isa: isa)
-                        == Self.run(Float16.self, shape, layout, relu: relu, isa: .baseline), "float16 \(what)")
-                #expect(try Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: isa)
-                        == Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: .baseline), "bfloat16 \(what)")
-            }
+            // ε = 0: the constant channel's 0·∞ makes NaNs (with the sign and payload the
+            // hardware gives them) from finite inputs; tiny: subnormal outputs in every lane.
+            for (eps, tiny) in [(1e-5, false), (0, false), (1e-5, true)] { for relu in [false, true] {
+                let what = "\(text) \(layout) eps \(eps) tiny outputs \(tiny) relu \(relu) at \(isa)"
+                #expect(try Self.run(Float.self, shape, layout, relu: relu, isa: isa, eps: eps, tinyOutputs: tiny)
+                        == Self.run(Float.self, shape, layout, relu: relu, isa: .baseline, eps: eps, tinyOutputs: tiny), "float32 \(what)")
+                #expect(try Self.run(Float16.self, shape, layout, relu: relu, isa: isa, eps: eps, tinyOutputs: tiny)
+                        == Self.run(Float16.self, shape, layout, relu: relu, isa: .baseline, eps: eps, tinyOutputs: tiny), "float16 \(what)")
+                #expect(try Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: isa, eps: eps, tinyOutputs: tiny)
+                        == Self.run(BFloat16Bits.self, shape, layout, relu: relu, isa: .baseline, eps: eps, tinyOutputs: tiny),
+                        "bfloat16 \(what)")
+            }}
         }
     }
 
@@ -115,6 +120,18 @@ import Testing
         #expect(y[99] == b[1], "the constant channel gives β exactly")
         // Every NaN output is the canonical quiet NaN.
         #expect(y.filter(\.isNaN).allSatisfy { $0.bitPattern == 0x7FC0_0000 })
+    }
+
+    /// The tiny-output data reach what they are meant to: many bfloat16 outputs subnormal
+    /// (the outputs `vcvtneps2bf16` would flush), in even and odd elements alike.
+    @Test func tinyOutputsAreSubnormal() throws {
+        for (text, layout) in [("5x7x9x11", Layout.nchw), ("2x16x3x1", .nhwc)] {
+            let out = try Self.run(BFloat16Bits.self, try Shape(parsing: text), layout, relu: false, isa: .selected, tinyOutputs: true)
+            let subnormal = out.y.map { $0 & 0x7F80 == 0 && $0 & 0x7F != 0 }
+            let even = stride(from: 0, to: subnormal.count, by: 2).filter { subnormal[$0] }.count
+            let odd = stride(from: 1, to: subnormal.count, by: 2).filter { subnormal[$0] }.count
+            #expect(even >= 8 && odd >= 8, "\(text): \(even) even and \(odd) odd subnormal outputs of \(subnormal.count)")
+        }
     }
 
     // MARK: NaN-free outputs
