@@ -45,10 +45,9 @@ BN_INLINE void bf16_load16_eo(const uint16_t *p, f8 *e, f8 *o) {
 /// order; a pair holding a subnormal or a NaN is interleaved and takes bf16_store8's path.
 /// (One vcvtneps2bf16 of the halves joined in a 512-bit vector, with one 512-bit class
 /// test, was 12 % slower in an ad-hoc harness, NHWC apply from L2.)
+#define SPECIAL (0x20 | 0x01 | 0x80)  // vfpclassps: subnormal, quiet or signalling NaN
 BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
-#define SPECIAL (0x20 | 0x01 | 0x80)  // subnormal, quiet or signalling NaN
     if (__builtin_expect((_mm256_fpclass_ps_mask((__m256)e, SPECIAL) | _mm256_fpclass_ps_mask((__m256)o, SPECIAL)) != 0, 0)) {
-#undef SPECIAL
         bf16_store8(p, __builtin_shufflevector(e, o, 0, 8, 1, 9, 2, 10, 3, 11));
         bf16_store8(p + 8, __builtin_shufflevector(e, o, 4, 12, 5, 13, 6, 14, 7, 15));
         return;
@@ -59,6 +58,7 @@ BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
     q = _mm256_permutexvar_epi16(order, q);
     memcpy(p, &q, sizeof q);
 }
+#undef SPECIAL
 
 #define BN_PASTE_(a, b) a##_##b
 #define BN_PASTE(a, b) BN_PASTE_(a, b)

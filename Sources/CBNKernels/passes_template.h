@@ -14,7 +14,7 @@
 //                  vector.h), so every lane adds the same elements in the same order
 //   STORE16_EO(p, e, o)  with LOAD16_EO, optional: outputs in the even/odd form → the 16
 //                  elements at p: the bits of STORE8 on each interleaved half (bfloat16 at
-//                  AVX512_BF16: one class test and one conversion for 16 outputs). The
+//                  AVX512_BF16: a class test per half and one conversion for 16 outputs). The
 //                  loops over pairs of vectors are unrolled by pragma: clang left the
 //                  even/odd form's loop rolled, its coefficients on the stack
 //   PASS(name)     the name of this (level, format) variant of a function
