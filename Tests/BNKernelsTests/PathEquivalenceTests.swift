@@ -45,7 +45,7 @@ import Testing
                                        everyOutput: Bool = false, tinyOutputs: Bool = false) throws -> Outputs {
         let n = shape.elementCount, C = shape.channels
         let x = adversarial(shape, layout, seed: 21).map(S.narrow), dy = adversarial(shape, layout, seed: 22).map(S.narrow)
-        // tinyOutputs: γ = ±2⁻¹³⁰ and β = 0, so that nearly every output is a float subnormal.
+        // tinyOutputs: γ = ±2⁻¹³⁰ and β = 0: the outputs of the channels with finite statistics are float subnormals.
         let g = ThreadDeterminismTests.data(C, seed: 23).map { tinyOutputs ? ($0 < 3 ? -0x1p-130 : 0x1p-130) : $0 - 4 }
         let b = tinyOutputs ? [Float](repeating: 0, count: C) : ThreadDeterminismTests.data(C, seed: 24)
         var y = [S](repeating: S.narrow(0), count: n), yi = y, dx = y, dxi = y
