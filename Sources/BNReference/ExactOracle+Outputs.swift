@@ -19,7 +19,7 @@ extension ExactOracle {
         public var exponent: Int
 
         public init(_ num: BigInt, den: BigInt = 1, exponent: Int = 0) {
-            precondition(den > 0)
+            precondition(!den.isZero && den.sign == .plus)  // den > 0, without making a BigInt 0 to compare with
             self.num = num; self.den = den; self.exponent = exponent
         }
         /// The exact value of a finite Double.
@@ -30,7 +30,7 @@ extension ExactOracle {
         public init(_ n: Int) { self.init(BigInt(n)) }
 
         public static let zero = Fraction(0), one = Fraction(1)
-        public var sign: Int { num.isZero ? 0 : (num < 0 ? -1 : 1) }
+        public var sign: Int { num.isZero ? 0 : (num.sign == .minus ? -1 : 1) }
         public var description: String { "\(num)/\(den)·2^\(exponent)" }
 
         public static func * (a: Fraction, b: Fraction) -> Fraction {
@@ -77,16 +77,34 @@ extension ExactOracle {
         public var description: String { "\(rational) + (\(coefficient))/√(\(radicand))" }
 
         /// sign(self − m), exactly.
-        public func compare(to m: Fraction) -> Int {
-            let k = m - rational                // self − m = c/√v − k
-            let sc = coefficient.sign, sk = k.sign
+        public func compare(to m: Fraction) -> Int { Comparison(self).sign(minus: m) }
+    }
+
+    /// sign(β + c/√v − m) for one real and many m: the factors of the squared comparison that
+    /// do not depend on m are multiplied once.
+    struct Comparison {
+        let real: Real
+        let sc: Int
+        /// c²·v.den and v.num·c.den² (integers; their powers of two are in the exponents).
+        let c2v: BigInt, vc2: BigInt
+
+        init(_ r: Real) {
+            real = r; sc = r.coefficient.sign
+            let c = r.coefficient, v = r.radicand
+            c2v = sc == 0 ? 0 : c.num * c.num * v.den
+            vc2 = sc == 0 ? 0 : v.num * c.den * c.den
+        }
+
+        func sign(minus m: Fraction) -> Int {
+            let k = m - real.rational           // self − m = c/√v − k
+            let sk = k.sign
             if sc >= 0 && sk <= 0 { return sc == 0 && sk == 0 ? 0 : 1 }
             if sc <= 0 && sk >= 0 { return -1 }
             // Same signs: |c|/√v vs |k|  ⟺  c²·v.den·k.den² vs k²·v.num·c.den² (with the powers of two).
-            let c = coefficient, v = radicand
-            let lhs = c.num * c.num * v.den * k.den * k.den
-            let rhs = k.num * k.num * v.num * c.den * c.den
-            let s = Fraction.compare(lhs, 2 * c.exponent, rhs, 2 * k.exponent + v.exponent)
+            let kd2 = k.den * k.den
+            let lhs = c2v * kd2
+            let rhs = k.num * k.num * vc2
+            let s = Fraction.compare(lhs, 2 * real.coefficient.exponent, rhs, 2 * k.exponent + real.radicand.exponent)
             return sc > 0 ? s : -s
         }
     }
@@ -110,7 +128,8 @@ extension ExactOracle {
         }
         let even = d.significandBitPattern & 1 == 0
         let below = midpoint(d, d.nextDown), above = midpoint(d, d.nextUp)
-        let a = v.compare(to: above), b = v.compare(to: below)
+        let cmp = Comparison(v)
+        let a = cmp.sign(minus: above), b = cmp.sign(minus: below)
         return (a < 0 || (a == 0 && even)) && (b > 0 || (b == 0 && even))
     }
 
