@@ -432,7 +432,9 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
     }
 }
 
-/// Sums of rows [r0, r1), tile by tile (chunks of 8 vectors: 24 registers; 4 with dy: 20).
+/// Sums of rows [r0, r1), tile by tile, in chunks of 8 vectors: 24 live vectors without dy; with
+/// dy 40, more than AVX-512's 32 registers, so some spill (chunks of 4 or 6 vectors with dy were
+/// faster on L2-resident data but not from memory, in an ad-hoc A/B, so the chunk stays 8).
 BN_INLINE void PASS(rows_sums_impl)(const ST *x, const ST *dy, const ST *mask, long r0, long r1, long C,
                                     const double *pivot, double *s, double *q, double *g, double *h) {
     if (C <= 0) return;
