@@ -12,14 +12,23 @@ func verifyText(_ report: Verification.Report, digests digest: Bool) -> String {
     let impls = report.implementations.filter { $0.role != "mutant" && !$0.idle }
     let families = Array(Set(report.cases.map(\.family))).sorted()
     print("BNSpec verify — \(Set(report.cases.map(\.caseID)).count) golden cases; cell = passed/run (worst error ÷ tolerance)\n")
+    // One cell per (family, implementation): passed, run and the worst ratio of its run cases,
+    // gathered in one pass over the results (filtering them per cell was quadratic).
+    struct Cell { var passed = 0, run = 0; var worst: Double? = nil }
+    var cells: [String: [String: Cell]] = [:]
+    for r in report.cases where r.status != .skipped {
+        var c = cells[r.family, default: [:]][r.implementation, default: Cell()]
+        c.run += 1
+        if r.status == .passed { c.passed += 1 }
+        c.worst = c.worst.map { Swift.max($0, r.worstRatio) } ?? r.worstRatio
+        cells[r.family, default: [:]][r.implementation] = c
+    }
     var rows: [[String]] = []
     for f in families {
         var row = [f]
         for s in impls {
-            let rs = report.cases.filter { $0.family == f && $0.implementation == s.name && $0.status != .skipped }
-            let p = rs.filter { $0.status == .passed }.count
-            let w = rs.map(\.worstRatio).max() ?? 0
-            row.append(rs.isEmpty ? "-" : "\(p)/\(rs.count) (\(ratio(w)))")
+            let c = cells[f]?[s.name] ?? Cell()
+            row.append(c.run == 0 ? "-" : "\(c.passed)/\(c.run) (\(ratio(c.worst ?? 0)))")
         }
         rows.append(row)
     }
