@@ -5,7 +5,7 @@
 #   tools/fuzz.sh [RUNS] [TARGET ...]   (default 1000000 executions, all four targets)
 #   FUZZ_BUILD=debug tools/fuzz.sh 20000  (a smoke run: the debug build of the targets, with the
 #                                          same sanitizers and Swift's debug-only assertions,
-#                                          builds in about half the time; CI uses it)
+#                                          builds in less than half the time; CI uses it)
 #
 # The catalog target is seeded line by line and limited to 1 KiB inputs (a whole catalog
 # expands to hundreds of cases, ~900 executions/s); the others take inputs up to 4 KiB.
