@@ -20,6 +20,9 @@
 //   PASS(name)     the name of this (level, format) variant of a function
 //   TABLE          the name of the bn_passes table to define
 // and may define
+//   PAIR_STREAMED_RUNS  the streamed (out-of-cache) training step sums and writes two runs
+//                  in one loop (run_apply_sums): float32, where it measured faster; the
+//                  16-bit formats measured slower with it (same bits either way)
 //   RAW_OUTPUTS    outputs reach STORE8/STREAM8 as the plain float conversion, NaNs not
 //                  yet canonical: stores that test each vector anyway (for subnormals)
 //                  canonicalise them in the same test
@@ -30,6 +33,11 @@
 // CBNKernels.h.
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
+#ifdef PAIR_STREAMED_RUNS
+#define PAIRED 1
+#else
+#define PAIRED 0
+#endif
 
 /// A kernel output d8 → the f8 that STORE8 and STREAM8 receive. `nf` (a constant in
 /// every loop): the caller has proven the output is not a NaN (`nan_free`,
@@ -204,6 +212,36 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
     if (i < n) PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, n - i), m, k, b, relu, nf), n - i);
 }
 
+/// Out of cache, training (with PAIR_STREAMED_RUNS): run x → y's streamed outputs
+/// (run_apply with stream) and run p's Σu, Σu² (run_sums without dy) in one loop over
+/// both, 16 values of each per step, so that the write stream and the read stream of
+/// memory run side by side, as in memcpy, rather than one pass at a time. The outputs
+/// are run_apply's, element by element, and the lane accumulators receive the same terms
+/// in the same order as in run_sums (its 16-value loop; run_sums itself then finishes the
+/// rest from the stored lanes), so the bits are those of the two passes one after the
+/// other (NCHWSumsTests.streamedTrainingStepIsTheTwoPasses).
+BN_INLINE void PASS(run_apply_sums)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
+                                    const int nf, const ST *p, long np, double pivot, double *acc, int first, const ST *next) {
+    const d8 m = splat(mean), k = splat(scale), b = splat(shift), pv = splat(pivot);
+    long i = (long)((-(uintptr_t)y) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST), j = 0;
+    if (i > n) i = n;
+    if (i > 0) PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, i), m, k, b, relu, nf), i);
+    d8 s0 = 0, s1 = 0, q0 = 0, q1 = 0;
+    if (first) acc[16] = acc[33] = acc[50] = acc[67] = 0;
+    else { s0 = loadd(acc); s1 = loadd(acc + 8); q0 = loadd(acc + 17); q1 = loadd(acc + 25); }
+    for (; i + 16 <= n && j + 16 <= np; i += 16, j += 16) {
+        PREFETCH(next + j);
+        d8 u = wide(LOAD8(p + j)) - pv, v = wide(LOAD8(p + j + 8)) - pv;
+        STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
+        s0 += u; s1 += v;
+        q0 = fma8(u, u, q0); q1 = fma8(v, v, q1);
+        STREAM8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf));
+    }
+    stored(acc, s0); stored(acc + 8, s1); stored(acc + 17, q0); stored(acc + 25, q1);
+    PASS(run_apply)(x + i, y + i, n - i, mean, scale, shift, relu, 1, nf);  // y + i is aligned: no head
+    PASS(run_sums)(p + j, 0, 0, np - j, pivot, acc, 0, next + j, 0);
+}
+
 #define DISPATCH_RELU_STREAM(call_with)                     \
     if (relu) { if (stream) call_with(1, 1) else call_with(1, 0) } \
     else { if (stream) call_with(0, 1) else call_with(0, 0) }
@@ -247,17 +285,28 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
 // sample, the output pass over the current group's runs (which the statistics pass
 // brought into cache), then the statistics pass over the next group's runs (from
 // memory). Memory reads and output writes then overlap, as in memcpy, and the lines
-// the output pass has finished with are the ones the statistics pass replaces.
+// the output pass has finished with are the ones the statistics pass replaces. With
+// PAIR_STREAMED_RUNS, out of cache, the i-th output run and the i-th statistics run of
+// a sample share one loop (run_apply_sums), so the two streams overlap within the loop
+// too; the runs of the larger group left over then run alone.
 
 static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, long HW, long a0, long a1, const double *mean,
                                     const double *scale, const double *shift, int relu, int stream, const unsigned char *nan_free,
                                     long s0, long s1, const double *pivot, double *acc, double *out) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { for (long b = 0; b < N; b++) { \
-        for (long c = a0; c < a1; c++) { long off = (b * C + c) * HW; \
+        long c = a0, e = s0; \
+        if (S && PAIRED) for (; c < a1 && e < s1; c++, e++) { /* out of cache: the runs of both groups in pairs */ \
+            long off = (b * C + c) * HW, at = (b * C + e) * HW; \
+            long next = e + 1 < s1 ? at + HW : b + 1 < N ? ((b + 1) * C + s0) * HW : at; \
+            double *lanes = acc + (e - s0) * 4 * BN_ACC_DOUBLES; \
+            if (nan_free && nan_free[c]) \
+                PASS(run_apply_sums)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, 1, x + at, HW, pivot[e], lanes, b == 0, x + next); \
+            else PASS(run_apply_sums)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, 0, x + at, HW, pivot[e], lanes, b == 0, x + next); } \
+        for (; c < a1; c++) { long off = (b * C + c) * HW; \
             if (nan_free && nan_free[c]) PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 1); \
             else PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 0); } \
-        PASS(sample_sums)(x, 0, 0, b, N, C, HW, s0, s1, pivot, acc); } }
+        if (e < s1) PASS(sample_sums)(x, 0, 0, b, N, C, HW, e, s1, pivot, acc + (e - s0) * 4 * BN_ACC_DOUBLES); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
     if (s1 > s0) PASS(finish_sums)(acc, s1 - s0, 0, out);
@@ -726,6 +775,7 @@ static const bn_passes TABLE = {
 };
 
 #undef ALIGN_BYTES
+#undef PAIRED
 #undef OUTPUT
 #undef DISPATCH_RELU_STREAM
 #undef PREFETCH_AHEAD

@@ -27,7 +27,9 @@ BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow_outp
 #define STREAM8(p, v) f32_stream8(p, v)
 #define PASS(name) BN_PASTE(name, BN_PASTE(LEVEL, f32))
 #define TABLE PASS(table)
+#define PAIR_STREAMED_RUNS  // see run_apply_sums: float32 only
 #include "passes_template.h"
+#undef PAIR_STREAMED_RUNS
 #undef ST
 #undef LOAD8
 #undef STORE8
