@@ -331,14 +331,17 @@ static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void
 
 // ---- NHWC / NC: rows of C values ----
 //
-// Statistics and in-cache outputs: the rows are cut into tiles of about TILE_ELEMENTS
-// values of each tensor (8 KiB of float32, so a tile of x, dy and dx stays in L1), and a
+// Statistics and in-cache outputs: the rows are cut into tiles (BN_SUMS_TILE_ELEMENTS
+// values of each tensor for the statistics, 32 KiB of float32 that stay in L2;
+// BN_TILE_ELEMENTS for the outputs, 8 KiB, so a tile of x, dy and dx stays in L1), and a
 // tile is walked in column chunks of up to 8 vectors whose per-channel state (the sums,
 // or the output coefficients) stays in registers over the tile's rows; for C ≤ 64 a
 // chunk is a whole row and the walk is linear. Every channel still adds its rows in row
 // order and outputs are element-wise, so the cut changes no value. Measured
 // (tools/bounds.sh, nhwc:train, float32): 32×64×28×28 1.19 → 0.85 ms, 64×256×56×56
-// 42 → 29 ms, against the former row-by-row walk with the state in L1.
+// 42 → 29 ms, against the former row-by-row walk with the state in L1. The statistics
+// tile was 2048 values too; at 8192 a chunk loads and stores its sums a quarter as often
+// (spec §9.4 has the A/B).
 //
 // Streaming outputs (out of cache) are written in memory order as one flat run aligned
 // to the output, so that every vector is a whole non-temporal store whatever the
@@ -349,14 +352,14 @@ static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void
 /// Elements ahead of the current row that the row-by-row statistics ask the cache for
 /// (8 KiB of float32).
 #define PREFETCH_AHEAD 2048
-/// Values of each tensor per tile.
-#define TILE_ELEMENTS 2048
 /// Largest C whose coefficients the flat streaming walk copies to the stack (wider rows
 /// are streamed row by row, each aligned on its own).
 #define FLAT_MAX_C 512
 #define ALIGNED64 __attribute__((aligned(64)))
 
-BN_INLINE long PASS(tile_rows)(long C) { return C >= TILE_ELEMENTS ? 1 : TILE_ELEMENTS / C; }
+/// Rows per tile of C-value rows, for tiles of `elements` values of each tensor
+/// (BN_TILE_ELEMENTS for the output passes, BN_SUMS_TILE_ELEMENTS for the statistics).
+BN_INLINE long PASS(tile_rows)(long C, long elements) { return C >= elements ? 1 : elements / C; }
 
 /// Whether vector v of a chunk starts a cache line (chunks start at multiples of 8
 /// elements of a row; the hint is only a hint: a line asked twice or a line missed costs
@@ -487,7 +490,7 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
 BN_INLINE void PASS(rows_sums_impl)(const ST *x, const ST *dy, const ST *mask, long r0, long r1, long C,
                                     const double *pivot, double *s, double *q, double *g, double *h) {
     if (C <= 0) return;
-    const long T = PASS(tile_rows)(C);
+    const long T = PASS(tile_rows)(C, BN_SUMS_TILE_ELEMENTS);
     for (long t0 = r0; t0 < r1; t0 += T) {
         const long rows = r1 - t0 < T ? r1 - t0 : T, o = t0 * C, ahead = T * C;
         const ST *xt = x + o, *dt = dy ? dy + o : 0, *mt = mask ? mask + o : 0;
@@ -614,7 +617,7 @@ BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long 
         else PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
         return;
     }
-    const long T = PASS(tile_rows)(C);
+    const long T = PASS(tile_rows)(C, BN_TILE_ELEMENTS);
     for (long t0 = r0; t0 < r1; t0 += T) {
         const long rows = r1 - t0 < T ? r1 - t0 : T, ahead = T * C;
         const ST *xt = x + t0 * C; ST *yt = y + t0 * C;
@@ -717,7 +720,7 @@ BN_INLINE void PASS(rows_gradient_impl)(const ST *x, const ST *dy, const ST *mas
         else PASS(rows_gradient_wide)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, nf);
         return;
     }
-    const long T = PASS(tile_rows)(C);
+    const long T = PASS(tile_rows)(C, BN_TILE_ELEMENTS);
     for (long t0 = r0; t0 < r1; t0 += T) {
         const long rows = r1 - t0 < T ? r1 - t0 : T, o = t0 * C, ahead = T * C;
         long c = 0;
@@ -779,7 +782,6 @@ static const bn_passes TABLE = {
 #undef OUTPUT
 #undef DISPATCH_RELU_STREAM
 #undef PREFETCH_AHEAD
-#undef TILE_ELEMENTS
 #undef FLAT_MAX_C
 #undef ALIGNED64
 #undef LINE_START

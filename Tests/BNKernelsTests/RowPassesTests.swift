@@ -1,10 +1,11 @@
+import CBNKernels
 import Testing
 @testable import BNKernels
 
 /// The NHWC/NC memory passes (CBNKernels `rows_sums`, `rows_apply`, `rows_gradient`)
 /// against their contract in CBNKernels.h, written out as scalar Swift: every channel
 /// adds its rows in row order, every output is one fused multiply-add chain in Double
-/// rounded once to Float (canonical NaN). The passes cut the rows into L1 tiles and
+/// rounded once to Float (canonical NaN). The passes cut the rows into tiles and
 /// column chunks (in cache) or walk them as one flat run aligned to the output
 /// (streaming); per-channel coefficients are all different here, so a chunk or phase
 /// error in either walk changes a value. Channel counts cover the remainder paths (C mod 8),
@@ -13,8 +14,9 @@ import Testing
 @Suite struct RowPassesTests {
     static let channelCounts = [1, 3, 7, 8, 13, 24, 59, 64, 100, 520, 600]
 
-    /// Rows enough for two tiles and a part (a tile is about 2048 values).
-    static func rows(_ C: Int) -> Int { max(3, 2 * 2048 / C + 3) }
+    /// Rows enough for two tiles and a part, for tiles of `tile` values (the output
+    /// passes' BN_TILE_ELEMENTS; the statistics take BN_SUMS_TILE_ELEMENTS).
+    static func rows(_ C: Int, tile: Int = Int(BN_TILE_ELEMENTS)) -> Int { max(3, 2 * tile / C + 3) }
 
     /// x, dy and a ReLU mask (about half ≤ 0) of n values, seeded from `seed`.
     static func inputs(_ n: Int, seed: UInt64) -> (x: [Float], dy: [Float], mask: [Float]) {
@@ -108,7 +110,7 @@ import Testing
     static func sumsAddEveryRowInRowOrder<S: StorageElement>(_: S.Type, isa: KernelISA) {
         let p = Passes(S.self, isa: isa)
         for C in Self.channelCounts {
-            let R = Self.rows(C), n = R * C
+            let R = Self.rows(C, tile: Int(BN_SUMS_TILE_ELEMENTS)), n = R * C
             let (xf, dyf, maskf) = Self.inputs(n, seed: UInt64(C) + 400)
             let x = xf.map(S.narrow), dy = dyf.map(S.narrow), mask = maskf.map(S.narrow)
             let pivot = (0..<C).map { Double(S.widen(x[$0])) }

@@ -32,6 +32,15 @@ enum {
 /// Accumulator doubles per sum and channel that the NCHW steps need as scratch.
 #define BN_ACC_DOUBLES 17
 
+/// Values of each tensor per tile of the NHWC/NC output passes in cache (8 KiB of
+/// float32: a tile of x, dy and dx stays in L1).
+#define BN_TILE_ELEMENTS 2048
+/// Values of each tensor per tile of the NHWC/NC statistics (32 KiB of float32: x and
+/// dy of a tile stay in L2). A column chunk loads its sums (up to 40 vectors with dy,
+/// more than the registers) once per tile and stores them once, so a longer tile spends
+/// less on them; the row order of every channel's sum is the same for any tile.
+#define BN_SUMS_TILE_ELEMENTS 8192
+
 // `nan_free` (the output passes of training and backward): channels whose outputs the
 // caller has proven cannot be NaN — every x (and masked d) of the channel finite, and its
 // coefficients finite with |mean| ≤ 2^1000 (FusedBatchNorm+NaNFree.swift) — skip the NaN
