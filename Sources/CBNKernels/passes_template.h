@@ -83,9 +83,13 @@ BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n,
                               const ST *next, const ST *next_dy) {
     const d8 pv = splat(pivot);
     d8 s0 = 0, s1 = 0, q0 = 0, q1 = 0, g0 = 0, g1 = 0, h0 = 0, h1 = 0;
+    // A run shorter than 8 values adds to the tails only: a later run's lanes are left as
+    // they are, not loaded and stored back (N·C runs of HW = 1 spent most of their time on
+    // those 16 vector moves).
+    const int lanes_kept = n < 8 && !first;
     if (first) {  // the channel's first run: the accumulators start from zero
         acc[16] = acc[33] = acc[50] = acc[67] = 0;
-    } else {
+    } else if (!lanes_kept) {
         s0 = loadd(acc); s1 = loadd(acc + 8); q0 = loadd(acc + 17); q1 = loadd(acc + 25);
         if (dy) { g0 = loadd(acc + 34); g1 = loadd(acc + 42); h0 = loadd(acc + 51); h1 = loadd(acc + 59); }
     }
@@ -152,6 +156,7 @@ BN_INLINE void PASS(run_sums)(const ST *p, const ST *dy, const ST *mask, long n,
             if (dy) { acc[50] += da[j]; acc[67] = __builtin_fma(da[j], a[j], acc[67]); }
         }
     }
+    if (lanes_kept) return;
     stored(acc, s0); stored(acc + 8, s1); stored(acc + 17, q0); stored(acc + 25, q1);
     if (dy) { stored(acc + 34, g0); stored(acc + 42, g1); stored(acc + 51, h0); stored(acc + 59, h1); }
 }

@@ -11,7 +11,7 @@ import Testing
     /// order CBNKernels.h fixes: each run adds u[i], i < 16·⌊HW/16⌋, into lane i mod 16, then
     /// 8 more into lanes 0–7, then the rest one by one into a tail, the lanes persisting
     /// across the channel's runs; the sum is tree(lanes 0–7 + lanes 8–15) + tail. Run
-    /// lengths cover every path (16s only, 16s + 8, 16s + 8 + tail, tail only), for every
+    /// lengths cover every path (16s only, 16s + 8, 16s + 8 + tail, 8 + tail, tail only, one value), for every
     /// storage format; the data's spread makes the Double sums round, so a lane that adds
     /// its elements in another order, or another lane's, changes bits.
     @Test(arguments: KernelISA.available)
@@ -65,7 +65,7 @@ import Testing
 
     static func nchwSumsFollowTheLaneOrder<S: StorageElement>(_: S.Type, isa: KernelISA) {
         let p = Passes(S.self, isa: isa)
-        for HW in [32, 40, 45, 5, 16] {
+        for HW in [32, 40, 45, 5, 16, 12, 1] {
             let N = 3, C = 3, n = N * C * HW
             let maskf = RowPassesTests.inputs(n, seed: UInt64(HW) + 900).mask
             let x = Self.spread(n, seed: UInt64(HW) + 901, S.self), dy = Self.spread(n, seed: UInt64(HW) + 902, S.self)
