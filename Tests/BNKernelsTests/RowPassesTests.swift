@@ -111,8 +111,11 @@ import Testing
         let p = Passes(S.self, isa: isa)
         for C in Self.channelCounts {
             let R = Self.rows(C, tile: Int(BN_SUMS_TILE_ELEMENTS)), n = R * C
-            let (xf, dyf, maskf) = Self.inputs(n, seed: UInt64(C) + 400)
-            let x = xf.map(S.narrow), dy = dyf.map(S.narrow), mask = maskf.map(S.narrow)
+            // Values spread over many binades, so that the Double sums round at nearly every
+            // step and a row added out of order changes bits.
+            let maskf = Self.inputs(n, seed: UInt64(C) + 400).mask
+            let x = NCHWSumsTests.spread(n, seed: UInt64(C) + 401, S.self), dy = NCHWSumsTests.spread(n, seed: UInt64(C) + 402, S.self)
+            let mask = maskf.map(S.narrow)
             let pivot = (0..<C).map { Double(S.widen(x[$0])) }
             for withDy in [false, true] {
                 for masked in withDy ? [false, true] : [false] {
