@@ -360,6 +360,10 @@ static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void
 /// Largest C whose coefficients the flat streaming walk copies to the stack (wider rows
 /// are streamed row by row, each aligned on its own).
 #define FLAT_MAX_C 512
+/// Whether rows of C channels take the flat walk in cache too (with ordinary stores):
+/// C < 8, where the tile walk has no whole vector and spends a partial load and store on
+/// every row (spec §9.4 has the A/B; for 8 < C < 16 the flat walk was not clearly faster).
+#define FLAT_IN_CACHE(C) ((C) < 8)
 #define ALIGNED64 __attribute__((aligned(64)))
 
 /// Rows per tile of C-value rows, for tiles of `elements` values of each tensor
@@ -569,12 +573,12 @@ BN_INLINE int PASS(line_start)(const ST *p) { return ((uintptr_t)p & 63) < 8 * s
 /// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 8.
 BN_INLINE long PASS(flat_period)(long C) { return C >= 8 ? C : C * ((8 + C - 1) / C); }
 
-/// Streaming, C ≤ FLAT_MAX_C: rows [r0, r1) as one flat run, in vectors aligned to the
-/// output. The vector at channel phase c takes its coefficients from e[c .. c + 8),
+/// Streaming (or in cache with FLAT_IN_CACHE), C ≤ FLAT_MAX_C: rows [r0, r1) as one flat
+/// run, in vectors aligned to the output, non-temporal stores when `stream`. The vector at channel phase c takes its coefficients from e[c .. c + 8),
 /// e[j] = coefficient[j mod C] for j < L + 8 (L = `flat_period`); c runs through [0, L)
 /// in segments of vectors without a wrap test (a vector may straddle two rows).
 BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu, const int nf) {
+                                     const double *shift, const int relu, const int stream, const int nf) {
     double em[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64;
     const long L = PASS(flat_period)(C);
     for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ek[j] = scale[cj]; eb[j] = shift[cj]; }
@@ -589,7 +593,8 @@ BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long 
         if (nv > left) nv = left;
         for (long v = 0; v < nv; v++, i += 8, c += 8) {
             if (PASS(line_start)(x + i)) PREFETCH(x + i + PREFETCH_AHEAD);
-            STREAM8(y + i, PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf));
+            const f8 out = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf);
+            if (stream) STREAM8(y + i, out); else STORE8(y + i, out);
         }
         if (c >= L) c -= L;
     }
@@ -619,8 +624,8 @@ BN_INLINE void PASS(rows_apply_wide)(const ST *x, ST *y, long r0, long r1, long 
 BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
                                      const double *shift, const int relu, const int stream, const int nf) {
     if (C <= 0) return;
-    if (stream) {
-        if (C <= FLAT_MAX_C) PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
+    if (stream || FLAT_IN_CACHE(C)) {
+        if (C <= FLAT_MAX_C) PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu, stream, nf);
         else PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
         return;
     }
@@ -677,7 +682,8 @@ BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, S
 
 /// Streaming, C ≤ FLAT_MAX_C: as `rows_apply_flat`.
 BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
-                                        const double *mean, const double *a, const double *b, const double *k, const int nf) {
+                                        const double *mean, const double *a, const double *b, const double *k, const int stream,
+                                        const int nf) {
     double em[FLAT_MAX_C + 8] ALIGNED64, ea[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64;
     const long L = PASS(flat_period)(C);
     for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ea[j] = a[cj]; eb[j] = b[cj]; ek[j] = k[cj]; }
@@ -694,7 +700,8 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
             if (PASS(line_start)(x + i)) {
                 PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
             }
-            STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf));
+            const f8 out = PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf);
+            if (stream) STREAM8(dx + i, out); else STORE8(dx + i, out);
         }
         if (c >= L) c -= L;
     }
@@ -722,8 +729,8 @@ BN_INLINE void PASS(rows_gradient_impl)(const ST *x, const ST *dy, const ST *mas
                                         const double *mean, const double *a, const double *b, const double *k, const int stream,
                                         const int nf) {
     if (C <= 0) return;
-    if (stream) {
-        if (C <= FLAT_MAX_C) PASS(rows_gradient_flat)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, nf);
+    if (stream || FLAT_IN_CACHE(C)) {
+        if (C <= FLAT_MAX_C) PASS(rows_gradient_flat)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, stream, nf);
         else PASS(rows_gradient_wide)(x, dy, mask, dx, r0, r1, C, mean, a, b, k, nf);
         return;
     }
@@ -790,6 +797,7 @@ static const bn_passes TABLE = {
 #undef DISPATCH_RELU_STREAM
 #undef PREFETCH_AHEAD
 #undef FLAT_MAX_C
+#undef FLAT_IN_CACHE
 #undef ALIGNED64
 #undef LINE_START
 #undef CHUNKS
