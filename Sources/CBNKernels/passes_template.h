@@ -354,8 +354,8 @@ static void PASS(nchw_backward_step)(const void *xv, const void *dyv, const void
 // other vector and falls back to ordinary stores: 64×256×56×56 inference 23–25 ms
 // against 17 ms 64-byte-aligned).
 
-/// Elements ahead of the current row that the row-by-row statistics ask the cache for
-/// (8 KiB of float32).
+/// Elements ahead of the current vector that the flat walks ask the cache for (8 KiB of
+/// float32).
 #define PREFETCH_AHEAD 2048
 /// Largest C whose coefficients the flat streaming walk copies to the stack (wider rows
 /// are streamed row by row, each aligned on its own).
@@ -574,9 +574,10 @@ BN_INLINE int PASS(line_start)(const ST *p) { return ((uintptr_t)p & 63) < 8 * s
 BN_INLINE long PASS(flat_period)(long C) { return C >= 8 ? C : C * ((8 + C - 1) / C); }
 
 /// Streaming (or in cache with FLAT_IN_CACHE), C ≤ FLAT_MAX_C: rows [r0, r1) as one flat
-/// run, in vectors aligned to the output, non-temporal stores when `stream`. The vector at channel phase c takes its coefficients from e[c .. c + 8),
-/// e[j] = coefficient[j mod C] for j < L + 8 (L = `flat_period`); c runs through [0, L)
-/// in segments of vectors without a wrap test (a vector may straddle two rows).
+/// run, in vectors aligned to the output, non-temporal stores when `stream`. The vector at
+/// channel phase c takes its coefficients from e[c .. c + 8), e[j] = coefficient[j mod C]
+/// for j < L + 8 (L = `flat_period`); c runs through [0, L) in segments of vectors without
+/// a wrap test (a vector may straddle two rows).
 BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
                                      const double *shift, const int relu, const int stream, const int nf) {
     double em[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64;
@@ -680,7 +681,7 @@ BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, S
     }
 }
 
-/// Streaming, C ≤ FLAT_MAX_C: as `rows_apply_flat`.
+/// As `rows_apply_flat`.
 BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
                                         const double *mean, const double *a, const double *b, const double *k, const int stream,
                                         const int nf) {
