@@ -11,9 +11,9 @@ import Testing
     /// order CBNKernels.h fixes: each run adds u[i], i < 16·⌊HW/16⌋, into lane i mod 16, then
     /// 8 more into lanes 0–7, then the rest one by one into a tail, the lanes persisting
     /// across the channel's runs; the sum is tree(lanes 0–7 + lanes 8–15) + tail. Run
-    /// lengths cover every path (16s only, 16s + 8, 16s + 8 + tail, 8 + tail, tail only, one value), for every
-    /// storage format; the data's spread makes the Double sums round, so a lane that adds
-    /// its elements in another order, or another lane's, changes bits.
+    /// lengths cover every path (16s only, 16s + 8, 16s + 8 + tail, 8 + tail, tail only,
+    /// one value), for every storage format; the data's spread makes the Double sums round,
+    /// so a lane that adds its elements in another order, or another lane's, changes bits.
     @Test(arguments: KernelISA.available)
     func nchwSumsFollowTheDocumentedLaneOrder(isa: KernelISA) {
         Self.nchwSumsFollowTheLaneOrder(Float.self, isa: isa)
