@@ -130,6 +130,37 @@ import Glibc
         #expect(Self.goal(BenchGoals.evaluate(results, peers: peers), "fused training ÷ ONNX Runtime training, in cache")!.bound == nil)
     }
 
+    @Test func aGoalOverSeveralConfigurationsCarriesTheMostDemandingBound() throws {
+        // NHWC ÷ NCHW: inference measures worst (1.3; backward 1.2), but backward has the
+        // higher bound. NHWC backward reads x and dy twice: 1.25 × memcpy (above its arithmetic,
+        // 0.8), ÷ the NCHW backward figure 1.0 = 1.25, beyond the 1.15 limit, so the goal is out
+        // of reach in this run. NHWC inference: the larger of its arithmetic (0.9) and its
+        // traffic (0.5), ÷ 1.0 = 0.9.
+        let elements = Double(Self.small.reduce(1, *))
+        let bounds = MachineBounds(
+            shapes: [.init(shape: "32x64x28x28", what: "traffic:2read-back", ratio: 1.25),
+                     .init(shape: "32x64x28x28", what: "traffic:copy", ratio: 0.5)],
+            instructionNsPerElement: .init(training: 1, inference: 0.9e-3 / elements * 1e9, backward: 0.8e-3 / elements * 1e9),
+            twoThreadSpeedup: nil)
+        let results = [
+            Self.result("fused", "inference", "NCHW", seconds: 1e-3), Self.result("fused", "inference", "NHWC", seconds: 1.3e-3),
+            Self.result("fused", "backward", "NCHW", seconds: 1e-3), Self.result("fused", "backward", "NHWC", seconds: 1.2e-3),
+        ]
+        let g = try #require(Self.goal(BenchGoals.evaluate(results, bounds: bounds), "fused NHWC time ÷ NCHW time"))
+        #expect(abs(g.measured! - 1.3) < 1e-12 && g.status == "MISSED")
+        #expect(g.configuration == "fused inference NHWC 32x64x28x28 ÷ NCHW (times: 1.30)")
+        #expect(abs(g.bound! - 1.25) < 1e-12)
+        #expect(g.boundNote!.contains("two reads of x and dy"))
+        #expect(g.boundNote!.hasSuffix("; at fused backward NHWC 32x64x28x28 ÷ NCHW (times: 1.20)"))
+        // Inference alone: its own bound, the arithmetic, and no "at" (it is the worst).
+        let alone = try #require(Self.goal(BenchGoals.evaluate(Array(results.prefix(2)), bounds: bounds), "fused NHWC time ÷ NCHW time"))
+        #expect(abs(alone.bound! - 0.9) < 1e-12)
+        #expect(alone.boundNote!.contains("instruction mix") && !alone.boundNote!.contains("; at "))
+        // NCHW inference in cache: the same larger of arithmetic and traffic, 0.9.
+        let nchw = try #require(Self.goal(BenchGoals.evaluate(results, bounds: bounds), "fused inference NCHW, in cache"))
+        #expect(abs(nchw.bound! - 0.9) < 1e-12)
+    }
+
     @Test func theBaselineCopiesTheKernelsInputsWithinItsOwnBuffers() throws {
         // The memcpy baseline moves the input bytes (x; x and dy for backward) inside the
         // workload's buffers, and never over an input: the kernel's output after a copy is
