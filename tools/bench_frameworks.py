@@ -3,7 +3,7 @@
 `bnspec accuracy` measure BNSpec's kernels, so both can be read side by side.
 
 Speed: median of interleaved runs (framework BN, then memcpy of its input tensors with
-numpy.copyto into buffers of their size), ratio = BN time / memcpy time, float32, NCHW, 1 thread.
+numpy.copyto, each into one buffer of their size), ratio = BN time / memcpy time, float32, NCHW, 1 thread.
 Accuracy: normwise error of training forward in float32 ULPs,
 max|y - y_ref| / ulp(max|y_ref|), worst of 10 seeded inputs, y_ref in float64 two-pass,
 on N(0,1) 8x16x7x7, N(0,1) 2x3x1x1, 1e4 + N(0,1) 8x16x7x7; and whether a constant
@@ -194,15 +194,15 @@ FRAMEWORKS = {"numpy": NumpyBN, "onnxruntime": OrtBN, "torch": TorchBN, "tensorf
 
 # ---------------------------------------------------------------- measurement
 def median_ratio(fn, inputs, min_seconds=0.3, min_reps=5, max_reps=200):
-    """Median time of fn and of memcpy of its input tensors (numpy.copyto of each into a
-    buffer of its size), interleaved. The copies read the framework's own inputs, as
-    `bnspec bench` copies within its kernels' buffers: an in-cache shape stays in cache
-    for both."""
-    dsts = [np.empty_like(a) for a in inputs]
+    """Median time of fn and of memcpy of its input tensors (numpy.copyto of each, in turn,
+    into one buffer of their size: x, then dy for backward), interleaved. The copies read
+    the framework's own inputs and write one tensor, as `bnspec bench` copies within its
+    kernels' buffers: an in-cache shape stays in cache for both."""
+    dst = np.empty_like(inputs[0])
 
     def copy():
-        for d, a in zip(dsts, inputs):
-            np.copyto(d, a)
+        for a in inputs:
+            np.copyto(dst, a)
     fn(); copy()
     kt, mt, spent = [], [], 0.0
     while len(kt) < max_reps and (len(kt) < min_reps or spent < min_seconds):

@@ -6,8 +6,8 @@ import Foundation
 /// filled, ready to be timed by `bnspec bench`. `run()` executes exactly the kernel
 /// on raw buffers (no conversion, no allocation); `copies` are the memcpys of its input
 /// tensors that the benchmark times as the baseline, within the kernel's own buffers:
-/// x into y (and, for backward, dy into one more tensor), so that kernel and memcpy work
-/// on the same memory and an in-cache shape stays in cache for both.
+/// x into y (for backward, x and then dy into dx), so that kernel and memcpy work on the
+/// same memory — the same working set — and an in-cache shape stays in cache for both.
 public final class BenchWorkload {
     public enum Mode: String, CaseIterable, Sendable, Codable {
         case training, inference, backward
@@ -19,15 +19,16 @@ public final class BenchWorkload {
     public struct Copy {
         public let source: UnsafeRawPointer, destination: UnsafeMutableRawPointer, bytes: Int
     }
-    /// The baseline memcpys: x → y, and dy → a scratch tensor for backward.
+    /// The baseline memcpys: x → y; for backward x → dx, then dy → dx (no tensor beyond
+    /// the kernel's three: with a fourth, the in-cache backward memcpy ran partly out of
+    /// L3 and flattered the ratio; spec/SPEC.md §9.4).
     public let copies: [Copy]
     /// Bytes of the input tensors (x, and dy for backward): what `copies` move.
     public var copyBytes: Int { copies.reduce(0) { $0 + $1.bytes } }
     public let run: () -> Void
     private let release: () -> Void
-    private let scratch: UnsafeMutableRawPointer?
 
-    deinit { release(); scratch?.deallocate() }
+    deinit { release() }
 
     /// Allocates and fills the buffers. `threads` applies to `threaded` only.
     public init(kernel: String, mode: Mode, layout: Layout, shape: Shape, threads: Int) throws {
@@ -57,15 +58,9 @@ public final class BenchWorkload {
         }
         run = w.run; release = w.release
         let bytes = count * dtype.byteWidth
-        if mode == .backward {
-            let extra = UnsafeMutableRawPointer.allocate(byteCount: max(1, bytes), alignment: 64)
-            memset(extra, 0, bytes)
-            scratch = extra
-            copies = [Copy(source: w.x, destination: w.y, bytes: bytes), Copy(source: w.dy, destination: extra, bytes: bytes)]
-        } else {
-            scratch = nil
-            copies = [Copy(source: w.x, destination: w.y, bytes: bytes)]
-        }
+        copies = mode == .backward
+            ? [Copy(source: w.x, destination: w.y, bytes: bytes), Copy(source: w.dy, destination: w.y, bytes: bytes)]
+            : [Copy(source: w.x, destination: w.y, bytes: bytes)]
     }
 
     /// A kernel's closure, its release, and its tensors (x, y or dx, dy).

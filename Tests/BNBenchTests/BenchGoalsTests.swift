@@ -163,8 +163,8 @@ import Glibc
 
     @Test func theBaselineCopiesTheKernelsInputsWithinItsOwnBuffers() throws {
         // The memcpy baseline moves the input bytes (x; x and dy for backward) inside the
-        // workload's buffers, and never over an input: the kernel's output after a copy is
-        // the output without one.
+        // workload's buffers, all into the kernel's output and never over an input: the
+        // kernel's output after a copy is the output without one.
         let shape = try Shape(batch: 2, channels: 3, spatial: [4, 5])
         for mode in BenchWorkload.Mode.allCases {
             let w = try BenchWorkload(kernel: "fused", mode: mode, layout: .nchw, shape: shape, threads: 1)
@@ -181,6 +181,9 @@ import Glibc
             #expect((0..<shape.elementCount).allSatisfy { out[$0].bitPattern == first[$0].bitPattern }, "\(mode)")
             let sources = Set(w.copies.map { Int(bitPattern: $0.source) }), targets = Set(w.copies.map { Int(bitPattern: $0.destination) })
             #expect(sources.isDisjoint(with: targets))
+            // Every copy writes the output tensor: the memcpy's working set is the kernel's
+            // own (x, dy and dx for backward) and no tensor beyond (spec/SPEC.md §9.4).
+            #expect(targets == [Int(bitPattern: w.copies[0].destination)], "\(mode)")
         }
     }
 
