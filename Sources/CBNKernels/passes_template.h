@@ -33,6 +33,12 @@
 // CBNKernels.h.
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
+/// Two output vectors a, b to p and p + 8 with non-temporal stores: as STREAM8 twice
+/// unless the including file gives a wider store (float32: one 64-byte store).
+#ifndef STREAM16
+#define STREAM16(p, a, b) (STREAM8(p, a), STREAM8((p) + 8, b))
+#define STREAM16_DEFAULT
+#endif
 #ifdef PAIR_STREAMED_RUNS
 #define PAIRED 1
 #else
@@ -563,45 +569,50 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
     }
 }
 
-/// Whether the vector at p starts in the first 8 elements' bytes of a cache line: one
-/// vector per line, whatever p's alignment. The flat walks ask for each line of their
-/// inputs PREFETCH_AHEAD elements early: there the hardware prefetchers alone fell
-/// behind (spec §9.4: `tools/bounds.sh` row nhwc:infer against kernel:infer, and the
-/// bench figures before and after).
-BN_INLINE int PASS(line_start)(const ST *p) { return ((uintptr_t)p & 63) < 8 * sizeof(ST); }
+/// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 16.
+BN_INLINE long PASS(flat_period)(long C) { return C >= 16 ? C : C * ((16 + C - 1) / C); }
 
-/// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 8.
-BN_INLINE long PASS(flat_period)(long C) { return C >= 8 ? C : C * ((8 + C - 1) / C); }
+/// Elements from p to the next boundary of two output vectors (a whole 64-byte
+/// non-temporal store of float32), at most n.
+BN_INLINE long PASS(to_pair_boundary)(const ST *p, long n) {
+    long head = (long)((-(uintptr_t)p) & (uintptr_t)(2 * ALIGN_BYTES - 1)) / (long)sizeof(ST);
+    return head < n ? head : n;
+}
+
+/// The first n ≤ 8 elements at p (`load_part` below 8), and the store of n ≤ 8.
+BN_INLINE f8 PASS(load_upto8)(const ST *p, long n) { return n == 8 ? LOAD8(p) : PASS(load_part)(p, n); }
+BN_INLINE void PASS(store_upto8)(ST *p, f8 v, long n) { if (n == 8) STORE8(p, v); else PASS(store_part)(p, v, n); }
 
 /// Streaming (or in cache with FLAT_IN_CACHE), C ≤ FLAT_MAX_C: rows [r0, r1) as one flat
-/// run, in vectors aligned to the output, non-temporal stores when `stream`. The vector at
-/// channel phase c takes its coefficients from e[c .. c + 8), e[j] = coefficient[j mod C]
-/// for j < L + 8 (L = `flat_period`); c runs through [0, L) in segments of vectors without
-/// a wrap test (a vector may straddle two rows).
+/// run, 16 values a step from a boundary of two output vectors (non-temporal stores when
+/// `stream`: STREAM16, one 64-byte store of float32), the head and tail up to 8 at a
+/// time. The values at channel phase c take their coefficients from e[c .. c + 16),
+/// e[j] = coefficient[j mod C] for j < L + 16 (L = `flat_period`), so a step needs no
+/// wrap test inside it (its values may straddle rows); c stays in [0, L). Each step asks
+/// for the input lines PREFETCH_AHEAD elements on: with three or four coefficient loads
+/// per vector the hardware prefetchers alone fell behind (spec §9.4: `tools/bounds.sh`
+/// row nhwc:infer against kernel:infer). 16 values a step with one unconditional
+/// prefetch replaced 8 with a line-start test and a loop over segments of the period,
+/// which for small C ran a segment of one or two vectors (spec §9.4 has the A/B).
 BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
                                      const double *shift, const int relu, const int stream, const int nf) {
-    double em[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64;
+    double em[FLAT_MAX_C + 16] ALIGNED64, ek[FLAT_MAX_C + 16] ALIGNED64, eb[FLAT_MAX_C + 16] ALIGNED64;
     const long L = PASS(flat_period)(C);
-    for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ek[j] = scale[cj]; eb[j] = shift[cj]; }
+    for (long j = 0; j < L + 16; j++) { long cj = j % C; em[j] = mean[cj]; ek[j] = scale[cj]; eb[j] = shift[cj]; }
     long i = r0 * C, end = r1 * C, c = 0;
-    long head = PASS(to_boundary)(y + i, end - i);
-    if (head > 0) {
-        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, head), loadd(em), loadd(ek), loadd(eb), relu, nf), head);
-        i += head; c = head % C;
+#define PART(count) { const long h = (count) < 8 ? (count) : 8; \
+        PASS(store_upto8)(y + i, PASS(affine)(PASS(load_upto8)(x + i, h), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf), h); \
+        i += h; c += h; if (c >= L) c -= L; }
+    for (long head = PASS(to_pair_boundary)(y + i, end - i), h0 = i; i - h0 < head;) PART(head - (i - h0))
+    for (; i + 16 <= end; i += 16) {
+        PREFETCH(x + i + PREFETCH_AHEAD);
+        const f8 o0 = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf);
+        const f8 o1 = PASS(affine)(LOAD8(x + i + 8), loadd(em + c + 8), loadd(ek + c + 8), loadd(eb + c + 8), relu, nf);
+        if (stream) STREAM16(y + i, o0, o1); else { STORE8(y + i, o0); STORE8(y + i + 8, o1); }
+        c += 16; if (c >= L) c -= L;
     }
-    while (i + 8 <= end) {
-        long nv = (L - c + 7) / 8, left = (end - i) / 8;
-        if (nv > left) nv = left;
-        for (long v = 0; v < nv; v++, i += 8, c += 8) {
-            if (PASS(line_start)(x + i)) PREFETCH(x + i + PREFETCH_AHEAD);
-            const f8 out = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf);
-            if (stream) STREAM8(y + i, out); else STORE8(y + i, out);
-        }
-        if (c >= L) c -= L;
-    }
-    if (i < end)
-        PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, end - i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf),
-                         end - i);
+    while (i < end) PART(end - i)
+#undef PART
 }
 
 /// Streaming, wide rows: each row aligned on its own (its partial head and tail are at
@@ -685,29 +696,24 @@ BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, S
 BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
                                         const double *mean, const double *a, const double *b, const double *k, const int stream,
                                         const int nf) {
-    double em[FLAT_MAX_C + 8] ALIGNED64, ea[FLAT_MAX_C + 8] ALIGNED64, eb[FLAT_MAX_C + 8] ALIGNED64, ek[FLAT_MAX_C + 8] ALIGNED64;
+    double em[FLAT_MAX_C + 16] ALIGNED64, ea[FLAT_MAX_C + 16] ALIGNED64, eb[FLAT_MAX_C + 16] ALIGNED64, ek[FLAT_MAX_C + 16] ALIGNED64;
     const long L = PASS(flat_period)(C);
-    for (long j = 0; j < L + 8; j++) { long cj = j % C; em[j] = mean[cj]; ea[j] = a[cj]; eb[j] = b[cj]; ek[j] = k[cj]; }
+    for (long j = 0; j < L + 16; j++) { long cj = j % C; em[j] = mean[cj]; ea[j] = a[cj]; eb[j] = b[cj]; ek[j] = k[cj]; }
     long i = r0 * C, end = r1 * C, c = 0;
-    long head = PASS(to_boundary)(dx + i, end - i);
-    if (head > 0) {
-        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, head, em, ea, eb, ek, nf), head);
-        i += head; c = head % C;
+#define PART(count) { const long h = (count) < 8 ? (count) : 8; \
+        PASS(store_upto8)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, h, em + c, ea + c, eb + c, ek + c, nf), h); \
+        i += h; c += h; if (c >= L) c -= L; }
+    for (long head = PASS(to_pair_boundary)(dx + i, end - i), h0 = i; i - h0 < head;) PART(head - (i - h0))
+    for (; i + 16 <= end; i += 16) {
+        PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
+        const f8 o0 = PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf);
+        const f8 o1 = PASS(grad)(LOAD8(x + i + 8), LOAD8(dy + i + 8), mask, i + 8, loadd(em + c + 8), loadd(ea + c + 8),
+                                 loadd(eb + c + 8), loadd(ek + c + 8), nf);
+        if (stream) STREAM16(dx + i, o0, o1); else { STORE8(dx + i, o0); STORE8(dx + i + 8, o1); }
+        c += 16; if (c >= L) c -= L;
     }
-    while (i + 8 <= end) {
-        long nv = (L - c + 7) / 8, left = (end - i) / 8;
-        if (nv > left) nv = left;
-        for (long v = 0; v < nv; v++, i += 8, c += 8) {
-            if (PASS(line_start)(x + i)) {
-                PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
-            }
-            const f8 out = PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf);
-            if (stream) STREAM8(dx + i, out); else STORE8(dx + i, out);
-        }
-        if (c >= L) c -= L;
-    }
-    if (i < end)
-        PASS(store_part)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, end - i, em + c, ea + c, eb + c, ek + c, nf), end - i);
+    while (i < end) PART(end - i)
+#undef PART
 }
 
 /// Streaming, wide rows: as `rows_apply_wide`.
@@ -793,6 +799,10 @@ static const bn_passes TABLE = {
 };
 
 #undef ALIGN_BYTES
+#ifdef STREAM16_DEFAULT
+#undef STREAM16
+#undef STREAM16_DEFAULT
+#endif
 #undef PAIRED
 #undef OUTPUT
 #undef DISPATCH_RELU_STREAM

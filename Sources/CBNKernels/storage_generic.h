@@ -5,6 +5,11 @@
 BN_INLINE f8 f32_load8(const float *p) { f8 v; memcpy(&v, p, sizeof v); return v; }
 BN_INLINE void f32_store8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
 BN_INLINE void f32_stream8(float *p, f8 v) { __builtin_nontemporal_store(v, (f8 *)p); }
+typedef float f16x32 __attribute__((ext_vector_type(16)));
+/// a then b with one 64-byte non-temporal store (two at levels below AVX-512); p is 64-byte aligned.
+BN_INLINE void f32_stream16(float *p, f8 a, f8 b) {
+    __builtin_nontemporal_store(__builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), (f16x32 *)p);
+}
 
 BN_INLINE u8x16 u16_load8(const uint16_t *p) { u8x16 v; memcpy(&v, p, sizeof v); return v; }
 BN_INLINE void u16_store8(uint16_t *p, u8x16 v) { memcpy(p, &v, sizeof v); }
@@ -25,11 +30,13 @@ BN_INLINE void bf16_stream8(uint16_t *p, f8 v) { u16_stream8(p, bf16_narrow_outp
 #define CONVERT8(p, v) f32_store8(p, v)
 #define STORE8(p, v) f32_store8(p, v)
 #define STREAM8(p, v) f32_stream8(p, v)
+#define STREAM16(p, a, b) f32_stream16(p, a, b)
 #define PASS(name) BN_PASTE(name, BN_PASTE(LEVEL, f32))
 #define TABLE PASS(table)
 #define PAIR_STREAMED_RUNS  // see run_apply_sums: float32 only
 #include "passes_template.h"
 #undef PAIR_STREAMED_RUNS
+#undef STREAM16
 #undef ST
 #undef LOAD8
 #undef STORE8

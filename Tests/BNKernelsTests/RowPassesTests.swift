@@ -34,13 +34,13 @@ import Testing
     static func same(_ a: Float, _ b: Float) -> Bool { a.bitPattern == b.bitPattern || (a.isNaN && b.isNaN) }
 
     /// Runs `pass` with plain and with streaming stores, writing `n` values at each offset
-    /// of a buffer of 42s (n + 8 long); the first element that is not `expected(i)` (42
+    /// (< 16) of a buffer of 42s (n + 16 long); the first element that is not `expected(i)` (42
     /// where the pass must not write), described, or nil.
     static func mismatch<T: ExpressibleByIntegerLiteral>(_ n: Int, offsets: [Int], same: (T, T) -> Bool, expected: (Int) -> T,
                                                          _ pass: (UnsafeMutablePointer<T>, Int32) -> Void) -> String? {
         for stream: Int32 in [0, 1] {
             for offset in offsets {
-                var out = [T](repeating: 42, count: n + 8)
+                var out = [T](repeating: 42, count: n + 16)
                 out.withUnsafeMutableBufferPointer { pass($0.baseAddress! + offset, stream) }
                 if let i = (0..<n).first(where: { !same(out[offset + $0], expected($0)) }) {
                     return "stream \(stream) offset \(offset): element \(i)"
@@ -65,8 +65,9 @@ import Testing
                     let c = i % C, v = b[c].addingProduct(Double(x[i]) - m[c], k[c])
                     return Self.output(relu == 1 && v < 0 ? 0 : v)
                 }
-                // Rows [1, R − 1): the walk starts and ends inside the buffer.
-                let bad = Self.mismatch(n, offsets: [0, 1, 3, 4, 7], same: Self.same,
+                // Rows [1, R − 1): the walk starts and ends inside the buffer. Offsets up to 15
+                // put the start at every 64-byte phase (the streaming walk's heads: up to 15 values).
+                let bad = Self.mismatch(n, offsets: [0, 1, 3, 4, 7, 9, 12, 15], same: Self.same,
                                         expected: { i in i >= C && i < (R - 1) * C ? expected[i] : 42 }) { y, stream in
                     p.table.rows_apply(x, y, 1, Int(R - 1), C, m, k, b, relu, stream, nanFree)
                 }
@@ -88,7 +89,7 @@ import Testing
                     let c = i % C, d = masked && mask[i] <= 0 ? 0 : Double(dy[i])
                     return Self.output(b[c].addingProduct(a[c], d).addingProduct(k[c], Double(x[i]) - m[c]))
                 }
-                let bad = Self.mismatch(n, offsets: [0, 2, 5], same: Self.same, expected: { expected[$0] }) { dx, stream in
+                let bad = Self.mismatch(n, offsets: [0, 2, 5, 11, 14], same: Self.same, expected: { expected[$0] }) { dx, stream in
                     mask.withUnsafeBufferPointer { mp in
                         p.table.rows_gradient(x, dy, masked ? mp.baseAddress! : nil, dx, 0, R, C, m, a, b, k, stream, nanFree)
                     }
@@ -156,7 +157,7 @@ import Testing
                 let c = i % C
                 return Float16(Self.output(b[c].addingProduct(Double(Float(x[i])) - m[c], k[c])))
             }
-            let bad = Self.mismatch(n, offsets: [0, 1, 6], same: { $0.bitPattern == $1.bitPattern }, expected: { expected[$0] }) { y, stream in
+            let bad = Self.mismatch(n, offsets: [0, 1, 6, 13], same: { $0.bitPattern == $1.bitPattern }, expected: { expected[$0] }) { y, stream in
                 p.table.rows_apply(x, y, 0, R, C, m, k, b, 0, stream, 1)
             }
             #expect(bad == nil, "C \(C): \(bad ?? "")")
