@@ -605,7 +605,8 @@ BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long 
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
         PASS(store_upto8)(y + i, PASS(affine)(PASS(load_upto8)(x + i, h), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf), h); \
         i += h; c += h; if (c >= L) c -= L; }
-    for (long head = PASS(to_pair_boundary)(y + i, end - i), h0 = i; i - h0 < head;) PART(head - (i - h0))
+    const long aligned = i + PASS(to_pair_boundary)(y + i, end - i);
+    while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
         PREFETCH(x + i + PREFETCH_AHEAD);
         const f8 o0 = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf);
@@ -705,7 +706,8 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
         PASS(store_upto8)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, h, em + c, ea + c, eb + c, ek + c, nf), h); \
         i += h; c += h; if (c >= L) c -= L; }
-    for (long head = PASS(to_pair_boundary)(dx + i, end - i), h0 = i; i - h0 < head;) PART(head - (i - h0))
+    const long aligned = i + PASS(to_pair_boundary)(dx + i, end - i);
+    while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
         PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
         const f8 o0 = PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf);

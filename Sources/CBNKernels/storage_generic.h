@@ -6,7 +6,7 @@ BN_INLINE f8 f32_load8(const float *p) { f8 v; memcpy(&v, p, sizeof v); return v
 BN_INLINE void f32_store8(float *p, f8 v) { memcpy(p, &v, sizeof v); }
 BN_INLINE void f32_stream8(float *p, f8 v) { __builtin_nontemporal_store(v, (f8 *)p); }
 typedef float f16x32 __attribute__((ext_vector_type(16)));
-/// a then b with one 64-byte non-temporal store (two at levels below AVX-512); p is 64-byte aligned.
+/// a then b with one 64-byte non-temporal store (narrower stores below AVX-512); p is 64-byte aligned.
 BN_INLINE void f32_stream16(float *p, f8 a, f8 b) {
     __builtin_nontemporal_store(__builtin_shufflevector(a, b, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15), (f16x32 *)p);
 }
