@@ -533,9 +533,10 @@ static void PASS(rows_sums)(const void *xv, const void *dyv, const void *maskv, 
     else PASS(rows_sums_impl)(x, dy, mask, r0, r1, C, pivot, s, q, g, h);
 }
 
-/// Elements from p to the next output-vector boundary (at most n).
-BN_INLINE long PASS(to_boundary)(const ST *p, long n) {
-    long head = (long)((-(uintptr_t)p) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
+/// Elements from p to the next boundary of `vectors` output vectors (1 or 2; 2: a whole
+/// 64-byte non-temporal store of float32), at most n.
+BN_INLINE long PASS(to_boundary)(const ST *p, long n, long vectors) {
+    long head = (long)((-(uintptr_t)p) & (uintptr_t)(vectors * ALIGN_BYTES - 1)) / (long)sizeof(ST);
     return head < n ? head : n;
 }
 
@@ -574,14 +575,8 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
 /// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 16.
 BN_INLINE long PASS(flat_period)(long C) { return C >= 16 ? C : C * ((16 + C - 1) / C); }
 
-/// Elements from p to the next boundary of two output vectors (a whole 64-byte
-/// non-temporal store of float32), at most n.
-BN_INLINE long PASS(to_pair_boundary)(const ST *p, long n) {
-    long head = (long)((-(uintptr_t)p) & (uintptr_t)(2 * ALIGN_BYTES - 1)) / (long)sizeof(ST);
-    return head < n ? head : n;
-}
-
-/// The first n ≤ 8 elements at p (`load_part` below 8), and the store of n ≤ 8.
+/// The first n ≤ 8 elements at p, and the store of n ≤ 8: `load_part` and `store_part`
+/// (n < 8 only: they stay without a test on the NCHW run tails) with a whole vector at 8.
 BN_INLINE f8 PASS(load_upto8)(const ST *p, long n) { return n == 8 ? LOAD8(p) : PASS(load_part)(p, n); }
 BN_INLINE void PASS(store_upto8)(ST *p, f8 v, long n) { if (n == 8) STORE8(p, v); else PASS(store_part)(p, v, n); }
 
@@ -605,7 +600,7 @@ BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long 
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
         PASS(store_upto8)(y + i, PASS(affine)(PASS(load_upto8)(x + i, h), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf), h); \
         i += h; c += h; if (c >= L) c -= L; }
-    const long aligned = i + PASS(to_pair_boundary)(y + i, end - i);
+    const long aligned = i + PASS(to_boundary)(y + i, end - i, 2);
     while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
         PREFETCH(x + i + PREFETCH_AHEAD);
@@ -624,7 +619,7 @@ BN_INLINE void PASS(rows_apply_wide)(const ST *x, ST *y, long r0, long r1, long 
                                      const double *shift, const int relu, const int nf) {
     for (long r = r0; r < r1; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
-        long c = PASS(to_boundary)(yr, C);
+        long c = PASS(to_boundary)(yr, C, 1);
         if (c > 0)
             PASS(store_part)(yr, PASS(affine)(PASS(load_part)(xr, c), PASS(loadd_part)(mean, c), PASS(loadd_part)(scale, c),
                                               PASS(loadd_part)(shift, c), relu, nf), c);
@@ -706,7 +701,7 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
         PASS(store_upto8)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, h, em + c, ea + c, eb + c, ek + c, nf), h); \
         i += h; c += h; if (c >= L) c -= L; }
-    const long aligned = i + PASS(to_pair_boundary)(dx + i, end - i);
+    const long aligned = i + PASS(to_boundary)(dx + i, end - i, 2);
     while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
         PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
@@ -725,7 +720,7 @@ BN_INLINE void PASS(rows_gradient_wide)(const ST *x, const ST *dy, const ST *mas
                                         const double *mean, const double *a, const double *b, const double *k, const int nf) {
     for (long r = r0; r < r1; r++) {
         const long o = r * C;
-        long c = PASS(to_boundary)(dx + o, C);
+        long c = PASS(to_boundary)(dx + o, C, 1);
         if (c > 0) PASS(store_part)(dx + o, PASS(row_grad)(x + o, dy + o, mask ? mask + o : 0, c, mean, a, b, k, nf), c);
         for (; c + 8 <= C; c += 8)
             STREAM8(dx + o + c, PASS(grad)(LOAD8(x + o + c), LOAD8(dy + o + c), mask, o + c, loadd(mean + c), loadd(a + c), loadd(b + c),
