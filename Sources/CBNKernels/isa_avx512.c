@@ -10,6 +10,7 @@
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx2,fma,f16c"))), apply_to = function)
 
+#define BN_FMA_TARGET  // vector.h: this target has FMA
 #include "vector.h"
 #define LEVEL avx512
 #include "storage_generic.h"

@@ -15,6 +15,7 @@
 
 #pragma clang attribute push(__attribute__((target("avx512f,avx512dq,avx512bw,avx512vl,avx512bf16,avx2,fma,f16c"))), apply_to = function)
 
+#define BN_FMA_TARGET  // vector.h: this target has FMA
 #include "vector.h"
 
 /// A kernel output (RAW_OUTPUTS: its NaNs not yet canonical) → bfloat16 bits. One class

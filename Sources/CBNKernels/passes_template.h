@@ -47,11 +47,28 @@
 
 /// A kernel output d8 → the f8 that STORE8 and STREAM8 receive. `nf` (a constant in
 /// every loop): the caller has proven the output is not a NaN (`nan_free`,
-/// CBNKernels.h), so `narrow`'s NaN test would change nothing and is skipped.
+/// CBNKernels.h), so `narrow`'s NaN test would change nothing and is skipped; or nf is
+/// WATCH (the affine passes), see below.
 #ifdef RAW_OUTPUTS
 #define OUTPUT(r, nf) __builtin_convertvector((r), f8)
 #else
 #define OUTPUT(r, nf) ((nf) ? __builtin_convertvector((r), f8) : narrow(r))
+#endif
+
+/// nf = WATCH: the outputs of an affine pass not proven NaN-free (inference; training
+/// channels the proof refused) skip the NaN test, and each is folded into a watch vector
+/// w = fma(0, o, w), which stays ±0 unless some o is a NaN or ±∞ (0·∞ = NaN). A pass run
+/// so returns whether w stayed clean (`watch`, `watch_clean` in vector.h); when it did not, the caller runs it again with the
+/// test (nf = 0), which writes the same bits over every output. So the result is that of
+/// nf = 0 on any data: where no output is a NaN the test changes nothing; ±∞ outputs only
+/// cost the second run. One single-width FMA per 8 outputs replaces the test's compare and
+/// blend (in cache, inference measured ~20 % faster without the test: spec §9.4). With
+/// RAW_OUTPUTS the stores canonicalise NaNs themselves: nothing to watch (WATCHED_NF = 0).
+#define WATCH 2
+#ifdef RAW_OUTPUTS
+#define WATCHED_NF 0
+#else
+#define WATCHED_NF WATCH
 #endif
 
 /// Copies n < 8 elements with constant-size copies (inlined moves, not a memcpy call:
@@ -191,36 +208,42 @@ BN_INLINE void PASS(finish_sums)(const double *acc, long channels, int with_dy, 
     }
 }
 
-/// y = fma(x − m, k, b), ReLU'd when asked, over one run.
-BN_INLINE f8 PASS(affine)(f8 x, d8 m, d8 k, d8 b, const int relu, const int nf) {
+/// y = fma(x − m, k, b), ReLU'd when asked; with nf = WATCH folded into *w.
+BN_INLINE f8 PASS(affine)(f8 x, d8 m, d8 k, d8 b, const int relu, const int nf, f8 *w) {
     d8 r = fma8(wide(x) - m, k, b);
     if (relu) r = zero_where(r, r < 0);
-    return OUTPUT(r, nf);
+    const f8 o = OUTPUT(r, nf);
+    if (nf == WATCH) *w = watch(*w, o);
+    return o;
 }
 
-BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
-                               const int stream, const int nf) {
+/// Returns 0 when nf = WATCH saw a NaN or ±∞ output (the run is to be done again with
+/// nf = 0), else 1.
+BN_INLINE int PASS(run_apply)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
+                              const int stream, const int nf) {
     const d8 m = splat(mean), k = splat(scale), b = splat(shift);
+    f8 w = 0, w1 = 0;  // two watch chains: one FMA's latency per vector would hold the loop
     long i = 0;
     if (stream) {
         long head = (long)((-(uintptr_t)y) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
-        if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu, nf), head); i = head; }
-        for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
+        if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu, nf, &w), head); i = head; }
+        for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w));
     } else {
 #ifdef STORE16_EO
         for (; i + 16 <= n; i += 16) {  // one coefficient set: the even/odd form needs no relabelling
             f8 xe, xo; LOAD16_EO(x + i, xe, xo);
-            STORE16_EO(y + i, PASS(affine)(xe, m, k, b, relu, nf), PASS(affine)(xo, m, k, b, relu, nf));
+            STORE16_EO(y + i, PASS(affine)(xe, m, k, b, relu, nf, &w), PASS(affine)(xo, m, k, b, relu, nf, &w));
         }
 #endif
         for (; i + 16 <= n; i += 16) {
-            STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
-            STORE8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf));
+            STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w));
+            STORE8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf, &w1));
         }
-        for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
+        for (; i + 8 <= n; i += 8) STORE8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w));
     }
-    if (i < n) PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, n - i), m, k, b, relu, nf), n - i);
+    if (i < n) PASS(store_part)(y + i, PASS(affine)(PASS(load_part)(x + i, n - i), m, k, b, relu, nf, &w), n - i);
+    return nf != WATCH || watch_clean(watch(w, w1));
 }
 
 /// Out of cache, training (with PAIR_STREAMED_RUNS): run x → y's streamed outputs
@@ -234,19 +257,20 @@ BN_INLINE void PASS(run_apply)(const ST *x, ST *y, long n, double mean, double s
 BN_INLINE void PASS(run_apply_sums)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
                                     const int nf, const ST *p, long np, double pivot, double *acc, int first, const ST *next) {
     const d8 m = splat(mean), k = splat(scale), b = splat(shift), pv = splat(pivot);
+    f8 w = 0;  // unused: nf is 0 or 1 here
     long i = (long)((-(uintptr_t)y) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST), j = 0;
     if (i > n) i = n;
-    if (i > 0) PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, i), m, k, b, relu, nf), i);
+    if (i > 0) PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, i), m, k, b, relu, nf, &w), i);
     d8 s0 = 0, s1 = 0, q0 = 0, q1 = 0;
     if (first) acc[16] = acc[33] = acc[50] = acc[67] = 0;
     else { s0 = loadd(acc); s1 = loadd(acc + 8); q0 = loadd(acc + 17); q1 = loadd(acc + 25); }
     for (; i + 16 <= n && j + 16 <= np; i += 16, j += 16) {
         PREFETCH(next + j);
         d8 u = wide(LOAD8(p + j)) - pv, v = wide(LOAD8(p + j + 8)) - pv;
-        STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf));
+        STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w));
         s0 += u; s1 += v;
         q0 = fma8(u, u, q0); q1 = fma8(v, v, q1);
-        STREAM8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf));
+        STREAM8(y + i + 8, PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf, &w));
     }
     stored(acc, s0); stored(acc + 8, s1); stored(acc + 17, q0); stored(acc + 25, q1);
     PASS(run_apply)(x + i, y + i, n - i, mean, scale, shift, relu, 1, nf);  // y + i is aligned: no head
@@ -261,7 +285,8 @@ static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0,
                              const double *scale, const double *shift, int relu, int stream) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { for (long r = r0; r < r1; r++) { long c = r % C; \
-        PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, 0); } }
+        if (!PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, WATCHED_NF)) \
+            PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, 0); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
 }
@@ -316,7 +341,8 @@ static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, lo
             else PASS(run_apply_sums)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, 0, x + at, HW, pivot[e], lanes, b == 0, x + next); } \
         for (; c < a1; c++) { long off = (b * C + c) * HW; \
             if (nan_free && nan_free[c]) PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 1); \
-            else PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 0); } \
+            else if (!PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, WATCHED_NF)) \
+                PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 0); } \
         if (e < s1) PASS(sample_sums)(x, 0, 0, b, N, C, HW, e, s1, pivot, acc + (e - s0) * 4 * BN_ACC_DOUBLES); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
@@ -542,7 +568,8 @@ BN_INLINE long PASS(to_boundary)(const ST *p, long n, long vectors) {
 
 /// The output pass over channels [0, 8V) of `rows` rows, the coefficients in registers.
 BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahead, const double *mean, const double *scale,
-                                 const double *shift, const int V, const int relu, const int nf) {
+                                 const double *shift, const int V, const int relu, const int nf, f8 *watched) {
+    f8 w = *watched, w1 = 0;  // two watch chains (even and odd vectors)
     d8 m[8], k[8], b[8];
     for (int v = 0; v < V; v++) { m[v] = loadd(mean + 8 * v); k[v] = loadd(scale + 8 * v); b[v] = loadd(shift + 8 * v); }
 #ifdef STORE16_EO
@@ -557,19 +584,20 @@ BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahe
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
             if (LINE_START(v + 1)) PREFETCH(xr + 8 * v + 8 + ahead);
             f8 xe, xo; LOAD16_EO(xr + 8 * v, xe, xo);
-            STORE16_EO(yr + 8 * v, PASS(affine)(xe, m[v], k[v], b[v], relu, nf), PASS(affine)(xo, m[v + 1], k[v + 1], b[v + 1], relu, nf));
+            STORE16_EO(yr + 8 * v, PASS(affine)(xe, m[v], k[v], b[v], relu, nf, &w), PASS(affine)(xo, m[v + 1], k[v + 1], b[v + 1], relu, nf, &w));
         }
         if (v < V) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf, v % 2 ? &w1 : &w));
         }
 #else
         for (int v = 0; v < V; v++) {
             if (LINE_START(v)) PREFETCH(xr + 8 * v + ahead);
-            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf));
+            STORE8(yr + 8 * v, PASS(affine)(LOAD8(xr + 8 * v), m[v], k[v], b[v], relu, nf, v % 2 ? &w1 : &w));
         }
 #endif
     }
+    *watched = watch(w, w1);
 }
 
 /// The period of the flat walks' coefficient copies: the least multiple of C that is ≥ 16.
@@ -591,76 +619,84 @@ BN_INLINE void PASS(store_upto8)(ST *p, f8 v, long n) { if (n == 8) STORE8(p, v)
 /// row nhwc:infer against kernel:infer). 16 values a step with one unconditional
 /// prefetch replaced 8 with a line-start test and a loop over segments of the period,
 /// which for small C ran a segment of one or two vectors (spec §9.4 has the A/B).
-BN_INLINE void PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu, const int stream, const int nf) {
+BN_INLINE f8 PASS(rows_apply_flat)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
+                                   const double *shift, const int relu, const int stream, const int nf) {
+    f8 w = 0, w1 = 0;  // two watch chains
     double em[FLAT_MAX_C + 16] ALIGNED64, ek[FLAT_MAX_C + 16] ALIGNED64, eb[FLAT_MAX_C + 16] ALIGNED64;
     const long L = PASS(flat_period)(C);
     for (long j = 0; j < L + 16; j++) { long cj = j % C; em[j] = mean[cj]; ek[j] = scale[cj]; eb[j] = shift[cj]; }
     long i = r0 * C, end = r1 * C, c = 0;
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
-        PASS(store_upto8)(y + i, PASS(affine)(PASS(load_upto8)(x + i, h), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf), h); \
+        PASS(store_upto8)(y + i, PASS(affine)(PASS(load_upto8)(x + i, h), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf, &w), h); \
         i += h; c += h; if (c >= L) c -= L; }
     const long aligned = i + PASS(to_boundary)(y + i, end - i, 2);
     while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
         PREFETCH(x + i + PREFETCH_AHEAD);
-        const f8 o0 = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf);
-        const f8 o1 = PASS(affine)(LOAD8(x + i + 8), loadd(em + c + 8), loadd(ek + c + 8), loadd(eb + c + 8), relu, nf);
+        const f8 o0 = PASS(affine)(LOAD8(x + i), loadd(em + c), loadd(ek + c), loadd(eb + c), relu, nf, &w);
+        const f8 o1 = PASS(affine)(LOAD8(x + i + 8), loadd(em + c + 8), loadd(ek + c + 8), loadd(eb + c + 8), relu, nf, &w1);
         if (stream) STREAM16(y + i, o0, o1); else { STORE8(y + i, o0); STORE8(y + i + 8, o1); }
         c += 16; if (c >= L) c -= L;
     }
     while (i < end) PART(end - i)
 #undef PART
+    return watch(w, w1);
 }
 
 /// Streaming, wide rows: each row aligned on its own (its partial head and tail are at
 /// most 2 of ≥ 64 vectors).
-BN_INLINE void PASS(rows_apply_wide)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu, const int nf) {
+BN_INLINE f8 PASS(rows_apply_wide)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
+                                   const double *shift, const int relu, const int nf) {
+    f8 w = 0;
     for (long r = r0; r < r1; r++) {
         const ST *xr = x + r * C; ST *yr = y + r * C;
         long c = PASS(to_boundary)(yr, C, 1);
         if (c > 0)
             PASS(store_part)(yr, PASS(affine)(PASS(load_part)(xr, c), PASS(loadd_part)(mean, c), PASS(loadd_part)(scale, c),
-                                              PASS(loadd_part)(shift, c), relu, nf), c);
+                                              PASS(loadd_part)(shift, c), relu, nf, &w), c);
         for (; c + 8 <= C; c += 8)
-            STREAM8(yr + c, PASS(affine)(LOAD8(xr + c), loadd(mean + c), loadd(scale + c), loadd(shift + c), relu, nf));
+            STREAM8(yr + c, PASS(affine)(LOAD8(xr + c), loadd(mean + c), loadd(scale + c), loadd(shift + c), relu, nf, &w));
         if (c < C)
             PASS(store_part)(yr + c, PASS(affine)(PASS(load_part)(xr + c, C - c), PASS(loadd_part)(mean + c, C - c),
-                                                  PASS(loadd_part)(scale + c, C - c), PASS(loadd_part)(shift + c, C - c), relu, nf), C - c);
+                                                  PASS(loadd_part)(scale + c, C - c), PASS(loadd_part)(shift + c, C - c), relu, nf, &w), C - c);
     }
+    return w;
 }
 
-BN_INLINE void PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
-                                     const double *shift, const int relu, const int stream, const int nf) {
-    if (C <= 0) return;
+/// Returns 0 when nf = WATCH saw a NaN or ±∞ output (run it again with nf = 0), else 1.
+BN_INLINE int PASS(rows_apply_impl)(const ST *x, ST *y, long r0, long r1, long C, const double *mean, const double *scale,
+                                    const double *shift, const int relu, const int stream, const int nf) {
+    f8 w = 0;
+    if (C <= 0) return 1;
     if (stream || FLAT_IN_CACHE(C)) {
-        if (C <= FLAT_MAX_C) PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu, stream, nf);
-        else PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
-        return;
+        if (C <= FLAT_MAX_C) w = PASS(rows_apply_flat)(x, y, r0, r1, C, mean, scale, shift, relu, stream, nf);
+        else w = PASS(rows_apply_wide)(x, y, r0, r1, C, mean, scale, shift, relu, nf);
+        return nf != WATCH || watch_clean(w);
     }
     const long T = PASS(tile_rows)(C, BN_TILE_ELEMENTS);
     for (long t0 = r0; t0 < r1; t0 += T) {
         const long rows = r1 - t0 < T ? r1 - t0 : T, ahead = T * C;
         const ST *xt = x + t0 * C; ST *yt = y + t0 * C;
         long c = 0;
-#define CHUNK(V) PASS(chunk_apply)(xt + c, yt + c, rows, C, ahead, mean + c, scale + c, shift + c, V, relu, nf)
+#define CHUNK(V) PASS(chunk_apply)(xt + c, yt + c, rows, C, ahead, mean + c, scale + c, shift + c, V, relu, nf, &w)
         CHUNKS(8, CHUNK)
 #undef CHUNK
         if (c < C) {
             const long lanes = C - c;
             const d8 m = PASS(loadd_part)(mean + c, lanes), k = PASS(loadd_part)(scale + c, lanes), b = PASS(loadd_part)(shift + c, lanes);
             for (long r = 0; r < rows; r++)
-                PASS(store_part)(yt + r * C + c, PASS(affine)(PASS(load_part)(xt + r * C + c, lanes), m, k, b, relu, nf), lanes);
+                PASS(store_part)(yt + r * C + c, PASS(affine)(PASS(load_part)(xt + r * C + c, lanes), m, k, b, relu, nf, &w), lanes);
         }
     }
+    return nf != WATCH || watch_clean(w);
 }
 
 static void PASS(rows_apply)(const void *xv, void *yv, long r0, long r1, long C, const double *mean, const double *scale,
                              const double *shift, int relu, int stream, int nan_free) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { if (nan_free) PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, 1); \
-                     else PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, 0); }
+                     else if (!PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, WATCHED_NF)) \
+                         PASS(rows_apply_impl)(x, y, r0, r1, C, mean, scale, shift, R, S, 0); }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
 }
@@ -804,6 +840,8 @@ static const bn_passes TABLE = {
 #endif
 #undef PAIRED
 #undef OUTPUT
+#undef WATCH
+#undef WATCHED_NF
 #undef DISPATCH_RELU_STREAM
 #undef PREFETCH_AHEAD
 #undef FLAT_MAX_C

@@ -37,6 +37,17 @@ BN_INLINE f8 canonical_nans(f8 f) {
 }
 BN_INLINE f8 narrow(d8 v) { return canonical_nans(__builtin_convertvector(v, f8)); }
 BN_INLINE d8 fma8(d8 a, d8 b, d8 c) { return __builtin_elementwise_fma(a, b, c); }
+/// w folded with an output o: w + 0·o — ±0 while every o is finite, NaN from the first
+/// NaN or ±∞ on (0·∞ = NaN, and NaN stays). One single-width FMA per 8 outputs where the
+/// including file's target has FMA (BN_FMA_TARGET), else a multiply and an add (the
+/// baseline's vector fma would be a libm call per lane); the same value either way.
+#ifdef BN_FMA_TARGET
+BN_INLINE f8 watch(f8 w, f8 o) { return __builtin_elementwise_fma((f8)0, o, w); }
+#else
+BN_INLINE f8 watch(f8 w, f8 o) { return w + o * (f8)0; }
+#endif
+/// Whether no output folded into w was a NaN or ±∞.
+BN_INLINE int watch_clean(f8 w) { return !__builtin_reduce_or((i8x32)(w != w)); }
 BN_INLINE d8 splat(double v) { return (d8)v; }
 BN_INLINE d8 loadd(const double *p) { d8 v; memcpy(&v, p, sizeof v); return v; }
 BN_INLINE void stored(double *p, d8 v) { memcpy(p, &v, sizeof v); }
