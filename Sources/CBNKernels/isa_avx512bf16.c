@@ -60,6 +60,19 @@ BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
     q = _mm256_permutexvar_epi16(order, q);
     memcpy(p, &q, sizeof q);
 }
+/// Two output vectors a, b in memory order → the 16 bfloat16 at p (32-byte aligned) with one
+/// 32-byte non-temporal store (STREAM16): one vcvtne2ps2bf16 for both, whose low half is
+/// a's; a pair holding a subnormal or a NaN takes bf16_stream8's path.
+BN_INLINE void bf16_stream16(uint16_t *p, f8 a, f8 b) {
+    if (__builtin_expect((_mm256_fpclass_ps_mask((__m256)a, SPECIAL) | _mm256_fpclass_ps_mask((__m256)b, SPECIAL)) != 0, 0)) {
+        bf16_stream8(p, a);
+        bf16_stream8(p + 8, b);
+        return;
+    }
+    __m256bh h = _mm256_cvtne2ps_pbh((__m256)b, (__m256)a);  // a0 … a7, b0 … b7
+    __m256i q; memcpy(&q, &h, sizeof q);
+    _mm256_stream_si256((__m256i *)p, q);
+}
 #undef SPECIAL
 
 #define BN_PASTE_(a, b) a##_##b
@@ -70,6 +83,7 @@ BN_INLINE void bf16_store16_eo(uint16_t *p, f8 e, f8 o) {
 #define CONVERT8(p, v) bf16_convert8(p, v)
 #define STORE8(p, v) bf16_store8(p, v)
 #define STREAM8(p, v) bf16_stream8(p, v)
+#define STREAM16(p, a, b) bf16_stream16(p, a, b)
 #define LOAD16_EO(p, e, o) bf16_load16_eo(p, &(e), &(o))
 #define STORE16_EO(p, e, o) bf16_store16_eo(p, e, o)
 #define PASS(name) BN_PASTE(name, avx512bf16_bf16)

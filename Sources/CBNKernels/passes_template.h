@@ -34,7 +34,8 @@
 
 #define ALIGN_BYTES (8 * (long)sizeof(ST))
 /// Two output vectors a, b to p and p + 8 with non-temporal stores: as STREAM8 twice
-/// unless the including file gives a wider store (float32: one 64-byte store).
+/// unless the including file gives a wider store (float32: one 64-byte store; bfloat16 at
+/// AVX512_BF16: one conversion of both and one 32-byte store).
 #ifndef STREAM16
 #define STREAM16(p, a, b) (STREAM8(p, a), STREAM8((p) + 8, b))
 #define STREAM16_DEFAULT
@@ -62,7 +63,7 @@
 /// test (nf = 0), which writes the same bits over every output. So the result is that of
 /// nf = 0 on any data: where no output is a NaN the test changes nothing; ±∞ outputs only
 /// cost the second run. One single-width FMA per 8 outputs replaces the test's compare and
-/// blend (in cache, inference measured ~20 % faster without the test: spec §9.4). With
+/// blend (in cache, fused inference 0.276 → 0.240 ms: spec §9.4). With
 /// RAW_OUTPUTS the stores canonicalise NaNs themselves: nothing to watch (WATCHED_NF = 0).
 #define WATCH 2
 #ifdef RAW_OUTPUTS
@@ -96,6 +97,13 @@ BN_INLINE void PASS(store_part)(ST *p, f8 v, long n) {
     ST buf[8];
     STORE8(buf, v);
     PASS(copy_few)(p, buf, n);
+}
+
+/// Elements from p to the next boundary of `vectors` output vectors (1 or 2; 2: a whole
+/// 64-byte non-temporal store of float32, STREAM16), at most n.
+BN_INLINE long PASS(to_boundary)(const ST *p, long n, long vectors) {
+    long head = (long)((-(uintptr_t)p) & (uintptr_t)(vectors * ALIGN_BYTES - 1)) / (long)sizeof(ST);
+    return head < n ? head : n;
 }
 
 // ---- NCHW: runs of HW values of one channel ----
@@ -228,6 +236,13 @@ BN_INLINE int PASS(run_apply)(const ST *x, ST *y, long n, double mean, double sc
         long head = (long)((-(uintptr_t)y) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
         if (head > 0) { PASS(store_part)(y, PASS(affine)(PASS(load_part)(x, head), m, k, b, relu, nf, &w), head); i = head; }
+#ifndef STREAM16_DEFAULT
+        // A wider store of two vectors (float32: 64 bytes; bfloat16 at AVX512_BF16: one
+        // conversion and 32 bytes) from a boundary of two vectors.
+        if (i + 16 <= n && PASS(to_boundary)(y + i, n - i, 2) != 0) { STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w)); i += 8; }
+        for (; i + 16 <= n; i += 16)
+            STREAM16(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w), PASS(affine)(LOAD8(x + i + 8), m, k, b, relu, nf, &w1));
+#endif
         for (; i + 8 <= n; i += 8) STREAM8(y + i, PASS(affine)(LOAD8(x + i), m, k, b, relu, nf, &w));
     } else {
 #ifdef STORE16_EO
@@ -559,12 +574,6 @@ static void PASS(rows_sums)(const void *xv, const void *dyv, const void *maskv, 
     else PASS(rows_sums_impl)(x, dy, mask, r0, r1, C, pivot, s, q, g, h);
 }
 
-/// Elements from p to the next boundary of `vectors` output vectors (1 or 2; 2: a whole
-/// 64-byte non-temporal store of float32), at most n.
-BN_INLINE long PASS(to_boundary)(const ST *p, long n, long vectors) {
-    long head = (long)((-(uintptr_t)p) & (uintptr_t)(vectors * ALIGN_BYTES - 1)) / (long)sizeof(ST);
-    return head < n ? head : n;
-}
 
 /// The output pass over channels [0, 8V) of `rows` rows, the coefficients in registers.
 BN_INLINE void PASS(chunk_apply)(const ST *x, ST *y, long rows, long C, long ahead, const double *mean, const double *scale,

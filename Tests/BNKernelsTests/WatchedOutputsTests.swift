@@ -11,7 +11,10 @@ import Testing
 /// (finite coefficients: ±∞ outputs; k = 0: 0·∞ = NaN from a non-NaN input), at every
 /// level, storage format, walk and alignment, plain and streaming.
 @Suite struct WatchedOutputsTests {
-    enum Poison: CaseIterable { case none, payloadNaNs, infinities }
+    /// tinyOutputs: finite data, k scaled by 2⁻¹³⁴ and β = 0, so that the outputs are float
+    /// subnormals (which bfloat16's vcvtne2ps2bf16 would flush: its stores must take the
+    /// integer form).
+    enum Poison: CaseIterable { case none, payloadNaNs, infinities, tinyOutputs }
 
     /// Storage bits of v (16-bit formats: their 16 bits).
     static func bits<S: StorageElement>(_ v: S) -> UInt32 {
@@ -47,10 +50,11 @@ import Testing
 
     /// Coefficients of C channels, all different, |k| ≤ 2.5 (outputs within float16); channel
     /// 1 gets k = 0 (0·∞ = NaN from an ∞ input).
-    static func coefficients(_ C: Int) -> (m: [Double], k: [Double], b: [Double]) {
-        let m = (0..<C).map { 0.3 + 0.01 * Double($0 % 97) }, b = (0..<C).map { -0.7 + 0.013 * Double($0 % 89) }
+    static func coefficients(_ C: Int, _ poison: Poison) -> (m: [Double], k: [Double], b: [Double]) {
+        let tiny = poison == .tinyOutputs
+        let m = (0..<C).map { 0.3 + 0.01 * Double($0 % 97) }, b = (0..<C).map { tiny ? 0 : -0.7 + 0.013 * Double($0 % 89) }
         let k = (0..<C).map { c -> Double in
-            let size = 0.5 + 0.0193 * Double(c % 101)
+            let size = (0.5 + 0.0193 * Double(c % 101)) * (tiny ? 0x1p-134 : 1)
             return c == 1 ? 0 : c % 2 == 0 ? size : -size
         }
         return (m, k, b)
@@ -82,7 +86,7 @@ import Testing
             // NCHW runs: HW covers 16s, 16s + 8 and a tail, and a run of fewer than 8 values.
             for (N, C, HW) in [(3, 5, 37), (2, 4, 16), (4, 3, 5)] {
                 let channel = { (i: Int) in (i / HW) % C }
-                let x = inputs(N * C * HW, seed: UInt64(C * HW), poison: poison, channel: channel, S.self), (m, k, b) = coefficients(C)
+                let x = inputs(N * C * HW, seed: UInt64(C * HW), poison: poison, channel: channel, S.self), (m, k, b) = coefficients(C, poison)
                 let want = expected(x, channel: channel, m: m, k: k, b: b, relu: relu == 1)
                 Self.reaches(want, poison, S.self, "\(S.self) NCHW \(N)x\(C)x\(HW)")
                 for offset in [0, 3] {
@@ -96,7 +100,7 @@ import Testing
             // tile walk's whole chunks and its C mod 8 tail, and wide rows.
             for C in [3, 8, 13, 24, 64, 600] {
                 let R = RowPassesTests.rows(C), channel = { (i: Int) in i % C }
-                let x = inputs(R * C, seed: UInt64(C) + 7, poison: poison, channel: channel, S.self), (m, k, b) = coefficients(C)
+                let x = inputs(R * C, seed: UInt64(C) + 7, poison: poison, channel: channel, S.self), (m, k, b) = coefficients(C, poison)
                 let want = expected(x, channel: channel, m: m, k: k, b: b, relu: relu == 1)
                 Self.reaches(want, poison, S.self, "\(S.self) NHWC C \(C)")
                 for offset in [0, 5] {
@@ -117,6 +121,8 @@ import Testing
         case .none: #expect(!values.contains { !$0.isFinite }, "\(what): finite data, finite outputs")
         case .payloadNaNs: #expect(values.contains { $0.isNaN }, "\(what): NaN outputs")
         case .infinities: #expect(values.contains { $0.isInfinite } && values.contains { $0.isNaN }, "\(what): ±∞ and 0·∞ outputs")
+        case .tinyOutputs:  // float16 has no such values: they round to ±0 there
+            #expect(S.self == Float16.self || values.filter { $0.isSubnormal }.count > values.count / 16, "\(what): subnormal outputs")
         }
     }
 
