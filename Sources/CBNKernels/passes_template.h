@@ -324,7 +324,14 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
         long head = (long)((-(uintptr_t)dx) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
         if (head > 0) { PARTIAL(0, head) i = head; }
-        for (; i + 8 <= n; i += 8) STREAM8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8, nf));
+#define GRAD_AT(at) PASS(grad)(LOAD8(x + (at)), LOAD8(dy + (at)), mask, at, m8, a8, b8, k8, nf)
+#ifndef STREAM16_DEFAULT
+        // Two vectors per store from a boundary of two vectors, as in run_apply.
+        if (i + 16 <= n && PASS(to_boundary)(dx + i, n - i, 2) != 0) { STREAM8(dx + i, GRAD_AT(i)); i += 8; }
+        for (; i + 16 <= n; i += 16) STREAM16(dx + i, GRAD_AT(i), GRAD_AT(i + 8));
+#endif
+        for (; i + 8 <= n; i += 8) STREAM8(dx + i, GRAD_AT(i));
+#undef GRAD_AT
     } else {
         for (; i + 8 <= n; i += 8) STORE8(dx + i, PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, m8, a8, b8, k8, nf));
     }
