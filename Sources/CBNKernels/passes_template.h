@@ -261,6 +261,13 @@ BN_INLINE int PASS(run_apply)(const ST *x, ST *y, long n, double mean, double sc
     return nf != WATCH || watch_clean(watch(w, w1));
 }
 
+/// run_apply of a run not proven NaN-free: watched, and again with the test when the watch
+/// saw a NaN or ±∞ (WATCH).
+BN_INLINE void PASS(run_apply_unproven)(const ST *x, ST *y, long n, double mean, double scale, double shift, const int relu,
+                                        const int stream) {
+    if (!PASS(run_apply)(x, y, n, mean, scale, shift, relu, stream, WATCHED_NF)) PASS(run_apply)(x, y, n, mean, scale, shift, relu, stream, 0);
+}
+
 /// Out of cache, training (with PAIR_STREAMED_RUNS): run x → y's streamed outputs
 /// (run_apply with stream) and run p's Σu, Σu² (run_sums without dy) in one loop over
 /// both, 16 values of each per step, so that the write stream and the read stream of
@@ -300,8 +307,7 @@ static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0,
                              const double *scale, const double *shift, int relu, int stream) {
     const ST *x = xv; ST *y = yv;
 #define CALL(R, S) { for (long r = r0; r < r1; r++) { long c = r % C; \
-        if (!PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, WATCHED_NF)) \
-            PASS(run_apply)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S, 0); } }
+        PASS(run_apply_unproven)(x + r * HW, y + r * HW, HW, mean[c], scale[c], shift[c], R, S); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
 }
@@ -363,8 +369,7 @@ static void PASS(nchw_forward_step)(const void *xv, void *yv, long N, long C, lo
             else PASS(run_apply_sums)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, 0, x + at, HW, pivot[e], lanes, b == 0, x + next); } \
         for (; c < a1; c++) { long off = (b * C + c) * HW; \
             if (nan_free && nan_free[c]) PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 1); \
-            else if (!PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, WATCHED_NF)) \
-                PASS(run_apply)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S, 0); } \
+            else PASS(run_apply_unproven)(x + off, y + off, HW, mean[c], scale[c], shift[c], R, S); } \
         if (e < s1) PASS(sample_sums)(x, 0, 0, b, N, C, HW, e, s1, pivot, acc + (e - s0) * 4 * BN_ACC_DOUBLES); } }
     DISPATCH_RELU_STREAM(CALL)
 #undef CALL
