@@ -103,7 +103,9 @@ public enum BenchGoals {
 
     /// The goals evaluated on `results`; `peers` and `bounds` from the same session when given.
     public static func evaluate(_ results: [BenchResult], peers: [PeerSpeed]? = nil, bounds: MachineBounds? = nil) -> [BenchGoal] {
-        let main = results.filter { $0.series == "main" }
+        // The goals are about the default modes (not backward-infer, timed on request).
+        let modes = Set(BenchWorkload.Mode.defaults.map(\.rawValue))
+        let main = results.filter { $0.series == "main" && modes.contains($0.mode) }
         func find(_ kernel: String, _ mode: String, _ layout: String, inCache: Bool?) -> [BenchResult] {
             main.filter { $0.kernel == kernel && $0.mode == mode && $0.layout == layout && (inCache == nil || Self.inCache($0) == inCache!) }
         }

@@ -11,6 +11,13 @@ import Foundation
 public final class BenchWorkload {
     public enum Mode: String, CaseIterable, Sendable, Codable {
         case training, inference, backward
+        /// Backward with the statistics given (the running mean and variance: a frozen or
+        /// evaluated BN): dx = γr·dy, and dγ, dβ. On request only, not in the default set.
+        case backwardInfer = "backward-infer"
+        /// The modes `bnspec bench` times when none is named (those of the goals).
+        public static let defaults: [Mode] = [.training, .inference, .backward]
+        /// Whether the kernel reads dy and writes dx (its baseline copies x and dy).
+        public var isBackward: Bool { self == .backward || self == .backwardInfer }
     }
     public static let kernelNames = ["scalar", "simd", "fused", "threaded", "fused-float16", "fused-bfloat16"]
 
@@ -58,7 +65,7 @@ public final class BenchWorkload {
         }
         run = w.run; release = w.release
         let bytes = count * dtype.byteWidth
-        copies = mode == .backward
+        copies = mode.isBackward
             ? [Copy(source: w.x, destination: w.y, bytes: bytes), Copy(source: w.dy, destination: w.y, bytes: bytes)]
             : [Copy(source: w.x, destination: w.y, bytes: bytes)]
     }
@@ -114,6 +121,7 @@ public final class BenchWorkload {
             run = { k.inferenceForward(xb, yb, shape: shape, layout: layout, gamma: p.gamma, beta: p.beta, eps: 1e-5, mean: p.mean,
                                        variance: p.variance) }
         case .backward: run = { _ = k.backward(xb, dyb, yb, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5) }
+        case .backwardInfer: run = { _ = k.backward(xb, dyb, yb, shape, layout, p.gamma, 1e-5, (p.mean, p.variance)) }
         }
         return Workload(run: run, release: { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) },
                         x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), dy: UnsafeRawPointer(dy))
@@ -130,6 +138,9 @@ public final class BenchWorkload {
                                                    mean: p.mean, variance: p.variance, eps: 1e-5) }
         case .backward:
             run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5, statistics: nil) }
+        case .backwardInfer:
+            run = { _ = SIMDBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: p.gamma, eps: 1e-5,
+                                               statistics: (p.mean, p.variance)) }
         }
         return Workload(run: run, release: { Self.deallocateTensor(x); Self.deallocateTensor(y); Self.deallocateTensor(dy) },
                         x: UnsafeRawPointer(x), y: UnsafeMutableRawPointer(y), dy: UnsafeRawPointer(dy))
@@ -153,6 +164,10 @@ public final class BenchWorkload {
         case .inference:
             run = { FusedBatchNorm.inferenceForward(x: x, y: y, shape: shape, layout: layout, gamma: f, beta: f + C, mean: f + 2 * C,
                                                     variance: f + 3 * C, eps: 1e-5, threads: threads) }
+        case .backwardInfer:
+            run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
+                                                 statistics: (UnsafePointer(f + 2 * C), UnsafePointer(f + 3 * C)), dGamma: f + 4 * C, dBeta: f + 5 * C,
+                                                 threads: threads) }
         case .backward:
             run = { try? FusedBatchNorm.backward(x: x, dy: dy, dx: y, shape: shape, layout: layout, gamma: f, eps: 1e-5,
                                                  dGamma: f + 4 * C, dBeta: f + 5 * C, threads: threads) }

@@ -86,7 +86,7 @@ public struct BenchRunner: Sendable {
         }
         let k = Self.median(kt), m = Self.median(mt)
         let tensorBytes = Double(w.shape.elementCount * w.dtype.byteWidth)
-        let moved = tensorBytes * (w.mode == .backward ? 3 : 2)
+        let moved = tensorBytes * (w.mode.isBackward ? 3 : 2)
         return BenchResult(series: series, kernel: w.kernel, mode: w.mode.rawValue, layout: w.layout.rawValue,
                            shape: w.shape.dimensions, threads: w.threads, dtype: w.dtype.rawValue, seconds: k,
                            memcpySeconds: m, ratio: k / m, gbPerSecond: moved / k / 1e9, repeats: kt.count,

@@ -214,12 +214,18 @@ public enum FusedBatchNorm {
         let nd = Double(n)
         /// dx = a·dy + b + k·(x − mean) of channel c from its sums (s, q, g, h about the
         /// pivot); writes dγ, dβ and stores (mean, a, b, k) in `work` (a in `scale`).
+        /// With the statistics given: their r = 1/√(σ² + ε), and (mean, a, b, k) = (μ, γr, 0, 0),
+        /// which do not depend on the sums (the pivot is μ).
+        func given(_ c: Int, _ st: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)) -> Double {
+            let r = 1 / (Double(st.variance[c]) + eps).squareRoot()
+            work.mean[c] = work.pivot[c]; work.scale[c] = Double(gamma[c]) * r; work.b[c] = 0; work.k[c] = 0
+            return r
+        }
         func store(_ c: Int, _ s: Double, _ q: Double, _ g: Double, _ h: Double) {
             let gm = Double(gamma[c]), pivot = work.pivot[c]
             if let st = statistics {
-                let r = 1 / (Double(st.variance[c]) + eps).squareRoot()
+                let r = given(c, st)
                 dBeta[c] = statistic(g); dGamma[c] = statistic(r * h)  // pivot = mean: h = Σdy(x − μ)
-                work.mean[c] = pivot; work.scale[c] = gm * r; work.b[c] = 0; work.k[c] = 0
                 return
             }
             let mOff = s / nd, m2raw = q - s * mOff, v = (m2raw < 0 ? 0 : m2raw) / nd
@@ -262,9 +268,20 @@ public enum FusedBatchNorm {
             }
         case .nhwc, .nc:
             let rows = shape.batch * shape.spatialSize, blocks = rowBlocks(rows: rows)
-            if let st = statistics { for c in 0..<C { work.pivot[c] = Double(st.mean[c]) } } else { passes.pivots(x, stride: 1, count: C, into: work.pivot) }
-            let totals = rowSums(passes, x, dy, mask: reluOutput, rows: rows, channels: C, pivot: work.pivot, sums: 4,
-                                 threads: usefulThreads(threads, elements: shape.elementCount, items: blocks))
+            let sumThreads = usefulThreads(threads, elements: shape.elementCount, items: blocks)
+            if let st = statistics {
+                // The coefficients do not depend on the sums: each tile's gradient is written
+                // right after its sums, while its x and dy are in cache (one read from memory).
+                // The outputs are tested for NaN (no proof without the sums): the same bits.
+                for c in 0..<C { work.pivot[c] = Double(st.mean[c]); _ = given(c, st) }
+                let gradient = RowGradient(dx: dx, mean: work.mean, a: work.scale, b: work.b, k: work.k, stream: stream)
+                let totals = rowSums(passes, x, dy, mask: reluOutput, rows: rows, channels: C, pivot: work.pivot, sums: 4,
+                                     threads: sumThreads, gradient: gradient)
+                for c in 0..<C { store(c, totals[c], totals[C + c], totals[2 * C + c], totals[3 * C + c]) }
+                break
+            }
+            passes.pivots(x, stride: 1, count: C, into: work.pivot)
+            let totals = rowSums(passes, x, dy, mask: reluOutput, rows: rows, channels: C, pivot: work.pivot, sums: 4, threads: sumThreads)
             for c in 0..<C { coefficients(c, totals[c], totals[C + c], totals[2 * C + c], totals[3 * C + c]) }
             let nanFree = work.allNaNFree(C)
             parallelFor(rows, threads: usefulThreads(threads, elements: shape.elementCount, items: rows)) { r in
@@ -275,11 +292,21 @@ public enum FusedBatchNorm {
         if stream != 0 { bn_stream_fence() }
     }
 
+    /// The gradient pass that `rowSums` writes block by block with the sums (backward with
+    /// the statistics given): dx = fma(k, x − mean, fma(a, d, b)) per channel.
+    struct RowGradient {
+        let dx: UnsafeMutableRawPointer, mean: UnsafePointer<Double>, a: UnsafePointer<Double>, b: UnsafePointer<Double>
+        let k: UnsafePointer<Double>, stream: Int32
+    }
+
     /// NHWC/NC statistics: the rows cut into ``rowBlocks(rows:)`` blocks (a number fixed
     /// by the shape), each block's per-channel sums from 0 in row order, then the
     /// blocks' partial sums added in block order. Returns `sums`·C totals (s, q[, g, h]).
+    /// With `gradient` (and dy), each block's gradient is written in the same walk
+    /// (`rows_sums_gradient`).
     static func rowSums(_ passes: Passes, _ x: UnsafeRawPointer, _ dy: UnsafeRawPointer?, mask: UnsafeRawPointer?, rows: Int,
-                        channels C: Int, pivot: UnsafePointer<Double>, sums: Int, threads: Int) -> [Double] {
+                        channels C: Int, pivot: UnsafePointer<Double>, sums: Int, threads: Int,
+                        gradient: RowGradient? = nil) -> [Double] {
         let blocks = rowBlocks(rows: rows)
         let part = UnsafeMutablePointer<Double>.allocate(capacity: max(1, blocks * sums * C))
         part.initialize(repeating: 0, count: max(1, blocks * sums * C))
@@ -287,8 +314,13 @@ public enum FusedBatchNorm {
         parallelFor(blocks, threads: threads) { range in
             for b in range {
                 let base = part + b * sums * C, r = rowRange(block: b, blocks: blocks, rows: rows)
-                passes.table.rows_sums(x, dy, mask, r.lowerBound, r.upperBound, C, pivot, base, base + C,
-                                       dy == nil ? nil : base + 2 * C, dy == nil ? nil : base + 3 * C)
+                if let gr = gradient, let dy {
+                    passes.table.rows_sums_gradient(x, dy, mask, gr.dx, r.lowerBound, r.upperBound, C, pivot, base + 2 * C, base + 3 * C,
+                                                    gr.mean, gr.a, gr.b, gr.k, gr.stream)
+                } else {
+                    passes.table.rows_sums(x, dy, mask, r.lowerBound, r.upperBound, C, pivot, base, base + C,
+                                           dy == nil ? nil : base + 2 * C, dy == nil ? nil : base + 3 * C)
+                }
             }
         }
         var out = [Double](repeating: 0, count: sums * C)

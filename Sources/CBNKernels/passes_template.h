@@ -462,9 +462,9 @@ BN_INLINE d8 PASS(loadd_part)(const double *p, long lanes) {
 /// inside the `rows` rows; the last rows load their m values alone. (A per-row pass with
 /// the sums in memory had spent 62 % of a 64×3×56×56 NHWC step, `perf record`.)
 BN_INLINE void PASS(tail_sums)(const ST *x, const ST *dy, const ST *mask, long rows, long C, long m, const double *pivot,
-                               double *s, double *q, double *g, double *h) {
+                               double *s, double *q, double *g, double *h, const int xs) {
     const d8 p = PASS(loadd_part)(pivot, m);
-    d8 sv = PASS(loadd_part)(s, m), qv = PASS(loadd_part)(q, m), gv = 0, hv = 0;
+    d8 sv = xs ? PASS(loadd_part)(s, m) : (d8)0, qv = xs ? PASS(loadd_part)(q, m) : (d8)0, gv = 0, hv = 0;
     if (dy) { gv = PASS(loadd_part)(g, m); hv = PASS(loadd_part)(h, m); }
     // Rows r whose 8 values from column 0 end inside the rows: r·C + 8 ≤ rows·C − (C − m).
     const long last = rows * C - (C - m) - 8;
@@ -474,7 +474,7 @@ BN_INLINE void PASS(tail_sums)(const ST *x, const ST *dy, const ST *mask, long r
         const long o = r * C;
         const int w = r < whole;
         d8 u = wide(w ? LOAD8(x + o) : PASS(load_part)(x + o, m)) - p;
-        sv += u; qv = fma8(u, u, qv);
+        if (xs) { sv += u; qv = fma8(u, u, qv); }
         if (dy) {
             d8 d = wide(w ? LOAD8(dy + o) : PASS(load_part)(dy + o, m));
             if (mask) d = zero_where(d, wide(w ? LOAD8(mask + o) : PASS(load_part)(mask + o, m)) <= 0);
@@ -483,7 +483,7 @@ BN_INLINE void PASS(tail_sums)(const ST *x, const ST *dy, const ST *mask, long r
     }
     double t[4][8];
     stored(t[0], sv); stored(t[1], qv); stored(t[2], gv); stored(t[3], hv);
-    copy_few_d(s, t[0], m); copy_few_d(q, t[1], m);
+    if (xs) { copy_few_d(s, t[0], m); copy_few_d(q, t[1], m); }
     if (dy) { copy_few_d(g, t[2], m); copy_few_d(h, t[3], m); }
 }
 
@@ -491,10 +491,10 @@ BN_INLINE void PASS(tail_sums)(const ST *x, const ST *dy, const ST *mask, long r
 /// additions of `tail_sums`, in the same row order. Asks for the same columns `ahead`
 /// elements further on (the next tile) as it goes.
 BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long rows, long C, long ahead,
-                                const double *pivot, double *s, double *q, double *g, double *h, const int V) {
+                                const double *pivot, double *s, double *q, double *g, double *h, const int V, const int xs) {
     d8 p[8], sv[8], qv[8], gv[8], hv[8];
     for (int v = 0; v < V; v++) {
-        p[v] = loadd(pivot + 8 * v); sv[v] = loadd(s + 8 * v); qv[v] = loadd(q + 8 * v);
+        p[v] = loadd(pivot + 8 * v); sv[v] = xs ? loadd(s + 8 * v) : (d8)0; qv[v] = xs ? loadd(q + 8 * v) : (d8)0;
         gv[v] = dy ? loadd(g + 8 * v) : (d8)0; hv[v] = dy ? loadd(h + 8 * v) : (d8)0;
     }
 #ifdef LOAD16_EO
@@ -502,7 +502,7 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
     // 8v + 2j + 1 in lane j of v + 1; an odd V's last vector as it is.
 #define RELABEL(A, F, G) { d8 t = F(A[v], A[v + 1]); A[v + 1] = G(A[v], A[v + 1]); A[v] = t; }
     for (int v = 0; v + 2 <= V; v += 2) {
-        RELABEL(p, evens, odds) RELABEL(sv, evens, odds) RELABEL(qv, evens, odds)
+        RELABEL(p, evens, odds) if (xs) { RELABEL(sv, evens, odds) RELABEL(qv, evens, odds) }
         if (dy) { RELABEL(gv, evens, odds) RELABEL(hv, evens, odds) }
     }
     const int W = V / 2 * 2;
@@ -520,8 +520,10 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
             }
             f8 xe, xo; LOAD16_EO(xr + 8 * v, xe, xo);
             d8 ue = wide(xe) - p[v], uo = wide(xo) - p[v + 1];
-            sv[v] += ue; sv[v + 1] += uo;
-            qv[v] = fma8(ue, ue, qv[v]); qv[v + 1] = fma8(uo, uo, qv[v + 1]);
+            if (xs) {
+                sv[v] += ue; sv[v + 1] += uo;
+                qv[v] = fma8(ue, ue, qv[v]); qv[v + 1] = fma8(uo, uo, qv[v + 1]);
+            }
             if (dy) {
                 f8 de, dO; LOAD16_EO(dr + 8 * v, de, dO);
                 d8 d0 = wide(de), d1 = wide(dO);
@@ -537,7 +539,7 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
         for (int v = W; v < V; v++) {
             if (LINE_START(v)) { PREFETCH(xr + 8 * v + ahead); if (dy) PREFETCH(dr + 8 * v + ahead); if (mask) PREFETCH(mr + 8 * v + ahead); }
             d8 u = wide(LOAD8(xr + 8 * v)) - p[v];
-            sv[v] += u; qv[v] = fma8(u, u, qv[v]);
+            if (xs) { sv[v] += u; qv[v] = fma8(u, u, qv[v]); }
             if (dy) {
                 d8 d = wide(LOAD8(dr + 8 * v));
                 if (mask) d = zero_where(d, wide(LOAD8(mr + 8 * v)) <= 0);
@@ -547,12 +549,12 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
     }
 #ifdef LOAD16_EO
     for (int v = 0; v + 2 <= V; v += 2) {
-        RELABEL(sv, interleave_lo, interleave_hi) RELABEL(qv, interleave_lo, interleave_hi)
+        if (xs) { RELABEL(sv, interleave_lo, interleave_hi) RELABEL(qv, interleave_lo, interleave_hi) }
         if (dy) { RELABEL(gv, interleave_lo, interleave_hi) RELABEL(hv, interleave_lo, interleave_hi) }
     }
 #endif
     for (int v = 0; v < V; v++) {
-        stored(s + 8 * v, sv[v]); stored(q + 8 * v, qv[v]);
+        if (xs) { stored(s + 8 * v, sv[v]); stored(q + 8 * v, qv[v]); }
         if (dy) { stored(g + 8 * v, gv[v]); stored(h + 8 * v, hv[v]); }
     }
 }
@@ -561,29 +563,29 @@ BN_INLINE void PASS(chunk_sums)(const ST *x, const ST *dy, const ST *mask, long 
 /// dy 40, more than AVX-512's 32 registers, so some spill (chunks of 4 or 6 vectors with dy were
 /// faster on L2-resident data but not from memory, in an ad-hoc A/B, so the chunk stays 8).
 BN_INLINE void PASS(rows_sums_impl)(const ST *x, const ST *dy, const ST *mask, long r0, long r1, long C,
-                                    const double *pivot, double *s, double *q, double *g, double *h) {
+                                    const double *pivot, double *s, double *q, double *g, double *h, const int xs) {
     if (C <= 0) return;
     const long T = PASS(tile_rows)(C, BN_SUMS_TILE_ELEMENTS);
     for (long t0 = r0; t0 < r1; t0 += T) {
         const long rows = r1 - t0 < T ? r1 - t0 : T, o = t0 * C, ahead = T * C;
         const ST *xt = x + o, *dt = dy ? dy + o : 0, *mt = mask ? mask + o : 0;
         long c = 0;
-#define CHUNK(V) PASS(chunk_sums)(xt + c, dt ? dt + c : 0, mt ? mt + c : 0, rows, C, ahead, pivot + c, s + c, q + c, \
-                                  dy ? g + c : 0, dy ? h + c : 0, V)
+#define CHUNK(V) PASS(chunk_sums)(xt + c, dt ? dt + c : 0, mt ? mt + c : 0, rows, C, ahead, pivot + c, xs ? s + c : 0, xs ? q + c : 0, \
+                                  dy ? g + c : 0, dy ? h + c : 0, V, xs)
         CHUNKS(8, CHUNK)
 #undef CHUNK
         if (c < C)
-            PASS(tail_sums)(xt + c, dt ? dt + c : 0, mt ? mt + c : 0, rows, C, C - c, pivot + c, s + c, q + c, dy ? g + c : 0,
-                            dy ? h + c : 0);
+            PASS(tail_sums)(xt + c, dt ? dt + c : 0, mt ? mt + c : 0, rows, C, C - c, pivot + c, xs ? s + c : 0, xs ? q + c : 0, dy ? g + c : 0,
+                            dy ? h + c : 0, xs);
     }
 }
 
 static void PASS(rows_sums)(const void *xv, const void *dyv, const void *maskv, long r0, long r1, long C,
                             const double *pivot, double *s, double *q, double *g, double *h) {
     const ST *x = xv, *dy = dyv, *mask = maskv;
-    if (!dy) PASS(rows_sums_impl)(x, 0, 0, r0, r1, C, pivot, s, q, 0, 0);
-    else if (!mask) PASS(rows_sums_impl)(x, dy, 0, r0, r1, C, pivot, s, q, g, h);
-    else PASS(rows_sums_impl)(x, dy, mask, r0, r1, C, pivot, s, q, g, h);
+    if (!dy) PASS(rows_sums_impl)(x, 0, 0, r0, r1, C, pivot, s, q, 0, 0, 1);
+    else if (!mask) PASS(rows_sums_impl)(x, dy, 0, r0, r1, C, pivot, s, q, g, h, 1);
+    else PASS(rows_sums_impl)(x, dy, mask, r0, r1, C, pivot, s, q, g, h, 1);
 }
 
 
@@ -747,21 +749,31 @@ BN_INLINE void PASS(chunk_gradient)(const ST *x, const ST *dy, const ST *mask, S
     }
 }
 
-/// As `rows_apply_flat`.
-BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
-                                        const double *mean, const double *a, const double *b, const double *k, const int stream,
-                                        const int nf) {
-    double em[FLAT_MAX_C + 16] ALIGNED64, ea[FLAT_MAX_C + 16] ALIGNED64, eb[FLAT_MAX_C + 16] ALIGNED64, ek[FLAT_MAX_C + 16] ALIGNED64;
-    const long L = PASS(flat_period)(C);
-    for (long j = 0; j < L + 16; j++) { long cj = j % C; em[j] = mean[cj]; ea[j] = a[cj]; eb[j] = b[cj]; ek[j] = k[cj]; }
-    long i = r0 * C, end = r1 * C, c = 0;
+/// The coefficient tables of the flat gradient walk (`rows_apply_flat`): e[j] = the
+/// channel (j mod C) coefficient for j < `flat_period`(C) + 16.
+typedef struct { double m[FLAT_MAX_C + 16] ALIGNED64, a[FLAT_MAX_C + 16] ALIGNED64, b[FLAT_MAX_C + 16] ALIGNED64,
+                        k[FLAT_MAX_C + 16] ALIGNED64; long L; } PASS(flat_gradient_table);
+
+BN_INLINE void PASS(flat_gradient_fill)(PASS(flat_gradient_table) *e, long C, const double *mean, const double *a, const double *b,
+                                        const double *k) {
+    e->L = PASS(flat_period)(C);
+    for (long j = 0; j < e->L + 16; j++) { long cj = j % C; e->m[j] = mean[cj]; e->a[j] = a[cj]; e->b[j] = b[cj]; e->k[j] = k[cj]; }
+}
+
+/// The flat gradient walk over elements [i, end) of whole rows (i a multiple of C), with
+/// the tables of `flat_gradient_fill`: as `rows_apply_flat`.
+BN_INLINE void PASS(flat_gradient_walk)(const ST *x, const ST *dy, const ST *mask, ST *dx, long i, long end,
+                                        const PASS(flat_gradient_table) *e, long ahead, const int stream, const int nf) {
+    const double *em = e->m, *ea = e->a, *eb = e->b, *ek = e->k;
+    const long L = e->L;
+    long c = 0;
 #define PART(count) { const long h = (count) < 8 ? (count) : 8; \
         PASS(store_upto8)(dx + i, PASS(row_grad)(x + i, dy + i, mask ? mask + i : 0, h, em + c, ea + c, eb + c, ek + c, nf), h); \
         i += h; c += h; if (c >= L) c -= L; }
     const long aligned = i + PASS(to_boundary)(dx + i, end - i, 2);
     while (i < aligned) PART(aligned - i)
     for (; i + 16 <= end; i += 16) {
-        PREFETCH(x + i + PREFETCH_AHEAD); PREFETCH(dy + i + PREFETCH_AHEAD); if (mask) PREFETCH(mask + i + PREFETCH_AHEAD);
+        PREFETCH(x + i + ahead); PREFETCH(dy + i + ahead); if (mask) PREFETCH(mask + i + ahead);
         const f8 o0 = PASS(grad)(LOAD8(x + i), LOAD8(dy + i), mask, i, loadd(em + c), loadd(ea + c), loadd(eb + c), loadd(ek + c), nf);
         const f8 o1 = PASS(grad)(LOAD8(x + i + 8), LOAD8(dy + i + 8), mask, i + 8, loadd(em + c + 8), loadd(ea + c + 8),
                                  loadd(eb + c + 8), loadd(ek + c + 8), nf);
@@ -770,6 +782,15 @@ BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mas
     }
     while (i < end) PART(end - i)
 #undef PART
+}
+
+/// As `rows_apply_flat`.
+BN_INLINE void PASS(rows_gradient_flat)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
+                                        const double *mean, const double *a, const double *b, const double *k, const int stream,
+                                        const int nf) {
+    PASS(flat_gradient_table) e;
+    PASS(flat_gradient_fill)(&e, C, mean, a, b, k);
+    PASS(flat_gradient_walk)(x, dy, mask, dx, r0 * C, r1 * C, &e, PREFETCH_AHEAD, stream, nf);
 }
 
 /// Streaming, wide rows: as `rows_apply_wide`.
@@ -823,6 +844,40 @@ static void PASS(rows_gradient)(const void *xv, const void *dyv, const void *mas
 #undef CALL
 }
 
+/// Backward with the statistics given: rows [r0, r1) tile by tile (BN_SUMS_TILE_ELEMENTS
+/// values of each tensor), each tile's Σd and Σd·u added as `rows_sums` adds them (Σu and
+/// Σu², which the statistics make unneeded, are not computed), then its gradient written
+/// as `rows_gradient` writes it with nan_free 0, while the tile's x and dy are still in
+/// cache: x and dy are read from memory once, not twice. The flat gradient walk asks for
+/// the lines two tiles on (the statistics only one): the requests then go out in both
+/// phases of a tile, not in its statistics alone, which left memory idle while the
+/// gradient ran (spec §9.4).
+BN_INLINE void PASS(rows_sums_gradient_impl)(const ST *x, const ST *dy, const ST *mask, ST *dx, long r0, long r1, long C,
+                                             const double *pivot, double *g, double *h, const double *mean,
+                                             const double *a, const double *b, const double *k, const int stream) {
+    if (C <= 0) return;
+    const long T = PASS(tile_rows)(C, BN_SUMS_TILE_ELEMENTS);
+    const int flat = (stream || FLAT_IN_CACHE(C)) && C <= FLAT_MAX_C;
+    PASS(flat_gradient_table) e;
+    if (flat) PASS(flat_gradient_fill)(&e, C, mean, a, b, k);  // once, not per tile
+    for (long t0 = r0; t0 < r1; t0 += T) {
+        const long t1 = r1 - t0 < T ? r1 : t0 + T;
+        PASS(rows_sums_impl)(x, dy, mask, t0, t1, C, pivot, 0, 0, g, h, 0);
+        if (flat) PASS(flat_gradient_walk)(x, dy, mask, dx, t0 * C, t1 * C, &e, 2 * T * C, stream, 0);
+        else PASS(rows_gradient_impl)(x, dy, mask, dx, t0, t1, C, mean, a, b, k, stream, 0);
+    }
+}
+
+static void PASS(rows_sums_gradient)(const void *xv, const void *dyv, const void *maskv, void *dxv, long r0, long r1, long C,
+                                     const double *pivot, double *g, double *h, const double *mean, const double *a, const double *b,
+                                     const double *k, int stream) {
+    const ST *x = xv, *dy = dyv, *mask = maskv; ST *dx = dxv;
+#define CALL(M, S) PASS(rows_sums_gradient_impl)(x, dy, M, dx, r0, r1, C, pivot, g, h, mean, a, b, k, S);
+    if (mask) { if (stream) CALL(mask, 1) else CALL(mask, 0) }
+    else { if (stream) CALL(0, 1) else CALL(0, 0) }
+#undef CALL
+}
+
 // ---- conversions, for tests ----
 
 static void PASS(widen)(const void *srcv, float *dst, long count) {
@@ -851,7 +906,7 @@ static void PASS(narrow)(const float *src, void *dstv, long count) {
 
 static const bn_passes TABLE = {
     PASS(nchw_forward_step), PASS(nchw_backward_step), PASS(runs_apply),
-    PASS(rows_sums), PASS(rows_apply), PASS(rows_gradient), PASS(pivots), PASS(widen), PASS(narrow),
+    PASS(rows_sums), PASS(rows_apply), PASS(rows_gradient), PASS(rows_sums_gradient), PASS(pivots), PASS(widen), PASS(narrow),
 };
 
 #undef ALIGN_BYTES

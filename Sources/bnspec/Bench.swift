@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
         abstract: "Time the kernels against memcpy of the same bytes (median of interleaved runs); check the speed goals.")
 
     @Option(name: .customLong("kernel"), help: "Kernels to time (repeatable; default: all).") var kernels: [String] = []
-    @Option(name: .customLong("mode"), help: "training, inference or backward (repeatable; default: all).") var modes: [String] = []
+    @Option(name: .customLong("mode"), help: "training, inference, backward or backward-infer (backward with the running statistics given; repeatable; default: the first three).") var modes: [String] = []
     @Option(name: .customLong("layout"), help: "NCHW, NHWC or NC (repeatable; default: NCHW and NHWC).") var layouts: [String] = []
     @Option(name: .customLong("shape"), help: "Shapes NxCxHxW (repeatable; default: 32x64x28x28 and 64x256x56x56).")
     var shapes: [String] = []
@@ -63,9 +63,9 @@ struct Bench: ParsableCommand {
             for k in names where !BenchWorkload.kernelNames.contains(k) {
                 throw BNError.invalidArgument("unknown kernel '\(k)' (expected one of \(BenchWorkload.kernelNames.joined(separator: ", ")))")
             }
-            let ms = try (modes.isEmpty ? BenchWorkload.Mode.allCases.map(\.rawValue) : modes).map { m in
+            let ms = try (modes.isEmpty ? BenchWorkload.Mode.defaults.map(\.rawValue) : modes).map { m in
                 guard let mode = BenchWorkload.Mode(rawValue: m) else {
-                    throw BNError.invalidArgument("unknown mode '\(m)' (expected training, inference or backward)")
+                    throw BNError.invalidArgument("unknown mode '\(m)' (expected training, inference, backward or backward-infer)")
                 }
                 return mode
             }

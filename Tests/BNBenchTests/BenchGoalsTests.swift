@@ -169,8 +169,8 @@ import Glibc
         for mode in BenchWorkload.Mode.allCases {
             let w = try BenchWorkload(kernel: "fused", mode: mode, layout: .nchw, shape: shape, threads: 1)
             let tensor = shape.elementCount * 4
-            #expect(w.copyBytes == tensor * (mode == .backward ? 2 : 1))
-            #expect(w.copies.count == (mode == .backward ? 2 : 1))
+            #expect(w.copyBytes == tensor * (mode.isBackward ? 2 : 1))
+            #expect(w.copies.count == (mode.isBackward ? 2 : 1))
             let out = w.copies[0].destination.assumingMemoryBound(to: Float.self)
             w.run()
             let first = (0..<shape.elementCount).map { out[$0] }

@@ -89,6 +89,14 @@ typedef struct bn_passes {
     /// `nan_free` as for `rows_apply`.
     void (*rows_gradient)(const void *x, const void *dy, const void *mask, void *dx, long r0, long r1, long C,
                           const double *mean, const double *a, const double *b, const double *k, int stream, int nan_free);
+    /// Backward with the statistics given (the coefficients do not depend on the sums):
+    /// the g and h of `rows_sums` with dy over rows [r0, r1) (Σd, Σd·u; Σu and Σu² are not
+    /// computed), and `rows_gradient` over the same rows with nan_free 0 — the same bits —
+    /// in one walk of tiles of BN_SUMS_TILE_ELEMENTS values, each tile's gradient written
+    /// while its x and dy are in cache (read from memory once, not twice).
+    void (*rows_sums_gradient)(const void *x, const void *dy, const void *mask, void *dx, long r0, long r1, long C,
+                               const double *pivot, double *g, double *h, const double *mean, const double *a, const double *b,
+                               const double *k, int stream);
     /// out[c] = x[c · stride] widened (exactly) to double, for c < count: the pivots.
     void (*pivots)(const void *x, long stride, long count, double *out);
     /// Converts `count` values of the storage format to float (exact) and back (one
