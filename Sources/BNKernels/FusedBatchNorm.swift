@@ -212,15 +212,15 @@ public enum FusedBatchNorm {
         let work = ChannelWorkspace(channels: C, statistics: layout == .nchw)
         defer { work.deallocate() }
         let nd = Double(n)
-        /// dx = a·dy + b + k·(x − mean) of channel c from its sums (s, q, g, h about the
-        /// pivot); writes dγ, dβ and stores (mean, a, b, k) in `work` (a in `scale`).
-        /// With the statistics given: their r = 1/√(σ² + ε), and (mean, a, b, k) = (μ, γr, 0, 0),
-        /// which do not depend on the sums (the pivot is μ).
+        /// With the statistics given: their r = 1/√(σ² + ε), and (mean, a, b, k) = (μ, γr, 0, 0)
+        /// stored in `work`, which do not depend on the sums (the pivot is μ).
         func given(_ c: Int, _ st: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)) -> Double {
             let r = 1 / (Double(st.variance[c]) + eps).squareRoot()
             work.mean[c] = work.pivot[c]; work.scale[c] = Double(gamma[c]) * r; work.b[c] = 0; work.k[c] = 0
             return r
         }
+        /// dx = a·dy + b + k·(x − mean) of channel c from its sums (s, q, g, h about the
+        /// pivot); writes dγ, dβ and stores (mean, a, b, k) in `work` (a in `scale`).
         func store(_ c: Int, _ s: Double, _ q: Double, _ g: Double, _ h: Double) {
             let gm = Double(gamma[c]), pivot = work.pivot[c]
             if let st = statistics {
