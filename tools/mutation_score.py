@@ -36,6 +36,11 @@ EXPECTED = {
     "fp16-accumulation": "Σx accumulated in float16",
     "nan-to-zero": "NaN turned into 0",
 }
+# Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
+# a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but
+# is too large in every channel; γ and β swapped from channel 8 on is, for C = 9, the tail of a
+# 4-wide loop, which the audit's other channel counts contradict.
+UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".
@@ -83,15 +88,16 @@ def main():
         rows.append(("(honest numpy-sync)", honest["failed"], honest["passed"], "—", honest["failed"] == 0))
         ok &= honest["failed"] == 0
         mutants = [(bug, want, f"tools/adapters/numpy_mutant.py {bug}", None) for bug, want in EXPECTED.items()] + \
-                  [(f"sync {bug}", want, f"tools/adapters/numpy_sync_bn.py {bug}", "sync-") for bug, want in EXPECTED_SYNC.items()]
+                  [(f"sync {bug}", want, f"tools/adapters/numpy_sync_bn.py {bug}", "sync-") for bug, want in EXPECTED_SYNC.items()] + \
+                  [(bug, None, f"tools/adapters/numpy_mutant.py {bug}", None) for bug in UNEXPLAINED]
         for bug, want, adapter, match in mutants:
             r = audit(bnspec, f"{a.python} {adapter}", tmp, match)
             # The most frequent named cause must be the bug's; no named cause may be another bug's
             # ("unexplained" is allowed; "either A, or B" counts when one of them is the bug).
             causes = sorted(((k, v) for k, v in r["causes"].items() if k != "unexplained"), key=lambda kv: -kv[1])
             named = causes[0][0] if causes else "unexplained"
-            wrong = [k for k, _ in causes if want not in k and not any(t in k for t in ALSO_RIGHT.get(bug, ()))]
-            good = r["failed"] > 0 and want in named and not wrong
+            wrong = [k for k, _ in causes if want is None or (want not in k and not any(t in k for t in ALSO_RIGHT.get(bug, ())))]
+            good = r["failed"] > 0 and (want is None or want in named) and not wrong
             ok &= good
             rows.append((bug, r["failed"], r["passed"], named + (f" (WRONG: {wrong})" if wrong else ""), good))
     honest_rows = 4
@@ -103,7 +109,8 @@ def main():
     else:
         for bug, f, p, named, good in rows:
             print(f"{'ok ' if good else 'BAD'} {bug:<34} failed {f:>4}  passed {p:>4}  cause: {named}")
-    print(f"\nmutation score: {caught}/{len(EXPECTED) + len(EXPECTED_SYNC)} mutants caught with the right cause and no wrong one; honest adapters "
+    print(f"\nmutation score: {caught}/{len(EXPECTED) + len(EXPECTED_SYNC) + len(UNEXPLAINED)} mutants caught with the right cause "
+          f"(none for the last {len(UNEXPLAINED)}) and no wrong one; honest adapters "
           f"{'pass' if all(r[4] for r in rows[:honest_rows]) else 'FAIL'}")
     sys.exit(0 if ok else 1)
 

@@ -73,6 +73,9 @@ public struct AuditResult: Codable, Sendable {
     /// Training cases: the batch weight asked for and the one the returned running mean implies
     /// (for the audit-wide ``WeightFit``; not encoded).
     var weightPoint: WeightFit.Point?
+    /// Numeric failures: the case's channel count and its channels with an element beyond
+    /// tolerance (for the audit-wide check of a vector-loop-tail cause; not encoded).
+    var channels = 0, failingChannels: [Int] = []
     /// The case's storage dtype (float32, float16, …).
     public var dtype: String = ""
     /// Seconds the case took (request, answer, judging).
@@ -190,6 +193,17 @@ public struct AuditReport: Codable, Sendable {
                     results[i].evidence.append("dx is the training backward about the batch mean with the variance v′ its scale implies: "
                         + "|v′ − v|/v = \(Fits.list(pts.map(\.error))) at κ = \(Fits.list(pts.map(\.kappa)))")
                 }
+            }
+        }
+        // A vector loop's tail named case by case stands only if no unexplained failure of the
+        // audit lies outside its own tail (Patterns.tailContradiction).
+        for width in Set(results.compactMap { Patterns.tailWidth($0.likelyCause) }) {
+            let failures = results.filter { $0.isNumericFailure && ($0.likelyCause == nil || Patterns.tailWidth($0.likelyCause) == width) }
+                .map { (id: $0.caseID, channels: $0.channels, failing: $0.failingChannels) }
+            guard let against = Patterns.tailContradiction(width: width, among: failures) else { continue }
+            for i in results.indices where Patterns.tailWidth(results[i].likelyCause) == width {
+                results[i].evidence.append("the last C mod \(width) channels are the wrong ones here, but not across this audit: \(against)")
+                results[i].likelyCause = nil
             }
         }
         // The running update's weight rule across cases replaces single-case weight causes (one
@@ -462,6 +476,7 @@ public struct Audit {
             if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared
                 let d = Diagnosis.of(problem)
                 r.likelyCause = d.cause; r.evidence = d.evidence
+                r.channels = problem.channels; r.failingChannels = Patterns.failures(problem).channels.sorted()
             }
         }
         return r

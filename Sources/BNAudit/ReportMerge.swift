@@ -159,7 +159,7 @@ extension AuditResult {
     public struct FitInputs: Codable, Sendable, Equatable {
         public var cause: String?
         public var evidence: [String]
-        /// [κ, relative error of the variance] per channel.
+        /// [κ, relative error of the variance, its sign (+1, −1, 0: unknown)] per channel.
         public var variancePoints: [[Double]]
         /// [asked, used] batch weight.
         public var weightPoint: [Double]?
@@ -167,28 +167,35 @@ extension AuditResult {
         public var backwardVariancePoints: [[Double]]?
         public var computeRoundoff: Double
         public var meanWithinTolerance: Bool
+        /// A numeric failure's channel count and failing channels (the vector-loop-tail check).
+        public var channels: Int?
+        public var failingChannels: [Int]?
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
+            case channels, failingChannels = "failing_channels"
         }
 
         init(_ r: AuditResult) {
             cause = r.likelyCause; evidence = r.evidence
-            variancePoints = r.variancePoints.map { [$0.kappa, $0.error] }
+            variancePoints = r.variancePoints.map { [$0.kappa, $0.error, $0.sign] }
             weightPoint = r.weightPoint.map { [$0.asked, $0.used] }
             backwardVariancePoints = r.backwardVariancePoints.isEmpty ? nil : r.backwardVariancePoints.map { [$0.kappa, $0.error] }
             computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
+            channels = r.failingChannels.isEmpty ? nil : r.channels
+            failingChannels = r.failingChannels.isEmpty ? nil : r.failingChannels
         }
 
         /// `r` as it was before the fits, for fitting again.
         func restore(_ r: AuditResult) -> AuditResult {
             var r = r
             r.likelyCause = cause; r.evidence = evidence
-            r.variancePoints = variancePoints.compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
+            r.variancePoints = variancePoints.compactMap { $0.count >= 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1], sign: $0.count > 2 ? $0[2] : 0) : nil }
             r.weightPoint = weightPoint.flatMap { $0.count == 2 ? WeightFit.Point(asked: $0[0], used: $0[1]) : nil }
             r.backwardVariancePoints = (backwardVariancePoints ?? []).compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
             r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
+            r.channels = channels ?? 0; r.failingChannels = failingChannels ?? []
             return r
         }
     }

@@ -39,6 +39,21 @@ import Testing
         try Self.expectCaught(try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)"), bug: bug, expected: expected)
     }
 
+    /// Bugs no model names (an outside red team's): caught, with no cause named. A variance
+    /// taken about the mean rounded to float16 grows like κ², as a one-pass variance does, but
+    /// is too large in nearly every channel (spec/AUDIT.md: "biased"); γ and β swapped from
+    /// channel 8 on looks, with C = 9, like the tail of a 4-wide loop, which the audit's C = 16
+    /// case contradicts. Before those checks the first was named one-pass and the second a tail.
+    @Test(arguments: ["variance-about-f16-mean", "gamma-beta-swapped-from-c8"])
+    func mutantWithoutAModelIsCaughtAndNamedNothing(bug: String) throws {
+        try Self.requireNumPy()
+        // The whole suite, as `bnspec audit` runs it: the cross-case checks need its channel counts.
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        #expect(r.failed > 0, "mutant \(bug) escaped the audit")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "mutant \(bug): a cause named: \(r.causes)")
+        if bug == "variance-about-f16-mean" { #expect(r.varianceGrowth?.algorithm == "biased", "\(String(describing: r.varianceGrowth))") }
+    }
+
     /// The higher-order cases (spec §12): the closed-form NumPy adapter passes in float32 and
     /// float64; each of its three bugs fails, named as ``BNCalibration/HigherOrderCalibrationKernel``'s
     /// mutant of the same bug is.

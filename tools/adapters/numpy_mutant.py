@@ -15,7 +15,9 @@ from bnspec import param_shape, reduce_axes, serve
 
 BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wrong-running-estimator", "momentum-swapped",
         "running-not-updated", "per-sample-statistics", "gamma-beta-swapped", "nhwc-off-by-one", "backward-missing-mean-term",
-        "backward-missing-xhat-term", "inference-uses-batch-statistics", "fp16-accumulation", "nan-to-zero"]
+        "backward-missing-xhat-term", "inference-uses-batch-statistics", "fp16-accumulation", "nan-to-zero",
+        # Bugs no model of the audit names: it must catch them and name no cause (a red team's).
+        "variance-about-f16-mean", "gamma-beta-swapped-from-c8"]
 
 
 def channel_values(x, layout, c):
@@ -30,6 +32,11 @@ class Mutant(NumpyBN):
         self.name = f"numpy-mutant:{bug}"
 
     def stats(self, req, x):
+        if self.bug == "variance-about-f16-mean":  # the right mean; the variance about it rounded to float16
+            x, m, _, n = super().stats(req, x)
+            c = m.astype(np.float16).astype(F)
+            d = x - c.reshape(param_shape(x.ndim, req["layout"], c.size))
+            return x, m, (d * d).mean(axis=reduce_axes(x.ndim, req["layout"]), dtype=F), n
         if self.bug not in ("one-pass-variance", "fp16-accumulation"):
             return super().stats(req, x)
         layout = req["layout"]
@@ -59,6 +66,9 @@ class Mutant(NumpyBN):
         eps = F(self.opt(req, "eps"))
         if self.bug == "gamma-beta-swapped":
             g, b = b, g
+        if self.bug == "gamma-beta-swapped-from-c8":  # channels 8 on only: with C = 9, the "tail" of a 4-wide loop
+            g, b = g.copy(), b.copy()
+            g[8:], b[8:] = b[8:].copy(), g[8:].copy()
         if self.bug == "nhwc-off-by-one" and layout != "NCHW":
             g, b, m, v = (np.roll(a, -1) for a in (g, b, m, v))
         if self.bug == "eps-outside-sqrt":

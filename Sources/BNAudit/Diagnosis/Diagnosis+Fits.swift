@@ -295,7 +295,8 @@ extension Fits {
         }
         return (0..<p.channels).compactMap { c in
             guard v[c] > 0, resolved[c], implied[c].isFinite else { return nil }
-            return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(implied[c] - v[c]) / v[c])
+            let d = implied[c] - v[c]
+            return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(d) / v[c], sign: d > 0 ? 1 : d < 0 ? -1 : 0)
         }
     }
 }

@@ -38,22 +38,7 @@ enum Patterns {
     /// is wrong. Nil when the failures have no such shape.
     static func location(_ p: DiagnosisProblem) -> String? {
         let C = p.channels
-        var failingChannels = Set<Int>()
-        var positions: [Int] = []   // in-channel positions of failing tensor elements
-        var tensorOutputs = 0
-        for name in p.got.keys {
-            let f = p.failing(name)
-            guard let count = p.got[name]?.count, !f.isEmpty else { continue }
-            if count == C || count == C * p.spec.steps || count == C * p.spec.gradientRows {
-                for i in f { failingChannels.insert(i % C) }
-            } else {
-                tensorOutputs += 1
-                let fs = Set(f)
-                for c in 0..<C {
-                    for (k, i) in p.indices(c).enumerated() where fs.contains(i) { failingChannels.insert(c); positions.append(k) }
-                }
-            }
-        }
+        let (failingChannels, positions, tensorOutputs) = failures(p)
         guard !failingChannels.isEmpty else { return nil }
         // A vector loop over channels exists in channels-last layouts only; its tail must fail
         // systematically (most elements of each tail channel) while every other channel passes,
@@ -83,6 +68,51 @@ enum Patterns {
             let perChannel = Dictionary(grouping: positions, by: { $0 }).count
             if perChannel == expected {
                 return "every element from position \(first) = 2^\(first.trailingZeroBitCount) of a channel on is wrong (an index or counter that overflows there)"
+            }
+        }
+        return nil
+    }
+
+    /// The channels with an element beyond tolerance in any output, the in-channel positions
+    /// of the failing elements of tensor outputs, and how many tensor outputs fail.
+    static func failures(_ p: DiagnosisProblem) -> (channels: Set<Int>, positions: [Int], tensorOutputs: Int) {
+        let C = p.channels
+        var failingChannels = Set<Int>()
+        var positions: [Int] = []
+        var tensorOutputs = 0
+        for name in p.got.keys {
+            let f = p.failing(name)
+            guard let count = p.got[name]?.count, !f.isEmpty else { continue }
+            if count == C || count == C * p.spec.steps || count == C * p.spec.gradientRows {
+                for i in f { failingChannels.insert(i % C) }
+            } else {
+                tensorOutputs += 1
+                let fs = Set(f)
+                for c in 0..<C {
+                    for (k, i) in p.indices(c).enumerated() where fs.contains(i) { failingChannels.insert(c); positions.append(k) }
+                }
+            }
+        }
+        return (failingChannels, positions, tensorOutputs)
+    }
+
+    /// The width of the vector loop a cause of ``location(_:)`` names, nil for other causes.
+    static func tailWidth(_ cause: String?) -> Int? {
+        guard let cause, let r = cause.range(of: "-wide vector loop over channels") else { return nil }
+        return Int(cause[..<r.lowerBound].split(separator: " ").last ?? "")
+    }
+
+    /// Across an audit, a `width`-wide loop's tail (``location(_:)``) is the cause only if no
+    /// failure contradicts it: every case that failed with no other cause must fail in its own
+    /// tail channels [C − C mod width, C) only. One case cannot tell a tail from, say, wrong
+    /// parameters from channel 8 on, which with C = 9 is the tail of a 4-wide loop; the cases
+    /// with other C can (the red-team adapter that swapped γ and β from channel 8 on, C = 16:
+    /// channels 8–15 fail, C mod 4 = 0). Returns the first contradicting case's description.
+    static func tailContradiction(width: Int, among cases: [(id: String, channels: Int, failing: [Int])]) -> String? {
+        for c in cases where !c.failing.isEmpty {
+            let tail = (c.channels - c.channels % width)..<c.channels
+            if let off = c.failing.first(where: { !tail.contains($0) }) {
+                return "\(c.id) fails in channel \(off) of C = \(c.channels), outside the last C mod \(width) = \(c.channels % width)"
             }
         }
         return nil
