@@ -104,7 +104,7 @@ public final class AdapterClient: @unchecked Sendable {
             return h
         } catch let f as AdapterFailure {
             p.terminate(); process = nil
-            throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start: \(f.description)")
+            throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start (\(f.description))")
         }
     }
 
