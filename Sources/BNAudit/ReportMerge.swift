@@ -56,10 +56,14 @@ public enum ReportMerge {
         return at
     }
 
-    /// Refuses a (case, implementation) key present in two parts.
+    /// Refuses a (case, implementation) key present in two parts, or twice in one (a corrupt report).
     static func disjoint(_ keys: [[String]], paths: [String], what: String) throws {
         var seen: [String: String] = [:]
         for (ks, p) in zip(keys, paths) {
+            var own = Set<String>()
+            for k in ks where !own.insert(k).inserted {
+                throw BNError.corrupt(path: p, reason: "\(what) \(k) appears twice in this report; not merged")
+            }
             for k in Set(ks) {
                 if let other = seen[k] { throw BNError.invalidArgument("\(what) \(k) is in both \(other) and \(p); not merged") }
                 seen[k] = p

@@ -184,6 +184,7 @@ public enum Verification {
         let kernels = kernels(threads: threads ?? OptimizedKernel.defaultThreads)
         let manifest = try GoldenStore.manifest(golden)
         let ids = try selector.select(manifest.cases, source: golden.path)
+        try GoldenStore.checkFiles(manifest, golden, selected: ids)  // the folder, before any case runs
         let known = ["reference"] + kernels.map(\.name)
         for name in only where !known.contains(name) {
             throw BNError.invalidArgument("unknown implementation '\(name)' (known: \(known.joined(separator: ", ")))")

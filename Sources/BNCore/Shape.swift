@@ -27,7 +27,8 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible {
 
     public func validate() throws {
         guard batch >= 0, channels > 0, spatial.allSatisfy({ $0 >= 0 }) else {
-            throw BNError.invalidArgument("shape \(self) has a negative or zero channel dimension")
+            let what = batch < 0 ? "a negative batch size N" : channels <= 0 ? "a negative or zero channel count C" : "a negative spatial size"
+            throw BNError.invalidArgument("shape \(self) has \(what)")
         }
         // The product of the non-zero dimensions bounds every count derived from the shape
         // (spatialSize, perChannelCount, elementCount), even when N or a spatial size is 0

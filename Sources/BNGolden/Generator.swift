@@ -208,7 +208,7 @@ public enum Generator {
     public static func suiteFiles(_ cases: [CaseSpec], suite: String) throws -> [String: Data] {
         var files = try selectedFiles(cases)
         files[GoldenReadme.fileName] = Data(GoldenReadme.text(suite: suite, cases: cases).utf8)
-        let manifest = Manifest(format: 1, suite: suite, generator: "bnspec generate --suite \(suite)",
+        let manifest = Manifest(format: Manifest.formatVersion, suite: suite, generator: "bnspec generate --suite \(suite)",
                                 cases: cases.map(\.id),
                                 files: files.mapValues { SHA256.hex($0) })
         files[Manifest.fileName] = try encoder().encode(manifest) + Data("\n".utf8)
@@ -219,6 +219,8 @@ public enum Generator {
 /// golden/manifest.json: the case list and the SHA-256 of every file.
 public struct Manifest: Codable, Sendable {
     public static let fileName = "manifest.json"
+    /// The manifest format this bnspec writes and reads.
+    public static let formatVersion = 1
     public var format: Int
     public var suite: String
     public var generator: String

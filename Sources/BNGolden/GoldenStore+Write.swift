@@ -40,6 +40,7 @@ extension GoldenStore {
                 guard items.contains(marker) else {
                     throw BNError.file(path: dir.path, reason: "was not written by bnspec (no \(marker)); not replaced, even with --force")
                 }
+                if marker == Manifest.fileName { try checkReplaceable(target, shownAs: dir.path) }
             }
         }
         do { try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true) } catch {
@@ -51,6 +52,28 @@ extension GoldenStore {
         }
         rmdir(probe)
         return target
+    }
+
+    /// A golden folder that `--force` may replace: its manifest is a bnspec manifest, and it holds
+    /// no file the manifest does not list (a user's file put into it is not deleted with it).
+    static func checkReplaceable(_ target: URL, shownAs path: String) throws {
+        let manifestURL = target.appendingPathComponent(Manifest.fileName)
+        let m: Manifest
+        do { m = try decodeManifest(try FileRead.data(manifestURL, limit: FileRead.textLimit), path: manifestURL.path) } catch let e as BNError {
+            throw BNError.file(path: path, reason: "its \(Manifest.fileName) is not a bnspec manifest (\(e.description)); not replaced, even with --force")
+        }
+        let listed = Set(m.files.keys).union([Manifest.fileName])
+        var extra: [String] = []
+        if let walk = FileManager.default.enumerator(atPath: target.path) {
+            while let item = walk.nextObject() as? String {
+                var st = stat()
+                guard lstat(target.appendingPathComponent(item).path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
+                if !listed.contains(item) { extra.append(item) }
+            }
+        }
+        if let first = extra.sorted().first {
+            throw BNError.file(path: path, reason: "holds \(extra.count) file\(extra.count == 1 ? "" : "s") its manifest does not list (\(first)); not replaced, even with --force")
+        }
     }
 
     /// Writes `files` (relative path → bytes) as the folder `dir`, atomically.

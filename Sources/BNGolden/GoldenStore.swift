@@ -74,6 +74,9 @@ public enum GoldenStore {
         if let key = JSONKeys.firstDuplicate(in: data) {
             throw BNError.corrupt(path: path, reason: "key '\(key.prefix(80))' appears twice in one object (a file listed twice?)")
         }
+        guard m.format == Manifest.formatVersion else {
+            throw BNError.corrupt(path: path, reason: "manifest format \(m.format); this bnspec reads format \(Manifest.formatVersion)")
+        }
         var seen = Set<String>()
         for id in m.cases where !seen.insert(id).inserted {
             throw BNError.corrupt(path: path, reason: "case '\(id.prefix(80))' is listed twice")
@@ -136,6 +139,21 @@ public enum GoldenStore {
             throw BNError.corrupt(path: url.path, reason: "SHA-256 \(got.prefix(12))… does not match the manifest's \(want.prefix(12))… (corrupted or tampered)")
         }
         return data
+    }
+
+    /// Checks the files the manifest lists against its SHA-256s, not only those a run reads
+    /// (``loadCase(_:id:manifest:)``: case.json, inputs, expected outputs): every file of the
+    /// `selected` cases must be present and match (request.json and the tolerance arrays are what
+    /// other tools read), and every other listed file that is present must match (a folder
+    /// holding a subset of the cases stays usable; a changed byte anywhere does not pass).
+    /// Throws the first mismatch (one line). About 50 ms for the default suite's 47 MB.
+    public static func checkFiles(_ manifest: Manifest, _ dir: URL, selected: [String]) throws {
+        let folder = try manifest.folder ?? GoldenFolder(dir)
+        let chosen = Set(selected)
+        for path in manifest.files.keys.sorted() {
+            let inCase = path.split(separator: "/").first.map { chosen.contains(String($0)) && path.contains("/") } ?? false
+            if inCase || folder.exists(path) { _ = try verifiedData(folder, path, manifest) }
+        }
     }
 
     /// Loads one case through the folder `manifest` was read from (``manifest(_:)``; `dir` is opened

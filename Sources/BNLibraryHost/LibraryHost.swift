@@ -54,12 +54,20 @@ public struct LibraryHost {
         DType.allCases.contains { d in Layout.allCases.contains { l in library.supports(.train, d, l) && library.supports(.infer, d, l) } }
     }
 
-    /// Runs the protocol loop until stdin ends or `bye`. The kernel's own stdout writes go to
-    /// stderr: stdout carries protocol lines only.
-    public func serve() {
-        signal(SIGPIPE, SIG_IGN)
+    /// Sends file descriptor 1 to stderr and returns a copy of the original stdout, on which
+    /// only protocol lines are written. Call it before the library is loaded: its constructors
+    /// run in `dlopen` and may print (a banner), and those writes must not reach the protocol.
+    public static func divertStdout() -> Int32 {
+        fflush(nil)  // all C streams (nothing of ours is buffered yet)
         let protocolOut = dup(1)
         dup2(2, 1)
+        return protocolOut
+    }
+
+    /// Runs the protocol loop until stdin ends or `bye`, writing protocol lines to `protocolOut`
+    /// (``divertStdout()``); the kernel's own stdout writes go to stderr.
+    public func serve(protocolOut: Int32) {
+        signal(SIGPIPE, SIG_IGN)
         bnspec_host_install_crash_report()
         while let line = readLine() {
             let text = line.trimmingCharacters(in: .whitespaces)

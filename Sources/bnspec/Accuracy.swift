@@ -15,7 +15,7 @@ struct Accuracy: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            guard trials >= 1 else { throw BNSpec.usageError("--trials must be at least 1") }
+            guard (1...10_000).contains(trials) else { throw BNSpec.usageError("--trials must be in 1…10000 (each trial runs every probe; got \(trials))") }
             let kernels = Verification.kernels.filter { $0.role == .implementation && (only.isEmpty || only.contains($0.name)) }
             guard !kernels.isEmpty else { throw BNError.invalidArgument("no kernel named \(only.joined(separator: ", "))") }
             let probe = AccuracyProbe(trials: trials)

@@ -7,6 +7,7 @@ import Foundation
 /// Loads the given golden cases (manifest order).
 func loadGolden(_ dir: URL, _ ids: [String]) throws -> [GoldenStore.LoadedCase] {
     let manifest = try GoldenStore.manifest(dir)
+    try GoldenStore.checkFiles(manifest, dir, selected: ids)  // the folder, before any case runs
     return try ids.map { try GoldenStore.loadCase(dir, id: $0, manifest: manifest) }
 }
 
@@ -52,11 +53,20 @@ struct AuditCommand: ParsableCommand {
         if let g = maxGrowth, !(g >= 1 && g.isFinite) { throw BNSpec.usageError("--max-growth takes a factor ≥ 1") }
         if maxGrowth != nil && baseline == nil { throw BNSpec.usageError("--max-growth compares with a --baseline report; give one") }
         if !(caseTimeout > 0 && startTimeout > 0 && timeout > 0) { throw BNSpec.usageError("timeouts must be positive") }
+        try Paths.checkDistinct(outputs: [("--json", json), ("--junit", junit), ("--html", html)])
         if !selection.list {
             guard [adapter, library, results].compactMap({ $0 }).count == 1 else {
                 throw BNSpec.usageError("give exactly one of --adapter CMD, --library PATH or --results DIR")
             }
             guard profile != nil else { throw BNSpec.usageError("--profile P is required (paper, pytorch, keras, tf-fused, onnx, flax, mlx)") }
+            if !symbolPrefix.isEmpty && library == nil { throw BNSpec.usageError("--symbol-prefix applies to --library only") }
+            if name != nil && results == nil { throw BNSpec.usageError("--name applies to --results only (an adapter or library names itself)") }
+            if let r = results {
+                var isDir: ObjCBool = false
+                if FileManager.default.fileExists(atPath: r, isDirectory: &isDir), !isDir.boolValue {
+                    throw BNSpec.usageError("--results \(r) is a file; it takes the folder of recorded outputs (<case id>/<output>.npy, bnspec export)")
+                }
+            }
         }
     }
 

@@ -31,7 +31,9 @@ struct BNSpec: ParsableCommand {
             if let bad = KernelISA.environmentError { throw BNError.invalidArgument(bad) }
             try body()
         } catch let e as BNError {
-            FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
+            // One line whatever the error quotes (a path or case id with a newline or an escape
+            // sequence in it): control characters are written escaped.
+            FileHandle.standardError.write(Data("bnspec: error: \(e.description.escapingControlCharacters())\n".utf8))
             throw ExitCode(incomplete)
         }
     }
@@ -57,7 +59,7 @@ struct BNSpec: ParsableCommand {
             let text = lines.joined(separator: "; ").replacingOccurrences(of: "Error: ", with: "")
             // Parse and validation errors are usage (64); anything else a command throws stopped the run (2).
             let isUsage = code == .validationFailure
-            FileHandle.standardError.write(Data("bnspec: error: \(text)\(isUsage ? " (see bnspec help)" : "")\n".utf8))
+            FileHandle.standardError.write(Data("bnspec: error: \(text.escapingControlCharacters())\(isUsage ? " (see bnspec help)" : "")\n".utf8))
             Foundation.exit(isUsage ? usage : incomplete)
         }
     }

@@ -76,6 +76,14 @@ struct Bench: ParsableCommand {
             guard t >= 1, minTime > 0, rounds >= 1 else {
                 throw BNError.invalidArgument("--threads, --min-time and --rounds must be positive")
             }
+            // Bounded before any timing: a run that could never end is refused, not started.
+            guard t <= 256 else { throw BNError.invalidArgument("--threads must be in 1…256, got \(t) (as for verify)") }
+            guard minTime <= 3600, rounds <= 1000 else {
+                throw BNError.invalidArgument("--min-time must be at most 3600 s and --rounds at most 1000 (got \(minTime), \(rounds))")
+            }
+            for shape in ss where shape.perChannelCount == 0 {
+                throw BNError.invalidArgument("shape \(shape) has no elements per channel (N·H·W = 0: batch statistics are undefined)")
+            }
             struct PeerFile: Decodable { var speed: [PeerSpeed] }
             let peerRows = try peers.map { try readJSON(PeerFile.self, $0, what: "--peers").speed }
             let machineBounds = try bounds.map { try readJSON(MachineBounds.self, $0, what: "--bounds") }

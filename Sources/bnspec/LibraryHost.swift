@@ -17,14 +17,17 @@ struct LibraryHostCommand: ParsableCommand {
     @Flag(help: "Load and check the library, print one line (ok<TAB>summary or error<TAB>reason) and exit.") var check = false
 
     func run() throws {
+        // Before the library loads: what its constructors print goes to stderr, not the protocol.
+        let out = LibraryHost.divertStdout()
         if check {
-            do { print("ok\t\(try LibraryHost(path: path, symbolPrefix: symbolPrefix).summary)") } catch let e as BNError {
-                if case .file(_, let reason) = e { print("error\t\(reason)") } else { print("error\t\(e.description)") }
+            func say(_ line: String) { FileHandle(fileDescriptor: out).write(Data((line + "\n").utf8)) }
+            do { say("ok\t\(try LibraryHost(path: path, symbolPrefix: symbolPrefix).summary)") } catch let e as BNError {
+                if case .file(_, let reason) = e { say("error\t\(reason)") } else { say("error\t\(e.description)") }
                 throw ExitCode(1)
             }
             return
         }
-        try BNSpec.run { try LibraryHost(path: path, symbolPrefix: symbolPrefix).serve() }
+        try BNSpec.run { try LibraryHost(path: path, symbolPrefix: symbolPrefix).serve(protocolOut: out) }
     }
 }
 

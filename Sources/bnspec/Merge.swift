@@ -25,6 +25,7 @@ struct MergeCommand: ParsableCommand {
 
     func validate() throws {
         if reports.isEmpty { throw BNSpec.usageError("give the JSON reports to merge") }
+        try Paths.checkDistinct(outputs: [("--json", json), ("--junit", junit), ("--html", html)], inputs: reports)
     }
 
     func run() throws {

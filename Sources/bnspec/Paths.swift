@@ -47,3 +47,34 @@ enum Paths {
         return FileManager.default.fileExists(atPath: share.path, isDirectory: &isDir) && isDir.boolValue ? share : nil
     }
 }
+
+extension Paths {
+    /// The same file for two paths (an existing file by its real path, a new one by its
+    /// standardized path), so that one output does not overwrite another or an input.
+    static func sameFile(_ a: String, _ b: String) -> Bool {
+        func key(_ p: String) -> String {
+            if let r = realpath(p, nil) { defer { free(r) }; return String(cString: r) }
+            let url = URL(fileURLWithPath: p).standardizedFileURL
+            if let r = realpath(url.deletingLastPathComponent().path, nil) {
+                defer { free(r) }
+                return String(cString: r) + "/" + url.lastPathComponent
+            }
+            return url.path
+        }
+        return key(a) == key(b)
+    }
+
+    /// A usage error when two report outputs name the same file, or an output names an input:
+    /// the later write would silently replace the earlier (a merge would overwrite its own shard).
+    static func checkDistinct(outputs: [(flag: String, path: String?)], inputs: [String] = []) throws {
+        let given = outputs.compactMap { o in o.path.map { (o.flag, $0) } }
+        for (i, (flag, path)) in given.enumerated() {
+            for (other, q) in given[..<i] where sameFile(path, q) {
+                throw BNSpec.usageError("\(other) and \(flag) name the same file \(path); each report needs its own")
+            }
+            for input in inputs where sameFile(path, input) {
+                throw BNSpec.usageError("\(flag) \(path) is one of the reports being merged; write the merged report elsewhere")
+            }
+        }
+    }
+}

@@ -84,6 +84,20 @@ import Glibc
         #expect(r.report?["implementation"] as? String == "c-kernel")
     }
 
+    /// A library whose constructor prints a banner on stdout when it is loaded (as many do): the
+    /// host diverts stdout to stderr before loading it, so the protocol is intact and the honest
+    /// kernel passes (it was "crashed while loading (status 0)": the banner was read as the check
+    /// line; found by an outside red team).
+    @Test func bannerOnStdoutAtLoad() throws {
+        let kernel = Self.root.appendingPathComponent("examples/c-kernel/bn_kernel.c").path
+        let source = "#include \"\(kernel)\"\n#include <stdio.h>\n"
+            + "__attribute__((constructor)) static void banner(void) { printf(\"MyKernel 1.0 loaded\\n\"); fflush(stdout); }\n"
+        guard let lib = try library("banner", source: source) else { return }
+        let r = try audit(["--library", lib], filter: "train.normal.4x3x5x5.NCHW")
+        #expect(r.status == 0 && (r.report?["passed"] as? Int ?? 0) > 0, "\(r.out)\(r.err)")
+        #expect(r.err.contains("MyKernel 1.0 loaded") || !r.out.contains("MyKernel"), "the banner reached stdout: \(r.out)")
+    }
+
     /// A symbol prefix: found with --symbol-prefix, a one-line error without it.
     @Test func symbolPrefix() throws {
         guard let lib = try library("prefixed", defines: ["BNSPEC_KERNEL_PREFIX=demo_"]) else { return }

@@ -1,0 +1,122 @@
+import Foundation
+import Testing
+
+/// What an outside reviewer's attacks on the command line found (stop 37), each now refused with
+/// one line before any work: a golden folder is checked whole (every file the manifest lists,
+/// its format), `generate --force` replaces only a golden folder holding nothing else, two
+/// outputs never name one file, a merge never writes over its own input nor accepts a report
+/// holding a case twice, control characters in an argument stay on the error's one line,
+/// unbounded or empty work is refused, and a kernel library's banner on stdout does not break
+/// the protocol.
+@Suite struct RedTeamInputTests {
+    static let caseID = "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"
+
+    /// A copy of the checkout's golden folder, removed by the caller.
+    static func goldenCopy() throws -> URL {
+        let dir = try CLI.scratch("golden")
+        let copy = dir.appendingPathComponent("g")
+        try FileManager.default.copyItem(at: CLI.root.appendingPathComponent("golden"), to: copy)
+        return copy
+    }
+
+    static func expectOneLine(_ r: CLI.Run, status: Int32, _ text: String, _ what: String) {
+        #expect(r.status == status, "\(what): status \(r.status), \(r.err)")
+        #expect(r.errLines.count == 1 && r.errLines.first?.hasPrefix("bnspec: error: ") == true && r.err.contains(text), "\(what): \(r.err)")
+    }
+
+    /// A byte of a file that no case run reads (the tolerance arrays, request.json, README.md), a
+    /// selected case's file removed, and a manifest format this bnspec does not read: verify and
+    /// audit refuse the folder.
+    @Test func goldenFolderIsCheckedWhole() throws {
+        guard CLI.isBuilt() else { return }
+        for file in ["\(Self.caseID)/tolerance_y.npy", "\(Self.caseID)/request.json", "README.md"] {
+            let g = try Self.goldenCopy()
+            defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+            let url = g.appendingPathComponent(file)
+            var bytes = try Data(contentsOf: url)
+            bytes[bytes.count - 2] ^= 0x01
+            try bytes.write(to: url)
+            Self.expectOneLine(try CLI.run(["verify", "--golden", g.path, "--implementation", "scalar", "--case", Self.caseID]), status: 2,
+                               "does not match the manifest", "verify, \(file)")
+            Self.expectOneLine(try CLI.run(["audit", "--results", g.path, "--profile", "pytorch", "--golden", g.path, "--case", Self.caseID]),
+                               status: 2, "does not match the manifest", "audit, \(file)")
+        }
+        let gone = try Self.goldenCopy()
+        defer { try? FileManager.default.removeItem(at: gone.deletingLastPathComponent()) }
+        try FileManager.default.removeItem(at: gone.appendingPathComponent("\(Self.caseID)/tolerance_y.npy"))
+        Self.expectOneLine(try CLI.run(["verify", "--golden", gone.path, "--implementation", "scalar", "--case", Self.caseID]), status: 2,
+                           "listed in the manifest but missing", "verify, a file removed")
+        let g = try Self.goldenCopy()
+        defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+        let m = g.appendingPathComponent("manifest.json")
+        let text = try String(contentsOf: m, encoding: .utf8)
+        try text.replacingOccurrences(of: #""format"\s*:\s*1"#, with: "\"format\": 99", options: .regularExpression)
+            .write(to: m, atomically: true, encoding: .utf8)
+        #expect(try String(contentsOf: m, encoding: .utf8) != text, "the manifest's format field was not found")
+        Self.expectOneLine(try CLI.run(["verify", "--golden", g.path]), status: 2, "manifest format 99; this bnspec reads format 1", "format")
+    }
+
+    /// --force replaces a golden folder, not a folder whose manifest.json is not one, nor a golden
+    /// folder holding a file of the user's; either stays as it was.
+    @Test func forceReplacesOnlyAGoldenFolder() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("force")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let fake = dir.appendingPathComponent("fake")
+        try FileManager.default.createDirectory(at: fake, withIntermediateDirectories: true)
+        try Data("{}".utf8).write(to: fake.appendingPathComponent("manifest.json"))
+        try Data("mine".utf8).write(to: fake.appendingPathComponent("keep.txt"))
+        Self.expectOneLine(try CLI.run(["generate", "--out", fake.path, "--force"]), status: 2, "is not a bnspec manifest", "fake manifest")
+        #expect(FileManager.default.fileExists(atPath: fake.appendingPathComponent("keep.txt").path))
+        let g = try Self.goldenCopy()
+        defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+        try Data("mine".utf8).write(to: g.appendingPathComponent(Self.caseID).appendingPathComponent("notes.txt"))
+        Self.expectOneLine(try CLI.run(["generate", "--out", g.path, "--force"]), status: 2, "holds 1 file its manifest does not list (\(Self.caseID)/notes.txt)", "extra file")
+        #expect(FileManager.default.fileExists(atPath: g.appendingPathComponent(Self.caseID).appendingPathComponent("notes.txt").path))
+    }
+
+    @Test(arguments: [
+        (["audit", "--results", "/tmp", "--profile", "pytorch", "--json", "/tmp/r.out", "--junit", "/tmp/./r.out"], "--json and --junit name the same file"),
+        (["merge", "/tmp/a.json", "/tmp/b.json", "--json", "/tmp/a.json"], "--json /tmp/a.json is one of the reports being merged"),
+        (["audit", "--results", "README.md", "--profile", "pytorch"], "--results README.md is a file"),
+        (["audit", "--adapter", "true", "--profile", "pytorch", "--name", "x"], "--name applies to --results only"),
+        (["audit", "--adapter", "true", "--profile", "pytorch", "--symbol-prefix", "x_"], "--symbol-prefix applies to --library only"),
+        (["fingerprint", "--adapter", "true", "--case-timeout", "nan"], "timeouts must be positive"),
+        (["accuracy", "--trials", "9223372036854775807"], "--trials must be in 1…10000"),
+    ])
+    func refusedAsUsage(args: [String], text: String) throws {
+        guard CLI.isBuilt() else { return }
+        Self.expectOneLine(try CLI.run(args), status: 64, text, args.joined(separator: " "))
+    }
+
+    @Test(arguments: [
+        (["bench", "--shape", "0x3x4x4", "--quick"], "has no elements per channel"),
+        (["bench", "--threads", "100000000", "--quick"], "--threads must be in 1…256"),
+        (["bench", "--min-time", "inf", "--quick"], "--min-time must be at most 3600 s"),
+        (["verify", "--golden", "/tmp/no\nsuch\u{1b}[2J"], "/tmp/no\\x0asuch\\x1b[2J: no such folder"),
+        (["bench", "--shape=-1x3x4x4", "--quick"], "has a negative batch size N"),
+    ])
+    func refusedBeforeWork(args: [String], text: String) throws {
+        guard CLI.isBuilt() else { return }
+        Self.expectOneLine(try CLI.run(args), status: 2, text, args.joined(separator: " "))
+    }
+
+    /// A merge input holding one case twice (an edited or concatenated report) is corrupt.
+    @Test func mergeRefusesACaseTwiceInOneReport() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let dir = try CLI.scratch("merge-dup")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a.json"), b = dir.appendingPathComponent("b.json")
+        for (k, url) in [(1, a), (2, b)] {
+            let r = try CLI.run(["audit", "--adapter", "\(python) tools/adapters/numpy_bn.py", "--profile", "pytorch", "--match", "*4x3x5x5*",
+                                 "--shard", "\(k)/2", "--json", url.path])
+            #expect(r.status == 0, "\(r.err)")
+        }
+        var obj = try CLI.json(b)
+        var results = try #require(obj["results"] as? [Any])
+        results.append(results[0])
+        obj["results"] = results
+        try JSONSerialization.data(withJSONObject: obj).write(to: b)
+        Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "appears twice in this report; not merged", "duplicate")
+    }
+}
