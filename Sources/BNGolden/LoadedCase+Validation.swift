@@ -21,7 +21,7 @@ extension GoldenStore.LoadedCase {
     /// Checks every array against the table and case.json, so that nothing computes on a
     /// malformed case (no index out of range, ever): each input and expected array present has
     /// the length its extent implies (e.g. `steps` × the tensor for a trajectory's x) and, with
-    /// `dtypes`, the NPY dtype its element implies (inputs: storage or parameter dtype; expected
+    /// `dtypes`, the NPY shape (``ArraySpec/dimensions(in:shape:)``) and dtype its element implies (inputs: storage or parameter dtype; expected
     /// outputs: float64); every input the operation reads is present. `path` names the case.
     ///
     /// ``GoldenStore/loadCase(_:id:manifest:)`` runs it with `dtypes` before returning a case;
@@ -42,6 +42,12 @@ extension GoldenStore.LoadedCase {
                 let want = a.count(in: spec, shape: s)
                 guard array.values.count == want else {
                     throw BNError.corrupt(path: "\(path)/\(file)", reason: "\(what) '\(name)' has \(array.values.count) values, case.json implies \(want) (\(a.extent.rawValue) of shape \(s)\(a.extent == .stepsTensor || a.extent == .stepsChannels ? ", \(spec.steps) steps" : ""))")
+                }
+                // A header shape with the right count but other dimensions is a tampered or
+                // foreign file (other tools read the shape): golden files carry the table's.
+                let dims = a.dimensions(in: spec, shape: s)
+                guard !dtypes || array.shape == dims else {
+                    throw BNError.corrupt(path: "\(path)/\(file)", reason: "\(what) '\(name)' has shape \(array.shape), case.json implies \(dims)")
                 }
                 let dtype = a.goldenDType(in: spec)
                 guard !dtypes || array.dtype == dtype else {

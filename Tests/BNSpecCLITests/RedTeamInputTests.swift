@@ -1,3 +1,4 @@
+import BNGolden
 import Foundation
 import Testing
 
@@ -54,6 +55,28 @@ import Testing
             .write(to: m, atomically: true, encoding: .utf8)
         #expect(try String(contentsOf: m, encoding: .utf8) != text, "the manifest's format field was not found")
         Self.expectOneLine(try CLI.run(["verify", "--golden", g.path]), status: 2, "manifest format 99; this bnspec reads format 1", "format")
+    }
+
+    /// An NPY header whose shape has the right count but other dimensions, with the manifest's
+    /// hash updated to match (a consistent edit): the case does not load.
+    @Test func headerShapeIsChecked() throws {
+        guard CLI.isBuilt() else { return }
+        let g = try Self.goldenCopy()
+        defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+        let rel = "\(Self.caseID)/x.npy", url = g.appendingPathComponent(rel)
+        let original = try Data(contentsOf: url)
+        let header = try #require(String(data: original.prefix(128), encoding: .isoLatin1))
+        #expect(header.contains("(4, 3, 5, 5)"))
+        let edited = try #require(header.replacingOccurrences(of: "(4, 3, 5, 5)", with: "(3, 4, 5, 5)").data(using: .isoLatin1))
+            + original.dropFirst(128)
+        try edited.write(to: url)
+        let m = g.appendingPathComponent("manifest.json")
+        let text = try String(contentsOf: m, encoding: .utf8)
+        let fixed = text.replacingOccurrences(of: SHA256.hex(original), with: SHA256.hex(edited))
+        #expect(fixed != text)
+        try fixed.write(to: m, atomically: true, encoding: .utf8)
+        Self.expectOneLine(try CLI.run(["verify", "--golden", g.path, "--implementation", "scalar", "--case", Self.caseID]), status: 2,
+                           "has shape [3, 4, 5, 5], case.json implies [4, 3, 5, 5]", "header shape")
     }
 
     /// --force replaces a golden folder, not a folder whose manifest.json is not one, nor a golden
