@@ -35,6 +35,7 @@ EXPECTED = {
     "inference-uses-batch-statistics": "inference normalises with the batch's own statistics",
     "fp16-accumulation": "Σx accumulated in float16",
     "nan-to-zero": "NaN turned into 0",
+    "nhwc-vector-tail": "the tail of a 4-wide vector loop over channels",
 }
 # Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
 # a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but

@@ -197,11 +197,14 @@ public struct AuditReport: Codable, Sendable {
         }
         // A vector loop's tail named case by case stands only if no unexplained failure of the
         // audit lies outside its own tail (Patterns.tailContradiction).
-        for width in Set(results.compactMap { Patterns.tailWidth($0.likelyCause) }) {
-            let failures = results.filter { $0.isNumericFailure && ($0.likelyCause == nil || Patterns.tailWidth($0.likelyCause) == width) }
-                .map { (id: $0.caseID, channels: $0.channels, failing: $0.failingChannels) }
+        // Judged on the causes as the cases named them (widths in order: the report is the same
+        // whatever the order of a set).
+        let named = results.map(\.likelyCause)
+        for width in Set(named.compactMap(Patterns.tailWidth)).sorted() {
+            let failures = zip(results, named).filter { r, cause in r.isNumericFailure && (cause == nil || Patterns.tailWidth(cause) == width) }
+                .map { r, _ in (id: r.caseID, channels: r.channels, failing: r.failingChannels) }
             guard let against = Patterns.tailContradiction(width: width, among: failures) else { continue }
-            for i in results.indices where Patterns.tailWidth(results[i].likelyCause) == width {
+            for i in results.indices where Patterns.tailWidth(named[i]) == width {
                 results[i].evidence.append("the last C mod \(width) channels are the wrong ones here, but not across this audit: \(against)")
                 results[i].likelyCause = nil
             }

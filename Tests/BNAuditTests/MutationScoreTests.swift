@@ -54,6 +54,14 @@ import Testing
         if bug == "variance-about-f16-mean" { #expect(r.varianceGrowth?.algorithm == "biased", "\(String(describing: r.varianceGrowth))") }
     }
 
+    /// A real vector-loop tail (the last C mod 4 channels of channels-last cases with C ≥ 8 scaled
+    /// by 1.5) keeps its cause through the audit-wide check that withdraws a contradicted one.
+    @Test func vectorTailMutantKeepsItsCause() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py nhwc-vector-tail", filter: ".")
+        try Self.expectCaught(r, bug: "nhwc-vector-tail", expected: "the tail of a 4-wide vector loop over channels")
+    }
+
     /// The higher-order cases (spec §12): the closed-form NumPy adapter passes in float32 and
     /// float64; each of its three bugs fails, named as ``BNCalibration/HigherOrderCalibrationKernel``'s
     /// mutant of the same bug is.

@@ -17,7 +17,9 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         "running-not-updated", "per-sample-statistics", "gamma-beta-swapped", "nhwc-off-by-one", "backward-missing-mean-term",
         "backward-missing-xhat-term", "inference-uses-batch-statistics", "fp16-accumulation", "nan-to-zero",
         # Bugs no model of the audit names: it must catch them and name no cause (a red team's).
-        "variance-about-f16-mean", "gamma-beta-swapped-from-c8"]
+        "variance-about-f16-mean", "gamma-beta-swapped-from-c8",
+        # A real vector-loop tail: its cause must survive the audit-wide check.
+        "nhwc-vector-tail"]
 
 
 def channel_values(x, layout, c):
@@ -76,6 +78,9 @@ class Mutant(NumpyBN):
         else:
             r = F(1) / np.sqrt(v.astype(F) + eps)
         y = (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
+        if self.bug == "nhwc-vector-tail" and layout != "NCHW" and g.size >= 8 and g.size % 4:
+            y = y.copy()  # a 4-wide loop over channels whose scalar tail scales by 1.5
+            y[..., g.size - g.size % 4:] *= F(1.5)
         return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
