@@ -75,7 +75,7 @@ static void interleaved(int count, work_fn *fn, void **ctx, const int *copies, d
         if (!more || n == MAXR) break;
         for (int f = 0; f < count; f++) {
             // Each wall interval holds only its work: the thread-CPU clock is a system call
-            // (about 0.2-0.5 us here, a third of a 40 KB memcpy), so it is read outside them.
+            // (clock_read_ns: about 0.5 us on the 2-core VM, half a 40 KB memcpy), so it is read outside them.
             double c0 = now(CLOCK_THREAD_CPUTIME_ID), w0 = now(CLOCK_MONOTONIC);
             fn[f](ctx[f]);
             double w1 = now(CLOCK_MONOTONIC), c1 = now(CLOCK_THREAD_CPUTIME_ID), w1b = now(CLOCK_MONOTONIC);
@@ -299,6 +299,19 @@ static shape_ctx make(long N, long C, long HW, long group_bytes) {
     return s;
 }
 
+/// Nanoseconds one read of `clock` takes (median of 21 runs of 10,000 reads, wall time): the
+/// thread-CPU clock is a system call where the monotonic one is not (vDSO), which is why the
+/// timings here keep it out of short intervals.
+static double clock_read_ns(clockid_t clock) {
+    double t[21];
+    for (int r = 0; r < 21; r++) {
+        double a = now(CLOCK_MONOTONIC);
+        for (int i = 0; i < 10000; i++) (void)now(clock);
+        t[r] = (now(CLOCK_MONOTONIC) - a) * 1e9 / 10000;
+    }
+    return median(t, 21);
+}
+
 /// Nanoseconds per element of `fn` on an L1-resident shape (the minimum over 125 timings
 /// of 16 calls each). Reading the thread-CPU clock is a system call (about 0.5 us on this
 /// VM, a fifth of one call of the training passes on 8192 values); timed one call at a
@@ -460,14 +473,17 @@ int main(int argc, char **argv) {
            maf = isa >= 2 ? mix_apply_finite() : 0, mgf = isa >= 2 ? mix_gradient_finite() : 0;
 
     long shapes[][4] = {{32, 64, 28, 28}, {64, 256, 56, 56}, {1, 16, 25, 25}};
+    double thread_clock = clock_read_ns(CLOCK_THREAD_CPUTIME_ID), mono_clock = clock_read_ns(CLOCK_MONOTONIC);
     if (json) printf("{\"isa\": %d, \"l2_bytes\": %ld, \"group_budget_bytes\": %ld, \"fma_lanes_per_ns\": %.3f, \"cvt_lanes_per_ns\": %.3f, "
+                     "\"clock_read_ns\": {\"thread_cputime\": %.1f, \"monotonic\": %.1f}, "
                      "\"compute_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, "
                      "\"instruction_ns_per_element\": {\"training\": %.4f, \"inference\": %.4f, \"backward\": %.4f}, \"shapes\": [",
-                     isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf);
-    else printf("level %d, L2 %ld B, group budget %ld B; 1 core: %.2f FMA lanes/ns, %.2f conversions/ns\n"
+                     isa, bn_l2_cache_bytes(), budget, fma, cvt, thread_clock, mono_clock, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf);
+    else printf("level %d, L2 %ld B, group budget %ld B; 1 core: %.2f FMA lanes/ns, %.2f conversions/ns; "
+                "one clock read: thread-CPU %.1f ns, monotonic %.1f ns\n"
                 "ns per element: kernels from L1 training %.3f, inference %.3f, backward %.3f; "
                 "their instruction mix alone %.3f, %.3f, %.3f\n\n%-14s %-14s %10s %10s %10s %10s\n",
-                isa, bn_l2_cache_bytes(), budget, fma, cvt, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf,
+                isa, bn_l2_cache_bytes(), budget, fma, cvt, thread_clock, mono_clock, train_ns, infer_ns, back_ns, ms + maf, ma, ms4 + mgf,
                 "shape", "what", "wall ms", "cpu ms", "x memcpy", "cpu ratio");
     for (int k = 0; k < 3; k++) {
         long N = shapes[k][0], C = shapes[k][1], HW = shapes[k][2] * shapes[k][3], n = N * C * HW;

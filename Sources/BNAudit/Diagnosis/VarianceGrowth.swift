@@ -19,7 +19,7 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
     /// A growth is "biased" when at least this many channels tell the sign of their error and
     /// at most a tenth of them have the minority sign: rounding errors fall on either side
     /// alike (12 channels with at most one of the other sign: 13 in 2¹¹ by chance; a one-pass
-    /// NumPy mutant's audit has 376 of 754 too large, a variance taken about the mean rounded
+    /// NumPy mutant's audit has 380 of 759 too large, a variance taken about the mean rounded
     /// to float16 380 of 382).
     public static let biasChannels = 12
 
@@ -68,6 +68,8 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         if algo != "two_pass", signed.count >= Self.biasChannels, Double(fewer) <= 0.1 * Double(signed.count) {
             algo = "biased"
             ev += "; but the variance is too \(2 * up > signed.count ? "large" : "small") in \(signed.count - fewer) of \(signed.count) channels: a bias, not rounding"
+        } else if algo != "two_pass", !signed.isEmpty {
+            ev += "; the variance too large in \(up) of \(signed.count) channels (rounding: either side)"
         }
         return VarianceGrowth(exponent: p, points: channels, decades: decades, algorithm: algo, evidence: ev)
     }
