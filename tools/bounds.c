@@ -19,6 +19,9 @@
 //                  line of y read for ownership first): inference's traffic.
 //   traffic:2read-back  the same for NHWC backward: x and dy read twice (side by side, as
 //                  the kernel reads them), dx written (ratio to memcpy of x and dy, as kernel:back).
+//   traffic:1read-back-blocked  NHWC backward reading x and dy once from memory instead:
+//                  blocks of 16 channels (one cache line a row), each block's sums and then
+//                  its dx while its lines are in cache: strided 64-byte reads.
 //   compute:train  the kernel's own passes (CBNKernels, best level) on an L1-resident
 //                  tensor, scaled to the shape: the arithmetic bound of fused training
 //   compute:infer / compute:back   the same for inference and backward.
@@ -194,6 +197,34 @@ __attribute__((target("avx2"))) static float sum2_range(const float *x, const fl
 static void traffic_2read_back(void *p) {
     shape_ctx *s = p; long n = s->N * s->C * s->HW; volatile float sink = sum2_range(s->x, s->dy, n); (void)sink;
     add_range(s->x, s->dy, s->y, n, s->stream);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+}
+
+/// The alternative to reading x and dy twice in NHWC backward: channel blocks of one
+/// cache line (16 values) per row, each block's lines of x and dy read for its sums and
+/// then again, from cache while the block's 2·rows lines fit it, with dx written: one
+/// read of each from memory, in 64-byte pieces a row (C values) apart. Needs C a multiple
+/// of 16 (the bench shapes).
+__attribute__((target("avx2"))) static void traffic_blocked_back(void *p) {
+    shape_ctx *s = p; const long rows = s->N * s->HW, C = s->C;
+    float sink = 0;
+    for (long c0 = 0; c0 + 16 <= C; c0 += 16) {
+        __m256 a = _mm256_setzero_ps(), b = a;
+        for (long r = 0; r < rows; r++) {
+            const float *x = s->x + r * C + c0, *d = s->dy + r * C + c0;
+            _mm_prefetch((const char *)(x + 16 * C), _MM_HINT_T0); _mm_prefetch((const char *)(d + 16 * C), _MM_HINT_T0);
+            a = _mm256_add_ps(a, _mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(x + 8)));
+            b = _mm256_add_ps(b, _mm256_add_ps(_mm256_loadu_ps(d), _mm256_loadu_ps(d + 8)));
+        }
+        sink += ((float *)&a)[0] + ((float *)&b)[0];
+        for (long r = 0; r < rows; r++) {
+            const float *x = s->x + r * C + c0, *d = s->dy + r * C + c0;
+            float *y = s->y + r * C + c0;
+            const __m256 y0 = _mm256_add_ps(_mm256_loadu_ps(x), _mm256_loadu_ps(d)), y1 = _mm256_add_ps(_mm256_loadu_ps(x + 8), _mm256_loadu_ps(d + 8));
+            if (s->stream) { _mm256_stream_ps(y, y0); _mm256_stream_ps(y + 8, y1); } else { _mm256_storeu_ps(y, y0); _mm256_storeu_ps(y + 8, y1); }
+        }
+    }
+    volatile float keep = sink; (void)keep;
     __atomic_thread_fence(__ATOMIC_SEQ_CST);
 }
 
@@ -491,13 +522,14 @@ int main(int argc, char **argv) {
         struct { const char *name; work_fn fn; int copies; long group; } rows[MAX_ROWS] = {
             {"memcpy", copy_x, 1, budget}, {"read", read_x, 1, budget}, {"write", write_y, 1, budget},
             {"traffic:train", traffic_train, 1, budget}, {"traffic:2read", traffic_2read, 1, budget},
-            {"traffic:2read-back", traffic_2read_back, 2, budget}, {"traffic:copy", traffic_copy, 1, budget},
+            {"traffic:2read-back", traffic_2read_back, 2, budget}, {"traffic:1read-back-blocked", traffic_blocked_back, 2, budget},
+            {"traffic:copy", traffic_copy, 1, budget},
             {"kernel:train", kernel_train, 1, budget}, {"kernel:infer", kernel_infer, 1, budget}, {"kernel:back", kernel_back, 2, budget},
             {"nhwc:train", kernel_nhwc_train, 1, budget}, {"nhwc:infer", kernel_nhwc_infer, 1, budget},
             {"nhwc:back", kernel_nhwc_back, 2, budget},
             {"f16:train", kernel_train_f16, 1, budget}, {"bf16:train", kernel_train_bf16, 1, budget},
         };
-        int R = 15;
+        int R = 16;
         // BOUNDS_GROUPS=b1,b2,…: extra rows timing the training and backward kernels with
         // those channel-group budgets (bytes), the sweep behind ChannelGroups.
         char sweep_names[MAX_ROWS][40];

@@ -161,6 +161,27 @@ import Glibc
         #expect(abs(nchw.bound! - 0.9) < 1e-12)
     }
 
+    @Test func nhwcBackwardIsBoundByTheCheaperOfReadingTwiceAndReadingOnceInBlocks() throws {
+        // NHWC backward can read x and dy twice, or once in 16-channel blocks: its traffic
+        // bound is the cheaper of the two rows (above its arithmetic, 0.8).
+        let elements = Double(Self.small.reduce(1, *))
+        func bound(blocked: Double?) -> MachineBounds {
+            var rows: [MachineBounds.Row] = [.init(shape: "32x64x28x28", what: "traffic:2read-back", ratio: 1.25)]
+            if let blocked { rows.append(.init(shape: "32x64x28x28", what: "traffic:1read-back-blocked", ratio: blocked)) }
+            return MachineBounds(shapes: rows, instructionNsPerElement: .init(training: 1, inference: 1, backward: 0.8e-3 / elements * 1e9),
+                                 twoThreadSpeedup: nil)
+        }
+        let results = [Self.result("fused", "backward", "NCHW", seconds: 1e-3), Self.result("fused", "backward", "NHWC", seconds: 1.2e-3)]
+        for (blocked, expected, note) in [(Double?.none, 1.25, "two reads"), (2.5, 1.25, "two reads"), (1.0, 1.0, "one read of x and dy in 16-channel blocks")] {
+            let g = try #require(Self.goal(BenchGoals.evaluate(results, bounds: bound(blocked: blocked)), "fused NHWC time ÷ NCHW time"))
+            #expect(abs(g.bound! - expected) < 1e-12, "\(String(describing: blocked))")
+            #expect(g.boundNote!.contains(note))
+        }
+        // NCHW backward has no traffic bound: its arithmetic, whatever the rows say.
+        let nchw = try #require(Self.goal(BenchGoals.evaluate(results, bounds: bound(blocked: 0.1)), "fused backward NCHW, in cache"))
+        #expect(abs(nchw.bound! - 0.8) < 1e-12)
+    }
+
     @Test func theBaselineCopiesTheKernelsInputsWithinItsOwnBuffers() throws {
         // The memcpy baseline moves the input bytes (x; x and dy for backward) inside the
         // workload's buffers, all into the kernel's output and never over an input: the
