@@ -70,6 +70,11 @@ public struct AuditResult: Codable, Sendable {
     /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
     /// implies) is within tolerance (not encoded).
     var computeRoundoff = 0x1p-24, meanWithinTolerance = false
+    /// Failed training cases: whether a BN right but for the variance it used reproduces every
+    /// returned output (`Fits.varianceAloneExplains`), and whether the running update with the
+    /// weight its running mean implies does (`Fits.runningWeightAloneExplains`): the model
+    /// checks of the audit-wide one-pass and weight attributions (not encoded).
+    var varianceAloneExplains = false, runningWeightAloneExplains = false
     /// Training cases: the batch weight asked for and the one the returned running mean implies
     /// (for the audit-wide ``WeightFit``; not encoded).
     var weightPoint: WeightFit.Point?
@@ -180,12 +185,19 @@ public struct AuditReport: Codable, Sendable {
         // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
         // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ²;
         // likewise a training backward that is right but for the variance it was normalised with.
+        // Only when a BN right but for that variance reproduces every returned output (the
+        // model check), and the variance's error in every channel where it is measurable is no
+        // larger than the audit's one-pass growth predicts for the channel's κ and the case's
+        // roundoff (``VarianceGrowth/onePassAllows``): a bug elsewhere, or a variance wrong by a
+        // fixed factor, is not the algorithm's rounding.
         if growth.algorithm == "one_pass" {
             for i in results.indices where results[i].status == .failed && results[i].likelyCause == nil {
                 let u = results[i].computeRoundoff
-                let wrong = { (pts: [VarianceGrowth.Point]) in pts.contains { $0.kappa >= 10 && $0.error > 1e3 * u } }
-                guard (results[i].meanWithinTolerance && wrong(results[i].variancePoints)) || wrong(results[i].backwardVariancePoints)
-                else { continue }
+                let wrong = { (pts: [VarianceGrowth.Point]) in
+                    pts.contains { $0.kappa >= 10 && $0.error > 1e3 * u } && growth.onePassAllows(pts, roundoff: u, floor: 0x1p-24)
+                }
+                let forward = results[i].meanWithinTolerance && results[i].varianceAloneExplains && wrong(results[i].variancePoints)
+                guard forward || wrong(results[i].backwardVariancePoints) else { continue }
                 results[i].likelyCause = String(format: "variance computed in one pass (E[x²] − E[x]²): across this audit the variance error grows like κ^%.2f", growth.exponent)
                 results[i].evidence.append(growth.evidence)
                 let pts = results[i].backwardVariancePoints
@@ -215,9 +227,12 @@ public struct AuditReport: Codable, Sendable {
         let weights = WeightFit.fit(results.compactMap(\.weightPoint))
         weightFit = weights
         if let fit = weights, let cause = fit.cause {
+            // An unexplained failure only when the running update with its own implied weight
+            // reproduces every returned output (a failure of y is not the weight's).
             for i in results.indices where results[i].status == .failed && results[i].weightPoint != nil {
                 let current = results[i].likelyCause ?? ""
-                guard current.isEmpty || RunningModels.weightCauses.contains(where: { current.contains($0) }) else { continue }
+                guard (current.isEmpty && results[i].runningWeightAloneExplains)
+                        || RunningModels.weightCauses.contains(where: { current.contains($0) }) else { continue }
                 results[i].likelyCause = cause
                 results[i].evidence.append(fit.evidence)
             }
@@ -473,7 +488,11 @@ public struct Audit {
             if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
                 r.weightPoint = WeightFit.Point(asked: asked, used: used)
             }
-            if r.status == .failed { r.backwardVariancePoints = Fits.backwardVariancePoints(problem) }
+            if r.status == .failed {
+                r.backwardVariancePoints = Fits.backwardVariancePoints(problem)
+                r.varianceAloneExplains = Fits.varianceAloneExplains(problem)
+                r.runningWeightAloneExplains = r.weightPoint != nil && Fits.runningWeightAloneExplains(problem)
+            }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)
             if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared

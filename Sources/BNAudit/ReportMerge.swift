@@ -171,6 +171,9 @@ extension AuditResult {
         public var backwardVariancePoints: [[Double]]?
         public var computeRoundoff: Double
         public var meanWithinTolerance: Bool
+        /// The model checks of the one-pass and weight attributions (absent: false).
+        public var varianceAloneExplains: Bool?
+        public var runningWeightAloneExplains: Bool?
         /// A numeric failure's channel count and failing channels (the vector-loop-tail check).
         public var channels: Int?
         public var failingChannels: [Int]?
@@ -178,6 +181,7 @@ extension AuditResult {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
+            case varianceAloneExplains = "variance_alone_explains", runningWeightAloneExplains = "running_weight_alone_explains"
             case channels, failingChannels = "failing_channels"
         }
 
@@ -187,6 +191,7 @@ extension AuditResult {
             weightPoint = r.weightPoint.map { [$0.asked, $0.used] }
             backwardVariancePoints = r.backwardVariancePoints.isEmpty ? nil : r.backwardVariancePoints.map { [$0.kappa, $0.error] }
             computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
+            varianceAloneExplains = r.varianceAloneExplains ? true : nil; runningWeightAloneExplains = r.runningWeightAloneExplains ? true : nil
             channels = r.failingChannels.isEmpty ? nil : r.channels
             failingChannels = r.failingChannels.isEmpty ? nil : r.failingChannels
         }
@@ -199,6 +204,7 @@ extension AuditResult {
             r.weightPoint = weightPoint.flatMap { $0.count == 2 ? WeightFit.Point(asked: $0[0], used: $0[1]) : nil }
             r.backwardVariancePoints = (backwardVariancePoints ?? []).compactMap { $0.count == 2 ? VarianceGrowth.Point(kappa: $0[0], error: $0[1]) : nil }
             r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
+            r.varianceAloneExplains = varianceAloneExplains ?? false; r.runningWeightAloneExplains = runningWeightAloneExplains ?? false
             r.channels = channels ?? 0; r.failingChannels = failingChannels ?? []
             return r
         }

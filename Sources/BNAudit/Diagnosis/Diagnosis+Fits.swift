@@ -1,5 +1,4 @@
 import BNCore
-import Foundation
 
 /// Fitted figures: what the returned outputs imply about the quantities BN computes
 /// (eps, batch weights, variance factors, backward coefficients), shown as evidence.
@@ -278,26 +277,62 @@ extension Fits {
     /// the variance the implementation used — its batch_var when returned, else the one its
     /// y implies, (γ/a)² − ε for y ≈ a·x + b.
     static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
-        guard p.spec.op == .train || p.spec.op == .syncTrain, p.n > 1 else { return [] }
+        guard let (implied, resolved) = impliedVariance(p) else { return [] }
         let (m, v) = p.trainingStatistics
-        guard m.count == p.channels else { return [] }
-        let implied: [Double]
-        // Read from y, the variance is resolved only to about u·(σ² + ε)/σ² relative: a channel
-        // with σ² < ε (near-constant data) measures ε's rounding, not the algorithm, and would
-        // flatten the growth fit; such channels give no point.
-        var resolved = [Bool](repeating: true, count: p.channels)
-        if let bv = p.got["batch_var"], bv.count == p.channels { implied = bv } else {
-            resolved = v.map { $0 >= p.eps }
-            // epsInside = (γ/a)² − σ², so the variance y implies is (γ/a)² − ε = epsInside + σ² − ε.
-            let e = epsInside(p)
-            guard e.count == p.channels else { return [] }
-            implied = (0..<p.channels).map { c in e[c] + v[c] - p.eps }
-        }
         return (0..<p.channels).compactMap { c in
             guard v[c] > 0, resolved[c], implied[c].isFinite else { return nil }
             let d = implied[c] - v[c]
             return VarianceGrowth.Point(kappa: abs(m[c]) / v[c].squareRoot(), error: abs(d) / v[c], sign: d > 0 ? 1 : d < 0 ? -1 : 0)
         }
+    }
+}
+
+extension Fits {
+    /// A training case's variance as the implementation used it, per channel: its returned
+    /// batch_var, else the variance y's fitted scale implies; with whether each channel
+    /// resolves it. Nil for other ops, n = 1, or when y cannot be fitted.
+    static func impliedVariance(_ p: DiagnosisProblem) -> (variance: [Double], resolved: [Bool])? {
+        guard p.spec.op == .train || p.spec.op == .syncTrain, p.n > 1 else { return nil }
+        let (m, v) = p.trainingStatistics
+        guard m.count == p.channels else { return nil }
+        // Read from y, the variance is resolved only to about u·(σ² + ε)/σ² relative: a channel
+        // with σ² < ε (near-constant data) measures ε's rounding, not the algorithm, and would
+        // flatten the growth fit; such channels give no point.
+        if let bv = p.got["batch_var"], bv.count == p.channels { return (bv, [Bool](repeating: true, count: p.channels)) }
+        // epsInside = (γ/a)² − σ², so the variance y implies is (γ/a)² − ε = epsInside + σ² − ε.
+        let e = epsInside(p)
+        guard e.count == p.channels else { return nil }
+        return ((0..<p.channels).map { c in e[c] + v[c] - p.eps }, v.map { $0 >= p.eps })
+    }
+
+    /// Whether a BN that is right but for its variance — the one it used, ``impliedVariance`` —
+    /// reproduces every output a training case returned (y, batch_var, the running update with
+    /// the case's weight; the rest as the reference): the one-pass attribution's model check.
+    static func varianceAloneExplains(_ p: DiagnosisProblem) -> Bool {
+        // A variance that came out negative (one pass's cancellation) gives NaN outputs: so does the model.
+        guard let (used, _) = impliedVariance(p), used.allSatisfy(\.isFinite) else { return false }
+        // About the returned batch mean, else the centre y implies (x where y = β; the caller
+        // requires either within tolerance): a variance near 0 magnifies the mean's own rounding in y.
+        let returned = p.got["batch_mean"].flatMap { $0.count == p.channels ? $0 : nil }
+        let fits = yFits(p)
+        let centres = fits.count == p.channels ? (0..<p.channels).compactMap { c in fits[c].flatMap { $0.a != 0 ? (p.beta[c] - $0.b) / $0.a : nil } } : []
+        let m = returned ?? (centres.count == p.channels ? centres : p.trainingStatistics.mean)
+        var predicted = ["y": p.normalized(p.input("x"), mean: m, scale: { p.invStd(used[$0]) })]
+        if p.got["batch_var"] != nil { predicted["batch_var"] = used }
+        if returned != nil { predicted["batch_mean"] = m }
+        if let w = p.weight(step: 1), p.input("running_var").count == p.channels {
+            predicted["running_mean"] = p.blend(p.input("running_mean"), m, w)
+            predicted["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(used), w)
+        }
+        return p.explains(predicted)
+    }
+
+    /// Whether the running update with the batch weight the case's running mean implies
+    /// (``fittedWeight``) reproduces every output the case returned, the rest as the reference:
+    /// the check before an audit-wide weight rule names a failure.
+    static func runningWeightAloneExplains(_ p: DiagnosisProblem) -> Bool {
+        guard let w = fittedWeight(p), let predicted = RunningModels.update(p, w: w, varianceTerm: p.runningVarianceTerm) else { return false }
+        return p.explains(predicted)
     }
 }
 

@@ -16,6 +16,34 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
     /// rounding), or "undetermined" (too few points or too narrow a κ range to tell).
     public var algorithm: String
     public var evidence: String
+    /// The fitted c of error ≈ c·κ^p at the fit's roundoff (nil when undetermined).
+    public var coefficient: Double?
+
+    /// How far above the fitted growth a channel's variance error may lie and still be this
+    /// algorithm's rounding: errors scatter about the fit from channel to channel, and a case
+    /// beyond the fit's κ range extrapolates it (the NumPy one-pass mutant's float64 NIST
+    /// NumAcc3 case lies 213× above the growth its float32 cases fit, 2026-12-04; a variance
+    /// wrong by the factor (n − 1)/n lay 266–301× above it at κ = 10⁶, but is caught by its
+    /// equal errors).
+    public static let scatterAllowance = 1000.0
+
+    /// Whether a case's variance errors can be this growth's rounding: every point with a
+    /// measurable error (above 10³·`roundoff`) within ``scatterAllowance`` of c·κ^p scaled from
+    /// the fit's `floor` to the case's `roundoff` (a one-pass error is proportional to the unit
+    /// roundoff), and not the same relative error (to 10⁻³, below 0.3) in every channel of
+    /// different data (channels whose κ differ): a fixed factor, which rounding does not give.
+    public func onePassAllows(_ pts: [Point], roundoff: Double, floor: Double) -> Bool {
+        guard let c = coefficient, exponent.isFinite else { return false }
+        let measurable = pts.filter { $0.error > 1e3 * roundoff }
+        // (Errors above 0.3 are a variance lost altogether — 1 where it came out 0 — alike in any channel.)
+        let unsaturated = measurable.filter { $0.error <= 0.3 }, errors = unsaturated.map(\.error), kappas = unsaturated.map(\.kappa)
+        if errors.count >= 2, let hi = errors.max(), let lo = errors.min(), hi - lo <= 1e-3 * hi,
+           let kh = kappas.max(), let kl = kappas.min(), kh - kl > 1e-3 * kh { return false }
+        return measurable.allSatisfy { pt in
+            pt.error <= Self.scatterAllowance * c * pow(max(pt.kappa, 1), exponent) * roundoff / floor
+        }
+    }
+
     /// A growth is "biased" when at least this many channels tell the sign of their error and
     /// at most a tenth of them have the minority sign: rounding errors fall on either side
     /// alike (12 channels with at most one of the other sign: 13 in 2¹¹ by chance; a one-pass
@@ -71,6 +99,7 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         } else if algo != "two_pass", !signed.isEmpty {
             ev += "; the variance too large in \(up) of \(signed.count) channels (rounding: either side)"
         }
-        return VarianceGrowth(exponent: p, points: channels, decades: decades, algorithm: algo, evidence: ev)
+        return VarianceGrowth(exponent: p, points: channels, decades: decades, algorithm: algo, evidence: ev,
+                              coefficient: pow(10, my - p * mx))
     }
 }
