@@ -199,7 +199,7 @@ public struct Fingerprint: Sendable {
                 points.append(.init(kappa: abs(ms7[c].mean) / v.squareRoot(), error: abs(implied - v) / v))
             }
         }
-        let growth = VarianceGrowth.fit(points, floor: 1e-17)
+        let growth = VarianceGrowth.fit(points, floor: 1e-17).requiringRise(points, floor: 1e-17)
         let algo = Finding(value: y7.isEmpty ? "unknown" : growth.algorithm,
                            evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, κ ∈ {4, 16, 64, 256}: " + growth.evidence)
         // 8. closest profile.

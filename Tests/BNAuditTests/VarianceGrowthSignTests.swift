@@ -40,3 +40,29 @@ import Testing
         #expect(VarianceGrowth.fit(pts, floor: 0x1p-24).algorithm == "one_pass")
     }
 }
+
+/// The fingerprint's eight channels (κ 4, 4, 16, 16, 64, 64, 256, 256): a κ¹ or κ² fit names an
+/// algorithm only when the errors rise ≥ 25× from the lowest quarter of κ to the highest.
+@Suite struct VarianceGrowthRiseTests {
+    static let kappas: [Double] = [4, 4, 16, 16, 64, 64, 256, 256]
+
+    @Test func noiseAboutAFlatErrorIsTwoPass() {
+        // An outside red team's pivot-shifted float32 all-reduce: 1.7e-8 … 2e-7, fitted κ^0.6.
+        let errors = [1.7e-8, 9e-9, 5e-8, 2e-8, 6e-8, 9e-8, 2e-7, 1.6e-7]
+        let pts = zip(Self.kappas, errors).map { VarianceGrowth.Point(kappa: $0, error: $1) }
+        let fit = VarianceGrowth.fit(pts, floor: 1e-17)
+        #expect(fit.algorithm == "updating", "\(fit.evidence)")
+        let g = fit.requiringRise(pts, floor: 1e-17)
+        #expect(g.algorithm == "two_pass" && g.evidence.contains("rise only"), "\(g.evidence)")
+    }
+
+    @Test func realGrowthKeepsItsName() {
+        for (p, name) in [(1.0, "updating"), (2.0, "one_pass")] {
+            let pts = Self.kappas.enumerated().map { i, k in
+                VarianceGrowth.Point(kappa: k, error: 1e-9 * pow(k, p) * (i % 2 == 0 ? 1.5 : 0.7))
+            }
+            let g = VarianceGrowth.fit(pts, floor: 1e-17).requiringRise(pts, floor: 1e-17)
+            #expect(g.algorithm == name, "\(g.evidence)")
+        }
+    }
+}
