@@ -104,7 +104,9 @@ public final class AdapterClient: @unchecked Sendable {
             return h
         } catch let f as AdapterFailure {
             p.terminate(); process = nil
-            throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start (\(f.description))")
+            // A hang here is no case's: the message says so (the case timeout's text speaks of a restart).
+            let why = if case .timeout(let s) = f { "no hello within \(s) s; killed" } else { f.description }
+            throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start (\(why))")
         }
     }
 
@@ -124,6 +126,10 @@ public final class AdapterClient: @unchecked Sendable {
                                    answered: Set<String> = []) throws -> Response? {
         guard let obj = parse(line), let type = obj["type"] as? String else { throw AdapterFailure.garbage(line: line) }
         guard let rid = obj["id"] as? String else {
+            if let other = obj["id"], !(other is NSNull) {
+                let shown = ((try? encode(["id": other])).map { String(decoding: $0, as: UTF8.self) } ?? "?").dropFirst(6).dropLast()
+                throw AdapterFailure.protocolError("a reply whose \"id\" is not a string (\(shown.prefix(60))) while case \(id) was asked")
+            }
             throw AdapterFailure.protocolError("a reply without an \"id\" while case \(id) was asked")
         }
         if rid != id {

@@ -42,14 +42,14 @@ enum AuditSupport {
     /// `extraEnvironment` is added to this process's environment for the adapter.
     static func audit(_ adapter: String, profile: String = "pytorch", filter: String = ".4x3x5x5.",
                       cases selected: [GoldenStore.LoadedCase]? = nil, caseTimeout: Double = 60,
-                      extraEnvironment: [String: String] = [:], shell: Bool = false) throws -> AuditReport
+                      extraEnvironment: [String: String] = [:], shell: Bool = false, startTimeout: Double = 60) throws -> AuditReport
     {
         let a = Audit(profile: try ConventionProfile.named(profile), cases: try selected ?? cases(filter), goldenDir: golden,
                       reproBase: "test")
         let scratch = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-test-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: scratch) }
         let env = extraEnvironment.isEmpty ? nil : ProcessInfo.processInfo.environment.merging(extraEnvironment) { $1 }
-        let client = AdapterClient(command: shell ? adapter : "\(python) \(adapter)", caseTimeout: caseTimeout, startTimeout: 60,
+        let client = AdapterClient(command: shell ? adapter : "\(python) \(adapter)", caseTimeout: caseTimeout, startTimeout: startTimeout,
                                    totalTimeout: 600, workingDirectory: root, environment: env)
         return try a.run(adapter: client, scratch: scratch)
     }

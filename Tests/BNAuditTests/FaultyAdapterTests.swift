@@ -52,7 +52,7 @@ import Glibc
         }
         let want = Self.rows.first { $0.mode == mode }!.text
         do {
-            _ = try AuditSupport.audit(Self.command(mode), filter: "train.normal.4x3x5x5.NCHW.f32.p")
+            _ = try AuditSupport.audit(Self.command(mode), filter: "train.normal.4x3x5x5.NCHW.f32.p", startTimeout: mode == "hang-at-start" ? 3 : 60)
             Issue.record("\(mode): the audit started")
         } catch let e as BNError {
             #expect(e.description.contains(want) && !e.description.contains("\n"), "\(e.description)")

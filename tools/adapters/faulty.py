@@ -16,7 +16,9 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           "extra-output", "slow-start", "bad-hello", "stderr-noise", "hang-always", "flood",
           # issue 14: processes, protocol strictness, hostile output paths, control characters
           "fork-exit", "fork-ignore-term", "stderr-flood", "no-id", "wrong-id", "reply-twice", "close-stdin",
-          "golden-output", "symlink-output", "control-chars"]
+          "golden-output", "symlink-output", "control-chars",
+          # a red team's: no hello ever; an id that is a number
+          "hang-at-start", "numeric-id"]
 
 
 def record_pids(*pids):
@@ -124,6 +126,8 @@ class Replies:
         if reply.get("type") == "result" and a.cases == 2:
             if a.mode == "no-id":
                 del reply["id"]
+            elif a.mode == "numeric-id":
+                reply["id"] = 42
             elif a.mode == "wrong-id":
                 reply["id"] = "a-case-never-asked"
         if reply.get("type") == "result" and a.mode == "golden-output":
@@ -149,6 +153,9 @@ def main():
         sys.exit("faulty: crashing at start on purpose")
     if mode == "slow-start":
         time.sleep(3)
+    if mode == "hang-at-start":
+        while True:
+            time.sleep(60)
     adapter = Faulty(mode)
     if mode == "bad-hello":
         adapter.protocol = "bnspec-adapter/99"
