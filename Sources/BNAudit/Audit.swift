@@ -356,13 +356,38 @@ public struct Audit {
         if FileManager.default.fileExists(atPath: dir.appendingPathComponent(Export.marker).path) {
             throw BNError.file(path: dir.path, reason: "is the export folder; the outputs go to (and --results takes) \(dir.appendingPathComponent("results").path)")
         }
+        // Results written for an export under another profile are judged by that profile's requests
+        // (eps, weights, refusals): auditing them under this one would blame the implementation.
+        let marker = dir.deletingLastPathComponent().appendingPathComponent(Export.marker)
+        if let data = try? FileRead.data(marker, limit: FileRead.textLimit),
+           let exported = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["profile"] as? String, exported != profile.name {
+            throw BNError.invalidArgument("these results answer an export for profile '\(exported.prefix(40))' (\(marker.path)); audit them with --profile \(exported.prefix(40))")
+        }
+        // A folder that names no golden case (a typo, another suite's id) would be skipped
+        // silently: refused before any case.
+        let known = Set((try? FileManager.default.contentsOfDirectory(atPath: goldenDir.path)) ?? [])
+        let stray = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { !known.contains($0) && !$0.hasPrefix(".") }.sorted()
+        if !known.isEmpty, let first = stray.first {
+            throw BNError.file(path: dir.appendingPathComponent(first).path,
+                               reason: "names no golden case\(stray.count > 1 ? " (and \(stray.count - 1) more entries of the results folder)" : ""): each folder must be a case id")
+        }
         let results = try eachCase(progress: progress) { ac in
             var r = base(ac)
             let caseDir = dir.appendingPathComponent(ac.goldenID)
             var files: [String: URL] = [:]
-            for name in ac.loaded.spec.outputs.keys {
-                let f = caseDir.appendingPathComponent("\(name).npy")
-                if FileManager.default.fileExists(atPath: f.path) { files[name] = f }
+            // The op's outputs (a case that requires a refusal lists none, yet its outputs are judged).
+            let allowed = Set(ac.loaded.spec.op.arrays.filter { $0.role == .output }.map { "\($0.name).npy" } + ["error.txt"])
+            for entry in ((try? FileManager.default.contentsOfDirectory(atPath: caseDir.path)) ?? []).sorted() {
+                let f = caseDir.appendingPathComponent(entry)
+                // Every entry is a file of its own (no link out of the folder, as for an adapter's outputs).
+                let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: f.path)) != nil
+                if link || !allowed.contains(entry) {
+                    r.status = .failed; r.worstRatio = .infinity; r.fault = .unexpectedOutput
+                    r.detail = link ? "\(entry) is a symbolic link; outputs must be files in the case folder"
+                        : "unexpected file \(entry) in the case folder (allowed: \(allowed.sorted().joined(separator: ", ")))"
+                    return r
+                }
+                if entry != "error.txt" { files[String(entry.dropLast(4))] = f }
             }
             let errorFile = caseDir.appendingPathComponent("error.txt")
             let refused = FileManager.default.fileExists(atPath: errorFile.path)
@@ -444,7 +469,7 @@ public struct Audit {
             r.detail = "unexpected output\(unknown.count > 1 ? "s" : "") \(unknown.joined(separator: ", ")) (this case has \(spec.outputs.keys.sorted().joined(separator: ", ")))"
             return r
         }
-        for (name, url) in files {
+        for (name, url) in files.sorted(by: { $0.key < $1.key }) {
             do {
                 let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true)
                 got[name] = a.values

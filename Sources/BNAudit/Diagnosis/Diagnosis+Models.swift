@@ -27,8 +27,9 @@ enum ForwardModels {
         ("the output is written in the other layout's element order (NCHW ↔ NHWC)", { p, x, m, v in
             guard p.spec.layout != .nc, p.shape.spatialSize > 1 else { return nil }
             let y = p.normalized(x, mean: m, scale: { p.invStd(v[$0]) })
+            // The right y, written in the other layout's order (its buffer read as this layout).
             let other: Layout = p.spec.layout == .nchw ? .nhwc : .nchw
-            return y.relayout(p.shape, from: other, to: p.spec.layout)
+            return y.relayout(p.shape, from: p.spec.layout, to: other)
         }),
     ]
 

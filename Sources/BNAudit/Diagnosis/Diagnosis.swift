@@ -65,8 +65,15 @@ public struct DiagnosisProblem: Sendable {
             let p = predicted[name] ?? expected[name] ?? []
             // A 16-bit storage output's rounding is bounded about the reference (spec §5.2); a model
             // that predicts other values is owed the same rounding about its own prediction.
-            if predicted[name] != nil, storageOutputs.contains(name), spec.dtype == .f16 || spec.dtype == .bf16, p.count == tol.count {
-                tol = zip(tol, p).map { $0 + 2 * spec.dtype.storageRoundoff * ($1.isFinite ? abs($1) : 0) }
+            // τ holds u_s·|y_ref| (spec §5.2): about a prediction it is u_s·|prediction|, so the
+            // difference is added where the prediction is larger — no more (an extra 2·u_s·|prediction|
+            // had let a second bug of 0.3–0.6 % hide behind a named one, an outside red team found).
+            if predicted[name] != nil, storageOutputs.contains(name), spec.dtype == .f16 || spec.dtype == .bf16, p.count == tol.count,
+               let ref = expected[name], ref.count == tol.count {
+                tol = tol.indices.map { i in
+                    let grow = p[i].isFinite && ref[i].isFinite ? max(0, abs(p[i]) - abs(ref[i])) : 0
+                    return tol[i] + spec.dtype.storageRoundoff * grow
+                }
             }
             let alt = predicted[name] == nil ? (alternatives[name] ?? [:]) : [:]
             let limit = spec.dtype == .f64 ? Double.greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude)

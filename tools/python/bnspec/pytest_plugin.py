@@ -67,6 +67,9 @@ class BNSpecSuite(pytest.Collector):
         profile = config.getoption("--bnspec-profile") or getattr(module, "bnspec_profile", None) \
             or config.getini("bnspec_profile") or DEFAULT_PROFILE
         golden = _option(config, "golden")
+        if golden is None:  # as the binary looks (Sources/bnspec/Paths.swift): BNSPEC_GOLDEN, BNSPEC_HOME/golden, …
+            golden = os.environ.get("BNSPEC_GOLDEN") or (os.path.join(os.environ["BNSPEC_HOME"], "golden")
+                                                         if os.environ.get("BNSPEC_HOME") else None)
         if golden is None:
             root = find_checkout(str(config.rootpath)) or find_checkout(os.getcwd())
             if root is None:
@@ -74,12 +77,27 @@ class BNSpecSuite(pytest.Collector):
                     root = find_checkout(os.path.dirname(find_binary(_option(config, "binary"))[0]))
                 except AuditError:
                     root = None
-            if root is None:
-                raise BNSpecError("bnspec: error: no golden folder (pass --bnspec-golden DIR, or run inside a BNSpec checkout)")
-            golden = os.path.join(root, "golden")
+            golden = os.path.join(root, "golden") if root is not None else None
+            if golden is None:  # an install: <prefix>/share/bnspec/golden for <prefix>/bin/bnspec
+                try:
+                    exe = os.path.realpath(find_binary(_option(config, "binary"))[0])
+                    share = os.path.join(os.path.dirname(os.path.dirname(exe)), "share", "bnspec", "golden")
+                    golden = share if os.path.isdir(share) else None
+                except AuditError:
+                    golden = None
+            if golden is None:
+                raise BNSpecError("bnspec: error: no golden folder (pass --bnspec-golden DIR, set BNSPEC_GOLDEN, "
+                                  "or run inside a BNSpec checkout or with an installed bnspec)")
         return profile, os.path.abspath(golden)
 
     def collect(self):
+        # No bnspec to run is one collection error (pytest exits 2), not a failure of every case,
+        # which CI could not tell from a failing BN.
+        if not self.config.getoption("collectonly"):
+            try:
+                find_binary(_option(self.config, "binary"), cwd=str(self.config.rootpath))
+            except AuditError as e:
+                raise BNSpecError(str(e)) from None
         profile, golden = self._settings()
         self.profile, self.golden = profile, golden
         manifest = os.path.join(golden, "manifest.json")

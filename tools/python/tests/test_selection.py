@@ -109,12 +109,37 @@ def test_plugin_reports_skips_and_collects_every_case(fake, pytester, monkeypatc
     assert res.ret == 5  # pytest's "no tests ran"
 
 
-def test_plugin_audit_error_fails_every_item_with_one_line(fake, pytester, monkeypatch):
+def test_plugin_without_a_binary_is_one_collection_error(fake, pytester, monkeypatch):
+    # Not a failure of every case (exit 1, which CI could not tell from a failing BN): one
+    # collection error, pytest's exit 2, with bnspec's one line. Listing the cases needs no binary.
     golden, _ = fake
     monkeypatch.setenv("BNSPEC", "/nonexistent/bnspec")
     res = run_plugin(pytester, golden)
-    res.assert_outcomes(failed=len(IDS))
-    assert res.stdout.str().count("bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable") >= len(IDS)
+    assert res.ret == 2
+    res.assert_outcomes(errors=1)
+    assert res.stdout.str().count("bnspec: error: BNSPEC=/nonexistent/bnspec is not an executable") >= 1
+    res = run_plugin(pytester, golden, "--collect-only", "-q")
+    assert res.ret == 0 and sum("::MyBN::" in l for l in res.stdout.lines) == len(IDS)
+
+
+def test_plugin_finds_an_installs_golden_folder(fake, pytester, monkeypatch, tmp_path):
+    # <prefix>/bin/bnspec with <prefix>/share/bnspec/golden, as the binary itself looks, when no
+    # checkout is around: the plugin collects that folder's cases.
+    golden, _ = fake
+    prefix = tmp_path / "prefix"
+    (prefix / "bin").mkdir(parents=True)
+    (prefix / "share" / "bnspec").mkdir(parents=True)
+    os.symlink(golden, prefix / "share" / "bnspec" / "golden")
+    exe = prefix / "bin" / "bnspec"
+    exe.write_text(f"#!/bin/sh\nexec {sys.executable} {FAKE} \"$@\"\n")
+    exe.chmod(0o755)
+    monkeypatch.setenv("BNSPEC", str(exe))
+    monkeypatch.delenv("BNSPEC_GOLDEN", raising=False)
+    monkeypatch.delenv("BNSPEC_HOME", raising=False)
+    pytester.makepyfile(test_user_bn=TEST_FILE)
+    plugin = [] if plugin_installed() else ["-p", "bnspec.pytest_plugin"]
+    res = pytester.runpytest_subprocess(*plugin, "--collect-only", "-q", "-p", "no:cacheprovider")
+    assert res.ret == 0 and sum("::MyBN::" in l for l in res.stdout.lines) == len(IDS), res.stdout.str()
 
 
 def test_an_audit_that_checked_nothing_returns_its_skips(fake, pytester, monkeypatch):
