@@ -36,6 +36,7 @@ EXPECTED = {
     "fp16-accumulation": "Σx accumulated in float16",
     "nan-to-zero": "NaN turned into 0",
     "nhwc-vector-tail": "the tail of a 4-wide vector loop over channels",
+    "nhwc-written-in-nchw-order": "the output is written in the other layout's element order",
 }
 # Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
 # a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but

@@ -18,8 +18,14 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         "backward-missing-xhat-term", "inference-uses-batch-statistics", "fp16-accumulation", "nan-to-zero",
         # Bugs no model of the audit names: it must catch them and name no cause (a red team's).
         "variance-about-f16-mean", "gamma-beta-swapped-from-c8",
+        # γ and β swapped and y 0.6 % too large: where the scaling alone fails, the swap's model must
+        # not absorb it into a 16-bit output's rounding allowance (a red team's; MutationScoreTests).
+        "gamma-beta-swapped-y-scaled",
         # A real vector-loop tail: its cause must survive the audit-wide check.
-        "nhwc-vector-tail"]
+        "nhwc-vector-tail",
+        # The right y of a channels-last case written in NCHW element order (a red team's: the
+        # model had predicted the inverse permutation).
+        "nhwc-written-in-nchw-order"]
 
 
 def channel_values(x, layout, c):
@@ -66,7 +72,7 @@ class Mutant(NumpyBN):
         layout = req["layout"]
         ps = param_shape(x.ndim, layout, g.size)
         eps = F(self.opt(req, "eps"))
-        if self.bug == "gamma-beta-swapped":
+        if self.bug in ("gamma-beta-swapped", "gamma-beta-swapped-y-scaled"):
             g, b = b, g
         if self.bug == "gamma-beta-swapped-from-c8":  # channels 8 on only: with C = 9, the "tail" of a 4-wide loop
             g, b = g.copy(), b.copy()
@@ -81,6 +87,10 @@ class Mutant(NumpyBN):
         if self.bug == "nhwc-vector-tail" and layout != "NCHW" and g.size >= 8 and g.size % 4:
             y = y.copy()  # a 4-wide loop over channels whose scalar tail scales by 1.5
             y[..., g.size - g.size % 4:] *= F(1.5)
+        if self.bug == "gamma-beta-swapped-y-scaled":
+            y = y * F(1.006)
+        if self.bug == "nhwc-written-in-nchw-order" and layout == "NHWC" and y.ndim == 4:
+            y = np.ascontiguousarray(np.moveaxis(y, -1, 1)).reshape(y.shape)
         return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
