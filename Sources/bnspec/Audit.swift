@@ -86,6 +86,8 @@ struct AuditCommand: ParsableCommand {
             var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
                 ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
             if let g = golden { base += " --golden \(g)" }
+            // A case that hung reruns under the same limit, not the default minute.
+            if results == nil && caseTimeout != 60 { base += " --case-timeout \(String(format: "%g", caseTimeout))" }
             var audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
             audit.maxFailures = maxfail
             var report: AuditReport

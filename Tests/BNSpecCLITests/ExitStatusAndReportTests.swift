@@ -44,6 +44,19 @@ import Testing
     }
 
     /// The run cannot be completed as asked: 2, one line, and no report claiming verdicts.
+    /// The repro line of an adapter audit run with another --case-timeout carries it: a case
+    /// that hung reruns under the same limit (an outside red team's: it had waited the default
+    /// minute).
+    @Test func reproCarriesTheCaseTimeout() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let adapter = "\(python) tools/adapters/faulty.py hang"
+        // faulty.py hang answers the first case and hangs on the next.
+        let r = try CLI.run(["audit", "--adapter", adapter, "--profile", "pytorch", "--case-timeout", "3", "--match", "train.normal.4x3x5x5.NCHW.f32.p"])
+        #expect(r.status == 1, "\(r.err)")
+        #expect(r.out.contains("did not answer within 3.0 s") && r.out.contains("repro: bnspec audit --adapter '\(adapter)' --profile pytorch --case-timeout 3 --case "),
+                "\(r.out)")
+    }
+
     @Test func couldNotRunIs2() throws {
         guard CLI.isBuilt() else { return }
         let dir = try CLI.scratch("exit2")
