@@ -21,10 +21,8 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
 
     /// How far above the fitted growth a channel's variance error may lie and still be this
     /// algorithm's rounding: errors scatter about the fit from channel to channel, and a case
-    /// beyond the fit's κ range extrapolates it (the NumPy one-pass mutant's float64 NIST
-    /// NumAcc3 case lies 213× above the growth its float32 cases fit, 2026-12-04; a variance
-    /// wrong by the factor (n − 1)/n lay 266–301× above it at κ = 10⁶, but is caught by its
-    /// equal errors).
+    /// beyond the fit's κ range extrapolates it (float64 cases far above the float32 cases' κ);
+    /// a variance wrong by a fixed factor is caught by its equal errors instead.
     public static let scatterAllowance = 1000.0
 
     /// Whether a case's variance errors can be this growth's rounding: every point with a
@@ -47,8 +45,8 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
     /// A κ¹ or κ² fit over few channels (the fingerprint's eight, κ from 4 to 256) names an
     /// algorithm only when the errors rise across the κ range: the median error of the highest
     /// quarter of κ at least `minimumRise` times the lowest quarter's (κ¹ rises 64× there, κ²
-    /// 4096×; a pivot-shifted float32 all-reduce — two-pass class — rose 12× with a fitted κ^0.57
-    /// in an outside red team's adapter, 2026-12-04, and was called updating). Otherwise the
+    /// 4096×; an outside red team's pivot-shifted float32 all-reduce — two-pass class — had been
+    /// called updating by its fitted exponent alone, 2026-12-04). Otherwise the
     /// growth is noise about a flat error: "two_pass". `pts` and `floor` as given to ``fit``.
     public func requiringRise(_ pts: [Point], floor: Double, minimumRise: Double = 25) -> VarianceGrowth {
         guard algorithm == "updating" || algorithm == "one_pass" else { return self }
