@@ -78,9 +78,12 @@ public struct AuditResult: Codable, Sendable {
     /// Training cases: the batch weight asked for and the one the returned running mean implies
     /// (for the audit-wide ``WeightFit``; not encoded).
     var weightPoint: WeightFit.Point?
-    /// Numeric failures: the case's channel count and its channels with an element beyond
-    /// tolerance (for the audit-wide check of a vector-loop-tail cause; not encoded).
-    var channels = 0, failingChannels: [Int] = []
+    /// For the audit-wide check of a vector-loop tail (``VectorTail/judge(_:)``; not encoded):
+    /// the case's channel count, its channels with an element beyond tolerance, the loop widths
+    /// whose tail they are, and its kernel path (operation, layout, dtype; nil for NCHW, where no
+    /// loop runs over channels). Passing cases keep their channel count and path: a tail that
+    /// should have failed there is counter-evidence.
+    var channels = 0, failingChannels: [Int] = [], tailWidths: [Int] = [], tailKey: String? = nil
     /// The case's storage dtype (float32, float16, …).
     public var dtype: String = ""
     /// Seconds the case took (request, answer, judging).
@@ -207,17 +210,23 @@ public struct AuditReport: Codable, Sendable {
                 }
             }
         }
-        // A vector loop's tail named case by case stands only if no unexplained failure of the
-        // audit lies outside its own tail (Patterns.tailContradiction).
-        // Judged on the causes as the cases named them (widths in order: the report is the same
-        // whatever the order of a set).
-        let named = results.map(\.likelyCause)
-        for width in Set(named.compactMap(Patterns.tailWidth)).sorted() {
-            let failures = zip(results, named).filter { r, cause in r.isNumericFailure && (cause == nil || Patterns.tailWidth(cause) == width) }
-                .map { r, _ in (id: r.caseID, channels: r.channels, failing: r.failingChannels) }
-            guard let against = Patterns.tailContradiction(width: width, among: failures) else { continue }
-            for i in results.indices where Patterns.tailWidth(named[i]) == width {
-                results[i].evidence.append("the last C mod \(width) channels are the wrong ones here, but not across this audit: \(against)")
+        // A vector loop's tail stands only at the widths every case agrees with (VectorTail.judge):
+        // judged on the causes as the cases named them; the open failures that fit those widths
+        // are named with all of them, a contradicted tail is withdrawn with its evidence.
+        let tailCases = results.map { r in
+            VectorTail.Case(id: r.caseID, key: r.tailKey, channels: r.channels, passed: r.status == .passed && r.hasNumbers,
+                            open: r.isNumericFailure && (r.likelyCause == nil || VectorTail.isCause(r.likelyCause)),
+                            failing: r.failingChannels, widths: r.tailWidths)
+        }
+        let tail = VectorTail.judge(tailCases)
+        let tailNamed = Set(tail.named)
+        for i in results.indices {
+            if tailNamed.contains(i) {
+                results[i].likelyCause = VectorTail.cause(channels: results[i].channels, widths: tail.widths)
+                if !tail.against.isEmpty { results[i].evidence.append("vector-loop widths ruled out across this audit: " + tail.against.joined(separator: "; ")) }
+            } else if VectorTail.isCause(results[i].likelyCause) {
+                results[i].evidence.append("the failing channels are the tail of a vector loop here, but not across this audit: "
+                    + (tail.against.isEmpty ? "no other case has two full vectors right or another channel count" : tail.against.joined(separator: "; ")))
                 results[i].likelyCause = nil
             }
         }
@@ -523,8 +532,11 @@ public struct Audit {
             if r.status == .failed && r.fault == nil {  // no cause is read from outputs that were not compared
                 let d = Diagnosis.of(problem)
                 r.likelyCause = d.cause; r.evidence = d.evidence
-                r.channels = problem.channels; r.failingChannels = Patterns.failures(problem).channels.sorted()
+                r.failingChannels = Patterns.failures(problem).channels.sorted()
+                r.tailWidths = VectorTail.widths(problem)
             }
+            r.channels = problem.channels
+            r.tailKey = spec.layout == .nchw ? nil : "\(spec.op.rawValue) \(spec.layout.rawValue) \(spec.dtype.rawValue)"
         }
         return r
     }

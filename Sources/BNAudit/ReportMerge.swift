@@ -174,15 +174,18 @@ extension AuditResult {
         /// The model checks of the one-pass and weight attributions (absent: false).
         public var varianceAloneExplains: Bool?
         public var runningWeightAloneExplains: Bool?
-        /// A numeric failure's channel count and failing channels (the vector-loop-tail check).
+        /// The vector-loop-tail check: a channels-last case's (or a numeric failure's) channel
+        /// count and kernel path, a failure's failing channels and the loop widths they fit.
         public var channels: Int?
         public var failingChannels: [Int]?
+        public var tailWidths: [Int]?
+        public var tailKey: String?
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
             case varianceAloneExplains = "variance_alone_explains", runningWeightAloneExplains = "running_weight_alone_explains"
-            case channels, failingChannels = "failing_channels"
+            case channels, failingChannels = "failing_channels", tailWidths = "tail_widths", tailKey = "tail_key"
         }
 
         init(_ r: AuditResult) {
@@ -192,8 +195,10 @@ extension AuditResult {
             backwardVariancePoints = r.backwardVariancePoints.isEmpty ? nil : r.backwardVariancePoints.map { [$0.kappa, $0.error] }
             computeRoundoff = r.computeRoundoff; meanWithinTolerance = r.meanWithinTolerance
             varianceAloneExplains = r.varianceAloneExplains ? true : nil; runningWeightAloneExplains = r.runningWeightAloneExplains ? true : nil
-            channels = r.failingChannels.isEmpty ? nil : r.channels
+            channels = r.failingChannels.isEmpty && r.tailKey == nil ? nil : r.channels
             failingChannels = r.failingChannels.isEmpty ? nil : r.failingChannels
+            tailWidths = r.tailWidths.isEmpty ? nil : r.tailWidths
+            tailKey = r.tailKey
         }
 
         /// `r` as it was before the fits, for fitting again.
@@ -206,6 +211,7 @@ extension AuditResult {
             r.computeRoundoff = computeRoundoff; r.meanWithinTolerance = meanWithinTolerance
             r.varianceAloneExplains = varianceAloneExplains ?? false; r.runningWeightAloneExplains = runningWeightAloneExplains ?? false
             r.channels = channels ?? 0; r.failingChannels = failingChannels ?? []
+            r.tailWidths = tailWidths ?? []; r.tailKey = tailKey
             return r
         }
     }

@@ -54,12 +54,19 @@ import Testing
         if bug == "variance-about-f16-mean" { #expect(r.varianceGrowth?.algorithm == "biased", "\(String(describing: r.varianceGrowth))") }
     }
 
-    /// A real vector-loop tail (the last C mod 4 channels of channels-last cases with C ≥ 8 scaled
-    /// by 1.5) keeps its cause through the audit-wide check that withdraws a contradicted one.
-    @Test func vectorTailMutantKeepsItsCause() throws {
+    /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
+    /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
+    /// check, with the widths the cases can tell: the suite's C = 17 and 33 cannot tell a 16-wide
+    /// tail from a 4- or 8-wide one, so all three are named (an outside red team's 16-wide tail
+    /// had been named "4-wide", the first width that fitted).
+    @Test(arguments: [("nhwc-vector-tail", "the tail of a 4-wide vector loop over channels"),
+                      ("nhwc-vector-tail-8", "the tail of an 8-wide vector loop over channels"),
+                      ("nhwc-vector-tail-16", "the tail of a 4-, 8- or 16-wide vector loop over channels")])
+    func vectorTailMutantKeepsItsCause(bug: String, expected: String) throws {
         try Self.requireNumPy()
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py nhwc-vector-tail", filter: ".")
-        try Self.expectCaught(r, bug: "nhwc-vector-tail", expected: "the tail of a 4-wide vector loop over channels")
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        try Self.expectCaught(r, bug: bug, expected: expected)
+        #expect(r.causes["unexplained"] == nil, "\(bug): \(r.causes)")
     }
 
     /// The right y of channels-last cases written in NCHW element order is named by the layout

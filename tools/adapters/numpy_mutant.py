@@ -21,8 +21,11 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # γ and β swapped and y 0.6 % too large: where the scaling alone fails, the swap's model must
         # not absorb it into a 16-bit output's rounding allowance (a red team's; MutationScoreTests).
         "gamma-beta-swapped-y-scaled",
-        # A real vector-loop tail: its cause must survive the audit-wide check.
-        "nhwc-vector-tail",
+        # Real vector-loop tails: their cause must survive the audit-wide check, with the width
+        # the cases can tell (4 wide from C = 8 on; 8 wide from C = 8 on; 16 wide from C = 16 on,
+        # which the suite's C = 17 and 33 cannot tell from 4 or 8 wide: a red team's, named
+        # "4-wide" before).
+        "nhwc-vector-tail", "nhwc-vector-tail-8", "nhwc-vector-tail-16",
         # The right y of a channels-last case written in NCHW element order (a red team's: the
         # model had predicted the inverse permutation).
         "nhwc-written-in-nchw-order"]
@@ -84,9 +87,12 @@ class Mutant(NumpyBN):
         else:
             r = F(1) / np.sqrt(v.astype(F) + eps)
         y = (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
-        if self.bug == "nhwc-vector-tail" and layout != "NCHW" and g.size >= 8 and g.size % 4:
-            y = y.copy()  # a 4-wide loop over channels whose scalar tail scales by 1.5
-            y[..., g.size - g.size % 4:] *= F(1.5)
+        tails = {"nhwc-vector-tail": (4, 8), "nhwc-vector-tail-8": (8, 8), "nhwc-vector-tail-16": (16, 16)}
+        if self.bug in tails and layout != "NCHW":
+            w, from_c = tails[self.bug]  # a w-wide loop over channels, used from C = from_c on, whose scalar tail scales by 1.5
+            if g.size >= from_c and g.size % w:
+                y = y.copy()
+                y[..., g.size - g.size % w:] *= F(1.5)
         if self.bug == "gamma-beta-swapped-y-scaled":
             y = y * F(1.006)
         if self.bug == "nhwc-written-in-nchw-order" and layout == "NHWC" and y.ndim == 4:

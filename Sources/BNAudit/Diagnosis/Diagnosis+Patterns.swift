@@ -33,35 +33,13 @@ enum Patterns {
         },
     ]
 
-    /// A structural cause: every wrong element lies in the tail channels of a vector loop, or
-    /// from a power-of-two position of each channel on, and every such channel or position
-    /// is wrong. Nil when the failures have no such shape.
+    /// A structural cause: every wrong element lies in the tail channels of a vector loop
+    /// (``VectorTail``), or from a power-of-two position of each channel on, and every such
+    /// channel or position is wrong. Nil when the failures have no such shape.
     static func location(_ p: DiagnosisProblem) -> String? {
-        let C = p.channels
         let (failingChannels, positions, tensorOutputs) = failures(p)
         guard !failingChannels.isEmpty else { return nil }
-        // A vector loop over channels exists in channels-last layouts only; its tail must fail
-        // systematically (most elements of each tail channel) while every other channel passes,
-        // and at least two full vectors of channels must be right, so that one stray failing
-        // channel is not taken for a tail.
-        if p.spec.layout != .nchw {
-            for width in [4, 8, 16, 32] where C % width != 0 && C >= 2 * width {
-                let tail = Set((C - C % width)..<C)
-                guard failingChannels == tail else { continue }
-                let systematic = tail.allSatisfy { c in
-                    let idx = p.indices(c)
-                    let fails = p.got.keys.contains { name in
-                        guard let count = p.got[name]?.count, count == p.shape.elementCount else { return false }
-                        let f = Set(p.failing(name))
-                        return idx.filter { f.contains($0) }.count * 2 >= idx.count
-                    }
-                    return fails || p.got.keys.contains { name in p.got[name]?.count == C && p.failing(name).contains(c) }
-                }
-                if systematic {
-                    return "the last C mod \(width) = \(C % width) channels are wrong (the tail of a \(width)-wide vector loop over channels); channels 0…\(C - C % width - 1) are right"
-                }
-            }
-        }
+        if let tail = VectorTail.cause(p) { return tail }
         if tensorOutputs > 0, let first = positions.min(), first >= 256, first & (first - 1) == 0 {
             let n = p.n
             let expected = n - first
@@ -94,28 +72,6 @@ enum Patterns {
             }
         }
         return (failingChannels, positions, tensorOutputs)
-    }
-
-    /// The width of the vector loop a cause of ``location(_:)`` names, nil for other causes.
-    static func tailWidth(_ cause: String?) -> Int? {
-        guard let cause, let r = cause.range(of: "-wide vector loop over channels") else { return nil }
-        return Int(cause[..<r.lowerBound].split(separator: " ").last ?? "")
-    }
-
-    /// Across an audit, a `width`-wide loop's tail (``location(_:)``) is the cause only if no
-    /// failure contradicts it: every case that failed with no other cause must fail in its own
-    /// tail channels [C − C mod width, C) only. One case cannot tell a tail from, say, wrong
-    /// parameters from channel 8 on, which with C = 9 is the tail of a 4-wide loop; the cases
-    /// with other C can (the red-team adapter that swapped γ and β from channel 8 on, C = 16:
-    /// channels 8–15 fail, C mod 4 = 0). Returns the first contradicting case's description.
-    static func tailContradiction(width: Int, among cases: [(id: String, channels: Int, failing: [Int])]) -> String? {
-        for c in cases where !c.failing.isEmpty {
-            let tail = (c.channels - c.channels % width)..<c.channels
-            if let off = c.failing.first(where: { !tail.contains($0) }) {
-                return "\(c.id) fails in channel \(off) of C = \(c.channels), outside the last C mod \(width) = \(c.channels % width)"
-            }
-        }
-        return nil
     }
 
     /// Evidence only: whether the outputs would pass the tolerance model at a lower
