@@ -52,13 +52,18 @@ final class KernelLibrary: @unchecked Sendable {
             case .backwardInfer: BNSPEC_OP_BACKWARD_INFER
             }
         }
-        /// The adapter protocol's name.
-        /// A NUL-terminated C buffer as text.
-    static func text(_ buffer: [CChar]) -> String {
-        String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
+        /// The entry point's tensor arguments, in the order of bnspec_kernel.h.
+        var arguments: [String] {
+            switch self {
+            case .train: ["x", "gamma", "beta", "running_mean", "running_var", "y", "batch_mean", "batch_var"]
+            case .infer: ["x", "gamma", "beta", "mean", "var", "y"]
+            case .backwardTrain: ["x", "dy", "gamma", "dx", "dgamma", "dbeta"]
+            case .backwardInfer: ["x", "dy", "gamma", "mean", "var", "dx", "dgamma", "dbeta"]
+            }
+        }
 
-    var name: String {
+        /// The adapter protocol's name.
+        var name: String {
             switch self {
             case .train: "train"
             case .infer: "infer"

@@ -303,8 +303,10 @@ public struct LibraryHost {
         for ((name, b), bytes) in zip(inputs, before) where !b.matches(bytes) {
             throw HostFailure(message: "\(symbol) wrote to its input \(name) (declared const) on \(at)")
         }
-        for b in args.compactMap({ $0 }) where !b.guardIntact {
-            throw HostFailure(message: "\(symbol) wrote past the end of an output (\(b.count) elements) on \(at)")
+        for (name, b) in zip(op.arguments, args) {
+            guard let b else { continue }
+            if !b.frontIntact { throw HostFailure(message: "\(symbol) wrote before the start of \(name) (\(b.count) elements) on \(at)") }
+            if !b.backIntact { throw HostFailure(message: "\(symbol) wrote past the end of \(name) (\(b.count) elements) on \(at)") }
         }
         return st
     }

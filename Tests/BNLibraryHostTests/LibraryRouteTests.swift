@@ -185,7 +185,14 @@ import Glibc
     /// What the host checks for every call is reported against the case (never as a pass).
     @Test(arguments: [
         ["input", "((float *)x)[0] = 1; return 0;", "wrote to its input x (declared const)"],
-        ["overrun", "y[count] = 1; return 0;", "wrote past the end of an output"],
+        ["overrun", "y[count] = 1; return 0;", "wrote past the end of y"],
+        // A guard page before each buffer and after it (an outside red team's: a write one element
+        // before y, or 4 KiB past its end, went unnoticed beside a 256-byte trailing guard).
+        ["underrun", "y[-1] = 1; return 0;", "wrote before the start of y"],
+        ["overrun-4k", "bv[p->shape[1] + 1024] = 1; return 0;", "wrote past the end of batch_var"],
+        // Further out the mapping is inaccessible: the write faults inside the entry point.
+        ["overrun-far", "y[count + 8192] = 1; return 0;", "SIGSEGV (segmentation fault) in bnspec_kernel_train_f32 on case"],
+        ["underrun-far", "rm[-8192] = 1; return 0;", "SIGSEGV (segmentation fault) in bnspec_kernel_train_f32 on case"],
         ["code", "return 7;", "returned 7, not a bnspec_kernel.h return code"],
         ["failed", "snprintf(m, n, \"out of scratch memory\"); return BNSPEC_FAILED;", "failed (BNSPEC_FAILED): out of scratch memory"],
     ])

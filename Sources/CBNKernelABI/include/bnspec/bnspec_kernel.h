@@ -31,9 +31,10 @@
  * anything else (allocation, backend error), answered like a refusal, with its message.
  *
  * Entry points must not keep pointers past the call, must not write to const inputs or
- * past the end of an output, and may be called repeatedly in one process. bnspec's host fills
+ * outside an output, and may be called repeatedly in one process. bnspec's host fills
  * outputs with NaN before each call, fails the case when a const input changed or a guard zone
- * after an output was written, and forwards the library's stdout to stderr.
+ * before or after a buffer was written (a page each side; further out a write faults), and
+ * forwards the library's stdout to stderr.
  *
  * A library built with a prefix defines BNSPEC_KERNEL_PREFIX before including this header:
  *   #define BNSPEC_KERNEL_PREFIX mylib_
