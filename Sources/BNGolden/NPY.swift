@@ -66,6 +66,9 @@ public struct NPYArray: Equatable, Sendable {
         try data.withUnsafeBytes { try decode(raw: $0, name: name, bfloat16: isBF16) }
     }
 
+    /// The longest header accepted: a header is a short Python dict; a longer one is refused before it is read.
+    static let maxHeaderBytes = 1 << 20
+
     static func decode(raw bytes: UnsafeRawBufferPointer, name: String, bfloat16 isBF16: Bool) throws -> NPYArray {
         func fail(_ r: String) -> BNError { .file(path: name, reason: r) }
         guard bytes.count >= 10, bytes[0] == 0x93, Array(bytes[1...5]) == Array("NUMPY".utf8) else {
@@ -81,7 +84,10 @@ public struct NPYArray: Equatable, Sendable {
             start = 12
         default: throw fail("unsupported NPY format version \(major)")
         }
-        guard headerLen <= 1 << 20, start + headerLen <= bytes.count else { throw fail("truncated NPY header") }
+        guard headerLen <= Self.maxHeaderBytes else {
+            throw fail("NPY header of \(headerLen) bytes (more than the \(Self.maxHeaderBytes >> 20) MiB this reader accepts; NumPy writes under 1 KiB)")
+        }
+        guard start + headerLen <= bytes.count else { throw fail("truncated NPY header (\(headerLen) bytes declared, \(bytes.count - start) in the file)") }
         guard let header = String(bytes: bytes[start..<(start + headerLen)], encoding: major == 3 ? .utf8 : .isoLatin1) else {
             throw fail("NPY header is not text")
         }

@@ -73,7 +73,10 @@ bnspec_host_library *bnspec_host_open(const char *path, const char *prefix, char
     char why[512] = "";
     int32_t rc = describe(&lib->description, why, sizeof why);
     why[sizeof why - 1] = 0;
-    if (rc != BNSPEC_OK) { say(message, message_size, "%sbnspec_kernel_describe returned %d: %s", prefix, (int)rc, why); goto fail; }
+    if (rc != BNSPEC_OK) {
+        say(message, message_size, "%sbnspec_kernel_describe returned %d: %s", prefix, (int)rc, why[0] ? why : "(no message)");
+        goto fail;
+    }
     if (!lib->description.name) lib->description.name = "kernel";
     if (!lib->description.version) lib->description.version = "?";
     int any = 0;

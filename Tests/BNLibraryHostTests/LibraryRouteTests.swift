@@ -211,6 +211,8 @@ import Glibc
         ["not-a-library", "", "cannot load the library"],
         ["abi-2", "abi", "was built for bnspec kernel ABI version 2; this bnspec speaks version 1"],
         ["no-entry-point", "entry", "its supports table names train f16 but it does not export bnspec_kernel_train_f16"],
+        // A describe that fails without a message: no dangling ": " (an outside red team's).
+        ["describe-fails", "describe", "bnspec_kernel_describe returned 5: (no message)"],
     ])
     func unusableLibraryIsOneLineError(row: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else { Issue.record("bnspec not built"); return }
@@ -218,6 +220,10 @@ import Glibc
         switch row[1] {
         case "abi": guard let l = try library("abi2", source: Self.faulty("return 0;", abi: 2)) else { return }; path = l
         case "entry": guard let l = try library("noentry", source: Self.faulty("", dtype: "BNSPEC_DTYPE_F16", train: false)) else { return }; path = l
+        case "describe":
+            let source = Self.faulty("return 0;").replacingOccurrences(of: "d->features = BNSPEC_FEATURE_RUNNING_STATISTICS; return 0; }", with: "return 5; }")
+            #expect(source.contains("return 5; }"))
+            guard let l = try library("describe-fails", source: source) else { return }; path = l
         default:
             if row[0] == "not-a-library" { path = scratch.appendingPathComponent("text.so").path; try "not ELF".write(toFile: path, atomically: true, encoding: .utf8) }
         }
