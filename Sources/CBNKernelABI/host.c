@@ -186,8 +186,9 @@ int32_t bnspec_host_backward_infer(const bnspec_host_library *lib, int32_t dtype
 
 // ---- Crash report ---------------------------------------------------------------------
 
-static char crash_context[1024] = "while loading the library";
-static volatile sig_atomic_t crash_context_length = 25;
+#define LOAD_CONTEXT "in a constructor of the library (while it loaded)"
+static char crash_context[1024] = LOAD_CONTEXT;
+static volatile sig_atomic_t crash_context_length = sizeof LOAD_CONTEXT - 1;
 
 void bnspec_host_set_context(const char *context) {
     crash_context_length = 0;  // a signal between the two stores prints nothing rather than a torn text

@@ -45,7 +45,9 @@ enum LibraryRoute {
         if status != 0 || !line.hasPrefix("ok\t") {
             if line.hasPrefix("error\t") { throw BNError.file(path: library, reason: String(line.dropFirst(6))) }
             let tail = err.split(separator: "\n").last.map(String.init) ?? ""
+            let crashed = "library-host: the kernel crashed: "
             throw BNError.file(path: library, reason: status < 0 ? "did not load within \(Int(timeout)) s"
+                               : tail.hasPrefix(crashed) ? "crashed while loading: \(tail.dropFirst(crashed.count).prefix(200))"
                                : "crashed while loading (status \(status))\(tail.isEmpty ? "" : ": \(tail.prefix(200))")")
         }
         return ([exe] + args).map(shellQuoted).joined(separator: " ")

@@ -101,6 +101,26 @@ import Testing
                 "\(failed.map { "\($0.caseID): \($0.evidence.filter { $0.hasPrefix("y is not") })" })")
     }
 
+    /// The running variance's evidence under an inverted momentum reads its batch term with the
+    /// weight the running mean shows (0.9 for the case's 0.1): PyTorch's unbiased n/(n − 1) =
+    /// 100/99 (an outside red team's: under the case's weight it read a meaningless factor).
+    @Test func invertedMomentumEvidenceUsesTheFittedWeight() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py momentum-swapped", filter: "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05")
+        let line = r.results.first?.evidence.first { $0.hasPrefix("running variance: batch term implied") } ?? ""
+        #expect(line.contains("f = [1.01, 1.01, 1.01] (biased 1, unbiased n/(n − 1) = 1.01, under the batch weight 0.9 the running mean implies)"), "\(line)")
+    }
+
+    /// With two values per channel the backward's three-coefficient fit is not made, and the
+    /// evidence says why (an outside red team's: it printed lists of NaN).
+    @Test func backwardFitWithTwoValuesPerChannelSaysWhy() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py backward-missing-mean-term", filter: "backward-train.normal.1x3x1x2.NCHW.f32")
+        let failed = try #require(r.results.first { $0.status == .failed }, "\(r.results.map(\.detail))")
+        #expect(failed.evidence.contains("dx not fitted to a·dy + b + k·x̂ per channel: 2 values per channel (three coefficients need at least 4)"), "\(failed.evidence)")
+        #expect(!failed.evidence.contains { $0.contains("nan") }, "\(failed.evidence)")
+    }
+
     /// The higher-order cases (spec §12): the closed-form NumPy adapter passes in float32 and
     /// float64; each of its three bugs fails, named as ``BNCalibration/HigherOrderCalibrationKernel``'s
     /// mutant of the same bug is.

@@ -213,6 +213,8 @@ import Glibc
         ["no-entry-point", "entry", "its supports table names train f16 but it does not export bnspec_kernel_train_f16"],
         // A describe that fails without a message: no dangling ": " (an outside red team's).
         ["describe-fails", "describe", "bnspec_kernel_describe returned 5: (no message)"],
+        // A constructor that crashes: one line naming the signal, no runtime backtrace chatter.
+        ["constructor-crash", "constructor", "crashed while loading: SIGSEGV (segmentation fault) in a constructor of the library (while it loaded)"],
     ])
     func unusableLibraryIsOneLineError(row: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else { Issue.record("bnspec not built"); return }
@@ -224,6 +226,9 @@ import Glibc
             let source = Self.faulty("return 0;").replacingOccurrences(of: "d->features = BNSPEC_FEATURE_RUNNING_STATISTICS; return 0; }", with: "return 5; }")
             #expect(source.contains("return 5; }"))
             guard let l = try library("describe-fails", source: source) else { return }; path = l
+        case "constructor":
+            let boom = "int * volatile crash_target = 0;\n__attribute__((constructor)) void crash_at_load(void) { *crash_target = 1; }\n"
+            guard let l = try library("constructor-crash", source: Self.faulty("return 0;") + boom) else { return }; path = l
         default:
             if row[0] == "not-a-library" { path = scratch.appendingPathComponent("text.so").path; try "not ELF".write(toFile: path, atomically: true, encoding: .utf8) }
         }
