@@ -70,6 +70,18 @@ public enum Cleanup {
         return url
     }
 
+    /// Registers a folder another writer creates (`generate`'s `.NAME.tmp-PID`) for removal on
+    /// a signal; ``forgetScratch(_:)`` when the writer is done with it.
+    /// Once a signal is ending bnspec the caller is parked instead (the cleanup has taken its list).
+    public static func registerScratch(_ url: URL) {
+        let late = lock.withLock { () -> Bool in
+            if endingBy != 0 { return true }
+            scratch.insert(url.path); return false
+        }
+        if late { parkIfEnding() }
+    }
+    public static func forgetScratch(_ url: URL) { _ = lock.withLock { scratch.remove(url.path) } }
+
     /// Removes a scratch folder made by ``makeScratch(_:)``.
     public static func removeScratch(_ url: URL) {
         _ = lock.withLock { scratch.remove(url.path) }
@@ -109,7 +121,10 @@ public enum Cleanup {
         }
         guard first else { return }
         terminateAll(grace: grace)
-        for path in lock.withLock({ scratch }) { try? FileManager.default.removeItem(atPath: path) }
+        // The writer's thread may still add a file while a folder is removed ("not empty"): retry.
+        for path in lock.withLock({ scratch }) {
+            for _ in 0..<5 where FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
+        }
         signal(sig, SIG_DFL)
         kill(getpid(), sig)
         _exit(128 + sig)

@@ -91,11 +91,12 @@ extension GoldenStore {
     /// - Files are not fsync'ed: the guarantee is against interruption (signals, crashes,
     ///   errors), not against power loss.
     /// `marker`: the file that identifies a folder this writer may replace (golden folders:
-    /// `manifest.json`). `write`: write(2), replaceable by a test.
+    /// `manifest.json`). `write`: write(2), replaceable by a test. `temporary`: told the
+    /// temporary folder before it is made (the CLI removes it on SIGINT/SIGTERM/SIGHUP).
     /// Returns what ``recoverInterrupted(_:)`` repaired first, one line each.
     @discardableResult
     public static func write(_ files: [String: Data], to dir: URL, force: Bool, marker: String = Manifest.fileName,
-                             write: FileWrite.Call = FileWrite.system) throws -> [String] {
+                             write: FileWrite.Call = FileWrite.system, temporary: (URL) -> Void = { _ in }) throws -> [String] {
         var target = try prepareTarget(dir, force: force, marker: marker)
         let recovered = recoverInterrupted(target)
         target = try prepareTarget(dir, force: force, marker: marker)  // a restored folder is checked too
@@ -110,6 +111,7 @@ extension GoldenStore {
         }
         do {
             try? fm.removeItem(at: tmp)
+            temporary(tmp)
             try FileWrite.makeFolder(tmp.path, name: dir.path)
             for path in files.keys.sorted() {
                 var folder = tmp

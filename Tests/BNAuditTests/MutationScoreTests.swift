@@ -57,11 +57,11 @@ import Testing
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
     /// check, with the widths the cases can tell: the suite's C = 17 and 33 cannot tell a 16-wide
-    /// tail from a 4- or 8-wide one, so all three are named (an outside red team's 16-wide tail
+    /// tail from a 2-, 4- or 8-wide one, so all four are named (an outside red team's 16-wide tail
     /// had been named "4-wide", the first width that fitted).
     @Test(arguments: [("nhwc-vector-tail", "the tail of a 4-wide vector loop over channels"),
                       ("nhwc-vector-tail-8", "the tail of an 8-wide vector loop over channels"),
-                      ("nhwc-vector-tail-16", "the tail of a 4-, 8- or 16-wide vector loop over channels")])
+                      ("nhwc-vector-tail-16", "the tail of a 2-, 4-, 8- or 16-wide vector loop over channels")])
     func vectorTailMutantKeepsItsCause(bug: String, expected: String) throws {
         try Self.requireNumPy()
         // Every channels-last case (the mutants fail no NCHW case, which would rule every width out).

@@ -117,6 +117,46 @@ import Glibc
         #expect(Self.leftovers(work).isEmpty, "left behind: \(Self.leftovers(work))")
     }
 
+    /// SIGTERM or SIGINT while generate writes: bnspec ends by that signal, the golden folder is
+    /// the old or the new generation, and the temporary folder is gone at once (before, it stayed
+    /// until the next run removed it).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalledGenerateRemovesItsTemporaryFolder(signal sig: Int32) throws {
+        guard Self.bnspecIsBuilt() else { return }
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("golden")
+        let old = try Self.files(catalog: "train data=normal shape=4x3x5x5 layout=NCHW,NHWC\n")
+        let catalog = work.appendingPathComponent("catalog.txt")
+        try Self.newCatalog.write(to: catalog, atomically: true, encoding: .utf8)
+        let new = try Self.files(catalog: Self.newCatalog)
+        try GoldenStore.write(old, to: out, force: false)
+        var signalledWhileWriting = 0
+        for delay: UInt32 in [0, 2_000, 10_000, 40_000] {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.bnspec)
+            p.arguments = ["generate", "--force", "--out", out.path, "--catalog", catalog.path]
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let tmp = work.appendingPathComponent(".golden.tmp-\(p.processIdentifier)").path
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
+            usleep(delay)
+            let wasRunning = p.isRunning
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            if wasRunning && p.terminationReason == .uncaughtSignal {
+                signalledWhileWriting += 1
+                #expect(p.terminationStatus == sig, "ended by signal \(p.terminationStatus), not \(sig)")
+            }
+            let now = try Self.contents(out)
+            #expect(now == old || now == new, "signal \(sig) \(delay) µs in: \(now.count) files, neither generation")
+            #expect(Self.leftovers(work).isEmpty, "signal \(sig) \(delay) µs in left behind: \(Self.leftovers(work))")
+        }
+        #expect(signalledWhileWriting >= 2, "only \(signalledWhileWriting) signals landed while generate was writing")
+    }
+
     /// A run killed between the two renames of the fallback path (no `renameat2`) leaves the
     /// old folder at `.golden.old-PID` and no `golden/`: the next write restores it first.
     @Test func setAsideFolderOfADeadRunIsRestored() throws {

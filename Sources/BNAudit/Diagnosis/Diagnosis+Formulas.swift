@@ -21,7 +21,9 @@ extension DiagnosisProblem {
     /// for a sequential sum; another order is not reproduced and stays unexplained).
     var float16SumStatistics: (mean: [Double], variance: [Double]) {
         let x = input("x")
-        guard x.count == shape.elementCount, spec.dtype != .f64 else { return ([], []) }
+        // With n = 2 values a float16 running sum is one rounding of two rounded values: the batch mean merely
+        // rounded to float16 gives the same outputs, so the mechanism is not told (a red team's).
+        guard x.count == shape.elementCount, spec.dtype != .f64, n >= 3 else { return ([], []) }
         var mean: [Double] = [], variance: [Double] = []
         for c in 0..<channels {
             let idx = indices(c)

@@ -4,13 +4,13 @@ import BNCore
 /// channels w at a time and the last C mod w of them in a scalar tail, with the tail wrong.
 ///
 /// One case names every width its failing channels fit (``widths(_:)``): with C = 17 and
-/// channel 16 wrong, a 4-, 8- and 16-wide loop all leave channel 16 alone in their tail. The
+/// channel 16 wrong, a 2-, 4-, 8- and 16-wide loop all leave channel 16 alone in their tail. The
 /// audit narrows them with every case (``judge(_:)``): a width stands only if every failure
 /// nothing else explains lies in its own tail, and no case that passed had a tail under it where
 /// the loop runs (C at least the smallest failing case's, same operation, layout and dtype).
 /// When several widths remain, all are named: the suite cannot tell them apart.
 enum VectorTail {
-    static let candidateWidths = [4, 8, 16, 32]
+    static let candidateWidths = [2, 4, 8, 16, 32]
 
     /// The widths w for which the failing channels are exactly the tail [C − C mod w, C) of a
     /// loop (with C < w, every channel), each tail channel failing systematically
@@ -116,6 +116,25 @@ enum VectorTail {
         // counts with one (every channel wrong where C is small is no loop's sign by itself).
         let strict = named.filter { cases[$0].channels >= narrowest }
         guard Set(strict.map { cases[$0].channels }).count >= 2 || strict.contains(where: { cases[$0].channels >= 2 * narrowest }) else {
+            return (remaining, [], against)
+        }
+        // Two simpler bugs fail the same channels of these cases: every channel from a fixed index
+        // k on, and the last m channels. The cases must rule both out: tails that start at different
+        // channels, or a passing case (same path) with more than k channels; tails of different
+        // lengths, or a passing case with at least the smallest failing C (an outside red team's:
+        // β for γ from channel 8 on, in a backward whose cases have C = 10 and 15 only, was named
+        // an 8-wide tail).
+        let keys = Set(strict.compactMap { cases[$0].key })
+        let passing = cases.filter { $0.passed && $0.key.map(keys.contains) == true }.map(\.channels)
+        let starts = strict.map { cases[$0].channels - cases[$0].channels % narrowest }
+        let lengths = strict.map { cases[$0].channels % narrowest }
+        let k = starts.min()!, smallestC = strict.map { cases[$0].channels }.min()!
+        let notFromK = Set(starts).count >= 2 || passing.contains { $0 > k }
+        let notLastM = Set(lengths).count >= 2 || passing.contains { $0 >= smallestC }
+        guard notFromK && notLastM else {
+            against.append(notFromK
+                ? "the last \(lengths[0]) channel\(lengths[0] == 1 ? "" : "s") of every failing case, whatever its C, fail as well as a tail does (no case tells them apart)"
+                : "every channel from \(k) on fails as well as a tail does (no case tells them apart)")
             return (remaining, [], against)
         }
         return (remaining, named, against)
