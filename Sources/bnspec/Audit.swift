@@ -83,9 +83,10 @@ struct AuditCommand: ParsableCommand {
             try Preflight.reports(json, junit, html)
             let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, ids)
-            var base = library.map { "bnspec audit --library \($0)\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(symbolPrefix)") --profile \(p.name)" }
-                ?? self.adapter.map { "bnspec audit --adapter '\($0)' --profile \(p.name)" } ?? "bnspec audit --results \(results!) --profile \(p.name)"
-            if let g = golden { base += " --golden \(g)" }
+            let q = Shell.quoted
+            var base = library.map { "bnspec audit --library \(q($0))\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(q(symbolPrefix))") --profile \(p.name)" }
+                ?? self.adapter.map { "bnspec audit --adapter \(q($0)) --profile \(p.name)" } ?? "bnspec audit --results \(q(results!)) --profile \(p.name)"
+            if let g = golden { base += " --golden \(q(g))" }
             // A case that hung reruns under the same limit, not the default minute.
             if results == nil && caseTimeout != 60 { base += " --case-timeout \(String(format: "%g", caseTimeout))" }
             var audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)

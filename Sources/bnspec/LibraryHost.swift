@@ -50,7 +50,7 @@ enum LibraryRoute {
                                : tail.hasPrefix(crashed) ? "crashed while loading: \(tail.dropFirst(crashed.count).prefix(200))"
                                : "crashed while loading (status \(status))\(tail.isEmpty ? "" : ": \(tail.prefix(200))")")
         }
-        return ([exe] + args).map(shellQuoted).joined(separator: " ")
+        return ([exe] + args).map(Shell.quoted).joined(separator: " ")
     }
 
     /// This executable's absolute path (the child runs the same build).
@@ -61,7 +61,6 @@ enum LibraryRoute {
         return URL(fileURLWithPath: a0).standardizedFileURL.path
     }
 
-    static func shellQuoted(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
 
     /// Runs `exe args` as a ``ChildProcess`` (its own process group, ended whole; no temporary
     /// files): its exit status (128 + signal when a signal ended it; −1 after `timeout` s, killed),

@@ -57,6 +57,24 @@ import Testing
                 "\(r.out)")
     }
 
+    /// A repro line is read back by a shell as it was given: a golden path with a space and a
+    /// quote, an adapter command with a quote (an outside red team's: printed bare, the line
+    /// was a shell syntax error). Rerun through /bin/sh it audits exactly that case, which fails again.
+    @Test func reproLineRerunsThroughAShell() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let dir = try CLI.scratch("repro-quoting")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let golden = dir.appendingPathComponent("g o'lden")
+        try FileManager.default.createSymbolicLink(at: golden, withDestinationURL: CLI.golden)
+        let adapter = "\(python) tools/adapters/numpy_mutant.py gamma-beta-swapped # it's"
+        let r = try CLI.run(["audit", "--adapter", adapter, "--profile", "pytorch", "--golden", golden.path, "--case", Self.train])
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        let repro = try #require(r.out.split(separator: "\n").first { $0.contains("repro: ") }.map { String($0.split(separator: "repro: ", maxSplits: 1)[1]) })
+        #expect(repro.hasPrefix("bnspec audit --adapter '") && repro.hasSuffix("--case \(Self.train)"), "\(repro)")
+        let again = try CLI.run(["-c", "exec \(CLI.bnspec)" + repro.dropFirst("bnspec".count)], exe: "/bin/sh")
+        #expect(again.status == 1 && again.out.contains("audit: 0 passed, 1 failed, 0 skipped"), "\(again.out)\(again.err)")
+    }
+
     @Test func couldNotRunIs2() throws {
         guard CLI.isBuilt() else { return }
         let dir = try CLI.scratch("exit2")
