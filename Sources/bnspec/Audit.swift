@@ -12,7 +12,7 @@ func loadGolden(_ dir: URL, _ ids: [String]) throws -> [GoldenStore.LoadedCase] 
 }
 
 /// Writes `data` to `path` atomically (temporary file, then rename; ``FileWrite``).
-func writeAtomically(_ data: Data, to path: String) throws { try FileWrite.replace(data, at: path) }
+func writeAtomically(_ data: Data, to path: String) throws { try FileWrite.writeReport(data, to: path) }
 
 /// Writes a report as JSON (``BNAudit/ReportFormat/encoder()``) to `path`.
 func writeJSON<T: Encodable>(_ value: T, to path: String) throws {

@@ -5,10 +5,10 @@ import Foundation
 /// Checks of a command's arguments that must fail before any long work starts: an audit that runs
 /// for an hour must not lose its report to a path that could never be written.
 enum Preflight {
-    /// Every report path (nil: not asked for) can be written: not a folder, its folder exists and
-    /// takes a new file.
+    /// Every report path (nil: not asked for) can be written (``FileWrite/reportTarget(_:)``): a
+    /// new file in an existing folder, a previous report, a device or FIFO written through.
     static func reports(_ paths: String?...) throws {
-        for case let p? in paths { try FileWrite.checkWritable(p) }
+        for case let p? in paths { _ = try FileWrite.reportTarget(p) }
     }
 
     /// Every command-line argument is UTF-8: Swift decodes argv as UTF-8, replacing invalid bytes

@@ -142,6 +142,46 @@ import Glibc
             }
         }
     }
+
+    /// Report paths go where the user means (an outside red team's findings): a previous report
+    /// or an empty file is replaced; any other existing file is refused, unchanged; /dev/null and
+    /// a FIFO are written through and stay what they are; a symbolic link stays and its target
+    /// is replaced; an empty path is an error.
+    @Test func reportPathsAreWrittenWhereTheUserMeans() throws {
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let report = Data("{\n  \"bnspec_version\" : \"0\"\n}\n".utf8)
+        let previous = work.appendingPathComponent("r.json").path
+        try FileWrite.writeReport(report, to: previous)
+        try FileWrite.writeReport(report + Data(" ".utf8), to: previous)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: previous)) == report + Data(" ".utf8))
+        let mine = work.appendingPathComponent("y.npy").path
+        try Data("user data".utf8).write(to: URL(fileURLWithPath: mine))
+        #expect(throws: BNError.self) { try FileWrite.writeReport(report, to: mine) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: mine)) == Data("user data".utf8))
+        do { _ = try FileWrite.reportTarget(mine) } catch let e as BNError {
+            #expect(e.description == "\(mine): exists and is not a BNSpec report; not replaced (remove it or name another file)", "\(e.description)")
+        }
+        let empty = work.appendingPathComponent("made-by-mktemp").path
+        FileManager.default.createFile(atPath: empty, contents: Data())
+        try FileWrite.writeReport(report, to: empty)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: empty)) == report)
+        try FileWrite.writeReport(report, to: "/dev/null")
+        var st = stat()
+        #expect(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR)
+        let fifo = work.appendingPathComponent("fifo").path
+        #expect(mkfifo(fifo, 0o600) == 0)
+        let reader = Thread { _ = try? Data(contentsOf: URL(fileURLWithPath: fifo)) }
+        reader.start()
+        try FileWrite.writeReport(report, to: fifo)
+        #expect(lstat(fifo, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO)
+        let link = work.appendingPathComponent("link.json").path
+        try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "r.json")
+        try FileWrite.writeReport(report, to: link)
+        #expect(lstat(link, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK)
+        #expect(try Data(contentsOf: URL(fileURLWithPath: previous)) == report)
+        #expect(throws: BNError.self) { try FileWrite.reportTarget("") }
+    }
 }
 
 /// A thread-safe counter for the injected system calls.
