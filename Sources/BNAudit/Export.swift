@@ -37,6 +37,37 @@ public enum Export {
         if force, let r = try? FileManager.default.contentsOfDirectory(atPath: results.path), !r.isEmpty {
             throw BNError.file(path: results.path, reason: "holds outputs (\(r.count) entries); move them away before re-exporting with --force")
         }
+        if force { try checkReplaceable(dir) }
         try GoldenStore.write(files, to: dir, force: force, marker: marker)
+    }
+
+    /// An earlier export `force` may replace holds only what export wrote: export.json, and per
+    /// case it lists, request.json and the inputs that request names (folders, an empty
+    /// results/ among them, do not count). Anything else is the user's: one line, nothing
+    /// replaced (an outside red team's: `export --force` deleted a script and notes kept there).
+    static func checkReplaceable(_ dir: URL) throws {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: dir.path, isDirectory: &isDir), isDir.boolValue,
+              let data = try? FileRead.data(dir.appendingPathComponent(marker), limit: FileRead.textLimit),
+              let listed = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
+              let ids = listed["cases"] as? [String] else { return }  // not an export: GoldenStore.write refuses it
+        var allowed: Set<String> = [marker]
+        for id in ids {
+            allowed.insert("\(id)/request.json")
+            let request = (try? FileRead.data(dir.appendingPathComponent(id).appendingPathComponent("request.json"), limit: FileRead.textLimit))
+                .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
+            for case let f as String in (request?["inputs"] as? [String: Any])?.values.map({ $0 }) ?? [] { allowed.insert("\(id)/\(f)") }
+        }
+        var extra: [String] = []
+        if let walk = FileManager.default.enumerator(atPath: dir.path) {
+            while let item = walk.nextObject() as? String {
+                var st = stat()
+                guard lstat(dir.appendingPathComponent(item).path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
+                if !allowed.contains(item) { extra.append(item) }
+            }
+        }
+        if let first = extra.sorted().first {
+            throw BNError.file(path: dir.path, reason: "holds \(extra.count) file\(extra.count == 1 ? "" : "s") the export did not write (\(first)); not replaced, even with --force")
+        }
     }
 }

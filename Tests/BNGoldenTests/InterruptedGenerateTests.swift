@@ -220,5 +220,17 @@ import Glibc
         let (status, message) = try export(force: true)
         #expect(status != 0 && message.contains("holds outputs") && message.split(separator: "\n").count == 1, "\(status): \(message)")
         #expect(try Data(contentsOf: mine) == Data("my outputs".utf8))
+        try FileManager.default.removeItem(at: out.appendingPathComponent("results"))
+        // Nor any other file kept there: a script beside the cases, a note in a case folder (an
+        // outside red team's: both were deleted with exit 0).
+        for extra in ["run_my_bn.py", "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1/notes.txt"] {
+            let file = out.appendingPathComponent(extra)
+            try Data("mine".utf8).write(to: file)
+            let (st, msg) = try export(force: true)
+            #expect(st == 2 && msg.contains("holds 1 file the export did not write (\(extra)); not replaced, even with --force"), "\(st): \(msg)")
+            #expect(try Data(contentsOf: file) == Data("mine".utf8))
+            try FileManager.default.removeItem(at: file)
+        }
+        #expect(try export(force: true).0 == 0, "an unchanged export is replaced")
     }
 }
