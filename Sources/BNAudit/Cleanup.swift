@@ -63,6 +63,7 @@ public enum Cleanup {
         }
         let url = base.appendingPathComponent("bnspec-\(name)-\(getpid())")
         try? FileManager.default.removeItem(at: url)
+        removeStaleScratch(in: base)
         guard mkdir(url.path, 0o700) == 0 else {
             throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
         }
@@ -81,6 +82,24 @@ public enum Cleanup {
         if late { parkIfEnding() }
     }
     public static func forgetScratch(_ url: URL) { _ = lock.withLock { scratch.remove(url.path) } }
+
+    /// Removes the scratch folders `bnspec-NAME-PID` of this user's bnspec runs that are dead (a
+    /// SIGKILL cannot be caught; an outside red team's kill -KILL left one). A folder whose PID is
+    /// alive, or another user's, is not touched.
+    static let scratchNames: Set<String> = ["bnspec-audit", "bnspec-fingerprint"]
+    static func removeStaleScratch(in base: URL) {
+        let me = getuid()
+        for item in (try? FileManager.default.contentsOfDirectory(atPath: base.path)) ?? [] {
+            // Only the names makeScratch gives ("bnspec-audit-PID", "bnspec-fingerprint-PID").
+            guard let dash = item.lastIndex(of: "-"), scratchNames.contains(String(item[..<dash])),
+                  item[item.index(after: dash)...].allSatisfy(\.isASCII), let pid = pid_t(item[item.index(after: dash)...]),
+                  pid > 0, pid != getpid() else { continue }
+            let path = base.appendingPathComponent(item).path
+            var st = stat()
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == me else { continue }
+            if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: path) }
+        }
+    }
 
     /// Removes a scratch folder made by ``makeScratch(_:)``.
     public static func removeScratch(_ url: URL) {
@@ -121,6 +140,7 @@ public enum Cleanup {
         }
         guard first else { return }
         terminateAll(grace: grace)
+        endAdoptedOrphans(grace: grace)
         // The writer's thread may still add a file while a folder is removed ("not empty"): retry.
         for path in lock.withLock({ scratch }) {
             for _ in 0..<5 where FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
@@ -149,6 +169,47 @@ public enum Cleanup {
         atexit {
             let left = Cleanup.lock.withLock { Cleanup.groups }
             if !left.isEmpty { Cleanup.terminateAll(grace: 0.5) }
+            Cleanup.endAdoptedOrphans(grace: 0.5)
+        }
+    }
+
+    nonisolated(unsafe) static var adopting = false
+    /// Makes bnspec the reaper of its adapters' descendants (``bn_become_subreaper``): one that
+    /// left its adapter's process group (setsid) and outlived it is bnspec's child, and is ended at
+    /// exit or on a signal (an outside red team's: such a grandchild ran on under init).
+    public static func adoptOrphans() {
+        lock.withLock {
+            guard !adopting else { return }
+            adopting = bn_become_subreaper() == 0
+            installAtExit()
+        }
+    }
+
+    /// bnspec's live children, read from /proc (field 4 of /proc/PID/stat is the parent).
+    static func children() -> [pid_t] {
+        let me = getpid()
+        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> pid_t? in
+            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
+                  let close = stat.lastIndex(of: ")") else { return nil }
+            let fields = stat[stat.index(after: close)...].split(separator: " ")
+            guard fields.count > 2, fields[0] != "Z", pid_t(fields[1]) == me else { return nil }
+            return pid
+        }
+    }
+
+    /// Ends what the adapters left as bnspec's children once their groups are gone: SIGTERM,
+    /// SIGKILL after `grace` seconds, reaped; repeated while new orphans appear (at most 5 rounds).
+    static func endAdoptedOrphans(grace: Double) {
+        guard lock.withLock({ adopting }) else { return }
+        for _ in 0..<5 {
+            let left = children()
+            if left.isEmpty { break }
+            for p in left { kill(p, SIGTERM) }
+            let soft = Date().addingTimeInterval(grace)
+            while Date() < soft && !children().isEmpty { while waitpid(-1, nil, WNOHANG) > 0 {}; usleep(20_000) }
+            for p in children() { kill(p, SIGKILL) }
+            usleep(20_000)
+            while waitpid(-1, nil, WNOHANG) > 0 {}
         }
     }
 }

@@ -60,6 +60,21 @@ public struct LibraryHost {
     /// Sends file descriptor 1 to stderr and returns a copy of the original stdout, on which
     /// only protocol lines are written. Call it before the library is loaded: its constructors
     /// run in `dlopen` and may print (a banner), and those writes must not reach the protocol.
+    /// A watchdog thread that ends this process (exit status 1, stderr one line) once its parent
+    /// is gone: checked every 0.2 s with getppid(), which turns to the reaper when bnspec dies.
+    public static func endWithParent() {
+        let parent = getppid()
+        Thread.detachNewThread {
+            while true {
+                usleep(200_000)
+                if getppid() != parent {
+                    FileHandle.standardError.write(Data("library-host: bnspec (pid \(parent)) is gone; ending\n".utf8))
+                    _exit(1)
+                }
+            }
+        }
+    }
+
     public static func divertStdout() -> Int32 {
         fflush(nil)  // all C streams (nothing of ours is buffered yet)
         let protocolOut = dup(1)

@@ -7,6 +7,9 @@
 #include <spawn.h>
 #include <string.h>
 #include <unistd.h>
+#ifdef __linux__
+#include <sys/prctl.h>
+#endif
 
 extern char **environ;
 
@@ -67,4 +70,13 @@ int bn_signals_to_pipe(int fd) {
     // bnspec may have been started with these signals blocked (the mask is inherited through
     // exec): unblock them in this thread, so that a signal sent to bnspec is delivered at all.
     return pthread_sigmask(SIG_UNBLOCK, &set, NULL) == 0 ? 0 : -1;
+}
+
+int bn_become_subreaper(void) {
+#ifdef __linux__
+    return prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
 }

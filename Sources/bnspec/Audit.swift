@@ -99,6 +99,7 @@ struct AuditCommand: ParsableCommand {
                                      profile: p.name, results: [])
             } else if let cmd = adapter {
                 Cleanup.installSignalHandlers()
+                Cleanup.adoptOrphans()
                 let scratch = try Cleanup.makeScratch("audit")
                 defer { Cleanup.removeScratch(scratch) }
                 let client = AdapterClient(command: cmd, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: timeout)

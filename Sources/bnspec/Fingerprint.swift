@@ -23,6 +23,7 @@ struct Fingerprint: ParsableCommand {
         try BNSpec.run {
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter!
             Cleanup.installSignalHandlers()
+            Cleanup.adoptOrphans()
             let scratch = try Cleanup.makeScratch("fingerprint")
             defer { Cleanup.removeScratch(scratch) }
             let client = AdapterClient(command: adapter, caseTimeout: caseTimeout, startTimeout: startTimeout, totalTimeout: 3600)

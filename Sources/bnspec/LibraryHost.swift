@@ -17,6 +17,9 @@ struct LibraryHostCommand: ParsableCommand {
     @Flag(help: "Load and check the library, print one line (ok<TAB>summary or error<TAB>reason) and exit.") var check = false
 
     func run() throws {
+        // This host ends when bnspec does, even inside a kernel call that never returns (an
+        // outside red team's: after kill -KILL of the audit, a hung host ran on under init).
+        LibraryHost.endWithParent()
         // Before the library loads: what its constructors print goes to stderr, not the protocol.
         let out = LibraryHost.divertStdout()
         if check {

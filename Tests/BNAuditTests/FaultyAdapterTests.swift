@@ -194,6 +194,36 @@ import Glibc
                 "status \(p.terminationStatus): \(message)")
     }
 
+    /// A grandchild of the adapter that leaves its process group with setsid() does not outlive
+    /// `bnspec audit`: bnspec is the reaper of its adapters' orphans and ends them at exit (an
+    /// outside red team's daemon ran on under init).
+    @Test func aDaemonTheAdapterLeftDoesNotOutliveTheAudit() throws {
+        guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
+        guard let bnspec = AuditSupport.bnspec() else { return }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-daemon-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: work, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let pids = work.appendingPathComponent("pids")
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bnspec)
+        p.arguments = ["audit", "--adapter", "\(AuditSupport.python) \(Self.command("setsid-daemon"))", "--profile", "pytorch",
+                       "--golden", AuditSupport.golden.path, "--match", "train.normal.4x3x5x5.NCHW.f32.p"]
+        p.currentDirectoryURL = AuditSupport.root
+        p.environment = ProcessInfo.processInfo.environment.merging(["BNSPEC_FAULTY_PIDS": pids.path]) { $1 }
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run()
+        p.waitUntilExit()
+        let recorded = AuditSupport.recordedProcesses(pids)
+        defer { for r in recorded { kill(r.pid, SIGKILL) } }
+        #expect(p.terminationStatus == 0 && recorded.count == 1, "status \(p.terminationStatus), \(recorded.count) daemons recorded")
+        for r in recorded {
+            // Gone, or at most a zombie init has not reaped yet.
+            let stat = (try? String(contentsOfFile: "/proc/\(r.pid)/stat", encoding: .utf8)) ?? ""
+            let state = stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)...].prefix(1) } ?? ""
+            #expect(stat.isEmpty || state == "Z", "the daemon \(r.pid) (session \(r.group)) outlived the audit: state \(state)")
+        }
+    }
+
     /// SIGTERM, SIGINT or SIGHUP to `bnspec audit` while the adapter (which ignores SIGTERM and has
     /// forked a child that ignores it too) is busy: bnspec ends by that signal, no process of the
     /// adapter's group survives, and its scratch folder is gone.

@@ -18,7 +18,9 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           "fork-exit", "fork-ignore-term", "stderr-flood", "no-id", "wrong-id", "reply-twice", "close-stdin",
           "golden-output", "symlink-output", "control-chars",
           # a red team's: no hello ever; an id that is a number
-          "hang-at-start", "numeric-id"]
+          "hang-at-start", "numeric-id",
+          # a red team's: a grandchild that leaves the adapter's process group (setsid) and outlives it
+          "setsid-daemon"]
 
 
 def record_pids(*pids):
@@ -52,6 +54,15 @@ class Faulty(NumpyBN):
     def train(self, req, x, gamma, beta, running_mean, running_var):
         self.cases += 1
         self.request = req
+        if self.mode == "setsid-daemon" and self.cases == 1:
+            pid = os.fork()
+            if pid == 0:  # a new session: no longer in the group bnspec ends
+                os.setsid()
+                signal.signal(signal.SIGHUP, signal.SIG_IGN)
+                time.sleep(3600)
+                os._exit(0)
+            time.sleep(0.2)  # until it has left the group
+            record_pids(pid)
         if self.mode == "fork-exit" and self.cases == 2:
             record_pids(os.getpid(), fork_sleeper())
             os._exit(7)

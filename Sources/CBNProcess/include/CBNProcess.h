@@ -21,4 +21,9 @@ int bn_signals_to_pipe(int fd);
 /// pipe2(fds, O_CLOEXEC): a pipe whose ends are not inherited by children. Returns 0 or -1.
 int bn_pipe_cloexec(int fds[2]);
 
+/// prctl(PR_SET_CHILD_SUBREAPER, 1): orphaned descendants of this process (an adapter's grandchild
+/// that left its process group with setsid()) become its children instead of init's, so bnspec
+/// can end them. Returns 0, or -1 with errno set (not Linux: ENOSYS).
+int bn_become_subreaper(void);
+
 #endif
