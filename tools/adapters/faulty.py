@@ -20,7 +20,9 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           # a red team's: no hello ever; an id that is a number
           "hang-at-start", "numeric-id",
           # a red team's: a grandchild that leaves the adapter's process group (setsid) and outlives it
-          "setsid-daemon"]
+          "setsid-daemon",
+          # a red team's: hard links in output_dir to the golden folder's expected outputs
+          "hardlink-output"]
 
 
 def record_pids(*pids):
@@ -106,15 +108,17 @@ class Faulty(NumpyBN):
             out["surprise"] = np.zeros(3, np.float32)
         elif self.mode == "stderr-noise":
             print("a framework warning on stderr", file=sys.stderr)
-        elif self.mode == "symlink-output":
+        elif self.mode in ("symlink-output", "hardlink-output"):
             # Links in output_dir to the golden folder's expected outputs.
             golden = os.path.dirname(req["inputs"]["x"])
             os.makedirs(req["output_dir"], exist_ok=True)
+            make = os.symlink if self.mode == "symlink-output" else os.link
             for k in list(out):
                 link = os.path.join(req["output_dir"], f"link_{k}.npy")
                 if not os.path.lexists(link):
-                    os.symlink(os.path.join(golden, f"expected_{k}.npy"), link)
+                    make(os.path.join(golden, f"expected_{k}.npy"), link)
             self.links = {k: os.path.join(req["output_dir"], f"link_{k}.npy") for k in out}
+            self.links_case = req["id"]
         return out
 
     def save_output(self, path, array, dtype):
@@ -145,7 +149,8 @@ class Replies:
             # A cheating adapter: answers with the golden folder's own expected outputs.
             golden = os.path.dirname(a.request["inputs"]["x"])
             reply["outputs"] = {k: os.path.join(golden, f"expected_{k}.npy") for k in reply["outputs"]}
-        if reply.get("type") == "result" and a.mode == "symlink-output":
+        if reply.get("type") == "result" and a.mode in ("symlink-output", "hardlink-output") \
+                and getattr(a, "links_case", None) == reply.get("id"):
             reply["outputs"] = a.links
         line = json.dumps(reply) + "\n"
         self.out.write(line)
