@@ -152,6 +152,9 @@ public struct AuditReport: Codable, Sendable {
     public var goldenSHA256: String? = nil
     /// The shard this report covers ("K/N"), nil for a whole selection.
     public var shard: String? = nil
+    /// A shard's case selection (``BNGolden/CaseSelector/canonical``): merge refuses shards of
+    /// different selections.
+    public var selection: String? = nil
     public var implementation: String
     public var version: String
     public var profile: String
@@ -170,7 +173,7 @@ public struct AuditReport: Codable, Sendable {
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
     enum CodingKeys: String, CodingKey {
-        case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard
+        case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, selection
         case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
         case varianceGrowth = "variance_growth", weightFit = "weight_fit"
     }

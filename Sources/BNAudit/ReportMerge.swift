@@ -99,6 +99,7 @@ extension AuditReport {
         }
         _ = try ReportMerge.common(parts.map(\.tolerance), "tolerance model", paths: paths)
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
+        let selection = try ReportMerge.common(parts.map { $0.selection ?? "none recorded" }, "case selection", paths: paths)
         try ReportMerge.disjoint(parts.map { $0.results.map(\.caseID) }, paths: paths, what: "case")
         // Each case as it was before its shard's audit-wide fits: the merged report fits over every case.
         let all = parts.flatMap(\.results).map { r in r.fitInputs?.restore(r) ?? r }
@@ -108,6 +109,7 @@ extension AuditReport {
                             results: all.sorted { at[$0.caseID]! < at[$1.caseID]! })
         r.goldenSHA256 = sha
         r.shard = shard
+        r.selection = shard == nil ? nil : selection == "none recorded" ? nil : selection
         return r
     }
 }
@@ -123,6 +125,7 @@ extension Verification.Report {
         }
         let names = try ReportMerge.common(parts.map { $0.implementations.map(\.name) }, "set of implementations", paths: paths)
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
+        let selection = try ReportMerge.common(parts.map { $0.selection ?? "none recorded" }, "selection", paths: paths)
         try ReportMerge.disjoint(parts.map { $0.cases.map { "\($0.caseID) (\($0.implementation))" } }, paths: paths, what: "result")
         let all = parts.flatMap(\.cases)
         let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
@@ -136,6 +139,7 @@ extension Verification.Report {
         var r = Verification.Report(implementations: summaries, cases: cases, ok: Verification.isOK(summaries, mutantsRequired: everything))
         r.goldenSHA256 = sha
         r.shard = shard
+        r.selection = shard == nil ? nil : selection == "none recorded" ? nil : selection
         return r
     }
 

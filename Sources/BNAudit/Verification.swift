@@ -69,6 +69,9 @@ public enum Verification {
         public var goldenSHA256: String? = nil
         /// The shard this report covers ("K/N"), nil for a whole selection.
         public var shard: String? = nil
+        /// A shard's selection (``BNGolden/CaseSelector/canonical``, the implementations and the
+        /// calibration policy asked for): merge refuses shards of different selections.
+        public var selection: String? = nil
         public var implementations: [Summary]
         public var cases: [CaseResult]
         /// True when the reference and all implementations and honest calibration kernels
@@ -78,7 +81,7 @@ public enum Verification {
         /// Plain statements about what this run did not check (calibration kernels not run); nil for none.
         public var notes: [String]? = nil
         enum CodingKeys: String, CodingKey {
-            case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, implementations, cases, ok, notes
+            case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, selection, implementations, cases, ok, notes
         }
 
         public init(implementations: [Summary], cases: [CaseResult], ok: Bool) {

@@ -30,6 +30,16 @@ public struct CaseSelector: Sendable, Hashable {
         self.ids = ids; self.match = match; self.exclude = exclude; self.shard = shard
     }
 
+    /// The selection without its shard, in a canonical form ("all", or "case=…; match=…;
+    /// exclude=…" with each list sorted): shard reports carry it, and `bnspec merge` joins only
+    /// shards of one selection (an outside red team's shards run with different --exclude merged
+    /// to a pass that lacked the failing cases).
+    public var canonical: String {
+        let parts = [("case", ids), ("match", match), ("exclude", exclude)].filter { !$0.1.isEmpty }
+            .map { "\($0.0)=\($0.1.sorted().joined(separator: ","))" }
+        return parts.isEmpty ? "all" : parts.joined(separator: "; ")
+    }
+
     /// True when no option narrows the selection.
     public var selectsEverything: Bool { ids.isEmpty && match.isEmpty && exclude.isEmpty && shard == nil }
 

@@ -12,7 +12,7 @@ import Glibc
 ///   anything else is the user's and is not replaced (an outside red team's: `--json
 ///   results/<case>/y.npy` overwrote a recorded output).
 /// - A symbolic link: followed; its target is judged as above.
-/// - A character device or FIFO, or any path under /dev/ or /proc/ (`/dev/null`, `/dev/stdout`,
+/// - A character device or FIFO, or any existing non-folder under /dev/ or /proc/ (`/dev/null`, `/dev/stdout`,
 ///   a shell's `>(…)` at /dev/fd/N): written through, appended, never replaced by a file (it had
 ///   turned /dev/null into a regular file, run as root, and been refused as not root).
 public extension FileWrite {
@@ -23,7 +23,8 @@ public extension FileWrite {
     /// Where the report for `path` goes; throws the one-line error before any work.
     static func reportTarget(_ path: String) throws -> ReportTarget {
         guard !path.isEmpty else { throw BNError.invalidArgument("a report path is empty (give a file name)") }
-        if path.hasPrefix("/dev/") || path.hasPrefix("/proc/") {
+        var any = stat()
+        if path.hasPrefix("/dev/") || path.hasPrefix("/proc/"), stat(path, &any) == 0, (any.st_mode & S_IFMT) != S_IFDIR {
             guard access(path, W_OK) == 0 else { throw BNError.file(path: path, reason: "cannot write (\(reason(errno)))") }
             return .through(path)
         }

@@ -45,6 +45,9 @@ struct Verify: ParsableCommand {
             progress.update(done: ids.count, total: ids.count, failed: nil, current: nil)
             report.goldenSHA256 = try ReportFormat.goldenSHA256(dir)
             report.shard = selector.shard?.description
+            if selector.shard != nil {
+                report.selection = "\(selector.canonical); implementations=\(implementations.isEmpty ? "all" : implementations.sorted().joined(separator: ",")); calibration=\(policy.rawValue)"
+            }
             // A failure reruns against the same golden folder.
             if let g = golden { for i in report.cases.indices where !report.cases[i].repro.isEmpty { report.cases[i].repro += " --golden \(Shell.quoted(g))" } }
             if ids.isEmpty { print("verify: shard \(selector.shard?.description ?? "") holds no case of this selection; nothing to run") }

@@ -129,6 +129,11 @@ import Testing
         let verify = dir.appendingPathComponent("verify.json").path
         _ = try CLI.run(["verify", "--implementation", "fused", "--case", ids[0], "--json", verify])
         try refused([shards[0].1, verify], "is a bnspec-verify-report/1 report")
+        // Shards of different selections (an outside red team's: --exclude one failing case in
+        // one shard, another in the other, merged to a pass with both missing).
+        let (_, narrower) = try audit(["--shard", "3/3", "--exclude", ids[3]])
+        try refused([shards[0].1, shards[1].1, narrower], "another case selection (match=\(pattern); exclude=\(ids[3]))")
+        #expect(try CLI.json(URL(fileURLWithPath: shards[0].1))["selection"] as? String == "match=\(pattern)")
     }
 
     /// docs/ci/bnspec_test.sh (the sh_test of docs/ci/BUILD.bazel) run as `bazel test` runs its
