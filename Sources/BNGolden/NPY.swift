@@ -91,6 +91,10 @@ public struct NPYArray: Equatable, Sendable {
         guard let header = String(bytes: bytes[start..<(start + headerLen)], encoding: major == 3 ? .utf8 : .isoLatin1) else {
             throw fail("NPY header is not text")
         }
+        // A key given twice is read differently by different readers (NumPy takes the last): refused.
+        for key in ["descr", "fortran_order", "shape"] where header.components(separatedBy: "'\(key)':").count > 2 {
+            throw fail("NPY header gives '\(key)' twice")
+        }
         guard let descr = field(header, "descr") else { throw fail("NPY header has no 'descr'") }
         let dtype: DType
         switch descr {
