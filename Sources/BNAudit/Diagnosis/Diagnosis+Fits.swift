@@ -41,8 +41,9 @@ enum Fits {
 
     /// y ≈ a·x + b per channel, with the worst residual in units of the tolerance. A 16-bit
     /// stored y is owed its rounding about the fitted line where that is larger than the
-    /// reference (as a model's prediction is, ``DiagnosisProblem/misfit(_:)``), and once more,
-    /// u_s·|y|, for the line itself: fitted to rounded values, it carries their rounding too.
+    /// reference (as a model's prediction is, ``DiagnosisProblem/misfit(_:)``), its own rounding
+    /// u_s·|y|, and the line's error from fitting rounded values (bounded through the hat matrix
+    /// below; with 12 values per channel one rounding alone had read 1.012 × the allowance).
     /// γ and β swapped make |y| larger, and its bfloat16 rounding alone had read as "not
     /// affine" beside the named swap (a red team's; up to 52 × τ on the 4x3x5x5 cases).
     static func yFits(_ p: DiagnosisProblem, output: String = "y", x xName: String = "x") -> [ChannelFit?] {
@@ -55,11 +56,21 @@ enum Fits {
         return (0..<p.channels).map { c in
             let idx = p.indices(c)
             guard let (a, b) = affine(idx.map { x[$0] }, idx.map { y[$0] }) else { return nil }
+            // The line fitted to rounded values is off by Σ_j h_ij·e_j (h the hat matrix, |e_j| ≤
+            // u_s·|y_j|): at most e_max·(1 + |x_i − x̄|·Σ_j|x_j − x̄| / Sxx).
+            let pts = idx.filter { x[$0].isFinite && y[$0].isFinite }
+            let xbar = pts.reduce(0.0) { $0 + x[$1] } / Double(max(pts.count, 1))
+            let sxx = pts.reduce(0.0) { $0 + (x[$1] - xbar) * (x[$1] - xbar) }, s1 = pts.reduce(0.0) { $0 + abs(x[$1] - xbar) }
+            let emax = us * (pts.map { abs(y[$0]) }.max() ?? 0)
             var r = 0.0
-            for i in idx where x[i].isFinite && y[i].isFinite {
+            for i in pts {
                 let line = a * x[i] + b
-                let grow = us > 0 && ref[i].isFinite ? max(0, abs(line) - abs(ref[i])) + abs(y[i]) : 0
-                r = max(r, abs(y[i] - line) / max(tol[i] + us * grow, 1e-300))
+                var allowance = tol[i]
+                if us > 0 {
+                    let grow = ref[i].isFinite ? max(0, abs(line) - abs(ref[i])) : 0
+                    allowance += us * (grow + abs(y[i])) + emax * (1 + (sxx > 0 ? abs(x[i] - xbar) * s1 / sxx : 0))
+                }
+                r = max(r, abs(y[i] - line) / max(allowance, 1e-300))
             }
             return ChannelFit(a: a, b: b, residual: r)
         }
