@@ -58,15 +58,8 @@ public enum Export {
                 .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }
             for case let f as String in (request?["inputs"] as? [String: Any])?.values.map({ $0 }) ?? [] { allowed.insert("\(id)/\(f)") }
         }
-        var extra: [String] = []
-        if let walk = FileManager.default.enumerator(atPath: dir.path) {
-            while let item = walk.nextObject() as? String {
-                var st = stat()
-                guard lstat(dir.appendingPathComponent(item).path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
-                if !allowed.contains(item) { extra.append(item) }
-            }
-        }
-        if let first = extra.sorted().first {
+        let extra = GoldenStore.unlistedFiles(in: dir, listed: allowed)
+        if let first = extra.first {
             throw BNError.file(path: dir.path, reason: "holds \(extra.count) file\(extra.count == 1 ? "" : "s") the export did not write (\(first)); not replaced, even with --force")
         }
     }

@@ -54,6 +54,20 @@ extension GoldenStore {
         return target
     }
 
+    /// The files (not folders) under `folder`, as paths relative to it, that `listed` does not
+    /// hold, sorted: what a replace with `--force` would delete that its writer did not write.
+    public static func unlistedFiles(in folder: URL, listed: Set<String>) -> [String] {
+        var extra: [String] = []
+        if let walk = FileManager.default.enumerator(atPath: folder.path) {
+            while let item = walk.nextObject() as? String {
+                var st = stat()
+                guard lstat(folder.appendingPathComponent(item).path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
+                if !listed.contains(item) { extra.append(item) }
+            }
+        }
+        return extra.sorted()
+    }
+
     /// A golden folder that `--force` may replace: its manifest is a bnspec manifest, and it holds
     /// no file the manifest does not list (a user's file put into it is not deleted with it).
     static func checkReplaceable(_ target: URL, shownAs path: String) throws {
@@ -62,16 +76,8 @@ extension GoldenStore {
         do { m = try decodeManifest(try FileRead.data(manifestURL, limit: FileRead.textLimit), path: manifestURL.path) } catch let e as BNError {
             throw BNError.file(path: path, reason: "its \(Manifest.fileName) is not a bnspec manifest (\(e.description)); not replaced, even with --force")
         }
-        let listed = Set(m.files.keys).union([Manifest.fileName])
-        var extra: [String] = []
-        if let walk = FileManager.default.enumerator(atPath: target.path) {
-            while let item = walk.nextObject() as? String {
-                var st = stat()
-                guard lstat(target.appendingPathComponent(item).path, &st) == 0, (st.st_mode & S_IFMT) != S_IFDIR else { continue }
-                if !listed.contains(item) { extra.append(item) }
-            }
-        }
-        if let first = extra.sorted().first {
+        let extra = unlistedFiles(in: target, listed: Set(m.files.keys).union([Manifest.fileName]))
+        if let first = extra.first {
             throw BNError.file(path: path, reason: "holds \(extra.count) file\(extra.count == 1 ? "" : "s") its manifest does not list (\(first)); not replaced, even with --force")
         }
     }

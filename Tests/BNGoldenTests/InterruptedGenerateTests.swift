@@ -44,6 +44,24 @@ import Glibc
     }
 
     /// Leftovers (`.golden.tmp-PID`, `.golden.old-PID`) next to the output folder.
+    /// Starts `bnspec generate --force --out OUT --catalog CATALOG`; returns once it has written
+    /// for `delay` µs after its temporary folder appeared (waited for up to 60 s), or, with nil,
+    /// 20 ms after the start (still generating in memory).
+    static func startGenerate(out: URL, catalog: URL, writingFor delay: UInt32?) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bnspec)
+        p.arguments = ["generate", "--force", "--out", out.path, "--catalog", catalog.path]
+        p.standardOutput = FileHandle.nullDevice
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        guard let delay else { usleep(20_000); return p }
+        let tmp = out.deletingLastPathComponent().appendingPathComponent(".\(out.lastPathComponent).tmp-\(p.processIdentifier)").path
+        let deadline = Date().addingTimeInterval(60)
+        while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
+        usleep(delay)
+        return p
+    }
+
     static func leftovers(_ parent: URL) -> [String] {
         ((try? FileManager.default.contentsOfDirectory(atPath: parent.path)) ?? []).filter { $0.hasPrefix(".golden.") }
     }
@@ -82,24 +100,7 @@ import Glibc
         // nil: kill 20 ms after start (still generating in memory); else: µs after the temporary folder appeared.
         let delays: [UInt32?] = [nil, 0, 500, 2_000, 5_000, 10_000, 20_000, 40_000, 80_000]
         for delay in delays {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Self.bnspec)
-            p.arguments = ["generate", "--force", "--out", out.path, "--catalog", catalog.path]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let tmpName = ".golden.tmp-\(p.processIdentifier)"
-            if let delay {
-                // Wait (up to 60 s) for the writer's temporary folder, then let it write for `delay` µs.
-                let deadline = Date().addingTimeInterval(60)
-                while p.isRunning, Date() < deadline,
-                      !FileManager.default.fileExists(atPath: work.appendingPathComponent(tmpName).path) {
-                    usleep(200)
-                }
-                usleep(delay)
-            } else {
-                usleep(20_000)
-            }
+            let p = try Self.startGenerate(out: out, catalog: catalog, writingFor: delay)
             let wasRunning = p.isRunning
             kill(p.processIdentifier, SIGKILL)
             p.waitUntilExit()
@@ -133,16 +134,7 @@ import Glibc
         try GoldenStore.write(old, to: out, force: false)
         var signalledWhileWriting = 0
         for delay: UInt32 in [0, 2_000, 10_000, 40_000] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Self.bnspec)
-            p.arguments = ["generate", "--force", "--out", out.path, "--catalog", catalog.path]
-            p.standardOutput = FileHandle.nullDevice
-            p.standardError = FileHandle.nullDevice
-            try p.run()
-            let tmp = work.appendingPathComponent(".golden.tmp-\(p.processIdentifier)").path
-            let deadline = Date().addingTimeInterval(60)
-            while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
-            usleep(delay)
+            let p = try Self.startGenerate(out: out, catalog: catalog, writingFor: delay)
             let wasRunning = p.isRunning
             kill(p.processIdentifier, sig)
             p.waitUntilExit()
