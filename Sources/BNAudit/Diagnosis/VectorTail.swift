@@ -84,9 +84,10 @@ enum VectorTail {
     }
 
     /// Across an audit: the widths every open failure agrees with, and the first contradiction
-    /// of each width ruled out. `named` are the cases given a tail cause: the open failures that
-    /// fit every remaining width, once some case has two full vectors of the narrowest right or
-    /// two channel counts agree.
+    /// of each width ruled out (or the simpler bug left standing). `named` are the cases given a
+    /// tail cause: the open failures that fit every remaining width, once some case has two full
+    /// vectors of the narrowest right or two channel counts agree, and the cases rule out "every
+    /// channel from k on" and "the last m channels".
     static func judge(_ cases: [Case]) -> (widths: [Int], named: [Int], against: [String]) {
         let fitting = cases.indices.filter { cases[$0].open && !cases[$0].widths.isEmpty }
         guard !fitting.isEmpty else { return ([], [], []) }
