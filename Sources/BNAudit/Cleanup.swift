@@ -185,16 +185,10 @@ public enum Cleanup {
         }
     }
 
-    /// bnspec's live children, read from /proc (field 4 of /proc/PID/stat is the parent).
+    /// bnspec's live children (``ProcessGroup/liveProcesses(_:)``: parent = this process).
     static func children() -> [pid_t] {
         let me = getpid()
-        return ((try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? []).compactMap { name -> pid_t? in
-            guard let pid = pid_t(name), let stat = try? String(contentsOfFile: "/proc/\(name)/stat", encoding: .utf8),
-                  let close = stat.lastIndex(of: ")") else { return nil }
-            let fields = stat[stat.index(after: close)...].split(separator: " ")
-            guard fields.count > 2, fields[0] != "Z", pid_t(fields[1]) == me else { return nil }
-            return pid
-        }
+        return ProcessGroup.liveProcesses { parent, _ in parent == me } ?? []
     }
 
     /// Ends what the adapters left as bnspec's children once their groups are gone: SIGTERM,
@@ -224,7 +218,11 @@ public enum ProcessGroup {
     }
 
     /// The pids of the live (non-zombie) processes in group `pgid`; nil when /proc cannot be read.
-    public static func liveMembers(_ pgid: pid_t) -> [pid_t]? {
+    public static func liveMembers(_ pgid: pid_t) -> [pid_t]? { liveProcesses { _, group in group == pgid } }
+
+    /// The pids of the live (non-zombie) processes whose (parent, process group) `keep` accepts;
+    /// nil when /proc cannot be read.
+    static func liveProcesses(_ keep: (_ parent: pid_t, _ group: pid_t) -> Bool) -> [pid_t]? {
         guard let dir = opendir("/proc") else { return nil }
         defer { closedir(dir) }
         var out: [pid_t] = []
@@ -243,9 +241,9 @@ public enum ProcessGroup {
             let line = buf[0..<n]
             guard let close = line.lastIndex(of: UInt8(ascii: ")")) else { continue }
             let fields = line[(close + 1)...].split(separator: UInt8(ascii: " "))
-            guard fields.count > 2, let state = fields[0].first,
+            guard fields.count > 2, let state = fields[0].first, let parent = pid_t(String(decoding: fields[1], as: UTF8.self)),
                   let group = pid_t(String(decoding: fields[2], as: UTF8.self)) else { continue }
-            if group == pgid && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") { out.append(pid) }
+            if keep(parent, group) && state != UInt8(ascii: "Z") && state != UInt8(ascii: "X") { out.append(pid) }
         }
         return out
     }
