@@ -171,9 +171,13 @@ import Glibc
         #expect(stat("/dev/null", &st) == 0 && (st.st_mode & S_IFMT) == S_IFCHR)
         let fifo = work.appendingPathComponent("fifo").path
         #expect(mkfifo(fifo, 0o600) == 0)
-        let reader = Thread { _ = try? Data(contentsOf: URL(fileURLWithPath: fifo)) }
-        reader.start()
+        // The reader is open before the write (a reader thread could close first: SIGPIPE).
+        let reader = open(fifo, O_RDONLY | O_NONBLOCK)
+        #expect(reader >= 0)
+        defer { close(reader) }
         try FileWrite.writeReport(report, to: fifo)
+        var got = [UInt8](repeating: 0, count: 4096)
+        #expect(read(reader, &got, got.count) == report.count)
         #expect(lstat(fifo, &st) == 0 && (st.st_mode & S_IFMT) == S_IFIFO)
         let link = work.appendingPathComponent("link.json").path
         try FileManager.default.createSymbolicLink(atPath: link, withDestinationPath: "r.json")
