@@ -133,6 +133,10 @@ public enum Cleanup {
         _ = bn_signals_to_pipe(fds[1])
     }
 
+    /// bnspec's stderr reader has gone (EPIPE, SIGPIPE being ignored): the cleanup of a signal,
+    /// then the end by SIGPIPE. Returns only when a signal is ending bnspec already.
+    public static func endByBrokenPipe() { endBySignal(SIGPIPE) }
+
     static func endBySignal(_ sig: Int32) {
         let first: Bool = lock.withLock {
             if endingBy != 0 { return false }

@@ -60,19 +60,38 @@ public struct LibraryHost {
     /// Sends file descriptor 1 to stderr and returns a copy of the original stdout, on which
     /// only protocol lines are written. Call it before the library is loaded: its constructors
     /// run in `dlopen` and may print (a banner), and those writes must not reach the protocol.
-    /// A watchdog thread that ends this process (exit status 1, stderr one line) once its parent
-    /// is gone: checked every 0.2 s with getppid(), which turns to the reaper when bnspec dies.
-    public static func endWithParent() {
-        let parent = getppid()
+    /// A watchdog thread that ends this process (exit status 1, stderr one line) once bnspec is
+    /// gone: checked at once and then every 0.2 s. `bnspec` is the process `parent` names (bnspec
+    /// passes its pid as `--parent-pid`), else this process's parent at start. Gone: no such
+    /// process, or a zombie (/proc/PID/stat state Z or X), or this process's parent changed (it
+    /// turns to the reaper when bnspec dies). With the pid given, a bnspec that died before this
+    /// host started is seen too: getppid() alone would have recorded the reaper as the parent
+    /// and never fired (an outside red team's: a host started as bnspec was killed ran on).
+    public static func endWithParent(_ given: pid_t? = nil) {
+        let start = getppid()
+        let parent = given ?? start
+        @Sendable func gone() -> Bool {
+            if getppid() != start { return true }
+            if let stat = try? String(contentsOfFile: "/proc/\(parent)/stat", encoding: .utf8) {
+                // pid (comm) state …: the state follows the last ')' (comm may hold spaces or parentheses).
+                guard let close = stat.lastIndex(of: ")") else { return false }
+                let state = stat[stat.index(after: close)...].drop { $0 == " " }.first
+                return state == "Z" || state == "X"
+            }
+            return kill(parent, 0) != 0 && errno == ESRCH
+        }
+        if parent <= 1 || gone() { exitOrphaned(parent) }
         Thread.detachNewThread {
             while true {
                 usleep(200_000)
-                if getppid() != parent {
-                    FileHandle.standardError.write(Data("library-host: bnspec (pid \(parent)) is gone; ending\n".utf8))
-                    _exit(1)
-                }
+                if gone() { exitOrphaned(parent) }
             }
         }
+    }
+
+    static func exitOrphaned(_ parent: pid_t) -> Never {
+        StandardStream.write("library-host: bnspec (pid \(parent)) is gone; ending\n", to: 2)
+        _exit(1)
     }
 
     public static func divertStdout() -> Int32 {
@@ -124,7 +143,7 @@ public struct LibraryHost {
 
     /// Ends the host with one stderr line: the audit reports it against the case.
     static func fail(_ message: String) -> Never {
-        FileHandle.standardError.write(Data("\nlibrary-host: \(message)\n".utf8))
+        StandardStream.write("\nlibrary-host: \(message)\n", to: 2)
         exit(3)
     }
 

@@ -33,7 +33,7 @@ struct BNSpec: ParsableCommand {
         } catch let e as BNError {
             // One line whatever the error quotes (a path or case id with a newline or an escape
             // sequence in it): control characters are written escaped.
-            FileHandle.standardError.write(Data("bnspec: error: \(e.description.escapingControlCharacters())\n".utf8))
+            StandardStream.write("bnspec: error: \(e.description.escapingControlCharacters())\n", to: 2)
             throw ExitCode(incomplete)
         }
     }
@@ -44,8 +44,13 @@ struct BNSpec: ParsableCommand {
     /// Parses and runs; ArgumentParser's own errors (unknown option, missing value, validation)
     /// become one line and exit 64; `--help` and `--version` print as usual.
     static func main() {
+        // A reader that leaves (`bnspec … | head -1`) must not end bnspec between an adapter's
+        // start and its cleanup, nor mid-write of a golden folder: writes to it return EPIPE
+        // instead. On stderr, where the progress lines go, that ends the run as a signal does
+        // (`writeStderr`); on stdout the run finishes, its exit status the verdict's.
+        signal(SIGPIPE, SIG_IGN)
         do { try Preflight.argumentsAreUTF8() } catch {  // before parsing: arguments that are not UTF-8 are usage errors
-            FileHandle.standardError.write(Data("bnspec: error: \(error)\n".utf8))
+            StandardStream.write("bnspec: error: \(error)\n", to: 2)
             Foundation.exit(usage)
         }
         do {
@@ -59,10 +64,17 @@ struct BNSpec: ParsableCommand {
             let text = lines.joined(separator: "; ").replacingOccurrences(of: "Error: ", with: "")
             // Parse and validation errors are usage (64); anything else a command throws stopped the run (2).
             let isUsage = code == .validationFailure
-            FileHandle.standardError.write(Data("bnspec: error: \(text.escapingControlCharacters())\(isUsage ? " (see bnspec help)" : "")\n".utf8))
+            StandardStream.write("bnspec: error: \(text.escapingControlCharacters())\(isUsage ? " (see bnspec help)" : "")\n", to: 2)
             Foundation.exit(isUsage ? usage : incomplete)
         }
     }
+}
+
+/// Writes `text` to stderr. When its reader has gone (EPIPE: `bnspec audit … 2>&1 | head -1`),
+/// bnspec ends as on SIGINT (``Cleanup``: adapters ended, temporary folders removed), then by
+/// SIGPIPE, exit status 141 in a shell: no one is reading the progress of the run any more.
+func writeStderr(_ text: String) {
+    if StandardStream.write(text, to: 2) == EPIPE { Cleanup.endByBrokenPipe() }
 }
 
 /// Writes `value` as pretty, key-sorted JSON to stdout.

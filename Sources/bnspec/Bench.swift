@@ -57,6 +57,14 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// Numbers out of range are usage errors (exit 64), as for verify and accuracy; bounded
+    /// before any timing: a run that could never end is refused, not started.
+    func validate() throws {
+        if let t = threads, !(1...256).contains(t) { throw BNSpec.usageError("--threads must be in 1…256 (got \(t))") }
+        guard minTime > 0, minTime <= 3600 else { throw BNSpec.usageError("--min-time must be more than 0 and at most 3600 s (got \(minTime))") }
+        guard (1...1000).contains(rounds) else { throw BNSpec.usageError("--rounds must be in 1…1000 (got \(rounds))") }
+    }
+
     func run() throws {
         try BNSpec.run {
             let names = kernels.isEmpty ? (quick ? ["fused", "threaded"] : BenchWorkload.kernelNames) : kernels
@@ -73,14 +81,6 @@ struct Bench: ParsableCommand {
             let ss = try (shapes.isEmpty ? (quick ? ["32x64x28x28"] : ["32x64x28x28", "64x256x56x56"]) : shapes)
                 .map { try Shape(parsing: $0) }
             let t = threads ?? OptimizedKernel.defaultThreads
-            guard t >= 1, minTime > 0, rounds >= 1 else {
-                throw BNError.invalidArgument("--threads, --min-time and --rounds must be positive")
-            }
-            // Bounded before any timing: a run that could never end is refused, not started.
-            guard t <= 256 else { throw BNError.invalidArgument("--threads must be in 1…256, got \(t) (as for verify)") }
-            guard minTime <= 3600, rounds <= 1000 else {
-                throw BNError.invalidArgument("--min-time must be at most 3600 s and --rounds at most 1000 (got \(minTime), \(rounds))")
-            }
             for shape in ss where shape.perChannelCount == 0 {
                 throw BNError.invalidArgument("shape \(shape) has no elements per channel (N·H·W = 0: batch statistics are undefined)")
             }
@@ -121,13 +121,13 @@ struct Bench: ParsableCommand {
                 for (i, p) in plan.enumerated() {
                     if terminal {
                         let r = rounds > 1 ? "round \(round)/\(rounds): " : ""
-                        FileHandle.standardError.write(Data("\rbench: \(r)\(p.label)            ".utf8))
+                        writeStderr("\rbench: \(r)\(p.label)            ")
                     }
                     measured[i].append(runner.measure(try p.make(), series: p.series))
                 }
             }
             let results = measured.map(BenchResult.combining)
-            if terminal { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) }
+            if terminal { writeStderr("\r\u{1B}[K") }
             let machine = Machine(isa: KernelISA.selected.description, cores: ProcessInfo.processInfo.activeProcessorCount,
                                   threadedThreads: t, loadBefore: loadBefore, loadAfter: Self.load())
             let goals = BenchGoals.evaluate(results, peers: peerRows, bounds: machineBounds)

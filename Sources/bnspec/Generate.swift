@@ -56,7 +56,7 @@ struct Generate: ParsableCommand {
                 for d in diffs { print(d) }
                 // Differences are the verdict of --check: exit 1 (the folder is not what the catalog generates).
                 let e = BNError.corrupt(path: dir.path, reason: "\(diffs.count) files differ from a fresh generation")
-                FileHandle.standardError.write(Data("bnspec: error: \(e.description)\n".utf8))
+                writeStderr("bnspec: error: \(e.description)\n")
                 throw ExitCode(1)
             }
             let files = try Generator.suiteFiles(cases, suite: suite)
@@ -70,7 +70,7 @@ struct Generate: ParsableCommand {
             let recovered = try GoldenStore.write(files, to: dir, force: force,
                                                   write: { fd, bytes, count in Cleanup.parkIfEnding(); return FileWrite.system(fd, bytes, count) },
                                                   temporary: { temporary = $0; Cleanup.registerScratch($0) })
-            for line in recovered { FileHandle.standardError.write(Data("bnspec: \(line)\n".utf8)) }
+            for line in recovered { writeStderr("bnspec: \(line)\n") }
             print("generated \(cases.count) cases (\(files.count) files, \(bytes / 1024) KiB) in \(dir.path)")
         }
     }

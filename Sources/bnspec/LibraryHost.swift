@@ -15,11 +15,13 @@ struct LibraryHostCommand: ParsableCommand {
     @Argument(help: "The kernel library (.so).") var path: String
     @Option(help: "Prefix of the library's bnspec_kernel_… symbols.") var symbolPrefix = ""
     @Flag(help: "Load and check the library, print one line (ok<TAB>summary or error<TAB>reason) and exit.") var check = false
+    @Option(help: "The bnspec process this host serves: the host ends when it is gone (default: the parent at start).")
+    var parentPid: Int32?
 
     func run() throws {
         // This host ends when bnspec does, even inside a kernel call that never returns (an
         // outside red team's: after kill -KILL of the audit, a hung host ran on under init).
-        LibraryHost.endWithParent()
+        LibraryHost.endWithParent(parentPid)
         // Before the library loads: what its constructors print goes to stderr, not the protocol.
         let out = LibraryHost.divertStdout()
         if check {
@@ -42,7 +44,7 @@ enum LibraryRoute {
         guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
         let path = URL(fileURLWithPath: library).standardizedFileURL.path
         let exe = try executable()
-        let args = ["library-host", path] + (symbolPrefix.isEmpty ? [] : ["--symbol-prefix", symbolPrefix])
+        let args = ["library-host", path, "--parent-pid", String(getpid())] + (symbolPrefix.isEmpty ? [] : ["--symbol-prefix", symbolPrefix])
         let (status, out, err) = try runChild(exe, args + ["--check"], timeout: timeout)
         let line = out.split(separator: "\n").first.map(String.init) ?? ""
         if status != 0 || !line.hasPrefix("ok\t") {

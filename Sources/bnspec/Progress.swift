@@ -18,7 +18,7 @@ final class Progress {
         self.interval = interval
     }
 
-    func write(_ s: String) { FileHandle.standardError.write(Data(s.utf8)) }
+    func write(_ s: String) { writeStderr(s) }
 
     /// `done` of `total` cases finished, `failed` of them failed (when known); `current`: the case being run.
     func update(done: Int, total: Int, failed: Int?, current: String?) {

@@ -27,6 +27,7 @@ struct Verify: ParsableCommand {
         guard Verification.CalibrationPolicy(rawValue: calibration) != nil else {
             throw BNSpec.usageError("unknown --calibration '\(calibration)' (expected auto, all or none)")
         }
+        if let t = threads, !(1...256).contains(t) { throw BNSpec.usageError("--threads must be in 1…256 (got \(t))") }
     }
 
     func run() throws {

@@ -261,4 +261,46 @@ import Glibc
         for r in recorded { #expect(ProcessGroup.liveMembers(r.group) == [], "process \(r.pid) of the adapter's group survived") }
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == [], "scratch left behind")
     }
+
+    /// The reader of bnspec's stderr leaves mid-audit (`bnspec audit … 2>&1 | head -1`): the
+    /// next progress line meets EPIPE and bnspec ends as on a signal — by SIGPIPE, no process of
+    /// the adapter left (found by its environment's mark), its scratch folder removed. It had
+    /// trapped in Foundation's FileHandle.write (exit 132, a backtrace), skipping the cleanup.
+    @Test func aStderrReaderThatLeavesEndsTheAuditCleanly() throws {
+        guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
+        guard let bnspec = AuditSupport.bnspec() else { return }
+        let work = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-epipe-\(UUID().uuidString)")
+        let tmp = work.appendingPathComponent("tmp"), mark = "BNSPEC_TEST_MARK=\(UUID().uuidString)"
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: work) }
+        let p = Process(), err = Pipe()
+        p.executableURL = URL(fileURLWithPath: bnspec)
+        p.arguments = ["audit", "--adapter", "\(AuditSupport.python) \(Self.command("fork-ignore-term"))", "--profile", "pytorch",
+                       "--golden", AuditSupport.golden.path, "--match", "train.normal.4x3x5x5.NCHW.*", "--case-timeout", "5"]
+        p.currentDirectoryURL = AuditSupport.root
+        let kv = mark.split(separator: "=", maxSplits: 1).map(String.init)
+        p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp.path, kv[0]: kv[1]]) { $1 }
+        p.standardOutput = FileHandle.nullDevice; p.standardError = err.fileHandleForWriting
+        try p.run()
+        try err.fileHandleForReading.close(); try err.fileHandleForWriting.close()  // no reader is left
+        func marked() -> [String] {
+            let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int32($0) != nil && Int32($0) != p.processIdentifier } ?? []
+            return pids.filter { pid in
+                guard let env = FileManager.default.contents(atPath: "/proc/\(pid)/environ"),
+                      String(decoding: env, as: UTF8.self).split(separator: "\0").contains(Substring(mark)) else { return false }
+                let stat = (try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8)) ?? ""
+                return !(stat.lastIndex(of: ")").map { stat[stat.index($0, offsetBy: 2)...].hasPrefix("Z") } ?? true)
+            }
+        }
+        defer { for pid in marked() { kill(pid_t(pid)!, SIGKILL) }; if p.isRunning { kill(p.processIdentifier, SIGKILL) } }
+        let ended = Date().addingTimeInterval(60)
+        while p.isRunning && Date() < ended { usleep(20_000) }
+        #expect(!p.isRunning, "bnspec did not end within 60 s of its stderr reader leaving")
+        if !p.isRunning {
+            #expect(p.terminationReason == .uncaughtSignal && p.terminationStatus == SIGPIPE,
+                    "ended by \(p.terminationReason) \(p.terminationStatus), not by SIGPIPE")
+        }
+        #expect(marked() == [], "processes of the adapter outlived bnspec: \(marked())")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == [], "scratch left behind")
+    }
 }

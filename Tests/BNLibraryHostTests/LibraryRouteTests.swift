@@ -138,6 +138,46 @@ import Glibc
         #expect(Self.hostsRunning(lib) == 0, "a library-host process was left running")
     }
 
+    /// The library host ends once the bnspec it serves is gone, also when that bnspec died before
+    /// the host started (it had recorded getppid() at start, the reaper by then, and ran on); and
+    /// it keeps serving while that bnspec lives. `--parent-pid` names the bnspec (audit --library
+    /// passes its own pid); here a reaped /bin/true's pid stands for a dead bnspec.
+    @Test func hostEndsWhenItsBnspecIsGoneAlreadyAtStart() throws {
+        guard let lib = try library("watchdog") else { return }
+        let dead = Process()
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run(); dead.waitUntilExit()
+        func host(parent: pid_t) throws -> (Process, Pipe, URL) {
+            let p = Process(), input = Pipe(), err = scratch.appendingPathComponent("\(UUID().uuidString).err")
+            _ = FileManager.default.createFile(atPath: err.path, contents: nil)
+            p.executableURL = URL(fileURLWithPath: Self.bnspec)
+            p.arguments = ["library-host", lib, "--parent-pid", String(parent)]
+            p.standardInput = input  // held open: the host does not end on end of input
+            p.standardOutput = FileHandle.nullDevice
+            p.standardError = try FileHandle(forWritingTo: err)
+            try p.run()
+            return (p, input, err)
+        }
+        func ended(_ p: Process, within seconds: Double) -> Bool {
+            let until = Date().addingTimeInterval(seconds)
+            while p.isRunning && Date() < until { usleep(20_000) }
+            return !p.isRunning
+        }
+        let (orphan, orphanInput, orphanErr) = try host(parent: dead.processIdentifier)
+        defer { if orphan.isRunning { kill(orphan.processIdentifier, SIGKILL) } }
+        #expect(ended(orphan, within: 10), "a host whose bnspec (pid \(dead.processIdentifier)) was gone at start ran on")
+        if !orphan.isRunning {
+            #expect(orphan.terminationStatus == 1)
+            #expect(((try? String(contentsOf: orphanErr, encoding: .utf8)) ?? "").contains("library-host: bnspec (pid \(dead.processIdentifier)) is gone; ending"))
+        }
+        try? orphanInput.fileHandleForWriting.close()
+        let (served, servedInput, _) = try host(parent: getpid())
+        defer { if served.isRunning { kill(served.processIdentifier, SIGKILL) } }
+        #expect(!ended(served, within: 1.5), "the host ended while its bnspec (this test) lives")
+        try servedInput.fileHandleForWriting.close()
+        #expect(ended(served, within: 10) && served.terminationStatus == 0, "the host did not end at the end of its input")
+    }
+
     /// Processes whose command line names `lib`.
     static func hostsRunning(_ lib: String) -> Int {
         let pids = (try? FileManager.default.contentsOfDirectory(atPath: "/proc"))?.filter { Int($0) != nil } ?? []

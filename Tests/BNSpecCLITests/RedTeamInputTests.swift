@@ -106,6 +106,12 @@ import Testing
         (["audit", "--adapter", "true", "--profile", "pytorch", "--symbol-prefix", "x_"], "--symbol-prefix applies to --library only"),
         (["fingerprint", "--adapter", "true", "--case-timeout", "nan"], "timeouts must be positive"),
         (["accuracy", "--trials", "9223372036854775807"], "--trials must be in 1…10000"),
+        // Numbers out of range are usage errors in every command (bench and verify exited 2).
+        (["bench", "--threads", "100000000", "--quick"], "--threads must be in 1…256 (got 100000000)"),
+        (["bench", "--threads", "0", "--quick"], "--threads must be in 1…256 (got 0)"),
+        (["bench", "--min-time", "inf", "--quick"], "--min-time must be more than 0 and at most 3600 s"),
+        (["bench", "--rounds", "0", "--quick"], "--rounds must be in 1…1000 (got 0)"),
+        (["verify", "--threads", "0"], "--threads must be in 1…256 (got 0)"),
     ])
     func refusedAsUsage(args: [String], text: String) throws {
         guard CLI.isBuilt() else { return }
@@ -114,8 +120,6 @@ import Testing
 
     @Test(arguments: [
         (["bench", "--shape", "0x3x4x4", "--quick"], "has no elements per channel"),
-        (["bench", "--threads", "100000000", "--quick"], "--threads must be in 1…256"),
-        (["bench", "--min-time", "inf", "--quick"], "--min-time must be at most 3600 s"),
         (["verify", "--golden", "/tmp/no\nsuch\u{1b}[2J"], "/tmp/no\\x0asuch\\x1b[2J: no such folder"),
         (["bench", "--shape=-1x3x4x4", "--quick"], "has a negative batch size N"),
     ])
