@@ -84,6 +84,9 @@ public struct AuditResult: Codable, Sendable {
     /// loop runs over channels). Passing cases keep their channel count and path: a tail that
     /// should have failed there is counter-evidence.
     var channels = 0, failingChannels: [Int] = [], tailWidths: [Int] = [], tailKey: String? = nil
+    /// A failed single-step training case whose running statistics fail: the running-update
+    /// models that reproduce them (``RunningConsistency``; not encoded).
+    var runningModels: [String]? = nil
     /// The case's storage dtype (float32, float16, …).
     public var dtype: String = ""
     /// Seconds the case took (request, answer, judging).
@@ -248,6 +251,14 @@ public struct AuditReport: Codable, Sendable {
                 results[i].likelyCause = cause
                 results[i].evidence.append(fit.evidence)
             }
+        }
+        // A running-update cause that another failing case's running statistics contradict is
+        // withdrawn (RunningConsistency), the audit-wide weight rule with it.
+        let withdrawn = RunningConsistency.withdrawContradicted(&results)
+        if var fit = weightFit, let cause = fit.cause, let k = RunningConsistency.keys(cause).first(where: { withdrawn[$0] != nil }) {
+            fit.evidence += "; contradicted by \(withdrawn[k]!), whose running statistics it does not reproduce: no cause named from it"
+            fit.rule = nil; fit.constant = nil
+            weightFit = fit
         }
         self.results = results
         passed = results.filter { $0.status == .passed }.count
@@ -529,6 +540,7 @@ public struct Audit {
                 r.backwardVariancePoints = Fits.backwardVariancePoints(problem)
                 r.varianceAloneExplains = Fits.varianceAloneExplains(problem)
                 r.runningWeightAloneExplains = r.weightPoint != nil && Fits.runningWeightAloneExplains(problem)
+                r.runningModels = RunningConsistency.reproducing(problem)
             }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)

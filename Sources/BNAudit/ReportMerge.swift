@@ -184,12 +184,15 @@ extension AuditResult {
         public var failingChannels: [Int]?
         public var tailWidths: [Int]?
         public var tailKey: String?
+        /// The running-update models that reproduce a failing training case's running statistics.
+        public var runningModels: [String]?
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
             case varianceAloneExplains = "variance_alone_explains", runningWeightAloneExplains = "running_weight_alone_explains"
             case channels, failingChannels = "failing_channels", tailWidths = "tail_widths", tailKey = "tail_key"
+            case runningModels = "running_models"
         }
 
         init(_ r: AuditResult) {
@@ -203,6 +206,7 @@ extension AuditResult {
             failingChannels = r.failingChannels.isEmpty ? nil : r.failingChannels
             tailWidths = r.tailWidths.isEmpty ? nil : r.tailWidths
             tailKey = r.tailKey
+            runningModels = r.runningModels
         }
 
         /// `r` as it was before the fits, for fitting again.
@@ -216,6 +220,7 @@ extension AuditResult {
             r.varianceAloneExplains = varianceAloneExplains ?? false; r.runningWeightAloneExplains = runningWeightAloneExplains ?? false
             r.channels = channels ?? 0; r.failingChannels = failingChannels ?? []
             r.tailWidths = tailWidths ?? []; r.tailKey = tailKey
+            r.runningModels = runningModels
             return r
         }
     }

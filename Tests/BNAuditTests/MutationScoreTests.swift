@@ -54,6 +54,27 @@ import Testing
         if bug == "variance-about-f16-mean" { #expect(r.varianceGrowth?.algorithm == "biased", "\(String(describing: r.varianceGrowth))") }
     }
 
+    /// Running-update bugs a model fits on some cases only (an outside red team's): a loop over
+    /// C − 1 channels is "never updated" on one-channel cases, v·n/(n − 2) is "Bessel-corrected
+    /// twice" at n = 100, the Bessel factor of N·C·H·W is "the other estimator" at n = 98 with
+    /// C = 256. Each was named there; the other cases' running statistics, which the model does
+    /// not reproduce, now withdraw it (RunningConsistency): caught, and no cause named. Five
+    /// cases: two one-channel cases of different weights (the audit-wide weight rule fitted
+    /// "never updated" on them), n = 100, n = 3 and n = 98 at C = 256.
+    @Test(arguments: ["running-skips-last-channel", "running-variance-over-n-minus-2", "running-variance-total-count"])
+    func runningUpdateModelContradictedByAnotherCaseNamesNothing(bug: String) throws {
+        try Self.requireNumPy()
+        let ids = ["train.normal.4x1x7x7.NCHW.f32.pytorch.eps1e-05.m0.1", "train.normal.4x1x7x7.NCHW.f32.keras.eps0.001.m0.99",
+                   "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1", "train.normal.1x4x3x1.NCHW.f32.pytorch.eps1e-05.m0.1",
+                   "train.normal.2x256x7x7.NCHW.f32.pytorch.eps1e-05.m0.1"]
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try ids.map { try #require(AuditSupport.cases($0).first) })
+        #expect(r.failed >= 3, "mutant \(bug) escaped the audit: \(r.failed) failed")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "mutant \(bug): a cause named: \(r.causes)")
+        #expect(r.weightFit?.rule == nil || r.weightFit?.rule == "w", "mutant \(bug): weight rule \(String(describing: r.weightFit))")
+        let withdrawn = r.results.flatMap(\.evidence).filter { $0.hasPrefix("running-update cause withdrawn:") }
+        #expect(!withdrawn.isEmpty, "mutant \(bug): no withdrawal shown as evidence")
+    }
+
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
     /// check, with the widths the cases can tell: the suite's C = 17 and 33 cannot tell a 16-wide

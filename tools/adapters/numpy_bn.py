@@ -98,14 +98,7 @@ class NumpyBN(Adapter):
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
         x, m, v, n = self.stats(req, x)
-        est = self.opt(req, "variance_estimator")
-        if n == 1 and est == "unbiased":
-            policy = self.opt(req, "single_value")
-            if policy == "error":
-                raise ValueError("Expected more than 1 value per channel when training")
-            vr = v if policy == "beta" else np.full_like(v, np.nan)
-        else:
-            vr = v * F(n) / F(n - 1) if est == "unbiased" else v
+        vr = self.running_variance_term(req, v, n)
         if req.get("cumulative"):
             w = F(1.0 / req.get("step", 1))
         elif req.get("raw_momentum") is not None:  # this adapter's own momentum is the batch weight
@@ -115,6 +108,16 @@ class NumpyBN(Adapter):
         return {"y": self.norm(req, x, gamma, beta, m, v), "batch_mean": m, "batch_var": v,
                 "running_mean": (F(1) - w) * running_mean.astype(F) + w * m,
                 "running_var": (F(1) - w) * running_var.astype(F) + w * vr}
+
+    def running_variance_term(self, req, v, n):
+        """The batch variance the running variance takes: the profile's estimator of v (n values)."""
+        est = self.opt(req, "variance_estimator")
+        if n == 1 and est == "unbiased":
+            policy = self.opt(req, "single_value")
+            if policy == "error":
+                raise ValueError("Expected more than 1 value per channel when training")
+            return v if policy == "beta" else np.full_like(v, np.nan)
+        return v * F(n) / F(n - 1) if est == "unbiased" else v
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
         rm, rv, ms, vs = running_mean, running_var, [], []

@@ -28,7 +28,13 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         "nhwc-vector-tail", "nhwc-vector-tail-8", "nhwc-vector-tail-16",
         # The right y of a channels-last case written in NCHW element order (a red team's: the
         # model had predicted the inverse permutation).
-        "nhwc-written-in-nchw-order"]
+        "nhwc-written-in-nchw-order",
+        # Running-update bugs that a model fits on some cases only (a red team's): the update's
+        # loop skips the last channel ("never updated" on one-channel cases); the running variance
+        # takes v·n/(n − 2) (within tolerance of "Bessel-corrected twice" at large n) or the Bessel
+        # factor of the whole tensor's count N·C·H·W (of "the other estimator" at large n). The
+        # audit's other cases contradict those models: no cause may be named.
+        "running-skips-last-channel", "running-variance-over-n-minus-2", "running-variance-total-count"]
 
 
 def channel_values(x, layout, c):
@@ -128,7 +134,20 @@ class Mutant(NumpyBN):
         out = super().train(r, x, gamma, beta, running_mean, running_var)
         if self.bug == "running-not-updated":
             out["running_mean"], out["running_var"] = running_mean, running_var
+        if self.bug == "running-skips-last-channel":
+            for k, old in (("running_mean", running_mean), ("running_var", running_var)):
+                out[k] = np.array(out[k], copy=True)
+                out[k][-1] = old[-1]
         return out
+
+    def running_variance_term(self, req, v, n):
+        unbiased = self.opt(req, "variance_estimator") == "unbiased"
+        if self.bug == "running-variance-over-n-minus-2" and unbiased and n > 2:
+            return v * F(n) / F(n - 2)
+        if self.bug == "running-variance-total-count" and unbiased and n > 1:
+            total = n * v.size
+            return v * F(total) / F(total - 1)
+        return super().running_variance_term(req, v, n)
 
     def infer(self, req, x, gamma, beta, mean, var):
         if self.bug == "inference-uses-batch-statistics":

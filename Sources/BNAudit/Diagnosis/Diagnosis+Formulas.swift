@@ -79,8 +79,13 @@ extension DiagnosisProblem {
     }
 
     /// R' = (1 − w)·R + w·b per channel.
+    /// Weight 0 keeps r and weight 1 takes b as they are: an update that never happens (or
+    /// replaces) does not touch the other operand, so a NaN there (a non-finite channel's batch
+    /// mean) is not in its result (it was, as 0·NaN, and "not updated" missed such a channel).
     func blend(_ r: [Double], _ b: [Double], _ w: Double) -> [Double] {
-        zip(r, b).map { (1 - w) * $0 + w * $1 }
+        if w == 0 { return r }
+        if w == 1 { return b }
+        return zip(r, b).map { (1 - w) * $0 + w * $1 }
     }
 
     /// The batch weight the case asks for at step k.
