@@ -111,7 +111,13 @@ enum RunningModels {
             guard let w = p.weight(step: 1), let rule = try? p.spec.rule(), p.n > 1 else { return nil }
             return update(p, w: w, varianceTerm: { v in rule.estimator == .unbiased ? v : v.map { $0 * p.bessel } })
         },
-        BugModel(cause: "running variance fed σ² + ε (the normalisation's variance) instead of σ²") { p in
+        // Under an unbiased profile the term is s² = σ²·n/(n − 1): the text names the one fed (an
+        // outside red team read "σ² + ε" beside evidence of s² + ε).
+        BugModel(cause: "running variance fed σ² + ε (the normalisation's variance) instead of σ²", describe: { p in
+            (try? p.spec.rule())?.estimator == .unbiased
+                ? "running variance fed s² + ε (the unbiased batch variance plus the normalisation's ε) instead of s²"
+                : "running variance fed σ² + ε (the normalisation's variance) instead of σ²"
+        }) { p in
             guard let w = p.weight(step: 1) else { return nil }
             return update(p, w: w, varianceTerm: { v in p.runningVarianceTerm(v).map { $0 + p.eps } })
         },

@@ -15,7 +15,7 @@ enum RunningConsistency {
         ("not-updated", ["running statistics not updated"]),
         ("replaced", ["replaces the running statistics"]),
         ("estimator", ["running variance uses the other estimator"]),
-        ("variance-plus-eps", ["running variance fed σ² + ε"]),
+        ("variance-plus-eps", ["running variance fed σ² + ε", "running variance fed s² + ε"]),
         ("bessel-twice", ["running variance Bessel-corrected twice"]),
         ("weight", ["running statistics updated with", "fixed batch weight", "applied twice per step"]),
     ]
