@@ -494,7 +494,11 @@ public struct Audit {
         }
         for (name, url) in files.sorted(by: { $0.key < $1.key }) {
             do {
-                let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true)
+                // No larger than an NPY of this output's element count can be (8-byte values and
+                // the longest header accepted): a header declaring 2²⁸ elements is refused from its
+                // size, not read into memory (an outside red team's five such outputs took 11.5 GB).
+                let limit = ac.loaded.expected[name].map { 12 + NPYArray.maxHeaderBytes + 8 * $0.values.count } ?? FileRead.npyLimit
+                let a = try NPYArray.read(url, bfloat16: spec.op.output(name)?.isBFloat16(in: spec) == true, limit: limit)
                 got[name] = a.values
             } catch {
                 r.status = .failed; r.worstRatio = .infinity; r.fault = .unreadableOutput; r.detail = "output '\(name)': \(error)"; return r

@@ -31,14 +31,16 @@ public enum Export {
 
     /// Writes the export of `cases` to `dir` atomically. `force` replaces an earlier export,
     /// never the outputs written into it: a non-empty `results/` is a one-line error.
-    public static func write(_ cases: [GoldenStore.LoadedCase], profile: ConventionProfile, to dir: URL, force: Bool) throws {
+    /// `write` and `temporary` as in ``GoldenStore/write(_:to:force:marker:write:temporary:)``.
+    public static func write(_ cases: [GoldenStore.LoadedCase], profile: ConventionProfile, to dir: URL, force: Bool,
+                             write: @escaping FileWrite.Call = FileWrite.system, temporary: @escaping (URL) -> Void = { _ in }) throws {
         let files = try files(cases, profile: profile)
         let results = dir.appendingPathComponent("results")
         if force, let r = try? FileManager.default.contentsOfDirectory(atPath: results.path), !r.isEmpty {
             throw BNError.file(path: results.path, reason: "holds outputs (\(r.count) entries); move them away before re-exporting with --force")
         }
         if force { try checkReplaceable(dir) }
-        try GoldenStore.write(files, to: dir, force: force, marker: marker)
+        _ = try GoldenStore.write(files, to: dir, force: force, marker: marker, write: write, temporary: temporary)
     }
 
     /// An earlier export `force` may replace holds only what export wrote: export.json, and per

@@ -67,7 +67,7 @@ public struct NPYArray: Equatable, Sendable {
     }
 
     /// The longest header accepted: a header is a short Python dict; a longer one is refused before it is read.
-    static let maxHeaderBytes = 1 << 20
+    public static let maxHeaderBytes = 1 << 20
 
     static func decode(raw bytes: UnsafeRawBufferPointer, name: String, bfloat16 isBF16: Bool) throws -> NPYArray {
         func fail(_ r: String) -> BNError { .file(path: name, reason: r) }
@@ -146,8 +146,9 @@ public struct NPYArray: Equatable, Sendable {
         return NPYArray(dtype: dtype, shape: shape, values: values)
     }
 
-    public static func read(_ url: URL, bfloat16: Bool = false) throws -> NPYArray {
-        try decode(try FileRead.data(url, limit: FileRead.npyLimit), name: url.path, bfloat16: bfloat16)
+    /// `limit`: the largest file read (bytes); a larger one is refused before it is read.
+    public static func read(_ url: URL, bfloat16: Bool = false, limit: Int = FileRead.npyLimit) throws -> NPYArray {
+        try decode(try FileRead.data(url, limit: min(limit, FileRead.npyLimit)), name: url.path, bfloat16: bfloat16)
     }
 
     /// The value text of `'key': value` in a Python dict literal header.

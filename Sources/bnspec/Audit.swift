@@ -167,7 +167,9 @@ struct ExportCommand: ParsableCommand {
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
             try GoldenStore.prepareTarget(outURL, force: force, marker: BNAudit.Export.marker)  // before the work
             let cases = try loadGolden(dir, ids)
-            try BNAudit.Export.write(cases, profile: p, to: outURL, force: force)
+            try removedOnSignal { write, temporary in
+                try BNAudit.Export.write(cases, profile: p, to: outURL, force: force, write: write, temporary: temporary)
+            }
             print("export: \(cases.count) cases for profile \(p.name) in \(outURL.path); write outputs to <out>/results/<case>/<output>.npy,")
             print("then: bnspec audit --results \(outURL.path)/results --profile \(p.name)")
         }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import BNAudit
 import BNCore
+import BNGolden
 import BNKernels
 import Foundation
 
@@ -49,6 +50,13 @@ struct BNSpec: ParsableCommand {
         // instead. On stderr, where the progress lines go, that ends the run as a signal does
         // (`writeStderr`); on stdout the run finishes, its exit status the verdict's.
         signal(SIGPIPE, SIG_IGN)
+        // Started with stdin, stdout or stderr closed (`2>&-`): /dev/null takes its place, so
+        // that no file bnspec opens later becomes descriptor 0–2 and receives progress lines or
+        // error text (an outside red team's `2>&-` runs ended by SIGILL in FileHandle.write).
+        for fd: Int32 in 0...2 where fcntl(fd, F_GETFD) == -1 && errno == EBADF {
+            let null = open("/dev/null", O_RDWR)
+            if null >= 0 && null != fd { dup2(null, fd); close(null) }
+        }
         do { try Preflight.argumentsAreUTF8() } catch {  // before parsing: arguments that are not UTF-8 are usage errors
             StandardStream.write("bnspec: error: \(error)\n", to: 2)
             Foundation.exit(usage)
@@ -75,6 +83,19 @@ struct BNSpec: ParsableCommand {
 /// SIGPIPE, exit status 141 in a shell: no one is reading the progress of the run any more.
 func writeStderr(_ text: String) {
     if StandardStream.write(text, to: 2) == EPIPE { Cleanup.endByBrokenPipe() }
+}
+
+/// Runs a folder write (`GoldenStore.write`: generate, export) so that SIGINT, SIGTERM or SIGHUP
+/// removes its temporary folder (the target stays whole): `body` gets the write call, which
+/// stops at its next write once a signal is ending bnspec (the removal does not race it), and
+/// the hook that registers the temporary folder. (An interrupted export had left its
+/// `.NAME.tmp-PID` folder: an outside red team's.)
+func removedOnSignal<T>(_ body: (@escaping FileWrite.Call, @escaping (URL) -> Void) throws -> T) throws -> T {
+    Cleanup.installSignalHandlers()
+    nonisolated(unsafe) var temporary: URL?
+    defer { if let t = temporary { Cleanup.forgetScratch(t) } }
+    return try body({ fd, bytes, count in Cleanup.parkIfEnding(); return FileWrite.system(fd, bytes, count) },
+                    { temporary = $0; Cleanup.registerScratch($0) })
 }
 
 /// Writes `value` as pretty, key-sorted JSON to stdout.

@@ -61,15 +61,9 @@ struct Generate: ParsableCommand {
             }
             let files = try Generator.suiteFiles(cases, suite: suite)
             let bytes = files.values.reduce(0) { $0 + $1.count }
-            // A signal during the write removes the temporary folder (the old golden folder stays whole).
-            Cleanup.installSignalHandlers()
-            var temporary: URL?
-            defer { if let t = temporary { Cleanup.forgetScratch(t) } }
-            // The writer stops at its next write once a signal is ending bnspec, so the cleanup's
-            // removal of the temporary folder does not race it.
-            let recovered = try GoldenStore.write(files, to: dir, force: force,
-                                                  write: { fd, bytes, count in Cleanup.parkIfEnding(); return FileWrite.system(fd, bytes, count) },
-                                                  temporary: { temporary = $0; Cleanup.registerScratch($0) })
+            let recovered = try removedOnSignal { write, temporary in
+                try GoldenStore.write(files, to: dir, force: force, write: write, temporary: temporary)
+            }
             for line in recovered { writeStderr("bnspec: \(line)\n") }
             print("generated \(cases.count) cases (\(files.count) files, \(bytes / 1024) KiB) in \(dir.path)")
         }

@@ -42,6 +42,12 @@ struct LibraryHostCommand: ParsableCommand {
 enum LibraryRoute {
     static func adapterCommand(library: String, symbolPrefix: String, timeout: Double) throws -> String {
         guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
+        // A FIFO, a device or a folder is refused before the host opens it (dlopen of a FIFO
+        // blocked until the start timeout and read "did not load": an outside red team's).
+        var st = stat()
+        guard stat(library, &st) == 0, (st.st_mode & S_IFMT) == S_IFREG else {
+            throw BNError.file(path: library, reason: "is not a regular file (a shared library is one)")
+        }
         let path = URL(fileURLWithPath: library).standardizedFileURL.path
         let exe = try executable()
         let args = ["library-host", path, "--parent-pid", String(getpid())] + (symbolPrefix.isEmpty ? [] : ["--symbol-prefix", symbolPrefix])
@@ -51,6 +57,11 @@ enum LibraryRoute {
             if line.hasPrefix("error\t") { throw BNError.file(path: library, reason: String(line.dropFirst(6))) }
             let tail = err.split(separator: "\n").last.map(String.init) ?? ""
             let crashed = "library-host: the kernel crashed: "
+            // The check line said "ok" but the host did not end: the library loaded, and hung at
+            // exit (a destructor; an outside red team's was reported "did not load").
+            if status < 0 && line.hasPrefix("ok\t") {
+                throw BNError.file(path: library, reason: "loaded, but the process did not exit within \(Int(timeout)) s after the check (a destructor or an atexit handler that hangs?)")
+            }
             throw BNError.file(path: library, reason: status < 0 ? "did not load within \(Int(timeout)) s"
                                : tail.hasPrefix(crashed) ? "crashed while loading: \(tail.dropFirst(crashed.count).prefix(200))"
                                : "crashed while loading (status \(status))\(tail.isEmpty ? "" : ": \(tail.prefix(200))")")

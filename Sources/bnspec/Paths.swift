@@ -52,8 +52,14 @@ extension Paths {
     /// The same file for two paths (an existing file by its real path, a new one by its
     /// standardized path), so that one output does not overwrite another or an input.
     static func sameFile(_ a: String, _ b: String) -> Bool {
-        func key(_ p: String) -> String {
+        func key(_ p: String, _ depth: Int = 0) -> String {
             if let r = realpath(p, nil) { defer { free(r) }; return String(cString: r) }
+            // A symbolic link to a file not yet written (the report another flag names): the
+            // file it will write (an outside red team's `--json a --junit link-to-a` lost the JSON).
+            if depth < 40, let target = try? FileManager.default.destinationOfSymbolicLink(atPath: p) {
+                let parent = URL(fileURLWithPath: p).deletingLastPathComponent()
+                return key(target.hasPrefix("/") ? target : parent.appendingPathComponent(target).path, depth + 1)
+            }
             let url = URL(fileURLWithPath: p).standardizedFileURL
             if let r = realpath(url.deletingLastPathComponent().path, nil) {
                 defer { free(r) }

@@ -149,6 +149,39 @@ import Glibc
         #expect(signalledWhileWriting >= 2, "only \(signalledWhileWriting) signals landed while generate was writing")
     }
 
+    /// SIGINT or SIGTERM while `bnspec export` writes: bnspec ends by that signal and leaves no
+    /// temporary folder (it left `.NAME.tmp-PID` with the cases written so far until the next
+    /// export to the same folder: an outside red team's).
+    @Test(arguments: [SIGTERM, SIGINT])
+    func signalledExportRemovesItsTemporaryFolder(signal sig: Int32) throws {
+        guard Self.bnspecIsBuilt() else { return }
+        let work = try Self.scratch()
+        defer { try? FileManager.default.removeItem(at: work) }
+        let out = work.appendingPathComponent("golden")  // an export folder, named so that leftovers() sees its siblings
+        var signalledWhileWriting = 0
+        for delay: UInt32 in [0, 20_000] {
+            try? FileManager.default.removeItem(at: out)
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: Self.bnspec)
+            p.arguments = ["export", "--out", out.path, "--profile", "pytorch", "--golden", Self.root.appendingPathComponent("golden").path]
+            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+            try p.run()
+            let tmp = work.appendingPathComponent(".golden.tmp-\(p.processIdentifier)").path
+            let deadline = Date().addingTimeInterval(60)
+            while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
+            usleep(delay)
+            let wasRunning = p.isRunning
+            kill(p.processIdentifier, sig)
+            p.waitUntilExit()
+            if wasRunning && p.terminationReason == .uncaughtSignal {
+                signalledWhileWriting += 1
+                #expect(p.terminationStatus == sig, "ended by signal \(p.terminationStatus), not \(sig)")
+            }
+            #expect(Self.leftovers(work).isEmpty, "signal \(sig) \(delay) µs in left behind: \(Self.leftovers(work))")
+        }
+        #expect(signalledWhileWriting >= 1, "no signal landed while export was writing")
+    }
+
     /// A run killed between the two renames of the fallback path (no `renameat2`) leaves the
     /// old folder at `.golden.old-PID` and no `golden/`: the next write restores it first.
     @Test func setAsideFolderOfADeadRunIsRestored() throws {

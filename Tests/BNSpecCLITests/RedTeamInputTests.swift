@@ -146,4 +146,32 @@ import Testing
         try JSONSerialization.data(withJSONObject: obj).write(to: b)
         Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "appears twice in this report; not merged", "duplicate")
     }
+
+    /// A second red team's (stop 40): a report flag naming a symbolic link to the file another
+    /// flag names (not yet written) is the same file; a FIFO given as --library is refused
+    /// before the host opens it; a returned output larger than an NPY of the case's element
+    /// count can be is refused from its size, not read (a header declaring 2²⁸ elements).
+    @Test func symlinkAliasFifoLibraryAndOversizedOutput() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("red-team-b")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let a = dir.appendingPathComponent("a.out"), link = dir.appendingPathComponent("link.out")
+        try FileManager.default.createSymbolicLink(atPath: link.path, withDestinationPath: "a.out")
+        Self.expectOneLine(try CLI.run(["audit", "--results", dir.path, "--profile", "pytorch", "--json", a.path, "--junit", link.path]),
+                           status: 64, "--json and --junit name the same file", "symlink alias")
+        let fifo = dir.appendingPathComponent("lib.so")
+        #expect(mkfifo(fifo.path, 0o600) == 0)
+        Self.expectOneLine(try CLI.run(["audit", "--library", fifo.path, "--profile", "pytorch"]), status: 2,
+                           "lib.so: is not a regular file", "FIFO library")
+        let results = dir.appendingPathComponent("results").appendingPathComponent(Self.caseID)
+        try FileManager.default.createDirectory(at: results, withIntermediateDirectories: true)
+        var header = "{'descr': '<f4', 'fortran_order': False, 'shape': (268435456,), }"
+        header += String(repeating: " ", count: 117 - header.utf8.count) + "\n"
+        var npy = Data([0x93] + Array("NUMPY".utf8) + [1, 0, UInt8(header.utf8.count), 0]); npy.append(Data(header.utf8))
+        let y = results.appendingPathComponent("y.npy")
+        try npy.write(to: y)
+        let h = try FileHandle(forWritingTo: y); try h.truncate(atOffset: UInt64(npy.count) + 4 << 28); try h.close()  // sparse: 1 GiB
+        let r = try CLI.run(["audit", "--results", results.deletingLastPathComponent().path, "--profile", "pytorch", "--case", Self.caseID])
+        #expect(r.status == 1 && r.out.contains("output 'y'") && r.out.contains("is 1073741952 bytes, over the limit"), "\(r.out)\(r.err)")
+    }
 }
