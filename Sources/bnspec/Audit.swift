@@ -78,6 +78,7 @@ struct AuditCommand: ParsableCommand {
             if selection.list { return selection.print(ids) }
             let p = try ConventionProfile.named(profile!)
             let baseline = try self.baseline.map { try Baseline(path: $0) }
+            try baseline?.check(profile: p.name)
             let goldenSHA = try ReportFormat.goldenSHA256(dir)
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
             try Preflight.reports(json, junit, html)

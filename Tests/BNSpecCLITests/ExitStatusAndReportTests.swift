@@ -258,5 +258,15 @@ import Testing
         #expect(try audit(large, args + ["--baseline", base, "--max-growth", "100"]).status == 0)  // 50× < 100×
         let changed = try audit(over, args + ["--baseline", base])
         #expect(changed.status == 1 && changed.out.contains("was passed, now failed"), "\(changed.out)")
+        // A known numeric failure that becomes a fault (here a missing output; a hang or a crash
+        // alike) is a change; a baseline of another profile is refused before the audit (an
+        // outside red team's CI stayed green through both).
+        let failedBase = dir.appendingPathComponent("failed.json").path
+        #expect(try audit(over, args + ["--json", failedBase]).status == 1)
+        try FileManager.default.removeItem(at: over.appendingPathComponent(ids[0]).appendingPathComponent("y.npy"))
+        let fault = try audit(over, args + ["--baseline", failedBase])
+        #expect(fault.status == 1 && fault.out.contains("was failed (numeric), now failed (missing-output)"), "\(fault.out)")
+        let other = try CLI.run(["audit", "--results", over.path, "--profile", "keras", "--baseline", failedBase] + args)
+        #expect(other.status == 2 && other.err.contains("is a report of profile pytorch, this audit's is keras"), "\(other.err)")
     }
 }
