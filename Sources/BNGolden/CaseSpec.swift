@@ -201,3 +201,28 @@ extension CaseSpec.ToleranceInfo {
         case exactStatistics = "exact_statistics"
     }
 }
+
+extension CaseSpec {
+    /// The id a case of these parameters has (its folder's name):
+    /// `op.data.shape.layout.dtype.profile.epsE.mM` (`mcum`: the cumulative average), then `.kSTEPS`
+    /// (trajectories), `.pPARTITION` and `.REDUCTION` (synchronized cases).
+    public static func canonicalID(op: Operation, data: String, shape: String, layout: Layout, dtype: DType, profile: String,
+                                   eps: Double, momentum: Double?, steps: Int, partition: String?, reduction: GradientReduction?) -> String {
+        var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape, layout.rawValue, dtype.short, profile, "eps\(eps)",
+                  momentum.map { "m\($0)" } ?? "mcum"].joined(separator: ".")
+        if op.hasSteps { id += ".k\(steps)" }
+        if let p = partition { id += ".p\(p)" }
+        if let r = reduction { id += ".\(r.rawValue)" }
+        return id
+    }
+
+    /// The id case.json's parameters give: a case.json whose eps, momentum, data… contradict its
+    /// id (and folder) is corrupt (an outside red team's edited eps, manifest re-hashed, had
+    /// its reference column fail in verify and the implementation blamed in audit).
+    public var parametersID: String? {
+        guard let s = try? shapeValue() else { return nil }
+        return Self.canonicalID(op: op, data: data, shape: s.description, layout: layout, dtype: dtype, profile: profile, eps: eps,
+                                momentum: momentum, steps: steps, partition: partition?.map(String.init).joined(separator: "+"),
+                                reduction: gradReduction)
+    }
+}

@@ -104,12 +104,8 @@ public struct Catalog: Sendable {
         }
         try CaseSpec.checkCaseLimits(shape, steps: op.hasSteps ? steps : 1)
         let (partition, reduction) = try synchronization(op, f, shape: shape)
-        let mText = momentum.map { "m\($0)" } ?? "mcum"
-        var id = [op.rawValue, data.replacingOccurrences(of: ":", with: "-"), shape.description, layout.rawValue,
-                  dtype.short, profile.name, "eps\(eps)", mText].joined(separator: ".")
-        if op.hasSteps { id += ".k\(steps)" }
-        if let p = partition { id += ".p\(p)" }
-        if let r = reduction { id += ".\(r.rawValue)" }
+        let id = CaseSpec.canonicalID(op: op, data: data, shape: shape.description, layout: layout, dtype: dtype, profile: profile.name,
+                                      eps: eps, momentum: momentum, steps: steps, partition: partition?.description, reduction: reduction)
         try GoldenStore.checkCaseID(id)
         return CaseSpec(id: id, op: op, shape: shape, layout: layout, dtype: dtype, data: data, profile: profile, eps: eps,
                         batchWeight: momentum.map(profile.momentumWeighting.batchWeight(momentum:)), momentum: momentum,

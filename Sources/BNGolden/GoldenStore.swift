@@ -179,6 +179,10 @@ public enum GoldenStore {
         }
         let loaded = LoadedCase(spec: spec, inputs: try load(spec.inputs, spec.op.inputs), expected: try load(spec.outputs, spec.op.outputs))
         try loaded.validateArrays(dtypes: true, path: casePath)
+        // After the arrays (a contradiction they show is named more precisely there).
+        guard let derived = spec.parametersID, derived == id else {
+            throw BNError.corrupt(path: specPath, reason: "its parameters (op, data, shape, layout, dtype, profile, eps, momentum…) give the id '\(spec.parametersID ?? "none")', not its own")
+        }
         return loaded
     }
 }

@@ -95,6 +95,12 @@ public struct NPYArray: Equatable, Sendable {
         for key in ["descr", "fortran_order", "shape"] where header.components(separatedBy: "'\(key)':").count > 2 {
             throw fail("NPY header gives '\(key)' twice")
         }
+        // The three keys NumPy writes and nothing else (NumPy refuses others too): an extra key is
+        // read by no reader the same way (an outside red team's `'evil': __import__('os')`).
+        let keys = Self.keys(header)
+        if let extra = keys.first(where: { !["descr", "fortran_order", "shape"].contains($0) }) {
+            throw fail("NPY header has a key '\(extra.prefix(40))' besides 'descr', 'fortran_order' and 'shape'")
+        }
         guard let descr = field(header, "descr") else { throw fail("NPY header has no 'descr'") }
         let dtype: DType
         switch descr {
@@ -149,6 +155,24 @@ public struct NPYArray: Equatable, Sendable {
     /// `limit`: the largest file read (bytes); a larger one is refused before it is read.
     public static func read(_ url: URL, bfloat16: Bool = false, limit: Int = FileRead.npyLimit) throws -> NPYArray {
         try decode(try FileRead.data(url, limit: min(limit, FileRead.npyLimit)), name: url.path, bfloat16: bfloat16)
+    }
+
+    /// The quoted names before a ':' in a Python dict literal header (its keys).
+    static func keys(_ header: String) -> [String] {
+        var out: [String] = [], quoted: String? = nil, last: String? = nil
+        for ch in header {
+            if var q = quoted {
+                if ch == "'" { last = q; quoted = nil } else { q.append(ch); quoted = q }
+                continue
+            }
+            switch ch {
+            case "'": quoted = ""
+            case ":": if let k = last { out.append(k) }; last = nil
+            case " ": break
+            default: last = nil
+            }
+        }
+        return out
     }
 
     /// The value text of `'key': value` in a Python dict literal header.

@@ -174,4 +174,25 @@ import Testing
         let r = try CLI.run(["audit", "--results", results.deletingLastPathComponent().path, "--profile", "pytorch", "--case", Self.caseID])
         #expect(r.status == 1 && r.out.contains("output 'y'") && r.out.contains("is 1073741952 bytes, over the limit"), "\(r.out)\(r.err)")
     }
+
+    /// case.json with an eps that contradicts its id, the manifest re-hashed to match (a second
+    /// red team's): corrupt, one line, before any case (verify had failed the reference column
+    /// and audit blamed the implementation).
+    @Test func caseParametersMustGiveItsID() throws {
+        guard CLI.isBuilt() else { return }
+        let g = try Self.goldenCopy()
+        defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+        let rel = "\(Self.caseID)/case.json"
+        let url = g.appendingPathComponent(rel)
+        let text = try String(contentsOf: url, encoding: .utf8)
+        #expect(text.contains("\"eps\" : 1e-05"))
+        try text.replacingOccurrences(of: "\"eps\" : 1e-05", with: "\"eps\" : 0.001").write(to: url, atomically: true, encoding: .utf8)
+        let manifestURL = g.appendingPathComponent("manifest.json")
+        let old = try String(contentsOf: manifestURL, encoding: .utf8)
+        let before = SHA256.hex(try Data(contentsOf: URL(fileURLWithPath: CLI.root.appendingPathComponent("golden").appendingPathComponent(rel).path)))
+        #expect(old.contains(before))
+        try old.replacingOccurrences(of: before, with: SHA256.hex(try Data(contentsOf: url))).write(to: manifestURL, atomically: true, encoding: .utf8)
+        Self.expectOneLine(try CLI.run(["verify", "--golden", g.path, "--case", Self.caseID]), status: 2,
+                           "its parameters (op, data, shape, layout, dtype, profile, eps, momentum…) give the id 'train.normal.4x3x5x5.NCHW.f32.pytorch.eps0.001.m0.1', not its own", "eps edited")
+    }
 }

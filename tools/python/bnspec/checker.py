@@ -137,7 +137,12 @@ def check(golden_dir: str, case_id: str, outputs: Optional[Dict[str, object]]) -
         storage = case["dtype"] if name in DATA_ARRAYS else None  # parameter-dtype outputs are compared unrounded
         allowed_path = os.path.join(folder, f"allowed_{name}.json")
         allowed = read_allowed(allowed_path) if os.path.isfile(allowed_path) else None
-        oc = check_output(name, outputs[name], np.load(exp_path), np.load(tol_path), storage, allowed)
+        tol = np.load(tol_path)
+        if not np.all(tol >= 0):  # NaN compares false; +Inf (an element not judged) is allowed
+            # A tolerance that is NaN or negative would pass or fail every element unread (an
+            # outside red team's tampered golden folder): the folder is corrupt.
+            raise GoldenError(f"{tol_path}: corrupt: a tolerance is NaN or negative")
+        oc = check_output(name, outputs[name], np.load(exp_path), tol, storage, allowed)
         result.outputs[name] = oc
         if not oc.passed:
             result.passed = False

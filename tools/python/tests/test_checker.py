@@ -189,3 +189,17 @@ def test_allowed_values_are_accepted_where_listed(tmp_path):
         f.write("{not json")
     with pytest.raises(GoldenError, match="allowed_y.json: not an allowed-values file"):
         check(str(tmp_path), cid, out)
+
+
+@pytest.mark.parametrize("bad", [np.nan, -1.0])
+def test_nan_or_negative_tolerance_is_corrupt(tmp_path, bad):
+    """A tampered tolerance (NaN: every comparison false, so nothing would fail; −1) is refused
+    (an outside red team's golden folder); +Inf, an element not judged, stays allowed."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    path = os.path.join(g, cid, "tolerance_y.npy")
+    tol = np.load(path)
+    tol[1, 1] = bad
+    np.save(path, tol)
+    with pytest.raises(GoldenError, match="tolerance_y.npy: corrupt: a tolerance is NaN or negative"):
+        check(g, cid, honest(y))
