@@ -68,8 +68,22 @@ public enum Cleanup {
             throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
         }
         lock.withLock { scratch.insert(url.path) }
+        try? Data(scratchMark.utf8).write(to: url.appendingPathComponent(scratchMarkFile))
         return url
     }
+
+    /// The mark in every scratch folder: that bnspec made it, on which boot and in which PID
+    /// namespace its PID means what `kill(pid, 0)` says here. ``removeStaleScratch(in:)`` removes
+    /// only marked folders of this boot and namespace: a user's own `bnspec-audit-99999`, or a
+    /// live run's in a container with another PID namespace sharing /tmp, is left alone (an
+    /// outside red team's notes.txt in such a folder had been deleted).
+    static let scratchMarkFile = ".bnspec-scratch"
+    static let scratchMark: String = {
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?
+            .trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        let ns = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")) ?? "unknown"
+        return "bnspec scratch\nboot \(boot)\npid namespace \(ns)\n"
+    }()
 
     /// Registers a folder another writer creates (`generate`'s `.NAME.tmp-PID`) for removal on
     /// a signal; ``forgetScratch(_:)`` when the writer is done with it.
@@ -96,7 +110,8 @@ public enum Cleanup {
                   pid > 0, pid != getpid() else { continue }
             let path = base.appendingPathComponent(item).path
             var st = stat()
-            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == me else { continue }
+            guard lstat(path, &st) == 0, (st.st_mode & S_IFMT) == S_IFDIR, st.st_uid == me,
+                  (try? String(contentsOfFile: path + "/" + scratchMarkFile, encoding: .utf8)) == scratchMark else { continue }
             if kill(pid, 0) != 0 && errno == ESRCH { try? FileManager.default.removeItem(atPath: path) }
         }
     }

@@ -303,4 +303,40 @@ import Glibc
         #expect(marked() == [], "processes of the adapter outlived bnspec: \(marked())")
         #expect(try FileManager.default.contentsOfDirectory(atPath: tmp.path) == [], "scratch left behind")
     }
+
+    /// A dead run's scratch folder (SIGKILL cannot be caught) is removed by the next audit only
+    /// when bnspec's mark is in it, for this boot and PID namespace; a folder of the same name
+    /// without it (a user's, or a run's in another PID namespace sharing /tmp) is left alone (an
+    /// outside red team's notes.txt had been deleted).
+    @Test func onlyMarkedScratchOfADeadRunIsRemoved() throws {
+        guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
+        guard let bnspec = AuditSupport.bnspec() else { return }
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-stale-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: tmp) }
+        let dead = Process()  // two certainly dead PIDs: reaped children
+        dead.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead.run(); dead.waitUntilExit()
+        let dead2 = Process()
+        dead2.executableURL = URL(fileURLWithPath: "/bin/true")
+        try dead2.run(); dead2.waitUntilExit()
+        let boot = (try? String(contentsOfFile: "/proc/sys/kernel/random/boot_id", encoding: .utf8))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "unknown"
+        let ns = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/ns/pid")) ?? "unknown"
+        let marked = tmp.appendingPathComponent("bnspec-audit-\(dead.processIdentifier)")
+        let unmarked = tmp.appendingPathComponent("bnspec-audit-\(dead2.processIdentifier)")
+        for d in [marked, unmarked] { try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true) }
+        try Data("bnspec scratch\nboot \(boot)\npid namespace \(ns)\n".utf8).write(to: marked.appendingPathComponent(".bnspec-scratch"))
+        try Data("mine".utf8).write(to: unmarked.appendingPathComponent("notes.txt"))
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: bnspec)
+        p.arguments = ["audit", "--adapter", "\(AuditSupport.python) tools/adapters/numpy_bn.py", "--profile", "pytorch",
+                       "--golden", AuditSupport.golden.path, "--case", "train.normal.4x3x5x5.NCHW.f32.pytorch.eps1e-05.m0.1"]
+        p.currentDirectoryURL = AuditSupport.root
+        p.environment = ProcessInfo.processInfo.environment.merging(["TMPDIR": tmp.path]) { $1 }
+        p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
+        try p.run(); p.waitUntilExit()
+        #expect(p.terminationStatus == 0)
+        #expect(!FileManager.default.fileExists(atPath: marked.path), "the dead run's marked scratch folder stayed")
+        #expect(FileManager.default.fileExists(atPath: unmarked.appendingPathComponent("notes.txt").path), "an unmarked folder was removed")
+    }
 }
