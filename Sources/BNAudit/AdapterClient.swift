@@ -20,7 +20,7 @@ public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible 
             return tail.isEmpty ? "" : ": \(tail.prefix(300).escapingControlCharacters())"
         }
         switch self {
-        case .timeout(let s): return "adapter did not answer within \(s) s (killed; restarted for the next case)"
+        case .timeout(let s): return "adapter did not answer within \(String(format: "%g", s)) s (killed; restarted for the next case)"
         case .deadline(let s): return "the audit's overall deadline (\(s) s, --timeout) has passed; case not run"
         case .exited(let st, let err): return "adapter exited with status \(st)" + lastLine(err)
         case .signaled(let sig, let err): return "adapter was killed by signal \(sig)" + lastLine(err)
@@ -105,7 +105,7 @@ public final class AdapterClient: @unchecked Sendable {
         } catch let f as AdapterFailure {
             p.terminate(); process = nil
             // A hang here is no case's: the message says so (the case timeout's text speaks of a restart).
-            let why = if case .timeout(let s) = f { "no hello within \(s) s; killed" } else { f.description }
+            let why = if case .timeout(let s) = f { "no hello within \(String(format: "%g", s)) s; killed" } else { f.description }
             throw BNError.invalidArgument("adapter '\(command.escapingControlCharacters())' did not start (\(why))")
         }
     }
