@@ -97,7 +97,7 @@ public final class ChildProcess: @unchecked Sendable {
         let args = [command.executable] + command.arguments
         let env = command.environment.map { $0.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" } }
         var cArgs: [UnsafeMutablePointer<CChar>?] = args.map { strdup($0) } + [nil]
-        var cEnv: [UnsafeMutablePointer<CChar>?]? = env.map { $0.map { strdup($0) } + [nil] }
+        let cEnv: [UnsafeMutablePointer<CChar>?]? = env.map { $0.map { strdup($0) } + [nil] }
         defer { cArgs.forEach { free($0) }; cEnv?.forEach { free($0) } }
         var child: pid_t = 0
         let rc: Int32 = cArgs.withUnsafeMutableBufferPointer { a in

@@ -67,7 +67,7 @@ public enum Cleanup {
         guard mkdir(url.path, 0o700) == 0 else {
             throw BNError.file(path: url.path, reason: "cannot create the scratch folder (\(errnoText(errno)); set TMPDIR to a writable folder)")
         }
-        lock.withLock { scratch.insert(url.path) }
+        _ = lock.withLock { scratch.insert(url.path) }
         try? Data(scratchMark.utf8).write(to: url.appendingPathComponent(scratchMarkFile))
         return url
     }

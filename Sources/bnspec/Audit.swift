@@ -80,6 +80,9 @@ struct AuditCommand: ParsableCommand {
             let baseline = try self.baseline.map { try Baseline(path: $0) }
             try baseline?.check(profile: p.name)
             let goldenSHA = try ReportFormat.goldenSHA256(dir)
+            // Before the library's load check: a signal during it ends the check's process group
+            // too (it outlived bnspec by up to 0.1 s: an outside red team's).
+            if library != nil { Cleanup.installSignalHandlers() }
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
             try Preflight.reports(json, junit, html)
             let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed

@@ -21,8 +21,8 @@ struct Fingerprint: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
+            Cleanup.installSignalHandlers()  // before the library's load check: a signal during it ends the check's group too
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter!
-            Cleanup.installSignalHandlers()
             Cleanup.adoptOrphans()
             let scratch = try Cleanup.makeScratch("fingerprint")
             defer { Cleanup.removeScratch(scratch) }
