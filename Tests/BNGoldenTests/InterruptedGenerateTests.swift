@@ -48,9 +48,14 @@ import Glibc
     /// for `delay` µs after its temporary folder appeared (waited for up to 60 s), or, with nil,
     /// 20 ms after the start (still generating in memory).
     static func startGenerate(out: URL, catalog: URL, writingFor delay: UInt32?) throws -> Process {
+        try startWriting(["generate", "--force", "--out", out.path, "--catalog", catalog.path], out: out, writingFor: delay)
+    }
+
+    /// Starts `bnspec ARGS`, which writes the folder `out` (generate, export), as ``startGenerate``.
+    static func startWriting(_ args: [String], out: URL, writingFor delay: UInt32?) throws -> Process {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: bnspec)
-        p.arguments = ["generate", "--force", "--out", out.path, "--catalog", catalog.path]
+        p.arguments = args
         p.standardOutput = FileHandle.nullDevice
         p.standardError = FileHandle.nullDevice
         try p.run()
@@ -60,6 +65,17 @@ import Glibc
         while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
         usleep(delay)
         return p
+    }
+
+    /// Sends `sig` to `p` and waits for it; true when it was running and the signal ended it
+    /// (recording an issue unless the signal was `sig` itself).
+    static func endedBySignal(_ p: Process, _ sig: Int32) -> Bool {
+        let wasRunning = p.isRunning
+        kill(p.processIdentifier, sig)
+        p.waitUntilExit()
+        guard wasRunning && p.terminationReason == .uncaughtSignal else { return false }
+        #expect(p.terminationStatus == sig, "ended by signal \(p.terminationStatus), not \(sig)")
+        return true
     }
 
     static func leftovers(_ parent: URL) -> [String] {
@@ -135,13 +151,7 @@ import Glibc
         var signalledWhileWriting = 0
         for delay: UInt32 in [0, 2_000, 10_000, 40_000] {
             let p = try Self.startGenerate(out: out, catalog: catalog, writingFor: delay)
-            let wasRunning = p.isRunning
-            kill(p.processIdentifier, sig)
-            p.waitUntilExit()
-            if wasRunning && p.terminationReason == .uncaughtSignal {
-                signalledWhileWriting += 1
-                #expect(p.terminationStatus == sig, "ended by signal \(p.terminationStatus), not \(sig)")
-            }
+            if Self.endedBySignal(p, sig) { signalledWhileWriting += 1 }
             let now = try Self.contents(out)
             #expect(now == old || now == new, "signal \(sig) \(delay) µs in: \(now.count) files, neither generation")
             #expect(Self.leftovers(work).isEmpty, "signal \(sig) \(delay) µs in left behind: \(Self.leftovers(work))")
@@ -161,22 +171,9 @@ import Glibc
         var signalledWhileWriting = 0
         for delay: UInt32 in [0, 20_000] {
             try? FileManager.default.removeItem(at: out)
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: Self.bnspec)
-            p.arguments = ["export", "--out", out.path, "--profile", "pytorch", "--golden", Self.root.appendingPathComponent("golden").path]
-            p.standardOutput = FileHandle.nullDevice; p.standardError = FileHandle.nullDevice
-            try p.run()
-            let tmp = work.appendingPathComponent(".golden.tmp-\(p.processIdentifier)").path
-            let deadline = Date().addingTimeInterval(60)
-            while p.isRunning, Date() < deadline, !FileManager.default.fileExists(atPath: tmp) { usleep(200) }
-            usleep(delay)
-            let wasRunning = p.isRunning
-            kill(p.processIdentifier, sig)
-            p.waitUntilExit()
-            if wasRunning && p.terminationReason == .uncaughtSignal {
-                signalledWhileWriting += 1
-                #expect(p.terminationStatus == sig, "ended by signal \(p.terminationStatus), not \(sig)")
-            }
+            let p = try Self.startWriting(["export", "--out", out.path, "--profile", "pytorch", "--golden", Self.root.appendingPathComponent("golden").path],
+                                          out: out, writingFor: delay)
+            if Self.endedBySignal(p, sig) { signalledWhileWriting += 1 }
             #expect(Self.leftovers(work).isEmpty, "signal \(sig) \(delay) µs in left behind: \(Self.leftovers(work))")
         }
         #expect(signalledWhileWriting >= 1, "no signal landed while export was writing")
