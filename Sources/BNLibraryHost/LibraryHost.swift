@@ -30,6 +30,7 @@ public struct LibraryHost {
         // not as the Swift runtime's backtrace (an outside red team's: "Backtrace took 0.01s").
         bnspec_host_install_crash_report()
         library = try KernelLibrary(path: path, symbolPrefix: symbolPrefix)
+        bnspec_host_set_kernel_running(0)  // loaded: an exit from here on is the host's own, until a call
     }
 
     /// One line: name, version, ABI and what the supports table names.
@@ -335,7 +336,9 @@ public struct LibraryHost {
         let at = "case \(r.id)\(step.map { ", step \($0)" } ?? "")"
         let before = inputs.map { $0.1.snapshot() }
         bnspec_host_set_context("in \(symbol) on \(at)")
+        bnspec_host_set_kernel_running(1)
         let st = library.call(op, r.dtype, problem: &problem, args)
+        bnspec_host_set_kernel_running(0)
         bnspec_host_set_context("in library-host after \(symbol) returned on \(at) (the kernel may have corrupted memory)")
         for ((name, b), bytes) in zip(inputs, before) where !b.matches(bytes) {
             throw HostFailure(message: "\(symbol) wrote to its input \(name) (declared const) on \(at)")

@@ -56,7 +56,7 @@ enum LibraryRoute {
         if status != 0 || !line.hasPrefix("ok\t") {
             if line.hasPrefix("error\t") { throw BNError.file(path: library, reason: String(line.dropFirst(6))) }
             let tail = err.split(separator: "\n").last.map(String.init) ?? ""
-            let crashed = "library-host: the kernel crashed: "
+            let crashed = "library-host: the kernel crashed: ", exited = "library-host: the kernel called exit "
             // The check line said "ok" but the host did not end: the library loaded, and hung at
             // exit (a destructor; an outside red team's was reported "did not load").
             if status < 0 && line.hasPrefix("ok\t") {
@@ -64,6 +64,7 @@ enum LibraryRoute {
             }
             throw BNError.file(path: library, reason: status < 0 ? "did not load within \(Int(timeout)) s"
                                : tail.hasPrefix(crashed) ? "crashed while loading: \(tail.dropFirst(crashed.count).prefix(200))"
+                               : tail.hasPrefix(exited) ? "called exit while loading (status \(status)) \(tail.dropFirst(exited.count).prefix(200))"
                                : "crashed while loading (status \(status))\(tail.isEmpty ? "" : ": \(tail.prefix(200))")")
         }
         return ([exe] + args).map(Shell.quoted).joined(separator: " ")

@@ -235,9 +235,11 @@ import Glibc
         ["underrun-far", "rm[-8192] = 1; return 0;", "SIGSEGV (segmentation fault) in bnspec_kernel_train_f32 on case"],
         ["code", "return 7;", "returned 7, not a bnspec_kernel.h return code"],
         ["failed", "snprintf(m, n, \"out of scratch memory\"); return BNSPEC_FAILED;", "failed (BNSPEC_FAILED): out of scratch memory"],
+        // exit(0) inside an entry point: named, not a bare "exited with status 0" (an outside red team's).
+        ["exit", "exit(0);", "exited with status 0: library-host: the kernel called exit in bnspec_kernel_train_f32 on case"],
     ])
     func kernelFaultIsReported(row: [String]) throws {
-        guard let lib = try library("fault-\(row[0])", source: "#include <stdio.h>\n" + Self.faulty(row[1])) else { return }
+        guard let lib = try library("fault-\(row[0])", source: "#include <stdio.h>\n#include <stdlib.h>\n" + Self.faulty(row[1])) else { return }
         // Not the eps = 0 case: a kernel error there is a refusal the pytorch profile allows (spec §5.6).
         let r = try audit(["--library", lib, "--exclude", ".eps0."], filter: "train.normal.4x3x5x5.NCHW.f32.pytorch")
         let judged = Self.results(r).filter { $0.status != "skipped" }
@@ -255,6 +257,7 @@ import Glibc
         ["describe-fails", "describe", "bnspec_kernel_describe returned 5: (no message)"],
         // A constructor that crashes: one line naming the signal, no runtime backtrace chatter.
         ["constructor-crash", "constructor", "crashed while loading: SIGSEGV (segmentation fault) in a constructor of the library (while it loaded)"],
+        ["constructor-exit", "constructor-exit", "called exit while loading (status 0) in a constructor of the library (while it loaded)"],
     ])
     func unusableLibraryIsOneLineError(row: [String]) throws {
         guard FileManager.default.isExecutableFile(atPath: Self.bnspec) else { Issue.record("bnspec not built"); return }
@@ -269,6 +272,9 @@ import Glibc
         case "constructor":
             let boom = "int * volatile crash_target = 0;\n__attribute__((constructor)) void crash_at_load(void) { *crash_target = 1; }\n"
             guard let l = try library("constructor-crash", source: Self.faulty("return 0;") + boom) else { return }; path = l
+        case "constructor-exit":
+            let leave = "__attribute__((constructor)) void exit_at_load(void) { exit(0); }\n"
+            guard let l = try library("constructor-exit", source: "#include <stdlib.h>\n" + Self.faulty("return 0;") + leave) else { return }; path = l
         default:
             if row[0] == "not-a-library" { path = scratch.appendingPathComponent("text.so").path; try "not ELF".write(toFile: path, atomically: true, encoding: .utf8) }
         }

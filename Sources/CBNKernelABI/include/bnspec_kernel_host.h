@@ -63,6 +63,12 @@ int32_t bnspec_host_backward_infer(const bnspec_host_library *lib, int32_t dtype
 void bnspec_host_install_crash_report(void);
 /** The context the crash line names, e.g. "in mylib_bnspec_kernel_train_f32 on case …". */
 void bnspec_host_set_context(const char *context);
+/**
+ * Whether kernel code runs now (1 from the start, for the library's constructors). An exit()
+ * while it does writes "library-host: the kernel called exit <context>" to stderr first (an
+ * atexit handler the crash report installs); the host's own exits write nothing.
+ */
+void bnspec_host_set_kernel_running(int running);
 
 #ifdef __cplusplus
 }
