@@ -144,13 +144,17 @@ extension AuditReport {
         let numericFailures = results.filter { $0.status == .failed && $0.fault?.isError != true }
         let failRows = numericFailures.prefix(300).map { r in
             let beyond = r.beyond.map { b in r.judged.map { "\(b) of \($0)" } ?? "\(b)" } ?? "—"
-            return "<tr><td class=\"id\"><code>\(id(r.caseID))</code></td><td class=\"cause\">\(esc(r.likelyCause ?? "unexplained"))</td><td>\(esc(r.detail))</td><td class=\"n\">\(beyond)</td><td class=\"n\">\(Self.ratioText(r.worstRatio))</td><td><code>\(esc(r.repro))</code></td></tr>"
+            return "<tr><td class=\"id\"><code>\(id(r.caseID))</code></td><td class=\"cause\">\(esc(r.likelyCause ?? "unexplained"))</td><td>\(esc(r.detail))\(evidence(r))</td><td class=\"n\">\(beyond)</td><td class=\"n\">\(Self.ratioText(r.worstRatio))</td><td><code>\(esc(r.repro))</code></td></tr>"
         }.joined()
+        // The fitted figures a cause rests on, or that left it unexplained (spec/AUDIT.md §5).
+        func evidence(_ r: AuditResult) -> String {
+            r.evidence.isEmpty ? "" : "<details><summary>evidence</summary><ul>" + r.evidence.map { "<li>\(esc($0))</li>" }.joined() + "</ul></details>"
+        }
         let errorCauses = errs.contains { $0.likelyCause != nil }
         let errorRows = errs.prefix(300).map { r in
             "<tr><td class=\"id\"><code>\(id(r.caseID))</code></td><td>\(esc(r.fault?.rawValue ?? ""))</td>"
                 + (errorCauses ? "<td class=\"cause\">\(esc(r.likelyCause ?? "—"))</td>" : "")
-                + "<td>\(esc(r.detail))</td><td><code>\(esc(r.repro))</code></td></tr>"
+                + "<td>\(esc(r.detail))\(evidence(r))</td><td><code>\(esc(r.repro))</code></td></tr>"
         }.joined()
         // Skips grouped by their reason: "not supported by the adapter: op backward-train" whatever the case's dtype and layout.
         var reasons: [String: [String]] = [:]

@@ -69,17 +69,25 @@ extension AuditReport {
     /// The terminal text of an audit: a table per case family (failing families first; the cause
     /// column left-aligned), the numeric failures and the errors (refusals, crashes, protocol
     /// faults, missing outputs) each with their repro line, and the closing line with the counts.
-    func terminalText(limit: Int = 40) -> String {
+    /// The first `evidenceLimit` failures of each list carry their evidence, indented (each line
+    /// cut at 300 characters); every failure's whole evidence is in --json and --html.
+    func terminalText(limit: Int = 40, evidenceLimit: Int = 10) -> String {
         var lines = ["BNSpec audit — \(implementation) \(version) against profile \(profile) (\(tolerance))" + (shard.map { ", shard \($0)" } ?? ""), ""]
         lines.append(table(["family", "passed", "failed", "errors", "skipped", "worst ÷ tol", "likely cause"], familyRows(), left: [6]))
         func list(_ title: String, _ rs: [AuditResult]) {
             guard !rs.isEmpty else { return }
             lines.append("\n\(title) (\(rs.count)):")
-            for r in rs.prefix(limit) {
+            for (k, r) in rs.prefix(limit).enumerated() {
                 lines.append("  \(r.caseID): \(r.likelyCause.map { "[\($0)] " } ?? (r.fault == nil ? "[unexplained] " : ""))\(r.fault.map { "\($0.rawValue): " } ?? "")\(r.detail.prefix(200))")
+                if k < evidenceLimit {
+                    for e in r.evidence { lines.append("    evidence: " + (e.count > 300 ? e.prefix(299) + "…" : e)) }
+                }
                 lines.append("    repro: \(r.repro)")
             }
             if rs.count > limit { lines.append("  … \(rs.count - limit) more in --json/--html") }
+            if rs.count > evidenceLimit, rs.dropFirst(evidenceLimit).contains(where: { !$0.evidence.isEmpty }) {
+                lines.append("  (evidence of the first \(evidenceLimit) only; every failure's in --json/--html)")
+            }
         }
         list("Failures", results.filter { $0.status == .failed && !($0.fault?.isError ?? false) })
         list("Errors: refusals, crashes, protocol faults, missing outputs", results.filter { $0.fault?.isError == true })

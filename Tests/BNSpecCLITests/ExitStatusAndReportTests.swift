@@ -131,8 +131,8 @@ import Testing
         try Data("RuntimeError: no\n".utf8).write(to: inferDir.appendingPathComponent("error.txt"))
         let offsetDir = bad.appendingPathComponent(ids[3])
         try FileManager.default.removeItem(at: offsetDir.appendingPathComponent("running_var.npy"))
-        let junit = dir.appendingPathComponent("r.xml"), json = dir.appendingPathComponent("r.json")
-        let r = try audit(bad, args + ["--junit", junit.path, "--json", json.path])
+        let junit = dir.appendingPathComponent("r.xml"), json = dir.appendingPathComponent("r.json"), html = dir.appendingPathComponent("r.html")
+        let r = try audit(bad, args + ["--junit", junit.path, "--json", json.path, "--html", html.path])
         #expect(r.status == 1, "\(r.out)\(r.err)")
         #expect(r.out.contains("audit: 1 passed, 3 failed, 0 skipped — 2 of the failures are errors"), "\(r.out)")
 
@@ -177,6 +177,16 @@ import Testing
         #expect(((train["worst_ratio"] as? NSNumber)?.doubleValue ?? 0) > 2.9 && train["beyond"] as? Int == 1 && train["judged"] as? Int == 300)
         #expect(train["worst_at"] as? String == "y[n=0, c=0, h=1, w=2]")  // flat 7 of a 4×3×5×5 NCHW tensor
         #expect(refused["worst_ratio"] as? String == "inf" && refused["fault"] as? String == "refused")
+
+        // The evidence is in every report (spec/AUDIT.md §5): indented under the failure in the
+        // terminal, in the HTML failure row (an outside red team's: the terminal and HTML had none).
+        let evidence = try #require(train["evidence"] as? [String])
+        #expect(evidence.contains { $0.hasPrefix("y: 1 of 300 elements outside tolerance") }, "\(evidence)")
+        let lines = r.out.split(separator: "\n").map(String.init)
+        let at = try #require(lines.firstIndex { $0.hasPrefix("  \(Self.train): ") })
+        #expect(Array(lines[(at + 1)...].prefix(evidence.count)) == evidence.map { "    evidence: " + $0 }, "\(r.out)")
+        let page = try String(contentsOf: html, encoding: .utf8)
+        #expect(page.contains("<details><summary>evidence</summary><ul><li>y: 1 of 300 elements outside tolerance"), "no evidence in the HTML")
     }
 
     /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
