@@ -13,6 +13,9 @@ public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible 
     case signaled(signal: Int32, stderr: String)
     case garbage(line: String)
     case protocolError(String)
+    /// The adapter answered the case with a `fault` reply: the case fails as a protocol fault
+    /// (never a refusal); the adapter serves on.
+    case fault(String)
 
     public var description: String {
         func lastLine(_ err: String) -> String {
@@ -26,6 +29,7 @@ public enum AdapterFailure: Error, Equatable, Sendable, CustomStringConvertible 
         case .signaled(let sig, let err): return "adapter was killed by signal \(sig)" + lastLine(err)
         case .garbage(let l): return "adapter wrote a line that is not protocol JSON: \(l.prefix(120).escapingControlCharacters())"
         case .protocolError(let m): return "adapter protocol error: \(m.escapingControlCharacters())"
+        case .fault(let m): return "adapter reported a fault: \(m)"
         }
     }
 }
@@ -146,6 +150,7 @@ public final class AdapterClient: @unchecked Sendable {
             return .outputs(outs)
         case "unsupported": return .unsupported(message())
         case "error": return .refused(message())
+        case "fault": return .failure(.fault(message()))
         default: throw AdapterFailure.protocolError("unexpected reply type '\(type.prefix(40))'")
         }
     }

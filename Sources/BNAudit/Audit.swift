@@ -353,7 +353,7 @@ public struct Audit {
                 switch f {
                 case .timeout, .deadline: r.fault = .timeout
                 case .exited, .signaled: r.fault = .crashed
-                case .garbage, .protocolError: r.fault = .protocol
+                case .garbage, .protocolError, .fault: r.fault = .protocol
                 }
             case .refused(let m): r = refused(ac, r, message: m, by: "adapter")
             case .outputs(let paths) where spec.expectError != nil:  // as --results: a refusal was expected

@@ -3,13 +3,14 @@
 /// terminal, or make JUnit XML invalid (XML 1.0 forbids most of C0).
 extension StringProtocol {
     /// This text with every C0 control character (U+0000–U+001F), DEL and every C1 control
-    /// (U+0080–U+009F) written as a visible `\xNN` (escape: `\x1b`); tabs kept, and newlines kept
-    /// when `keepNewlines`.
+    /// (U+0080–U+009F) written as a visible `\xNN` (escape: `\x1b`), and the noncharacters U+FFFE
+    /// and U+FFFF, which XML 1.0's Char production also excludes, as `\xfffe`, `\xffff` (an outside
+    /// red team's JUnit failed to parse); tabs kept, and newlines kept when `keepNewlines`.
     public func escapingControlCharacters(keepNewlines: Bool = false) -> String {
         var out = String.UnicodeScalarView()
         for u in unicodeScalars {
             let v = u.value
-            let control = v < 0x20 || (0x7F...0x9F).contains(v)
+            let control = v < 0x20 || (0x7F...0x9F).contains(v) || v == 0xFFFE || v == 0xFFFF
             if !control || v == 0x09 || (keepNewlines && v == 0x0A) { out.append(u); continue }
             for c in "\\x" + String(v, radix: 16, uppercase: false).leftPadded(2) { out.append(contentsOf: c.unicodeScalars) }
         }

@@ -134,6 +134,19 @@ import Testing
 
     /// With two values per channel the backward's three-coefficient fit is not made, and the
     /// evidence says why (an outside red team's: it printed lists of NaN).
+    /// batch_var returned Bessel-corrected (TensorFlow's fused op returns it so), all else right:
+    /// every failing case names that cause and no other (an outside red team's: unexplained).
+    @Test func batchVarianceReturnedUnbiasedIsNamed() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py batch-var-unbiased", filter: "train.normal.4x3x5x5.NCHW.f32")
+        let failed = r.results.filter { $0.status == .failed }
+        // Every train case fails; the backward case the filter also selects passes.
+        #expect(failed.count == 13 && r.results.filter { $0.status == .passed }.allSatisfy { $0.caseID.hasPrefix("backward-") },
+                "\(r.passed) passed, \(failed.count) failed")
+        #expect(failed.allSatisfy { $0.likelyCause?.hasPrefix("batch_var returned Bessel-corrected") == true && $0.detail.contains("batch_var") },
+                "\(failed.map { "\($0.caseID): \($0.likelyCause ?? "unexplained")" })")
+    }
+
     @Test func backwardFitWithTwoValuesPerChannelSaysWhy() throws {
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py backward-missing-mean-term", filter: "backward-train.normal.1x3x1x2.NCHW.f32")

@@ -138,6 +138,22 @@ import Glibc
         #expect(Self.hostsRunning(lib) == 0, "a library-host process was left running")
     }
 
+    /// A train entry point that returns an unknown code fails every train case as a protocol
+    /// fault, with the kernel's message, and the host serves on: the right infer and backward
+    /// entry points are still audited and pass (an outside red team's: the host had exited on each
+    /// fault, and after five in a row the audit gave up on the library, failing them unrun).
+    @Test func unknownReturnCodeFailsItsCasesOnly() throws {
+        guard let lib = try library("unknown-code", defines: ["BN_BUG=BN_BUG_UNKNOWN_CODE"]) else { return }
+        let r = try audit(["--library", lib], filter: "*.4x3x5x5.NCHW.f32.pytorch.eps1e-05*")
+        let rs = Self.results(r)
+        let train = rs.filter { $0.id.hasPrefix("train.") }, other = rs.filter { !$0.id.hasPrefix("train.") && $0.status != "skipped" }
+        #expect(r.status == 1 && train.count >= 6 && other.count >= 3, "\(r.out)\(r.err)")
+        #expect(train.allSatisfy { $0.status == "failed" && $0.detail.contains("bnspec_kernel_train_f32 returned 7, not a bnspec_kernel.h return code") },
+                "\(train.map(\.detail))")
+        #expect(other.allSatisfy { $0.status == "passed" }, "\(other.map { "\($0.id): \($0.detail)" })")
+        #expect(Self.hostsRunning(lib) == 0, "a library-host process was left running")
+    }
+
     /// The library host ends once the bnspec it serves is gone, also when that bnspec died before
     /// the host started (it had recorded getppid() at start, the reaper by then, and ran on); and
     /// it keeps serving while that bnspec lives. `--parent-pid` names the bnspec (audit --library

@@ -10,6 +10,8 @@
  *   -DBN_BUG=BN_BUG_ONE_PASS_VARIANCE  σ² = E[x²] − E[x]² in float32 (cancels on offset data)
  *   -DBN_BUG=BN_BUG_SEGFAULT           a write through a bad pointer on one case: training on
  *                                      a 1-D problem with D1 = 33 and eps = 1e-5
+ *   -DBN_BUG=BN_BUG_UNKNOWN_CODE       every train call returns 7, not an ABI return code (the
+ *                                      other entry points are right: they must still be audited)
  *   -DBN_RUNNING_STATISTICS=0          declare no running statistics (as a kernel whose framework
  *                                      keeps them): the audit judges y and the batch statistics only
  *   -DBNSPEC_KERNEL_PREFIX=demo_       export demo_bnspec_kernel_… (audit --symbol-prefix demo_)
@@ -24,6 +26,7 @@
 #define BN_BUG_EPS_OUTSIDE_SQRT 1
 #define BN_BUG_ONE_PASS_VARIANCE 2
 #define BN_BUG_SEGFAULT 3
+#define BN_BUG_UNKNOWN_CODE 4
 #ifndef BN_BUG
 #define BN_BUG BN_BUG_NONE
 #endif
@@ -39,6 +42,8 @@
 #define BN_NAME "c-kernel (bug: one-pass variance)"
 #elif BN_BUG == BN_BUG_SEGFAULT
 #define BN_NAME "c-kernel (bug: segfault on one case)"
+#elif BN_BUG == BN_BUG_UNKNOWN_CODE
+#define BN_NAME "c-kernel (bug: train returns 7)"
 #endif
 
 /* ---- Storage conversions (round to nearest even, as IEEE 754 and bfloat16 define) ---- */

@@ -46,6 +46,9 @@ int32_t KERNEL(train)(const bnspec_problem *p, const T *x, const P *gamma, const
     int32_t rc = read_problem(p, &g, message, message_size);
     if (rc != BNSPEC_OK) return rc;
     crash_on_the_chosen_case(p);
+#if BN_BUG == BN_BUG_UNKNOWN_CODE
+    return 7;
+#endif
     const A eps = (A)(isnan(p->eps) ? 1e-5 : p->eps);
     const A w = (A)(isnan(p->batch_weight) ? 0.1 : p->batch_weight);
     const int32_t estimator = p->running_variance == BNSPEC_VARIANCE_DEFAULT ? BNSPEC_VARIANCE_UNBIASED : p->running_variance;

@@ -34,7 +34,10 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # takes v·n/(n − 2) (within tolerance of "Bessel-corrected twice" at large n) or the Bessel
         # factor of the whole tensor's count N·C·H·W (of "the other estimator" at large n). The
         # audit's other cases contradict those models: no cause may be named.
-        "running-skips-last-channel", "running-variance-over-n-minus-2", "running-variance-total-count"]
+        "running-skips-last-channel", "running-variance-over-n-minus-2", "running-variance-total-count",
+        # batch_var returned Bessel-corrected, as TensorFlow's fused op returns its batch_variance
+        # (a red team's honest pass-through was unexplained): everything else right.
+        "batch-var-unbiased"]
 
 
 def channel_values(x, layout, c):
@@ -134,6 +137,10 @@ class Mutant(NumpyBN):
         out = super().train(r, x, gamma, beta, running_mean, running_var)
         if self.bug == "running-not-updated":
             out["running_mean"], out["running_var"] = running_mean, running_var
+        if self.bug == "batch-var-unbiased":
+            n = x.size // gamma.size
+            if n > 1:
+                out["batch_var"] = (out["batch_var"].astype(np.float64) * n / (n - 1)).astype(out["batch_var"].dtype)
         if self.bug == "running-skips-last-channel":
             for k, old in (("running_mean", running_mean), ("running_var", running_var)):
                 out[k] = np.array(out[k], copy=True)

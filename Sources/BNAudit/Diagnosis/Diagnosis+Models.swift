@@ -49,6 +49,12 @@ enum ForwardModels {
                 }
                 return out
             },
+            // The protocol's batch_var is the biased M2/n under every profile; TF's fused op returns
+            // the Bessel-corrected one (an outside red team's honest pass-through was unexplained).
+            BugModel(cause: "batch_var returned Bessel-corrected, M2/(n − 1) (the protocol's batch_var is the biased M2/n)") { p in
+                let s = p.trainingStatistics
+                return s.mean.isEmpty || p.n < 2 ? nil : ["batch_var": s.variance.map { $0 * p.bessel }]
+            },
             y("statistics per sample (over the spatial positions only), not over the batch") { p in
                 p.shape.batch > 1 && p.shape.spatialSize > 1 ? p.groupedNormalization(p.input("x"), groups: p.perSample) : nil },
             y("statistics per spatial position (over the batch only), not over the spatial positions") { p in
