@@ -414,6 +414,14 @@ public struct Audit {
             }
             let errorFile = caseDir.appendingPathComponent("error.txt")
             let refused = FileManager.default.fileExists(atPath: errorFile.path)
+            // A refusal and outputs at once say two things: neither may be taken (an outside red
+            // team's: the outputs were judged on a normal case, the refusal taken on one that
+            // requires it, whichever way favoured the implementation).
+            if refused && !files.isEmpty {
+                r.status = .failed; r.worstRatio = .infinity; r.fault = .unexpectedOutput
+                r.detail = "both error.txt (a refusal) and outputs (\(files.keys.sorted().joined(separator: ", "))) in the case folder: give one or the other"
+                return r
+            }
             if !FileManager.default.fileExists(atPath: caseDir.path) {
                 r.status = .skipped; r.detail = "no results for this case"
             } else if ac.loaded.spec.expectError != nil {

@@ -105,11 +105,18 @@ public struct Fingerprint: Sendable {
         func spread(_ v: [Double]) -> Double { (v.max()! - v.min()!) / max(abs(v.reduce(0, +) / Double(v.count)), 1e-300) }
         let insideWins = spread(inside) <= spread(outside)
         let epsEst = (insideWins ? inside : outside).sorted()[amps.count / 2]
-        let epsPlacement = Finding(value: insideWins ? "inside_sqrt" : "outside_sqrt",
+        // Outputs that give no finite eps (NaN, ±∞, zeros) determine neither eps nor its placement;
+        // the later probes then use 1e-5 (an outside red team's NaN adapter ended the fingerprint
+        // with "invalid argument: eps nan").
+        let solvable = (inside + outside).allSatisfy(\.isFinite) && epsEst >= -1e-6
+        let probeEps = solvable && epsEst.isFinite ? max(epsEst, 0) : 1e-5
+        let epsPlacement = Finding(value: !solvable ? "undetermined" : insideWins ? "inside_sqrt" : "outside_sqrt",
                                    evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
         let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
-        var epsF = Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
-                           evidence: "median of the solved values: \(Self.fmt(epsEst))")
+        var epsF = !solvable
+            ? Finding(value: "undetermined", evidence: "no finite, non-negative eps solves y = \(y1.prefix(C).map(Self.fmt)) (median \(Self.fmt(epsEst))); later probes use eps = 1e-5")
+            : Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
+                      evidence: "median of the solved values: \(Self.fmt(epsEst))")
         if let why = noDefaultEps {
             epsF = Finding(value: "none", evidence: "no default: a request without eps was answered '\(why.prefix(160))'; every probe sends eps = \(Self.fmt(Self.givenEpsValue)), solved back as \(Self.fmt(epsEst))")
         }
@@ -123,15 +130,15 @@ public struct Fingerprint: Sendable {
                                                                  "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
         let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
         let weights: String, mom: Double
-        if abs(w2 - 0.2) < 1e-3 { weights = "batch" } else if abs(w2 - 0.8) < 1e-3 { weights = "running" } else {
+        if !w.isFinite { weights = "undetermined" } else if abs(w2 - 0.2) < 1e-3 { weights = "batch" } else if abs(w2 - 0.8) < 1e-3 { weights = "running" } else {
             weights = w < 0.5 ? "batch" : "running"
         }
         mom = (weights == "batch" ? MomentumWeighting.batch : .running).momentum(batchWeight: w)
         var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
-        var momentumF = Finding(value: Self.fmt((mom * 1e6).rounded() / 1e6), evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
+        var momentumF = Finding(value: mom.isFinite ? Self.fmt((mom * 1e6).rounded() / 1e6) : "undetermined", evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
         // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
         let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
-        var runVar = Finding(value: abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
+        var runVar = Finding(value: !vb.isFinite ? "undetermined" : abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
                              evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)): batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased 0.5)")
         if !hello.runningStatistics {  // supports.running_statistics = false: nothing to infer, nothing invented
             let none = Finding(value: "not provided", evidence: "the implementation keeps no running statistics (supports.running_statistics = false)")
@@ -155,11 +162,12 @@ public struct Fingerprint: Sendable {
         let fp16: Finding
         if let r = p5.refusal { fp16 = Finding(value: "unsupported", evidence: "float16 input refused: \(r.prefix(160))") } else {
             let s = try Shape(batch: n16, channels: C, spatial: [1, 1])
-            let ref = try Reference.trainingForward(x16, shape: s, layout: .nchw, eps: epsEst.isFinite ? max(epsEst, 0) : 1e-5).y
+            let ref = try Reference.trainingForward(x16, shape: s, layout: .nchw, eps: probeEps).y
             let y = p5.outputs?["y"] ?? []
             let err = zip(y, ref).map { abs($0 - $1) }.max() ?? .infinity
             let bad = y.contains { !$0.isFinite } || err > 0.05
-            fp16 = Finding(value: bad ? "fp16" : "fp32", evidence: "n = \(n16) per channel, x ≈ 300 (float16 Σx would overflow): max |y − y_ref| = \(Self.fmt(err))\(y.contains { !$0.isFinite } ? ", non-finite outputs" : "")")
+            // Non-finite outputs are the float16 sum's overflow, unless the float32 probe's were too.
+            fp16 = Finding(value: !solvable ? "undetermined" : bad ? "fp16" : "fp32", evidence: "n = \(n16) per channel, x ≈ 300 (float16 Σx would overflow): max |y − y_ref| = \(Self.fmt(err))\(y.contains { !$0.isFinite } ? ", non-finite outputs" : "")")
         }
         // 6. inference form: x = 1e4 + N(0, 1) with mean 1e4 + 0.3, variance 1.
         var r6 = SpecRandom("fingerprint/infer")
@@ -170,10 +178,10 @@ public struct Fingerprint: Sendable {
         let yi = p6.outputs?["y"] ?? []
         let s6 = try Shape(batch: 64, channels: C, spatial: [1, 1])
         let ri = try Reference.inferenceForward(xi, shape: s6, layout: .nchw, mean: mi, variance: ones, gamma: ones.map { _ in 1.7 },
-                                                beta: zeros.map { _ in 0.1 }, eps: max(epsEst, 0))
+                                                beta: zeros.map { _ in 0.1 }, eps: probeEps)
         // Normwise: max error ÷ ulp(max |y_ref|) (elementwise ulps blow up near y = 0).
         let ulps = (zip(yi, ri).map { abs($0 - $1) }.max() ?? .nan) / Double(Float(ri.map(abs).max() ?? 1).ulp)
-        let form = Finding(value: ulps > 64 ? "folded" : "direct",
+        let form = Finding(value: !ulps.isFinite ? "undetermined" : ulps > 64 ? "folded" : "direct",
                            evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴: thousands of ulps; (x − μ)·s + β: a few; threshold 64)")
         // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. Eight channels of
         // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (two channels each), γ = 1, β = 0;
@@ -195,7 +203,7 @@ public struct Fingerprint: Sendable {
             for c in 0..<C7 {
                 let idx = (0..<n7).map { $0 * C7 + c }
                 guard let (a, _) = Fits.affine(idx.map { xv[$0] }, idx.map { y7[$0] }), a > 0 else { continue }
-                let v = ms7[c].biasedVariance, implied = 1 / (a * a) - max(epsEst, 0)
+                let v = ms7[c].biasedVariance, implied = 1 / (a * a) - probeEps
                 points.append(.init(kappa: abs(ms7[c].mean) / v.squareRoot(), error: abs(implied - v) / v))
             }
         }
@@ -213,6 +221,9 @@ public struct Fingerprint: Sendable {
             return (p.name, s)
         }.sorted { $0.1 > $1.1 }
         var closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
+        if !solvable || (hello.runningStatistics && (weights == "undetermined" || runVar.value == "undetermined")) {
+            closest = Finding(value: "undetermined", evidence: "eps, the momentum weighting or the running variance could not be read from the outputs: nothing to score")
+        }
         if !hello.runningStatistics || noDefaultEps != nil {
             // The profiles differ in running-statistics conventions and defaults; without them a score compares nothing.
             closest = Finding(value: "none", evidence: "the profiles differ in defaults and running-statistics conventions, which this implementation does not have (\([hello.runningStatistics ? nil : "no running statistics", noDefaultEps == nil ? nil : "no default eps"].compactMap { $0 }.joined(separator: ", ")))")
@@ -220,7 +231,7 @@ public struct Fingerprint: Sendable {
         // 9. synchronized BN, when the adapter runs it (spec/AUDIT.md §4).
         var sync: SynchronizedFindings? = nil
         if hello.ops.contains(Operation.syncTrain.rawValue) {
-            sync = try synchronizedProbes(SingleDevice(batchWeight: w, eps: epsEst.isFinite ? max(epsEst, 0) : 1e-5,
+            sync = try synchronizedProbes(SingleDevice(batchWeight: w, eps: probeEps,
                                                        runningStatistics: hello.runningStatistics))
         }
         client.stop()

@@ -189,6 +189,28 @@ import Testing
         #expect(page.contains("<details><summary>evidence</summary><ul><li>y: 1 of 300 elements outside tolerance"), "no evidence in the HTML")
     }
 
+    /// A case folder with error.txt and outputs contradicts itself: it fails as an unexpected
+    /// output whether or not the case requires a refusal (an outside red team's: the outputs had
+    /// been judged on a normal case and the refusal taken on a case requiring one).
+    @Test func refusalAndOutputsTogetherFail() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("refusal-and-outputs")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CLI.record([Self.train, Self.refusal], to: dir)
+        #expect(try audit(dir, ["--case", Self.train, "--case", Self.refusal]).status == 0)
+        try Data("refused\n".utf8).write(to: dir.appendingPathComponent("\(Self.train)/error.txt"))
+        try FileManager.default.copyItem(at: dir.appendingPathComponent("\(Self.train)/y.npy"),
+                                         to: dir.appendingPathComponent("\(Self.refusal)/y.npy"))
+        let json = dir.appendingPathComponent("r.json")
+        let r = try audit(dir, ["--case", Self.train, "--case", Self.refusal, "--json", json.path])
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        let results = try #require(try CLI.json(json)["results"] as? [[String: Any]])
+        #expect(results.count == 2 && results.allSatisfy {
+            $0["status"] as? String == "failed" && $0["fault"] as? String == "unexpected-output"
+                && ($0["detail"] as? String)?.contains("both error.txt (a refusal) and outputs (") == true
+        }, "\(results)")
+    }
+
     /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
     @Test func fingerprintValuesAreNumbers() throws {
         guard CLI.isBuilt() else { return }
@@ -200,6 +222,22 @@ import Testing
         let eps = (obj["eps"] as? [String: Any])?["value"], momentum = (obj["momentum"] as? [String: Any])?["value"]
         #expect((eps as? NSNumber)?.doubleValue == 1e-5 && !(eps is String), "\(String(describing: eps))")
         #expect((momentum as? NSNumber)?.doubleValue == 0.1 && !(momentum is String), "\(String(describing: momentum))")
+        #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
+    }
+
+    /// An adapter whose training y is all NaN: eps, its placement and the closest profile are
+    /// "undetermined", the fingerprint completes (an outside red team's: it ended with
+    /// "invalid argument: eps nan must be finite", exit 2, as if the user had given that eps).
+    @Test func fingerprintOfNaNOutputsIsUndetermined() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/faulty.py nan-output", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        for key in ["eps", "eps_placement", "fp16_statistics", "closest_profile"] {
+            #expect((obj[key] as? [String: Any])?["value"] as? String == "undetermined", "\(key): \(String(describing: obj[key]))")
+        }
+        // The running statistics are right: read as they are.
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
