@@ -158,6 +158,9 @@ public struct AuditReport: Codable, Sendable {
     /// A shard's case selection (``BNGolden/CaseSelector/canonical``): merge refuses shards of
     /// different selections.
     public var selection: String? = nil
+    /// A shard's number of selected cases (every one has a result, a skip or a case not run
+    /// included): merge refuses a shard whose results do not add up to it.
+    public var selected: Int? = nil
     public var implementation: String
     public var version: String
     public var profile: String
@@ -176,7 +179,7 @@ public struct AuditReport: Codable, Sendable {
     /// (no results found, nothing supported) is not a pass.
     public var ok: Bool { failed == 0 && passed > 0 }
     enum CodingKeys: String, CodingKey {
-        case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, selection
+        case schema, bnspecVersion = "bnspec_version", goldenSHA256 = "golden_sha256", shard, selection, selected
         case implementation, version, profile, tolerance, passed, failed, skipped, causes, results
         case varianceGrowth = "variance_growth", weightFit = "weight_fit"
     }

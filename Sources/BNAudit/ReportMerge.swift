@@ -6,9 +6,10 @@ import Foundation
 /// report the unsharded run writes — the same verdicts, the same digests, in the manifest's order.
 ///
 /// Refused (one line, nothing written): reports of different kinds (audit, verify) or schemas,
-/// of different golden vectors (`golden_sha256`), different profiles or implementations, a case
-/// in two reports, shards of different N, the same shard twice, and — unless `partial` — a shard
-/// missing (a CI job that crashed must not shrink the suite silently).
+/// of different golden vectors (`golden_sha256`), bnspec versions, profiles or implementations, a
+/// case in two reports, shards of different N, the same shard twice, an audit shard whose results
+/// do not add up to the cases it selected, one stopped early by `--maxfail`, and — unless
+/// `partial` — a shard missing (a CI job that crashed must not shrink the suite silently).
 public enum ReportMerge {
     /// Checks the parts' common field `name` (e.g. the golden SHA-256) is one value, and returns it.
     static func common<T: Equatable>(_ values: [T], _ name: String, paths: [String]) throws -> T {
@@ -46,12 +47,15 @@ public enum ReportMerge {
         return "partial: \(seen.keys.sorted().map(String.init).joined(separator: ","))/\(n)"
     }
 
-    /// The position of each case id in the manifest; an id the manifest lacks is refused.
-    static func order(_ ids: [String], manifest: [String], path: String) throws -> [String: Int] {
+    /// The position of each case id in the manifest; an id the manifest lacks is refused, naming
+    /// the report that holds it.
+    static func order(_ ids: [[String]], manifest: [String], paths: [String]) throws -> [String: Int] {
         var at: [String: Int] = [:]
         for (i, id) in manifest.enumerated() { at[id] = i }
-        if let unknown = ids.first(where: { at[$0] == nil }) {
-            throw BNError.invalidArgument("\(path): case '\(unknown.prefix(200))' is not in the golden manifest; not merged")
+        for (part, path) in zip(ids, paths) {
+            if let unknown = part.first(where: { at[$0] == nil }) {
+                throw BNError.invalidArgument("\(path): case '\(unknown.prefix(200))' is not in the golden manifest; not merged")
+            }
         }
         return at
     }
@@ -91,6 +95,7 @@ extension AuditReport {
         guard sha == goldenSHA256 else {
             throw BNError.invalidArgument("the reports are of golden vectors \(sha.prefix(12))…, the golden folder's manifest is \(goldenSHA256.prefix(12))…; not merged")
         }
+        _ = try ReportMerge.common(parts.map(\.bnspecVersion), "bnspec version", paths: paths)
         let profile = try ReportMerge.common(parts.map(\.profile), "profile", paths: paths)
         // An empty shard's report names no implementation (its adapter was never started).
         let named = zip(parts, paths).filter { !$0.0.results.isEmpty }
@@ -101,9 +106,20 @@ extension AuditReport {
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
         let selection = try ReportMerge.common(parts.map { $0.selection ?? "none recorded" }, "case selection", paths: paths)
         try ReportMerge.disjoint(parts.map { $0.results.map(\.caseID) }, paths: paths, what: "case")
+        for (part, path) in zip(parts, paths) {
+            // A shard lists every case it selected: one lost from the file would shrink the suite.
+            if let n = part.selected, n != part.results.count {
+                throw BNError.corrupt(path: path, reason: "lists \(part.results.count) results for the \(n) cases its shard selected; not merged")
+            }
+            // Shards that each stopped at their own --maxfail do not add up to the unsharded run,
+            // which stops at the first N failures of the whole selection (an outside red team's).
+            if part.notRun > 0 {
+                throw BNError.invalidArgument("\(path): stopped early by --maxfail (\(part.notRun) cases not run), so the shards do not add up to the unsharded run; rerun the shards without --maxfail to merge them")
+            }
+        }
         // Each case as it was before its shard's audit-wide fits: the merged report fits over every case.
         let all = parts.flatMap(\.results).map { r in r.fitInputs?.restore(r) ?? r }
-        let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
+        let at = try ReportMerge.order(parts.map { $0.results.map(\.caseID) }, manifest: manifest, paths: paths)
         let source = named.first?.0 ?? parts[0]
         var r = AuditReport(implementation: source.implementation, version: source.version, profile: profile,
                             results: all.sorted { at[$0.caseID]! < at[$1.caseID]! })
@@ -123,12 +139,13 @@ extension Verification.Report {
         guard sha == goldenSHA256 else {
             throw BNError.invalidArgument("the reports are of golden vectors \(sha.prefix(12))…, the golden folder's manifest is \(goldenSHA256.prefix(12))…; not merged")
         }
+        _ = try ReportMerge.common(parts.map(\.bnspecVersion), "bnspec version", paths: paths)
         let names = try ReportMerge.common(parts.map { $0.implementations.map(\.name) }, "set of implementations", paths: paths)
         let shard = try ReportMerge.shards(parts.map(\.shard), paths: paths, partial: partial)
         let selection = try ReportMerge.common(parts.map { $0.selection ?? "none recorded" }, "selection", paths: paths)
         try ReportMerge.disjoint(parts.map { $0.cases.map { "\($0.caseID) (\($0.implementation))" } }, paths: paths, what: "result")
         let all = parts.flatMap(\.cases)
-        let at = try ReportMerge.order(all.map(\.caseID), manifest: manifest, path: paths[0])
+        let at = try ReportMerge.order(parts.map { $0.cases.map(\.caseID) }, manifest: manifest, paths: paths)
         var rank: [String: Int] = [:]
         for (i, n) in names.enumerated() { rank[n] = i }
         let cases = all.sorted { (at[$0.caseID]!, rank[$0.implementation] ?? 0) < (at[$1.caseID]!, rank[$1.implementation] ?? 0) }

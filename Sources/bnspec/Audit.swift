@@ -117,7 +117,7 @@ struct AuditCommand: ParsableCommand {
             }
             report.goldenSHA256 = goldenSHA
             report.shard = selector.shard?.description
-            if selector.shard != nil { report.selection = selector.canonical }
+            if selector.shard != nil { report.selection = selector.canonical; report.selected = cases.count }
             print(report.terminalText())
             // A shard's JSON keeps what the audit-wide fits read from each case, for bnspec merge.
             if let path = json { try writeJSON(report.shard == nil ? report.withoutFitInputs() : report, to: path) }

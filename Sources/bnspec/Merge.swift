@@ -34,7 +34,10 @@ struct MergeCommand: ParsableCommand {
             let dir = try Paths.resolve(golden, default: "golden")
             let manifest = try GoldenStore.manifest(dir).cases, sha = try ReportFormat.goldenSHA256(dir)
             let data = try reports.map { try FileRead.data(URL(fileURLWithPath: $0), limit: FileRead.textLimit) }
-            let schemas = zip(data, reports).map { d, p in ReportFormat.schema(of: d) ?? "none (\(p) is not a bnspec JSON report)" }
+            let schemas = zip(data, reports).map { d, _ in ReportFormat.schema(of: d) ?? "none" }
+            if let i = schemas.firstIndex(of: "none") {
+                throw BNError.corrupt(path: reports[i], reason: "not a BNSpec JSON report (not strict JSON, or no \"schema\" field)")
+            }
             guard Set(schemas).count == 1 else {
                 let i = schemas.firstIndex { $0 != schemas[0] }!
                 throw BNError.invalidArgument("\(reports[i]) is a \(schemas[i]) report, \(reports[0]) a \(schemas[0]) one; not merged")

@@ -139,12 +139,45 @@ import Testing
                                  "--shard", "\(k)/2", "--json", url.path])
             #expect(r.status == 0, "\(r.err)")
         }
-        var obj = try CLI.json(b)
-        var results = try #require(obj["results"] as? [Any])
-        results.append(results[0])
-        obj["results"] = results
-        try JSONSerialization.data(withJSONObject: obj).write(to: b)
-        Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "appears twice in this report; not merged", "duplicate")
+        #expect(try CLI.run(["merge", a.path, b.path]).status == 0)
+        let original = try Data(contentsOf: b)
+        func tampered(_ edit: (inout [String: Any]) throws -> Void) throws -> CLI.Run {
+            var obj = try #require(try JSONSerialization.jsonObject(with: original) as? [String: Any])
+            try edit(&obj)
+            try JSONSerialization.data(withJSONObject: obj).write(to: b)
+            return try CLI.run(["merge", a.path, b.path])
+        }
+        Self.expectOneLine(try tampered { obj in
+            var results = try #require(obj["results"] as? [Any]); results.append(results[0]); obj["results"] = results
+        }, status: 2, "appears twice in this report; not merged", "duplicate")
+        // A second outside red team's (stop 41): a case lost from a shard merged into a smaller
+        // suite; a case the manifest lacks was blamed on the first report; another bnspec
+        // version merged silently; a bare NaN gave "is a none (… is not a bnspec JSON report) report".
+        Self.expectOneLine(try tampered { obj in
+            var results = try #require(obj["results"] as? [Any]); results.removeLast(); obj["results"] = results
+        }, status: 2, "\(b.path): corrupt: lists", "a case lost")
+        Self.expectOneLine(try tampered { obj in
+            var results = try #require(obj["results"] as? [[String: Any]]); results[0]["case"] = "train.bogus"; obj["results"] = results
+        }, status: 2, "\(b.path): case 'train.bogus' is not in the golden manifest", "an unknown case")
+        Self.expectOneLine(try tampered { obj in obj["bnspec_version"] = "0.0.1" }, status: 2, "has another bnspec version", "another version")
+        try Data("NaN".utf8).write(to: b)
+        Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "\(b.path): corrupt: not a BNSpec JSON report", "not JSON")
+    }
+
+    /// Shards that each stopped at their own --maxfail are not the unsharded run (which stops at
+    /// the first failures of the whole selection): merge refuses them (an outside red team's:
+    /// 15 failed and 417 not run were merged where the unsharded run had 5 and 429).
+    @Test func mergeRefusesShardsStoppedByMaxfail() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let dir = try CLI.scratch("merge-maxfail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let paths = (1...2).map { dir.appendingPathComponent("s\($0).json").path }
+        for (k, path) in paths.enumerated() {
+            let r = try CLI.run(["audit", "--adapter", "\(python) tools/adapters/numpy_mutant.py eps-outside-sqrt", "--profile", "pytorch",
+                                 "--match", "train.normal.4x3x5x5*", "--maxfail", "1", "--shard", "\(k + 1)/2", "--json", path])
+            #expect(r.status == 1, "\(r.err)")
+        }
+        Self.expectOneLine(try CLI.run(["merge"] + paths), status: 2, "stopped early by --maxfail", "maxfail shards")
     }
 
     /// A second red team's (stop 40): a report flag naming a symbolic link to the file another
