@@ -30,8 +30,10 @@ final class KernelLibrary: @unchecked Sendable {
         String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
-    var name: String { String(cString: bnspec_host_name(handle)) }
-    var version: String { String(cString: bnspec_host_version(handle)) }
+    /// The kernel's name and version, cut at 200 characters (a 2 MiB name had overrun the load
+    /// check's line and read "crashed while loading (status 0)": an outside red team's).
+    var name: String { String(String(cString: bnspec_host_name(handle)).prefix(200)) }
+    var version: String { String(String(cString: bnspec_host_version(handle)).prefix(200)) }
     var keepsRunningStatistics: Bool { bnspec_host_features(handle) & UInt32(BNSPEC_FEATURE_RUNNING_STATISTICS) != 0 }
     var cumulativeAverage: Bool { bnspec_host_features(handle) & UInt32(BNSPEC_FEATURE_CUMULATIVE_AVERAGE) != 0 }
 

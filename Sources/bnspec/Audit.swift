@@ -60,6 +60,7 @@ struct AuditCommand: ParsableCommand {
             }
             guard profile != nil else { throw BNSpec.usageError("--profile P is required (paper, pytorch, keras, tf-fused, onnx, flax, mlx)") }
             if !symbolPrefix.isEmpty && library == nil { throw BNSpec.usageError("--symbol-prefix applies to --library only") }
+            try LibraryRoute.checkSymbolPrefix(symbolPrefix)
             if name != nil && results == nil { throw BNSpec.usageError("--name applies to --results only (an adapter or library names itself)") }
             if let r = results {
                 var isDir: ObjCBool = false

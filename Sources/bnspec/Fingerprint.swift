@@ -17,6 +17,7 @@ struct Fingerprint: ParsableCommand {
     func validate() throws {
         guard (adapter == nil) != (library == nil) else { throw BNSpec.usageError("give exactly one of --adapter CMD or --library PATH") }
         if !(caseTimeout > 0 && startTimeout > 0) { throw BNSpec.usageError("timeouts must be positive") }
+        try LibraryRoute.checkSymbolPrefix(symbolPrefix)
     }
 
     func run() throws {

@@ -40,6 +40,15 @@ struct LibraryHostCommand: ParsableCommand {
 /// loads (a missing file or symbol, or an ABI version mismatch, is one line before any work),
 /// then returns the adapter command that runs it through `bnspec library-host`.
 enum LibraryRoute {
+    /// A symbol prefix is the start of a C identifier: letters, digits and '_', not a digit first
+    /// (an outside red team's prefix with a newline split the error line in two).
+    static func checkSymbolPrefix(_ prefix: String) throws {
+        let ok = prefix.unicodeScalars.enumerated().allSatisfy { i, u in
+            u == "_" || ("a"..."z").contains(u) || ("A"..."Z").contains(u) || (i > 0 && ("0"..."9").contains(u))
+        }
+        if !ok { throw BNSpec.usageError("--symbol-prefix '\(prefix.escapingControlCharacters())' is not the start of a C identifier (letters, digits, '_'; not a digit first)") }
+    }
+
     static func adapterCommand(library: String, symbolPrefix: String, timeout: Double) throws -> String {
         guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
         // A FIFO, a device or a folder is refused before the host opens it (dlopen of a FIFO

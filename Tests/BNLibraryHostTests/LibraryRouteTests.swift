@@ -138,6 +138,18 @@ import Glibc
         #expect(Self.hostsRunning(lib) == 0, "a library-host process was left running")
     }
 
+    /// A kernel whose describe gives a 3 MiB name is audited, under its name cut to 200
+    /// characters (an outside red team's: the load check read "crashed while loading (status 0)").
+    @Test func aHugeKernelNameIsCut() throws {
+        let huge = "static char huge_name[3 << 20];\n__attribute__((constructor)) static void fill(void) { memset(huge_name, 'k', sizeof huge_name - 1); }\n"
+        let source = "#include <string.h>\n" + huge + Self.faulty("return 0;").replacingOccurrences(of: "d->name = \"faulty\"", with: "d->name = huge_name")
+        #expect(source.contains("d->name = huge_name"))
+        guard let lib = try library("huge-name", source: source) else { return }
+        let r = try audit(["--library", lib, "--exclude", ".eps0."], filter: "train.normal.4x3x5x5.NCHW.f32.pytorch")
+        #expect(r.err.isEmpty || !r.err.contains("bnspec: error"), "\(r.err)")
+        #expect(r.report?["implementation"] as? String == String(repeating: "k", count: 200), "\(r.err)")
+    }
+
     /// A train entry point that returns an unknown code fails every train case as a protocol
     /// fault, with the kernel's message, and the host serves on: the right infer and backward
     /// entry points are still audited and pass (an outside red team's: the host had exited on each

@@ -105,6 +105,8 @@ import Testing
         (["audit", "--adapter", "true", "--profile", "pytorch", "--name", "x"], "--name applies to --results only"),
         (["audit", "--adapter", "true", "--profile", "pytorch", "--symbol-prefix", "x_"], "--symbol-prefix applies to --library only"),
         (["fingerprint", "--adapter", "true", "--case-timeout", "nan"], "timeouts must be positive"),
+        (["audit", "--library", "/tmp/x.so", "--profile", "pytorch", "--symbol-prefix", "x\ny"], "--symbol-prefix 'x\\x0ay' is not the start of a C identifier"),
+        (["fingerprint", "--library", "/tmp/x.so", "--symbol-prefix", "9x"], "--symbol-prefix '9x' is not the start of a C identifier"),
         (["accuracy", "--trials", "9223372036854775807"], "--trials must be in 1…10000"),
         // Numbers out of range are usage errors in every command (bench and verify exited 2).
         (["bench", "--threads", "100000000", "--quick"], "--threads must be in 1…256 (got 100000000)"),
