@@ -161,8 +161,79 @@ def required(case: dict) -> List[str]:
     return [n for n in case.get("outputs", {}) if n not in ("batch_mean", "batch_var")]
 
 
+#: NPY dtypes an output may have (spec/AUDIT.md §2): little-endian floats, and uint16 bit patterns
+#: where the output is stored as bfloat16.
+OUTPUT_DESCRS = ("<f8", "<f4", "<f2")
+
+
+class OutputError(Exception):
+    """An output file that is not an NPY array of the form the audit reads (one line)."""
+
+
+def read_output(path: str, bfloat16: bool) -> np.ndarray:
+    """An output array, read as `bnspec audit --results` reads it: NPY with exactly the keys
+    descr, fortran_order and shape, C order, a little-endian float dtype (uint16 bit patterns
+    where the output is stored as bfloat16), and as many bytes as its shape needs."""
+    try:
+        with open(path, "rb") as f:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            elif version == (2, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+            else:
+                raise OutputError(f"NPY version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
+            descr = dtype.str
+            if fortran:
+                raise OutputError("Fortran-order NPY (write C order)")
+            if descr not in OUTPUT_DESCRS and not (bfloat16 and descr == "<u2"):
+                raise OutputError(f"dtype '{descr}' (expected <f8, <f4, <f2" + (", or <u2 for bfloat16)" if bfloat16 else ")")
+                                  + ("; write little-endian" if descr[:1] == ">" else ""))
+            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
+            data = f.read(count * dtype.itemsize + 1)
+        if len(data) != count * dtype.itemsize:
+            raise OutputError(f"data holds {len(data)} bytes but shape {tuple(shape)} of {descr} needs {count * dtype.itemsize}")
+        return np.frombuffer(data, dtype=dtype).reshape(shape)
+    except OutputError:
+        raise
+    except (OSError, ValueError, EOFError) as e:  # no magic, a malformed header, an empty file
+        raise OutputError(f"not an NPY array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
+
+
+def _folder_result(golden_dir: str, cid: str, d: str) -> CheckResult:
+    """The verdict on one case folder of a results folder, with the audit's rules on its entries."""
+    case = read_case(golden_dir, cid)
+    names = set(case.get("outputs", {}))
+    entries = sorted(os.listdir(d))
+    for e in entries:
+        p = os.path.join(d, e)
+        if os.path.islink(p):
+            return CheckResult(cid, False, detail=f"{e} is a symbolic link; outputs must be files in the case folder")
+        known = e == "error.txt" or (e.endswith(".npy") and (e[:-4] in names or case.get("expect_error")))
+        if not os.path.isfile(p) or not known:
+            return CheckResult(cid, False, detail=f"unexpected {'file' if os.path.isfile(p) else 'entry'} {e} in the case folder "
+                                                  f"(allowed: {', '.join(sorted([n + '.npy' for n in names] + ['error.txt']))})")
+    files = [e for e in entries if e != "error.txt"]
+    if "error.txt" in entries:
+        if files:
+            return CheckResult(cid, False, detail=f"both error.txt (a refusal) and outputs ({', '.join(f[:-4] for f in files)}) "
+                                                  "in the case folder: give one or the other")
+        return check(golden_dir, cid, None)
+    outputs = {}
+    for f in files:
+        bf16 = case.get("dtype") == "bfloat16" and f[:-4] in DATA_ARRAYS
+        try:
+            outputs[f[:-4]] = read_output(os.path.join(d, f), bf16)
+        except OutputError as e:
+            return CheckResult(cid, False, detail=f"{f}: {e}")
+    return check(golden_dir, cid, outputs)
+
+
 def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
-    """Judges every case folder in `results_dir` (<case id>/<out>.npy, or error.txt for a refusal)."""
+    """Judges every case folder in `results_dir` (<case id>/<out>.npy, or error.txt for a refusal)
+    with the rules of `bnspec audit --results` (spec/AUDIT.md §2): only the case's outputs or
+    error.txt, plain files (no links, no folders), not both; NPY outputs in C order, little-endian,
+    with the three header keys. A file that breaks them fails its case with one line."""
     try:
         with open(os.path.join(golden_dir, "manifest.json"), encoding="utf-8") as f:
             ids = json.load(f)["cases"]
@@ -173,11 +244,7 @@ def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
         d = os.path.join(results_dir, cid)
         if not os.path.isdir(d):
             continue
-        if os.path.isfile(os.path.join(d, "error.txt")):
-            out.append(check(golden_dir, cid, None))
-            continue
-        outputs = {f[:-4]: np.load(os.path.join(d, f)) for f in sorted(os.listdir(d)) if f.endswith(".npy")}
-        out.append(check(golden_dir, cid, outputs))
+        out.append(_folder_result(golden_dir, cid, d))
     return out
 
 

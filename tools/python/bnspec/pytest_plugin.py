@@ -6,7 +6,13 @@
 is collected as one test per golden case, named by the case id (`pytest -k "train and NHWC"`).
 The selected cases run in ONE `bnspec audit` (the adapter served in a subprocess); each test then
 passes, fails with the worst element, the tolerance, the likely cause and the repro line, or is
-skipped with the reason (a case the adapter does not support)."""
+skipped with the reason (a case the adapter does not support).
+
+Exit statuses, as pytest's: 0 every selected case passed or was skipped, with at least one case
+checked; 1 a case failed; 2 the audit could not run (no bnspec, no golden folder, an adapter that
+does not start, an unknown --bnspec-profile: one line, not a failure of every case, which CI could
+not tell from a failing BN); 4 a usage error bnspec reports (its exit 64); 5 nothing to check: no case selected,
+or the adapter supports none of the selected cases (bnspec itself exits 2 then: not a pass)."""
 from __future__ import annotations
 
 import json
@@ -118,6 +124,12 @@ class BNSpecSuite(pytest.Collector):
         """The verdict on one case: the first call audits every selected case at once."""
         if self.outcome is None:
             self.outcome = self._audit(self.selected or [case_id])
+        if isinstance(self.outcome, AuditError):
+            # The whole session ends with one line: every case "failing" on the same setup error
+            # would read as a failing BN (an outside red team's: 444 failed, exit 1).
+            usage = self.outcome.status == 64
+            pytest.exit(f"bnspec: the audit of {self.name} did not run: {self.outcome}",
+                        returncode=pytest.ExitCode.USAGE_ERROR if usage else pytest.ExitCode.INTERRUPTED)
         if isinstance(self.outcome, Exception):
             raise self.outcome
         if case_id not in self.verdicts:  # an item run outside the selection seen at collection
@@ -216,3 +228,16 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
         if r.causes:
             causes = ", ".join(f"{c} ({n})" for c, n in sorted(r.causes.items(), key=lambda kv: -kv[1]))
             terminalreporter.write_line(f"bnspec: likely causes: {causes}")
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """An audit that checked no case (the adapter supports none of the selected ones) is not a
+    pass, as for `bnspec audit` (exit 2 there): the session exits 5, pytest's "nothing tested"
+    (an outside red team's: 444 skipped read as success)."""
+    if exitstatus != pytest.ExitCode.OK:
+        return
+    for s in getattr(session.config, "_bnspec_suites", []):
+        r = s.outcome
+        if r is not None and not isinstance(r, Exception) and r.passed + r.failed == 0:
+            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+            return

@@ -2,6 +2,7 @@
 subprocess, and reading the JSON report back as typed values."""
 from __future__ import annotations
 
+import json
 import os
 import pickle
 import shlex
@@ -20,7 +21,13 @@ from .target import describe, import_root
 
 class AuditError(Exception):
     """The audit could not be run as asked (no bnspec binary, bad input, unknown profile, the
-    adapter did not start…): no verdicts. The message is one line, bnspec's own when it gave one."""
+    adapter did not start…): no verdicts. The message is one line, bnspec's own when it gave one.
+    `status` is bnspec's exit status when it ran (64: a usage error, such as an unknown profile;
+    2: it could not run as asked), else None."""
+
+    def __init__(self, message: str, status: Optional[int] = None):
+        super().__init__(message)
+        self.status = status
 
 
 def find_checkout(start: str) -> Optional[str]:
@@ -161,6 +168,25 @@ def _end_session(proc: subprocess.Popen) -> None:
     proc.poll()
 
 
+def _check_report_path(path: str) -> None:
+    """A report path may name a new file, an empty one or a previous BNSpec report: anything else
+    is refused, so a report path is never a way to lose a user's file (an outside red team's:
+    json_path had overwritten any file)."""
+    if not os.path.lexists(path):
+        return
+    if os.path.isdir(path):
+        raise AuditError(f"bnspec: error: {path}: is a folder (json_path names the report file)")
+    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+        return
+    try:
+        with open(path, encoding="utf-8") as f:
+            schema = json.load(f).get("schema", "")
+    except (OSError, ValueError, AttributeError):
+        schema = ""
+    if not str(schema).startswith("bnspec-"):
+        raise AuditError(f"bnspec: error: {path}: exists and is not a BNSpec report (left as it is; choose another json_path)")
+
+
 def _checked_nothing(path: str) -> bool:
     try:
         r = AuditReport.load(path)
@@ -177,9 +203,13 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
     "module:Class" target) — or the adapter `command` of any language — with `bnspec audit`
     against `profile`, and returns the report. `cases`: exact golden case ids (default all).
     `timeout`: seconds for the whole audit (bnspec's --timeout; the process is ended 60 s
-    after it). Raises AuditError when the audit cannot run (no verdicts)."""
+    after it). `json_path`: the report is also written there, atomically; an existing file is
+    replaced only when it is empty or a BNSpec report, as bnspec's own report paths are (else
+    AuditError before the audit). Raises AuditError when the audit cannot run (no verdicts)."""
     if (adapter is None) == (command is None):
         raise AuditError("bnspec: error: give exactly one of adapter or command")
+    if json_path:
+        _check_report_path(json_path)
     bnspec = find_binary(binary, cwd)
     wanted = None if cases is None else ([cases] if isinstance(cases, str) else list(dict.fromkeys(cases)))
     if wanted is not None and not wanted:
@@ -226,10 +256,17 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
         if (proc.returncode not in (0, 1) and not checked_none) or not os.path.exists(report_path):
             lines = [l for l in (err or "").splitlines() + (out or "").splitlines() if l.strip()]
             said = next((l for l in lines if "error:" in l), lines[-1] if lines else f"bnspec exited with status {proc.returncode}")
-            raise AuditError(said.strip())
+            raise AuditError(said.strip(), proc.returncode)
         report = AuditReport.load(report_path)
-        if json_path:
-            shutil.copyfile(report_path, json_path)
+        if json_path:  # beside the target, then renamed: a reader never sees half a report
+            tmp = f"{json_path}.tmp-{os.getpid()}"
+            try:
+                shutil.copyfile(report_path, tmp)
+                os.replace(tmp, json_path)
+            except OSError as e:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+                raise AuditError(f"bnspec: error: {json_path}: cannot write the report ({e.strerror or e})") from None
     report.log = out or ""
     if filter_to is not None or wanted is not None:
         got = {r.id for r in report.results}

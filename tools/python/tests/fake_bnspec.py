@@ -14,6 +14,13 @@ if args[:2] == ["audit", "--help"]:
     sys.exit(0)
 with open(os.environ["FAKE_BNSPEC_LOG"], "a") as f:
     f.write(json.dumps(args) + "\n")
+# FAKE_BNSPEC_FAIL: an audit that cannot run, as bnspec reports it (no report written).
+if os.environ.get("FAKE_BNSPEC_FAIL") == "usage":
+    print("bnspec: error: unknown profile 'bogus' (paper, pytorch, keras, tf-fused, onnx, flax, mlx)", file=sys.stderr)
+    sys.exit(64)
+if os.environ.get("FAKE_BNSPEC_FAIL") == "start":
+    print("bnspec: error: invalid argument: adapter 'x' did not start (adapter exited with status 1)", file=sys.stderr)
+    sys.exit(2)
 opt = lambda k: args[args.index(k) + 1] if k in args else None  # noqa: E731
 ids = json.load(open(os.path.join(opt("--golden"), "manifest.json")))["cases"]
 cases = [args[i + 1] for i, a in enumerate(args) if a == "--case"]

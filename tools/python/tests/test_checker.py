@@ -203,3 +203,54 @@ def test_nan_or_negative_tolerance_is_corrupt(tmp_path, bad):
     np.save(path, tol)
     with pytest.raises(GoldenError, match="tolerance_y.npy: corrupt: a tolerance is NaN or negative"):
         check(g, cid, honest(y))
+
+
+@pytest.mark.parametrize("variant,reason", [
+    ("fortran", "Fortran-order NPY (write C order)"),
+    ("big-endian", "dtype '>f8'"),
+    ("int32", "dtype '<i4'"),
+    ("object", "dtype '|O'"),
+    ("empty", "not an NPY array"),
+    ("truncated", "bytes but shape (4, 3) of <f8 needs 96"),
+    ("notes", "unexpected file notes.txt in the case folder"),
+    ("subfolder", "unexpected entry sub in the case folder"),
+    ("symlink", "y.npy is a symbolic link"),
+    ("refusal-and-outputs", "both error.txt (a refusal) and outputs"),
+])
+def test_results_folder_follows_the_audits_rules(tmp_path, variant, reason):
+    """The checker reads a results folder as `bnspec audit --results` does (spec/AUDIT.md §2): a
+    file the audit refuses fails its case with one line, never passes and never raises (an
+    outside red team's: Fortran order, big-endian, extra entries passed; corrupt files raised)."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    out = honest(y)
+    res = str(tmp_path / "results")
+    write_results(res, cid, out)
+    d = os.path.join(res, cid)
+    yp = os.path.join(d, "y.npy")
+    if variant == "fortran":
+        np.save(yp, np.asfortranarray(out["y"]))
+    elif variant == "big-endian":
+        np.save(yp, out["y"].astype(">f8"))
+    elif variant == "int32":
+        np.save(yp, np.nan_to_num(out["y"], nan=0, posinf=0, neginf=0).astype(np.int32))
+    elif variant == "object":
+        np.save(yp, out["y"].astype(object), allow_pickle=True)
+    elif variant == "empty":
+        open(yp, "wb").close()
+    elif variant == "truncated":
+        data = open(yp, "rb").read()
+        open(yp, "wb").write(data[:-8])
+    elif variant == "notes":
+        open(os.path.join(d, "notes.txt"), "w").write("kept here\n")
+    elif variant == "subfolder":
+        os.mkdir(os.path.join(d, "sub"))
+    elif variant == "symlink":
+        os.rename(yp, os.path.join(str(tmp_path), "y.npy"))
+        os.symlink(os.path.join(str(tmp_path), "y.npy"), yp)
+    elif variant == "refusal-and-outputs":
+        open(os.path.join(d, "error.txt"), "w").write("refused\n")
+    [r] = check_results(g, res)
+    assert not r.passed and reason in r.detail, r.detail
+    cli = run_cli(g, res)
+    assert cli.returncode == 1 and "Traceback" not in cli.stderr and f"FAIL {cid}: " in cli.stdout, cli.stderr

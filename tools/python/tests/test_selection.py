@@ -151,3 +151,42 @@ def test_an_audit_that_checked_nothing_returns_its_skips(fake, pytester, monkeyp
     assert (r.passed, r.failed, r.skipped) == (0, 0, 1) and not r.ok
     res = run_plugin(pytester, golden, "-k", "NC and not NCHW and not NHWC")  # skip.d.NC alone
     res.assert_outcomes(skipped=1)
+    # Not a pass (bnspec exits 2): pytest's "nothing tested", 5 (an outside red team's: exit 0).
+    assert res.ret == 5 and "no case was checked" in res.stdout.str()
+    res = run_plugin(pytester, golden, "-k", "not fail")  # checks and a skip: a pass
+    res.assert_outcomes(passed=3, skipped=1)
+    assert res.ret == 0
+
+
+@pytest.mark.parametrize("fail,status", [("start", 2), ("usage", 4)])
+def test_plugin_audit_that_cannot_run_is_one_line(fake, pytester, monkeypatch, fail, status):
+    """An audit that cannot run (the adapter does not start; an unknown profile) ends the session
+    with bnspec's one line and pytest's 2 (4 for a usage error), not with every case failed and
+    exit 1, which CI could not tell from a failing BN (an outside red team's: 444 failed)."""
+    golden, _ = fake
+    monkeypatch.setenv("FAKE_BNSPEC_FAIL", fail)
+    res = run_plugin(pytester, golden)
+    assert res.ret == status, res.stdout.str()
+    out = res.stdout.str()
+    assert res.parseoutcomes().get("failed", 0) == 0 and out.count("bnspec: the audit of MyBN did not run: bnspec: error: ") == 1, out
+
+
+def test_json_path_never_replaces_a_users_file(fake, tmp_path):
+    """json_path replaces a previous report or an empty file, never another file, and refuses
+    before the audit runs (an outside red team's: any file was overwritten)."""
+    golden, calls = fake
+    precious = tmp_path / "precious.txt"
+    precious.write_text("my notes\n")
+    with pytest.raises(AuditError, match="exists and is not a BNSpec report"):
+        audit(command="true", golden=golden, cases=["pass.a.NCHW"], json_path=str(precious))
+    assert precious.read_text() == "my notes\n" and calls() == []
+    report = tmp_path / "r.json"
+    audit(command="true", golden=golden, cases=["pass.a.NCHW"], json_path=str(report))
+    first = json.loads(report.read_text())
+    assert first["passed"] == 1
+    # the fake writes no schema: a BNSpec report has one
+    first["schema"] = "bnspec-audit-report/1"
+    report.write_text(json.dumps(first))
+    audit(command="true", golden=golden, cases=["pass.b.NHWC"], json_path=str(report))
+    assert [r["case"] for r in json.loads(report.read_text())["results"]] == ["pass.b.NHWC"]
+    assert sorted(os.listdir(tmp_path)) == sorted(["calls.log", "golden", "precious.txt", "r.json"])
