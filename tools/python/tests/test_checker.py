@@ -254,3 +254,26 @@ def test_results_folder_follows_the_audits_rules(tmp_path, variant, reason):
     assert not r.passed and reason in r.detail, r.detail
     cli = run_cli(g, res)
     assert cli.returncode == 1 and "Traceback" not in cli.stderr and f"FAIL {cid}: " in cli.stdout, cli.stderr
+
+
+def test_results_of_an_export_for_another_profile_are_refused(tmp_path):
+    """Results beside an export.json made for another profile than a case's own are refused in
+    one line (the stored tolerances are the case's own profile's); for its own profile they are
+    judged."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    with open(os.path.join(g, cid, "case.json")) as f:
+        case = json.load(f)
+    case["profile"] = "pytorch"
+    with open(os.path.join(g, cid, "case.json"), "w") as f:
+        json.dump(case, f)
+    res = str(tmp_path / "export" / "results")
+    write_results(res, cid, honest(y))
+    for profile, ok in (("keras", False), ("pytorch", True)):
+        with open(str(tmp_path / "export" / "export.json"), "w") as f:
+            json.dump({"format": "bnspec-export-1", "profile": profile, "cases": [cid]}, f)
+        cli = run_cli(g, res)
+        if ok:
+            assert cli.returncode == 0, cli.stdout + cli.stderr
+        else:
+            assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and "export for profile keras" in cli.stderr, cli.stderr
