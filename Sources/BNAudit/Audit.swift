@@ -407,9 +407,14 @@ public struct Audit {
                 let f = caseDir.appendingPathComponent(entry)
                 // Every entry is a file of its own (no link out of the folder, as for an adapter's outputs).
                 let link = (try? FileManager.default.destinationOfSymbolicLink(atPath: f.path)) != nil
-                if link || !allowed.contains(entry) {
+                var isDir: ObjCBool = false
+                // A folder named error.txt or y.npy is no refusal and no output (an outside red team's:
+                // an error.txt folder passed as a refusal).
+                let folder = !link && FileManager.default.fileExists(atPath: f.path, isDirectory: &isDir) && isDir.boolValue
+                if link || folder || !allowed.contains(entry) {
                     r.status = .failed; r.worstRatio = .infinity; r.fault = .unexpectedOutput
                     r.detail = link ? "\(entry) is a symbolic link; outputs must be files in the case folder"
+                        : folder ? "\(entry) is a folder; outputs (and error.txt) must be files in the case folder"
                         : "unexpected file \(entry) in the case folder (allowed: \(allowed.sorted().joined(separator: ", ")))"
                     return r
                 }

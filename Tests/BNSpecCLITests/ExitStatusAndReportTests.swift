@@ -194,14 +194,15 @@ import Testing
     /// been judged on a normal case and the refusal taken on a case requiring one).
     @Test func refusalAndOutputsTogetherFail() throws {
         guard CLI.isBuilt() else { return }
-        let dir = try CLI.scratch("refusal-and-outputs")
-        defer { try? FileManager.default.removeItem(at: dir) }
+        let scratch = try CLI.scratch("refusal-and-outputs")
+        defer { try? FileManager.default.removeItem(at: scratch) }
+        let dir = scratch.appendingPathComponent("results")
         try CLI.record([Self.train, Self.refusal], to: dir)
         #expect(try audit(dir, ["--case", Self.train, "--case", Self.refusal]).status == 0)
         try Data("refused\n".utf8).write(to: dir.appendingPathComponent("\(Self.train)/error.txt"))
         try FileManager.default.copyItem(at: dir.appendingPathComponent("\(Self.train)/y.npy"),
                                          to: dir.appendingPathComponent("\(Self.refusal)/y.npy"))
-        let json = dir.appendingPathComponent("r.json")
+        let json = scratch.appendingPathComponent("r.json")
         let r = try audit(dir, ["--case", Self.train, "--case", Self.refusal, "--json", json.path])
         #expect(r.status == 1, "\(r.out)\(r.err)")
         let results = try #require(try CLI.json(json)["results"] as? [[String: Any]])
@@ -209,6 +210,14 @@ import Testing
             $0["status"] as? String == "failed" && $0["fault"] as? String == "unexpected-output"
                 && ($0["detail"] as? String)?.contains("both error.txt (a refusal) and outputs (") == true
         }, "\(results)")
+        // A folder named error.txt is no refusal (it had passed a case requiring one).
+        let refusalDir = dir.appendingPathComponent(Self.refusal)
+        try FileManager.default.removeItem(at: refusalDir)
+        try FileManager.default.createDirectory(at: refusalDir.appendingPathComponent("error.txt"), withIntermediateDirectories: true)
+        let f = try audit(dir, ["--case", Self.refusal, "--json", json.path])
+        let one = try #require((try CLI.json(json)["results"] as? [[String: Any]])?.first)
+        #expect(f.status == 1 && one["fault"] as? String == "unexpected-output"
+                && (one["detail"] as? String)?.contains("error.txt is a folder") == true, "\(one)")
     }
 
     /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
