@@ -15,6 +15,8 @@ tolerance rounds to that infinity (a reference within tolerance of the format's 
 from __future__ import annotations
 
 import argparse
+import inspect
+import io
 import json
 import math
 import os
@@ -29,7 +31,9 @@ from .adapter import DATA_ARRAYS
 
 
 class GoldenError(Exception):
-    """A golden folder or case that cannot be read (missing, malformed, no tolerance files)."""
+    """A golden folder or case that cannot be read (missing, malformed, no tolerance files), or a
+    results folder that cannot be judged against it (an entry that names no golden case, results
+    of an export for another profile): one line, no verdicts."""
 
 
 @dataclass
@@ -170,33 +174,63 @@ class OutputError(Exception):
     """An output file that is not an NPY array of the form the audit reads (one line)."""
 
 
+#: The longest NPY header read, as bnspec's (NPY.maxHeaderBytes); NumPy writes under 1 KiB.
+MAX_HEADER_BYTES = 1 << 20
+
+
+def _npy_header(f):
+    """(shape, fortran_order, dtype) of an NPY file opened at its start: format version 1.0, 2.0
+    or 3.0 (a UTF-8 header), as bnspec reads them, the header parsed by NumPy's own reader (which
+    refuses any key besides descr, fortran_order and shape)."""
+    magic = f.read(8)
+    if len(magic) < 8 or magic[:6] != b"\x93NUMPY":
+        raise OutputError("not an NPY array (no NPY magic)")
+    major, minor = magic[6], magic[7]
+    if major not in (1, 2, 3):
+        raise OutputError(f"NPY version {major}.{minor} (1.0, 2.0 and 3.0 are read)")
+    size = f.read(2 if major == 1 else 4)
+    if len(size) != (2 if major == 1 else 4):
+        raise OutputError("truncated NPY header")
+    n = int.from_bytes(size, "little")
+    if n > MAX_HEADER_BYTES:
+        raise OutputError(f"NPY header of {n} bytes (more than the {MAX_HEADER_BYTES >> 20} MiB bnspec reads)")
+    raw = f.read(n)
+    if len(raw) != n:
+        raise OutputError(f"truncated NPY header ({n} bytes declared, {len(raw)} in the file)")
+    text = raw.decode("utf-8" if major == 3 else "latin1").encode("latin1")  # a non-Latin-1 header holds no float dtype
+    v2 = io.BytesIO(len(text).to_bytes(4, "little") + text)  # as a 2.0 header, after the magic
+    reader = np.lib.format.read_array_header_2_0
+    if "max_header_size" in inspect.signature(reader).parameters:  # NumPy >= 1.24 caps it at 10000 bytes
+        return reader(v2, max_header_size=MAX_HEADER_BYTES)
+    return reader(v2)
+
+
 def read_output(path: str, bfloat16: bool) -> np.ndarray:
-    """An output array, read as `bnspec audit --results` reads it: NPY with exactly the keys
-    descr, fortran_order and shape, C order, a little-endian float dtype (uint16 bit patterns
-    where the output is stored as bfloat16), and as many bytes as its shape needs."""
+    """An output array, read as `bnspec audit --results` reads it: NPY (format 1.0, 2.0 or 3.0,
+    a header of at most 1 MiB) with exactly the keys descr, fortran_order and shape, C order, a
+    little-endian float dtype (uint16 bit patterns where the output is stored as bfloat16), and
+    as many bytes as its shape needs. Anything else is an OutputError (one line), never another
+    exception."""
     try:
         with open(path, "rb") as f:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            elif version == (2, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-            else:
-                raise OutputError(f"NPY version {version[0]}.{version[1]} (1.0 and 2.0 are read)")
+            shape, fortran, dtype = _npy_header(f)
             descr = dtype.str
             if fortran:
                 raise OutputError("Fortran-order NPY (write C order)")
             if descr not in OUTPUT_DESCRS and not (bfloat16 and descr == "<u2"):
                 raise OutputError(f"dtype '{descr}' (expected <f8, <f4, <f2" + (", or <u2 for bfloat16)" if bfloat16 else ")")
                                   + ("; write little-endian" if descr[:1] == ">" else ""))
-            count = int(np.prod(shape, dtype=np.int64)) if len(shape) else 1
-            data = f.read(count * dtype.itemsize + 1)
-        if len(data) != count * dtype.itemsize:
-            raise OutputError(f"data holds {len(data)} bytes but shape {tuple(shape)} of {descr} needs {count * dtype.itemsize}")
+            count = math.prod(int(n) for n in shape)
+            held = os.fstat(f.fileno()).st_size - f.tell()
+            if held != count * dtype.itemsize:  # by the file's size, before reading (a huge shape is not allocated)
+                raise OutputError(f"data holds {held} bytes but shape {tuple(shape)} of {descr} needs {count * dtype.itemsize}")
+            data = f.read(held)
+        if len(data) != held:
+            raise OutputError(f"data holds {len(data)} bytes but shape {tuple(shape)} of {descr} needs {held}")
         return np.frombuffer(data, dtype=dtype).reshape(shape)
     except OutputError:
         raise
-    except (OSError, ValueError, EOFError) as e:  # no magic, a malformed header, an empty file
+    except (OSError, ValueError, EOFError, SyntaxError, TypeError) as e:  # a malformed header, an unreadable file
         raise OutputError(f"not an NPY array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
@@ -204,6 +238,8 @@ def _folder_result(golden_dir: str, cid: str, d: str) -> CheckResult:
     """The verdict on one case folder of a results folder, with the audit's rules on its entries."""
     case = read_case(golden_dir, cid)
     names = set(case.get("outputs", {}))
+    if not os.path.isdir(d):  # a file, or a link to nothing, where the case's folder belongs
+        return CheckResult(cid, False, detail=f"{cid} in the results folder is not a folder (RESULTS/<case id>/<out>.npy)")
     entries = sorted(os.listdir(d))
     for e in entries:
         p = os.path.join(d, e)
@@ -233,7 +269,9 @@ def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
     """Judges every case folder in `results_dir` (<case id>/<out>.npy, or error.txt for a refusal)
     with the rules of `bnspec audit --results` (spec/AUDIT.md §2): only the case's outputs or
     error.txt, plain files (no links, no folders), not both; NPY outputs in C order, little-endian,
-    with the three header keys. A file that breaks them fails its case with one line."""
+    with the three header keys. A file that breaks them fails its case with one line, and so does
+    a case entry that is not a folder. An entry of `results_dir` that names no golden case (a
+    typo would be skipped in silence; dot files aside) is a GoldenError before any case."""
     try:
         with open(os.path.join(golden_dir, "manifest.json"), encoding="utf-8") as f:
             ids = json.load(f)["cases"]
@@ -251,10 +289,21 @@ def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
                 export_profile = json.load(f).get("profile")
         except (OSError, ValueError, AttributeError):
             export_profile = None
+    if not os.path.isdir(results_dir):
+        raise GoldenError(f"{results_dir}: no such results folder")
+    if os.path.isfile(os.path.join(results_dir, "export.json")):
+        raise GoldenError(f"{results_dir}: is the export folder; the outputs go to (and the checker takes) "
+                          f"{os.path.join(results_dir, 'results')}")
+    known = set(ids) | set(os.listdir(golden_dir))  # as bnspec: the golden folder's entries
+    stray = sorted(e for e in os.listdir(results_dir) if e not in known and not e.startswith("."))
+    if stray:
+        raise GoldenError(f"{os.path.join(results_dir, stray[0])}: names no golden case"
+                          + (f" (and {len(stray) - 1} more entries of the results folder)" if len(stray) > 1 else "")
+                          + ": each folder must be a case id")
     out = []
     for cid in ids:
         d = os.path.join(results_dir, cid)
-        if not os.path.isdir(d):
+        if not os.path.lexists(d):
             continue
         if export_profile is not None and read_case(golden_dir, cid).get("profile") != export_profile:
             raise GoldenError(f"{results_dir}: results of an export for profile {export_profile}, but case {cid} is a "

@@ -11,8 +11,14 @@ skipped with the reason (a case the adapter does not support).
 Exit statuses, as pytest's: 0 every selected case passed or was skipped, with at least one case
 checked; 1 a case failed; 2 the audit could not run (no bnspec, no golden folder, an adapter that
 does not start, an unknown --bnspec-profile: one line, not a failure of every case, which CI could
-not tell from a failing BN); 4 a usage error bnspec reports (its exit 64); 5 nothing to check: no case selected,
-or the adapter supports none of the selected cases (bnspec itself exits 2 then: not a pass)."""
+not tell from a failing BN), or it ran but judged no case (the adapter supports none of the
+selected cases: every test skipped, which is not a pass, as `bnspec audit` exits 2 then); 4 a
+usage error bnspec reports (its exit 64); 5 no case selected (`-k` matching nothing: pytest's own
+"no tests ran").
+
+With pytest-xdist, each worker that runs a test of the module runs the module's audit (for every
+selected case: the verdicts are right, the work repeated); `--dist loadfile` keeps it to one. An
+audit that cannot run ends the workers there (exit 2, shown by xdist as crashed workers)."""
 from __future__ import annotations
 
 import json
@@ -25,6 +31,12 @@ from .report import CaseResult
 from .runner import AuditError, audit, find_binary, find_checkout
 
 DEFAULT_PROFILE = "pytorch"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "bnspec_case: a golden case of a BNSpec audit (set by the bnspec plugin)")
+    if not hasattr(config, "workerinput"):  # pytest-xdist's workers report to the controller, which tallies
+        config.pluginmanager.register(JudgedTally(), "bnspec-judged-tally")
 
 
 def pytest_addoption(parser):
@@ -168,6 +180,7 @@ class BNSpecCase(pytest.Item):
     def __init__(self, *, case_id, **kw):
         super().__init__(**kw)
         self.case_id = case_id
+        self.add_marker("bnspec_case")  # in its reports' keywords, which pytest-xdist carries back
 
     def runtest(self):
         r = self.parent.result(self.case_id)
@@ -220,24 +233,42 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             terminalreporter.write_line(f"bnspec: {s.name}: the audit did not run: {s.outcome}")
             continue
         r = s.outcome
-        judged = r.passed + r.failed
         terminalreporter.write_line(
             f"bnspec: {r.implementation}{'' if r.version in ('', '0') else ' ' + r.version} against profile {r.profile}: {r.passed} passed, {r.failed} failed, "
-            f"{r.skipped} skipped in one audit of {len(r.results)} cases ({s.seconds:.1f} s)"
-            + ("" if judged else " — no case was checked: the adapter supports none of the selected cases"))
+            f"{r.skipped} skipped in one audit of {len(r.results)} cases ({s.seconds:.1f} s)")
         if r.causes:
             causes = ", ".join(f"{c} ({n})" for c, n in sorted(r.causes.items(), key=lambda kv: -kv[1]))
             terminalreporter.write_line(f"bnspec: likely causes: {causes}")
 
 
-def pytest_sessionfinish(session, exitstatus):
-    """An audit that checked no case (the adapter supports none of the selected ones) is not a
-    pass, as for `bnspec audit` (exit 2 there): the session exits 5, pytest's "nothing tested"
-    (an outside red team's: 444 skipped read as success)."""
-    if exitstatus != pytest.ExitCode.OK:
-        return
-    for s in getattr(session.config, "_bnspec_suites", []):
-        r = s.outcome
-        if r is not None and not isinstance(r, Exception) and r.passed + r.failed == 0:
-            session.exitstatus = pytest.ExitCode.NO_TESTS_COLLECTED
+class JudgedTally:
+    """Which suites had a case judged, from the test reports (so also in pytest-xdist's
+    controller, where the audits ran in the workers). An audit that judged no case — the adapter
+    supports none of the selected ones: every test skipped — is not a pass, as for `bnspec audit`
+    (exit 2 there): one line, and the session exits 2, as for an audit that cannot run; not 5,
+    which CI setups often accept as "nothing to run" (an outside red team's: 435 skipped, exit 0).
+    A selection that leaves no case (`-k` matching nothing) keeps pytest's 5, and some cases
+    judged with others skipped stays a pass."""
+
+    def __init__(self):
+        self.suites = {}  # suite node id -> [judged, skipped]
+
+    def pytest_runtest_logreport(self, report):
+        if "bnspec_case" not in report.keywords or report.when != "call":
             return
+        tally = self.suites.setdefault(report.nodeid.rpartition("::")[0], [0, 0])
+        tally[1 if report.skipped else 0] += 1
+
+    def unjudged(self):
+        return [(suite, skipped) for suite, (judged, skipped) in self.suites.items() if judged == 0]
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_terminal_summary(self, terminalreporter):
+        for suite, skipped in self.unjudged():
+            terminalreporter.write_line(
+                f"bnspec: error: no case of {suite} was judged: the adapter supports none of the {skipped} selected cases "
+                "(every one skipped); not a pass, as for bnspec audit (exit 2)", red=True)
+
+    def pytest_sessionfinish(self, session, exitstatus):
+        if exitstatus == pytest.ExitCode.OK and self.unjudged():
+            session.exitstatus = pytest.ExitCode.INTERRUPTED

@@ -170,21 +170,57 @@ def _end_session(proc: subprocess.Popen) -> None:
 
 def _check_report_path(path: str) -> None:
     """A report path may name a new file, an empty one or a previous BNSpec report: anything else
-    is refused, so a report path is never a way to lose a user's file (an outside red team's:
-    json_path had overwritten any file)."""
+    (another file, a folder, a device or pipe) is refused, so a report path is never a way to lose
+    a user's file (an outside red team's: json_path had overwritten any file)."""
     if not os.path.lexists(path):
         return
     if os.path.isdir(path):
         raise AuditError(f"bnspec: error: {path}: is a folder (json_path names the report file)")
-    if not os.path.isfile(path) or os.path.getsize(path) == 0:
+    refused = AuditError(f"bnspec: error: {path}: exists and is not a BNSpec report (left as it is; choose another json_path)")
+    if not os.path.isfile(path):
+        if os.path.islink(path) and not os.path.exists(path):
+            return  # a link to nothing: replacing it loses nothing
+        raise refused
+    if os.path.getsize(path) == 0:
         return
     try:
-        with open(path, encoding="utf-8") as f:
-            schema = json.load(f).get("schema", "")
+        with open(path, "rb") as f:
+            if f.read(64).lstrip()[:1] != b"{":  # not JSON: not read whole
+                raise refused
+            f.seek(0)
+            schema = json.loads(f.read().decode("utf-8")).get("schema", "")
     except (OSError, ValueError, AttributeError):
         schema = ""
     if not str(schema).startswith("bnspec-"):
-        raise AuditError(f"bnspec: error: {path}: exists and is not a BNSpec report (left as it is; choose another json_path)")
+        raise refused
+
+
+def _write_report(src: str, path: str) -> None:
+    """Copies the report `src` to `path` atomically: into a new file of its own in the same folder
+    (created exclusively, so no other file is touched; its mode as any new file's, by the umask),
+    then renamed over `path`, so a reader never sees half a report. `path` is checked again just
+    before (the audit may have run for an hour): a file put there meanwhile that is not a BNSpec
+    report is left as it is."""
+    _check_report_path(path)
+    folder, name = os.path.split(os.path.abspath(path))
+    tmp = None
+    try:
+        while tmp is None:
+            candidate = os.path.join(folder, f".{name}.{os.getpid()}-{os.urandom(4).hex()}.tmp")
+            try:
+                out = open(candidate, "xb")
+            except FileExistsError:
+                continue
+            tmp = candidate
+        with out, open(src, "rb") as f:
+            shutil.copyfileobj(f, out)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as e:
+        raise AuditError(f"bnspec: error: {path}: cannot write the report ({e.strerror or e})") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def _checked_nothing(path: str) -> bool:
@@ -205,7 +241,7 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
     `timeout`: seconds for the whole audit (bnspec's --timeout; the process is ended 60 s
     after it). `json_path`: the report is also written there, atomically; an existing file is
     replaced only when it is empty or a BNSpec report, as bnspec's own report paths are (else
-    AuditError before the audit). Raises AuditError when the audit cannot run (no verdicts)."""
+    AuditError, before the audit and again before the report is renamed into place). Raises AuditError when the audit cannot run (no verdicts)."""
     if (adapter is None) == (command is None):
         raise AuditError("bnspec: error: give exactly one of adapter or command")
     if json_path:
@@ -258,15 +294,8 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
             said = next((l for l in lines if "error:" in l), lines[-1] if lines else f"bnspec exited with status {proc.returncode}")
             raise AuditError(said.strip(), proc.returncode)
         report = AuditReport.load(report_path)
-        if json_path:  # beside the target, then renamed: a reader never sees half a report
-            tmp = f"{json_path}.tmp-{os.getpid()}"
-            try:
-                shutil.copyfile(report_path, tmp)
-                os.replace(tmp, json_path)
-            except OSError as e:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-                raise AuditError(f"bnspec: error: {json_path}: cannot write the report ({e.strerror or e})") from None
+        if json_path:
+            _write_report(report_path, json_path)
     report.log = out or ""
     if filter_to is not None or wanted is not None:
         got = {r.id for r in report.results}

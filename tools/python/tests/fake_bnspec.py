@@ -2,7 +2,7 @@
 """A stand-in for the bnspec binary (tests of case selection): `audit --help` advertises the
 exact-selector form when FAKE_BNSPEC_NEW=1; `audit` appends its argv to $FAKE_BNSPEC_LOG and
 writes a report for the cases of --golden's manifest it selects; a case's verdict is the first
-word of its id (pass, fail, skip)."""
+word of its id (pass, fail, skip). FAKE_BNSPEC_FAIL and FAKE_BNSPEC_WRITE: see below."""
 import json
 import os
 import sys
@@ -21,6 +21,10 @@ if os.environ.get("FAKE_BNSPEC_FAIL") == "usage":
 if os.environ.get("FAKE_BNSPEC_FAIL") == "start":
     print("bnspec: error: invalid argument: adapter 'x' did not start (adapter exited with status 1)", file=sys.stderr)
     sys.exit(2)
+# FAKE_BNSPEC_WRITE: a path a user's file appears at while the audit runs.
+if os.environ.get("FAKE_BNSPEC_WRITE"):
+    with open(os.environ["FAKE_BNSPEC_WRITE"], "w") as f:
+        f.write("written during the audit\n")
 opt = lambda k: args[args.index(k) + 1] if k in args else None  # noqa: E731
 ids = json.load(open(os.path.join(opt("--golden"), "manifest.json")))["cases"]
 cases = [args[i + 1] for i, a in enumerate(args) if a == "--case"]

@@ -91,3 +91,23 @@ def test_plugin_on_the_real_binary(pytester, bnspec_binary, golden):
     assert not any(l.startswith("FAILED test_my_bn.py") for l in res.stdout.lines)  # the honest BN: no failure
     assert any(l.startswith("  likely cause:  ") and "E[x²] − E[x]²" in l for l in res.stdout.lines)
     assert f"rerun: pytest 'test_buggy_bn.py::OnePassBN::{OFFSET}'" in out and f"--case {OFFSET}" in out
+
+
+@pytest.mark.parametrize("module,args", [
+    ("bnspec_adapter = 'does_not_exist.py:Nope'\n", []),
+    ("import bnspec\nclass BN(bnspec.Adapter):\n    def infer(self, req, x, *a):\n        return {'y': x}\nbnspec_adapter = BN\n",
+     ["--bnspec-profile", "bogus"]),
+])
+def test_plugin_audit_that_cannot_run_on_the_real_binary(pytester, bnspec_binary, golden, module, args):
+    """The outside red team's two setups on the real bnspec: an adapter file that does not exist,
+    an unknown profile (bnspec exits 2 for both). One line and pytest's 2; no case reported failed
+    (they had been 435 failures, exit 1, which CI cannot tell from a failing BN)."""
+    pytester.makepyfile(test_setup=module)
+    plugin = [] if plugin_installed() else ["-p", "bnspec.pytest_plugin"]
+    res = pytester.runpytest_subprocess(*plugin, "--bnspec-binary", bnspec_binary, "--bnspec-golden", golden,
+                                        "-p", "no:cacheprovider", *args)
+    out = res.stdout.str()
+    assert res.ret == 2, out
+    assert res.parseoutcomes().get("failed", 0) == 0 and res.parseoutcomes().get("passed", 0) == 0, out
+    said = [l for l in res.stdout.lines if l.startswith("bnspec: ") and "did not run: bnspec: error: " in l]
+    assert said and ("does_not_exist.py" in said[0] if not args else "unknown profile 'bogus'" in said[0]), out

@@ -256,6 +256,71 @@ def test_results_folder_follows_the_audits_rules(tmp_path, variant, reason):
     assert cli.returncode == 1 and "Traceback" not in cli.stderr and f"FAIL {cid}: " in cli.stdout, cli.stderr
 
 
+def write_npy(path, a, version, pad=0, shape=None):
+    """An NPY file of format `version` whose header is padded with `pad` more spaces (NumPy's
+    writer caps the header; bnspec reads up to 1 MiB); `shape` overrides the header's shape."""
+    a = np.ascontiguousarray(a, "<f8")
+    h = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {tuple(shape or a.shape)}, }}" + " " * pad + "\n"
+    size = len(h).to_bytes(2 if version == 1 else 4, "little")
+    with open(path, "wb") as f:
+        f.write(b"\x93NUMPY" + bytes([version, 0]) + size + h.encode() + a.tobytes())
+
+
+@pytest.mark.parametrize("version,pad,shape,reason", [
+    (1, 0, None, None),
+    (3, 0, None, None),                      # UTF-8 header: bnspec reads it
+    (2, 20000, None, None),                  # over NumPy's 10000-byte cap, under bnspec's 1 MiB
+    (2, (1 << 20) + 1, None, "NPY header of 1048637 bytes (more than the 1 MiB bnspec reads)"),
+    (4, 0, None, "NPY version 4.0 (1.0, 2.0 and 3.0 are read)"),
+    (1, 0, (10**12,), "data holds 96 bytes but shape (1000000000000,) of <f8 needs 8000000000000"),
+])
+def test_npy_outputs_are_read_as_bnspec_reads_them(tmp_path, version, pad, shape, reason):
+    """NPY 1.0, 2.0 and 3.0 with a header up to 1 MiB are outputs, as for `bnspec audit --results`
+    (the checker had failed 3.0 and a 20 kB header, which the audit passes); anything else fails
+    its case with one line, and a header declaring a huge shape is judged by the file's size, not
+    allocated (it had raised MemoryError)."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    res = str(tmp_path / "results")
+    out = honest(y)
+    write_results(res, cid, out)
+    write_npy(os.path.join(res, cid, "y.npy"), out["y"], version, pad, shape)
+    [r] = check_results(g, res)
+    assert r.passed == (reason is None) and (reason is None or reason in r.detail), r.detail
+    cli = run_cli(g, res)
+    assert cli.returncode == (0 if reason is None else 1) and "Traceback" not in cli.stderr, cli.stderr
+
+
+def test_results_entries_that_name_no_case(tmp_path):
+    """As `bnspec audit --results`: an entry of the results folder that names no golden case (a
+    typo'd case folder, notes, an export folder given for its results/) is one line before any
+    case, not skipped in silence; dot files are let be; a case entry that is a file, not a folder,
+    fails its case (it had been skipped: "no results")."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    res = tmp_path / "results"
+    write_results(str(res), cid, honest(y))
+    (res / ".DS_Store").write_text("")
+    assert [r.passed for r in check_results(g, str(res))] == [True]
+    write_results(str(res), cid + "x", honest(y))
+    (res / "notes.txt").write_text("kept here\n")
+    with pytest.raises(GoldenError, match=r"notes.txt: names no golden case \(and 1 more entries of the results folder\)"):
+        check_results(g, str(res))
+    cli = run_cli(g, str(res))
+    assert cli.returncode == 1 and cli.stdout == "" and len(cli.stderr.splitlines()) == 1, cli.stderr
+    assert cli.stderr.startswith("bnspec.check: error: ") and "names no golden case" in cli.stderr
+    (res / "export.json").write_text("{}")
+    with pytest.raises(GoldenError, match="is the export folder"):
+        check_results(g, str(res))
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / cid).write_text("not a folder\n")
+    [r] = check_results(g, str(other))
+    assert not r.passed and "is not a folder" in r.detail
+    cli = run_cli(g, str(other))
+    assert cli.returncode == 1 and f"FAIL {cid}: " in cli.stdout, cli.stdout + cli.stderr
+
+
 def test_results_of_an_export_for_another_profile_are_refused(tmp_path):
     """Results beside an export.json made for another profile than a case's own are refused in
     one line (the stored tolerances are the case's own profile's); for its own profile they are

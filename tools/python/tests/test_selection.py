@@ -4,6 +4,8 @@ ids after -k, the old one-substring form handled by filtering."""
 import json
 import math
 import os
+import re
+import stat
 import sys
 
 import pytest
@@ -151,11 +153,17 @@ def test_an_audit_that_checked_nothing_returns_its_skips(fake, pytester, monkeyp
     assert (r.passed, r.failed, r.skipped) == (0, 0, 1) and not r.ok
     res = run_plugin(pytester, golden, "-k", "NC and not NCHW and not NHWC")  # skip.d.NC alone
     res.assert_outcomes(skipped=1)
-    # Not a pass (bnspec exits 2): pytest's "nothing tested", 5 (an outside red team's: exit 0).
-    assert res.ret == 5 and "no case was checked" in res.stdout.str()
+    # Not a pass (bnspec exits 2): the session exits 2 with one line, not 0 (an outside red team's:
+    # 435 skipped, exit 0) nor pytest's 5, "nothing to run", which CI setups often let pass.
+    lines = [l for l in res.stdout.lines if "was judged" in l]
+    assert res.ret == 2 and len(lines) == 1, res.stdout.str()
+    assert re.fullmatch(r"bnspec: error: no case of \S*test_user_bn\.py::MyBN was judged: the adapter supports none of the 1 "
+                        r"selected cases \(every one skipped\); not a pass, as for bnspec audit \(exit 2\)", lines[0]), lines[0]
     res = run_plugin(pytester, golden, "-k", "not fail")  # checks and a skip: a pass
     res.assert_outcomes(passed=3, skipped=1)
-    assert res.ret == 0
+    assert res.ret == 0 and "was judged" not in res.stdout.str()
+    res = run_plugin(pytester, golden, "-k", "nothing_matches")  # no case selected: pytest's own 5
+    assert res.ret == 5 and "was judged" not in res.stdout.str()
 
 
 @pytest.mark.parametrize("fail,status", [("start", 2), ("usage", 4)])
@@ -190,3 +198,29 @@ def test_json_path_never_replaces_a_users_file(fake, tmp_path):
     audit(command="true", golden=golden, cases=["pass.b.NHWC"], json_path=str(report))
     assert [r["case"] for r in json.loads(report.read_text())["results"]] == ["pass.b.NHWC"]
     assert sorted(os.listdir(tmp_path)) == sorted(["calls.log", "golden", "precious.txt", "r.json"])
+
+
+def test_json_path_is_written_atomically_and_touches_no_other_file(fake, tmp_path, monkeypatch):
+    """The report goes to a new file of its own beside json_path, renamed over it: a file of the
+    name the package's earlier temporary had (json_path + ".tmp-PID") is left as it is; a file
+    that appears at json_path while the audit runs, a pipe or a device there is refused, never
+    replaced."""
+    golden, _ = fake
+    report = tmp_path / "r.json"
+    bystander = tmp_path / f"r.json.tmp-{os.getpid()}"
+    bystander.write_text("my notes\n")
+    audit(command="true", golden=golden, cases=["pass.a.NCHW"], json_path=str(report))
+    assert json.loads(report.read_text())["passed"] == 1 and bystander.read_text() == "my notes\n"
+    assert sorted(os.listdir(tmp_path)) == sorted(["calls.log", "golden", "r.json", bystander.name])
+    late = tmp_path / "late.json"
+    monkeypatch.setenv("FAKE_BNSPEC_WRITE", str(late))
+    with pytest.raises(AuditError, match="late.json: exists and is not a BNSpec report"):
+        audit(command="true", golden=golden, cases=["pass.a.NCHW"], json_path=str(late))
+    assert late.read_text() == "written during the audit\n"
+    monkeypatch.delenv("FAKE_BNSPEC_WRITE")
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    with pytest.raises(AuditError, match="pipe: exists and is not a BNSpec report"):
+        audit(command="true", golden=golden, cases=["pass.a.NCHW"], json_path=str(fifo))
+    assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
+    assert not [n for n in os.listdir(tmp_path) if n.endswith(".tmp")]
