@@ -109,7 +109,7 @@ public struct Fingerprint: Sendable {
         // the later probes then use 1e-5 (an outside red team's NaN adapter ended the fingerprint
         // with "invalid argument: eps nan").
         let solvable = (inside + outside).allSatisfy(\.isFinite) && epsEst >= -1e-6
-        let probeEps = solvable && epsEst.isFinite ? max(epsEst, 0) : 1e-5
+        let probeEps = solvable ? max(epsEst, 0) : 1e-5  // solvable: epsEst is one of the finite values
         let epsPlacement = Finding(value: !solvable ? "undetermined" : insideWins ? "inside_sqrt" : "outside_sqrt",
                                    evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
         let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!

@@ -234,9 +234,9 @@ def read_output(path: str, bfloat16: bool) -> np.ndarray:
         raise OutputError(f"not an NPY array ({str(e).splitlines()[0] if str(e) else type(e).__name__})") from None
 
 
-def _folder_result(golden_dir: str, cid: str, d: str) -> CheckResult:
-    """The verdict on one case folder of a results folder, with the audit's rules on its entries."""
-    case = read_case(golden_dir, cid)
+def _folder_result(golden_dir: str, cid: str, case: dict, d: str) -> CheckResult:
+    """The verdict on one case folder of a results folder (`case`: its case.json), with the
+    audit's rules on its entries."""
     names = set(case.get("outputs", {}))
     if not os.path.isdir(d):  # a file, or a link to nothing, where the case's folder belongs
         return CheckResult(cid, False, detail=f"{cid} in the results folder is not a folder (RESULTS/<case id>/<out>.npy)")
@@ -305,11 +305,12 @@ def check_results(golden_dir: str, results_dir: str) -> List[CheckResult]:
         d = os.path.join(results_dir, cid)
         if not os.path.lexists(d):
             continue
-        if export_profile is not None and read_case(golden_dir, cid).get("profile") != export_profile:
+        case = read_case(golden_dir, cid)
+        if export_profile is not None and case.get("profile") != export_profile:
             raise GoldenError(f"{results_dir}: results of an export for profile {export_profile}, but case {cid} is a "
-                              f"{read_case(golden_dir, cid).get('profile')} case: this checker judges each case under its own "
+                              f"{case.get('profile')} case: this checker judges each case under its own "
                               f"profile; judge them with bnspec audit --results {results_dir} --profile {export_profile}")
-        out.append(_folder_result(golden_dir, cid, d))
+        out.append(_folder_result(golden_dir, cid, case, d))
     return out
 
 
