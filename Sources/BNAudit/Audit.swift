@@ -401,6 +401,15 @@ public struct Audit {
             var r = base(ac)
             let caseDir = dir.appendingPathComponent(ac.goldenID)
             var files: [String: URL] = [:]
+            // Something other than a folder where the case's folder belongs (a file, a link to
+            // nothing) claims results it does not hold: failed, as bnspec.check fails it.
+            var isCaseDir: ObjCBool = false, pathStat = stat()
+            if lstat(caseDir.path, &pathStat) == 0,
+               !(FileManager.default.fileExists(atPath: caseDir.path, isDirectory: &isCaseDir) && isCaseDir.boolValue) {
+                r.status = .failed; r.worstRatio = .infinity; r.fault = .unexpectedOutput
+                r.detail = "\(ac.goldenID) in the results folder is not a folder (RESULTS/<case id>/<output>.npy)"
+                return r
+            }
             // The op's outputs (a case that requires a refusal lists none, yet its outputs are judged).
             let allowed = Set(ac.loaded.spec.op.arrays.filter { $0.role == .output }.map { "\($0.name).npy" } + ["error.txt"])
             for entry in ((try? FileManager.default.contentsOfDirectory(atPath: caseDir.path)) ?? []).sorted() {

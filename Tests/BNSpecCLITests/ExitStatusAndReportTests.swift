@@ -191,7 +191,8 @@ import Testing
 
     /// A case folder with error.txt and outputs contradicts itself: it fails as an unexpected
     /// output whether or not the case requires a refusal (an outside red team's: the outputs had
-    /// been judged on a normal case and the refusal taken on a case requiring one).
+    /// been judged on a normal case and the refusal taken on a case requiring one). So do a folder
+    /// named error.txt and a dangling link in place of the case's folder.
     @Test func refusalAndOutputsTogetherFail() throws {
         guard CLI.isBuilt() else { return }
         let scratch = try CLI.scratch("refusal-and-outputs")
@@ -218,6 +219,15 @@ import Testing
         let one = try #require((try CLI.json(json)["results"] as? [[String: Any]])?.first)
         #expect(f.status == 1 && one["fault"] as? String == "unexpected-output"
                 && (one["detail"] as? String)?.contains("error.txt is a folder") == true, "\(one)")
+        // A link to nothing where the case's folder belongs claims results it does not hold: it
+        // had been skipped ("no results"), while bnspec.check failed it.
+        let trainDir = dir.appendingPathComponent(Self.train)
+        try FileManager.default.removeItem(at: trainDir)
+        try FileManager.default.createSymbolicLink(atPath: trainDir.path, withDestinationPath: scratch.appendingPathComponent("nowhere").path)
+        let d = try audit(dir, ["--case", Self.train, "--json", json.path])
+        let dangling = try #require((try CLI.json(json)["results"] as? [[String: Any]])?.first)
+        #expect(d.status == 1 && dangling["status"] as? String == "failed" && dangling["fault"] as? String == "unexpected-output"
+                && (dangling["detail"] as? String)?.contains("is not a folder") == true, "\(dangling)")
     }
 
     /// fingerprint --json: the same envelope; numeric findings are JSON numbers (they were strings).
