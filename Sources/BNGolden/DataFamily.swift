@@ -9,7 +9,7 @@ import BNCore
 /// storage dtype (``DType/quantize(_:)``).
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
-                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread"]
+                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread", "trend"]
 
     /// `name[:parameter]` → [name] or [name, parameter]; never empty (`":"` → ["", ""]).
     static func split(_ family: String) -> [String] {
@@ -61,6 +61,14 @@ public enum DataFamily {
                 // where sending 1/√(σ² + ε) instead of σ² loses the variance (spec §11.4 (c)).
                 let k = Double(param)!
                 values = (0..<n).map { _ in k * (loc / 10 + scale * r.normal()) }
+            case "trend":
+                // normal plus a ramp over the channel's logical order, scale·(2k/(n − 1) − 1): the
+                // two halves of a batch differ in mean by about the scale, so statistics over part
+                // of the rows (a dropped block of a split reduction) are off by far more than the
+                // roundoff of a long channel, which on iid data they are not (an outside red team's:
+                // half-batch statistics passed every n > 32768 float32 case at 0.51 of τ).
+                let step = n > 1 ? 2 / Double(n - 1) : 0
+                values = (0..<n).map { k in loc + scale * (r.normal() + (Double(k) * step - 1)) }
             case "constant":
                 let v = loc * 4
                 values = Array(repeating: v, count: n)
@@ -112,6 +120,33 @@ public enum DataFamily {
             for b in 0..<shape.batch {
                 for s in 0..<shape.spatialSize {
                     out[layout.index(n: b, c: c, s: s, shape: shape)] = dtype.quantize(values[k]); k += 1
+                }
+            }
+        }
+        return out
+    }
+
+    /// The upstream gradient dy of a backward case whose x is `x()` (in `layout`; made only for `trend`), rounded to
+    /// `dtype`: N(0, 1) for every family but `trend`, where per channel
+    /// dy = a + b·(x − x̄) + N(0, 1)/2, a and b = ±(0.5 + U), x̄ = Σx/n (summed in logical
+    /// order). With iid zero-mean dy, Σdy and Σdy·x̂ are O(√n): at n ≈ 4·10⁴ the two
+    /// correction terms of dx, and dβ itself, lie below a float32 channel's roundoff bound,
+    /// so a backward that drops them passed (an outside red team's); here they are O(n).
+    public static func upstreamGradient(_ family: String, x: () throws -> [Double], shape: Shape, layout: Layout, dtype: DType,
+                                        seed: String) rethrows -> [Double] {
+        var r = SpecRandom(seed)
+        guard split(family)[0] == "trend" else { return (0..<shape.elementCount).map { _ in dtype.quantize(r.normal()) } }
+        let x = try x()
+        var out = [Double](repeating: 0, count: shape.elementCount)
+        for c in 0..<shape.channels {
+            let a = (0.5 + r.uniform()) * r.sign(), b = (0.5 + r.uniform()) * r.sign()
+            var sum = 0.0
+            for n in 0..<shape.batch { for s in 0..<shape.spatialSize { sum += x[layout.index(n: n, c: c, s: s, shape: shape)] } }
+            let mean = sum / Double(shape.perChannelCount)
+            for n in 0..<shape.batch {
+                for s in 0..<shape.spatialSize {
+                    let i = layout.index(n: n, c: c, s: s, shape: shape)
+                    out[i] = dtype.quantize(a + b * (x[i] - mean) + r.normal() / 2)
                 }
             }
         }

@@ -48,8 +48,8 @@ public enum Generator {
             case .globalMean?: values = try globalStatistics().mean
             case .globalVariance?: values = try globalStatistics().variance
             case .upstreamGradient?:
-                var r = SpecRandom("\(spec.id)/dy")
-                values = (0..<s.elementCount).map { _ in a.dtype(in: spec).quantize(r.normal()) }
+                values = try DataFamily.upstreamGradient(spec.data, x: { try data("x") }, shape: s, layout: spec.layout, dtype: a.dtype(in: spec),
+                                                     seed: "\(spec.id)/dy")
             case .direction(let stream)?:
                 var r = SpecRandom("\(spec.id)/\(stream)")
                 values = (0..<a.count(in: spec, shape: s)).map { _ in a.dtype(in: spec).quantize(r.normal()) }

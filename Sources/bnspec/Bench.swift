@@ -44,6 +44,18 @@ struct Bench: ParsableCommand {
         }
     }
 
+    /// The bytes a bench run may allocate: the physical memory (and the address-space limit,
+    /// `ulimit -v`, when lower), which the three tensors of a configuration must fit.
+    static func memoryRoom() -> (bytes: Int, what: String) {
+        let pages = sysconf(Int32(_SC_PHYS_PAGES)), size = sysconf(Int32(_SC_PAGESIZE))
+        var room = (bytes: pages > 0 && size > 0 ? pages * size : Int.max, what: "this machine's memory")
+        var limit = rlimit()
+        if getrlimit(__rlimit_resource_t(RLIMIT_AS.rawValue), &limit) == 0, limit.rlim_cur != rlim_t.max, limit.rlim_cur < UInt64(room.bytes) {
+            room = (Int(limit.rlim_cur), "the address-space limit, ulimit -v,")
+        }
+        return room
+    }
+
     static func load() -> Double? {
         (try? String(contentsOfFile: "/proc/loadavg", encoding: .utf8)).flatMap { Double($0.split(separator: " ").first ?? "") }
     }
@@ -83,6 +95,16 @@ struct Bench: ParsableCommand {
             let t = threads ?? OptimizedKernel.defaultThreads
             for shape in ss where shape.perChannelCount == 0 {
                 throw BNError.invalidArgument("shape \(shape) has no elements per channel (N·H·W = 0: batch statistics are undefined)")
+            }
+            // Three tensors per configuration (x, y or dx, dy): a shape this machine cannot hold
+            // is one line now, not an allocation trap after earlier configurations ran (an
+            // outside red team's: 10¹²-element shapes aborted with a backtrace).
+            let room = Self.memoryRoom()
+            for shape in ss {
+                let (need, over) = shape.elementCount.multipliedReportingOverflow(by: 3 * MemoryLayout<Float>.stride)
+                if over || need > room.bytes {
+                    throw BNError.invalidArgument("shape \(shape) needs \(over ? "more than 2⁶³" : "\(need >> 20) MiB") of memory for its three float32 tensors (\(room.what) allows \(room.bytes >> 20) MiB)")
+                }
             }
             struct PeerFile: Decodable { var speed: [PeerSpeed] }
             let peerRows = try peers.map { try readJSON(PeerFile.self, $0, what: "--peers").speed }

@@ -124,6 +124,8 @@ import Testing
         (["bench", "--shape", "0x3x4x4", "--quick"], "has no elements per channel"),
         (["verify", "--golden", "/tmp/no\nsuch\u{1b}[2J"], "/tmp/no\\x0asuch\\x1b[2J: no such folder"),
         (["bench", "--shape=-1x3x4x4", "--quick"], "has a negative batch size N"),
+        // A shape the machine cannot hold (an outside red team's: an allocation trap with a backtrace).
+        (["bench", "--shape", "1000000x1000000x1x1", "--quick"], "needs 11444091 MiB of memory for its three float32 tensors"),
     ])
     func refusedBeforeWork(args: [String], text: String) throws {
         guard CLI.isBuilt() else { return }
