@@ -147,6 +147,20 @@ import Testing
                 "\(failed.map { "\($0.caseID): \($0.likelyCause ?? "unexplained")" })")
     }
 
+    /// Bugs confined to long float32 channels (n > 32768), which passed every profile on iid data
+    /// with zero-mean dy (an outside red team's: half-batch statistics at 0.51 of τ, dx without its
+    /// correction terms, dβ = 0): the trend cases catch each on every case of its operation.
+    @Test(arguments: [("long-channel-half-statistics", "train."), ("long-channel-backward-uncorrected", "backward-train.")])
+    func longChannelBugIsCaughtByTrendData(bug: String, op: String) throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".trend.")
+        let failed = r.results.filter { $0.status == .failed }.map(\.caseID)
+        let expected = r.results.map(\.caseID).filter { $0.hasPrefix(op) }
+        // Every case of its operation fails (the half statistics also feed the backward cases).
+        #expect(expected.count >= 2 && Set(expected).isSubset(of: failed), "\(bug): failed \(failed), expected \(expected)")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): a cause named: \(r.causes)")
+    }
+
     @Test func backwardFitWithTwoValuesPerChannelSaysWhy() throws {
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py backward-missing-mean-term", filter: "backward-train.normal.1x3x1x2.NCHW.f32")

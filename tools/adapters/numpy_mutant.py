@@ -37,7 +37,14 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         "running-skips-last-channel", "running-variance-over-n-minus-2", "running-variance-total-count",
         # batch_var returned Bessel-corrected, as TensorFlow's fused op returns its batch_variance
         # (a red team's honest pass-through was unexplained): everything else right.
-        "batch-var-unbiased"]
+        "batch-var-unbiased",
+        # Bugs confined to long float32 channels (n > 32768: a path a kernel takes for large
+        # tensors), which iid data with zero-mean dy could not show above the roundoff bound (a
+        # red team's): statistics of the first half of the rows (a dropped block of a split
+        # reduction); dx = γ·r·dy with both correction terms dropped, and dβ returned as 0.
+        "long-channel-half-statistics", "long-channel-backward-uncorrected"]
+
+LONG = 32768
 
 
 def channel_values(x, layout, c):
@@ -51,7 +58,18 @@ class Mutant(NumpyBN):
         self.bug = bug
         self.name = f"numpy-mutant:{bug}"
 
+    def long_f32(self, req, x):
+        return req["dtype"] == "float32" and x.size // (x.shape[1] if req["layout"] == "NCHW" else x.shape[-1]) > LONG
+
     def stats(self, req, x):
+        if self.bug == "long-channel-half-statistics" and self.long_f32(req, x):
+            layout = req["layout"]
+            C = x.shape[1] if layout == "NCHW" else x.shape[-1]
+            xf = x.astype(F)
+            half = [channel_values(xf, layout, c)[: xf.size // C // 2] for c in range(C)]
+            m = np.array([h.mean(dtype=F) for h in half], F)
+            v = np.array([((h - m[c]) ** 2).mean(dtype=F) for c, h in enumerate(half)], F)
+            return xf, m, v, xf.size // C
         if self.bug == "variance-about-f16-mean":  # the right mean; the variance about it rounded to float16
             x, m, _, n = super().stats(req, x)
             c = m.astype(np.float16).astype(F)
@@ -171,6 +189,11 @@ class Mutant(NumpyBN):
             mean_term = F(0) if self.bug == "backward-missing-mean-term" else (db / F(n)).reshape(ps)
             xhat_term = F(0) if self.bug == "backward-missing-xhat-term" else xh * (dg / F(n)).reshape(ps)
             out["dx"] = k * (dy.astype(F) - mean_term - xhat_term)
+        if self.bug == "long-channel-backward-uncorrected" and self.long_f32(req, x):
+            _, m, v, n = self.stats(req, x)
+            _, r, _, _ = self.backward(req, x, dy, gamma, m, v)
+            out["dx"] = (gamma.astype(F) * r).reshape(param_shape(x.ndim, req["layout"], gamma.size)) * dy.astype(F)
+            out["dbeta"] = np.zeros_like(out["dbeta"])
         if self.bug == "nan-to-zero":
             out["dx"] = np.where(np.isnan(out["dx"]), F(0), out["dx"])
         return out
