@@ -42,16 +42,20 @@ EXPECTED = {
     "nhwc-written-in-nchw-order": "the output is written in the other layout's element order",
     # As TensorFlow's fused op returns its batch_variance (a red team's pass-through adapter).
     "batch-var-unbiased": "batch_var returned Bessel-corrected",
+    "nan-poisons-every-channel": "a NaN or infinity in one channel poisons every channel",
 }
 # Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
 # a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but
 # is too large in every channel; γ and β swapped from channel 8 on is, for C = 9, the tail of a
 # 4-wide loop, which the audit's other channel counts contradict; three running-update bugs that a
 # model fits only on some cases (RunningConsistency: the other cases withdraw it); two bugs of long
-# float32 channels only (half-batch statistics; dx uncorrected and dβ = 0), caught by the trend cases.
+# float32 channels only (half-batch statistics; dx uncorrected and dβ = 0), caught by the trend cases;
+# an inference whose last channel takes its neighbour's statistics (poisoning withdrawn on the
+# non-finite cases by the finite ones).
 UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8", "running-skips-last-channel",
                "running-variance-over-n-minus-2", "running-variance-total-count",
-               "long-channel-half-statistics", "long-channel-backward-uncorrected"]
+               "long-channel-half-statistics", "long-channel-backward-uncorrected",
+               "infer-last-channel-neighbour-statistics"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".

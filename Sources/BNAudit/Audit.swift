@@ -87,6 +87,9 @@ public struct AuditResult: Codable, Sendable {
     /// A failed single-step training case whose running statistics fail: the running-update
     /// models that reproduce them (``RunningConsistency``; not encoded).
     var runningModels: [String]? = nil
+    /// The case's operation and whether its data are finite (not encoded): the audit-wide check
+    /// of ``Patterns/poisonCause``.
+    var operation = "", finiteData = true
     /// The case's storage dtype (float32, float16, …).
     public var dtype: String = ""
     /// Seconds the case took (request, answer, judging).
@@ -262,6 +265,19 @@ public struct AuditReport: Codable, Sendable {
             fit.evidence += "; contradicted by \(withdrawn[k]!), whose running statistics it does not reproduce: no cause named from it"
             fit.rule = nil; fit.constant = nil
             weightFit = fit
+        }
+        // Poisoning fits a case with a non-finite input whose other channels came out NaN; a
+        // failure of the same operation on finite data, where nothing can poison, is a bug that
+        // may make those channels wrong by itself (an outside red team's: an inference that took
+        // the last channel's statistics from its neighbour was named poisoning on the non-finite
+        // cases, its 105 finite failures unexplained): withdrawn, with that case as evidence.
+        for i in results.indices where results[i].likelyCause?.contains(Patterns.poisonCause) == true {
+            guard let j = results.indices.first(where: {
+                results[$0].isNumericFailure && results[$0].finiteData && results[$0].operation == results[i].operation
+            }) else { continue }
+            results[i].evidence.append("cause withdrawn: «\(results[i].likelyCause ?? "")» fits this case, but \(results[j].caseID) "
+                + "fails too, with finite data and nothing to poison (\(results[j].detail.prefix(160))): a bug of its own can make these channels wrong")
+            results[i].likelyCause = nil
         }
         self.results = results
         passed = results.filter { $0.status == .passed }.count
@@ -457,9 +473,12 @@ public struct Audit {
     }
 
     func base(_ ac: AuditCase) -> AuditResult {
-        AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
-                    likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0,
-                    dtype: ac.loaded.spec.dtype.rawValue)
+        var r = AuditResult(caseID: ac.goldenID, family: ac.loaded.spec.family, status: .passed, worstRatio: 0, detail: "",
+                            likelyCause: nil, repro: "\(reproBase) --case \(ac.goldenID)", condition: ac.analysis?.condition ?? 0,
+                            dtype: ac.loaded.spec.dtype.rawValue)
+        r.operation = "\(ac.loaded.spec.op)"
+        r.finiteData = !ac.loaded.spec.data.hasPrefix("nonfinite")
+        return r
     }
 
     /// ulp(v) in a storage format: the spacing of that format's values at |v| (its largest

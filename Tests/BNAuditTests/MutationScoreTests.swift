@@ -161,6 +161,20 @@ import Testing
         #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): a cause named: \(r.causes)")
     }
 
+    /// Poisoning is named where it is the bug, and withdrawn where finite cases of the same
+    /// operation fail too (an outside red team's: an inference taking the last channel's
+    /// statistics from its neighbour was named poisoning on the two non-finite cases).
+    @Test func poisoningIsNamedOnlyWithoutFiniteFailures() throws {
+        try Self.requireNumPy()
+        let poison = try AuditSupport.audit("tools/adapters/numpy_mutant.py nan-poisons-every-channel", filter: "infer.")
+        #expect(poison.failed >= 2 && poison.causes == ["a NaN or infinity in one channel poisons every channel": poison.failed], "\(poison.causes)")
+        let neighbour = try AuditSupport.audit("tools/adapters/numpy_mutant.py infer-last-channel-neighbour-statistics", filter: "infer.")
+        let nonfinite = neighbour.results.filter { $0.status == .failed && $0.caseID.contains(".nonfinite") }
+        #expect(neighbour.failed > nonfinite.count && nonfinite.count >= 2, "\(neighbour.failed) failed, \(nonfinite.count) non-finite")
+        #expect(neighbour.causes.keys.allSatisfy { $0 == "unexplained" }, "\(neighbour.causes)")
+        #expect(nonfinite.allSatisfy { $0.evidence.contains { $0.hasPrefix("cause withdrawn: «a NaN or infinity") } }, "\(nonfinite.map(\.evidence))")
+    }
+
     @Test func backwardFitWithTwoValuesPerChannelSaysWhy() throws {
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py backward-missing-mean-term", filter: "backward-train.normal.1x3x1x2.NCHW.f32")

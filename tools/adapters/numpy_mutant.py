@@ -42,7 +42,12 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # tensors), which iid data with zero-mean dy could not show above the roundoff bound (a
         # red team's): statistics of the first half of the rows (a dropped block of a split
         # reduction); dx = γ·r·dy with both correction terms dropped, and dβ returned as 0.
-        "long-channel-half-statistics", "long-channel-backward-uncorrected"]
+        "long-channel-half-statistics", "long-channel-backward-uncorrected",
+        # A non-finite x makes every output NaN (the poisoning the audit names), and an inference
+        # whose last channel takes the statistics of the channel before it: on the non-finite
+        # cases it too gives NaN in a channel whose own data are finite, and it was named
+        # poisoning there (a red team's); its failures on finite data contradict that.
+        "nan-poisons-every-channel", "infer-last-channel-neighbour-statistics"]
 
 LONG = 32768
 
@@ -177,7 +182,13 @@ class Mutant(NumpyBN):
     def infer(self, req, x, gamma, beta, mean, var):
         if self.bug == "inference-uses-batch-statistics":
             _, mean, var, _ = self.stats(req, x)
-        return super().infer(req, x, gamma, beta, mean, var)
+        if self.bug == "infer-last-channel-neighbour-statistics" and mean.size >= 2:
+            mean, var = mean.copy(), var.copy()
+            mean[-1], var[-1] = mean[-2], var[-2]
+        out = super().infer(req, x, gamma, beta, mean, var)
+        if self.bug == "nan-poisons-every-channel" and not np.isfinite(x).all():
+            out = {k: np.full_like(v, np.nan) for k, v in out.items()}
+        return out
 
     def backward_train(self, req, x, dy, gamma, beta):
         out = super().backward_train(req, x, dy, gamma, beta)
