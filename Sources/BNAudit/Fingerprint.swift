@@ -103,18 +103,31 @@ public struct Fingerprint: Sendable {
         let inside = amps.indices.map { amps[$0] * amps[$0] * (1 / (y1[$0] * y1[$0]) - 1) }
         let outside = amps.indices.map { amps[$0] / y1[$0] - amps[$0] }
         func spread(_ v: [Double]) -> Double { (v.max()! - v.min()!) / max(abs(v.reduce(0, +) / Double(v.count)), 1e-300) }
-        let insideWins = spread(inside) <= spread(outside)
+        // A hypothesis is consistent when its solved values agree: each within 2 % of their median
+        // plus what the outputs' rounding allows (eps solved from y = a/√(a² + ε) moves by about
+        // 2(a² + ε)·δy/y for a relative error δy of y: 10⁴·2⁻²⁴ covers a float32 BN a few ulps off).
+        // Neither consistent (an outside red team's rsqrt(max(var, eps)) gave [1e-6, 0, 0, 0]
+        // and was read as eps 0 inside the root): eps and its placement are undetermined.
+        func consistent(_ v: [Double]) -> Bool {
+            let med = v.sorted()[v.count / 2]
+            return v.indices.allSatisfy { abs(v[$0] - med) <= 0.02 * abs(med) + 1e4 * 0x1p-24 * (amps[$0] * amps[$0] + abs(med)) }
+        }
+        let insideConsistent = consistent(inside), outsideConsistent = consistent(outside)
+        let insideWins = insideConsistent != outsideConsistent ? insideConsistent : spread(inside) <= spread(outside)
         let epsEst = (insideWins ? inside : outside).sorted()[amps.count / 2]
         // Outputs that give no finite eps (NaN, ±∞, zeros) determine neither eps nor its placement;
         // the later probes then use 1e-5 (an outside red team's NaN adapter ended the fingerprint
         // with "invalid argument: eps nan").
         let solvable = (inside + outside).allSatisfy(\.isFinite) && epsEst >= -1e-6
         let probeEps = solvable ? max(epsEst, 0) : 1e-5  // solvable: epsEst is one of the finite values
-        let epsPlacement = Finding(value: !solvable ? "undetermined" : insideWins ? "inside_sqrt" : "outside_sqrt",
-                                   evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); the consistent one wins")
+        let placed = solvable && (insideConsistent || outsideConsistent)
+        let epsPlacement = Finding(value: !placed ? "undetermined" : insideWins ? "inside_sqrt" : "outside_sqrt",
+                                   evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); "
+                                    + (placed ? "the consistent one wins" : solvable ? "neither is consistent (an eps that is no constant inside or outside √, e.g. max(var, eps))" : "no finite eps"))
         let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
         var epsF = !solvable
             ? Finding(value: "undetermined", evidence: "no finite, non-negative eps solves y = \(y1.prefix(C).map(Self.fmt)) (median \(Self.fmt(epsEst))); later probes use eps = 1e-5")
+            : !placed ? Finding(value: "undetermined", evidence: "no one eps solves y = \(y1.prefix(C).map(Self.fmt)) inside or outside √ (see eps placement); later probes use the median, \(Self.fmt(max(epsEst, 0)))")
             : Finding(value: Self.fmt(abs(niceEps - epsEst) <= 0.05 * max(niceEps, 1e-300) ? niceEps : epsEst),
                       evidence: "median of the solved values: \(Self.fmt(epsEst))")
         if let why = noDefaultEps {
@@ -130,12 +143,16 @@ public struct Fingerprint: Sendable {
                                                                  "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
         let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
         let weights: String, mom: Double
+        // A batch weight of neither 0.2 nor 0.8 says nothing of the convention (an outside red team's
+        // adapter ignoring the framework's momentum had been read as "batch" from its default).
         if !w.isFinite { weights = "undetermined" } else if abs(w2 - 0.2) < 1e-3 { weights = "batch" } else if abs(w2 - 0.8) < 1e-3 { weights = "running" } else {
-            weights = w < 0.5 ? "batch" : "running"
+            weights = "undetermined"
         }
-        mom = (weights == "batch" ? MomentumWeighting.batch : .running).momentum(batchWeight: w)
-        var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value)")
-        var momentumF = Finding(value: mom.isFinite ? Self.fmt((mom * 1e6).rounded() / 1e6) : "undetermined", evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))")
+        mom = weights == "undetermined" ? .nan : (weights == "batch" ? MomentumWeighting.batch : .running).momentum(batchWeight: w)
+        var momentumWeights = Finding(value: weights, evidence: "framework momentum set to 0.2 → batch weight \(Self.fmt(w2)) (0.2 means the momentum weights the batch, 0.8 the running value; anything else: undetermined)")
+        var momentumF = Finding(value: mom.isFinite ? Self.fmt((mom * 1e6).rounded() / 1e6) : "undetermined", evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))"
+                                    + (w.isFinite && !mom.isFinite ? " (the momentum's convention is undetermined, so not its value)" : "")
+                                    + (abs(w - 1) < 1e-9 ? " (one step cannot tell this from a cumulative average, whose first step replaces the running values)" : ""))
         // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
         let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
         var runVar = Finding(value: !vb.isFinite ? "undetermined" : abs(vb - 0.5) < abs(vb - 0.25) ? "unbiased" : "biased",
@@ -214,14 +231,19 @@ public struct Fingerprint: Sendable {
         let scored = ConventionProfile.all.map { p -> (String, Int) in
             var s = 0
             if p.momentumWeighting.rawValue == weights { s += 1 }
-            if let d = p.defaultMomentum, abs(d - mom) < 1e-3 { s += 2 }
+            if let d = p.defaultMomentum, abs(p.momentumWeighting.batchWeight(momentum: d) - w) < 1e-3 { s += 2 }
             if abs(p.defaultEps - niceEps) <= 0.05 * p.defaultEps { s += 2 }
             if p.runningVariance.rawValue == runVar.value { s += 2 }
             if p.singleValue.rawValue == single.value { s += 1 }
             return (p.name, s)
         }.sorted { $0.1 > $1.1 }
-        var closest = Finding(value: scored[0].0, evidence: "agreement scores (weights 1, momentum 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", "))
-        if !solvable || (hello.runningStatistics && (weights == "undetermined" || runVar.value == "undetermined")) {
+        // Profiles tied at the top are all named: these probes cannot tell them apart (an outside
+        // red team's: MLX's defaults read "pytorch" from a tie broken by the list's order).
+        let top = scored.filter { $0.1 == scored[0].1 }.map(\.0)
+        var closest = Finding(value: top.joined(separator: " or "),
+                              evidence: "agreement scores (weights 1, default batch weight 2, eps 2, running variance 2, single value 1): " + scored.map { "\($0.0) \($0.1)" }.joined(separator: ", ")
+                                + (top.count > 1 ? " (tied: these probes do not tell \(top.joined(separator: " and ")) apart)" : ""))
+        if !placed || (hello.runningStatistics && (!w.isFinite || runVar.value == "undetermined")) {
             closest = Finding(value: "undetermined", evidence: "eps, the momentum weighting or the running variance could not be read from the outputs: nothing to score")
         }
         if !hello.runningStatistics || noDefaultEps != nil {

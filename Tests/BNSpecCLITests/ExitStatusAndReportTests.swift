@@ -260,6 +260,29 @@ import Testing
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
+    /// What the probes cannot read is "undetermined", never a guess (an outside red team's):
+    /// rsqrt(max(var, eps)) solves to no one eps inside or outside the root (it read "eps 0,
+    /// inside"); a framework momentum that has no effect leaves its convention unknown (it read
+    /// "batch" from the default weight); profiles tied on every probe are all named (MLX's and
+    /// PyTorch's defaults read "pytorch").
+    @Test func fingerprintSaysUndeterminedRatherThanGuess() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        func fingerprint(_ adapter: String) throws -> [String: String] {
+            let r = try CLI.run(["fingerprint", "--adapter", "\(python) \(adapter)", "--json"])
+            #expect(r.status == 0, "\(r.err)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+            return obj.compactMapValues { ($0 as? [String: Any])?["value"].map { "\($0)" } }
+        }
+        let clamped = try fingerprint("tools/adapters/numpy_mutant.py eps-clamped")
+        #expect(clamped["eps"] == "undetermined" && clamped["eps_placement"] == "undetermined", "\(clamped)")
+        let ignored = try fingerprint("tools/adapters/numpy_mutant.py momentum-parameter-ignored")
+        #expect(ignored["momentum_weights"] == "undetermined" && ignored["momentum"] == "undetermined", "\(ignored)")
+        #expect(ignored["eps"] == "1e-05" && ignored["running_variance"] == "unbiased", "\(ignored)")
+        let honest = try fingerprint("tools/adapters/numpy_bn.py")
+        #expect(honest["closest_profile"] == "pytorch or mlx" && honest["momentum_weights"] == "batch" && honest["eps_placement"] == "inside_sqrt", "\(honest)")
+    }
+
     /// Progress on stderr when it is not a terminal: a line each 10 % of the cases, the last at 100 %.
     @Test func progressLinesWithoutATerminal() throws {
         guard CLI.isBuilt() else { return }

@@ -47,7 +47,11 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # whose last channel takes the statistics of the channel before it: on the non-finite
         # cases it too gives NaN in a channel whose own data are finite, and it was named
         # poisoning there (a red team's); its failures on finite data contradict that.
-        "nan-poisons-every-channel", "infer-last-channel-neighbour-statistics"]
+        "nan-poisons-every-channel", "infer-last-channel-neighbour-statistics",
+        # For the fingerprint (a red team's): rsqrt(max(var, eps)), no one eps inside or outside the
+        # root (read as eps 0 inside it); the framework's momentum parameter ignored (its
+        # convention read from the default weight).
+        "eps-clamped", "momentum-parameter-ignored"]
 
 LONG = 32768
 
@@ -116,6 +120,8 @@ class Mutant(NumpyBN):
             g, b, m, v = (np.roll(a, -1) for a in (g, b, m, v))
         if self.bug == "eps-outside-sqrt":
             r = F(1) / (np.sqrt(v.astype(F)) + eps)
+        elif self.bug == "eps-clamped":
+            r = F(1) / np.sqrt(np.maximum(v.astype(F), eps))
         else:
             r = F(1) / np.sqrt(v.astype(F) + eps)
         y = (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
@@ -132,6 +138,8 @@ class Mutant(NumpyBN):
         return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
+        if self.bug == "momentum-parameter-ignored":
+            req = {k: v for k, v in req.items() if k != "raw_momentum"}
         if self.bug == "per-sample-statistics":
             layout = req["layout"]
             axes = tuple(i for i in reduce_axes(x.ndim, layout) if i != 0)
