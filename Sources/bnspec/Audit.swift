@@ -89,11 +89,18 @@ struct AuditCommand: ParsableCommand {
             let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, ids)
             let q = Shell.quoted
-            var base = library.map { "bnspec audit --library \(q($0))\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(q(symbolPrefix))") --profile \(p.name)" }
-                ?? self.adapter.map { "bnspec audit --adapter \(q($0)) --profile \(p.name)" } ?? "bnspec audit --results \(q(results!)) --profile \(p.name)"
-            if let g = golden { base += " --golden \(q(g))" }
+            // Paths absolute and the limits that shaped a verdict carried, so that the line reruns
+            // exactly that case from any directory (an outside red team's: a --timeout failure
+            // passed on rerun; relative paths failed elsewhere). The adapter command runs as given.
+            let abs = Paths.absolute
+            var base = library.map { "bnspec audit --library \(q(abs($0)))\(symbolPrefix.isEmpty ? "" : " --symbol-prefix \(q(symbolPrefix))") --profile \(p.name)" }
+                ?? self.adapter.map { "bnspec audit --adapter \(q($0)) --profile \(p.name)" } ?? "bnspec audit --results \(q(abs(results!))) --profile \(p.name)"
+            base += Paths.reproGolden(golden)
             // A case that hung reruns under the same limit, not the default minute.
-            if results == nil && caseTimeout != 60 { base += " --case-timeout \(String(format: "%g", caseTimeout))" }
+            if results == nil {
+                for (flag, value, standard) in [("--case-timeout", caseTimeout, 60.0), ("--start-timeout", startTimeout, 180), ("--timeout", timeout, 3600)]
+                where value != standard { base += " \(flag) \(String(format: "%g", value))" }
+            }
             var audit = Audit(profile: p, cases: cases, goldenDir: dir, reproBase: base)
             audit.maxFailures = maxfail
             var report: AuditReport

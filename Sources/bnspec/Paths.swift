@@ -49,6 +49,19 @@ enum Paths {
 }
 
 extension Paths {
+    /// The `--golden` a repro line carries: the folder given (with --golden or BNSPEC_GOLDEN),
+    /// absolute, so the line reruns against the same golden data from any directory and in a
+    /// shell without the variable (an outside red team's: a BNSPEC_GOLDEN run's repro rerun
+    /// against the default folder passed; a relative --golden failed from another directory).
+    static func reproGolden(_ given: String?) -> String {
+        let env = ProcessInfo.processInfo.environment[goldenVariable].flatMap { $0.isEmpty ? nil : $0 }
+        guard let g = given ?? env else { return "" }
+        return " --golden \(Shell.quoted(absolute(g)))"
+    }
+
+    /// `p` made absolute against the working directory (links kept as written).
+    static func absolute(_ p: String) -> String { URL(fileURLWithPath: p).standardizedFileURL.path }
+
     /// The same file for two paths (an existing file by its real path, a new one by its
     /// standardized path), so that one output does not overwrite another or an input.
     static func sameFile(_ a: String, _ b: String) -> Bool {

@@ -50,7 +50,8 @@ struct Verify: ParsableCommand {
                 report.selection = "\(selector.canonical); implementations=\(implementations.isEmpty ? "all" : implementations.sorted().joined(separator: ",")); calibration=\(policy.rawValue)"
             }
             // A failure reruns against the same golden folder.
-            if let g = golden { for i in report.cases.indices where !report.cases[i].repro.isEmpty { report.cases[i].repro += " --golden \(Shell.quoted(g))" } }
+            let reproGolden = Paths.reproGolden(golden)
+            for i in report.cases.indices where !report.cases[i].repro.isEmpty { report.cases[i].repro += reproGolden }
             if ids.isEmpty { print("verify: shard \(selector.shard?.description ?? "") holds no case of this selection; nothing to run") }
             print(verifyText(report, digests: digest))
             if let path = json { try writeJSON(report, to: path) }

@@ -57,6 +57,25 @@ import Testing
                 "\(r.out)")
     }
 
+    /// A repro line names the golden folder BNSPEC_GOLDEN chose, and the results folder and the
+    /// golden folder by absolute paths, with every limit that differs from its default (an
+    /// outside red team's: such lines reran against other data, or from another directory failed).
+    @Test func reproLineIsSelfContained() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let dir = try CLI.scratch("repro-context")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CLI.record([Self.train], to: dir.appendingPathComponent("results"))
+        let y = dir.appendingPathComponent("results/\(Self.train)/y.npy")
+        var bytes = try Data(contentsOf: y); bytes[bytes.count - 1] ^= 0x40; try bytes.write(to: y)
+        let r = try CLI.run(["audit", "--results", "results", "--profile", "pytorch", "--case", Self.train], cwd: dir,
+                            env: ["BNSPEC_GOLDEN": CLI.golden.path])
+        #expect(r.status == 1, "\(r.out)\(r.err)")
+        #expect(r.out.contains("repro: bnspec audit --results \(Shell.quoted(dir.appendingPathComponent("results").path)) --profile pytorch --golden \(Shell.quoted(CLI.golden.path)) --case \(Self.train)"), "\(r.out)")
+        let a = try CLI.run(["audit", "--adapter", "\(python) tools/adapters/numpy_mutant.py gamma-beta-swapped", "--profile", "pytorch",
+                             "--case", Self.train, "--timeout", "500", "--start-timeout", "90"])
+        #expect(a.status == 1 && a.out.contains("--start-timeout 90 --timeout 500 --case \(Self.train)"), "\(a.out)")
+    }
+
     /// A repro line is read back by a shell as it was given: a golden path with a space and a
     /// quote, an adapter command with a quote (an outside red team's: printed bare, the line
     /// was a shell syntax error). Rerun through /bin/sh it audits exactly that case, which fails again.
