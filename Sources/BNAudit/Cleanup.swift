@@ -212,7 +212,7 @@ public enum Cleanup {
 
     /// Ends what the adapters left as bnspec's children once their groups are gone: SIGTERM,
     /// SIGKILL after `grace` seconds, reaped; repeated while new orphans appear (at most 5 rounds).
-    static func endAdoptedOrphans(grace: Double) {
+    public static func endAdoptedOrphans(grace: Double) {
         guard lock.withLock({ adopting }) else { return }
         for _ in 0..<5 {
             let left = children()

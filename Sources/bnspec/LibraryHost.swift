@@ -60,7 +60,15 @@ enum LibraryRoute {
         let path = URL(fileURLWithPath: library).standardizedFileURL.path
         let exe = try executable()
         let args = ["library-host", path, "--parent-pid", String(getpid())] + (symbolPrefix.isEmpty ? [] : ["--symbol-prefix", symbolPrefix])
+        // A process the library's constructors started and detached (setsid, double fork) is
+        // adopted and ended with the check (an outside red team's daemon ran on under init).
+        Cleanup.adoptOrphans()
         let (status, out, err) = try runChild(exe, args + ["--check"], timeout: timeout)
+        Cleanup.endAdoptedOrphans(grace: 0.5)
+        // A signal ending bnspec ended the check too: that is the user's interrupt, not a crash of
+        // the library (it read "crashed while loading (status 143)"); the signal's cleanup ends
+        // bnspec by that signal.
+        Cleanup.parkIfEnding()
         let line = out.split(separator: "\n").first.map(String.init) ?? ""
         if status != 0 || !line.hasPrefix("ok\t") {
             if line.hasPrefix("error\t") { throw BNError.file(path: library, reason: String(line.dropFirst(6))) }

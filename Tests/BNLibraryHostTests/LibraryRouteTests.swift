@@ -275,6 +275,31 @@ import Glibc
         #expect(judged.allSatisfy { $0.status == "failed" && $0.detail.contains(row[2]) }, "\(judged.map(\.detail))")
     }
 
+    /// A daemon that a library's constructor starts and detaches (setsid, double fork, SIGTERM
+    /// ignored) is ended with bnspec: the load check's and the host's alike (an outside red
+    /// team's ran on under init after the check).
+    @Test func daemonOfALibraryConstructorDoesNotOutliveTheAudit() throws {
+        let pids = scratch.appendingPathComponent("daemons.txt").path
+        let daemon = """
+            #include <signal.h>
+            #include <stdio.h>
+            #include <unistd.h>
+            __attribute__((constructor)) void start_daemon(void) {
+                if (fork() == 0) { setsid(); if (fork() == 0) { signal(SIGTERM, SIG_IGN);
+                    FILE *f = fopen("\(pids)", "a"); if (f) { fprintf(f, "%d\\n", (int)getpid()); fclose(f); }
+                    for (;;) pause(); } _exit(0); }
+            }
+
+            """
+        guard let l = try library("daemon", source: daemon + Self.faulty("return 0;")) else { return }
+        _ = try audit(["--library", l], filter: "train.normal.4x3x5x5.NCHW.f32.pytorch")
+        let started = ((try? String(contentsOfFile: pids, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { pid_t($0) }
+        #expect(started.count >= 2, "the constructor's daemons were not started: \(started)")  // the check's and the host's
+        let alive = started.filter { kill($0, 0) == 0 }
+        for p in alive { kill(p, SIGKILL) }
+        #expect(alive.isEmpty, "daemons left running: \(alive)")
+    }
+
     /// A library that cannot be audited is one line on stderr, before the audit starts.
     @Test(arguments: [
         ["missing", "", "no such library file"],
