@@ -58,6 +58,15 @@ public enum GoldenStore {
             throw BNError.file(path: url.path, reason: "no manifest (is this a golden folder? run 'bnspec generate')")
         }
         var m = try decodeManifest(try folder.data(Manifest.fileName, limit: FileRead.textLimit), path: url.path)
+        // A case folder the manifest does not list: a case dropped from `cases` (an outside red
+        // team's edit shrank the suite in silence: "verify: OK — 443 cases").
+        let listed = Set(m.cases)
+        for entry in ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).sorted() where !entry.hasPrefix(".") && !listed.contains(entry) {
+            var isDir: ObjCBool = false
+            if FileManager.default.fileExists(atPath: dir.appendingPathComponent(entry).path, isDirectory: &isDir), isDir.boolValue {
+                throw BNError.corrupt(path: url.path, reason: "the folder holds case folder '\(entry.prefix(80))', which the manifest does not list (an edited manifest?)")
+            }
+        }
         m.folder = folder
         return m
     }
@@ -86,6 +95,18 @@ public enum GoldenStore {
         }
         for file in m.files.keys where file.hasPrefix("/") || !file.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ isPlainName(String($0)) }) {
             throw BNError.corrupt(path: path, reason: "file path '\(file.prefix(80))' leaves the golden folder or is not relative")
+        }
+        // Cases and files agree: a file of a case not listed, or a listed case without its
+        // case.json, is an edited manifest.
+        let listed = Set(m.cases)
+        for file in m.files.keys.sorted() {
+            let parts = file.split(separator: "/", maxSplits: 1)
+            if parts.count == 2, !listed.contains(String(parts[0])) {
+                throw BNError.corrupt(path: path, reason: "file '\(file.prefix(120))' belongs to no listed case (an edited manifest?)")
+            }
+        }
+        for id in m.cases where m.files["\(id)/case.json"] == nil {
+            throw BNError.corrupt(path: path, reason: "case '\(id.prefix(80))' has no case.json among the files")
         }
         return m
     }

@@ -73,7 +73,7 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            let dir = try Paths.resolve(golden, default: "golden")
+            let dir = try Paths.golden(golden)
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }
@@ -171,7 +171,7 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            let dir = try Paths.resolve(golden, default: "golden")
+            let dir = try Paths.golden(golden)
             let ids = try selection.ids(in: dir)
             if selection.list { return selection.print(ids) }
             guard let out else { return }

@@ -31,7 +31,7 @@ struct MergeCommand: ParsableCommand {
     func run() throws {
         try BNSpec.run {
             try Preflight.reports(json, junit, html)
-            let dir = try Paths.resolve(golden, default: "golden")
+            let dir = try Paths.golden(golden)
             let manifest = try GoldenStore.manifest(dir).cases, sha = try ReportFormat.goldenSHA256(dir)
             let data = try reports.map { try FileRead.data(URL(fileURLWithPath: $0), limit: FileRead.textLimit) }
             let schemas = zip(data, reports).map { d, _ in ReportFormat.schema(of: d) ?? "none" }

@@ -34,7 +34,7 @@ struct Verify: ParsableCommand {
         try BNSpec.run {
             let policy = Verification.CalibrationPolicy(rawValue: calibration) ?? .auto
             try Preflight.reports(json)
-            let dir = try Paths.resolve(golden, default: "golden")
+            let dir = try Paths.golden(golden)
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }

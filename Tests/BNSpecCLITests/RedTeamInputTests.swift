@@ -57,6 +57,28 @@ import Testing
         Self.expectOneLine(try CLI.run(["verify", "--golden", g.path]), status: 2, "manifest format 99; this bnspec reads format 1", "format")
     }
 
+    /// A case dropped from the manifest's list (its folder kept, or its files' entries kept, or
+    /// removed whole with them) is refused: the suite does not shrink in silence (an outside red
+    /// team's "verify: OK — 443 cases").
+    @Test func aShrunkManifestIsRefused() throws {
+        guard CLI.isBuilt() else { return }
+        func edited(_ edit: (inout [String: Any], URL) throws -> Void) throws -> CLI.Run {
+            let g = try Self.goldenCopy()
+            defer { try? FileManager.default.removeItem(at: g.deletingLastPathComponent()) }
+            let m = g.appendingPathComponent("manifest.json")
+            var obj = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: m)) as? [String: Any])
+            try edit(&obj, g)
+            try JSONSerialization.data(withJSONObject: obj).write(to: m)
+            return try CLI.run(["verify", "--golden", g.path, "--implementation", "scalar", "--calibration", "none"])
+        }
+        func dropCase(_ obj: inout [String: Any]) { obj["cases"] = (obj["cases"] as? [String] ?? []).filter { $0 != Self.caseID } }
+        func dropFiles(_ obj: inout [String: Any]) { obj["files"] = (obj["files"] as? [String: Any] ?? [:]).filter { !$0.key.hasPrefix(Self.caseID + "/") } }
+        Self.expectOneLine(try edited { o, _ in dropCase(&o) }, status: 2, "belongs to no listed case", "case dropped, files kept")
+        Self.expectOneLine(try edited { o, _ in dropCase(&o); dropFiles(&o) }, status: 2, "which the manifest does not list", "case dropped, folder kept")
+        Self.expectOneLine(try edited { o, g in dropCase(&o); dropFiles(&o); try FileManager.default.removeItem(at: g.appendingPathComponent(Self.caseID)) },
+                           status: 2, "missing \(Self.caseID)", "case removed whole")
+    }
+
     /// An NPY header whose shape has the right count but other dimensions, with the manifest's
     /// hash updated to match (a consistent edit): the case does not load.
     @Test func headerShapeIsChecked() throws {
