@@ -96,17 +96,13 @@ public enum GoldenStore {
         for file in m.files.keys where file.hasPrefix("/") || !file.split(separator: "/", omittingEmptySubsequences: false).allSatisfy({ isPlainName(String($0)) }) {
             throw BNError.corrupt(path: path, reason: "file path '\(file.prefix(80))' leaves the golden folder or is not relative")
         }
-        // Cases and files agree: a file of a case not listed, or a listed case without its
-        // case.json, is an edited manifest.
+        // Cases and files agree: a file of a case not listed is an edited manifest.
         let listed = Set(m.cases)
         for file in m.files.keys.sorted() {
             let parts = file.split(separator: "/", maxSplits: 1)
             if parts.count == 2, !listed.contains(String(parts[0])) {
                 throw BNError.corrupt(path: path, reason: "file '\(file.prefix(120))' belongs to no listed case (an edited manifest?)")
             }
-        }
-        for id in m.cases where m.files["\(id)/case.json"] == nil {
-            throw BNError.corrupt(path: path, reason: "case '\(id.prefix(80))' has no case.json among the files")
         }
         return m
     }

@@ -73,7 +73,7 @@ struct AuditCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            let dir = try Paths.golden(golden)
+            let dir = try Paths.resolve(golden, default: "golden")
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }
@@ -85,6 +85,8 @@ struct AuditCommand: ParsableCommand {
             // too (it outlived bnspec by up to 0.1 s: an outside red team's).
             if library != nil { Cleanup.installSignalHandlers() }
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
+            try Paths.refuseInside([("--json", json), ("--junit", junit), ("--html", html)],
+                                   folders: [("golden", dir)] + (results.map { [("results", URL(fileURLWithPath: $0))] } ?? []))
             try Preflight.reports(json, junit, html)
             let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, ids)
@@ -171,12 +173,13 @@ struct ExportCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
-            let dir = try Paths.golden(golden)
+            let dir = try Paths.resolve(golden, default: "golden")
             let ids = try selection.ids(in: dir)
             if selection.list { return selection.print(ids) }
             guard let out else { return }
             let p = try ConventionProfile.named(profile)
             let outURL = URL(fileURLWithPath: out).standardizedFileURL
+            try Paths.refuseInside([("--out", out)], folders: [("golden", dir)])
             try GoldenStore.prepareTarget(outURL, force: force, marker: BNAudit.Export.marker)  // before the work
             let cases = try loadGolden(dir, ids)
             try removedOnSignal { write, temporary in

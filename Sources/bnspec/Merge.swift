@@ -30,8 +30,9 @@ struct MergeCommand: ParsableCommand {
 
     func run() throws {
         try BNSpec.run {
+            let dir = try Paths.resolve(golden, default: "golden")
+            try Paths.refuseInside([("--json", json), ("--junit", junit), ("--html", html)], folders: [("golden", dir)])
             try Preflight.reports(json, junit, html)
-            let dir = try Paths.golden(golden)
             let manifest = try GoldenStore.manifest(dir).cases, sha = try ReportFormat.goldenSHA256(dir)
             let data = try reports.map { try FileRead.data(URL(fileURLWithPath: $0), limit: FileRead.textLimit) }
             let schemas = zip(data, reports).map { d, _ in ReportFormat.schema(of: d) ?? "none" }

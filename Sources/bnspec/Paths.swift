@@ -59,26 +59,28 @@ extension Paths {
         return " --golden \(Shell.quoted(absolute(g)))"
     }
 
-    /// The golden folder at `dir` after ``resolve(_:default:)``, with a check no manifest can
-    /// make of itself: when the catalog this bnspec finds defines the manifest's suite and knows
-    /// every case the manifest lists, the manifest must list all of that suite's cases (an
-    /// outside red team's removed a case's folder and its manifest entries: "verify: OK — 449
-    /// cases"). Golden data of another catalog version (cases the catalog does not know), or
-    /// without a catalog at hand, are taken as they are: `generate --check` compares them.
-    static func golden(_ given: String?) throws -> URL {
-        let dir = try resolve(given, default: "golden")
-        guard let m = try? GoldenStore.manifest(dir),
-              let catalog = try? Catalog.load(try resolve(nil, default: "spec/catalog.txt")),
-              let suite = catalog.cases[m.suite] else { return dir }
-        let listed = Set(m.cases), expected = suite.map(\.id)
-        guard listed.isSubset(of: Set(expected)) else { return dir }
-        let missing = expected.filter { !listed.contains($0) }
-        if let first = missing.first {
-            throw BNError.corrupt(path: dir.appendingPathComponent(Manifest.fileName).path,
-                                  reason: "lists \(listed.count) of the \(expected.count) cases of suite '\(m.suite)' in the catalog; missing \(first)"
-                                    + (missing.count > 1 ? " and \(missing.count - 1) more" : "") + " (an edited golden folder? bnspec generate --check names every difference)")
+    /// Refuses an output path inside an input folder (the golden folder, a results folder):
+    /// a report written into a case folder failed that case on the next run, and an export or a
+    /// report inside golden/ changed what the next run reads (an outside red team's).
+    static func refuseInside(_ outputs: [(flag: String, path: String?)], folders: [(name: String, url: URL)]) throws {
+        func real(_ p: String) -> String {
+            // The deepest existing ancestor resolved (links followed), the rest appended.
+            var url = URL(fileURLWithPath: p).standardizedFileURL, rest: [String] = []
+            while !FileManager.default.fileExists(atPath: url.path) && url.path != "/" {
+                rest.insert(url.lastPathComponent, at: 0); url = url.deletingLastPathComponent()
+            }
+            return rest.reduce(url.resolvingSymlinksInPath()) { $0.appendingPathComponent($1) }.path
         }
-        return dir
+        for (flag, path) in outputs {
+            guard let path else { continue }
+            let target = real(path)
+            for (name, url) in folders {
+                let root = real(url.path)
+                if target == root || target.hasPrefix(root.hasSuffix("/") ? root : root + "/") {
+                    throw BNSpec.usageError("\(flag) \(path.escapingControlCharacters()) is inside the \(name) folder \(url.path.escapingControlCharacters()), which this command reads; write it elsewhere")
+                }
+            }
+        }
     }
 
     /// `p` made absolute against the working directory (links kept as written).

@@ -33,8 +33,9 @@ struct Verify: ParsableCommand {
     func run() throws {
         try BNSpec.run {
             let policy = Verification.CalibrationPolicy(rawValue: calibration) ?? .auto
+            let dir = try Paths.resolve(golden, default: "golden")
+            try Paths.refuseInside([("--json", json)], folders: [("golden", dir)])
             try Preflight.reports(json)
-            let dir = try Paths.golden(golden)
             let selector = try selection.selector(bazel: true)
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }

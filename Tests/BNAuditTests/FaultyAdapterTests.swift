@@ -120,15 +120,17 @@ import Glibc
         #expect(r.failed == 0 && r.passed >= 2, "\(r.results.map(\.detail))")
     }
 
-    /// Control characters an adapter sends (escape sequences, NUL, BEL, DEL, C1), and U+FFFE, U+FFFF
-    /// (an outside red team's: XML 1.0 forbids them too), reach neither the report's text nor the
+    /// Control characters an adapter sends (escape sequences, NUL, BEL, DEL, C1), U+FFFE, U+FFFF
+    /// (an outside red team's: XML 1.0 forbids them too), a right-to-left override and a line
+    /// separator (which reorder or break what a reader sees), reach neither the report's text nor the
     /// JUnit XML raw: the XML parses.
     @Test func adapterTextIsSanitisedAndJUnitStaysValid() throws {
         guard AuditSupport.has("numpy") else { Issue.record("no NumPy for \(AuditSupport.python): run bash tools/setup.sh"); return }
         let r = try AuditSupport.audit(Self.command("control-chars"), filter: "train.normal.4x3x5x5.NCHW.f32.p", caseTimeout: 30)
         #expect(r.failed > 0)
         for res in r.results {
-            #expect(!res.detail.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value >= 0xFFFE && $0.value <= 0xFFFF },
+            #expect(!res.detail.unicodeScalars.contains { $0.value < 0x20 || (0x7F...0x9F).contains($0.value) || $0.value >= 0xFFFE && $0.value <= 0xFFFF
+                        || (0x2028...0x202E).contains($0.value) },
                     "\(res.detail.debugDescription)")
         }
         let parser = XMLParser(data: Data(r.junit().utf8))

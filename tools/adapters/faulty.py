@@ -84,7 +84,7 @@ class Faulty(NumpyBN):
         if self.mode == "control-chars" and self.cases == 2:
             sys.stderr.write("noise \x1b[31mred\x1b[0m \x07\n")
             sys.stderr.flush()
-            raise ValueError("refused \x1b[2J\x1b]0;title\x07 nul \x00 del \x7f c1 \x9b vt \ufffe\uffff")
+            raise ValueError("refused \x1b[2J\x1b]0;title\x07 nul \x00 del \x7f c1 \x9b vt \ufffe\uffff bidi \u202e")
         if self.mode == "crash-mid-run" and self.cases == 2:
             os._exit(3)
         if (self.mode == "hang" and self.cases == 2) or self.mode == "hang-always":
