@@ -81,12 +81,12 @@ struct AuditCommand: ParsableCommand {
             let baseline = try self.baseline.map { try Baseline(path: $0) }
             try baseline?.check(profile: p.name)
             let goldenSHA = try ReportFormat.goldenSHA256(dir)
+            try Paths.refuseInside([("--json", json), ("--junit", junit), ("--html", html)],
+                                   folders: [("golden", dir)] + (results.map { [("results", URL(fileURLWithPath: $0))] } ?? []))
             // Before the library's load check: a signal during it ends the check's process group
             // too (it outlived bnspec by up to 0.1 s: an outside red team's).
             if library != nil { Cleanup.installSignalHandlers() }
             let adapter = try library.map { try LibraryRoute.adapterCommand(library: $0, symbolPrefix: symbolPrefix, timeout: startTimeout) } ?? self.adapter
-            try Paths.refuseInside([("--json", json), ("--junit", junit), ("--html", html)],
-                                   folders: [("golden", dir)] + (results.map { [("results", URL(fileURLWithPath: $0))] } ?? []))
             try Preflight.reports(json, junit, html)
             let snapshot = try GoldenFolder(dir)  // the adapter reads inputs by path: a swapped golden/ must not go unnoticed
             let cases = try loadGolden(dir, ids)
