@@ -330,14 +330,15 @@ import Testing
         let dir = try CLI.scratch("maxfail")
         defer { try? FileManager.default.removeItem(at: dir) }
         let ids = Array(try CLI.ids(Self.pytorch).prefix(12))
-        try CLI.record(ids, to: dir) { id, name, e, t in
+        let results = dir.appendingPathComponent("results")  // the report beside it: never inside a folder the audit reads
+        try CLI.record(ids, to: results) { id, name, e, t in
             [ids[2], ids[5], ids[9]].contains(id) ? e.enumerated().map { $0 == 0 ? $1 + 10 * t[0] + 1 : $1 } : nil
         }
         let json = dir.appendingPathComponent("r.json")
-        let r = try audit(dir, ids.flatMap { ["--case", $0] } + ["--maxfail", "2", "--json", json.path])
+        let r = try audit(results, ids.flatMap { ["--case", $0] } + ["--maxfail", "2", "--json", json.path])
         #expect(r.status == 1)
-        let results = try #require(try CLI.json(json)["results"] as? [[String: Any]])
-        let status = results.map { $0["status"] as? String ?? "" }, fault = results.map { $0["fault"] as? String }
+        let rows = try #require(try CLI.json(json)["results"] as? [[String: Any]])
+        let status = rows.map { $0["status"] as? String ?? "" }, fault = rows.map { $0["fault"] as? String }
         #expect(status.filter { $0 == "failed" }.count == 2 && status[2] == "failed" && status[5] == "failed")
         #expect((6..<12).allSatisfy { status[$0] == "skipped" && fault[$0] == "not-run" } && (0..<6).allSatisfy { fault[$0] != "not-run" })
         #expect(r.out.contains("6 not run after --maxfail"), "\(r.out)")
