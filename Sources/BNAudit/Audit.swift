@@ -579,7 +579,7 @@ public struct Audit {
             let top = finite.map { abs($0.1) }.max() ?? 0
             r.worstUlps = finite.map { abs($0 - $1) }.max().map { $0 / Self.ulp(top, spec.dtype) }
         }
-        if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget) {
+        if let problem = try? CaseJudge.diagnosisProblem(judged, got: got, budget: budget, analysis: ac.analysis) {
             r.variancePoints = Fits.variancePoints(problem)
             if spec.op == .train, let asked = problem.weight(step: 1), let used = Fits.fittedWeight(problem) {
                 r.weightPoint = WeightFit.Point(asked: asked, used: used)

@@ -108,10 +108,14 @@ public enum CaseJudge {
 
     /// The problem a diagnosis works on: the case, the returned outputs and the judge's
     /// tolerances (also at other unit roundoffs, for the precision evidence).
+    /// `analysis`: the case's data analysis when the caller has it (its exact moments are the
+    /// problem's batch statistics, and the budgets at other roundoffs reuse it).
     public static func diagnosisProblem(_ c: GoldenStore.LoadedCase, got: [String: [Double]],
-                                        budget given: ToleranceBudget? = nil) throws -> DiagnosisProblem {
-        let b = try given ?? ToleranceBudget(c)
+                                        budget given: ToleranceBudget? = nil, analysis: CaseAnalysis? = nil) throws -> DiagnosisProblem {
+        let b = try given ?? ToleranceBudget(c, analysis: analysis)
         let storage = Set(c.spec.op.outputs.filter { $0.element == .storage }.map(\.name))
+        // One batch of x: the analysis's moments are Reference.moments of x, as batchStatistics computes them.
+        let known = c.spec.op.hasSteps ? nil : analysis?.batches.first.map { ($0.mean, $0.biasedVariance) }
         return DiagnosisProblem(
             spec: c.spec, inputs: c.inputs.mapValues(\.values), expected: c.expected.mapValues(\.values),
             got: got.filter { c.expected[$0.key] != nil }, tolerance: b.tolerances, storageOutputs: storage,
@@ -119,9 +123,10 @@ public enum CaseJudge {
             budgetAt: { u in
                 var d = c
                 d.spec.tolerance.computeRoundoff = u
-                guard let bb = try? ToleranceBudget(d) else { return nil }
-                return (bb.tolerances, try? bb.resolution(d))
-            })
+                guard let bb = try? ToleranceBudget(d, analysis: analysis) else { return nil }
+                return (bb.tolerances, try? bb.resolution(d, analysis: analysis))
+            },
+            statisticsOfX: known)
     }
 
     /// The largest finite value of a case's compute format (float64 cases: Double; else Float).

@@ -36,8 +36,8 @@ extension DiagnosisProblem {
         return (mean, variance)
     }
 
-    /// The training case's batch statistics (from x; single-step cases).
-    var trainingStatistics: (mean: [Double], variance: [Double]) { batchStatistics(input("x")) }
+    /// The training case's batch statistics (from x; single-step cases), computed once per problem.
+    var trainingStatistics: (mean: [Double], variance: [Double]) { statisticsOfX.value { batchStatistics(input("x")) } }
 
     /// y = γ'·(x − μ)·s + β' per channel with s = scale(c).
     func normalized(_ x: [Double], mean: [Double], scale: (Int) -> Double, gamma g: [Double]? = nil, beta b: [Double]? = nil,

@@ -21,8 +21,10 @@ public struct Diagnosis: Codable, Sendable, Equatable {
 /// Everything a diagnosis looks at: the case (re-targeted to the audited profile), the
 /// outputs the implementation returned, and the per-element tolerances of the judge.
 public struct DiagnosisProblem: Sendable {
-    public var spec: CaseSpec
-    public var inputs: [String: [Double]]
+    /// The case and its inputs never change after `init`: the training statistics computed from
+    /// them are kept (``trainingStatistics``), shared by every copy.
+    public let spec: CaseSpec
+    public let inputs: [String: [Double]]
     public var expected: [String: [Double]]
     public var got: [String: [Double]]
     public var tolerance: [String: [Double]]
@@ -36,11 +38,17 @@ public struct DiagnosisProblem: Sendable {
 
     public init(spec: CaseSpec, inputs: [String: [Double]], expected: [String: [Double]], got: [String: [Double]],
                 tolerance: [String: [Double]], storageOutputs: Set<String>, alternatives: [String: [Int: [Double]]] = [:],
-                budgetAt: (@Sendable (Double) -> (tolerance: [String: [Double]], resolution: Double?)?)? = nil) {
+                budgetAt: (@Sendable (Double) -> (tolerance: [String: [Double]], resolution: Double?)?)? = nil,
+                statisticsOfX known: (mean: [Double], variance: [Double])? = nil) {
         self.spec = spec; self.inputs = inputs; self.expected = expected; self.got = got
         self.tolerance = tolerance; self.storageOutputs = storageOutputs; self.alternatives = alternatives
         self.budgetAt = budgetAt
+        if let known { _ = statisticsOfX.value { known } }
     }
+
+    /// The exact batch statistics of x (``batchStatistics(_:)``), given to `init` by a caller
+    /// that has them or computed on first use (dozens of models read them).
+    let statisticsOfX = Once<(mean: [Double], variance: [Double])>()
 
     var shape: Shape { (try? spec.shapeValue()) ?? (try! Shape(batch: 1, channels: 1)) }
     var n: Int { shape.perChannelCount }

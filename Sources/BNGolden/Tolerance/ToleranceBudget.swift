@@ -203,7 +203,7 @@ extension ToleranceBudget {
         /// global channel and the ranks' parts.
         func channelTerms(_ batch: CaseAnalysis.Batch, mean: [Double], variance: [Double], batchStatistics: Bool) -> [ChannelTerms] {
             (0..<C).map { ch in
-                let mx = batch.maxAbs[ch], v = variance[ch]
+                let mx = batch.data[ch].maxAbs, v = variance[ch]
                 let bounds = !batchStatistics ? ToleranceModel.StatBounds(mean: 0, variance: 0)
                     : c.spec.op.isSynchronized
                     ? m.synchronizedStatBounds(batch.data[ch], mean: mean[ch], variance: v, ranks: a.rankParts(channel: ch), eps: eps)
