@@ -160,9 +160,16 @@ public enum Cleanup {
         guard first else { return }
         terminateAll(grace: grace)
         endAdoptedOrphans(grace: grace)
-        // The writer's thread may still add a file while a folder is removed ("not empty"): retry.
+        // The writer's thread parks at its next step (registerScratch); until then it may finish
+        // the step it is in: add a file while a folder is removed ("not empty"), or remove the same
+        // folder (its set-aside old generation) at once, which fails our removal part way. Retry
+        // until the folder is gone, for at most 2 s (a red team's run under load left one).
         for path in lock.withLock({ scratch }) {
-            for _ in 0..<5 where FileManager.default.fileExists(atPath: path) { try? FileManager.default.removeItem(atPath: path) }
+            let until = Date().addingTimeInterval(2)
+            while FileManager.default.fileExists(atPath: path) && Date() < until {
+                try? FileManager.default.removeItem(atPath: path)
+                if FileManager.default.fileExists(atPath: path) { usleep(2_000) }
+            }
         }
         signal(sig, SIG_DFL)
         kill(getpid(), sig)

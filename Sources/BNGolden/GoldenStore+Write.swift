@@ -98,7 +98,9 @@ extension GoldenStore {
     ///   errors), not against power loss.
     /// `marker`: the file that identifies a folder this writer may replace (golden folders:
     /// `manifest.json`). `write`: write(2), replaceable by a test. `temporary`: told the
-    /// temporary folder before it is made (the CLI removes it on SIGINT/SIGTERM/SIGHUP).
+    /// temporary folder before it is made, and again before each folder, file, swap and removal
+    /// that changes it (the CLI registers it for removal on SIGINT/SIGTERM/SIGHUP and, once a
+    /// signal is ending bnspec, parks the writer there: the removal never races a step).
     /// Returns what ``recoverInterrupted(_:)`` repaired first, one line each.
     @discardableResult
     public static func write(_ files: [String: Data], to dir: URL, force: Bool, marker: String = Manifest.fileName,
@@ -123,14 +125,18 @@ extension GoldenStore {
                 var folder = tmp
                 for part in path.split(separator: "/").dropLast() {
                     folder.appendPathComponent(String(part))
+                    temporary(tmp)
                     try FileWrite.makeFolder(folder.path, name: dir.appendingPathComponent(path).path)
                 }
+                temporary(tmp)
                 try FileWrite.create(files[path]!, at: tmp.appendingPathComponent(path).path,
                                      name: dir.appendingPathComponent(path).path, write: write)
             }
+            temporary(tmp)
             if !exists {
                 guard rename(tmp.path, target.path) == 0 else { throw renameError(dir) }
             } else if bn_exchange_paths(tmp.path, target.path) == 0 {
+                temporary(tmp)
                 try? fm.removeItem(at: tmp)  // now the old folder
             } else {
                 guard rename(target.path, old.path) == 0 else { throw renameError(dir) }
