@@ -37,8 +37,11 @@ EXPECTED = {
     "nan-to-zero": "NaN turned into 0",
     "nhwc-vector-tail": "the tail of a 4-wide vector loop over channels",
     "nhwc-vector-tail-8": "the tail of an 8-wide vector loop over channels",
-    # The suite's channel counts (17, 33) cannot tell a 16-wide tail from a 2-, 4- or 8-wide one: all four are named.
-    "nhwc-vector-tail-16": "the tail of a 2-, 4-, 8- or 16-wide vector loop over channels",
+    # C = 40 (its last 8 channels wrong) rules out the 2-, 4- and 8-wide tails that C = 17 and 33
+    # alone could not tell from it, and C = 80 (right) the 32-wide one.
+    "nhwc-vector-tail-16": "the tail of a 16-wide vector loop over channels",
+    # C = 80 and 100 (their last 16 and 36 channels wrong): a 64-wide tail, not a 32-wide one.
+    "channels-last-tail-64": "the tail of a 64-wide vector loop over channels",
     "nhwc-written-in-nchw-order": "the output is written in the other layout's element order",
     # As TensorFlow's fused op returns its batch_variance (a red team's pass-through adapter).
     "batch-var-unbiased": "batch_var returned Bessel-corrected",
@@ -55,7 +58,12 @@ EXPECTED = {
 UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8", "running-skips-last-channel",
                "running-variance-over-n-minus-2", "running-variance-total-count",
                "long-channel-half-statistics", "long-channel-backward-uncorrected",
-               "infer-last-channel-neighbour-statistics"]
+               "infer-last-channel-neighbour-statistics",
+               # Bugs a red team hid where the suite had no case: a blocked reduction dropping its
+               # last partial block (caught by the odd n = 40411 trend cases), float32 NC inference
+               # with the running mean and variance swapped, γ[c mod 32] in a channels-last backward.
+               "blocked-reduction-drops-tail", "nc-infer-swaps-running-statistics",
+               "channels-last-backward-gamma-mod-32"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".

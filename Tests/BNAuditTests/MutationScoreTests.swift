@@ -77,12 +77,16 @@ import Testing
 
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
-    /// check, with the widths the cases can tell: the suite's C = 17 and 33 cannot tell a 16-wide
-    /// tail from a 2-, 4- or 8-wide one, so all four are named (an outside red team's 16-wide tail
-    /// had been named "4-wide", the first width that fitted).
+    /// check, with the width the cases tell: C = 17 and 33 alone cannot tell a 16-wide tail from a
+    /// 2-, 4- or 8-wide one (an outside red team's 16-wide tail had been named "4-wide", the first
+    /// width that fitted); C = 40, whose last 8 channels fail, rules those out, and C = 80, which
+    /// passes, a 32-wide one. A 64-wide tail used from C = 64 on (a later red team's: every
+    /// channels-last C ≥ 64 had been a multiple of 64) fails C = 80 and 100 in their last 16 and
+    /// 36 channels: 64-wide, not 32.
     @Test(arguments: [("nhwc-vector-tail", "the tail of a 4-wide vector loop over channels"),
                       ("nhwc-vector-tail-8", "the tail of an 8-wide vector loop over channels"),
-                      ("nhwc-vector-tail-16", "the tail of a 2-, 4-, 8- or 16-wide vector loop over channels")])
+                      ("nhwc-vector-tail-16", "the tail of a 16-wide vector loop over channels"),
+                      ("channels-last-tail-64", "the tail of a 64-wide vector loop over channels")])
     func vectorTailMutantKeepsItsCause(bug: String, expected: String) throws {
         try Self.requireNumPy()
         // Every channels-last case (the mutants fail no NCHW case, which would rule every width out).
@@ -158,6 +162,28 @@ import Testing
         let expected = r.results.map(\.caseID).filter { $0.hasPrefix(op) }
         // Every case of its operation fails (the half statistics also feed the backward cases).
         #expect(expected.count >= 2 && Set(expected).isSubset(of: failed), "\(bug): failed \(failed), expected \(expected)")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): a cause named: \(r.causes)")
+    }
+
+    /// Bugs an outside red team hid where the suite had no case, each caught by the cases added
+    /// for it and named nothing: a float32 reduction over 4096-value blocks that drops the last
+    /// partial block fails the odd n = 161·251 trend cases (n = 40960 and 73728, multiples of 4096,
+    /// had hidden it); float32 NC inference with the running mean and variance swapped fails the
+    /// float32 NC inference cases (NC inference had been tested in 16-bit storage only); a
+    /// channels-last backward reading γ[c mod 32] fails the backward cases with C = 40 and 80 (none
+    /// had C > 33). Each fails every case of that kind and nothing else.
+    @Test(arguments: ["blocked-reduction-drops-tail", "nc-infer-swaps-running-statistics", "channels-last-backward-gamma-mod-32"])
+    func bugWhereTheSuiteHadNoCaseIsCaught(bug: String) throws {
+        try Self.requireNumPy()
+        let target: (String) -> Bool = switch bug {
+        case "blocked-reduction-drops-tail": { ($0.hasPrefix("train.") || $0.hasPrefix("backward-train.")) && $0.contains(".trend.1x2x161x251.") }
+        case "nc-infer-swaps-running-statistics": { $0.hasPrefix("infer.") && $0.contains(".NC.f32.") }
+        default: { $0.hasPrefix("backward-train.normal.") && !$0.contains(".NCHW.") && ($0.contains("x40") || $0.contains("x80")) }
+        }
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
+        let expected = Set(r.results.map(\.caseID).filter(target))
+        #expect(expected.count >= 4 && failed == expected, "\(bug): failed \(failed.sorted()), expected \(expected.sorted())")
         #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): a cause named: \(r.causes)")
     }
 

@@ -51,9 +51,17 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # For the fingerprint (a red team's): rsqrt(max(var, eps)), no one eps inside or outside the
         # root (read as eps 0 inside it); the framework's momentum parameter ignored (its
         # convention read from the default weight).
-        "eps-clamped", "momentum-parameter-ignored"]
+        "eps-clamped", "momentum-parameter-ignored",
+        # Bugs a red team hid where the suite had no case (each passed every earlier case): a float32
+        # reduction over 4096-value blocks that drops the last partial block (caught by n = 40411);
+        # float32 NC inference with the running mean and variance swapped; a channels-last backward
+        # reading γ[c mod 32]; the last C mod 64 channels of a 64-wide channels-last forward loop (used
+        # from C = 64 on) scaled by 1.5, whose width the cases C = 80 and 100 tell apart from 32.
+        "blocked-reduction-drops-tail", "nc-infer-swaps-running-statistics", "channels-last-backward-gamma-mod-32",
+        "channels-last-tail-64"]
 
 LONG = 32768
+BLOCK = 4096
 
 
 def channel_values(x, layout, c):
@@ -71,11 +79,13 @@ class Mutant(NumpyBN):
         return req["dtype"] == "float32" and x.size // (x.shape[1] if req["layout"] == "NCHW" else x.shape[-1]) > LONG
 
     def stats(self, req, x):
-        if self.bug == "long-channel-half-statistics" and self.long_f32(req, x):
+        partial = {"long-channel-half-statistics": lambda n: n // 2 if n > LONG else n,
+                   "blocked-reduction-drops-tail": lambda n: n - n % BLOCK if n >= BLOCK else n}
+        C = x.shape[1] if req["layout"] == "NCHW" else x.shape[-1]
+        if self.bug in partial and req["dtype"] == "float32" and partial[self.bug](x.size // C) != x.size // C:
             layout = req["layout"]
-            C = x.shape[1] if layout == "NCHW" else x.shape[-1]
             xf = x.astype(F)
-            half = [channel_values(xf, layout, c)[: xf.size // C // 2] for c in range(C)]
+            half = [channel_values(xf, layout, c)[: partial[self.bug](xf.size // C)] for c in range(C)]
             m = np.array([h.mean(dtype=F) for h in half], F)
             v = np.array([((h - m[c]) ** 2).mean(dtype=F) for c, h in enumerate(half)], F)
             return xf, m, v, xf.size // C
@@ -125,7 +135,8 @@ class Mutant(NumpyBN):
         else:
             r = F(1) / np.sqrt(v.astype(F) + eps)
         y = (x - m.astype(F).reshape(ps)) * (g.astype(F) * r).reshape(ps) + b.astype(F).reshape(ps)
-        tails = {"nhwc-vector-tail": (4, 8), "nhwc-vector-tail-8": (8, 8), "nhwc-vector-tail-16": (16, 16)}
+        tails = {"nhwc-vector-tail": (4, 8), "nhwc-vector-tail-8": (8, 8), "nhwc-vector-tail-16": (16, 16),
+                 "channels-last-tail-64": (64, 64)}
         if self.bug in tails and layout != "NCHW":
             w, from_c = tails[self.bug]  # a w-wide loop over channels, used from C = from_c on, whose scalar tail scales by 1.5
             if g.size >= from_c and g.size % w:
@@ -190,6 +201,8 @@ class Mutant(NumpyBN):
     def infer(self, req, x, gamma, beta, mean, var):
         if self.bug == "inference-uses-batch-statistics":
             _, mean, var, _ = self.stats(req, x)
+        if self.bug == "nc-infer-swaps-running-statistics" and x.ndim == 2 and req["dtype"] == "float32":
+            mean, var = var, mean
         if self.bug == "infer-last-channel-neighbour-statistics" and mean.size >= 2:
             mean, var = mean.copy(), var.copy()
             mean[-1], var[-1] = mean[-2], var[-2]
@@ -199,6 +212,8 @@ class Mutant(NumpyBN):
         return out
 
     def backward_train(self, req, x, dy, gamma, beta):
+        if self.bug == "channels-last-backward-gamma-mod-32" and req["layout"] != "NCHW":
+            gamma = np.asarray(gamma)[np.arange(gamma.size) % 32]
         out = super().backward_train(req, x, dy, gamma, beta)
         if self.bug in ("backward-missing-mean-term", "backward-missing-xhat-term"):
             _, m, v, n = self.stats(req, x)

@@ -10,7 +10,7 @@ import BNCore
 /// the loop runs (C at least the smallest failing case's, same operation, layout and dtype).
 /// When several widths remain, all are named: the suite cannot tell them apart.
 enum VectorTail {
-    static let candidateWidths = [2, 4, 8, 16, 32]
+    static let candidateWidths = [2, 4, 8, 16, 32, 64]
 
     /// The widths w for which the failing channels are exactly the tail [C − C mod w, C) of a
     /// loop (with C < w, every channel), each tail channel failing systematically
