@@ -95,7 +95,7 @@ extension Fingerprint {
             let v = ms[c].biasedVariance
             points.append(.init(kappa: abs(ms[c].mean) / v.squareRoot(), error: abs(1 / (a * a) - max(single.eps, 0) - v) / v))
         }
-        let growth = VarianceGrowth.fit(points, floor: 1e-17).requiringRise(points, floor: 1e-17)
+        let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
         return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = 1024 over partition [256, 256, 256, 256], κ ∈ {4, 16, 64, 256}: " + growth.evidence)
     }
 

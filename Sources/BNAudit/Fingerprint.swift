@@ -196,10 +196,9 @@ public struct Fingerprint: Sendable {
         let s6 = try Shape(batch: 64, channels: C, spatial: [1, 1])
         let ri = try Reference.inferenceForward(xi, shape: s6, layout: .nchw, mean: mi, variance: ones, gamma: ones.map { _ in 1.7 },
                                                 beta: zeros.map { _ in 0.1 }, eps: probeEps)
-        // Normwise: max error ÷ ulp(max |y_ref|) (elementwise ulps blow up near y = 0).
-        let ulps = (zip(yi, ri).map { abs($0 - $1) }.max() ?? .nan) / Double(Float(ri.map(abs).max() ?? 1).ulp)
-        let form = Finding(value: !ulps.isFinite ? "undetermined" : ulps > 64 ? "folded" : "direct",
-                           evidence: "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps (x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴: thousands of ulps; (x − μ)·s + β: a few; threshold 64)")
+        let scale = 1.7 / (1 + probeEps).squareRoot()
+        let form = Self.inferenceForm(y: yi, reference: ri, z: xi.indices.map { (xi[$0] - mi[$0 % C]) * scale }, channels: C,
+                                      muS: abs(mi[0] * scale))
         // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. Eight channels of
         // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (two channels each), γ = 1, β = 0;
         // the variance each channel was normalised with is read off y (least squares
@@ -224,7 +223,7 @@ public struct Fingerprint: Sendable {
                 points.append(.init(kappa: abs(ms7[c].mean) / v.squareRoot(), error: abs(implied - v) / v))
             }
         }
-        let growth = VarianceGrowth.fit(points, floor: 1e-17).requiringRise(points, floor: 1e-17)
+        let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
         let algo = Finding(value: y7.isEmpty ? "unknown" : growth.algorithm,
                            evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, κ ∈ {4, 16, 64, 256}: " + growth.evidence)
         // 8. closest profile.

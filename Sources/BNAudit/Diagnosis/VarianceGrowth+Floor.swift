@@ -1,0 +1,30 @@
+import Foundation
+
+extension VarianceGrowth {
+    /// The fingerprint's κ-growth fit over a few probe channels, guarded against an error
+    /// that is not the variance's: the probe reads each channel's variance off y, so an error
+    /// of the normalisation itself (an approximate rsqrt, a 12-bit reciprocal square root is
+    /// off by up to 2⁻¹¹ in the implied variance) adds to every channel alike, whatever its κ,
+    /// and bends the fitted exponent: a one-pass variance under such a floor had been read as
+    /// updating, a Welford one as two-pass (an outside red team's, 2026-12-05).
+    ///
+    /// The floor F is the smallest error in the lower half of κ. An honest float32
+    /// accumulation over n values errs by at most about n·u in the relative variance
+    /// (sequential sums, Higham 2002 §4.2; Welford and one-pass at the probe's lowest κ alike);
+    /// while F ≤ 4·n·u the fit is the usual one (``fit(_:floor:binned:)`` with
+    /// ``requiringRise(_:floor:minimumRise:)``). Above it only the errors ≥ 10·F speak for the
+    /// variance, fitted alone; when they are too few or span too little κ, the algorithm is
+    /// "undetermined", with the floor in the evidence, rather than a misread exponent.
+    public static func fitAboveFloor(_ pts: [Point], values n: Int, roundoff u: Double) -> VarianceGrowth {
+        let sorted = pts.filter { $0.kappa.isFinite }.sorted { $0.kappa < $1.kappa }
+        let limit = 4 * Double(n) * u
+        guard let floor = sorted.prefix(max(1, sorted.count / 2)).map(\.error).min(), floor > limit else {
+            return fit(pts, floor: 1e-17).requiringRise(pts, floor: 1e-17)
+        }
+        var g = fit(pts, floor: floor)
+        if g.algorithm != "undetermined" { g = g.requiringRise(pts, floor: floor) }
+        let note = String(format: "a κ-independent error of at least %.2g in every channel of the lower half of κ (above %.2g = 4·n·u, an honest float32 accumulation's bound over n = %d: the normalisation's own error, e.g. an approximate rsqrt) leaves only the errors above %.2g to the variance", floor, limit, n, 10 * floor)
+        g.evidence = note + ": " + g.evidence
+        return g
+    }
+}

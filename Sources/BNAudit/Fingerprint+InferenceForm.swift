@@ -1,0 +1,52 @@
+import Foundation
+
+extension Fingerprint {
+    /// Whether an inference's error on the probe x = 1e4 + N(0, 1), μ = 1e4 + 0.3 has the shape
+    /// of folding, y = x·s + (β − μ·s) in float32.
+    ///
+    /// Folding loses the leading digits of x·s against μ·s: each y errs by rounding noise of
+    /// size ≈ |μ·s|·u (u = 2⁻²⁴) — at most 4·|μ·s|·u with s itself a few roundings off —
+    /// and that error does not grow with x − μ (the same s multiplies x and μ, so s's own
+    /// error only scales y − β by 1 + O(u)). An error above 64 ulps of max |y| is called
+    /// `folded` only with that shape: within the bound, and the slope a of the error against
+    /// z = (x − μ)·s (least squares, an intercept per channel) within 4 standard errors plus
+    /// 8u of 0. A scale error — an approximate rsqrt, the unbiased variance in the
+    /// normalisation — grows with z; noise beyond the bound is some other loss: both
+    /// `undetermined`, with the figures (an outside red team's: a 12-bit rsqrt and an unbiased
+    /// normalisation had been read as folded, 2026-12-05).
+    ///
+    /// `y`, `reference`, `z`: per element (NCHW, N × C with 1×1 spatial); `muS` = |μ·s|.
+    static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double) -> Finding {
+        let u = 0x1p-24
+        let yMax = reference.map(abs).max() ?? 1
+        let ulp = Double(Float(yMax).ulp)
+        guard y.count == reference.count, y.count == z.count, !y.isEmpty, y.allSatisfy(\.isFinite) else {
+            return Finding(value: "undetermined", evidence: "the adapter returned \(y.count) values (\(reference.count) asked for)\(y.contains { !$0.isFinite } ? ", some not finite" : "")")
+        }
+        let e = zip(y, reference).map { $0 - $1 }
+        let maxError = e.map(abs).max()!
+        let ulps = maxError / ulp
+        let head = "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps of max |y|"
+        guard ulps > 64 else {
+            return Finding(value: "direct", evidence: head + " (≤ 64: (x − μ)·s + β gives a few; x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴, thousands)")
+        }
+        // Pooled slope of e against z with an intercept per channel.
+        let n = y.count / C
+        var szz = 0.0, sze = 0.0
+        var centred: [(z: Double, e: Double)] = []
+        for c in 0..<C {
+            let idx = (0..<n).map { $0 * C + c }
+            let mz = idx.reduce(0) { $0 + z[$1] } / Double(n), me = idx.reduce(0) { $0 + e[$1] } / Double(n)
+            for i in idx { centred.append((z[i] - mz, e[i] - me)); szz += (z[i] - mz) * (z[i] - mz); sze += (z[i] - mz) * (e[i] - me) }
+        }
+        let a = sze / szz
+        let rss = centred.reduce(0) { $0 + ($1.e - a * $1.z) * ($1.e - a * $1.z) }
+        let se = (rss / Double(max(centred.count - C - 1, 1))).squareRoot() / szz.squareRoot()
+        let bound = 4 * muS * u
+        let flat = abs(a) <= 4 * se + 8 * u, within = maxError <= bound
+        let figures = "; error against z = (x − μ)·s: slope \(Self.fmt(a)) ± \(Self.fmt(se)), max |error| \(Self.fmt(maxError)) (folding: slope 0 within 4 standard errors + 8u, |error| ≤ 4·|μ·s|·2⁻²⁴ = \(Self.fmt(bound)))"
+        if flat && within { return Finding(value: "folded", evidence: head + figures + ": x·s + (β − μ·s)") }
+        let why = !flat ? "the error grows with x − μ (a scale error: an approximate rsqrt, another variance), not folding's" : "the error exceeds folding's rounding"
+        return Finding(value: "undetermined", evidence: head + figures + ": " + why)
+    }
+}
