@@ -23,6 +23,28 @@ import Testing
         #expect(Set(cases.map(\.dtype)) == Set(DType.allCases))
     }
 
+    /// Every float32 forward and backward operation, in every layout, has the cases where a
+    /// kernel path's edges show (outside red teams hid a 64-wide channel block's tail, γ[c mod 32]
+    /// in a backward, a swap in NC inference and a blocked reduction dropping its last partial block
+    /// where the suite had no such case): a C > 64 that is no multiple of 8 (a tail under every
+    /// channel block width), a batch N > 16 that is no multiple of 8, and, for the operations that
+    /// reduce over the batch, an odd channel length n > 32768 with trend data (spec/catalog.txt).
+    @Test func catalogCoversEveryKernelPathsEdges() throws {
+        let cases = try Self.catalog().cases[Catalog.defaultSuite]!.filter { $0.dtype == .f32 }
+        for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
+            for layout in [Layout.nchw, .nhwc, .nc] {
+                let path = cases.filter { $0.op == op && $0.layout == layout }
+                let where_ = "\(op.rawValue) \(layout.rawValue) f32"
+                #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(where_): no C > 64 that is no multiple of 8")
+                #expect(path.contains { $0.shape[0] > 16 && $0.shape[0] % 8 != 0 }, "\(where_): no N > 16 that is no multiple of 8")
+                if op != .infer {
+                    let n = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
+                    #expect(path.contains { n($0) > 32768 && n($0) % 2 == 1 && $0.data == "trend" }, "\(where_): no odd n > 32768 with trend data")
+                }
+            }
+        }
+    }
+
     @Test func regenerationIsByteIdenticalToGolden() throws {
         let cases = try Self.catalog().cases[Catalog.defaultSuite]!
         let files = try Generator.suiteFiles(cases, suite: Catalog.defaultSuite)
