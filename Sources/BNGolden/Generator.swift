@@ -21,14 +21,21 @@ public enum Generator {
         var global: (mean: [Double], variance: [Double])? = nil
         func globalStatistics() throws -> (mean: [Double], variance: [Double]) {
             if let g = global { return g }
-            // Global statistics near the data's own: μ + 0.1·σ·N(0,1), σ²·U[0.5, 1.5).
-            let ms = try Reference.moments(try data("x"), shape: s, layout: spec.layout)
+            // Global statistics near the data's own: μ + 0.1·σ·N(0,1), σ²·U[0.5, 1.5). With one value
+            // per channel (N = 1 after a linear layer) a channel has no spread of its own, and σ² is
+            // the whole tensor's: otherwise μ = x, σ² = 0 and y = β whatever the kernel does with x̂
+            // (an outside red team's N = 1 bug that dropped β was named "γ and β not applied" there).
+            let x = try data("x")
+            let ms = try Reference.moments(x, shape: s, layout: spec.layout)
+            let whole = s.perChannelCount == 1
+                ? try Reference.moments(x, shape: try Shape(batch: s.elementCount, channels: 1), layout: .nc)[0].biasedVariance : nil
+            let spread = ms.map { whole ?? $0.biasedVariance }
             var r = SpecRandom("\(spec.id)/global")
-            let mean = ms.map { m -> Double in
-                let sd = m.biasedVariance.squareRoot()
+            let mean = zip(ms, spread).map { m, v -> Double in
+                let sd = v.squareRoot()
                 return pd.quantize(m.mean + 0.1 * (sd.isFinite ? sd : 0) * r.normal())
             }
-            let variance = ms.map { pd.quantize($0.biasedVariance * (0.5 + r.uniform())) }
+            let variance = spread.map { pd.quantize($0 * (0.5 + r.uniform())) }
             global = (mean, variance)
             return (mean, variance)
         }

@@ -23,20 +23,32 @@ import Testing
         #expect(Set(cases.map(\.dtype)) == Set(DType.allCases))
     }
 
-    /// Every float32 forward and backward operation, in every layout, has the cases where a
-    /// kernel path's edges show (outside red teams hid a 64-wide channel block's tail, γ[c mod 32]
-    /// in a backward, a swap in NC inference and a blocked reduction dropping its last partial block
-    /// where the suite had no such case): a C > 64 that is no multiple of 8 (a tail under every
-    /// channel block width), a batch N > 16 that is no multiple of 8, and, for the operations that
-    /// reduce over the batch, an odd channel length n > 32768 with trend data (spec/catalog.txt).
+    /// Every forward and backward operation has a case in every layout and storage type, and in
+    /// float32 in every layout the cases where a kernel path's edges show (outside red teams hid a
+    /// 64-wide channel block's tail, γ[c mod 32] and γ[c mod 128] in a backward, a swap in NC
+    /// inference, a blocked reduction dropping its last partial block, bugs of f64 NHWC inference,
+    /// of 16-bit and f64 NCHW backward in inference mode, of N = 1 and (N, C, L) inference, and a
+    /// backward ignoring the requested eps, where the suite had no such case): a C > 256 that is
+    /// no multiple of 8 (a tail under every channel block width), a batch N > 16 that is no
+    /// multiple of 8; an (N, C, L) tensor (NCHW and NHWC); N = 1 (inference ops; 4-D training ops);
+    /// an eps other than 1e-5; and, for the operations that reduce over the batch, an odd channel
+    /// length n > 32768 with trend data (spec/catalog.txt).
     @Test func catalogCoversEveryKernelPathsEdges() throws {
-        let cases = try Self.catalog().cases[Catalog.defaultSuite]!.filter { $0.dtype == .f32 }
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
         for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
+            #expect(all.contains { $0.op == op && $0.dtype == .f32 && $0.eps != 1e-5 }, "\(op.rawValue): no eps other than 1e-5")
             for layout in [Layout.nchw, .nhwc, .nc] {
-                let path = cases.filter { $0.op == op && $0.layout == layout }
+                for dtype in DType.allCases {
+                    #expect(all.contains { $0.op == op && $0.layout == layout && $0.dtype == dtype }, "\(op.rawValue) \(layout.rawValue) \(dtype.rawValue): no case")
+                }
+                let path = all.filter { $0.op == op && $0.layout == layout && $0.dtype == .f32 }
                 let where_ = "\(op.rawValue) \(layout.rawValue) f32"
-                #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(where_): no C > 64 that is no multiple of 8")
+                #expect(path.contains { $0.shape[1] > 256 && $0.shape[1] % 8 != 0 }, "\(where_): no C > 256 that is no multiple of 8")
                 #expect(path.contains { $0.shape[0] > 16 && $0.shape[0] % 8 != 0 }, "\(where_): no N > 16 that is no multiple of 8")
+                if layout != .nc { #expect(path.contains { $0.shape.count == 3 }, "\(where_): no (N, C, L) case") }
+                if op == .infer || op == .backwardInfer || layout != .nc {
+                    #expect(path.contains { $0.shape[0] == 1 }, "\(where_): no N = 1 case")
+                }
                 if op != .infer {
                     let n = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
                     #expect(path.contains { n($0) > 32768 && n($0) % 2 == 1 && $0.data == "trend" }, "\(where_): no odd n > 32768 with trend data")
