@@ -93,7 +93,8 @@ extension Fingerprint {
             let idx = (0..<n7).map { $0 * C7 + c }
             guard let (a, _) = Fits.affine(idx.map { xv[$0] }, idx.map { y[$0] }), a > 0 else { continue }
             let v = ms[c].biasedVariance
-            points.append(.init(kappa: abs(ms[c].mean) / v.squareRoot(), error: abs(1 / (a * a) - max(single.eps, 0) - v) / v))
+            let implied = 1 / (a * a) - max(single.eps, 0)
+            points.append(.init(kappa: abs(ms[c].mean) / v.squareRoot(), error: (implied - v) / v, sign: implied > v ? 1 : implied < v ? -1 : 0))
         }
         let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
         return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = 1024 over partition [256, 256, 256, 256], κ ∈ {4, 16, 64, 256}: " + growth.evidence)

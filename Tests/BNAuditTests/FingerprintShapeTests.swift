@@ -65,4 +65,16 @@ import Testing
         let flat = VarianceGrowth.fitAboveFloor(Self.points(floor: 1e-6) { _ in 0 }, values: n, roundoff: u)
         #expect(flat.algorithm == "two_pass" && !flat.evidence.contains("κ-independent"), "\(flat.evidence)")
     }
+
+    /// A κ² growth whose eight errors are all of one sign is a bias (the variance about a mean
+    /// off by μ/(n − 1): an outside red team's, read "one_pass"); mixed signs stay one-pass.
+    @Test func oneSignedGrowthIsABias() {
+        let u = 0x1p-24
+        let grow = { (sign: (Int) -> Double) in
+            Self.kappas.enumerated().map { i, k in VarianceGrowth.Point(kappa: k, error: 32 * u * k * k * (i % 2 == 0 ? 1.4 : 0.8), sign: sign(i)) }
+        }
+        let biased = VarianceGrowth.fitAboveFloor(grow { _ in 1 }, values: 1024, roundoff: u)
+        #expect(biased.algorithm == "biased" && biased.evidence.contains("too large in all 8 channels") && !biased.evidence.contains("either side"), "\(biased.evidence)")
+        #expect(VarianceGrowth.fitAboveFloor(grow { $0 % 3 == 0 ? -1 : 1 }, values: 1024, roundoff: u).algorithm == "one_pass")
+    }
 }

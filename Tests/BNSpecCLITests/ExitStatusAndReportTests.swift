@@ -283,7 +283,8 @@ import Testing
     /// rsqrt(max(var, eps)) solves to no one eps inside or outside the root (it read "eps 0,
     /// inside"); a framework momentum that has no effect leaves its convention unknown (it read
     /// "batch" from the default weight); profiles tied on every probe are all named (MLX's and
-    /// PyTorch's defaults read "pytorch").
+    /// PyTorch's defaults read "pytorch"); a running variance fed neither estimator's batch
+    /// variance is neither (it read the nearer one).
     @Test func fingerprintSaysUndeterminedRatherThanGuess() throws {
         guard CLI.isBuilt() else { return }
         guard let python = try CLI.pythonWithNumPy() else { return }
@@ -298,6 +299,10 @@ import Testing
         let ignored = try fingerprint("tools/adapters/numpy_mutant.py momentum-parameter-ignored")
         #expect(ignored["momentum_weights"] == "undetermined" && ignored["momentum"] == "undetermined", "\(ignored)")
         #expect(ignored["eps"] == "1e-05" && ignored["running_variance"] == "unbiased", "\(ignored)")
+        // A running variance fed neither the biased nor the unbiased batch variance (updated with
+        // the inverted weight: −3.5 here) is no estimator (an outside red team's: read "biased").
+        let inverted = try fingerprint("tools/adapters/numpy_mutant.py running-variance-momentum-inverted")
+        #expect(inverted["running_variance"] == "undetermined" && inverted["momentum_weights"] == "batch", "\(inverted)")
         let honest = try fingerprint("tools/adapters/numpy_bn.py")
         #expect(honest["closest_profile"] == "pytorch or mlx" && honest["momentum_weights"] == "batch" && honest["eps_placement"] == "inside_sqrt", "\(honest)")
     }

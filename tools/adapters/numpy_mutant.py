@@ -58,7 +58,10 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # reading γ[c mod 32]; the last C mod 64 channels of a 64-wide channels-last forward loop (used
         # from C = 64 on) scaled by 1.5, whose width the cases C = 80 and 100 tell apart from 32.
         "blocked-reduction-drops-tail", "nc-infer-swaps-running-statistics", "channels-last-backward-gamma-mod-32",
-        "channels-last-tail-64"]
+        "channels-last-tail-64",
+        # For the fingerprint (a red team's): the running variance updated with the inverted weight
+        # 1 − w, the running mean right (its batch variance reads −3.5: neither estimator).
+        "running-variance-momentum-inverted"]
 
 LONG = 32768
 BLOCK = 4096
@@ -177,6 +180,9 @@ class Mutant(NumpyBN):
         if self.bug == "momentum-swapped" and not req.get("cumulative") and req.get("batch_weight") is not None:
             r["batch_weight"] = 1 - req["batch_weight"]
         out = super().train(r, x, gamma, beta, running_mean, running_var)
+        if self.bug == "running-variance-momentum-inverted" and not req.get("cumulative"):
+            inv = super().train({**r, "batch_weight": 1 - self.opt(req, "batch_weight")}, x, gamma, beta, running_mean, running_var)
+            out["running_var"] = inv["running_var"]
         if self.bug == "running-not-updated":
             out["running_mean"], out["running_var"] = running_mean, running_var
         if self.bug == "batch-var-unbiased":

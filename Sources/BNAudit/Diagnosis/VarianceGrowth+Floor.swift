@@ -19,12 +19,30 @@ extension VarianceGrowth {
         let sorted = pts.filter { $0.kappa.isFinite }.sorted { $0.kappa < $1.kappa }
         let limit = 4 * Double(n) * u
         guard let floor = sorted.prefix(max(1, sorted.count / 2)).map(\.error).min(), floor > limit else {
-            return fit(pts, floor: 1e-17).requiringRise(pts, floor: 1e-17)
+            return oneSigned(fit(pts, floor: 1e-17).requiringRise(pts, floor: 1e-17), pts)
         }
         var g = fit(pts, floor: floor)
         if g.algorithm != "undetermined" { g = g.requiringRise(pts, floor: floor) }
         let note = String(format: "a κ-independent error of at least %.2g in every channel of the lower half of κ (above %.2g = 4·n·u, an honest float32 accumulation's bound over n = %d: the normalisation's own error, e.g. an approximate rsqrt) leaves only the errors above %.2g to the variance", floor, limit, n, 10 * floor)
         g.evidence = note + ": " + g.evidence
-        return g
+        return oneSigned(g, pts)
+    }
+
+    /// A growth read from few probe channels (fewer than ``biasChannels``) whose errors are all of
+    /// one sign, every one of at least 8 channels: rounding would put them on either side (all
+    /// alike by chance once in 128), a formula's bias does — e.g. the variance about a mean off
+    /// by μ/(n − 1), too large by its square, which grows like κ² (an outside red team's mean
+    /// Σx/(n − 1) had been read "one_pass"). "biased", as the audit's own sign check names it.
+    static func oneSigned(_ g: VarianceGrowth, _ pts: [Point]) -> VarianceGrowth {
+        guard g.algorithm == "updating" || g.algorithm == "one_pass" else { return g }
+        let signed = pts.filter { $0.kappa.isFinite && $0.sign != 0 }
+        guard signed.count >= 8, signed.count == pts.count, Set(signed.map(\.sign)).count == 1 else { return g }
+        var b = g
+        b.algorithm = "biased"
+        if let from = b.evidence.range(of: "; the variance too large in"), let to = b.evidence.range(of: "(rounding: either side)", range: from.upperBound..<b.evidence.endIndex) {
+            b.evidence.removeSubrange(from.lowerBound..<to.upperBound)
+        }
+        b.evidence += "; but the variance is too \(signed[0].sign > 0 ? "large" : "small") in all \(signed.count) channels: a bias, not rounding"
+        return b
     }
 }
