@@ -279,6 +279,8 @@ public struct AuditReport: Codable, Sendable {
                 + "fails too, with finite data and nothing to poison (\(results[j].detail.prefix(160))): a bug of its own can make these channels wrong")
             results[i].likelyCause = nil
         }
+        // A formula model's cause that an unexplained failure of its own kernel path contradicts.
+        ModelConsistency.withdrawContradicted(&results)
         self.results = results
         passed = results.filter { $0.status == .passed }.count
         failed = results.filter { $0.status == .failed }.count

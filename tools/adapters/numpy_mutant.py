@@ -61,7 +61,11 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         "channels-last-tail-64",
         # For the fingerprint (a red team's): the running variance updated with the inverted weight
         # 1 − w, the running mean right (its batch variance reads −3.5: neither estimator).
-        "running-variance-momentum-inverted"]
+        "running-variance-momentum-inverted",
+        # Models that fit one case by accident (a red team's): y·1/(σ + √ε) read as the unbiased
+        # variance on a bfloat16 case; γ and β of channel c + 1 (statistics right) in channels-last
+        # and NC, read as the statistics and parameters of channel c ± 1 where two channels agree.
+        "sqrt-eps-outside-root", "nhwc-parameters-off-by-one"]
 
 LONG = 32768
 BLOCK = 4096
@@ -131,8 +135,12 @@ class Mutant(NumpyBN):
             g[8:], b[8:] = b[8:].copy(), g[8:].copy()
         if self.bug == "nhwc-off-by-one" and layout != "NCHW":
             g, b, m, v = (np.roll(a, -1) for a in (g, b, m, v))
+        if self.bug == "nhwc-parameters-off-by-one" and layout != "NCHW":
+            g, b = (np.roll(a, -1) for a in (g, b))
         if self.bug == "eps-outside-sqrt":
             r = F(1) / (np.sqrt(v.astype(F)) + eps)
+        elif self.bug == "sqrt-eps-outside-root":
+            r = F(1) / (np.sqrt(v.astype(F)) + np.sqrt(eps))
         elif self.bug == "eps-clamped":
             r = F(1) / np.sqrt(np.maximum(v.astype(F), eps))
         else:
