@@ -87,6 +87,8 @@ public struct AuditResult: Codable, Sendable {
     /// A failed single-step training case whose running statistics fail: the running-update
     /// models that reproduce them (``RunningConsistency``; not encoded).
     var runningModels: [String]? = nil
+    /// A failed case: the models ``ModelConsistency`` judges whose prediction misses it far (not encoded).
+    var contradictedModels: [String]? = nil
     /// The case's operation and whether its data are finite (not encoded): the audit-wide check
     /// of ``Patterns/poisonCause``.
     var operation = "", finiteData = true
@@ -591,6 +593,7 @@ public struct Audit {
                 r.varianceAloneExplains = Fits.varianceAloneExplains(problem)
                 r.runningWeightAloneExplains = r.weightPoint != nil && Fits.runningWeightAloneExplains(problem)
                 r.runningModels = RunningConsistency.reproducing(problem)
+                r.contradictedModels = ModelConsistency.contradicted(problem)
             }
             r.computeRoundoff = spec.dtype.computeRoundoff
             r.meanWithinTolerance = problem.got["batch_mean"] != nil ? problem.failing("batch_mean").isEmpty : Fits.centreWithinTolerance(problem)

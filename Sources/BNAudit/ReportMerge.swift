@@ -203,13 +203,15 @@ extension AuditResult {
         public var tailKey: String?
         /// The running-update models that reproduce a failing training case's running statistics.
         public var runningModels: [String]?
+        /// The formula models a failing case contradicts (``ModelConsistency``).
+        public var contradictedModels: [String]?
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
             case computeRoundoff = "compute_roundoff", meanWithinTolerance = "mean_within_tolerance"
             case varianceAloneExplains = "variance_alone_explains", runningWeightAloneExplains = "running_weight_alone_explains"
             case channels, failingChannels = "failing_channels", tailWidths = "tail_widths", tailKey = "tail_key"
-            case runningModels = "running_models"
+            case runningModels = "running_models", contradictedModels = "contradicted_models"
         }
 
         init(_ r: AuditResult) {
@@ -224,6 +226,7 @@ extension AuditResult {
             tailWidths = r.tailWidths.isEmpty ? nil : r.tailWidths
             tailKey = r.tailKey
             runningModels = r.runningModels
+            contradictedModels = r.contradictedModels.flatMap { $0.isEmpty ? nil : $0 }
         }
 
         /// `r` as it was before the fits, for fitting again.
@@ -238,6 +241,7 @@ extension AuditResult {
             r.channels = channels ?? 0; r.failingChannels = failingChannels ?? []
             r.tailWidths = tailWidths ?? []; r.tailKey = tailKey
             r.runningModels = runningModels
+            r.contradictedModels = contradictedModels
             return r
         }
     }
