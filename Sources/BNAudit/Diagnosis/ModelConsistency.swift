@@ -53,10 +53,11 @@ enum ModelConsistency {
         let s = p.trainingStatistics
         guard !s.mean.isEmpty, zip(s.mean, s.variance).allSatisfy({ $1 > 0 && abs($0) <= 10 * $1.squareRoot() }) else { return [] }
         let ownError = distance(p.got, p.expected)
-        return Diagnosis.models(for: p.spec.op).compactMap { m -> String? in
+        let missed = Diagnosis.models(for: p.spec.op).compactMap { m -> String? in
             guard let key = keys(m.cause).first, let predicted = m.predict(p), !predicted.isEmpty else { return nil }
             return p.misfit(predicted) > far && distance(predicted, p.got) > 0.1 * ownError ? key : nil
-        }.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }.sorted()
+        }
+        return Set(missed).sorted()
     }
 
     /// The cases a formula bug acts on alike, from a case id (`op.data.shape.layout.dtype…`): one
@@ -76,10 +77,11 @@ enum ModelConsistency {
             let named = keys(results[i].likelyCause)
             guard !named.isEmpty, let cause = results[i].likelyCause else { continue }
             let mine = path(results[i].caseID)
-            let against = named.sorted().map { key in
+            // Every model the cause names must be contradicted (an "either … or …" cause stands while one does).
+            let against = named.sorted().compactMap { key in
                 open.first { j in path(results[j].caseID) == mine && (results[j].contradictedModels ?? []).contains(key) }
             }
-            guard against.allSatisfy({ $0 != nil }), let j = against.first! else { continue }
+            guard against.count == named.count, let j = against.first else { continue }
             results[i].evidence.append("cause withdrawn: «\(cause)» fits this case, but \(results[j].caseID), of the same operation "
                 + "and layout, fails with finite data and the model misses it by more than \(Int(far)) tolerances (\(results[j].detail.prefix(160)))")
             results[i].likelyCause = nil
