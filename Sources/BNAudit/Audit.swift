@@ -87,7 +87,7 @@ public struct AuditResult: Codable, Sendable {
     /// A failed single-step training case whose running statistics fail: the running-update
     /// models that reproduce them (``RunningConsistency``; not encoded).
     var runningModels: [String]? = nil
-    /// A failed case: the models ``ModelConsistency`` judges whose prediction misses it far (not encoded).
+    /// A failed or passed case: the models ``ModelConsistency`` judges whose prediction misses it far (not encoded).
     var contradictedModels: [String]? = nil
     /// The case's operation and whether its data are finite (not encoded): the audit-wide check
     /// of ``Patterns/poisonCause``.
@@ -593,6 +593,10 @@ public struct Audit {
                 r.varianceAloneExplains = Fits.varianceAloneExplains(problem)
                 r.runningWeightAloneExplains = r.weightPoint != nil && Fits.runningWeightAloneExplains(problem)
                 r.runningModels = RunningConsistency.reproducing(problem)
+                r.contradictedModels = ModelConsistency.contradicted(problem)
+            } else if r.status == .passed && problem.shape.elementCount <= 1 << 20 {
+                // A passing case can contradict a formula cause named elsewhere (``ModelConsistency``);
+                // the large suite's tensors are left out (its four cases are honest-scale timing cases).
                 r.contradictedModels = ModelConsistency.contradicted(problem)
             }
             r.computeRoundoff = spec.dtype.computeRoundoff

@@ -80,6 +80,21 @@ public struct Fingerprint: Sendable {
 
     static func fmt(_ v: Double) -> String { String(format: "%.6g", v) }
 
+    /// The common eps (1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0) nearest a solved value.
+    static func nearestCommonEps(_ e: Double) -> Double {
+        [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - e) < abs($1 - e) }!
+    }
+
+    /// Whether eps values solved from x = ±a (one per amplitude in `amps`) agree: each within 2 %
+    /// of their median plus what the outputs' rounding allows (eps solved from y = a/√(a² + ε)
+    /// moves by about 2(a² + ε)·δy/y for a relative error δy of y: 10⁴·2⁻²⁴ covers a float32 BN a
+    /// few ulps off). Non-finite values never agree.
+    static func epsConsistent(_ v: [Double], amps: [Double]) -> Bool {
+        guard v.count == amps.count, v.allSatisfy(\.isFinite) else { return false }
+        let med = v.sorted()[v.count / 2]
+        return v.indices.allSatisfy { abs(v[$0] - med) <= 0.02 * abs(med) + 1e4 * 0x1p-24 * (amps[$0] * amps[$0] + abs(med)) }
+    }
+
     public mutating func run() throws -> Result {
         let hello = try client.hello ?? client.start()
         let C = 4
@@ -103,16 +118,9 @@ public struct Fingerprint: Sendable {
         let inside = amps.indices.map { amps[$0] * amps[$0] * (1 / (y1[$0] * y1[$0]) - 1) }
         let outside = amps.indices.map { amps[$0] / y1[$0] - amps[$0] }
         func spread(_ v: [Double]) -> Double { (v.max()! - v.min()!) / max(abs(v.reduce(0, +) / Double(v.count)), 1e-300) }
-        // A hypothesis is consistent when its solved values agree: each within 2 % of their median
-        // plus what the outputs' rounding allows (eps solved from y = a/√(a² + ε) moves by about
-        // 2(a² + ε)·δy/y for a relative error δy of y: 10⁴·2⁻²⁴ covers a float32 BN a few ulps off).
-        // Neither consistent (an outside red team's rsqrt(max(var, eps)) gave [1e-6, 0, 0, 0]
+        // A hypothesis is consistent when its solved values agree (``epsConsistent``). Neither consistent (an outside red team's rsqrt(max(var, eps)) gave [1e-6, 0, 0, 0]
         // and was read as eps 0 inside the root): eps and its placement are undetermined.
-        func consistent(_ v: [Double]) -> Bool {
-            let med = v.sorted()[v.count / 2]
-            return v.indices.allSatisfy { abs(v[$0] - med) <= 0.02 * abs(med) + 1e4 * 0x1p-24 * (amps[$0] * amps[$0] + abs(med)) }
-        }
-        let insideConsistent = consistent(inside), outsideConsistent = consistent(outside)
+        let insideConsistent = Self.epsConsistent(inside, amps: amps), outsideConsistent = Self.epsConsistent(outside, amps: amps)
         let insideWins = insideConsistent != outsideConsistent ? insideConsistent : spread(inside) <= spread(outside)
         let epsEst = (insideWins ? inside : outside).sorted()[amps.count / 2]
         // Outputs that give no finite eps (NaN, ±∞, zeros) determine neither eps nor its placement;
@@ -124,7 +132,7 @@ public struct Fingerprint: Sendable {
         let epsPlacement = Finding(value: !placed ? "undetermined" : insideWins ? "inside_sqrt" : "outside_sqrt",
                                    evidence: "x = ±a per channel (a = \(amps.map(Self.fmt))): y = \(y1.prefix(C).map(Self.fmt)); eps solved as a²(1/y² − 1) = \(inside.map(Self.fmt)) (inside √) vs a/y − a = \(outside.map(Self.fmt)) (outside √); "
                                     + (placed ? "the consistent one wins" : solvable ? "neither is consistent (an eps that is no constant inside or outside √, e.g. max(var, eps))" : "no finite eps"))
-        let niceEps = [1e-5, 1e-3, 1e-4, 1e-6, 1e-8, 1e-12, 0].min { abs($0 - epsEst) < abs($1 - epsEst) }!
+        let niceEps = Self.nearestCommonEps(epsEst)
         var epsF = !solvable
             ? Finding(value: "undetermined", evidence: "no finite, non-negative eps solves y = \(y1.prefix(C).map(Self.fmt)) (median \(Self.fmt(epsEst))); later probes use eps = 1e-5")
             : !placed ? Finding(value: "undetermined", evidence: "no one eps solves y = \(y1.prefix(C).map(Self.fmt)) inside or outside √ (see eps placement); later probes use the median, \(Self.fmt(max(epsEst, 0)))")
@@ -256,7 +264,7 @@ public struct Fingerprint: Sendable {
         // 9. synchronized BN, when the adapter runs it (spec/AUDIT.md §4).
         var sync: SynchronizedFindings? = nil
         if hello.ops.contains(Operation.syncTrain.rawValue) {
-            sync = try synchronizedProbes(SingleDevice(batchWeight: w, eps: probeEps,
+            sync = try synchronizedProbes(SingleDevice(batchWeight: w, eps: probeEps, epsInside: placed ? insideWins : nil,
                                                        runningStatistics: hello.runningStatistics))
         }
         client.stop()

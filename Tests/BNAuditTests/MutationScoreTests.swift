@@ -283,4 +283,32 @@ import Testing
         #expect(top.contains(expected), "sync mutant \(bug): most frequent cause \(top); causes \(r.causes)")
         for cause in named.keys { #expect(cause.contains(expected), "sync mutant \(bug): wrong cause named: \(cause)") }
     }
+
+    /// An outside red team's synchronized bugs (round F, 2026-12-05), replayed by
+    /// numpy_sync_bn.py: each is caught (the first two passed every case while every K was 2, 4
+    /// or 8 and rank 0 never empty), and none is named after a model its other cases contradict
+    /// (a merge from an empty rank 0's NaN was named "an empty rank's 0/0 included"; dx ÷ K'·n_k
+    /// "statistics averaged with equal weights"; a dx with only Σdy local "Σdy and Σdy·x̂ not
+    /// all-reduced"). y normalised per rank with synchronized running statistics is named so
+    /// (it was "statistics per sample").
+    static let roundFSyncMutants: [(bug: String, cause: String?)] = [
+        ("pow2-allreduce", nil), ("first-empty-nan", nil), ("dx-kn", nil), ("dx-local-dy", nil), ("running-rank0", nil),
+        ("local-y", "statistics not synchronized in y"),
+    ]
+
+    @Test(arguments: roundFSyncMutants.map(\.bug))
+    func syncRoundFMutantIsCaughtAndNotMisnamed(bug: String) throws {
+        try Self.requireNumPy()
+        let want = Self.roundFSyncMutants.first { $0.bug == bug }!.cause
+        let r = try AuditSupport.audit("tools/adapters/numpy_sync_bn.py \(bug)", filter: "sync-")
+        #expect(r.failed > 0, "sync mutant \(bug) escaped the audit")
+        let named = r.causes.filter { $0.key != "unexplained" }
+        if let want {
+            let top = named.max { $0.value < $1.value }?.key ?? "unexplained"
+            #expect(top.hasPrefix(want), "sync mutant \(bug): most frequent cause \(top); causes \(r.causes)")
+            for cause in named.keys { #expect(cause.contains(want), "sync mutant \(bug): wrong cause named: \(cause)") }
+        } else {
+            #expect(named.isEmpty, "sync mutant \(bug): a cause named where no model fits its cases: \(named)")
+        }
+    }
 }

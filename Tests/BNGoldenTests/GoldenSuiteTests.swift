@@ -55,6 +55,54 @@ import Testing
                 }
             }
         }
+        // Every storage type has float32's edges (an outside red team's, 2026-12-05, round F: a
+        // float64 drop of a partial 1024-value block, the 16-bit and float64 paths ignoring eps and
+        // momentum, a float64 4-wide and a 16-bit 32-wide channels-last loop, 16-bit storage turning
+        // NaN into 0, each passed every case): C > 64 no multiple of 8 (float32: > 256, above); C ≥ 8
+        // with an odd n > 1024 where the operation reduces (a blocked sum over many channels dropping
+        // its last block passed when every long channel had C ≤ 2); an eps other than 1e-5; non-finite
+        // inputs in training, inference and its backward; in training a batch weight other than 0.1
+        // and the cumulative average.
+        let n = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
+        for dtype in DType.allCases {
+            for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
+                let byType = all.filter { $0.op == op && $0.dtype == dtype }, where_ = "\(op.rawValue) \(dtype.rawValue)"
+                #expect(byType.contains { $0.eps != 1e-5 }, "\(where_): no eps other than 1e-5")
+                if op != .backwardInfer { #expect(byType.contains { $0.data == "nonfinite" }, "\(where_): no non-finite input") }
+                if op == .train {
+                    #expect(byType.contains { $0.batchWeight != nil && $0.batchWeight != 0.1 }, "\(where_): no batch weight other than 0.1")
+                    #expect(byType.contains { $0.batchWeight == nil }, "\(where_): no cumulative average")
+                }
+                for layout in [Layout.nchw, .nhwc, .nc] {
+                    let path = byType.filter { $0.layout == layout }
+                    #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(where_) \(layout.rawValue): no C > 64 that is no multiple of 8")
+                    if op != .infer {
+                        #expect(path.contains { $0.shape[1] >= 8 && n($0) > 1024 && n($0) % 2 == 1 }, "\(where_) \(layout.rawValue): no C ≥ 8 with an odd n > 1024")
+                    }
+                }
+            }
+        }
+    }
+
+    /// Law: synchronized cases cover the partitions a collective gets wrong (round F: an
+    /// all-reduce over the largest power of two ≤ K, and a merge started from an empty rank 0,
+    /// passed when every K was 2, 4 or 8 and rank 0 never empty) and every storage type's
+    /// gradient exchange, with each rank's own dγ/dβ and with the all-reduced ones.
+    @Test func catalogCoversSynchronizedEdges() throws {
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
+        for op in [Operation.syncTrain, .syncBackward] {
+            let parts = all.filter { $0.op == op }.compactMap(\.partition)
+            #expect(parts.contains { $0.count >= 3 && $0.count % 2 == 1 }, "\(op.rawValue): no odd K ≥ 3")
+            #expect(parts.contains { $0.count > 4 && $0.count & ($0.count - 1) != 0 }, "\(op.rawValue): no K > 4 that is no power of two")
+            #expect(parts.contains { $0.count >= 3 && $0.first == 0 }, "\(op.rawValue): no empty rank 0")
+            #expect(parts.contains { $0.count >= 3 && $0.last == 0 }, "\(op.rawValue): no empty last rank")
+        }
+        for dtype in DType.allCases {
+            for reduction in [GradientReduction.local, .global] {
+                #expect(all.contains { $0.op == .syncBackward && $0.dtype == dtype && $0.gradReduction == reduction },
+                        "sync-backward \(dtype.rawValue): no case with \(reduction.rawValue) dγ/dβ")
+            }
+        }
     }
 
     @Test func regenerationIsByteIdenticalToGolden() throws {

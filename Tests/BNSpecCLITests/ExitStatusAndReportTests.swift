@@ -279,6 +279,16 @@ import Testing
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
+    /// `fingerprint --json` of an adapter: each finding's value as text (the findings of the
+    /// object `object`, e.g. "synchronized", when given).
+    static func fingerprintValues(_ python: String, _ adapter: String, in object: String? = nil) throws -> [String: String] {
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) \(adapter)", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        var obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        if let object { obj = try #require(obj[object] as? [String: Any], "no \(object) findings: \(r.out.prefix(200))") }
+        return obj.compactMapValues { ($0 as? [String: Any])?["value"].map { "\($0)" } }
+    }
+
     /// What the probes cannot read is "undetermined", never a guess (an outside red team's):
     /// rsqrt(max(var, eps)) solves to no one eps inside or outside the root (it read "eps 0,
     /// inside"); a framework momentum that has no effect leaves its convention unknown (it read
@@ -288,12 +298,7 @@ import Testing
     @Test func fingerprintSaysUndeterminedRatherThanGuess() throws {
         guard CLI.isBuilt() else { return }
         guard let python = try CLI.pythonWithNumPy() else { return }
-        func fingerprint(_ adapter: String) throws -> [String: String] {
-            let r = try CLI.run(["fingerprint", "--adapter", "\(python) \(adapter)", "--json"])
-            #expect(r.status == 0, "\(r.err)")
-            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
-            return obj.compactMapValues { ($0 as? [String: Any])?["value"].map { "\($0)" } }
-        }
+        func fingerprint(_ adapter: String) throws -> [String: String] { try Self.fingerprintValues(python, adapter) }
         let clamped = try fingerprint("tools/adapters/numpy_mutant.py eps-clamped")
         #expect(clamped["eps"] == "undetermined" && clamped["eps_placement"] == "undetermined", "\(clamped)")
         let ignored = try fingerprint("tools/adapters/numpy_mutant.py momentum-parameter-ignored")
@@ -305,6 +310,28 @@ import Testing
         #expect(inverted["running_variance"] == "undetermined" && inverted["momentum_weights"] == "batch", "\(inverted)")
         let honest = try fingerprint("tools/adapters/numpy_bn.py")
         #expect(honest["closest_profile"] == "pytorch or mlx" && honest["momentum_weights"] == "batch" && honest["eps_placement"] == "inside_sqrt", "\(honest)")
+    }
+
+    /// The synchronized probes read only what fits (an outside red team's, round F): an
+    /// all-reduce that leaves out the ranks beyond the largest power of two ≤ K is no count
+    /// weighting (it read "counts" over four ranks); running statistics from one rank's own batch
+    /// are no invstd round trip (the error does not follow u·ε/v); y from each rank's own
+    /// statistics solves to no one eps (it read −9e-5). The honest engine reads as it is.
+    @Test func synchronizedFingerprintReadsOnlyWhatFits() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        func sync(_ bug: String) throws -> [String: String] {
+            try Self.fingerprintValues(python, "tools/adapters/numpy_sync_bn.py \(bug)", in: "synchronized")
+        }
+        let honest = try sync("")
+        #expect(honest["count_weighting"] == "counts" && honest["bessel_n"] == "global_n" && honest["eps"] == "1e-05"
+                && honest["variance_exchange"] == "exact" && honest["gradient_reduction"] == "local", "\(honest)")
+        let pow2 = try sync("pow2-allreduce")
+        #expect(pow2["count_weighting"] == "other", "\(pow2)")
+        let rank0 = try sync("running-rank0")
+        #expect(rank0["variance_exchange"] == "undetermined" && rank0["bessel_n"] == "other", "\(rank0)")
+        let localY = try sync("local-y")
+        #expect(localY["eps"] == "undetermined", "\(localY)")
     }
 
     /// Progress on stderr when it is not a terminal: a line each 10 % of the cases, the last at 100 %.

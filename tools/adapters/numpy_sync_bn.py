@@ -19,6 +19,14 @@ Bugs (each one line of difference, named as the audit should name it):
     local-bessel       unbiased running variance corrected with the rank's own n_k (rank 0's copy is returned)
     unsync-dx          backward uses each rank's own Σdy, Σdy·x̂ (the all-reduce is missing)
     no-between-term    M2 = Σ M2_k: the between-rank term Σ n_k·(mean_k − mean)² is dropped
+Bugs of an outside red team's (round F, 2026-12-05), which the suite first let pass or misnamed:
+    pow2-allreduce     a recursive-doubling all-reduce without its fix-up: ranks ≥ the largest
+                       power of two ≤ K are left out of the statistics and of Σdy, Σdy·x̂
+    first-empty-nan    the merge starts from rank 0's moments even when rank 0 is empty (NaN)
+    dx-kn              backward divides the all-reduced sums by K'·n_k instead of n
+    dx-local-dy        backward's Σdy is the rank's own, Σdy·x̂ all-reduced
+    local-y            y normalised with each rank's own statistics; batch and running statistics global
+    running-rank0      running statistics from the first non-empty rank's own batch; y global
 Single-device ops are NumpyBN's (tools/adapters/numpy_bn.py).
 """
 import os
@@ -29,7 +37,16 @@ import numpy as np  # noqa: E402
 from numpy_bn import F, NumpyBN  # noqa: E402  (puts the checkout's bnspec package on sys.path)
 from bnspec import OPS, SYNC_OPS, param_shape, reduce_axes, serve, split_ranks  # noqa: E402
 
-SYNC_BUGS = ["unweighted-mean", "local-bessel", "unsync-dx", "no-between-term"]
+SYNC_BUGS = ["unweighted-mean", "local-bessel", "unsync-dx", "no-between-term",
+             "pow2-allreduce", "first-empty-nan", "dx-kn", "dx-local-dy", "local-y", "running-rank0"]
+
+
+def pow2_floor(k):
+    """The largest power of two ≤ k (k ≥ 1)."""
+    p = 1
+    while p * 2 <= k:
+        p *= 2
+    return p
 
 
 class NumpySyncBN(NumpyBN):
@@ -56,6 +73,9 @@ class NumpySyncBN(NumpyBN):
 
     def merge(self, parts):
         """Global (n, mean, M2) from the ranks' (n_k, mean_k, M2_k), float32."""
+        first_empty = parts[0] is None
+        if self.bug == "pow2-allreduce":
+            parts = parts[:pow2_floor(len(parts))]
         parts = [p for p in parts if p is not None]
         if self.bug == "unweighted-mean":
             K = F(len(parts))
@@ -64,6 +84,8 @@ class NumpySyncBN(NumpyBN):
             n = sum(n for n, _, _ in parts)
             return n, mean, var * F(n)
         n, mean, M2 = 0, np.zeros_like(parts[0][1]), np.zeros_like(parts[0][2])
+        if self.bug == "first-empty-nan" and first_empty:
+            mean = np.full_like(mean, np.nan)
         for nb, mb, M2b in parts:
             nab = n + nb
             d = mb - mean
@@ -99,9 +121,17 @@ class NumpySyncBN(NumpyBN):
             w = F(req["raw_momentum"])
         else:
             w = F(self.opt(req, "batch_weight"))
-        return {"y": self.norm(req, x.astype(F), gamma, beta, m, v), "batch_mean": m, "batch_var": v,
-                "running_mean": (F(1) - w) * running_mean.astype(F) + w * m,
-                "running_var": (F(1) - w) * running_var.astype(F) + w * vr}
+        y = self.norm(req, x.astype(F), gamma, beta, m, v)
+        if self.bug == "local-y":
+            y = np.concatenate([self.norm(req, xk.astype(F), gamma, beta, p[1], p[2] / F(p[0]))
+                                for xk, p in zip(split_ranks(x, req["partition"]), parts) if p is not None], axis=0)
+        rm, rv = m, vr
+        if self.bug == "running-rank0":
+            n0, rm, M20 = next(p for p in parts if p is not None)
+            rv = M20 / F(n0 - 1 if est == "unbiased" and n0 > 1 else n0)
+        return {"y": y, "batch_mean": m, "batch_var": v,
+                "running_mean": (F(1) - w) * running_mean.astype(F) + w * rm,
+                "running_var": (F(1) - w) * running_var.astype(F) + w * rv}
 
     def sync_backward(self, req, x, dy, gamma, beta):
         part = req["partition"]
@@ -119,13 +149,16 @@ class NumpySyncBN(NumpyBN):
             local_dg.append((dyk * xh).sum(axis=axes, dtype=F) if xk.shape[0] else np.zeros(C, F))
             xhats.append(xh)
         db, dg = np.zeros(C, F), np.zeros(C, F)  # the all-reduce, rank by rank
-        for a, b in zip(local_db, local_dg):
+        reduced = pow2_floor(len(part)) if self.bug == "pow2-allreduce" else len(part)
+        for a, b in zip(local_db[:reduced], local_dg[:reduced]):
             db, dg = db + a, dg + b
         k = (gamma.astype(F) * r).reshape(ps)
+        nonempty = sum(1 for c in part if c > 0)
         dx = []
         for xh, dyk, a, b in zip(xhats, dys, local_db, local_dg):
-            sdy, sdyx = (a, b) if self.bug == "unsync-dx" else (db, dg)
-            dx.append(k * (dyk - (sdy / F(n)).reshape(ps) - xh * (sdyx / F(n)).reshape(ps)))
+            sdy, sdyx = (a, b) if self.bug == "unsync-dx" else (a, dg) if self.bug == "dx-local-dy" else (db, dg)
+            nk = F(n) if self.bug != "dx-kn" else F(nonempty * (dyk.size // C))
+            dx.append(k * (dyk - (sdy / nk).reshape(ps) - xh * (sdyx / nk).reshape(ps)))
         out = {"dx": np.concatenate(dx, axis=0)}
         if req["grad_reduction"] == "global":
             out.update(dgamma=dg, dbeta=db)

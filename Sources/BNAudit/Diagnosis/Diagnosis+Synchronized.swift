@@ -62,6 +62,7 @@ enum SynchronizedModels {
     static let unweightedEmpty = "the ranks' statistics are averaged with equal weights, an empty rank's 0/0 included: NaN on every rank"
     static let noBetween = "the variance misses the between-rank term Σ n_k·(μ_k − μ)²: M2 = Σ M2_k"
     static let unsynchronized = "statistics not synchronized: each rank normalises with its own batch statistics"
+    static let unsynchronizedY = "statistics not synchronized in y: each rank normalises with its own batch statistics, the running statistics are the global ones"
     static let localBessel = "running variance Bessel-corrected with a rank's own count"
     static let unreducedDx = "backward's Σdy and Σdy·x̂ are not all-reduced: each rank's dx uses its own sums"
 
@@ -76,6 +77,22 @@ enum SynchronizedModels {
             out["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(variance), w)
         }
         return out
+    }
+
+    /// y when every rank normalises with its own batch statistics (nil when the ranks' statistics
+    /// are not at hand).
+    static func unsynchronizedOutput(_ p: DiagnosisProblem, _ part: BatchPartition, _ ranks: [[DiagnosisProblem.RankStatistics]?]) -> [Double]? {
+        let x = p.input("x")
+        guard ranks.count == part.ranks else { return nil }
+        var y = [Double](repeating: 0, count: x.count)
+        for k in 0..<part.ranks {
+            guard let own = ranks[k] else { continue }
+            for c in 0..<p.channels {
+                let r = p.invStd(own[c].variance)
+                for i in p.rankIndices(part, rank: k, channel: c) { y[i] = p.gamma[c] * (x[i] - own[c].mean) * r + p.beta[c] }
+            }
+        }
+        return y
     }
 
     /// Rank counts (values per channel) that a local Bessel correction could use: the non-empty
@@ -120,16 +137,8 @@ enum SynchronizedModels {
         },
         BugModel(cause: unsynchronized) { p in
             guard let part = p.partition, part.counts.filter({ $0 > 0 }).count > 1 else { return nil }
-            let ranks = p.rankStatistics(part), x = p.input("x")
-            guard ranks.count == part.ranks, let first = ranks.compactMap({ $0 }).first else { return nil }
-            var y = [Double](repeating: 0, count: x.count)
-            for k in 0..<part.ranks {
-                guard let own = ranks[k] else { continue }
-                for c in 0..<p.channels {
-                    let r = p.invStd(own[c].variance)
-                    for i in p.rankIndices(part, rank: k, channel: c) { y[i] = p.gamma[c] * (x[i] - own[c].mean) * r + p.beta[c] }
-                }
-            }
+            let ranks = p.rankStatistics(part)
+            guard let y = unsynchronizedOutput(p, part, ranks), let first = ranks.compactMap({ $0 }).first else { return nil }
             var out = ["y": y]
             // Each rank updates its own running statistics with its own batch; rank 0's (the first non-empty) are returned.
             if let w = p.weight(step: 1), let rule = try? p.spec.rule(), p.input("running_mean").count == p.channels {
@@ -139,6 +148,14 @@ enum SynchronizedModels {
                 out["batch_mean"] = first.map(\.mean); out["batch_var"] = first.map(\.variance)
             }
             return out
+        },
+        // y from each rank's own statistics, the running statistics synchronized (a plain BN whose
+        // buffers are all-reduced afterwards): round F's such engine, on a partition of one sample
+        // per rank, was named "statistics per sample" alone — the same y there, so both are named.
+        BugModel(cause: unsynchronizedY) { p in
+            guard let part = p.partition, part.counts.filter({ $0 > 0 }).count > 1, p.got["running_mean"] != nil,
+                  let y = unsynchronizedOutput(p, part, p.rankStatistics(part)) else { return nil }
+            return ["y": y]
         },
         BugModel(cause: localBessel, describe: { p in
             let m = fittedLocalCount(p) ?? 0

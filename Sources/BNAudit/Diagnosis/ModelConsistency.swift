@@ -11,7 +11,18 @@
 /// cause is withdrawn, with the unexplained case as evidence — when the model's prediction misses
 /// that case by more than ``far`` tolerances (``contradicted(_:)``, computed case by case).
 ///
-/// Only these two models are judged so: other models' causes stand on their own cases, since
+/// Synchronized BN's formula models are judged the same way (an outside red team's, round F: a
+/// backward dividing by K'·n_k, its forward right, was named "statistics averaged with equal
+/// weights" on a near-constant case where the two means coincide; a dx with only Σdy local was
+/// named "Σdy and Σdy·x̂ not all-reduced" on the two cases where x̂ carries nothing).
+///
+/// A passing case contradicts too: a formula bug acts on every case of its path, so a case of the
+/// same operation, layout and storage type that passes, where the model's prediction misses by
+/// more than ``far`` tolerances, shows the bug is not there (round F: a merge started from an empty
+/// rank 0's NaN was named "an empty rank's 0/0 included", which would make NaN of the passing cases
+/// whose empty rank is not the first).
+///
+/// Only these models are judged so: other models' causes stand on their own cases, since
 /// their bugs' other cases can be unexplained for honest reasons — a model that reproduces the
 /// outputs but departs from the reference by under ``Diagnosis/informative`` τ names nothing
 /// (the `eps-outside-sqrt` mutant's Keras-profile cases, eps 10⁻³, are such), and precision
@@ -21,6 +32,8 @@ enum ModelConsistency {
     /// The models this check judges, by a key and the phrase that names them in a cause.
     static let phrases: [(key: String, mark: String)] = [
         ("unbiased", "normalises with the unbiased variance"), ("neighbour", "statistics and parameters of channel c"),
+        ("unweighted", "averaged with equal weights 1/K'"), ("emptyNaN", "an empty rank's 0/0 included"),
+        ("unreducedDx", "Σdy and Σdy·x̂ are not all-reduced"),
     ]
 
     /// The judged models a cause names.
@@ -34,16 +47,18 @@ enum ModelConsistency {
     /// model leaves out (the unbiased-variance mutant on offset data, κ ≈ 100, misses by ~1).
     static let far = 10.0
 
-    /// The keys of the judged models whose prediction misses this failing case by more than
-    /// ``far`` tolerances (models that do not apply to it are left out).
-    ///
-    ///
-    /// And by more than a tenth of the implementation's own error, on a well-conditioned case.
+    /// The keys of the judged models whose prediction misses this case (failing, or passing: see
+    /// the type's comment) by more than ``far`` tolerances, and by more than a tenth of the
+    /// implementation's own error, on a well-conditioned case; a key with several models (the
+    /// unweighted statistics and their derivative) only when every one of them that applies misses.
     static func contradicted(_ p: DiagnosisProblem) -> [String] {
+        // A non-finite value against a finite one is infinitely far.
         func distance(_ a: [String: [Double]], _ b: [String: [Double]]) -> Double {
             a.keys.reduce(0) { worst, name in
                 guard let x = a[name], let y = b[name], x.count == y.count else { return worst }
-                return zip(x, y).filter { $0.isFinite && $1.isFinite }.reduce(worst) { max($0, abs($1.0 - $1.1)) }
+                return zip(x, y).reduce(worst) { w, e in
+                    e.0.isFinite && e.1.isFinite ? max(w, abs(e.0 - e.1)) : e.0.isFinite != e.1.isFinite ? .infinity : w
+                }
             }
         }
         // Only a well-conditioned case (every channel's |μ|/σ ≤ 10) contradicts: where κ is large
@@ -53,11 +68,13 @@ enum ModelConsistency {
         let s = p.trainingStatistics
         guard !s.mean.isEmpty, zip(s.mean, s.variance).allSatisfy({ $1 > 0 && abs($0) <= 10 * $1.squareRoot() }) else { return [] }
         let ownError = distance(p.got, p.expected)
-        let missed = Diagnosis.models(for: p.spec.op).compactMap { m -> String? in
-            guard let key = keys(m.cause).first, let predicted = m.predict(p), !predicted.isEmpty else { return nil }
-            return p.misfit(predicted) > far && distance(predicted, p.got) > 0.1 * ownError ? key : nil
+        var missedBy: [String: Bool] = [:]  // key → every applying model of it misses
+        for m in Diagnosis.models(for: p.spec.op) {
+            guard let key = keys(m.cause).first, let predicted = m.predict(p), !predicted.isEmpty else { continue }
+            let misses = p.misfit(predicted) > far && distance(predicted, p.got) > 0.1 * ownError
+            missedBy[key] = (missedBy[key] ?? true) && misses
         }
-        return Set(missed).sorted()
+        return missedBy.filter(\.value).keys.sorted()
     }
 
     /// The cases a formula bug acts on alike, from a case id (`op.data.shape.layout.dtype…`): one
@@ -68,22 +85,34 @@ enum ModelConsistency {
         return f.count >= 4 ? "\(f[0]).\(f[3])" : id
     }
 
+    /// The operation, layout and storage type of a case id: where a passing case contradicts.
+    static func typedPath(_ id: String) -> String {
+        let f = id.split(separator: ".")
+        return f.count >= 5 ? "\(f[0]).\(f[3]).\(f[4])" : id
+    }
+
     /// Withdraws a judged cause when, for every model it names, an unexplained failure of the
-    /// same operation and layout with finite data misses that model's prediction by more than ``far``.
+    /// same operation and layout with finite data, or a passing case of the same operation, layout
+    /// and storage type, misses that model's prediction by more than ``far``.
     static func withdrawContradicted(_ results: inout [AuditResult]) {
         // The open failures as the cases named them, before any withdrawal.
         let open = results.indices.filter { results[$0].isNumericFailure && results[$0].finiteData && results[$0].likelyCause == nil }
+        let passing = results.indices.filter { results[$0].status == .passed }
         for i in results.indices {
             let named = keys(results[i].likelyCause)
             guard !named.isEmpty, let cause = results[i].likelyCause else { continue }
-            let mine = path(results[i].caseID)
+            let mine = path(results[i].caseID), mineTyped = typedPath(results[i].caseID)
+            func contradicts(_ j: Int, _ key: String) -> Bool { (results[j].contradictedModels ?? []).contains(key) }
             // Every model the cause names must be contradicted (an "either … or …" cause stands while one does).
             let against = named.sorted().compactMap { key in
-                open.first { j in path(results[j].caseID) == mine && (results[j].contradictedModels ?? []).contains(key) }
+                open.first { path(results[$0].caseID) == mine && contradicts($0, key) }
+                    ?? passing.first { typedPath(results[$0].caseID) == mineTyped && contradicts($0, key) }
             }
             guard against.count == named.count, let j = against.first else { continue }
-            results[i].evidence.append("cause withdrawn: «\(cause)» fits this case, but \(results[j].caseID), of the same operation "
-                + "and layout, fails with finite data and the model misses it by more than \(Int(far)) tolerances (\(results[j].detail.prefix(160)))")
+            let how = results[j].status == .passed
+                ? "of the same operation, layout and storage type, passes, and the model misses it by more than \(Int(far)) tolerances"
+                : "of the same operation and layout, fails with finite data and the model misses it by more than \(Int(far)) tolerances (\(results[j].detail.prefix(160)))"
+            results[i].evidence.append("cause withdrawn: «\(cause)» fits this case, but \(results[j].caseID), \(how)")
             results[i].likelyCause = nil
         }
     }
