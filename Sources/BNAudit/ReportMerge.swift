@@ -20,6 +20,43 @@ public enum ReportMerge {
         return first
     }
 
+    /// The selection a shard report records (``CaseSelector/canonical``) read back, when that is
+    /// unambiguous: nil for a list holding a bracket glob (`[a,b]`: its comma would split it).
+    static func selector(canonical: String) -> CaseSelector? {
+        if canonical == "all" { return CaseSelector() }
+        var sel = CaseSelector()
+        for part in canonical.components(separatedBy: "; ") {
+            guard let eq = part.firstIndex(of: "=") else { return nil }
+            let values = part[part.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard !values.contains(where: { $0.isEmpty || $0.contains("[") }) else { return nil }
+            switch part[..<eq] {
+            case "case": sel.ids = values
+            case "match": sel.match = values
+            case "exclude": sel.exclude = values
+            default: return nil
+            }
+        }
+        return sel.canonical == canonical ? sel : nil
+    }
+
+    /// Each shard report holds only its own shard's cases, and every case of its shard that its
+    /// selection picks from the golden manifest: a shard with a case removed and its counts edited
+    /// to match had merged to a report one case short (an outside red team's, round F). `ids`:
+    /// each part's case ids (a case once per id).
+    static func complete(_ shards: [String?], _ ids: [[String]], selection: String, manifest: [String], paths: [String]) throws {
+        let chosen = selector(canonical: selection)
+        for (i, path) in paths.enumerated() {
+            guard let text = shards[i], let shard = try? Shard(parsing: text) else { continue }
+            let held = Set(ids[i])
+            if let stray = ids[i].first(where: { !shard.holds($0) }) {
+                throw BNError.corrupt(path: path, reason: "case \(stray.prefix(200)) is not of its shard \(shard); not merged")
+            }
+            if let chosen, let lost = manifest.first(where: { shard.holds($0) && chosen.selects($0) && !held.contains($0) }) {
+                throw BNError.corrupt(path: path, reason: "lacks case \(lost) of its shard \(shard) of the selection (\(selection.prefix(200))); not merged")
+            }
+        }
+    }
+
     /// Checks the shards of the parts ("K/N" or nil) and returns the merged shard label: nil when
     /// the parts are every shard of N (or not shards at all), "partial K,L/N" with `partial`.
     static func shards(_ shards: [String?], paths: [String], partial: Bool) throws -> String? {
@@ -120,6 +157,7 @@ extension AuditReport {
         // Each case as it was before its shard's audit-wide fits: the merged report fits over every case.
         let all = parts.flatMap(\.results).map { r in r.fitInputs?.restore(r) ?? r }
         let at = try ReportMerge.order(parts.map { $0.results.map(\.caseID) }, manifest: manifest, paths: paths)
+        try ReportMerge.complete(parts.map(\.shard), parts.map { $0.results.map(\.caseID) }, selection: selection, manifest: manifest, paths: paths)
         let source = named.first?.0 ?? parts[0]
         var r = AuditReport(implementation: source.implementation, version: source.version, profile: profile,
                             results: all.sorted { at[$0.caseID]! < at[$1.caseID]! })
@@ -146,6 +184,7 @@ extension Verification.Report {
         try ReportMerge.disjoint(parts.map { $0.cases.map { "\($0.caseID) (\($0.implementation))" } }, paths: paths, what: "result")
         let all = parts.flatMap(\.cases)
         let at = try ReportMerge.order(parts.map { $0.cases.map(\.caseID) }, manifest: manifest, paths: paths)
+        try ReportMerge.complete(parts.map(\.shard), parts.map { Array(Set($0.cases.map(\.caseID))) }, selection: selection, manifest: manifest, paths: paths)
         var rank: [String: Int] = [:]
         for (i, n) in names.enumerated() { rank[n] = i }
         let cases = all.sorted { (at[$0.caseID]!, rank[$0.implementation] ?? 0) < (at[$1.caseID]!, rank[$1.implementation] ?? 0) }

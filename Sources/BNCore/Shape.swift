@@ -15,9 +15,10 @@ public struct Shape: Hashable, Codable, Sendable, CustomStringConvertible {
         try validate()
     }
 
-    /// Parses `N,C[,D1,…]` or `NxCxHxW`.
+    /// Parses `N,C[,D1,…]` or `NxCxHxW`; an empty dimension (`2x3x4x`, `2x3xx4`) is an error, not
+    /// skipped (an outside red team's: `bench --shape 2x3x4x` ran 2x3x4).
     public init(parsing text: String) throws {
-        let parts = text.split(whereSeparator: { $0 == "," || $0 == "x" || $0 == "×" })
+        let parts = text.split(omittingEmptySubsequences: false, whereSeparator: { $0 == "," || $0 == "x" || $0 == "×" })
         let dims = parts.compactMap { Int($0.trimmingCharacters(in: " ")) }
         guard dims.count == parts.count, dims.count >= 2 else {
             throw BNError.invalidArgument("shape '\(text)' is not N,C[,spatial…] with integer dimensions")

@@ -59,6 +59,9 @@ bnspec_host_library *bnspec_host_open(const char *path, const char *prefix, char
             *prefix ? ", or built with another symbol prefix" : "; pass --symbol-prefix if its symbols have one");
         goto fail;
     }
+    // A crash in these calls names them, not the constructors (an outside red team's, round F:
+    // a segfault in bnspec_kernel_describe was reported "in a constructor of the library").
+    bnspec_host_set_context("in bnspec_kernel_abi_version (while the library was opened)");
     lib->abi_version = version();
     if (lib->abi_version != BNSPEC_KERNEL_ABI_VERSION) {
         say(message, message_size, "was built for bnspec kernel ABI version %d; this bnspec speaks version %d",
@@ -71,6 +74,7 @@ bnspec_host_library *bnspec_host_open(const char *path, const char *prefix, char
     if (!supports) { say(message, message_size, "does not export %s (required by ABI version 1)", name); goto fail; }
     lib->description.struct_size = sizeof lib->description;
     char why[512] = "";
+    bnspec_host_set_context("in bnspec_kernel_describe (while the library was opened)");
     int32_t rc = describe(&lib->description, why, sizeof why);
     why[sizeof why - 1] = 0;
     if (rc != BNSPEC_OK) {
@@ -84,6 +88,7 @@ bnspec_host_library *bnspec_host_open(const char *path, const char *prefix, char
         for (int dt = 0; dt < BNSPEC_DTYPE_COUNT; dt++) {
             int named = 0;
             for (int l = 0; l < BNSPEC_LAYOUT_COUNT; l++) {
+                bnspec_host_set_context("in bnspec_kernel_supports (while the library was opened)");
                 lib->supports[op][dt][l] = supports(op, dt, l) != 0;
                 named |= lib->supports[op][dt][l];
             }

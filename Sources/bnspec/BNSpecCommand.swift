@@ -36,6 +36,15 @@ struct BNSpec: ParsableCommand {
             // sequence in it): control characters are written escaped.
             StandardStream.write("bnspec: error: \(e.description.escapingControlCharacters())\n", to: 2)
             throw ExitCode(incomplete)
+        } catch let e as CocoaError {
+            // A file operation Foundation refused (an outside red team's TMPDIR of a 4 KB path gave
+            // its raw "Error Domain=NSCocoaErrorDomain Code=514 …"): the path and the reason, one line.
+            let underlying = e.underlying as NSError?
+            let why = underlying.map { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : $0.localizedDescription }
+                ?? "Foundation file error \(e.code.rawValue)"
+            let line = "\(e.filePath ?? "a file"): cannot be read or written (\(why))"
+            StandardStream.write("bnspec: error: \(line.escapingControlCharacters())\n", to: 2)
+            throw ExitCode(incomplete)
         }
     }
 

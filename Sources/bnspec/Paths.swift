@@ -17,7 +17,11 @@ enum Paths {
     static let goldenVariable = "BNSPEC_GOLDEN", homeVariable = "BNSPEC_HOME"
 
     static func resolve(_ path: String?, default rel: String) throws -> URL {
-        if let p = path { return URL(fileURLWithPath: p).standardizedFileURL }
+        if let p = path {
+            // An empty path is no path (an outside red team's: generate --out '' wrote into the current folder).
+            guard !p.isEmpty else { throw BNError.invalidArgument("an empty path where a \(rel == "golden" ? "folder" : "file") is expected") }
+            return URL(fileURLWithPath: p).standardizedFileURL
+        }
         let env = ProcessInfo.processInfo.environment
         if rel == "golden", let g = env[goldenVariable], !g.isEmpty { return try folder(g, variable: goldenVariable) }
         if let h = env[homeVariable], !h.isEmpty { return try folder(h, variable: homeVariable).appendingPathComponent(rel) }

@@ -155,6 +155,10 @@ import Testing
         (["bench", "--shape=-1x3x4x4", "--quick"], "has a negative batch size N"),
         // A shape the machine cannot hold (an outside red team's: an allocation trap with a backtrace).
         (["bench", "--shape", "1000000x1000000x1x1", "--quick"], "needs 11444091 MiB of memory for its three float32 tensors"),
+        // An empty dimension is no dimension (round F: 2x3x4x ran as 2x3x4, 2x3x4xx4 as 2x3x4x4).
+        (["bench", "--shape", "2x3x4x", "--quick"], "shape '2x3x4x' is not N,C[,spatial…] with integer dimensions"),
+        (["bench", "--shape", "2x3x4xx4", "--quick"], "shape '2x3x4xx4' is not N,C[,spatial…] with integer dimensions"),
+        (["generate", "--out", ""], "an empty path where a folder is expected"),  // it wrote into the current folder
     ])
     func refusedBeforeWork(args: [String], text: String) throws {
         guard CLI.isBuilt() else { return }
@@ -192,6 +196,12 @@ import Testing
         Self.expectOneLine(try tampered { obj in
             var results = try #require(obj["results"] as? [[String: Any]]); results[0]["case"] = "train.bogus"; obj["results"] = results
         }, status: 2, "\(b.path): case 'train.bogus' is not in the golden manifest", "an unknown case")
+        // Round F: the lost case with the shard's own counts edited to match merged one case short.
+        Self.expectOneLine(try tampered { obj in
+            var results = try #require(obj["results"] as? [[String: Any]]); results.removeLast(); obj["results"] = results
+            obj["selected"] = results.count
+            obj["passed"] = results.filter { $0["status"] as? String == "passed" }.count
+        }, status: 2, "of its shard 2/2 of the selection (match=*4x3x5x5*); not merged", "a case lost, counts edited")
         Self.expectOneLine(try tampered { obj in obj["bnspec_version"] = "0.0.1" }, status: 2, "has another bnspec version", "another version")
         try Data("NaN".utf8).write(to: b)
         Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "\(b.path): corrupt: not a BNSpec JSON report", "not JSON")

@@ -65,10 +65,18 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # Models that fit one case by accident (a red team's): y·1/(σ + √ε) read as the unbiased
         # variance on a bfloat16 case; γ and β of channel c + 1 (statistics right) in channels-last
         # and NC, read as the statistics and parameters of channel c ± 1 where two channels agree.
-        "sqrt-eps-outside-root", "nhwc-parameters-off-by-one"]
+        "sqrt-eps-outside-root", "nhwc-parameters-off-by-one",
+        # Bugs a red team hid where only float32 had cases (round F, each passed every earlier case):
+        # float32 sums over 512-value blocks dropping the last partial one when C ≥ 8 (every long
+        # channel had C ≤ 2); the 16-bit path ignoring eps, momentum and the cumulative flag (every
+        # 16-bit case had eps 1e-5 and weight 0.1); a 16-bit channels-last training loop over 32
+        # channels normalising with the unbiased variance (16-bit C was 3 and 17); 16-bit storage
+        # turning NaN and ±∞ into 0 (no 16-bit case had them).
+        "many-channel-blocked-sums", "half-ignores-eps-and-momentum", "half-channels-last-unbiased-32", "half-nan-to-zero"]
 
 LONG = 32768
 BLOCK = 4096
+HALF = ("float16", "bfloat16")
 
 
 def channel_values(x, layout, c):
@@ -85,10 +93,17 @@ class Mutant(NumpyBN):
     def long_f32(self, req, x):
         return req["dtype"] == "float32" and x.size // (x.shape[1] if req["layout"] == "NCHW" else x.shape[-1]) > LONG
 
+    def half_fixed(self, req):
+        """half-ignores-eps-and-momentum: a 16-bit request as if it asked for eps 1e-5 and weight 0.1."""
+        if self.bug != "half-ignores-eps-and-momentum" or req["dtype"] not in HALF:
+            return req
+        return dict(req, eps=1e-5, batch_weight=0.1, raw_momentum=None, cumulative=False)
+
     def stats(self, req, x):
-        partial = {"long-channel-half-statistics": lambda n: n // 2 if n > LONG else n,
-                   "blocked-reduction-drops-tail": lambda n: n - n % BLOCK if n >= BLOCK else n}
         C = x.shape[1] if req["layout"] == "NCHW" else x.shape[-1]
+        partial = {"long-channel-half-statistics": lambda n: n // 2 if n > LONG else n,
+                   "blocked-reduction-drops-tail": lambda n: n - n % BLOCK if n >= BLOCK else n,
+                   "many-channel-blocked-sums": lambda n: n - n % 512 if n > 512 and C >= 8 else n}
         if self.bug in partial and req["dtype"] == "float32" and partial[self.bug](x.size // C) != x.size // C:
             layout = req["layout"]
             xf = x.astype(F)
@@ -157,9 +172,22 @@ class Mutant(NumpyBN):
             y = y * F(1.006)
         if self.bug == "nhwc-written-in-nchw-order" and layout == "NHWC" and y.ndim == 4:
             y = np.ascontiguousarray(np.moveaxis(y, -1, 1)).reshape(y.shape)
+        if self.bug == "half-nan-to-zero" and req["dtype"] in HALF:
+            return np.where(np.isfinite(y), y, F(0))
         return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
+        req = self.half_fixed(req)
+        C = gamma.size
+        if self.bug == "half-channels-last-unbiased-32" and req["dtype"] in HALF and req["layout"] != "NCHW" and C >= 32:
+            x32, m, v, n = self.stats(req, x)
+            body = C - C % 32
+            vn = v.copy()
+            if n > 1:
+                vn[:body] = v[:body] * F(n) / F(n - 1)
+            out = super().train(req, x, gamma, beta, running_mean, running_var)
+            out["y"] = self.norm(req, x32, gamma, beta, m, vn)
+            return out
         if self.bug == "momentum-parameter-ignored":
             req = {k: v for k, v in req.items() if k != "raw_momentum"}
         if self.bug == "per-sample-statistics":
@@ -213,6 +241,7 @@ class Mutant(NumpyBN):
         return super().running_variance_term(req, v, n)
 
     def infer(self, req, x, gamma, beta, mean, var):
+        req = self.half_fixed(req)
         if self.bug == "inference-uses-batch-statistics":
             _, mean, var, _ = self.stats(req, x)
         if self.bug == "nc-infer-swaps-running-statistics" and x.ndim == 2 and req["dtype"] == "float32":
@@ -226,6 +255,7 @@ class Mutant(NumpyBN):
         return out
 
     def backward_train(self, req, x, dy, gamma, beta):
+        req = self.half_fixed(req)
         if self.bug == "channels-last-backward-gamma-mod-32" and req["layout"] != "NCHW":
             gamma = np.asarray(gamma)[np.arange(gamma.size) % 32]
         out = super().backward_train(req, x, dy, gamma, beta)
@@ -245,6 +275,10 @@ class Mutant(NumpyBN):
         if self.bug == "nan-to-zero":
             out["dx"] = np.where(np.isnan(out["dx"]), F(0), out["dx"])
         return out
+
+
+    def backward_infer(self, req, x, dy, gamma, beta, mean, var):
+        return super().backward_infer(self.half_fixed(req), x, dy, gamma, beta, mean, var)
 
 
 if __name__ == "__main__":

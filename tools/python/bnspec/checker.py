@@ -15,6 +15,7 @@ tolerance rounds to that infinity (a reference within tolerance of the format's 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import inspect
 import io
 import json
@@ -55,14 +56,16 @@ class CheckResult:
     detail: str = ""
 
 
-def read_allowed(path: str) -> Dict[int, List[float]]:
-    """`allowed_<out>.json`: {flat index: [values accepted there besides the expected one]};
-    "nan", "inf", "-inf" are the non-finite values."""
+def read_allowed(path: str, data: Optional[bytes] = None) -> Dict[int, List[float]]:
+    """`allowed_<out>.json` (or its bytes `data`, already read): {flat index: [values accepted there
+    besides the expected one]}; "nan", "inf", "-inf" are the non-finite values."""
     try:
-        with open(path, encoding="utf-8") as f:
-            d = json.load(f)
+        if data is None:
+            with open(path, "rb") as f:
+                data = f.read()
+        d = json.loads(data.decode("utf-8"))
         return {int(e["index"]): [float(v) for v in e["values"]] for e in d["elements"]}
-    except (OSError, ValueError, KeyError, TypeError) as e:
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError) as e:
         raise GoldenError(f"{path}: not an allowed-values file ({e})") from None
 
 
@@ -103,14 +106,64 @@ def check_output(name: str, got, expected, tolerance, storage: Optional[str] = N
     return OutputCheck(name, bool(ok.all()), worst, i if worst > 0 else -1, int((~ok).sum()), int(judged.sum()), detail)
 
 
+_MANIFESTS: Dict[str, tuple] = {}
+
+
+def _manifest_files(golden_dir: str) -> Dict[str, str]:
+    """The SHA-256 of every file of a golden folder, from its manifest.json (read once per folder,
+    again when the manifest changes)."""
+    path = os.path.join(golden_dir, "manifest.json")
+    try:
+        st = os.stat(path)
+        key = (st.st_mtime_ns, st.st_size, st.st_ino)
+        cached = _MANIFESTS.get(os.path.abspath(path))
+        if cached and cached[0] == key:
+            return cached[1]
+        with open(path, encoding="utf-8") as f:
+            files = json.load(f)["files"]
+        if not isinstance(files, dict):
+            raise TypeError("files is not an object")
+    except OSError as e:
+        raise GoldenError(f"{path}: cannot read ({e.strerror})") from None
+    except (ValueError, KeyError, TypeError) as e:
+        raise GoldenError(f"{golden_dir}: not a golden folder (manifest.json: {e})") from None
+    _MANIFESTS[os.path.abspath(path)] = (key, files)
+    return files
+
+
+def golden_bytes(golden_dir: str, relative: str) -> bytes:
+    """A golden file's bytes, verified against the SHA-256 that manifest.json lists for it, as
+    `bnspec` verifies them: a file the manifest does not list, or whose digest differs (tampered,
+    truncated, replaced), is a GoldenError — never judged with (an outside red team's, round F: a
+    tolerance file overwritten with 1e300 let all-zero outputs pass this checker, while bnspec
+    reported the folder corrupt; a truncated expected file ended it with a traceback)."""
+    want = _manifest_files(golden_dir).get(relative)
+    path = os.path.join(golden_dir, relative)
+    if want is None:
+        raise GoldenError(f"{path}: not listed in manifest.json (not a file of this golden folder)")
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except OSError as e:
+        raise GoldenError(f"{path}: cannot read ({e.strerror})") from None
+    if hashlib.sha256(data).hexdigest() != want:
+        raise GoldenError(f"{path}: corrupt: its SHA-256 differs from manifest.json's (regenerate the folder with bnspec generate)")
+    return data
+
+
+def golden_array(golden_dir: str, relative: str) -> np.ndarray:
+    """A verified golden NPY file as an array."""
+    try:
+        return np.load(io.BytesIO(golden_bytes(golden_dir, relative)), allow_pickle=False)
+    except (ValueError, OSError, EOFError) as e:
+        raise GoldenError(f"{os.path.join(golden_dir, relative)}: not a readable NPY file ({e})") from None
+
+
 def read_case(golden_dir: str, case_id: str) -> dict:
     path = os.path.join(golden_dir, case_id, "case.json")
     try:
-        with open(path, encoding="utf-8") as f:
-            return json.load(f)
-    except OSError as e:
-        raise GoldenError(f"{path}: cannot read ({e.strerror})") from None
-    except json.JSONDecodeError as e:
+        return json.loads(golden_bytes(golden_dir, f"{case_id}/case.json").decode("utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise GoldenError(f"{path}: not JSON ({e})") from None
 
 
@@ -133,20 +186,21 @@ def check(golden_dir: str, case_id: str, outputs: Optional[Dict[str, object]]) -
     for name in names:
         if name not in outputs:
             continue  # optional outputs (batch statistics) are judged when present; see `required`
-        exp_path = os.path.join(folder, case["outputs"][name])
         tol_path = os.path.join(folder, f"tolerance_{name}.npy")
         if not os.path.isfile(tol_path):
             raise GoldenError(f"{tol_path}: no such file (this golden folder carries no tolerances; regenerate it with a "
                               "bnspec that writes tolerance_<out>.npy)")
         storage = case["dtype"] if name in DATA_ARRAYS else None  # parameter-dtype outputs are compared unrounded
         allowed_path = os.path.join(folder, f"allowed_{name}.json")
-        allowed = read_allowed(allowed_path) if os.path.isfile(allowed_path) else None
-        tol = np.load(tol_path)
+        allowed = None
+        if os.path.isfile(allowed_path):
+            allowed = read_allowed(allowed_path, golden_bytes(golden_dir, f"{case_id}/allowed_{name}.json"))
+        tol = golden_array(golden_dir, f"{case_id}/tolerance_{name}.npy")
         if not np.all(tol >= 0):  # NaN compares false; +Inf (an element not judged) is allowed
             # A tolerance that is NaN or negative would pass or fail every element unread (an
             # outside red team's tampered golden folder): the folder is corrupt.
             raise GoldenError(f"{tol_path}: corrupt: a tolerance is NaN or negative")
-        oc = check_output(name, outputs[name], np.load(exp_path), tol, storage, allowed)
+        oc = check_output(name, outputs[name], golden_array(golden_dir, f"{case_id}/{case['outputs'][name]}"), tol, storage, allowed)
         result.outputs[name] = oc
         if not oc.passed:
             result.passed = False

@@ -1,6 +1,7 @@
 """The pure-NumPy checker on a small golden-like folder made here: expected values, per-element
 tolerances, an honest output (within tolerance) and wrong ones, with the verdicts worked out
 independently of the checker."""
+import hashlib
 import json
 import os
 import subprocess
@@ -35,9 +36,26 @@ def make_golden(root, dtype="float32", expect_error=None):
         case["outputs"] = {}
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump(case, f)
-    with open(os.path.join(root, "manifest.json"), "w") as f:
-        json.dump({"cases": [cid]}, f)
+    seal(root, [cid])
     return cid, y
+
+
+def seal(root, cases=None):
+    """manifest.json with the SHA-256 of every file under root, as bnspec generate writes it (again
+    after a test changes a file on purpose: the checker verifies each file it reads)."""
+    path = os.path.join(root, "manifest.json")
+    if cases is None:
+        with open(path) as f:
+            cases = json.load(f)["cases"]
+    files = {}
+    for d, _, names in os.walk(root):
+        for n in names:
+            rel = os.path.relpath(os.path.join(d, n), root)
+            if rel != "manifest.json":
+                with open(os.path.join(d, n), "rb") as f:
+                    files[rel] = hashlib.sha256(f.read()).hexdigest()
+    with open(path, "w") as f:
+        json.dump({"cases": cases, "files": files}, f)
 
 
 def honest(y):
@@ -178,6 +196,7 @@ def test_allowed_values_are_accepted_where_listed(tmp_path):
     d = os.path.join(str(tmp_path), cid)
     with open(os.path.join(d, "allowed_y.json"), "w") as f:
         json.dump({"format": "bnspec-allowed-1", "output": "y", "elements": [{"index": 1, "values": ["nan", "-inf"]}]}, f)
+    seal(str(tmp_path))
     out = honest(y)
     for value, ok in ((np.nan, True), (-np.inf, True), (np.inf, True), (1.0, False)):  # expected +Inf at index 1
         out["y"].flat[1] = value
@@ -187,6 +206,7 @@ def test_allowed_values_are_accepted_where_listed(tmp_path):
     assert not check(str(tmp_path), cid, out).passed
     with open(os.path.join(d, "allowed_y.json"), "w") as f:
         f.write("{not json")
+    seal(str(tmp_path))
     with pytest.raises(GoldenError, match="allowed_y.json: not an allowed-values file"):
         check(str(tmp_path), cid, out)
 
@@ -201,6 +221,7 @@ def test_nan_or_negative_tolerance_is_corrupt(tmp_path, bad):
     tol = np.load(path)
     tol[1, 1] = bad
     np.save(path, tol)
+    seal(g)
     with pytest.raises(GoldenError, match="tolerance_y.npy: corrupt: a tolerance is NaN or negative"):
         check(g, cid, honest(y))
 
@@ -332,6 +353,7 @@ def test_results_of_an_export_for_another_profile_are_refused(tmp_path):
     case["profile"] = "pytorch"
     with open(os.path.join(g, cid, "case.json"), "w") as f:
         json.dump(case, f)
+    seal(g)
     res = str(tmp_path / "export" / "results")
     write_results(res, cid, honest(y))
     for profile, ok in (("keras", False), ("pytorch", True)):
@@ -342,3 +364,36 @@ def test_results_of_an_export_for_another_profile_are_refused(tmp_path):
             assert cli.returncode == 0, cli.stdout + cli.stderr
         else:
             assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and "export for profile keras" in cli.stderr, cli.stderr
+
+
+@pytest.mark.parametrize("tamper", ["huge-tolerance", "truncated-expected", "case-json", "unlisted-allowed"])
+def test_golden_files_are_verified_against_the_manifest(tmp_path, tamper):
+    """Every golden file the checker reads must match the SHA-256 manifest.json lists for it, as
+    bnspec verifies them (an outside red team's, round F: tolerances overwritten with 1e300 let
+    all-zero outputs pass; a truncated expected file ended the checker with a traceback). The
+    check and the CLI refuse the folder in one line; untouched, all-zero outputs fail."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    zeros = {"y": np.zeros_like(y), "running_mean": np.zeros(3)}
+    assert not check(g, cid, zeros).passed
+    d = os.path.join(g, cid)
+    if tamper == "huge-tolerance":
+        np.save(os.path.join(d, "tolerance_y.npy"), np.full((4, 3), 1e300))
+    elif tamper == "truncated-expected":
+        with open(os.path.join(d, "expected_y.npy"), "r+b") as f:
+            f.truncate(100)
+    elif tamper == "case-json":
+        with open(os.path.join(d, "case.json")) as f:
+            case = json.load(f)
+        case["outputs"] = {"running_mean": "expected_running_mean.npy"}  # y no longer judged
+        with open(os.path.join(d, "case.json"), "w") as f:
+            json.dump(case, f)
+    else:
+        with open(os.path.join(d, "allowed_y.json"), "w") as f:
+            json.dump({"format": "bnspec-allowed-1", "output": "y", "elements": [{"index": i, "values": [0.0]} for i in range(12)]}, f)
+    why = "not listed in manifest.json" if tamper == "unlisted-allowed" else "corrupt: its SHA-256 differs"
+    with pytest.raises(GoldenError, match=why):
+        check(g, cid, zeros)
+    write_results(str(tmp_path / "r"), cid, zeros)
+    cli = run_cli(g, str(tmp_path / "r"))
+    assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and why in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
