@@ -112,19 +112,22 @@ extension Fingerprint {
     /// rank's own n), 1 (biased); anything else (K·n₀/(K·n₀ − 1) = 9/8 of an engine that assumes
     /// equal shards, or 6/5 of one that subtracts the empty ranks: round F read both "global_n"
     /// over [4, 4]) is "other". An engine whose empty rank makes the running variance NaN (an
-    /// unweighted pmean's 0/0) is read again over [3, 4].
+    /// unweighted pmean's 0/0) is read again over [4, 4], the ranks equal so that equal weights
+    /// give the same variance as counts (over [3, 4] Flax's read f = 0.96, "other"): f = 8/7
+    /// global, 4/3 a rank's own, 1 biased.
     mutating func bessel(_ single: SingleDevice) throws -> Finding {
         guard single.runningStatistics, single.batchWeight.isFinite, single.batchWeight > 0 else {
             return Finding(value: "not provided", evidence: "no running statistics (or no batch weight) to read Bessel's factor from")
         }
         let C = 4
         var r = SpecRandom("fingerprint/sync-bessel")
-        let x = (0..<(7 * C)).map { _ in Double(Float(r.normal())) }
+        let all = (0..<(8 * C)).map { _ in Double(Float(r.normal())) }
         let zeros = [Double](repeating: 0, count: C), ones = [Double](repeating: 1, count: C)
-        let ms = try Reference.moments(x, shape: try Shape(batch: 7, channels: C, spatial: [1, 1]), layout: .nchw)
         var note = ""
-        for part in [[3, 0, 4], [3, 4]] {
-            let p = try syncProbe("sync-train", shape: [7, C, 1, 1], partition: part,
+        for part in [[3, 0, 4], [4, 4]] {
+            let N = part.reduce(0, +), x = Array(all.prefix(N * C))
+            let ms = try Reference.moments(x, shape: try Shape(batch: N, channels: C, spatial: [1, 1]), layout: .nchw)
+            let p = try syncProbe("sync-train", shape: [N, C, 1, 1], partition: part,
                                   inputs: ["x": x, "gamma": ones, "beta": zeros, "running_mean": zeros, "running_var": zeros])
             guard let rv = p.outputs?["running_var"], rv.count == C else { return Self.unanswered(p.refusal) }
             let f = (0..<C).map { rv[$0] / (single.batchWeight * ms[$0].biasedVariance) }
@@ -134,10 +137,11 @@ extension Fingerprint {
             }
             let fm = f.sorted()[C / 2]
             let local = Set(part.filter { $0 > 1 }).sorted().map { Double($0) / Double($0 - 1) }
-            let candidates: [(String, Double)] = [("global_n", 7.0 / 6)] + local.map { ("local_n", $0) } + [("biased", 1)]
+            let global = Double(N) / Double(N - 1)
+            let candidates: [(String, Double)] = [("global_n", global)] + local.map { ("local_n", $0) } + [("biased", 1)]
             let best = candidates.min { abs($0.1 - fm) < abs($1.1 - fm) }!
             return Finding(value: fm.isFinite && abs(best.1 - fm) <= 0.01 ? best.0 : "other",
-                           evidence: note + "partition \(part), running variance 0 → \(rv.map(Self.fmt)) with batch weight \(Self.fmt(single.batchWeight)): factor of σ² fed f = \(f.map(Self.fmt)) (global n/(n − 1) = 1.167, a rank's n_k/(n_k − 1) = \(local.map(Self.fmt).joined(separator: " or ")), biased 1)")
+                           evidence: note + "partition \(part), running variance 0 → \(rv.map(Self.fmt)) with batch weight \(Self.fmt(single.batchWeight)): factor of σ² fed f = \(f.map(Self.fmt)) (global n/(n − 1) = \(Self.fmt(global)), a rank's n_k/(n_k − 1) = \(local.map(Self.fmt).joined(separator: " or ")), biased 1)")
         }
         return Finding(value: "undetermined", evidence: note)
     }
