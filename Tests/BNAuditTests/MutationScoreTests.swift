@@ -9,7 +9,7 @@ import Testing
 /// pass; likewise for synchronized BN the honest NumPy sync adapter (float32 Chan merge) and its
 /// four mutants (tools/adapters/numpy_sync_bn.py), on the golden sync cases. Needs a Python with NumPy (tools/setup.sh makes one; BNSPEC_PYTHON overrides): without
 /// it every test here fails, none passes vacuously.
-@Suite(.serialized) struct MutationScoreTests {
+@Suite struct MutationScoreTests {
     static func requireNumPy() throws {
         try #require(AuditSupport.has("numpy"), "no NumPy for \(AuditSupport.python): run bash tools/setup.sh (or set BNSPEC_PYTHON)")
     }
