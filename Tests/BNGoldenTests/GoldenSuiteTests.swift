@@ -84,6 +84,26 @@ import Testing
         }
     }
 
+    /// Law (round G, 2026-12-05): a multi-step cumulative average in every layout and every
+    /// storage type (an off-by-one weight from step 2 on passed in NHWC, NC, 16-bit and float64,
+    /// whose cumulative cases were single steps), and C ≥ 1024 in every operation and layout (a
+    /// backward dropping −mean(dy) from C = 512 on passed: no backward case had C > 300).
+    @Test func catalogCoversTrajectoriesAndWideChannels() throws {
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
+        let cumulative = all.filter { $0.op == .trajectory && $0.batchWeight == nil && $0.steps >= 3 }
+        for layout in [Layout.nchw, .nhwc, .nc] {
+            #expect(cumulative.contains { $0.layout == layout }, "\(layout.rawValue): no multi-step cumulative trajectory")
+        }
+        for dtype in DType.allCases {
+            #expect(cumulative.contains { $0.dtype == dtype }, "\(dtype.rawValue): no multi-step cumulative trajectory")
+        }
+        for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
+            for layout in [Layout.nchw, .nhwc, .nc] {
+                #expect(all.contains { $0.op == op && $0.layout == layout && $0.shape[1] >= 1024 }, "\(op.rawValue) \(layout.rawValue): no C ≥ 1024")
+            }
+        }
+    }
+
     /// Law: synchronized cases cover the partitions a collective gets wrong (round F: an
     /// all-reduce over the largest power of two ≤ K, and a merge started from an empty rank 0,
     /// passed when every K was 2, 4 or 8 and rank 0 never empty) and every storage type's

@@ -22,7 +22,8 @@
 /// rank 0's NaN was named "an empty rank's 0/0 included", which would make NaN of the passing cases
 /// whose empty rank is not the first).
 ///
-/// Only these models are judged so: other models' causes stand on their own cases, since
+/// Since round G the plain formula models of a whole tensor are judged alike (eps outside the
+/// root, γ and β swapped or not applied, the backward's missing terms and γ). Only these models are judged so: other models' causes stand on their own cases, since
 /// their bugs' other cases can be unexplained for honest reasons — a model that reproduces the
 /// outputs but departs from the reference by under ``Diagnosis/informative`` τ names nothing
 /// (the `eps-outside-sqrt` mutant's Keras-profile cases, eps 10⁻³, are such), and precision
@@ -34,6 +35,12 @@ enum ModelConsistency {
         ("unbiased", "normalises with the unbiased variance"), ("neighbour", "statistics and parameters of channel c"),
         ("unweighted", "averaged with equal weights 1/K'"), ("emptyNaN", "an empty rank's 0/0 included"),
         ("unreducedDx", "Σdy and Σdy·x̂ are not all-reduced"),
+        // Round G (2026-12-05): bugs of the last channel alone were named these whole-tensor causes
+        // on the non-finite cases, whose other channels are NaN in the reference and show nothing;
+        // |γ| in dx was named "omits γ" on a case with γ ≈ −1. Their finite cases contradict them.
+        ("epsOutside", "eps added outside the square root"), ("swap", "γ and β swapped"), ("noAffine", "γ and β not applied"),
+        ("noMeanTerm", "backward misses the −mean(dy) term"), ("noXhatTerm", "backward misses the −x̂·mean(dy·x̂) term"),
+        ("noGamma", "backward omits γ in dx"),
     ]
 
     /// The judged models a cause names.
