@@ -225,7 +225,9 @@ import Testing
     /// had been named "the unbiased variance" on the bfloat16 copy of a case, γ and β of channel
     /// c + 1 "the statistics and parameters of channel c ± 1" on the NIST cases, whose two channels
     /// hold the same data. Both fail, named nothing, the withdrawal in the evidence.
-    @Test(arguments: [("sqrt-eps-outside-root", "train.normal.4x3x5x5.NCHW."), ("nhwc-parameters-off-by-one", ".NC.f32.")])
+    @Test(arguments: [("sqrt-eps-outside-root", "train.normal.4x3x5x5.NCHW."), ("nhwc-parameters-off-by-one", ".NC.f32."),
+                      // Round G: named "γ and β swapped" on the non-finite cases, whose other channels show nothing.
+                      ("infer-last-channel-gamma-beta-swapped", "infer.")])
     func aModelContradictedOnItsOwnPathNamesNothing(bug: String, filter: String) throws {
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: filter)

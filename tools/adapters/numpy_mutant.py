@@ -72,7 +72,11 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # 16-bit case had eps 1e-5 and weight 0.1); a 16-bit channels-last training loop over 32
         # channels normalising with the unbiased variance (16-bit C was 3 and 17); 16-bit storage
         # turning NaN and ±∞ into 0 (no 16-bit case had them).
-        "many-channel-blocked-sums", "half-ignores-eps-and-momentum", "half-channels-last-unbiased-32", "half-nan-to-zero"]
+        "many-channel-blocked-sums", "half-ignores-eps-and-momentum", "half-channels-last-unbiased-32", "half-nan-to-zero",
+        # Round G: γ and β swapped in the last channel of an inference only. On the non-finite cases,
+        # whose other channels show nothing, it was named "γ and β swapped"; its finite cases
+        # contradict that whole-tensor model (ModelConsistency): no cause may be named.
+        "infer-last-channel-gamma-beta-swapped"]
 
 LONG = 32768
 BLOCK = 4096
@@ -242,6 +246,9 @@ class Mutant(NumpyBN):
 
     def infer(self, req, x, gamma, beta, mean, var):
         req = self.half_fixed(req)
+        if self.bug == "infer-last-channel-gamma-beta-swapped" and gamma.size >= 2:
+            gamma, beta = np.array(gamma, copy=True), np.array(beta, copy=True)
+            gamma[-1], beta[-1] = beta[-1], gamma[-1]
         if self.bug == "inference-uses-batch-statistics":
             _, mean, var, _ = self.stats(req, x)
         if self.bug == "nc-infer-swaps-running-statistics" and x.ndim == 2 and req["dtype"] == "float32":
