@@ -104,6 +104,35 @@ import Testing
         }
     }
 
+    /// Law: every golden case judges something — an answer that ignores the data (every output
+    /// zero, or the negated expected values) fails it. Round G (2026-12-05) found four
+    /// higher-order float32 cases (n = 2, and d3 at offset 1e4) that zeros passed: their exact
+    /// values lie far below float32's rounding, so the tolerance exceeded them 6–110×.
+    @Test func everyCaseFailsADataIgnoringAnswer() throws {
+        let m = try GoldenStore.manifest(Self.golden)
+        for id in m.cases {
+            let c = try GoldenStore.loadCase(Self.golden, id: id, manifest: m)
+            guard c.spec.expectError == nil else { continue }
+            let zeros = c.expected.mapValues { [Double](repeating: 0, count: $0.values.count) }
+            let negated = c.expected.mapValues { $0.values.map { -$0 } }
+            #expect(CaseJudge.judge(c, outputs: zeros, name: "zeros").status == .failed, "\(id): an all-zero answer passes")
+            #expect(CaseJudge.judge(c, outputs: negated, name: "negated").status == .failed, "\(id): the negated answer passes")
+        }
+    }
+
+    /// Law (round G): every higher-order operation has, in both layouts, a case with C ≥ 8 and
+    /// one with N > 8 (bugs of channels ≥ 8, or of a batch blocked by 8, passed at C, N ≤ 4).
+    @Test func catalogCoversHigherOrderEdges() throws {
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
+        for op in [Operation.hvpTrain, .hvpInfer, .d2Train, .d3Train] {
+            for layout in [Layout.nchw, .nhwc] {
+                let path = all.filter { $0.op == op && $0.layout == layout }
+                #expect(path.contains { $0.shape[1] >= 8 }, "\(op.rawValue) \(layout.rawValue): no C ≥ 8")
+                #expect(path.contains { $0.shape[0] > 8 }, "\(op.rawValue) \(layout.rawValue): no N > 8")
+            }
+        }
+    }
+
     /// Law: synchronized cases cover the partitions a collective gets wrong (round F: an
     /// all-reduce over the largest power of two ≤ K, and a merge started from an empty rank 0,
     /// passed when every K was 2, 4 or 8 and rank 0 never empty) and every storage type's
