@@ -122,7 +122,8 @@ import Testing
     /// outside red team's: "not affine" had been printed beside the named swap).
     @Test func aSwapIn16BitStorageIsStillAffine() throws {
         try Self.requireNumPy()
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py gamma-beta-swapped", filter: "f16")
+        // Trajectories aside: the swap has no trajectory model (their 16-bit cases, added in round G, are unexplained).
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py gamma-beta-swapped", cases: try AuditSupport.cases("f16").filter { $0.spec.op != .trajectory })
         let failed = r.results.filter { $0.status == .failed }
         #expect(failed.count >= 10 && failed.allSatisfy { $0.likelyCause == "γ and β swapped" }, "\(r.causes)")
         #expect(failed.allSatisfy { !$0.evidence.contains { $0.hasPrefix("y is not an affine function") } },
