@@ -20,31 +20,12 @@ public enum ReportMerge {
         return first
     }
 
-    /// The selection a shard report records (``CaseSelector/canonical``) read back, when that is
-    /// unambiguous: nil for a list holding a bracket glob (`[a,b]`: its comma would split it).
-    static func selector(canonical: String) -> CaseSelector? {
-        if canonical == "all" { return CaseSelector() }
-        var sel = CaseSelector()
-        for part in canonical.components(separatedBy: "; ") {
-            guard let eq = part.firstIndex(of: "=") else { return nil }
-            let values = part[part.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
-            guard !values.contains(where: { $0.isEmpty || $0.contains("[") }) else { return nil }
-            switch part[..<eq] {
-            case "case": sel.ids = values
-            case "match": sel.match = values
-            case "exclude": sel.exclude = values
-            default: return nil
-            }
-        }
-        return sel.canonical == canonical ? sel : nil
-    }
-
     /// Each shard report holds only its own shard's cases, and every case of its shard that its
     /// selection picks from the golden manifest: a shard with a case removed and its counts edited
     /// to match had merged to a report one case short (an outside red team's, round F). `ids`:
     /// each part's case ids (a case once per id).
     static func complete(_ shards: [String?], _ ids: [[String]], selection: String, manifest: [String], paths: [String]) throws {
-        let chosen = selector(canonical: selection)
+        let chosen = CaseSelector(canonical: selection)
         for (i, path) in paths.enumerated() {
             guard let text = shards[i], let shard = try? Shard(parsing: text) else { continue }
             let held = Set(ids[i])

@@ -40,6 +40,26 @@ public struct CaseSelector: Sendable, Hashable {
         return parts.isEmpty ? "all" : parts.joined(separator: "; ")
     }
 
+    /// A selection read back from its ``canonical`` form (what a shard report records), when that
+    /// is unambiguous: nil for a list holding a bracket glob (`[a,b]`: its comma would split it)
+    /// or text that is no canonical form.
+    public init?(canonical text: String) {
+        self.init()
+        guard text != "all" else { return }
+        for part in text.components(separatedBy: "; ") {
+            guard let eq = part.firstIndex(of: "=") else { return nil }
+            let values = part[part.index(after: eq)...].split(separator: ",", omittingEmptySubsequences: false).map(String.init)
+            guard !values.contains(where: { $0.isEmpty || $0.contains("[") }) else { return nil }
+            switch part[..<eq] {
+            case "case": ids = values
+            case "match": match = values
+            case "exclude": exclude = values
+            default: return nil
+            }
+        }
+        guard canonical == text else { return nil }
+    }
+
     /// True when no option narrows the selection.
     public var selectsEverything: Bool { ids.isEmpty && match.isEmpty && exclude.isEmpty && shard == nil }
 

@@ -87,15 +87,11 @@ enum ModelConsistency {
     /// The cases a formula bug acts on alike, from a case id (`op.data.shape.layout.dtype…`): one
     /// operation and layout, every storage type (the formula is the same; a bug of one dtype's
     /// kernel alone leaves the other dtypes' cases passing, which contradict nothing).
-    static func path(_ id: String) -> String {
+    /// With `typed`, the storage type too (`op.layout.dtype`): where a passing case contradicts.
+    static func path(_ id: String, typed: Bool = false) -> String {
         let f = id.split(separator: ".")
-        return f.count >= 4 ? "\(f[0]).\(f[3])" : id
-    }
-
-    /// The operation, layout and storage type of a case id: where a passing case contradicts.
-    static func typedPath(_ id: String) -> String {
-        let f = id.split(separator: ".")
-        return f.count >= 5 ? "\(f[0]).\(f[3]).\(f[4])" : id
+        guard f.count >= (typed ? 5 : 4) else { return id }
+        return typed ? "\(f[0]).\(f[3]).\(f[4])" : "\(f[0]).\(f[3])"
     }
 
     /// Withdraws a judged cause when, for every model it names, an unexplained failure of the
@@ -108,12 +104,12 @@ enum ModelConsistency {
         for i in results.indices {
             let named = keys(results[i].likelyCause)
             guard !named.isEmpty, let cause = results[i].likelyCause else { continue }
-            let mine = path(results[i].caseID), mineTyped = typedPath(results[i].caseID)
+            let mine = path(results[i].caseID), mineTyped = path(results[i].caseID, typed: true)
             func contradicts(_ j: Int, _ key: String) -> Bool { (results[j].contradictedModels ?? []).contains(key) }
             // Every model the cause names must be contradicted (an "either … or …" cause stands while one does).
             let against = named.sorted().compactMap { key in
                 open.first { path(results[$0].caseID) == mine && contradicts($0, key) }
-                    ?? passing.first { typedPath(results[$0].caseID) == mineTyped && contradicts($0, key) }
+                    ?? passing.first { path(results[$0].caseID, typed: true) == mineTyped && contradicts($0, key) }
             }
             guard against.count == named.count, let j = against.first else { continue }
             let how = results[j].status == .passed
