@@ -127,7 +127,7 @@ public enum DataFamily {
     }
 
     /// The upstream gradient dy of a backward case whose x is `x()` (in `layout`; made only for `trend`), rounded to
-    /// `dtype`: N(0, 1) for every family but `trend`, where per channel
+    /// `dtype`: N(0, 1) for every family but `nonfinite` (a NaN in channel 2 when C ≥ 4) and `trend`, where per channel
     /// dy = a + b·(x − x̄) + N(0, 1)/2, a and b = ±(0.5 + U), x̄ = Σx/n (summed in logical
     /// order). With iid zero-mean dy, Σdy and Σdy·x̂ are O(√n): at n ≈ 4·10⁴ the two
     /// correction terms of dx, and dβ itself, lie below a float32 channel's roundoff bound,
@@ -135,6 +135,16 @@ public enum DataFamily {
     public static func upstreamGradient(_ family: String, x: () throws -> [Double], shape: Shape, layout: Layout, dtype: DType,
                                         seed: String) rethrows -> [Double] {
         var r = SpecRandom(seed)
+        if split(family)[0] == "nonfinite" {
+            // N(0, 1) with one NaN in channel 2's dy when C ≥ 4 (channels 3… stay finite): a backward
+            // that zeroes a non-finite dy shows in dx, dγ and dβ (x's NaN and +Inf are channels 0, 1).
+            var out = (0..<shape.elementCount).map { _ in dtype.quantize(r.normal()) }
+            if shape.channels >= 4 {
+                let k = shape.perChannelCount / 2
+                out[layout.index(n: k / shape.spatialSize, c: 2, s: k % shape.spatialSize, shape: shape)] = .nan
+            }
+            return out
+        }
         guard split(family)[0] == "trend" else { return (0..<shape.elementCount).map { _ in dtype.quantize(r.normal()) } }
         let x = try x()
         var out = [Double](repeating: 0, count: shape.elementCount)

@@ -25,8 +25,21 @@ public enum Generator {
             // per channel (N = 1 after a linear layer) a channel has no spread of its own, and σ² is
             // the whole tensor's: otherwise μ = x, σ² = 0 and y = β whatever the kernel does with x̂
             // (an outside red team's N = 1 bug that dropped β was named "γ and β not applied" there).
+            // Statistics of the channel's finite values: a running mean and variance are finite in
+            // practice, and NaN/±Inf in x must then show in y at that element alone (round G's
+            // inference that replaced NaN and ±Inf in x by 0 passed while the given statistics
+            // were the poisoned channel's own, NaN or Inf, so y was NaN whatever it did with x).
             let x = try data("x")
-            let ms = try Reference.moments(x, shape: s, layout: spec.layout)
+            let ms = try Reference.moments(x, shape: s, layout: spec.layout).enumerated().map { c, m -> ChannelMoments in
+                guard !m.mean.isFinite || !m.biasedVariance.isFinite else { return m }
+                var finite: [Double] = []
+                for n in 0..<s.batch { for j in 0..<s.spatialSize {
+                    let v = x[spec.layout.index(n: n, c: c, s: j, shape: s)]
+                    if v.isFinite { finite.append(v) }
+                } }
+                guard !finite.isEmpty else { return m }
+                return try Reference.moments(finite, shape: try Shape(batch: finite.count, channels: 1), layout: .nc)[0]
+            }
             let whole = s.perChannelCount == 1
                 ? try Reference.moments(x, shape: try Shape(batch: s.elementCount, channels: 1), layout: .nc)[0].biasedVariance : nil
             let spread = ms.map { whole ?? $0.biasedVariance }

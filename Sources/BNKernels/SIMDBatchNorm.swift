@@ -185,7 +185,9 @@ public enum SIMDBatchNorm {
             }}}
         }
         let dGamma = (0..<C).map { sdyx[$0] * r[$0] }
-        // dx = k·dy + b + kk·(x − μ): the same per-channel affine form for both modes.
+        // dx = k·dy + b + kk·(x − μ): the same per-channel affine form for both modes, the last
+        // term exactly 0 where kk = 0 (inference mode: dx does not depend on x, so a NaN or ±Inf x
+        // must not make it NaN through 0·NaN).
         let k = (0..<C).map { gamma[$0] * r[$0] }
         let b = given == nil ? (0..<C).map { -k[$0] * sdy[$0] / n } : [Float](repeating: 0, count: C)
         let kk = given == nil ? (0..<C).map { -k[$0] * r[$0] * dGamma[$0] / n } : [Float](repeating: 0, count: C)
@@ -201,10 +203,11 @@ public enum SIMDBatchNorm {
                     while j + 16 <= HW {
                         let d = UnsafeRawPointer(dy + off + j).loadUnaligned(as: SIMD16<Float>.self)
                         let xv = UnsafeRawPointer(x + off + j).loadUnaligned(as: SIMD16<Float>.self)
-                        UnsafeMutableRawPointer(dx + off + j).storeBytes(of: k16 * d + b16 + kk16 * (xv - m16), as: SIMD16<Float>.self)
+                        let term = kk[c] == 0 ? SIMD16<Float>() : kk16 * (xv - m16)
+                        UnsafeMutableRawPointer(dx + off + j).storeBytes(of: k16 * d + b16 + term, as: SIMD16<Float>.self)
                         j += 16
                     }
-                    while j < HW { dx[off + j] = k[c] * dy[off + j] + b[c] + kk[c] * (x[off + j] - mean[c]); j += 1 }
+                    while j < HW { dx[off + j] = k[c] * dy[off + j] + b[c] + (kk[c] == 0 ? 0 : kk[c] * (x[off + j] - mean[c])); j += 1 }
                 }
             }
         case .nhwc, .nc:
@@ -214,11 +217,12 @@ public enum SIMDBatchNorm {
                 while o < total {
                     var c = 0
                     while c + 8 <= C {
-                        let v = ld8(k + c) * ld8(dy + o + c) + ld8(b + c) + ld8(kk + c) * (ld8(x + o + c) - ld8(m + c))
+                        let u = (ld8(x + o + c) - ld8(m + c)).replacing(with: 0, where: ld8(kk + c) .== 0)
+                        let v = ld8(k + c) * ld8(dy + o + c) + ld8(b + c) + ld8(kk + c) * u
                         UnsafeMutableRawPointer(dx + o + c).storeBytes(of: v, as: SIMD8<Float>.self)
                         c += 8
                     }
-                    while c < C { dx[o + c] = k[c] * dy[o + c] + b[c] + kk[c] * (x[o + c] - m[c]); c += 1 }
+                    while c < C { dx[o + c] = k[c] * dy[o + c] + b[c] + (kk[c] == 0 ? 0 : kk[c] * (x[o + c] - m[c])); c += 1 }
                     o += C
                 }
             }}}}

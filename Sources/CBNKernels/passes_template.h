@@ -312,11 +312,17 @@ static void PASS(runs_apply)(const void *xv, void *yv, long C, long HW, long r0,
 #undef CALL
 }
 
+/// k·(x − m) with the term exactly 0 where k = 0: the inference-mode backward (k = 0,
+/// dx = a·d) must not turn a NaN or ±Inf x into a NaN dx (0·NaN), since its dx does not
+/// depend on x (an outside red team's backward zeroing non-finite x, 2026-12-05, showed our
+/// kernels gave NaN there). Where k = 0 in training, x − m is finite or m is NaN (and a too).
+BN_INLINE d8 PASS(x_term)(f8 x, d8 m, d8 k) { return zero_where(wide(x) - m, k == 0); }
+
 /// dx = fma(k, x − m, fma(a, d, b)), d = dy masked where mask ≤ 0.
 BN_INLINE f8 PASS(grad)(f8 x, f8 dy, const ST *mask, long i, d8 m, d8 a, d8 b, d8 k, const int nf) {
     d8 d = wide(dy);
     if (mask) d = zero_where(d, wide(LOAD8(mask + i)) <= 0);
-    return OUTPUT(fma8(k, wide(x) - m, fma8(a, d, b)), nf);
+    return OUTPUT(fma8(k, PASS(x_term)(x, m, k), fma8(a, d, b)), nf);
 }
 
 BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST *dx, long n, double mean, double a,
@@ -325,7 +331,7 @@ BN_INLINE void PASS(run_gradient)(const ST *x, const ST *dy, const ST *mask, ST 
     long i = 0;
 #define PARTIAL(at, len) { f8 mk = mask ? PASS(load_part)(mask + (at), len) : (f8)0; \
         d8 d = wide(PASS(load_part)(dy + (at), len)); if (mask) d = zero_where(d, wide(mk) <= 0); \
-        PASS(store_part)(dx + (at), OUTPUT(fma8(k8, wide(PASS(load_part)(x + (at), len)) - m8, fma8(a8, d, b8)), nf), len); }
+        PASS(store_part)(dx + (at), OUTPUT(fma8(k8, PASS(x_term)(PASS(load_part)(x + (at), len), m8, k8), fma8(a8, d, b8)), nf), len); }
     if (stream) {
         long head = (long)((-(uintptr_t)dx) & (uintptr_t)(ALIGN_BYTES - 1)) / (long)sizeof(ST);
         if (head > n) head = n;
@@ -731,7 +737,7 @@ BN_INLINE f8 PASS(row_grad)(const ST *x, const ST *dy, const ST *mask, long lane
     d8 d = wide(lanes == 8 ? LOAD8(dy) : PASS(load_part)(dy, lanes));
     if (mask) d = zero_where(d, wide(lanes == 8 ? LOAD8(mask) : PASS(load_part)(mask, lanes)) <= 0);
     d8 m8 = PASS(loadd_part)(mean, lanes), a8 = PASS(loadd_part)(a, lanes), b8 = PASS(loadd_part)(b, lanes), k8 = PASS(loadd_part)(k, lanes);
-    return OUTPUT(fma8(k8, wide(xv) - m8, fma8(a8, d, b8)), nf);
+    return OUTPUT(fma8(k8, PASS(x_term)(xv, m8, k8), fma8(a8, d, b8)), nf);
 }
 
 /// The gradient pass over channels [0, 8V) of `rows` rows, the coefficients in registers.

@@ -55,37 +55,78 @@ import Testing
                 }
             }
         }
-        // Every storage type has float32's edges (an outside red team's, 2026-12-05, round F: a
+        // Every storage type has float32's edges (outside red teams', 2026-12-05, rounds F and G: a
         // float64 drop of a partial 1024-value block, the 16-bit and float64 paths ignoring eps and
         // momentum, a float64 4-wide and a 16-bit 32-wide channels-last loop, 16-bit storage turning
-        // NaN into 0, each passed every case): C > 64 no multiple of 8 (float32: > 256, above); C ≥ 8
-        // with an odd n > 1024 where the operation reduces (a blocked sum over many channels dropping
-        // its last block passed when every long channel had C ≤ 2); an eps other than 1e-5; non-finite
-        // inputs in training, inference and its backward; in training a batch weight other than 0.1
-        // and the cumulative average.
+        // NaN into 0, per-position statistics of (N, C, L) in 16-bit and float64, an inference and a
+        // backward zeroing NaN and ±Inf (everywhere, or in NHWC float32 only), each passed every
+        // case): C > 64 no multiple of 8 (float32: > 256, above); C ≥ 8 with an odd n > 1024 where
+        // the operation reduces, with iid and with trend data (a blocked sum over many channels
+        // dropping its last block passed when every long channel had C ≤ 2); (N, C, L); N > 16 no
+        // multiple of 8; N = 1 where float32 has it; an eps other than 1e-5; both non-finite
+        // families and offset data in every layout; constant and near-constant channels where the
+        // batch is reduced; in training a batch weight other than 0.1, the cumulative average and
+        // each profile's single value per channel.
         let n = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
         for dtype in DType.allCases {
             for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
                 let byType = all.filter { $0.op == op && $0.dtype == dtype }, where_ = "\(op.rawValue) \(dtype.rawValue)"
                 #expect(byType.contains { $0.eps != 1e-5 }, "\(where_): no eps other than 1e-5")
-                if op != .backwardInfer { #expect(byType.contains { $0.data == "nonfinite" }, "\(where_): no non-finite input") }
                 if op == .train {
                     #expect(byType.contains { $0.batchWeight != nil && $0.batchWeight != 0.1 }, "\(where_): no batch weight other than 0.1")
                     #expect(byType.contains { $0.batchWeight == nil }, "\(where_): no cumulative average")
+                    for profile in ConventionProfile.all {
+                        #expect(byType.contains { $0.profile == profile.name && n($0) == 1 },
+                                "\(where_): no single value per channel under \(profile.name)")
+                    }
+                }
+                if op == .train || op == .backwardTrain {
+                    for family in ["constant", "near-constant"] {
+                        #expect(byType.contains { $0.data == family }, "\(where_): no \(family) data")
+                    }
                 }
                 for layout in [Layout.nchw, .nhwc, .nc] {
-                    let path = byType.filter { $0.layout == layout }
-                    #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(where_) \(layout.rawValue): no C > 64 that is no multiple of 8")
+                    let path = byType.filter { $0.layout == layout }, at = "\(where_) \(layout.rawValue)"
+                    #expect(path.contains { $0.data.hasPrefix("offset:") }, "\(at): no offset data")
+                    #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(at): no C > 64 that is no multiple of 8")
+                    #expect(path.contains { $0.shape[0] > 16 && $0.shape[0] % 8 != 0 }, "\(at): no N > 16 that is no multiple of 8")
+                    for family in ["nonfinite", "nonfinite-edges"] {
+                        #expect(path.contains { $0.data == family && $0.shape[1] >= 5 }, "\(at): no \(family) input with C ≥ 5")
+                    }
+                    if layout != .nc { #expect(path.contains { $0.shape.count == 3 }, "\(at): no (N, C, L) case") }
+                    if op == .infer || op == .backwardInfer || layout != .nc {
+                        #expect(path.contains { $0.shape[0] == 1 }, "\(at): no N = 1 case")
+                    }
                     if op != .infer {
-                        #expect(path.contains { $0.shape[1] >= 8 && n($0) > 1024 && n($0) % 2 == 1 }, "\(where_) \(layout.rawValue): no C ≥ 8 with an odd n > 1024")
+                        for family in ["normal", "trend"] {
+                            #expect(path.contains { $0.data == family && $0.shape[1] >= 8 && n($0) > 1024 && n($0) % 2 == 1 },
+                                    "\(at): no C ≥ 8 with an odd n > 1024 and \(family) data")
+                        }
                     }
                 }
             }
         }
     }
 
-    /// Law (round G, 2026-12-05): a multi-step cumulative average in every layout and every
-    /// storage type (an off-by-one weight from step 2 on passed in NHWC, NC, 16-bit and float64,
+    /// Law (round G, 2026-12-05): an inference case's given statistics are finite even where its x
+    /// is not (the statistics of the channel's finite values): with the poisoned channel's own
+    /// statistics y is NaN whatever a kernel does with x, and an inference replacing NaN and ±Inf
+    /// in x by 0 passed every case.
+    @Test func inferenceStatisticsAreFiniteWhereXIsNot() throws {
+        let m = try GoldenStore.manifest(Self.golden)
+        var checked = 0
+        for id in m.cases where id.hasPrefix("infer.nonfinite") || id.hasPrefix("backward-infer.nonfinite") {
+            let c = try GoldenStore.loadCase(Self.golden, id: id, manifest: m)
+            let x = try #require(c.inputs["x"]).values, mean = try #require(c.inputs["mean"]).values, v = try #require(c.inputs["var"]).values
+            #expect(x.contains { !$0.isFinite }, "\(id): x has no non-finite value")
+            #expect(mean.allSatisfy(\.isFinite) && v.allSatisfy(\.isFinite), "\(id): non-finite given statistics")
+            checked += 1
+        }
+        #expect(checked >= 2 * 3 * DType.allCases.count * 2, "only \(checked) non-finite inference cases")
+    }
+
+    /// Law (round G, 2026-12-05): a multi-step cumulative average, and both averages past 256
+    /// steps, in every layout and every storage type (an off-by-one weight from step 2 on passed in NHWC, NC, 16-bit and float64,
     /// whose cumulative cases were single steps), and C ≥ 1024 in every operation and layout (a
     /// backward dropping −mean(dy) from C = 512 on passed: no backward case had C > 300).
     @Test func catalogCoversTrajectoriesAndWideChannels() throws {
@@ -96,6 +137,17 @@ import Testing
         }
         for dtype in DType.allCases {
             #expect(cumulative.contains { $0.dtype == dtype }, "\(dtype.rawValue): no multi-step cumulative trajectory")
+        }
+        // Round G's late findings: an EMA weight inverted from step 13 on and a cumulative weight
+        // wrong after step 40 passed when trajectories stopped at 12 and 40 steps. Every layout and
+        // type has both averages past 256 steps (a step counter kept in a byte wraps there).
+        for layout in [Layout.nchw, .nhwc, .nc] {
+            for dtype in DType.allCases {
+                let long = all.filter { $0.op == .trajectory && $0.layout == layout && $0.dtype == dtype && $0.steps > 256 }
+                let at = "\(layout.rawValue) \(dtype.rawValue)"
+                #expect(long.contains { $0.batchWeight == nil }, "\(at): no cumulative trajectory past 256 steps")
+                #expect(long.contains { $0.batchWeight != nil }, "\(at): no moving-average trajectory past 256 steps")
+            }
         }
         for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
             for layout in [Layout.nchw, .nhwc, .nc] {
