@@ -2,7 +2,7 @@ import Foundation
 
 extension Fingerprint {
     /// Whether an inference's error on the probe x = 1e4 + N(0, 1), μ = 1e4 + 0.3 has the shape
-    /// of folding, y = x·s + (β − μ·s) in float32.
+    /// of folding, y = x·s + (β − μ·s) in float32 (≤ 64 ulps: ``accurateInferenceForm``).
     ///
     /// Folding loses the leading digits of x·s against μ·s: each y errs by rounding noise of
     /// size ≈ |μ·s|·u (u = 2⁻²⁴) — at most 4·|μ·s|·u with s itself a few roundings off —
@@ -16,6 +16,10 @@ extension Fingerprint {
     /// normalisation had been read as folded, 2026-12-05).
     ///
     /// `y`, `reference`, `z`: per element (NCHW, N × C with 1×1 spatial); `muS` = |μ·s|.
+    /// The finding of an inference as accurate as the direct form (which a fold evaluated in a
+    /// wider precision also is: the probe cannot tell them apart).
+    public static let accurateInferenceForm = "direct or folded in wider precision"
+
     static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double) -> Finding {
         let u = 0x1p-24
         let yMax = reference.map(abs).max() ?? 1
@@ -28,7 +32,11 @@ extension Fingerprint {
         let ulps = maxError / ulp
         let head = "x = 1e4 + N(0,1), μ = 1e4 + 0.3: normwise error \(Self.fmt(ulps)) float32 ulps of max |y|"
         guard ulps > 64 else {
-            return Finding(value: "direct", evidence: head + " (≤ 64: (x − μ)·s + β gives a few; x·s + (β − μ·s) loses ≈ |μ·s|·2⁻²⁴, thousands)")
+            // The probe reads accuracy, not the formula: a fold computed wider than float32 and
+            // rounded once is as accurate as the direct form (an outside red team's float64 fold,
+            // round G, 2026-12-05, had been named `direct`).
+            return Finding(value: Self.accurateInferenceForm,
+                           evidence: head + " (≤ 64: (x − μ)·s + β gives a few, as does x·s + (β − μ·s) computed wider than float32 and rounded once; in float32 the fold loses ≈ |μ·s|·2⁻²⁴, thousands)")
         }
         // Pooled slope of e against z with an intercept per channel.
         let n = y.count / C

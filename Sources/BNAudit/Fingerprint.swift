@@ -141,13 +141,18 @@ public struct Fingerprint: Sendable {
         if let why = noDefaultEps {
             epsF = Finding(value: "none", evidence: "no default: a request without eps was answered '\(why.prefix(160))'; every probe sends eps = \(Self.fmt(Self.givenEpsValue)), solved back as \(Self.fmt(epsEst))")
         }
-        // 2. momentum: a batch with mean 2 from running mean 0 → new running mean = w·2.
-        let p2 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
+        // 2. momentum: a batch with mean 2 from running mean 0 → new running mean = w·2. Two samples
+        // of two positions each (2×C×1×2, NCHW: 2.5, 2.5 then 1.5, 1.5 per channel), so that n = N·H·W = 4
+        // differs from N = 2: a Bessel factor over N alone (an outside red team's, round G) had read
+        // "unbiased" on a 2×C×1×1 batch, where the two coincide.
+        var spread: [Double] = []
+        for b in 0..<2 { let v: Double = b == 0 ? 2.5 : 1.5; for _ in 0..<(2 * C) { spread.append(v) } }
+        let p2 = try probe("train", shape: [2, C, 1, 2], inputs: ["x": spread, "gamma": ones, "beta": zeros,
                                                                  "running_mean": zeros, "running_var": ones])
         let rm = p2.outputs?["running_mean"] ?? [], rv = p2.outputs?["running_var"] ?? []
         let w = rm.isEmpty ? Double.nan : rm[0] / 2
         // Which way the framework's own momentum parameter points: set it to 0.2.
-        let p3 = try probe("train", shape: [2, C, 1, 1], inputs: ["x": pairs([0.5, 0.5, 0.5, 0.5], 2), "gamma": ones, "beta": zeros,
+        let p3 = try probe("train", shape: [2, C, 1, 2], inputs: ["x": spread, "gamma": ones, "beta": zeros,
                                                                  "running_mean": zeros, "running_var": ones], extra: ["raw_momentum": 0.2])
         let w2 = (p3.outputs?["running_mean"]?.first).map { $0 / 2 } ?? .nan
         let weights: String, mom: Double
@@ -161,14 +166,16 @@ public struct Fingerprint: Sendable {
         var momentumF = Finding(value: mom.isFinite ? Self.fmt((mom * 1e6).rounded() / 1e6) : "undetermined", evidence: "default: running mean 0 → \(rm.first.map(Self.fmt) ?? "none") after a batch with mean 2: batch weight \(Self.fmt(w))"
                                     + (w.isFinite && !mom.isFinite ? " (the momentum's convention is undetermined, so not its value)" : "")
                                     + (abs(w - 1) < 1e-9 ? " (one step cannot tell this from a cumulative average, whose first step replaces the running values)" : ""))
-        // 3. running variance estimator: the batch above has biased variance 0.25, unbiased 0.5.
+        // 3. running variance estimator: the batch above (n = 4) has biased variance 0.25, unbiased
+        // n/(n − 1)·0.25 = 1/3; a Bessel factor over the batch dimension only, N/(N − 1)·0.25 = 0.5.
         let vb = rv.isEmpty || w == 0 ? Double.nan : (rv[0] - (1 - w)) / w
         // Named only within 0.2 % of one of them (float32 rounding moves vb by ~10⁻⁶): a variance
         // fed with another factor or about another centre is neither (an outside red team's
         // inverted variance momentum, fed −3.5, had been read "biased", by the nearer of the two).
-        let estimator = !vb.isFinite ? nil : abs(vb - 0.5) <= 1e-3 ? "unbiased" : abs(vb - 0.25) <= 5e-4 ? "biased" : nil
+        let estimator = !vb.isFinite ? nil : abs(vb - 1.0 / 3) <= 2e-3 / 3 ? "unbiased" : abs(vb - 0.25) <= 5e-4 ? "biased" : nil
+        let overN = vb.isFinite && abs(vb - 0.5) <= 1e-3 ? " — 0.5 is N/(N − 1)·0.25: a Bessel factor over the batch dimension N = 2 only, not over n = N·H·W = 4" : ""
         var runVar = Finding(value: estimator ?? "undetermined",
-                             evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)): batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased 0.5, each to 0.2 %; anything else: undetermined)")
+                             evidence: "running variance 1 → \(rv.first.map(Self.fmt) ?? "none") with batch weight \(Self.fmt(w)) after 2×C×1×2 values 2 ± 0.5: batch variance fed \(Self.fmt(vb)) (biased 0.25, unbiased n/(n − 1)·0.25 = 0.3333, each to 0.2 %; anything else: undetermined)\(overN)")
         if !hello.runningStatistics {  // supports.running_statistics = false: nothing to infer, nothing invented
             let none = Finding(value: "not provided", evidence: "the implementation keeps no running statistics (supports.running_statistics = false)")
             momentumWeights = none; momentumF = none; runVar = none

@@ -21,11 +21,15 @@ import Testing
     }
 
     @Test func directAndFoldedAreNamed() {
-        #expect(Self.form { x, m, s, b in (x - m) * s + b }.value == "direct")
+        #expect(Self.form { x, m, s, b in (x - m) * s + b }.value == Fingerprint.accurateInferenceForm)
         let folded = Self.form { x, m, s, b in x * s + (b - m * s) }
         #expect(folded.value == "folded", "\(folded.evidence)")
         let fma = Self.form { x, m, s, b in (x * s).addingProduct(1, b - m * s) }
         #expect(fma.value == "folded", "\(fma.evidence)")
+        // A fold in float64 rounded once is as accurate as the direct form: not named `direct` alone
+        // (round G's float64 fold).
+        let wide = Self.form { x, m, s, b in Float(Double(x) * Double(s) + (Double(b) - Double(m) * Double(s))) }
+        #expect(wide.value == Fingerprint.accurateInferenceForm, "\(wide.evidence)")
     }
 
     /// A reciprocal square root good to 12 bits (relative error 2⁻¹²) and the unbiased variance

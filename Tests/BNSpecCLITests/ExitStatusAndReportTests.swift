@@ -279,6 +279,21 @@ import Testing
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
+    /// Round G (2026-12-05): a running variance whose Bessel factor is taken over the batch
+    /// dimension N alone read "unbiased" on the former 2×C×1×1 probe, where N = n = N·H·W. The
+    /// probe has two positions per sample now: neither estimator, and the evidence says which factor.
+    @Test func besselFactorOverTheBatchDimensionIsNotReadUnbiased() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/numpy_mutant.py running-variance-bessel-over-batch", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let rv = try #require(obj["running_variance"] as? [String: Any])
+        #expect(rv["value"] as? String == "undetermined" && (rv["evidence"] as? String)?.contains("over the batch dimension N = 2 only") == true, "\(rv)")
+        // The honest adapter on the same probe: unbiased (fingerprintValuesAreNumbers), and the right momentum here.
+        #expect((obj["momentum"] as? [String: Any])?["value"] as? NSNumber == 0.1, "\(String(describing: obj["momentum"]))")
+    }
+
     /// `fingerprint --json` of an adapter: each finding's value as text (the findings of the
     /// object `object`, e.g. "synchronized", when given).
     static func fingerprintValues(_ python: String, _ adapter: String, in object: String? = nil) throws -> [String: String] {

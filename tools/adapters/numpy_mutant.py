@@ -76,7 +76,16 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # Round G: γ and β swapped in the last channel of an inference only. On the non-finite cases,
         # whose other channels show nothing, it was named "γ and β swapped"; its finite cases
         # contradict that whole-tensor model (ModelConsistency): no cause may be named.
-        "infer-last-channel-gamma-beta-swapped"]
+        "infer-last-channel-gamma-beta-swapped",
+        # Round G's late findings, each of which passed the 715-case suite (no case had a non-finite
+        # x with finite inference statistics, a non-finite dy, a channels-last float32 backward with
+        # a non-finite x, an EMA trajectory past 12 steps or a cumulative one past 40): NaN and ±Inf
+        # in x taken as 0 in inference and its backward; a channels-last float32 backward doing the
+        # same; a backward zeroing non-finite dy; the moving-average weight inverted from step 13;
+        # the cumulative weight 1/(k + 1) after step 40; the running variance's Bessel factor taken
+        # over the batch dimension N alone (for the fingerprint: N = n on a 2×C×1×1 probe).
+        "nonfinite-x-as-zero-in-inference", "channels-last-backward-nonfinite-x-to-zero", "backward-nonfinite-dy-to-zero",
+        "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch"]
 
 LONG = 32768
 BLOCK = 4096
@@ -92,6 +101,7 @@ class Mutant(NumpyBN):
     def __init__(self, bug):
         super().__init__()
         self.bug = bug
+        self.batch = 0
         self.name = f"numpy-mutant:{bug}"
 
     def long_f32(self, req, x):
@@ -209,6 +219,12 @@ class Mutant(NumpyBN):
             out["y"] = y
             return out
         r = dict(req)
+        step = req.get("step", 1)
+        if self.bug == "ema-inverted-after-step-12" and not req.get("cumulative") and step >= 13:
+            r["batch_weight"] = 1 - self.opt(req, "batch_weight")
+        if self.bug == "cumulative-wrong-after-step-40" and req.get("cumulative") and step > 40:
+            r["step"] = step + 1
+        self.batch = x.shape[0]
         if self.bug == "unbiased-normalization":
             x32, m, v, n = self.stats(req, x)
             vn = v * F(n) / F(n - 1) if n > 1 else v
@@ -239,6 +255,8 @@ class Mutant(NumpyBN):
         unbiased = self.opt(req, "variance_estimator") == "unbiased"
         if self.bug == "running-variance-over-n-minus-2" and unbiased and n > 2:
             return v * F(n) / F(n - 2)
+        if self.bug == "running-variance-bessel-over-batch" and unbiased and self.batch > 1:
+            return v * F(self.batch) / F(self.batch - 1)
         if self.bug == "running-variance-total-count" and unbiased and n > 1:
             total = n * v.size
             return v * F(total) / F(total - 1)
@@ -246,6 +264,8 @@ class Mutant(NumpyBN):
 
     def infer(self, req, x, gamma, beta, mean, var):
         req = self.half_fixed(req)
+        if self.bug == "nonfinite-x-as-zero-in-inference":
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         if self.bug == "infer-last-channel-gamma-beta-swapped" and gamma.size >= 2:
             gamma, beta = np.array(gamma, copy=True), np.array(beta, copy=True)
             gamma[-1], beta[-1] = beta[-1], gamma[-1]
@@ -265,6 +285,10 @@ class Mutant(NumpyBN):
         req = self.half_fixed(req)
         if self.bug == "channels-last-backward-gamma-mod-32" and req["layout"] != "NCHW":
             gamma = np.asarray(gamma)[np.arange(gamma.size) % 32]
+        if self.bug == "channels-last-backward-nonfinite-x-to-zero" and req["layout"] != "NCHW" and req["dtype"] == "float32":
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        if self.bug == "backward-nonfinite-dy-to-zero":
+            dy = np.nan_to_num(dy, nan=0.0, posinf=0.0, neginf=0.0)
         out = super().backward_train(req, x, dy, gamma, beta)
         if self.bug in ("backward-missing-mean-term", "backward-missing-xhat-term"):
             _, m, v, n = self.stats(req, x)
@@ -285,6 +309,10 @@ class Mutant(NumpyBN):
 
 
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
+        if self.bug == "nonfinite-x-as-zero-in-inference":
+            x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
+        if self.bug == "backward-nonfinite-dy-to-zero":
+            dy = np.nan_to_num(dy, nan=0.0, posinf=0.0, neginf=0.0)
         return super().backward_infer(self.half_fixed(req), x, dy, gamma, beta, mean, var)
 
 

@@ -36,6 +36,12 @@ extension DiagnosisProblem {
         return (mean, variance)
     }
 
+    /// x with its NaN and ±Inf replaced by 0; nil when x is finite (the model then says nothing).
+    var nonFiniteXAsZero: [Double]? {
+        let x = input("x")
+        return x.contains { !$0.isFinite } ? x.map { $0.isFinite ? $0 : 0 } : nil
+    }
+
     /// The training case's batch statistics (from x; single-step cases), computed once per problem.
     var trainingStatistics: (mean: [Double], variance: [Double]) { statisticsOfX.value { batchStatistics(input("x")) } }
 

@@ -9,6 +9,9 @@ enum ForwardModels {
         BugModel(cause: cause) { p in f(p).map { ["y": $0] } }
     }
 
+    /// Round G's: inference (and training) replacing NaN and ±Inf in x by 0.
+    static let nonFiniteAsZero = "NaN and ±Inf in x taken as 0 (x's non-finite values replaced before normalising)"
+
     typealias Formula = @Sendable (DiagnosisProblem, [Double], [Double], [Double]) -> [Double]?
     static let shared: [(String, Formula)] = [
         ("eps added outside the square root: y uses 1/(σ + ε)", { p, x, m, v in
@@ -59,6 +62,19 @@ enum ForwardModels {
                 p.shape.batch > 1 && p.shape.spatialSize > 1 ? p.groupedNormalization(p.input("x"), groups: p.perSample) : nil },
             y("statistics per spatial position (over the batch only), not over the spatial positions") { p in
                 p.shape.batch > 1 && p.shape.spatialSize > 1 ? p.groupedNormalization(p.input("x"), groups: p.perPosition) : nil },
+            // Round G (2026-12-05): an implementation replacing NaN and ±Inf in x by 0 before the
+            // statistics; every output follows from that x.
+            BugModel(cause: nonFiniteAsZero) { p in
+                guard let x = p.nonFiniteXAsZero else { return nil }
+                let s = p.batchStatistics(x)
+                guard !s.mean.isEmpty else { return nil }
+                var out = ["y": p.normalized(x, mean: s.mean, scale: { p.invStd(s.variance[$0]) }), "batch_mean": s.mean, "batch_var": s.variance]
+                if let w = p.weight(step: 1), p.input("running_mean").count == p.channels {
+                    out["running_mean"] = p.blend(p.input("running_mean"), s.mean, w)
+                    out["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(s.variance), w)
+                }
+                return out
+            },
             y("training normalises with the running statistics instead of the batch statistics") { p in
                 let m = p.input("running_mean"), v = p.input("running_var")
                 return m.count == p.channels ? p.normalized(p.input("x"), mean: m, scale: { p.invStd(v[$0]) }) : nil },
@@ -73,6 +89,8 @@ enum ForwardModels {
 
     static var inference: [BugModel] {
         shared.map { name, f in y(name) { p in f(p, p.input("x"), p.input("mean"), p.input("var")) } } + [
+            y(nonFiniteAsZero) { p in
+                p.nonFiniteXAsZero.map { p.normalized($0, mean: p.input("mean"), scale: { p.invStd(p.input("var")[$0]) }) } },
             y("inference normalises with the batch's own statistics instead of the given running statistics") { p in
                 let s = p.trainingStatistics
                 return s.mean.isEmpty ? nil : p.normalized(p.input("x"), mean: s.mean, scale: { p.invStd(s.variance[$0]) }) },

@@ -83,6 +83,16 @@ public struct DiagnosisProblem: Sendable {
                     return tol[i] + spec.dtype.storageRoundoff * grow
                 }
             }
+            // Where a model predicts a finite value and the reference is NaN or ±Inf, τ is the
+            // reference's (0 where the input defines it, §5.4): the prediction is owed the bound of a
+            // finite element, the largest of the output's (round G's x-as-0 inference was otherwise
+            // held to τ = 0 at the very elements its cause changes).
+            if predicted[name] != nil, let ref = expected[name], ref.count == tol.count, p.count == tol.count {
+                let finiteTau = tol.indices.filter { ref[$0].isFinite && tol[$0].isFinite }.map { tol[$0] }.max()
+                if let t = finiteTau {
+                    for i in tol.indices where p[i].isFinite && !ref[i].isFinite { tol[i] = t }
+                }
+            }
             let alt = predicted[name] == nil ? (alternatives[name] ?? [:]) : [:]
             let limit = spec.dtype == .f64 ? Double.greatestFiniteMagnitude : Double(Float.greatestFiniteMagnitude)
             let (r, _, _, _) = CaseJudge.worst(g, p, tol, storage: storageOutputs.contains(name) ? spec.dtype : nil, limit: limit,

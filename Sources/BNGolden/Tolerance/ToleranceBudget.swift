@@ -50,15 +50,17 @@ public struct ToleranceBudget: Sendable {
 }
 
 extension ToleranceBudget {
-    /// A non-finite reference in a channel whose input x holds NaN or ±Inf is a defined value
-    /// (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
+    /// A non-finite reference in a channel whose input x or dy holds NaN or ±Inf is a defined
+    /// value (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
     /// (with the §5.3 alternatives) instead of skipping it as τ > the format's range (§5.4).
+    /// (dy since 2026-12-05: a backward zeroing a NaN dy passed, its dβ's τ being NaN → unjudged.)
     mutating func pinNonFinite(_ c: GoldenStore.LoadedCase) {
-        guard let x = c.inputs["x"]?.values, let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps,
-              x.count == s.elementCount, x.contains(where: { !$0.isFinite }) else { return }
+        guard let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps else { return }
+        let tensors = ["x", "dy"].compactMap { c.inputs[$0]?.values }.filter { $0.count == s.elementCount }
+        guard let x = tensors.first, tensors.contains(where: { $0.contains { !$0.isFinite } }) else { return }
         let C = s.channels, S = s.spatialSize
         var bad = [Bool](repeating: false, count: C)
-        for i in x.indices where !x[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true }
+        for t in tensors { for i in t.indices where !t[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true } }
         for (name, tol) in tolerances {
             guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
             var t = tol
