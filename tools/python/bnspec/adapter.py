@@ -283,10 +283,14 @@ class Adapter:
         """Default: `steps` training steps, then inference on x_eval with the running statistics.
         Returns the running statistics after every step, stacked ([steps, C])."""
         rm, rv, ms, vs = running_mean, running_var, [], []
+        # The running statistics are carried in the case's parameter dtype: float64 for float64
+        # cases (they were cast to float32 between steps, so an honest float64 BN failed every
+        # float64 trajectory from its first step: ONNX Runtime, 2026-12-05).
+        pdt = np.float64 if req.get("parameter_dtype", req.get("dtype")) == "float64" else np.float32
         for k, x in enumerate(xs):
             step = req.with_step(k + 1) if isinstance(req, Request) else dict(req, step=k + 1)
             out = self.train(step, x, gamma, beta, rm, rv)
-            rm, rv = np.asarray(out["running_mean"], np.float32), np.asarray(out["running_var"], np.float32)
+            rm, rv = np.asarray(out["running_mean"], pdt), np.asarray(out["running_var"], pdt)
             ms.append(rm); vs.append(rv)
         y = self.infer(req, x_eval, gamma, beta, rm, rv)["y"]
         return {"running_mean": np.stack(ms), "running_var": np.stack(vs), "y_eval": y}

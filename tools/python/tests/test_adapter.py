@@ -100,6 +100,26 @@ def test_trajectory_default_runs_train_then_infer(tmp_path):
     assert np.array_equal(np.load(paths["y_eval"]), want)
 
 
+def test_trajectory_default_carries_float64_running_statistics(tmp_path):
+    """They were cast to float32 between steps: an honest float64 BN failed every float64 trajectory."""
+    class Tiny(TrainInfer):
+        dtypes = ["float64"]
+
+        def train(self, req, x, gamma, beta, running_mean, running_var):
+            return {"y": x, "running_mean": running_mean + 1e-12, "running_var": running_var}
+    req, x = write_case(tmp_path, op="trajectory", dtype="float64")
+    req["parameter_dtype"] = "float64"
+    for name in ("running_mean", "running_var", "gamma", "beta"):
+        bnspec.save(req["inputs"][name], np.load(req["inputs"][name]).astype(np.float64), "float64")
+    steps = np.stack([x, x, x])
+    bnspec.save(req["inputs"]["x"], steps, "float64")
+    bnspec.save(str(tmp_path / "x_eval.npy"), x, "float64")
+    req["inputs"]["x_eval"] = str(tmp_path / "x_eval.npy")
+    paths = handle(Tiny(), req)
+    rm = np.load(paths["running_mean"])
+    assert rm.dtype == np.float64 and np.allclose(rm[:, 0], [1e-12, 2e-12, 3e-12], rtol=1e-12, atol=0)
+
+
 def test_a_new_op_is_one_table_entry(tmp_path, monkeypatch):
     class Doubler(TrainInfer):
         def double_x(self, req, x, gamma):
