@@ -197,6 +197,8 @@ import Testing
             #expect(parts.contains { $0.count > 4 && $0.count & ($0.count - 1) != 0 }, "\(op.rawValue): no K > 4 that is no power of two")
             #expect(parts.contains { $0.count >= 3 && $0.first == 0 }, "\(op.rawValue): no empty rank 0")
             #expect(parts.contains { $0.count >= 3 && $0.last == 0 }, "\(op.rawValue): no empty last rank")
+            // Round G's rule: a non-finite input on one rank must poison its channel on every rank.
+            #expect(all.contains { $0.op == op && $0.data == "nonfinite" && $0.shape[1] >= 4 }, "\(op.rawValue): no non-finite input with C ≥ 4")
         }
         for dtype in DType.allCases {
             for reduction in [GradientReduction.local, .global] {

@@ -23,7 +23,8 @@
 /// whose empty rank is not the first).
 ///
 /// Since round G the plain formula models of a whole tensor are judged alike (eps outside the
-/// root, γ and β swapped or not applied, the backward's missing terms and γ). Only these models are judged so: other models' causes stand on their own cases, since
+/// root, γ and β swapped or not applied, the backward's missing terms and γ), and the
+/// higher-order ones (constant statistics, no γ–x cross terms, r′'s sign). Only these models are judged so: other models' causes stand on their own cases, since
 /// their bugs' other cases can be unexplained for honest reasons — a model that reproduces the
 /// outputs but departs from the reference by under ``Diagnosis/informative`` τ names nothing
 /// (the `eps-outside-sqrt` mutant's Keras-profile cases, eps 10⁻³, are such), and precision
@@ -41,6 +42,11 @@ enum ModelConsistency {
         ("epsOutside", "eps added outside the square root"), ("swap", "γ and β swapped"), ("noAffine", "γ and β not applied"),
         ("noMeanTerm", "backward misses the −mean(dy) term"), ("noXhatTerm", "backward misses the −x̂·mean(dy·x̂) term"),
         ("noGamma", "backward omits γ in dx"),
+        // Round G: PyTorch's `hessian` H·v, unexplained on every well-conditioned hvp-train case, was
+        // named "constant statistics" on a near-constant one (var ≪ eps), where that model and the
+        // real mistake coincide. The higher-order formula models act on every case of their path too.
+        ("hoConstantStatistics", "higher derivatives treat the batch mean and inverse std as constants"),
+        ("hoNoGammaX", "higher derivatives miss the γ–x cross terms"), ("hoRPrimeSign", "derivative of 1/√(σ² + ε) has the wrong sign"),
     ]
 
     /// The judged models a cause names.
