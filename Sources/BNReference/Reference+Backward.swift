@@ -71,8 +71,11 @@ extension Reference {
 
     /// Inference-mode backward (statistics are constants), spec §2:
     /// dx = γ·dy/√V, dγ = Σdy·(x − μ_R)/√V, dβ = Σdy with V = σ²_R + ε, each correctly
-    /// rounded from the given values. A channel with a non-finite x, dy, γ, μ_R or σ²_R,
-    /// or with V ≤ 0, follows §4 (IEEE).
+    /// rounded from the given values. A channel with a non-finite γ, μ_R or σ²_R, or with
+    /// V ≤ 0, follows §4 (IEEE). With those finite, a non-finite x or dy is §4's only where it
+    /// enters (spec §4): dx = γ·dy/√V does not involve x, so it stays correctly rounded at every
+    /// finite dy; dγ and dβ are IEEE sums where their terms are not all finite (dβ exact when
+    /// every dy is finite).
     public static func inferenceBackward(_ x: [Double], dy: [Double], shape: Shape, layout: Layout,
                                          gamma: [Double]?, mean: [Double], variance: [Double],
                                          eps: Double) throws -> BackwardResult {
@@ -93,6 +96,18 @@ extension Reference {
                     exactFallbacks?.increment()
                     out.dx[i] = Rational.roundedSurd(Rational(g) * Rational(dy[i]), plus: .zero, over: a.radicand)
                 }
+            } else if let a = exactAffine(mean: mean[c], variance: variance[c], eps: eps, gamma: g, beta: 0) {
+                // A non-finite x or dy with finite statistics: dβ and dγ by §4's IEEE sums (dβ exact
+                // when dy is finite), dx = γ·dy/√V correctly rounded wherever dy is finite.
+                let inv = inverseStd(variance: variance[c], eps: eps)
+                ieeeBackward(x, dy, segs, n: Double(shape.perChannelCount), gamma: g, mean: mean[c], invStd: inv,
+                             training: false, into: &out, channel: c)
+                forEachIndex(segs) { i in
+                    guard dy[i].isFinite else { return }
+                    if let r = (a.k * Enclosure(dy[i])).correctlyRounded { out.dx[i] = r; return }
+                    exactFallbacks?.increment()
+                    out.dx[i] = Rational.roundedSurd(Rational(g) * Rational(dy[i]), plus: .zero, over: a.radicand)
+                }
             } else {
                 let inv = inverseStd(variance: variance[c], eps: eps)
                 ieeeBackward(x, dy, segs, n: Double(shape.perChannelCount), gamma: g, mean: mean[c], invStd: inv,
@@ -103,16 +118,21 @@ extension Reference {
     }
 
     /// §4's path for a channel with non-finite data or statistics: the formulas in IEEE
-    /// arithmetic (compensated sums, x − μ exact), so NaN and ±Inf propagate as IEEE does.
+    /// arithmetic (compensated sums, x − μ exact), so NaN and ±Inf propagate as IEEE does. dβ = Σdy
+    /// does not involve x or the statistics: where every dy is finite it is the exact sum, correctly
+    /// rounded (a channel poisoned by its x keeps the dβ its dy define).
     static func ieeeBackward(_ x: [Double], _ dy: [Double], _ segs: [ChannelSegment], n: Double, gamma g: Double,
                              mean m: Double, invStd inv: Double, training: Bool,
                              into out: inout BackwardResult, channel c: Int) {
         var sdy = CompensatedSum(), sdyx = CompensatedSum()
+        let exact = LongAccumulator(.sums)
+        var dyFinite = true
         forEachIndex(segs) { i in
             sdy.add(dy[i]); sdyx.addProduct(dy[i], xhat(x[i], m, inv))
+            if dy[i].isFinite { exact.add(dy[i]) } else { dyFinite = false }
         }
         let db = sdy.value, dg = sdyx.value
-        out.dBeta[c] = db; out.dGamma[c] = dg
+        out.dBeta[c] = dyFinite ? exact.rational.rounded() : db; out.dGamma[c] = dg
         let k = g * inv, mb = db / n, mg = dg / n
         forEachIndex(segs) { i in
             out.dx[i] = training ? k * (dy[i] - mb - xhat(x[i], m, inv) * mg) : k * dy[i]

@@ -59,7 +59,7 @@ import Testing
 
     /// The honest kernel passes the single-value cases by refusing them, as the profile requires.
     @Test func honestKernelRefusesWhatTheProfileRefuses() throws {
-        let r = try audit(".1x4x1x1.").run(kernel: ScalarKernel())
+        let r = try audit(".1x4x1x1.NCHW.f32.").run(kernel: ScalarKernel())  // the 7 profiles (every type has them since round G)
         #expect(r.results.count == 7 && r.passed == 7, "\(r.results)")
         #expect(r.results.allSatisfy { $0.detail.hasPrefix("refused as the profile requires") })
     }
@@ -95,7 +95,7 @@ import Testing
         #expect(refused.count == 1 && refused[0].status == .failed && refused[0].detail == "kernel refused the case: no thanks"
                 && refused[0].likelyCause == "refuses a case the profile defines", "\(refused)")
         #expect(unsupported.count == 1 && unsupported[0].status == .skipped && unsupported[0].detail == "kernel: unsupported: NHWC")
-        let single = try audit(".1x4x1x1.")
+        let single = try audit(".1x4x1x1.NCHW.f32.")
         #expect(try single.run(operations: picky).passed == 7)
         // Outputs for a case that must be refused: a kernel that never refuses.
         let lenient = BatchNormOperations(name: "lenient", train: { a in

@@ -163,8 +163,10 @@ import Testing
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".trend.")
         let failed = r.results.filter { $0.status == .failed }.map(\.caseID)
-        let expected = r.results.map(\.caseID).filter { $0.hasPrefix(op) }
-        // Every case of its operation fails (the half statistics also feed the backward cases).
+        // Every float32 case of its operation with n > 32768 fails (the half statistics also feed the
+        // backward cases); the shorter trend cases (n = 1073, every type: round G) are not its path.
+        let long = { (id: String) in [".1x2x161x251.", ".2x1x192x192.", ".40411x2."].contains { id.contains($0) } }
+        let expected = r.results.map(\.caseID).filter { $0.hasPrefix(op) && $0.contains(".f32.") && long($0) }
         #expect(expected.count >= 2 && Set(expected).isSubset(of: failed), "\(bug): failed \(failed), expected \(expected)")
         #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): a cause named: \(r.causes)")
     }
@@ -208,9 +210,11 @@ import Testing
         // The operations each bug acts on: the batch statistics (training and its backward), the
         // training loop, y (training and inference).
         let target: (String) -> Bool = switch bug {
-        case "many-channel-blocked-sums": { !$0.hasPrefix("backward-infer.") && ($0.contains(".1x9x41x53.") || $0.contains(".2173x9.")) }
+        case "many-channel-blocked-sums": { id in
+            !id.hasPrefix("backward-infer.") && id.contains(".f32.")
+                && [".1x9x41x53.", ".2173x9.", ".1x9x29x37.", ".1073x9."].contains { id.contains($0) } }
         case "half-channels-last-unbiased-32": { $0.hasPrefix("train.") && !$0.contains(".NCHW.") && half($0) && $0.contains("x100") }
-        default: { !$0.hasPrefix("backward-") && $0.contains(".nonfinite.") && half($0) }
+        default: { !$0.hasPrefix("backward-") && $0.contains(".nonfinite") && half($0) }
         }
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
@@ -264,13 +268,19 @@ import Testing
         try Self.requireNumPy()
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: filter)
         #expect(r.failed >= 5 && r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): \(r.failed) failed, causes \(r.causes)")
-        #expect(r.results.contains { $0.evidence.contains { $0.hasPrefix("cause withdrawn: «") && $0.contains("of the same operation and layout") } },
-                "\(bug): no withdrawal in the evidence")
+        // Round G's non-finite inference cases have had finite given statistics since (their other
+        // channels show the last channel's swap): that mutant's whole-tensor model fits nowhere, so
+        // nothing is named and nothing needs withdrawing.
+        if bug != "infer-last-channel-gamma-beta-swapped" {
+            #expect(r.results.contains { $0.evidence.contains { $0.hasPrefix("cause withdrawn: «") && $0.contains("of the same operation and layout") } },
+                    "\(bug): no withdrawal in the evidence")
+        }
     }
 
-    /// Poisoning is named where it is the bug, and withdrawn where finite cases of the same
-    /// operation fail too (an outside red team's: an inference taking the last channel's
-    /// statistics from its neighbour was named poisoning on the two non-finite cases).
+    /// Poisoning is named where it is the bug, and never where finite cases of the same operation
+    /// fail too (an outside red team's: an inference taking the last channel's statistics from its
+    /// neighbour was named poisoning on the two non-finite cases; withdrawn then, and since round G
+    /// not fitted at all, their given statistics being finite).
     @Test func poisoningIsNamedOnlyWithoutFiniteFailures() throws {
         try Self.requireNumPy()
         let poison = try AuditSupport.audit("tools/adapters/numpy_mutant.py nan-poisons-every-channel", filter: "infer.")
@@ -279,7 +289,9 @@ import Testing
         let nonfinite = neighbour.results.filter { $0.status == .failed && $0.caseID.contains(".nonfinite") }
         #expect(neighbour.failed > nonfinite.count && nonfinite.count >= 2, "\(neighbour.failed) failed, \(nonfinite.count) non-finite")
         #expect(neighbour.causes.keys.allSatisfy { $0 == "unexplained" }, "\(neighbour.causes)")
-        #expect(nonfinite.allSatisfy { $0.evidence.contains { $0.hasPrefix("cause withdrawn: «a NaN or infinity") } }, "\(nonfinite.map(\.evidence))")
+        // Poisoning fits none of them since round G: their given statistics are finite, so the other
+        // channels are finite and right (a case it fitted would show the withdrawal instead).
+        #expect(nonfinite.allSatisfy { $0.likelyCause == nil }, "\(nonfinite.map(\.evidence))")
     }
 
     @Test func backwardFitWithTwoValuesPerChannelSaysWhy() throws {

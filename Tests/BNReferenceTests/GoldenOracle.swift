@@ -100,22 +100,36 @@ enum GoldenOracle {
         case .infer:
             out["y"] = infer(input("x"), mean: input("mean"), variance: input("var"))
         case .backwardTrain, .backwardInfer:
+            // §4: dβ = Σdy involves dy alone (exact wherever dy is finite); in inference mode
+            // dx = γ·dy/√V involves no x, so a non-finite x leaves it exact, and dγ is the IEEE sum.
             let x = input("x"), dy = input("dy")
             var dx = [Expectation](repeating: .nonFinite(.nan), count: per)
             for ch in 0..<C {
                 let idx = indices(ch), xs = idx.map { x[$0] }, dys = idx.map { dy[$0] }
-                out["dbeta", default: []].append(.exact(ExactOracle.Real(ExactOracle.sum(dys))))
+                let dyFinite = dys.allSatisfy(\.isFinite), xFinite = xs.allSatisfy(\.isFinite)
+                out["dbeta", default: []].append(dyFinite ? .exact(ExactOracle.Real(ExactOracle.sum(dys))) : .nonFinite(dys.reduce(0, +)))
                 let mean: ExactOracle.Fraction, v: ExactOracle.Fraction
                 if spec.op == .backwardTrain {
-                    guard xs.allSatisfy(\.isFinite) else { out["dgamma", default: []].append(.nonFinite(.nan)); continue }
+                    // μ or Σdy non-finite: every dx and dγ is NaN.
+                    guard xFinite, dyFinite else { out["dgamma", default: []].append(.nonFinite(.nan)); continue }
                     let st = ExactOracle.ChannelStatistics(xs)
                     mean = st.mean; v = st.biasedVariance + eps
                 } else {
                     let m = input("mean")[ch], vr = input("var")[ch]
-                    guard xs.allSatisfy(\.isFinite), m.isFinite, vr.isFinite else {
+                    guard m.isFinite, vr.isFinite else {
                         out["dgamma", default: []].append(.nonFinite(.nan)); continue
                     }
                     mean = ExactOracle.Fraction(m); v = ExactOracle.Fraction(vr) + eps
+                    if v.sign > 0, !(xFinite && dyFinite) {
+                        let r = 1 / (vr + spec.eps).squareRoot()
+                        out["dgamma", default: []].append(.nonFinite(zip(dys, xs).reduce(0.0) { $0 + $1.0 * ($1.1 - m) * r }))
+                        for (k, i) in idx.enumerated() {
+                            dx[i] = dys[k].isFinite
+                                ? .exact(ExactOracle.Real(.zero, plus: ExactOracle.Fraction(gamma[ch]) * ExactOracle.Fraction(dys[k]), overSquareRootOf: v))
+                                : .nonFinite(gamma[ch] * dys[k] * r)
+                        }
+                        continue
+                    }
                 }
                 guard v.sign > 0 else { out["dgamma", default: []].append(.nonFinite(.nan)); continue }  // §4: r = +Inf
                 let g = spec.op == .backwardTrain
@@ -137,7 +151,32 @@ enum GoldenOracle {
             var dg = [Expectation](repeating: .exact(ExactOracle.Real(.zero)), count: rows * C), db = dg
             for ch in 0..<C {
                 let idx = indices(ch), xs = idx.map { x[$0] }, dys = idx.map { dy[$0] }
-                guard xs.allSatisfy(\.isFinite), dys.allSatisfy(\.isFinite) else { continue }
+                guard xs.allSatisfy(\.isFinite), dys.allSatisfy(\.isFinite) else {
+                    // §4 with a non-finite x or dy: every dx NaN (μ or the all-reduced Σdy); each row's
+                    // dβ its own Σdy (exact where finite), dγ the IEEE sum (NaN where μ is).
+                    // A row whose own x and dy are finite, with μ finite, keeps its exact dγ and dβ.
+                    let xFinite = xs.allSatisfy(\.isFinite)
+                    let st = xFinite ? ExactOracle.ChannelStatistics(xs) : nil
+                    let mean = st.map { ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real($0.mean))) }
+                    let v = st.map { s -> ExactOracle.Fraction in
+                        let r = ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real(.zero, plus: .one, overSquareRootOf: s.biasedVariance + eps)))
+                        return .one / (r * r)
+                    }
+                    let m = st.map { ExactOracle.nearest(ExactOracle.Real($0.mean)) } ?? .nan
+                    for k in 0..<rows {
+                        let mine = rows == 1 ? Array(idx.indices) : idx.indices.filter { (starts[k]..<starts[k + 1]).contains(idx[$0] / perSample) }
+                        guard !mine.isEmpty else { continue }  // an empty rank's rows are 0
+                        let d = mine.map { dys[$0] }
+                        if let mean, let v, d.allSatisfy(\.isFinite) {
+                            let g = ExactOracle.trainingBackward(x: mine.map { xs[$0] }, dy: d, mean: mean, radicand: v, gamma: gamma[ch])
+                            dg[k * C + ch] = .exact(g.dGamma); db[k * C + ch] = .exact(g.dBeta)
+                            continue
+                        }
+                        db[k * C + ch] = d.allSatisfy(\.isFinite) ? .exact(ExactOracle.Real(ExactOracle.sum(d))) : .nonFinite(d.reduce(0, +))
+                        dg[k * C + ch] = .nonFinite(mine.reduce(0.0) { $0 + dys[$1] * (xs[$1] - m) })
+                    }
+                    continue
+                }
                 let st = ExactOracle.ChannelStatistics(xs)
                 let mean = ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real(st.mean)))
                 let r = ExactOracle.Fraction(ExactOracle.nearest(ExactOracle.Real(.zero, plus: .one, overSquareRootOf: st.biasedVariance + eps)))

@@ -117,9 +117,13 @@ enum Fits {
         let fits = yFits(p)
         guard !fits.isEmpty else { return [] }
         let (m, v) = statistics(p)
+        // A channel with fewer than two distinct finite points has no line to test (one value per
+        // channel: N = 1 after a linear layer): it is no evidence of anything (it had been read as
+        // "not affine", every channel).
+        guard fits.contains(where: { $0 != nil }) else { return [] }
         let worst = fits.compactMap { $0?.residual }.max() ?? .nan
         if !(worst <= 1) {
-            let bad = fits.indices.filter { !((fits[$0]?.residual ?? .infinity) <= 1) }
+            let bad = fits.indices.filter { fits[$0].map { !($0.residual <= 1) } ?? false }
             return ["y is not an affine function of x within channels \(list(bad.map(Double.init))) (worst residual \(fmt(worst)) × tolerance): the statistics are not one per channel (other axes, a wrong element order, or corrupted elements)"]
         }
         let eps = epsInside(p)

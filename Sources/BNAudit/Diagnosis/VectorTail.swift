@@ -22,11 +22,7 @@ enum VectorTail {
         let failing = Patterns.failures(p).channels
         guard !failing.isEmpty else { return [] }
         // A tail channel whose expected tensor outputs are all NaN or ±∞ cannot show the fault.
-        let mute = { (c: Int) in
-            let idx = p.indices(c)
-            return p.expected.contains { $0.value.count == p.shape.elementCount }
-                && p.expected.values.filter { $0.count == p.shape.elementCount }.allSatisfy { e in idx.allSatisfy { !e[$0].isFinite } }
-        }
+        let mute = { (c: Int) in Self.mute(p, c) }
         let candidates = candidateWidths.filter { w in
             let tail = Set((C - C % w)..<C)  // C < w: every channel
             return C % w != 0 && failing.isSubset(of: tail) && tail.subtracting(failing).allSatisfy(mute)
@@ -44,11 +40,23 @@ enum VectorTail {
         return systematic ? candidates : []
     }
 
+    /// Whether channel c's expected tensor outputs are all NaN or ±∞ (it can show no fault).
+    static func mute(_ p: DiagnosisProblem, _ c: Int) -> Bool {
+        let idx = p.indices(c)
+        return p.expected.contains { $0.value.count == p.shape.elementCount }
+            && p.expected.values.filter { $0.count == p.shape.elementCount }.allSatisfy { e in idx.allSatisfy { !e[$0].isFinite } }
+    }
+
     /// The cause for one case: named only when at least two full vectors of the narrowest
-    /// width are right, so that one stray failing channel is not taken for a tail.
+    /// width are right, so that one stray failing channel is not taken for a tail — right where
+    /// the reference is finite: channels whose expected outputs are all NaN or ±∞ show nothing
+    /// (round G: a synchronized variance bug failing only channel 4 of a C = 5 non-finite-edges
+    /// case, channels 0…3 NaN in the reference, had been named the tail of a vector loop).
     static func cause(_ p: DiagnosisProblem) -> String? {
         let ws = widths(p)
         guard let w = ws.first, p.channels >= 2 * w else { return nil }
+        let body = 0..<(p.channels - p.channels % w)
+        guard body.filter({ !mute(p, $0) }).count >= 2 * w else { return nil }
         return cause(channels: p.channels, widths: ws)
     }
 
