@@ -71,6 +71,19 @@ public struct Fingerprint: Sendable {
         case .outputs(let files):
             var out: [String: [Double]] = [:]
             for (k, p) in files { out[k] = try NPYArray.read(URL(fileURLWithPath: p)).values }
+            // An output of the wrong size is no answer (the audit's rule, `wrong-size`): the probe reads
+            // as refused, so what depends on it is undetermined (an outside red team's: outputs one
+            // element short were read as conventions, and 1-element ones trapped on an index).
+            if let o = Operation(rawValue: op), let bad = out.sorted(by: { $0.key < $1.key }).first(where: { k, v in
+                guard let a = o.output(k) else { return false }
+                switch a.extent {
+                case .tensor: return v.count != shape.reduce(1, *)
+                case .channels: return v.count != shape[1]
+                default: return false
+                }
+            }) {
+                return (nil, "wrong size: \(bad.key): \(bad.value.count) values, expected \(o.output(bad.key)!.extent == .tensor ? shape.reduce(1, *) : shape[1])")
+            }
             return (out, nil)
         case .refused(let m): return (nil, m)
         case .unsupported(let m): return (nil, "unsupported: \(m)")
@@ -113,7 +126,7 @@ public struct Fingerprint: Sendable {
             p1 = try probe("train", shape: [2, C, 1, 1], inputs: plain)
         }
         guard let o1 = p1.outputs, let y1 = o1["y"] else {
-            throw BNError.invalidArgument("the adapter refused a plain training step: \(p1.refusal ?? "")")
+            throw BNError.invalidArgument("the adapter gave no answer to a plain training step (\(p1.refusal ?? "no y among its outputs"))")
         }
         let inside = amps.indices.map { amps[$0] * amps[$0] * (1 / (y1[$0] * y1[$0]) - 1) }
         let outside = amps.indices.map { amps[$0] / y1[$0] - amps[$0] }

@@ -46,6 +46,7 @@ struct Verify: ParsableCommand {
             }
             progress.update(done: ids.count, total: ids.count, failed: nil, current: nil)
             report.goldenSHA256 = try ReportFormat.goldenSHA256(dir)
+            if let notice = GoldenRelease.notice(report.goldenSHA256!) { StandardStream.write("bnspec: warning: \(notice)\n", to: 2) }
             report.shard = selector.shard?.description
             if selector.shard != nil {
                 report.selection = "\(selector.canonical); implementations=\(implementations.isEmpty ? "all" : implementations.sorted().joined(separator: ",")); calibration=\(policy.rawValue)"

@@ -151,9 +151,31 @@ import Testing
         }
         for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
             for layout in [Layout.nchw, .nhwc, .nc] {
-                #expect(all.contains { $0.op == op && $0.layout == layout && $0.shape[1] >= 1024 }, "\(op.rawValue) \(layout.rawValue): no C ≥ 1024")
+                // With a spatial extent where the layout has one (round I: a channels-last training
+                // kernel wrapping channels past 1024 passed: its C > 1024 cases were NC or 1×1).
+                #expect(all.contains { $0.op == op && $0.layout == layout && $0.shape[1] >= 1024 && (layout == .nc || $0.shape.dropFirst(2).reduce(1, *) > 1) },
+                        "\(op.rawValue) \(layout.rawValue): no C ≥ 1024 with H·W > 1")
             }
         }
+        // Round I: training with eps = 0 where σ² ≪ 1e-5 (a default swapped in for eps = 0 hid under
+        // σ² ≈ 1), in every type; in 16-bit an odd n > 2048 with trend data (a reduction dropping its
+        // last 2048-value block) and subnormal inputs of the format (flushed to zero by a fast path).
+        for dtype in DType.allCases {
+            #expect(all.contains { $0.op == .train && $0.dtype == dtype && $0.eps == 0 && $0.data.hasPrefix("spread:") }, "\(dtype.rawValue): no eps = 0 training on σ² ≪ 1e-5")
+            #expect(all.contains { $0.op == .train && $0.dtype == dtype && $0.shape[1] >= 1024 && $0.layout == .nhwc && $0.shape.dropFirst(2).reduce(1, *) > 1 },
+                    "\(dtype.rawValue): no NHWC training with C ≥ 1024 and H·W > 1")
+        }
+        let n = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
+        for dtype in [DType.f16, .bf16] {
+            for op in [Operation.train, .backwardTrain] {
+                for layout in [Layout.nchw, .nhwc, .nc] {
+                    #expect(all.contains { $0.op == op && $0.dtype == dtype && $0.layout == layout && $0.data == "trend" && n($0) > 2048 && n($0) % 2 == 1 },
+                            "\(op.rawValue) \(layout.rawValue) \(dtype.rawValue): no odd n > 2048 with trend data")
+                }
+            }
+        }
+        #expect(all.contains { $0.dtype == .f16 && $0.data == "spread:1e-5" } && all.contains { $0.dtype == .bf16 && $0.data == "subnormal" },
+                "no 16-bit subnormal inputs")
     }
 
     /// Law: every golden case judges something — an answer that ignores the data (every output
@@ -206,6 +228,14 @@ import Testing
                         "sync-backward \(dtype.rawValue): no case with \(reduction.rawValue) dγ/dβ")
             }
         }
+    }
+
+    /// The committed golden/ is the suite this build pins (``GoldenRelease``): after a catalog
+    /// change, paste the new digest there.
+    @Test func goldenIsThisReleasesSuite() throws {
+        let sha = try ReportFormat.goldenSHA256(Self.golden)
+        #expect(sha == GoldenRelease.manifestSHA256, "golden/manifest.json's SHA-256 is \(sha): set GoldenRelease.manifestSHA256 to it")
+        #expect(GoldenRelease.notice(sha) == nil && GoldenRelease.notice(String(repeating: "0", count: 64)) != nil)
     }
 
     @Test func regenerationIsByteIdenticalToGolden() throws {

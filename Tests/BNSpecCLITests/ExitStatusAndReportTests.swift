@@ -279,6 +279,18 @@ import Testing
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
+    /// Outputs of the wrong size are no answer to a probe (the audit's `wrong-size` rule): one value
+    /// per output had trapped the fingerprint on an index (a Swift crash report, exit 132), one
+    /// element short had been read as conventions (an outside red team's, round I).
+    @Test(arguments: ["scalar-outputs", "wrong-shape"])
+    func fingerprintRefusesOutputsOfTheWrongSize(mode: String) throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/faulty.py \(mode)"])
+        #expect(r.status == 2 && r.err.split(separator: "\n").count == 1 && r.err.hasPrefix("bnspec: error: ")
+                && r.err.contains("(wrong size: "), "\(r.status): \(r.err)")
+    }
+
     /// Round G (2026-12-05): a running variance whose Bessel factor is taken over the batch
     /// dimension N alone read "unbiased" on the former 2×C×1×1 probe, where N = n = N·H·W. The
     /// probe has two positions per sample now: neither estimator, and the evidence says which factor.

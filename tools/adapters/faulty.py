@@ -21,6 +21,8 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           "hang-at-start", "numeric-id",
           # a red team's: a grandchild that leaves the adapter's process group (setsid) and outlives it
           "setsid-daemon",
+          # a red team's (round I): every output cut to one value (the fingerprint trapped on an index)
+          "scalar-outputs",
           # a red team's: hard links in output_dir to the golden folder's expected outputs
           "hardlink-output"]
 
@@ -104,6 +106,8 @@ class Faulty(NumpyBN):
             out["y"] = np.full_like(out["y"], np.nan)
         elif self.mode == "missing-output":
             del out["running_var"]
+        elif self.mode == "scalar-outputs":
+            out = {k: np.asarray(v).reshape(-1)[:1] for k, v in out.items()}
         elif self.mode == "extra-output":
             out["surprise"] = np.zeros(3, np.float32)
         elif self.mode == "stderr-noise":

@@ -47,6 +47,12 @@ enum ModelConsistency {
         // real mistake coincide. The higher-order formula models act on every case of their path too.
         ("hoConstantStatistics", "higher derivatives treat the batch mean and inverse std as constants"),
         ("hoNoGammaX", "higher derivatives miss the γ–x cross terms"), ("hoRPrimeSign", "derivative of 1/√(σ² + ε) has the wrong sign"),
+        // Round I: a variance 1 % too large everywhere was named "batch_var returned Bessel-corrected"
+        // on an n = 100 case whose y passes (σ² ≪ ε); an inference with the batch mean and the given
+        // variance "the batch's own statistics" on N = 1 cases, where y = β under both. Their other
+        // cases of the same operation and layout contradict them.
+        ("besselBatchVar", "batch_var returned Bessel-corrected"),
+        ("inferBatchStatistics", "inference normalises with the batch's own statistics"),
     ]
 
     /// The judged models a cause names.

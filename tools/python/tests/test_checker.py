@@ -397,3 +397,15 @@ def test_golden_files_are_verified_against_the_manifest(tmp_path, tamper):
     write_results(str(tmp_path / "r"), cid, zeros)
     cli = run_cli(g, str(tmp_path / "r"))
     assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and why in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+
+
+def test_release_manifest_is_the_committed_golden_and_others_get_a_notice(golden, tmp_path):
+    """The pinned digest is golden/'s (paste the new one after bnspec generate); any other folder,
+    e.g. one re-hashed after an edit or pruned, gets the notice (an outside red team's, round I)."""
+    from bnspec.checker import RELEASE_MANIFEST_SHA256, release_notice
+    import hashlib
+    with open(os.path.join(golden, "manifest.json"), "rb") as f:
+        assert hashlib.sha256(f.read()).hexdigest() == RELEASE_MANIFEST_SHA256
+    assert release_notice(golden) is None
+    (tmp_path / "manifest.json").write_text('{"cases": [], "files": {}}')
+    assert "is not this release's default suite" in release_notice(str(tmp_path))
