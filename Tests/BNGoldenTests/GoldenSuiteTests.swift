@@ -176,6 +176,11 @@ import Testing
         }
         #expect(all.contains { $0.dtype == .f16 && $0.data == "spread:1e-5" } && all.contains { $0.dtype == .bf16 && $0.data == "subnormal" },
                 "no 16-bit subnormal inputs")
+        // Round I: an inference index wrapping at 2¹⁵ and a backward row index wrapping at 2¹⁶ passed.
+        #expect(all.contains { $0.op == .infer && $0.shape.reduce(1, *) > 65536 }, "no inference tensor past 2¹⁶ elements")
+        for op in [Operation.backwardTrain, .backwardInfer] {
+            #expect(all.contains { $0.op == op && n($0) > 65536 && $0.data == "trend" }, "\(op.rawValue): no channel past 2¹⁶ values with trend data")
+        }
     }
 
     /// Law: every golden case judges something — an answer that ignores the data (every output
