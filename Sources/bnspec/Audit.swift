@@ -81,8 +81,6 @@ struct AuditCommand: ParsableCommand {
             let baseline = try self.baseline.map { try Baseline(path: $0) }
             try baseline?.check(profile: p.name)
             let goldenSHA = try ReportFormat.goldenSHA256(dir)
-            // Before any long work: a folder re-hashed after an edit, or pruned, passes every per-file check.
-            if let notice = GoldenRelease.notice(goldenSHA) { StandardStream.write("bnspec: warning: \(notice)\n", to: 2) }
             try Paths.refuseInside([("--json", json), ("--junit", junit), ("--html", html)],
                                    folders: [("golden", dir)] + (results.map { [("results", URL(fileURLWithPath: $0))] } ?? []))
             // Before the library's load check: a signal during it ends the check's process group
@@ -131,6 +129,8 @@ struct AuditCommand: ParsableCommand {
             report.shard = selector.shard?.description
             if selector.shard != nil { report.selection = selector.canonical; report.selected = cases.count }
             print(report.terminalText())
+            // Beside the verdict it qualifies: a folder re-hashed after an edit, or pruned, passes every per-file check.
+            if let notice = GoldenRelease.notice(goldenSHA) { StandardStream.write("bnspec: warning: \(notice)\n", to: 2) }
             // A shard's JSON keeps what the audit-wide fits read from each case, for bnspec merge.
             if let path = json { try writeJSON(report.shard == nil ? report.withoutFitInputs() : report, to: path) }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }

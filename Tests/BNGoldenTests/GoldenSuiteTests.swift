@@ -88,7 +88,8 @@ import Testing
                 for layout in [Layout.nchw, .nhwc, .nc] {
                     let path = byType.filter { $0.layout == layout }, at = "\(where_) \(layout.rawValue)"
                     #expect(path.contains { $0.data.hasPrefix("offset:") }, "\(at): no offset data")
-                    #expect(path.contains { $0.shape[1] > 64 && $0.shape[1] % 8 != 0 }, "\(at): no C > 64 that is no multiple of 8")
+                    // C > 256 (round I: a 16-bit channels-last kernel wrapping at 128 channels passed at C ≤ 100).
+                    #expect(path.contains { $0.shape[1] > 256 && $0.shape[1] % 8 != 0 }, "\(at): no C > 256 that is no multiple of 8")
                     #expect(path.contains { $0.shape[0] > 16 && $0.shape[0] % 8 != 0 }, "\(at): no N > 16 that is no multiple of 8")
                     for family in ["nonfinite", "nonfinite-edges"] {
                         #expect(path.contains { $0.data == family && $0.shape[1] >= 5 }, "\(at): no \(family) input with C ≥ 5")
@@ -176,6 +177,11 @@ import Testing
         }
         #expect(all.contains { $0.dtype == .f16 && $0.data == "spread:1e-5" } && all.contains { $0.dtype == .bf16 && $0.data == "subnormal" },
                 "no 16-bit subnormal inputs")
+        // Round I: rank-5 channels-last read as NCDHW, a channels-last single value not refused.
+        for layout in [Layout.nchw, .nhwc] {
+            #expect(all.contains { $0.op == .train && $0.layout == layout && $0.shape.count == 5 }, "train \(layout.rawValue): no rank-5 case")
+            #expect(all.contains { $0.op == .train && $0.layout == layout && n($0) == 1 && $0.shape.count == 4 }, "train \(layout.rawValue): no single value per channel")
+        }
         // Round I: an inference index wrapping at 2¹⁵ and a backward row index wrapping at 2¹⁶ passed.
         #expect(all.contains { $0.op == .infer && $0.shape.reduce(1, *) > 65536 }, "no inference tensor past 2¹⁶ elements")
         for op in [Operation.backwardTrain, .backwardInfer] {
