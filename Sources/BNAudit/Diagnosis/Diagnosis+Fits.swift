@@ -313,8 +313,11 @@ extension Fits {
     /// Per channel of a training case: the condition κ = |μ|/σ and the relative error of
     /// the variance the implementation used — its batch_var when returned, else the one its
     /// y implies, (γ/a)² − ε for y ≈ a·x + b.
+    /// Float32 cases only: the audit-wide fit reads the growth above float32's roundoff, and the
+    /// 16-bit and float64 cases' errors sit on other floors (with round G's many 16-bit cases,
+    /// Flax's one-pass variance, κ^1.88 before, fitted as κ^1.10 "updating").
     static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
-        guard let (implied, resolved) = impliedVariance(p) else { return [] }
+        guard p.spec.dtype == .f32, let (implied, resolved) = impliedVariance(p) else { return [] }
         let (m, v) = p.trainingStatistics
         return (0..<p.channels).compactMap { c in
             guard v[c] > 0, resolved[c], implied[c].isFinite else { return nil }
