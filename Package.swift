@@ -11,7 +11,7 @@
 //     → BNBench (timing of the kernels against memcpy)
 //     BNLibraryHost: a C-ABI kernel library (CBNKernelABI) served as an audit adapter
 //     → bnspec (CLI, thin)
-// BNReferenceChecks (the reference against GNU GSL and NIST StRD) is the only user of CGSL.
+// BNReferenceChecks (the reference against GNU GSL and NIST StRD; golden/ against the exact oracle) is the only user of CGSL.
 import PackageDescription
 
 // No target uses compiler flags (a package with unsafe flags cannot be a versioned
@@ -60,7 +60,7 @@ let package = Package(
         .target(name: "BNBench", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNCalibration", dependencies: ["BNCore", "BNKernels"]),
         .target(name: "BNAudit", dependencies: ["BNCore", "BNReference", "BNGolden", "BNKernels", "BNCalibration", "CBNProcess"]),
-        .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL"]),
+        .target(name: "BNReferenceChecks", dependencies: ["BNCore", "BNReference", "BNGolden", "CGSL", "BigInt"]),
         .executableTarget(
             name: "bnspec",
             dependencies: ["BNAudit", "BNGolden", "BNBench", "BNReferenceChecks", "BNLibraryHost",

@@ -20,7 +20,7 @@ struct BNSpec: ParsableCommand {
         abstract: "The reference for Batch Normalization numerics: golden vectors, verification and audit.",
         version: ReportFormat.bnspecVersion,
         subcommands: [Verify.self, AuditCommand.self, ExportCommand.self, MergeCommand.self, Fingerprint.self, Accuracy.self, Bench.self,
-                      FoldCheck.self, Generate.self, Nist.self, LibraryHostCommand.self])
+                      FoldCheck.self, Generate.self, Oracle.self, Nist.self, LibraryHostCommand.self])
 
     /// Exit statuses beyond 0 and 1.
     static let incomplete: Int32 = 2, usage: Int32 = 64

@@ -21,7 +21,7 @@ import Testing
             let shard = ["--shard", "\(k)/4"]
             let v = lines(try CLI.run(["verify", "--list"] + Self.selection + shard).out)
             #expect(!v.isEmpty && v == all.filter { Int(Shard.fnv1a($0) % 4) == k - 1 })
-            for cmd in [["audit", "--list"], ["export", "--list"], ["generate", "--check", "--list"]] {
+            for cmd in [["audit", "--list"], ["export", "--list"], ["generate", "--check", "--list"], ["oracle", "--list"]] {
                 #expect(lines(try CLI.run(cmd + Self.selection + shard).out) == v, "\(cmd) \(shard)")
             }
             union += v

@@ -4,12 +4,12 @@ import BNReference
 
 /// What spec §2–§4 say one golden output element must be: the nearest Double to an exact
 /// real (finite data), or a non-finite value by §4's IEEE rules.
-enum Expectation {
+public enum Expectation: Sendable {
     case exact(ExactOracle.Real)
     /// NaN, +Inf or −Inf (compared by class).
     case nonFinite(Double)
 
-    func holds(for d: Double) -> Bool {
+    public func holds(for d: Double) -> Bool {
         switch self {
         case .exact(let v): return ExactOracle.isNearest(d, to: v)
         case .nonFinite(let e): return e.isNaN ? d.isNaN : d == e
@@ -22,8 +22,8 @@ enum Expectation {
 /// momentum's Double value), §4's non-finite rules, and for the higher-order operations §12's
 /// definitions evaluated by exact hyper-dual numbers (``ExactBN``, not the closed forms the
 /// reference uses). No reference code is used.
-enum GoldenOracle {
-    static func expectations(_ c: GoldenStore.LoadedCase) throws -> [String: [Expectation]] {
+public enum GoldenOracle {
+    public static func expectations(_ c: GoldenStore.LoadedCase) throws -> [String: [Expectation]] {
         let spec = c.spec
         if spec.expectError != nil { return [:] }
         let s = try spec.shapeValue(), layout = spec.layout, C = s.channels, per = s.elementCount
