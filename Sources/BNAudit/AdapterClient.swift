@@ -70,10 +70,18 @@ public final class AdapterClient: @unchecked Sendable {
     /// Ids of cases that timed out (a late answer to one is discarded) and of cases answered.
     var timedOut = Set<String>(), answered = Set<String>()
 
+    /// The longest timeout, 10⁹ s (about 32 years): a larger one, `inf` included, means no limit.
+    /// (A deadline past it overflowed the condition variable's timespec: `--timeout inf` with
+    /// `--case-timeout inf` trapped.)
+    public static let noLimit = 1e9
+
+    /// Timeouts in seconds (> 0; each at most ``noLimit``, larger ones taken as it).
     public init(_ child: ChildProcess.Command, caseTimeout: Double = 60, startTimeout: Double = 120, totalTimeout: Double = 3600,
                 maxRestarts: Int = 5) {
-        self.child = child; self.caseTimeout = caseTimeout; self.startTimeout = startTimeout
-        self.deadline = Date().addingTimeInterval(totalTimeout); self.totalTimeout = totalTimeout; self.maxRestarts = maxRestarts
+        self.child = child
+        self.caseTimeout = min(caseTimeout, Self.noLimit); self.startTimeout = min(startTimeout, Self.noLimit)
+        self.totalTimeout = min(totalTimeout, Self.noLimit)
+        self.deadline = Date().addingTimeInterval(self.totalTimeout); self.maxRestarts = maxRestarts
     }
 
     /// `command` run by `/bin/sh -c` (spec/AUDIT.md §3).

@@ -235,7 +235,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Waits (at most `seconds`) for the child to end; true when it has.
     @discardableResult
     public func waitForEnd(seconds: Double) -> Bool {
-        let until = Date().addingTimeInterval(seconds)
+        let until = Date().addingTimeInterval(min(seconds, AdapterClient.noLimit))
         cond.lock(); defer { cond.unlock() }
         while termination == nil { if !cond.wait(until: until) { break } }
         return termination != nil
@@ -248,7 +248,7 @@ public final class ChildProcess: @unchecked Sendable {
         var data = line
         data.append(0x0A)
         if cond.withLock({ stdinClosed }) { throw AdapterFailure.protocolError("bnspec closed the adapter's stdin already") }
-        let until = Date().addingTimeInterval(timeout)
+        let until = Date().addingTimeInterval(min(timeout, AdapterClient.noLimit))
         try data.withUnsafeBytes { (buf: UnsafeRawBufferPointer) in
             var off = 0
             while off < buf.count {
@@ -274,7 +274,7 @@ public final class ChildProcess: @unchecked Sendable {
     /// Throws ``AdapterFailure``: a timeout, the child's end (lines it wrote before are returned
     /// first), or stdout closed while the child runs on.
     public func readLine(timeout: Double) throws -> String {
-        let until = Date().addingTimeInterval(timeout)
+        let until = Date().addingTimeInterval(min(timeout, AdapterClient.noLimit))
         cond.lock()
         while lines.isEmpty {
             if termination != nil { cond.unlock(); throw exitFailure() }

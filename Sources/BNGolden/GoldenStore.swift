@@ -13,6 +13,17 @@ import Glibc
 /// - ``manifest(_:)`` opens the folder once (``GoldenFolder``); ``loadCase(_:id:manifest:)`` reads
 ///   through it and checks every file against the manifest's SHA-256 before use.
 public enum GoldenStore {
+    /// The bytes of the files of case `id` in the golden folder `dir` (0 where they cannot be
+    /// listed: loading the case reports why). Large cases first balances threads over cases.
+    public static func caseBytes(_ dir: URL, id: String) -> Int {
+        let folder = dir.appendingPathComponent(id)
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
+        return names.reduce(0) { total, name in
+            let size = (try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(name).path)[.size]) as? Int
+            return total + (size ?? 0)
+        }
+    }
+
     /// Relative paths of every regular file under `dir`, sorted (none when it cannot be opened).
     public static func listFiles(_ dir: URL) -> [String] {
         (try? GoldenFolder(dir).listFiles()) ?? []

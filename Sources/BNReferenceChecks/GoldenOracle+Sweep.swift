@@ -104,7 +104,7 @@ extension GoldenOracle {
         }
         let shared = Shared(ids.count)
         // Largest cases first, so that no thread is left with a large case at the end.
-        let bytes = ids.map { caseBytes(dir.appendingPathComponent($0)) }
+        let bytes = ids.map { GoldenStore.caseBytes(dir, id: $0) }
         let order = ids.indices.sorted { (bytes[$0], $1) > (bytes[$1], $0) }
         DispatchQueue.concurrentPerform(iterations: max(1, min(threads, ids.count))) { _ in
             while true {
@@ -122,14 +122,5 @@ extension GoldenOracle {
         var total = Sweep()
         for r in shared.results { total.add(try r!.get()) }
         return total
-    }
-
-    /// The bytes of a case folder's files (0 where it cannot be listed: the load reports why).
-    public static func caseBytes(_ folder: URL) -> Int {
-        let names = (try? FileManager.default.contentsOfDirectory(atPath: folder.path)) ?? []
-        return names.reduce(0) { total, name in
-            let size = (try? FileManager.default.attributesOfItem(atPath: folder.appendingPathComponent(name).path)[.size]) as? Int
-            return total + (size ?? 0)
-        }
     }
 }

@@ -35,9 +35,9 @@ struct AuditCommand: ParsableCommand {
     @Option(help: "Golden folder (default: $BNSPEC_GOLDEN, $BNSPEC_HOME/golden, the checkout's, or <prefix>/share/bnspec/golden).")
     var golden: String?
     @OptionGroup var selection: CaseSelection
-    @Option(help: "Seconds an adapter may take for one case.") var caseTimeout: Double = 60
-    @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
-    @Option(help: "Seconds for the whole audit.") var timeout: Double = 3600
+    @Option(help: "Seconds an adapter may take for one case (inf: no limit).") var caseTimeout: Double = 60
+    @Option(help: "Seconds an adapter may take to start (inf: no limit).") var startTimeout: Double = 180
+    @Option(help: "Seconds for the whole audit (inf: no limit).") var timeout: Double = 3600
     @Option(help: "Stop after N failed cases; the rest are reported as not run.") var maxfail: Int?
     @Option(help: "Write the report as JSON to this file.") var json: String?
     @Option(help: "Write JUnit XML to this file.") var junit: String?

@@ -10,8 +10,8 @@ struct Fingerprint: ParsableCommand {
     @Option(help: "Adapter command (JSON-lines protocol, spec/AUDIT.md).") var adapter: String?
     @Option(help: "Kernel library implementing the C ABI (spec/AUDIT.md §7); it runs in a child process.") var library: String?
     @Option(help: "Prefix of the library's bnspec_kernel_… symbols (with --library).") var symbolPrefix = ""
-    @Option(help: "Seconds an adapter may take for one probe.") var caseTimeout: Double = 120
-    @Option(help: "Seconds an adapter may take to start.") var startTimeout: Double = 180
+    @Option(help: "Seconds an adapter may take for one probe (inf: no limit).") var caseTimeout: Double = 120
+    @Option(help: "Seconds an adapter may take to start (inf: no limit).") var startTimeout: Double = 180
     @Flag(help: "Print one JSON object.") var json = false
 
     func validate() throws {

@@ -49,7 +49,8 @@ enum LibraryRoute {
         if !ok { throw BNSpec.usageError("--symbol-prefix '\(prefix.escapingControlCharacters())' is not the start of a C identifier (letters, digits, '_'; not a digit first)") }
     }
 
-    static func adapterCommand(library: String, symbolPrefix: String, timeout: Double) throws -> String {
+    static func adapterCommand(library: String, symbolPrefix: String, timeout given: Double) throws -> String {
+        let timeout = min(given, AdapterClient.noLimit)  // inf: no limit
         guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
         // A FIFO, a device or a folder is refused before the host opens it (dlopen of a FIFO
         // blocked until the start timeout and read "did not load": an outside red team's).

@@ -47,8 +47,8 @@ import Testing
     @Test(arguments: ["variance-about-f16-mean", "gamma-beta-swapped-from-c8"])
     func mutantWithoutAModelIsCaughtAndNamedNothing(bug: String) throws {
         try Self.requireNumPy()
-        // The whole suite, as `bnspec audit` runs it: the cross-case checks need its channel counts.
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        // The suite (every case up to 300 KB): the cross-case checks need its channel counts.
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite())
         #expect(r.failed > 0, "mutant \(bug) escaped the audit")
         #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "mutant \(bug): a cause named: \(r.causes)")
         if bug == "variance-about-f16-mean" { #expect(r.varianceGrowth?.algorithm == "biased", "\(String(describing: r.varianceGrowth))") }
@@ -89,8 +89,8 @@ import Testing
                       ("channels-last-tail-64", "the tail of a 64-wide vector loop over channels")])
     func vectorTailMutantKeepsItsCause(bug: String, expected: String) throws {
         try Self.requireNumPy()
-        // Every channels-last case (the mutants fail no NCHW case, which would rule every width out).
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.cases(".").filter { $0.spec.layout != .nchw })
+        // Every channels-last case up to 300 KB (the mutants fail no NCHW case, which would rule every width out).
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite().filter { $0.spec.layout != .nchw })
         try Self.expectCaught(r, bug: bug, expected: expected)
         #expect(r.causes["unexplained"] == nil, "\(bug): \(r.causes)")
     }
@@ -100,7 +100,7 @@ import Testing
     /// 2 of these 49 failures, the shapes where the permutation is its own inverse).
     @Test func layoutOrderMutantIsNamed() throws {
         try Self.requireNumPy()
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py nhwc-written-in-nchw-order", filter: ".")
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py nhwc-written-in-nchw-order", cases: try AuditSupport.suite())
         try Self.expectCaught(r, bug: "nhwc-written-in-nchw-order", expected: "the output is written in the other layout's element order")
         #expect((r.causes.first { $0.key.hasPrefix("the output is written") }?.value ?? 0) >= 30, "\(r.causes)")
     }
@@ -190,7 +190,8 @@ import Testing
         case "nc-infer-swaps-running-statistics": { $0.hasPrefix("infer.") && $0.contains(".NC.f32.") }
         default: { $0.hasPrefix("backward-train.") && !$0.contains(".NCHW.") && shape($0)[1] > 32 }  // every storage type
         }
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
         #expect(expected.count >= 4 && failed == expected, "\(bug): failed \(failed.sorted()), expected \(expected.sorted())")
@@ -217,7 +218,8 @@ import Testing
             id.hasPrefix("train.") && !id.contains(".NCHW.") && half(id) && ["x100", "x300", "x1030"].contains { id.contains($0) } }
         default: { !$0.hasPrefix("backward-") && $0.contains(".nonfinite") && half($0) }
         }
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
         #expect(expected.count >= 4 && failed == expected, "\(bug): failed \(failed.sorted()), expected \(expected.sorted())")
@@ -244,7 +246,8 @@ import Testing
         case "ema-inverted-after-step-12": { $0.hasPrefix("trajectory.") && !$0.contains(".mcum.") && steps($0) > 12 }
         default: { $0.hasPrefix("trajectory.") && $0.contains(".mcum.") && steps($0) > 40 }
         }
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", filter: ".")
+        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
         #expect(expected.count >= 4 && failed == expected, "\(bug): failed \(failed.sorted()), expected \(expected.sorted())")

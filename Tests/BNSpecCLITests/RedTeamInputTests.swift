@@ -122,6 +122,19 @@ import Testing
         #expect(FileManager.default.fileExists(atPath: g.appendingPathComponent(Self.caseID).appendingPathComponent("notes.txt").path))
     }
 
+    /// `inf` timeouts mean no limit (help: "inf: no limit"), in the audit through an adapter and a
+    /// library. An outside red team's: `--timeout inf` with `--case-timeout inf` trapped (exit 132),
+    /// a deadline past what the condition variable's timespec holds.
+    @Test func infiniteTimeoutsMeanNoLimit() throws {
+        guard CLI.isBuilt(), let python = try CLI.pythonWithNumPy() else { return }
+        let inf = ["--case-timeout", "inf", "--start-timeout", "inf", "--timeout", "inf", "--case", Self.caseID, "--profile", "pytorch"]
+        let r = try CLI.run(["audit", "--adapter", "\(python) tools/adapters/numpy_bn.py"] + inf)
+        #expect(r.status == 0 && r.out.contains("audit: 1 passed, 0 failed"), "\(r.status) \(r.out.suffix(200)) \(r.err.suffix(300))")
+        let huge = try CLI.run(["audit", "--adapter", "\(python) tools/adapters/numpy_bn.py", "--start-timeout", "1e300", "--timeout", "1e300",
+                                "--case", Self.caseID, "--profile", "pytorch"])
+        #expect(huge.status == 0 && huge.out.contains("audit: 1 passed, 0 failed"), "\(huge.status) \(huge.err.suffix(300))")
+    }
+
     @Test(arguments: [
         (["audit", "--results", "/tmp", "--profile", "pytorch", "--json", "/tmp/r.out", "--junit", "/tmp/./r.out"], "--json and --junit name the same file"),
         (["merge", "/tmp/a.json", "/tmp/b.json", "--json", "/tmp/a.json"], "--json /tmp/a.json is one of the reports being merged"),
@@ -138,6 +151,7 @@ import Testing
         (["bench", "--min-time", "inf", "--quick"], "--min-time must be more than 0 and at most 3600 s"),
         (["bench", "--rounds", "0", "--quick"], "--rounds must be in 1…1000 (got 0)"),
         (["verify", "--threads", "0"], "--threads must be in 1…256 (got 0)"),
+        (["oracle", "--threads", "257"], "--threads must be in 1…256 (got 257)"),
         // Outputs inside a folder the command reads (an outside red team's: a report in a case
         // folder failed that case on the next run; an export inside golden/).
         (["verify", "--json", "golden/new.json"], "--json golden/new.json is inside the golden folder"),
