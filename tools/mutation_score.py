@@ -80,7 +80,10 @@ UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8", "running
                # weight inverted from step 13; the cumulative weight wrong after step 40; the running
                # variance's Bessel factor over the batch dimension only.
                "channels-last-backward-nonfinite-x-to-zero", "backward-nonfinite-dy-to-zero",
-               "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch"]
+               "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch",
+               # Round I, caught by the params-edge and stats-nonfinite cases: non-finite given
+               # statistics masked in inference; an in-place backward recovering x̂ = (y − β)/γ.
+               "infer-masks-nonfinite-statistics", "backward-xhat-from-y"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".

@@ -214,9 +214,12 @@ public struct Fingerprint: Sendable {
             let ref = try Reference.trainingForward(x16, shape: s, layout: .nchw, eps: probeEps).y
             let y = p5.outputs?["y"] ?? []
             let err = zip(y, ref).map { abs($0 - $1) }.max() ?? .infinity
-            let bad = y.contains { !$0.isFinite } || err > 0.05
-            // Non-finite outputs are the float16 sum's overflow, unless the float32 probe's were too.
-            fp16 = Finding(value: !solvable ? "undetermined" : bad ? "fp16" : "fp32", evidence: "n = \(n16) per channel, x ≈ 300 (float16 Σx would overflow): max |y − y_ref| = \(Self.fmt(err))\(y.contains { !$0.isFinite } ? ", non-finite outputs" : "")")
+            // Σx of a channel is 1024·300 > 65504 in any summation order: accumulated in float16 it
+            // overflows, and y is non-finite (unless the float32 probe's was too). A finite y that is
+            // wrong is another error of the float16 path, not this one: "other" (a red team's γ/β
+            // swapped in float16 alone had been read as fp16 statistics).
+            let overflowed = y.contains { !$0.isFinite }
+            fp16 = Finding(value: !solvable ? "undetermined" : overflowed ? "fp16" : err > 0.05 ? "other" : "fp32", evidence: "n = \(n16) per channel, x ≈ 300 (float16 Σx would overflow): max |y − y_ref| = \(Self.fmt(err))\(y.contains { !$0.isFinite } ? ", non-finite outputs" : "")")
         }
         // 6. inference form: x = 1e4 + N(0, 1) with mean 1e4 + 0.3, variance 1.
         var r6 = SpecRandom("fingerprint/infer")

@@ -41,7 +41,7 @@ public struct ArraySpec: Sendable, Hashable {
         /// Values of the case's data family (``DataFamily/fill(_:shape:layout:dtype:seed:)``) from the
         /// stream `"<id>/<stream>"`; a steps × tensor array takes `stream`, then `stream1`, `stream2`, …
         case data(stream: String)
-        /// γ and β: ``DataFamily/parameters(channels:seed:dtype:)``, stream `"<id>/params"`.
+        /// γ and β: ``DataFamily/parameters(channels:seed:dtype:family:)``, stream `"<id>/params"`.
         case gamma, beta
         /// Initial running statistics: ``DataFamily/runningStatistics(channels:seed:dtype:)``, stream `"<id>/running"`.
         case runningMean, runningVariance

@@ -117,6 +117,7 @@ public struct CaseSpec: Codable, Hashable, Sendable {
         try Self.checkCaseLimits(try shapeValue(), steps: op.hasSteps ? max(steps, 1) : 1)
         _ = try profileValue()
         try DataFamily.validate(data, dtype: dtype)
+        try DataFamily.validate(data, for: op)
         guard eps.isFinite, eps >= 0 else { throw BNError.invalidArgument("eps \(eps) must be finite and ≥ 0") }
         if let m = momentum, !(m >= 0 && m <= 1) { throw BNError.invalidArgument("momentum \(m) is outside [0, 1]") }
         if let w = batchWeight, !(w >= 0 && w <= 1) { throw BNError.invalidArgument("batch weight \(w) is outside [0, 1]") }

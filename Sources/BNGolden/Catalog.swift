@@ -83,6 +83,7 @@ public struct Catalog: Sendable {
         let dtype = try DType(parsing: f["dtype"] ?? "f32")
         let data = f["data"] ?? "normal"
         try DataFamily.validate(data, dtype: dtype)
+        try DataFamily.validate(data, for: op)
         let profile = try ConventionProfile.named(f["profile"] ?? "pytorch")
         let eps: Double
         switch f["eps"] ?? "default" {

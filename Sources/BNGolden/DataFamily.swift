@@ -9,7 +9,12 @@ import BNCore
 /// storage dtype (``DType/quantize(_:)``).
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
-                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread", "trend"]
+                               "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread", "trend",
+                               "params-edge", "stats-nonfinite"]
+
+    /// The families whose x is `normal` and whose edge is in the per-channel inputs: γ and β
+    /// (``parameters(channels:seed:dtype:family:)``), the given statistics (``givenStatisticsEdges(_:)``).
+    static let parameterFamilies: Set<String> = ["params-edge", "stats-nonfinite"]
 
     /// `name[:parameter]` → [name] or [name, parameter]; never empty (`":"` → ["", ""]).
     static func split(_ family: String) -> [String] {
@@ -48,7 +53,7 @@ public enum DataFamily {
             // Per-channel location and scale, so channels differ.
             let loc = r.normal(), scale = 0.5 + r.uniform()
             let values: [Double]
-            switch name {
+            switch parameterFamilies.contains(name) ? "normal" : name {
             case "normal": values = (0..<n).map { _ in loc + scale * r.normal() }
             case "uniform": values = (0..<n).map { _ in loc + scale * r.uniform(-1.7320508075688772, 1.7320508075688772) }
             case "offset":
@@ -178,12 +183,43 @@ public enum DataFamily {
         return v
     }
 
-    /// Per-channel parameters: γ ∈ ±[0.5, 1.5), β ~ N(0, 1).
-    public static func parameters(channels: Int, seed: String, dtype: DType) -> (gamma: [Double], beta: [Double]) {
+    /// Per-channel parameters: γ ∈ ±[0.5, 1.5), β ~ N(0, 1). For `params-edge` (any other
+    /// family: these draws), channels 0–4 take (round I's γ = 0 and tiny-γ bugs had no case):
+    /// 0: γ = 0 (y = β exactly; an in-place backward that recovers x̂ = (y − β)/γ divides by 0),
+    /// 1: γ = 0, β = 0 (y = 0), 2: γ = 2⁻¹⁰⁰ (y = β within roundoff, dx ≈ 0), 3: γ = −1.25, β = 0,
+    /// 4: γ = 1024, β = −0.5 (|y| ≈ 4·10³, inside float16's range); the others keep the draws, so
+    /// that with C = 16 most channels judge y and dx at their natural scale (spec §5.4).
+    public static func parameters(channels: Int, seed: String, dtype: DType, family: String = "normal") -> (gamma: [Double], beta: [Double]) {
         var r = SpecRandom(seed)
-        let g = (0..<channels).map { _ in dtype.quantize((0.5 + r.uniform()) * r.sign()) }
-        let b = (0..<channels).map { _ in dtype.quantize(r.normal()) }
+        var g = (0..<channels).map { _ in dtype.quantize((0.5 + r.uniform()) * r.sign()) }
+        var b = (0..<channels).map { _ in dtype.quantize(r.normal()) }
+        if split(family)[0] == "params-edge" {
+            let edges: [(Double, Double?)] = [(0, nil), (0, 0), (0x1p-100, nil), (-1.25, 0), (1024, -0.5)]
+            for (c, e) in edges.enumerated() where c < channels {
+                g[c] = e.0
+                if let beta = e.1 { b[c] = beta }
+            }
+        }
         return (g, b)
+    }
+
+    /// A family that applies to some operations only: `stats-nonfinite` to inference and its
+    /// backward, the operations given statistics.
+    public static func validate(_ family: String, for op: Operation) throws {
+        guard split(family)[0] == "stats-nonfinite", ![.infer, .backwardInfer].contains(op) else { return }
+        throw BNError.invalidArgument("data family stats-nonfinite applies to infer and backward-infer (the operations given statistics), not \(op.rawValue)")
+    }
+
+    /// `stats-nonfinite`'s given statistics (inference, its backward): channel 0's mean NaN, 1's
+    /// variance NaN, 2's variance +Inf (y = β exactly, dx = 0), 3's mean −Inf (y = ±Inf), the
+    /// others as drawn. Spec §4: the formulas in IEEE arithmetic (round I's inference that
+    /// masked NaN statistics passed: every given statistic was finite).
+    static func givenStatisticsEdges(_ s: inout (mean: [Double], variance: [Double])) {
+        let edges: [(mean: Double?, variance: Double?)] = [(.nan, nil), (nil, .nan), (nil, .infinity), (-.infinity, nil)]
+        for (c, e) in edges.enumerated() where c < s.mean.count {
+            if let m = e.mean { s.mean[c] = m }
+            if let v = e.variance { s.variance[c] = v }
+        }
     }
 
     /// Per-channel running statistics to start from: mean ~ N(0, 1)·0.5, var ∈ [0.5, 2).

@@ -50,7 +50,8 @@ public enum Generator {
             }
             let variance = spread.map { pd.quantize($0 * (0.5 + r.uniform())) }
             global = (mean, variance)
-            return (mean, variance)
+            if DataFamily.split(spec.data)[0] == "stats-nonfinite" { DataFamily.givenStatisticsEdges(&global!) }
+            return global!
         }
         var out: [String: NPYArray] = [:]
         for a in spec.op.inputs {
@@ -60,7 +61,7 @@ public enum Generator {
                 values = a.extent == .stepsTensor
                     ? try (0..<spec.steps).flatMap { k in try data(k == 0 ? stream : "\(stream)\(k)") } : try data(stream)
             case .gamma?, .beta?:
-                if parameters == nil { parameters = DataFamily.parameters(channels: C, seed: "\(spec.id)/params", dtype: pd) }
+                if parameters == nil { parameters = DataFamily.parameters(channels: C, seed: "\(spec.id)/params", dtype: pd, family: spec.data) }
                 values = a.source == .gamma ? parameters!.gamma : parameters!.beta
             case .runningMean?, .runningVariance?:
                 if running == nil { running = DataFamily.runningStatistics(channels: C, seed: "\(spec.id)/running", dtype: pd) }

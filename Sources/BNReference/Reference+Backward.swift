@@ -91,30 +91,37 @@ extension Reference {
                let sums = ExactGradientSums(x, dy, segs) {
                 out.dBeta[c] = sums.dy.rounded()
                 out.dGamma[c] = Rational.roundedSurd(sums.dyx - a.mean * sums.dy, plus: .zero, over: a.radicand)
-                forEachIndex(segs) { i in
-                    if let r = (a.k * Enclosure(dy[i])).correctlyRounded { out.dx[i] = r; return }
-                    exactFallbacks?.increment()
-                    out.dx[i] = Rational.roundedSurd(Rational(g) * Rational(dy[i]), plus: .zero, over: a.radicand)
-                }
+                inferenceDx(a, gamma: g, dy, segs, into: &out.dx)
             } else if let a = exactAffine(mean: mean[c], variance: variance[c], eps: eps, gamma: g, beta: 0) {
                 // A non-finite x or dy with finite statistics: dβ and dγ by §4's IEEE sums (dβ exact
                 // when dy is finite), dx = γ·dy/√V correctly rounded wherever dy is finite.
                 let inv = inverseStd(variance: variance[c], eps: eps)
                 ieeeBackward(x, dy, segs, n: Double(shape.perChannelCount), gamma: g, mean: mean[c], invStd: inv,
                              training: false, into: &out, channel: c)
-                forEachIndex(segs) { i in
-                    guard dy[i].isFinite else { return }
-                    if let r = (a.k * Enclosure(dy[i])).correctlyRounded { out.dx[i] = r; return }
-                    exactFallbacks?.increment()
-                    out.dx[i] = Rational.roundedSurd(Rational(g) * Rational(dy[i]), plus: .zero, over: a.radicand)
-                }
+                inferenceDx(a, gamma: g, dy, segs, into: &out.dx)
             } else {
                 let inv = inverseStd(variance: variance[c], eps: eps)
                 ieeeBackward(x, dy, segs, n: Double(shape.perChannelCount), gamma: g, mean: mean[c], invStd: inv,
                              training: false, into: &out, channel: c)
+                // dx = γ·dy/√V involves no μ_R: with a non-finite μ_R alone it stays correctly rounded
+                // wherever dy is finite (the constants of a zero mean have the same k = γ/√V).
+                if let a = exactAffine(mean: 0, variance: variance[c], eps: eps, gamma: g, beta: 0) {
+                    inferenceDx(a, gamma: g, dy, segs, into: &out.dx)
+                }
             }
         }
         return out
+    }
+
+    /// The inference backward's dx = γ·dy/√V (a.k = γ/√V), correctly rounded at every finite dy
+    /// (the others are left as they are).
+    static func inferenceDx(_ a: ExactAffine, gamma g: Double, _ dy: [Double], _ segs: [ChannelSegment], into dx: inout [Double]) {
+        forEachIndex(segs) { i in
+            guard dy[i].isFinite else { return }
+            if let r = (a.k * Enclosure(dy[i])).correctlyRounded { dx[i] = r; return }
+            exactFallbacks?.increment()
+            dx[i] = Rational.roundedSurd(Rational(g) * Rational(dy[i]), plus: .zero, over: a.radicand)
+        }
     }
 
     /// §4's path for a channel with non-finite data or statistics: the formulas in IEEE

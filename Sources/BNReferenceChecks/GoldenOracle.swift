@@ -117,7 +117,18 @@ public enum GoldenOracle {
                 } else {
                     let m = input("mean")[ch], vr = input("var")[ch]
                     guard m.isFinite, vr.isFinite else {
-                        out["dgamma", default: []].append(.nonFinite(.nan)); continue
+                        // §4 with non-finite given statistics, in IEEE arithmetic: r = 1/√(σ²_R + ε) and
+                        // dγ = Σdy·(x − μ_R)·r; dx = γ·dy·r involves no μ_R, so with σ²_R finite it is
+                        // the exact real (r = 0 for σ²_R = +Inf: dx = ±0, dγ = 0 with μ_R finite).
+                        let r = 1 / (vr + spec.eps).squareRoot()
+                        out["dgamma", default: []].append(.nonFinite(zip(dys, xs).reduce(0.0) { $0 + $1.0 * ($1.1 - m) * r }))
+                        let radicand = vr.isFinite ? ExactOracle.Fraction(vr) + eps : .zero
+                        for (k, i) in idx.enumerated() {
+                            dx[i] = radicand.sign > 0 && dys[k].isFinite
+                                ? .exact(ExactOracle.Real(.zero, plus: ExactOracle.Fraction(gamma[ch]) * ExactOracle.Fraction(dys[k]), overSquareRootOf: radicand))
+                                : .nonFinite(gamma[ch] * dys[k] * r)
+                        }
+                        continue
                     }
                     mean = ExactOracle.Fraction(m); v = ExactOracle.Fraction(vr) + eps
                     if v.sign > 0, !(xFinite && dyFinite) {

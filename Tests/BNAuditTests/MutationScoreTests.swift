@@ -47,7 +47,7 @@ import Testing
     @Test(arguments: ["variance-about-f16-mean", "gamma-beta-swapped-from-c8"])
     func mutantWithoutAModelIsCaughtAndNamedNothing(bug: String) throws {
         try Self.requireNumPy()
-        // The suite (every case up to 300 KB): the cross-case checks need its channel counts.
+        // The suite (every case up to 100 KB): the cross-case checks need its channel counts.
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite())
         #expect(r.failed > 0, "mutant \(bug) escaped the audit")
         #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "mutant \(bug): a cause named: \(r.causes)")
@@ -89,7 +89,7 @@ import Testing
                       ("channels-last-tail-64", "the tail of a 64-wide vector loop over channels")])
     func vectorTailMutantKeepsItsCause(bug: String, expected: String) throws {
         try Self.requireNumPy()
-        // Every channels-last case up to 300 KB (the mutants fail no NCHW case, which would rule every width out).
+        // Every channels-last case up to 100 KB (the mutants fail no NCHW case, which would rule every width out).
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite().filter { $0.spec.layout != .nchw })
         try Self.expectCaught(r, bug: bug, expected: expected)
         #expect(r.causes["unexplained"] == nil, "\(bug): \(r.causes)")
@@ -190,7 +190,7 @@ import Testing
         case "nc-infer-swaps-running-statistics": { $0.hasPrefix("infer.") && $0.contains(".NC.f32.") }
         default: { $0.hasPrefix("backward-train.") && !$0.contains(".NCHW.") && shape($0)[1] > 32 }  // every storage type
         }
-        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        // Every case the bug acts on, and every other case up to 100 KB: it fails the first, passes the others.
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
@@ -216,9 +216,10 @@ import Testing
                 && [".1x9x41x53.", ".2173x9.", ".1x9x29x37.", ".1073x9."].contains { id.contains($0) } }
         case "half-channels-last-unbiased-32": { id in  // C ≥ 32 in 16-bit channels-last training (C = 100, 300, 1030)
             id.hasPrefix("train.") && !id.contains(".NCHW.") && half(id) && ["x100", "x300", "x1030"].contains { id.contains($0) } }
-        default: { !$0.hasPrefix("backward-") && $0.contains(".nonfinite") && half($0) }
+        // NaN and ±Inf of x, or of the given statistics (stats-nonfinite, since round I), turned into 0.
+        default: { !$0.hasPrefix("backward-") && ($0.contains(".nonfinite") || $0.contains(".stats-nonfinite.")) && half($0) }
         }
-        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        // Every case the bug acts on, and every other case up to 100 KB: it fails the first, passes the others.
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
@@ -246,7 +247,7 @@ import Testing
         case "ema-inverted-after-step-12": { $0.hasPrefix("trajectory.") && !$0.contains(".mcum.") && steps($0) > 12 }
         default: { $0.hasPrefix("trajectory.") && $0.contains(".mcum.") && steps($0) > 40 }
         }
-        // Every case the bug acts on, and every other case up to 300 KB: it fails the first, passes the others.
+        // Every case the bug acts on, and every other case up to 100 KB: it fails the first, passes the others.
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
@@ -257,6 +258,24 @@ import Testing
         if bug == "nonfinite-x-as-zero-in-inference" {
             #expect(r.causes.filter { $0.key.hasPrefix(asZero) }.values.reduce(0, +) >= 8, "\(r.causes)")
         }
+    }
+
+    /// Round I's bugs of the per-channel inputs, each of which passed every case before the
+    /// params-edge and stats-nonfinite families: an inference (and its backward) masking non-finite
+    /// given statistics fails exactly the stats-nonfinite cases; an in-place training backward that
+    /// recovers x̂ = (y − β)/γ (NaN at γ = 0, 0 at γ = 2⁻¹⁰⁰) exactly the params-edge backward-train
+    /// cases. Neither is named (no model has them).
+    @Test(arguments: ["infer-masks-nonfinite-statistics", "backward-xhat-from-y"])
+    func parameterEdgeBugIsCaughtWhereItActs(bug: String) throws {
+        try Self.requireNumPy()
+        let target: (String) -> Bool = bug == "backward-xhat-from-y"
+            ? { $0.hasPrefix("backward-train.params-edge.") }
+            : { ($0.hasPrefix("infer.") || $0.hasPrefix("backward-infer.")) && $0.contains(".stats-nonfinite.") }
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
+        let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
+        let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64
+        #expect(expected.count >= 9 && failed == expected, "\(bug): failed \(failed.sorted()), expected \(expected.sorted())")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(bug): causes \(r.causes)")
     }
 
     /// A formula model that fits one case by accident is withdrawn when an unexplained failure of

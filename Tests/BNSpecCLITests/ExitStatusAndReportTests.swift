@@ -279,6 +279,21 @@ import Testing
         #expect((obj["running_variance"] as? [String: Any])?["value"] as? String == "unbiased")
     }
 
+    /// fp16_statistics reads "fp16" only where y overflows as a float16 Σx of 1024 values ≈ 300
+    /// must (in any order), "other" for a finite wrong y of the 16-bit path (a float16 y 5 % too
+    /// large had been read "fp16"), "fp32" for the honest NumPy adapter.
+    @Test(arguments: [("tools/adapters/numpy_bn.py", "fp32"), ("tools/adapters/numpy_mutant.py fp16-accumulation", "fp16"),
+                      ("tools/adapters/faulty.py half-y-scaled", "other")])
+    func fp16StatisticsReadsOnlyAFloat16Sum(adapter: String, expected: String) throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        let r = try CLI.run(["fingerprint", "--adapter", "\(python) \(adapter)", "--json"])
+        #expect(r.status == 0, "\(r.err)")
+        let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+        let f = obj["fp16_statistics"] as? [String: Any]
+        #expect(f?["value"] as? String == expected, "\(adapter): \(String(describing: f))")
+    }
+
     /// Outputs of the wrong size are no answer to a probe (the audit's `wrong-size` rule): one value
     /// per output had trapped the fingerprint on an index (a Swift crash report, exit 132), one
     /// element short had been read as conventions (an outside red team's, round I).

@@ -24,7 +24,10 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           # a red team's (round I): every output cut to one value (the fingerprint trapped on an index)
           "scalar-outputs",
           # a red team's: hard links in output_dir to the golden folder's expected outputs
-          "hardlink-output"]
+          "hardlink-output",
+          # for the fingerprint: a float16/bfloat16 y 5 % too large (an error of the 16-bit path that
+          # is no float16 sum: its fp16_statistics reading is "other", not "fp16")
+          "half-y-scaled"]
 
 
 def record_pids(*pids):
@@ -110,6 +113,8 @@ class Faulty(NumpyBN):
             out = {k: np.asarray(v).reshape(-1)[:1] for k, v in out.items()}
         elif self.mode == "extra-output":
             out["surprise"] = np.zeros(3, np.float32)
+        elif self.mode == "half-y-scaled" and req["dtype"] in ("float16", "bfloat16"):
+            out["y"] = out["y"] * np.float32(1.05)
         elif self.mode == "stderr-noise":
             print("a framework warning on stderr", file=sys.stderr)
         elif self.mode in ("symlink-output", "hardlink-output"):

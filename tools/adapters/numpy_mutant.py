@@ -85,7 +85,12 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # the cumulative weight 1/(k + 1) after step 40; the running variance's Bessel factor taken
         # over the batch dimension N alone (for the fingerprint: N = n on a 2×C×1×1 probe).
         "nonfinite-x-as-zero-in-inference", "channels-last-backward-nonfinite-x-to-zero", "backward-nonfinite-dy-to-zero",
-        "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch"]
+        "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch",
+        # Round I's bugs of the per-channel inputs, which no case could express before the params-edge
+        # and stats-nonfinite families: an inference (and its backward) masking non-finite statistics
+        # (NaN → 0, ±Inf → 0 for the mean, NaN → 0 for the variance: fmax); an in-place training
+        # backward that recovers x̂ = (y − β)/γ from its forward's y (NaN at γ = 0, 0 at γ = 2⁻¹⁰⁰).
+        "infer-masks-nonfinite-statistics", "backward-xhat-from-y"]
 
 LONG = 32768
 BLOCK = 4096
@@ -271,6 +276,8 @@ class Mutant(NumpyBN):
             gamma[-1], beta[-1] = beta[-1], gamma[-1]
         if self.bug == "inference-uses-batch-statistics":
             _, mean, var, _ = self.stats(req, x)
+        if self.bug == "infer-masks-nonfinite-statistics":
+            mean, var = self.masked(mean, var)
         if self.bug == "nc-infer-swaps-running-statistics" and x.ndim == 2 and req["dtype"] == "float32":
             mean, var = var, mean
         if self.bug == "infer-last-channel-neighbour-statistics" and mean.size >= 2:
@@ -305,10 +312,27 @@ class Mutant(NumpyBN):
             out["dbeta"] = np.zeros_like(out["dbeta"])
         if self.bug == "nan-to-zero":
             out["dx"] = np.where(np.isnan(out["dx"]), F(0), out["dx"])
+        if self.bug == "backward-xhat-from-y":
+            _, m, v, n = self.stats(req, x)
+            xh, r, db, _ = self.backward(req, x, dy, gamma, m, v)
+            ps = param_shape(x.ndim, req["layout"], gamma.size)
+            g, b = gamma.astype(F).reshape(ps), beta.astype(F).reshape(ps)
+            with np.errstate(all="ignore"):
+                xh = ((g * xh + b) - b) / g  # x̂ from the forward's y, as an in-place BN keeps it
+            dg = (dy.astype(F) * xh).sum(axis=reduce_axes(x.ndim, req["layout"]), dtype=F)
+            out["dx"] = (gamma.astype(F) * r).reshape(ps) * (dy.astype(F) - (db / F(n)).reshape(ps) - xh * (dg / F(n)).reshape(ps))
+            out["dgamma"] = dg
         return out
+
+    @staticmethod
+    def masked(mean, var):
+        """Non-finite statistics masked: the mean's NaN and ±Inf → 0, the variance's NaN → 0 (fmax)."""
+        return np.nan_to_num(mean, nan=0.0, posinf=0.0, neginf=0.0), np.fmax(var, 0)
 
 
     def backward_infer(self, req, x, dy, gamma, beta, mean, var):
+        if self.bug == "infer-masks-nonfinite-statistics":
+            mean, var = self.masked(mean, var)
         if self.bug == "nonfinite-x-as-zero-in-inference":
             x = np.nan_to_num(x, nan=0.0, posinf=0.0, neginf=0.0)
         if self.bug == "backward-nonfinite-dy-to-zero":

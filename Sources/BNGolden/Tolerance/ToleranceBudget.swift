@@ -52,21 +52,30 @@ public struct ToleranceBudget: Sendable {
 }
 
 extension ToleranceBudget {
-    /// dγ and dβ of a backward are sums over a channel; where its x or dy holds ±Inf (and no NaN)
-    /// the IEEE sum is ±Inf, and a compensated (Kahan) sum's correction forms Inf − Inf = NaN:
-    /// both honest, so NaN is accepted beside the reference's ±Inf there (spec §5.3; an outside
-    /// red team's Kahan backward failed 18 non-finite cases, round I, 2026-12-05).
+    /// Per channel: whether x, dy (tensors) or a per-channel input — the given statistics, γ, β —
+    /// holds ±Inf, and whether it holds NaN.
+    static func nonFiniteChannels(_ c: GoldenStore.LoadedCase, _ s: Shape) -> (inf: [Bool], nan: [Bool], inParameters: [Bool]) {
+        let C = s.channels, S = s.spatialSize
+        var inf = [Bool](repeating: false, count: C), nan = inf, inParameters = inf
+        func mark(_ ch: Int, _ v: Double) { if v.isNaN { nan[ch] = true } else { inf[ch] = true } }
+        for k in ["x", "dy"] {
+            guard let t = c.inputs[k]?.values, t.count == s.elementCount else { continue }
+            for i in t.indices where !t[i].isFinite { mark(c.spec.layout == .nchw ? (i / S) % C : i % C, t[i]) }
+        }
+        for k in ["mean", "var", "gamma", "beta"] {
+            guard let t = c.inputs[k]?.values, t.count == C else { continue }
+            for i in t.indices where !t[i].isFinite { mark(i, t[i]); inParameters[i] = true }
+        }
+        return (inf, nan, inParameters)
+    }
+
+    /// dγ and dβ of a backward are sums over a channel; where its x or dy (or a given statistic)
+    /// holds ±Inf (and no NaN) the IEEE sum is ±Inf, and a compensated (Kahan) sum's correction
+    /// forms Inf − Inf = NaN: both honest, so NaN is accepted beside the reference's ±Inf there
+    /// (spec §5.3; an outside red team's Kahan backward failed 18 non-finite cases, round I, 2026-12-05).
     mutating func allowCompensatedInfinities(_ c: GoldenStore.LoadedCase) {
         guard [.backwardTrain, .backwardInfer, .syncBackward].contains(c.spec.op), let s = try? c.spec.shapeValue() else { return }
-        let tensors = ["x", "dy"].compactMap { c.inputs[$0]?.values }.filter { $0.count == s.elementCount }
-        let C = s.channels, S = s.spatialSize
-        var inf = [Bool](repeating: false, count: C), nan = [Bool](repeating: false, count: C)
-        for t in tensors {
-            for i in t.indices where !t[i].isFinite {
-                let ch = c.spec.layout == .nchw ? (i / S) % C : i % C
-                if t[i].isNaN { nan[ch] = true } else { inf[ch] = true }
-            }
-        }
+        let (inf, nan, _) = Self.nonFiniteChannels(c, s), C = s.channels
         for name in ["dgamma", "dbeta"] {
             guard let ref = c.expected[name]?.values, ref.count % C == 0 else { continue }
             for i in ref.indices where ref[i].isInfinite && inf[i % C] && !nan[i % C] {
@@ -75,27 +84,28 @@ extension ToleranceBudget {
         }
     }
 
-    /// A non-finite reference in a channel whose input x or dy holds NaN or ±Inf is a defined
-    /// value (spec §4), not an unresolvable one: its τ is set to 0, so the judge checks it exactly
-    /// (with the §5.3 alternatives) instead of skipping it as τ > the format's range (§5.4).
-    /// (dy since 2026-12-05: a backward zeroing a NaN dy passed, its dβ's τ being NaN → unjudged.)
+    /// A non-finite reference in a channel whose input x or dy, or whose given statistics, γ or β,
+    /// hold NaN or ±Inf is a defined value (spec §4), not an unresolvable one: its τ is set to 0, so
+    /// the judge checks it exactly (with the §5.3 alternatives) instead of skipping it as τ > the
+    /// format's range (§5.4). Where the non-finite value is a per-channel input, a finite reference
+    /// whose τ is not finite is pinned too: IEEE gives it exactly (a variance of +Inf: y = β, dx = 0).
+    /// (dy since 2026-12-05: a backward zeroing a NaN dy passed, its dβ's τ being NaN → unjudged;
+    /// the given statistics since round I's NaN-masking inference.)
     mutating func pinNonFinite(_ c: GoldenStore.LoadedCase) {
         guard let s = try? c.spec.shapeValue(), !c.spec.op.hasSteps else { return }
-        let tensors = ["x", "dy"].compactMap { c.inputs[$0]?.values }.filter { $0.count == s.elementCount }
-        guard let x = tensors.first, tensors.contains(where: { $0.contains { !$0.isFinite } }) else { return }
+        let (inf, nan, inParameters) = Self.nonFiniteChannels(c, s)
+        guard inf.contains(true) || nan.contains(true) else { return }
         let C = s.channels, S = s.spatialSize
-        var bad = [Bool](repeating: false, count: C)
-        for t in tensors { for i in t.indices where !t[i].isFinite { bad[c.spec.layout == .nchw ? (i / S) % C : i % C] = true } }
         for (name, tol) in tolerances {
             guard let ref = c.expected[name]?.values, ref.count == tol.count else { continue }
             var t = tol
-            for i in ref.indices where !ref[i].isFinite {
+            for i in ref.indices where !ref[i].isFinite || !t[i].isFinite {
                 // A tensor element's channel by the layout; a per-channel output's (C values, or K rows
                 // of C for a synchronized backward's local dγ/dβ) by its position in the row.
-                let tensor = ref.count == x.count
+                let tensor = ref.count == s.elementCount
                 guard tensor || ref.count % C == 0 else { continue }
                 let ch = tensor ? (c.spec.layout == .nchw ? (i / S) % C : i % C) : i % C
-                if bad[ch] { t[i] = 0 }
+                if inf[ch] || nan[ch], !ref[i].isFinite || inParameters[ch] { t[i] = 0 }
             }
             tolerances[name] = t
         }
