@@ -82,6 +82,25 @@ extension ToleranceBudget {
                 alternatives[name, default: [:]][i] = [.nan]
             }
         }
+        // A given mean of ±Inf with finite x, dy and variance (inference backward): dγ = r·Σdy·(x − μ)
+        // summed term by term is NaN (infinite terms of both signs), rearranged as r·(Σdy·x − μ·Σdy)
+        // it is the infinity of −μ·Σdy — both honest (Keras gives the second; it failed 9 cases), so
+        // that infinity is accepted beside the reference's NaN.
+        if c.spec.op == .backwardInfer, let mean = c.inputs["mean"]?.values, let v = c.inputs["var"]?.values,
+           let x = c.inputs["x"]?.values, let dy = c.inputs["dy"]?.values, let ref = c.expected["dgamma"]?.values,
+           mean.count == C, v.count == C, ref.count == C, x.count == dy.count {
+            for ch in 0..<C where mean[ch].isInfinite && v[ch].isFinite && v[ch] + c.spec.eps > 0 && ref[ch].isNaN {
+                var sum = 0.0, finite = true
+                for seg in c.spec.layout.segments(channel: ch, shape: s) {
+                    for k in 0..<seg.count {
+                        let i = seg.offset + k * seg.stride
+                        finite = finite && dy[i].isFinite && x[i].isFinite; sum += dy[i]
+                    }
+                }
+                let rearranged = -mean[ch] * sum
+                if finite && rearranged.isInfinite { alternatives["dgamma", default: [:]][ch] = [rearranged] }
+            }
+        }
     }
 
     /// A non-finite reference in a channel whose input x or dy, or whose given statistics, γ or β,
