@@ -5,8 +5,9 @@
 # kernels' passes forced to each instruction-set level (BNSPEC_CPU=baseline, avx2, avx512; a level
 # the CPU lacks runs as the best it has), and requires every output bit of every golden case to be
 # identical — threaded equal to fused, every kernel equal across runs and levels. With more
-# binaries (a release and a debug build) it then requires every implementation's digest (one full
-# verify each) to be the same from all of them (NaN is canonical, SPEC §6.3).
+# binaries (a release and a debug build) it then requires every implementation's digest (a full
+# verify each, its cases cut into one shard per core run at once) to be the same from all of them,
+# shard by shard (NaN is canonical, SPEC §6.3).
 #   tools/determinism.sh [BNSPEC_BINARY ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -36,10 +37,19 @@ for run in native:1:reference native:2:reference native:2:reference native:3:ref
   done <<< "$lines"
 done
 [ ${#seen[@]} -eq 4 ] || { echo "determinism: expected digests for reference, fused, fused-float16, fused-bfloat16; got ${!seen[*]}" >&2; exit 1; }
+# Every implementation's digests from binary $1, the cases cut into one shard per core run at once
+# (a debug build's verify is single-threaded): "K/N name digest" lines, shard by shard.
+all_digests() {
+  local b="$1" n dir k ok=1; n="$(nproc)"; dir="$(mktemp -d)"; local pids=()
+  for k in $(seq 1 "$n"); do digests native "$b" --shard "$k/$n" > "$dir/$k" & pids+=($!); done
+  for k in $(seq 1 "$n"); do wait "${pids[$((k - 1))]}" || ok=0; done
+  [ $ok = 1 ] && for k in $(seq 1 "$n"); do sed "s|^|$k/$n |" "$dir/$k"; done
+  rm -rf "$dir"; [ $ok = 1 ]
+}
 if [ ${#bins[@]} -gt 1 ]; then  # every implementation, every build
-  first="$(digests native "${bins[0]}")" || exit 1
+  first="$(all_digests "${bins[0]}")" || exit 1
   for b in "${bins[@]:1}"; do
-    other="$(digests native "$b")" || exit 1
+    other="$(all_digests "$b")" || exit 1
     if [ "$first" != "$other" ]; then
       echo "determinism: digests differ between ${bins[0]} and $b:" >&2
       diff <(echo "$first") <(echo "$other") >&2 || true
@@ -49,6 +59,6 @@ if [ ${#bins[@]} -gt 1 ]; then  # every implementation, every build
 fi
 if [ $status -eq 0 ]; then
   echo "determinism: reference ${seen[reference]:0:16}…, fused = threaded ${seen[fused]:0:16}…, fused-float16 ${seen[fused-float16]:0:16}…, fused-bfloat16 ${seen[fused-bfloat16]:0:16}… on 1/2/2/3 threads and the baseline/avx2/avx512 levels (7 runs, identical)"
-  [ ${#bins[@]} -gt 1 ] && echo "determinism: all $(wc -l <<< "$first") implementations' digests identical across the ${#bins[@]} builds"
+  [ ${#bins[@]} -gt 1 ] && echo "determinism: all $(awk '{print $2}' <<< "$first" | sort -u | wc -l) implementations' digests ($(wc -l <<< "$first") shard digests) identical across the ${#bins[@]} builds"
 fi
 exit $status

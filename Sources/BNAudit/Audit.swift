@@ -66,24 +66,24 @@ public struct AuditResult: Codable, Sendable {
     public var variancePoints: [VarianceGrowth.Point] = []
     /// Failed training backward cases: the variance dx was normalised with, when that alone
     /// explains the outputs (`Fits.backwardVariancePoints`; not in the fit, not encoded).
-    var backwardVariancePoints: [VarianceGrowth.Point] = []
+    package var backwardVariancePoints: [VarianceGrowth.Point] = []
     /// The case's compute unit roundoff, and whether its returned batch mean (or the centre y
     /// implies) is within tolerance (not encoded).
-    var computeRoundoff = 0x1p-24, meanWithinTolerance = false
+    package var computeRoundoff = 0x1p-24, meanWithinTolerance = false
     /// Failed training cases: whether a BN right but for the variance it used reproduces every
     /// returned output (`Fits.varianceAloneExplains`), and whether the running update with the
     /// weight its running mean implies does (`Fits.runningWeightAloneExplains`): the model
     /// checks of the audit-wide one-pass and weight attributions (not encoded).
-    var varianceAloneExplains = false, runningWeightAloneExplains = false
+    package var varianceAloneExplains = false, runningWeightAloneExplains = false
     /// Training cases: the batch weight asked for and the one the returned running mean implies
     /// (for the audit-wide ``WeightFit``; not encoded).
-    var weightPoint: WeightFit.Point?
+    package var weightPoint: WeightFit.Point?
     /// For the audit-wide check of a vector-loop tail (``VectorTail/judge(_:)``; not encoded):
     /// the case's channel count, its channels with an element beyond tolerance, the loop widths
     /// whose tail they are, and its kernel path (operation, layout, dtype; nil for NCHW, where no
     /// loop runs over channels). Passing cases keep their channel count and path: a tail that
     /// should have failed there is counter-evidence.
-    var channels = 0, failingChannels: [Int] = [], tailWidths: [Int] = [], tailKey: String? = nil
+    package var channels = 0, failingChannels: [Int] = [], tailWidths: [Int] = [], tailKey: String? = nil
     /// A failed single-step training case whose running statistics fail: the running-update
     /// models that reproduce them (``RunningConsistency``; not encoded).
     var runningModels: [String]? = nil

@@ -161,7 +161,7 @@ public enum CaseJudge {
     }
 
     /// The kernel entry points a case of `op` calls (``run(_:_:)``).
-    static func entries(_ op: Operation) -> Set<KernelEntry> {
+    package static func entries(_ op: Operation) -> Set<KernelEntry> {
         switch op {
         case .train: [.train]
         case .infer: [.infer]
@@ -237,7 +237,7 @@ public enum CaseJudge {
         return result
     }
 
-    static func run(_ c: GoldenStore.LoadedCase, _ k: any BatchNormKernel) throws -> [String: [Double]] {
+    package static func run(_ c: GoldenStore.LoadedCase, _ k: any BatchNormKernel) throws -> [String: [Double]] {
         let spec = c.spec, s = try spec.shapeValue(), L = spec.layout, dt = spec.dtype
         func v(_ key: String) -> [Double] { c.inputs[key]?.values ?? [] }
         func direction(_ d: String) -> DerivativeDirection {

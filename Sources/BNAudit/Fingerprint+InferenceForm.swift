@@ -20,7 +20,7 @@ extension Fingerprint {
     /// wider precision also is: the probe cannot tell them apart).
     public static let accurateInferenceForm = "direct or folded in wider precision"
 
-    static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double) -> Finding {
+    package static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double) -> Finding {
         let u = 0x1p-24
         let yMax = reference.map(abs).max() ?? 1
         let ulp = Double(Float(yMax).ulp)

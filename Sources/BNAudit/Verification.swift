@@ -31,7 +31,7 @@ public enum Verification {
 
     /// Why a calibration kernel is not run on a case of `elements` elements (`named`: with
     /// `--implementation`), or nil when it runs.
-    static func notRequested(elements: Int, policy: CalibrationPolicy, named: Bool) -> String? {
+    package static func notRequested(elements: Int, policy: CalibrationPolicy, named: Bool) -> String? {
         switch policy {
         case .all: return nil
         case .none: return "calibration kernels not requested (--calibration none)"

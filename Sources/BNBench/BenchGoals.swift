@@ -39,6 +39,9 @@ public struct BenchGoal: Codable, Sendable {
 /// `tools/bench_frameworks.py --json` ("speed").
 public struct PeerSpeed: Codable, Sendable {
     public var kernel: String, version: String, mode: String, layout: String, shape: [Int], ratio: Double
+    public init(kernel: String, version: String, mode: String, layout: String, shape: [Int], ratio: Double) {
+        self.kernel = kernel; self.version = version; self.mode = mode; self.layout = layout; self.shape = shape; self.ratio = ratio
+    }
 }
 
 /// The figures of `tools/bounds.sh --json` that bound the goals (see tools/bounds.c).
@@ -46,23 +49,31 @@ public struct MachineBounds: Codable, Sendable {
     public struct Row: Codable, Sendable {
         public var shape: String, what: String
         public var ratio: Double?
+        public init(shape: String, what: String, ratio: Double?) { self.shape = shape; self.what = what; self.ratio = ratio }
     }
     /// Least time per element of the double-precision arithmetic (instruction mix, one
     /// core): training (statistics + output), inference (output), backward (statistics
     /// with dy + gradient).
     public struct PerElement: Codable, Sendable {
         public var training: Double, inference: Double, backward: Double
+        public init(training: Double, inference: Double, backward: Double) {
+            self.training = training; self.inference = inference; self.backward = backward
+        }
     }
     /// Speed-up of two threads over one on the in-cache shape, each doing half the work:
     /// memcpy (the shared cache and memory) and the training passes on L1-resident data
     /// (the cores' arithmetic).
     public struct TwoThreads: Codable, Sendable {
         public var memcpy: Double, trainingL1: Double
+        public init(memcpy: Double, trainingL1: Double) { self.memcpy = memcpy; self.trainingL1 = trainingL1 }
         enum CodingKeys: String, CodingKey { case memcpy, trainingL1 = "training_l1" }
     }
     public var shapes: [Row]
     public var instructionNsPerElement: PerElement
     public var twoThreadSpeedup: TwoThreads?
+    public init(shapes: [Row], instructionNsPerElement: PerElement, twoThreadSpeedup: TwoThreads?) {
+        self.shapes = shapes; self.instructionNsPerElement = instructionNsPerElement; self.twoThreadSpeedup = twoThreadSpeedup
+    }
 
     enum CodingKeys: String, CodingKey {
         case shapes
@@ -92,7 +103,7 @@ public enum BenchGoals {
     /// measured is 32 MiB).
     public static let cacheBytes = 32 << 20
 
-    static func inCache(_ r: BenchResult) -> Bool {
+    package static func inCache(_ r: BenchResult) -> Bool {
         let width = r.dtype == "float32" ? 4 : 2
         return r.shape.reduce(1, *) * width * 2 <= cacheBytes
     }

@@ -30,6 +30,13 @@ public struct BenchResult: Codable, Sendable {
     /// Fastest kernel run ÷ fastest memcpy run: on a busy machine the least disturbed
     /// pair, a check on `ratio` (medians).
     public var minRatio: Double
+
+    public init(series: String, kernel: String, mode: String, layout: String, shape: [Int], threads: Int, dtype: String,
+                seconds: Double, memcpySeconds: Double, ratio: Double, gbPerSecond: Double, repeats: Int, minRatio: Double) {
+        self.series = series; self.kernel = kernel; self.mode = mode; self.layout = layout; self.shape = shape
+        self.threads = threads; self.dtype = dtype; self.seconds = seconds; self.memcpySeconds = memcpySeconds
+        self.ratio = ratio; self.gbPerSecond = gbPerSecond; self.repeats = repeats; self.minRatio = minRatio
+    }
     enum CodingKeys: String, CodingKey {
         case series, kernel, mode, layout, shape, threads, dtype, seconds, ratio, repeats
         case memcpySeconds = "memcpy_seconds", gbPerSecond = "gb_per_s", minRatio = "min_ratio"

@@ -26,18 +26,18 @@
 ///
 /// Inference has no statistics pass, so it cannot know its inputs are finite: its
 /// outputs are always tested.
-enum NaNFree {
+package enum NaNFree {
     /// Training forward: y = fma(x − mean, scale, shift).
     @inline(__always)
-    static func affine(sumOfSquares q: Double, mean: Double, scale: Double, shift: Double) -> Bool {
+    package static func affine(sumOfSquares q: Double, mean: Double, scale: Double, shift: Double) -> Bool {
         q.isFinite && finiteMean(mean) && scale.isFinite && shift.isFinite
     }
 
     /// Backward: dx = fma(k, x − mean, fma(a, d, b)); `sumOfGradients` is Σd.
     @inline(__always)
-    static func gradient(sumOfSquares q: Double, sumOfGradients g: Double, mean: Double, a: Double, b: Double, k: Double) -> Bool {
+    package static func gradient(sumOfSquares q: Double, sumOfGradients g: Double, mean: Double, a: Double, b: Double, k: Double) -> Bool {
         q.isFinite && g.isFinite && finiteMean(mean) && a.isFinite && b.isFinite && k.isFinite
     }
 
-    @inline(__always) static func finiteMean(_ m: Double) -> Bool { m.isFinite && abs(m) <= 0x1p1000 }
+    @inline(__always) package static func finiteMean(_ m: Double) -> Bool { m.isFinite && abs(m) <= 0x1p1000 }
 }

@@ -9,12 +9,12 @@ import CBNKernels
 /// What the memory passes need to know of a storage type: its CBNKernels code and its
 /// width in bytes.
 @usableFromInline
-struct StorageFormat: Sendable {
-    let code: Int32, bytes: Int
+package struct StorageFormat: Sendable {
+    package let code: Int32, bytes: Int
 
-    @inlinable init<S: StorageElement>(_: S.Type) { self.init(dtype: S.dtype, bytes: MemoryLayout<S>.stride) }
+    @inlinable package init<S: StorageElement>(_: S.Type) { self.init(dtype: S.dtype, bytes: MemoryLayout<S>.stride) }
 
-    @usableFromInline init(dtype: DType, bytes: Int) {
+    @usableFromInline package init(dtype: DType, bytes: Int) {
         code = switch dtype {
         case .f16: Int32(BN_STORAGE_F16)
         case .bf16: Int32(BN_STORAGE_BF16)
@@ -25,22 +25,22 @@ struct StorageFormat: Sendable {
 
     /// Whether outputs are written with non-temporal stores: when the output tensor is
     /// larger than ``streamingBytes`` (it could not stay in cache anyway).
-    func streams(_ shape: Shape) -> Bool { shape.elementCount * bytes > streamingBytes }
+    package func streams(_ shape: Shape) -> Bool { shape.elementCount * bytes > streamingBytes }
 }
 
 /// The memory passes for one storage format at one instruction-set level.
-struct Passes {
-    let table: bn_passes, format: StorageFormat
+package struct Passes {
+    package let table: bn_passes, format: StorageFormat
 
-    init(_ format: StorageFormat, isa: KernelISA) {
+    package init(_ format: StorageFormat, isa: KernelISA) {
         table = bn_passes_get(Int32(min(isa, .supported).rawValue), format.code).pointee
         self.format = format
     }
 
-    init<S: StorageElement>(_: S.Type, isa: KernelISA) { self.init(StorageFormat(S.self), isa: isa) }
+    package init<S: StorageElement>(_: S.Type, isa: KernelISA) { self.init(StorageFormat(S.self), isa: isa) }
 
     /// pivot[c] = x[c · stride] widened (exactly) as the passes widen it, c < count.
-    func pivots(_ x: UnsafeRawPointer, stride: Int, count: Int, into pivot: UnsafeMutablePointer<Double>) {
+    package func pivots(_ x: UnsafeRawPointer, stride: Int, count: Int, into pivot: UnsafeMutablePointer<Double>) {
         table.pivots(x, stride, count, pivot)
     }
 }
@@ -57,11 +57,11 @@ struct Passes {
 /// channel c0 uses `accumulators(c0)` and `sums(c0)` whatever thread runs it; and per
 /// channel whether its outputs are NaN-free (``NaNFree``, 1 or 0).
 struct ChannelWorkspace {
-    let pivot, mean, scale, shift, b, k: UnsafeMutablePointer<Double>
-    let nanFree: UnsafeMutablePointer<UInt8>
+    package let pivot, mean, scale, shift, b, k: UnsafeMutablePointer<Double>
+    package let nanFree: UnsafeMutablePointer<UInt8>
     private let base: UnsafeMutablePointer<Double>, channels: Int
 
-    init(channels C: Int, statistics: Bool) {
+    package init(channels C: Int, statistics: Bool) {
         let count = 6 * C + (statistics ? C * (4 * Int(BN_ACC_DOUBLES) + 4) : 0)
         // One allocation: the doubles (every entry is written before it is read), then the flags.
         let raw = UnsafeMutableRawPointer.allocate(byteCount: count * MemoryLayout<Double>.stride + max(1, C),
@@ -74,12 +74,12 @@ struct ChannelWorkspace {
     }
 
     /// Whether every channel's outputs are NaN-free (the row passes take one flag).
-    func allNaNFree(_ C: Int) -> Int32 { (0..<C).allSatisfy { nanFree[$0] != 0 } ? 1 : 0 }
+    package func allNaNFree(_ C: Int) -> Int32 { (0..<C).allSatisfy { nanFree[$0] != 0 } ? 1 : 0 }
 
-    func accumulators(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + c0 * 4 * Int(BN_ACC_DOUBLES) }
-    func sums(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + channels * 4 * Int(BN_ACC_DOUBLES) + 4 * c0 }
+    package func accumulators(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + c0 * 4 * Int(BN_ACC_DOUBLES) }
+    package func sums(_ c0: Int) -> UnsafeMutablePointer<Double> { base + 6 * channels + channels * 4 * Int(BN_ACC_DOUBLES) + 4 * c0 }
 
-    func deallocate() { UnsafeMutableRawPointer(base).deallocate() }
+    package func deallocate() { UnsafeMutableRawPointer(base).deallocate() }
 }
 
 /// 32 MiB: the last-level cache of the machines this was measured on (like glibc's
@@ -109,11 +109,11 @@ public let streamingBytes = 32 << 20
 /// The grouping never changes a channel's arithmetic (its runs are summed in sample
 /// order whatever the group), so results are bit-identical for any thread count.
 struct ChannelGroups {
-    let size: Int, groups: Int, threads: Int
+    package let size: Int, groups: Int, threads: Int
 
     /// `bytesPerValue`: bytes of every tensor the call reads and writes, per element;
     /// `size` imposes the group size (tests: the grouping must not change a bit).
-    init(_ shape: Shape, bytesPerValue: Int, inputBytesPerValue: Int, threads: Int, size imposed: Int? = nil) {
+    package init(_ shape: Shape, bytesPerValue: Int, inputBytesPerValue: Int, threads: Int, size imposed: Int? = nil) {
         let C = shape.channels
         self.threads = usefulThreads(threads, elements: shape.elementCount, items: C)
         let perThread = (C + self.threads - 1) / self.threads
@@ -128,7 +128,7 @@ struct ChannelGroups {
         groups = (C + size - 1) / size
     }
 
-    func channels(_ g: Int, of C: Int) -> Range<Int> { (g * size)..<min(C, g * size + size) }
+    package func channels(_ g: Int, of C: Int) -> Range<Int> { (g * size)..<min(C, g * size + size) }
 }
 
 /// Bytes of input one out-of-cache NCHW channel group may span: half the L2 cache (the

@@ -97,7 +97,7 @@ public enum FusedBatchNorm {
     // MARK: the implementations (one per operation, storage given at run time)
 
     @usableFromInline
-    static func training(
+    package static func training(
         _ format: StorageFormat, x: UnsafeRawPointer, y: UnsafeMutableRawPointer, shape: Shape, layout: Layout,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, eps: Double, relu: Bool,
         savedMean: UnsafeMutablePointer<Float>, savedVariance: UnsafeMutablePointer<Float>,
@@ -169,7 +169,7 @@ public enum FusedBatchNorm {
     }
 
     @usableFromInline
-    static func inference(
+    package static func inference(
         _ format: StorageFormat, x: UnsafeRawPointer, y: UnsafeMutableRawPointer, shape: Shape, layout: Layout,
         gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>, mean: UnsafePointer<Float>, variance: UnsafePointer<Float>,
         eps: Double, relu: Bool, threads: Int, isa: KernelISA
@@ -199,7 +199,7 @@ public enum FusedBatchNorm {
     }
 
     @usableFromInline
-    static func backward(
+    package static func backward(
         _ format: StorageFormat, x: UnsafeRawPointer, dy: UnsafeRawPointer, dx: UnsafeMutableRawPointer, shape: Shape,
         layout: Layout, gamma: UnsafePointer<Float>, eps: Double,
         statistics: (mean: UnsafePointer<Float>, variance: UnsafePointer<Float>)?, reluOutput: UnsafeRawPointer?,

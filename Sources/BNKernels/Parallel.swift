@@ -13,7 +13,7 @@ import Dispatch
 /// thread at every call, no wake-up between back-to-back calls); when another thread
 /// holds the pool, on Dispatch's.
 @usableFromInline
-func parallelFor(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
+package func parallelFor(_ count: Int, threads: Int, _ body: (Range<Int>) -> Void) {
     let t = max(1, min(threads, count))
     if t == 1 {
         if count > 0 { body(0..<count) }
@@ -40,7 +40,7 @@ struct ParallelJob {
 /// Threads worth starting for `elements` values cut into at most `items` pieces: one
 /// per ``minElementsPerThread`` values (waking a thread costs about as much as a few
 /// microseconds of streaming), never more than asked or than there are items.
-func usefulThreads(_ threads: Int, elements: Int, items: Int) -> Int {
+package func usefulThreads(_ threads: Int, elements: Int, items: Int) -> Int {
     max(1, min(threads, items, elements / minElementsPerThread))
 }
 

@@ -86,7 +86,7 @@ extension Enclosure {
     /// 106th bit (zero when those bits are the whole value). Infinite radius when the value
     /// is outside the range where those bits are Doubles (|value| ≳ 2^1000 or ≲ 2^−900):
     /// the exact path takes over there.
-    init(_ r: Rational) {
+    package init(_ r: Rational) {
         if r.isZero { self.init(0); return }
         let (n, e, exact) = r.leadingBits(106)
         self.init(floor: n, exponent: e, negative: r.signum < 0, exact: exact)

@@ -13,16 +13,16 @@ import BigInt
 /// the magnitudes (subnormal to near overflow) and the order — no rounding ever happens.
 /// Cost: a few integer operations per term (no branch on the data's range); the
 /// accumulator itself is about 0.6 KiB (sums) or 1.1 KiB (products).
-final class LongAccumulator {
-    enum Kind { case sums, products }
+package final class LongAccumulator {
+    package enum Kind { case sums, products }
 
     /// Exponent of the least significant bit of digit 0.
-    let base: Int
-    let count: Int
+    package let base: Int
+    package let count: Int
     private let digits: UnsafeMutablePointer<Int64>
     private var pending = 0
 
-    init(_ kind: Kind) {
+    package init(_ kind: Kind) {
         // Sums reach 2^1024·n, products 2^2048·n; 64 bits of headroom for n and spill digits.
         base = kind == .sums ? -1074 : -2148
         let top = kind == .sums ? 1024 + 64 : 2048 + 64
@@ -65,7 +65,7 @@ final class LongAccumulator {
 
     /// Adds x exactly. Precondition: the accumulator is of kind `.sums`; x is finite.
     @inline(__always)
-    func add(_ x: Double) {
+    package func add(_ x: Double) {
         if x == 0 { return }
         let (m, e, neg) = Self.split(x)
         place(0, m, e, neg)
@@ -73,7 +73,7 @@ final class LongAccumulator {
 
     /// Adds a·b exactly. Precondition: kind `.products`; a and b finite.
     @inline(__always)
-    func addProduct(_ a: Double, _ b: Double) {
+    package func addProduct(_ a: Double, _ b: Double) {
         if a == 0 || b == 0 { return }
         let (ma, ea, na) = Self.split(a), (mb, eb, nb) = Self.split(b)
         let (hi, lo) = ma.multipliedFullWidth(by: mb)
@@ -91,13 +91,13 @@ final class LongAccumulator {
     }
 
     /// The exact sum.
-    var rational: Rational {
+    package var rational: Rational {
         let v = value
         return Rational(integer: v.integer, exponent: v.exponent)
     }
 
     /// The exact sum as integer·2^exponent (the integer odd, or zero).
-    var value: (integer: BigInt, exponent: Int) {
+    package var value: (integer: BigInt, exponent: Int) {
         propagateCarries()
         var negative = false
         if digits[count - 1] < 0 {

@@ -7,22 +7,22 @@ import BigInt
 /// certified double-double path (``Enclosure``) cannot round with certainty is
 /// re-evaluated with it (``roundedSurd(_:plus:over:)``). No floating-point operation
 /// touches a value; only the final rounding produces a Double.
-struct Rational: Sendable, Equatable {
-    var num: BigInt
-    var den: BigInt
+package struct Rational: Sendable, Equatable {
+    package var num: BigInt
+    package var den: BigInt
 
-    init(_ num: BigInt, _ den: BigInt = 1) {
+    package init(_ num: BigInt, _ den: BigInt = 1) {
         precondition(den > 0)
         self.num = num; self.den = den
     }
 
     /// integer·2^exponent.
-    init(integer: BigInt, exponent: Int) {
+    package init(integer: BigInt, exponent: Int) {
         if exponent >= 0 { self.init(integer << exponent) } else { self.init(integer, BigInt(1) << -exponent) }
     }
 
     /// The exact value of a finite Double.
-    init(_ x: Double) {
+    package init(_ x: Double) {
         precondition(x.isFinite)
         if x == 0 { self.init(0); return }
         let biased = Int(x.exponentBitPattern)
@@ -31,38 +31,38 @@ struct Rational: Sendable, Equatable {
         self.init(integer: x.sign == .minus ? -m : m, exponent: (biased == 0 ? 1 : biased) - 1075)
     }
 
-    init(_ n: Int) { self.init(BigInt(n)) }
+    package init(_ n: Int) { self.init(BigInt(n)) }
 
-    static let zero = Rational(BigInt(0)), one = Rational(BigInt(1))
+    package static let zero = Rational(BigInt(0)), one = Rational(BigInt(1))
 
-    var isZero: Bool { num.isZero }
-    var signum: Int { num.isZero ? 0 : (num.sign == .minus ? -1 : 1) }
+    package var isZero: Bool { num.isZero }
+    package var signum: Int { num.isZero ? 0 : (num.sign == .minus ? -1 : 1) }
 
-    static func + (a: Rational, b: Rational) -> Rational {
+    package static func + (a: Rational, b: Rational) -> Rational {
         a.den == b.den ? Rational(a.num + b.num, a.den).reduced2 : Rational(a.num * b.den + b.num * a.den, a.den * b.den).reduced2
     }
-    static prefix func - (a: Rational) -> Rational { Rational(-a.num, a.den) }
-    static func - (a: Rational, b: Rational) -> Rational { a + (-b) }
-    static func * (a: Rational, b: Rational) -> Rational { Rational(a.num * b.num, a.den * b.den).reduced2 }
-    static func / (a: Rational, b: Rational) -> Rational {
+    package static prefix func - (a: Rational) -> Rational { Rational(-a.num, a.den) }
+    package static func - (a: Rational, b: Rational) -> Rational { a + (-b) }
+    package static func * (a: Rational, b: Rational) -> Rational { Rational(a.num * b.num, a.den * b.den).reduced2 }
+    package static func / (a: Rational, b: Rational) -> Rational {
         precondition(!b.isZero)
         let s: BigInt = b.num.sign == .minus ? -1 : 1
         return Rational(a.num * b.den * s, a.den * b.num * s).reduced2
     }
 
     /// Removes the common powers of two (cheap; keeps dyadic operands small).
-    var reduced2: Rational {
+    package var reduced2: Rational {
         if num.isZero { return Rational(0) }
         let z = Swift.min(num.magnitude.trailingZeroBitCount, den.magnitude.trailingZeroBitCount)
         return z == 0 ? self : Rational(num >> z, den >> z)
     }
 
     /// The nearest Double, ties to even (subnormals and overflow to ±Inf included).
-    func rounded() -> Double { ExactOracle.round(num, den, exponent: 0) }
+    package func rounded() -> Double { ExactOracle.round(num, den, exponent: 0) }
 
     /// |self| truncated to its leading `bits` bits: (n, e, exact) with n < 2^bits,
     /// n·2^e ≤ |self| < (n + 1)·2^e, and `exact` when n·2^e = |self|. Precondition: self ≠ 0.
-    func leadingBits(_ bits: Int) -> (BigUInt, Int, exact: Bool) {
+    package func leadingBits(_ bits: Int) -> (BigUInt, Int, exact: Bool) {
         let a = num.magnitude, b = den.magnitude
         let k = bits - (a.bitWidth - b.bitWidth)            // ⌊a·2^k / b⌋ has bits or bits + 1 bits
         var (n, rest) = k >= 0 ? (a << k).quotientAndRemainder(dividingBy: b) : a.quotientAndRemainder(dividingBy: b << -k)
@@ -79,7 +79,7 @@ struct Rational: Sendable, Equatable {
     /// The loop ends: if 1/√v is irrational, β + c/√v is not a rounding boundary (those
     /// are rational) and the interval shrinks onto it; if it is rational (p and q perfect
     /// squares after reduction) the value is rounded exactly instead.
-    static func roundedSurd(_ c: Rational, plus beta: Rational, over v: Rational) -> Double {
+    package static func roundedSurd(_ c: Rational, plus beta: Rational, over v: Rational) -> Double {
         precondition(v.signum > 0)
         if c.isZero { return beta.rounded() }
         let g = v.num.magnitude.greatestCommonDivisor(with: v.den.magnitude)
@@ -99,7 +99,7 @@ struct Rational: Sendable, Equatable {
     }
 
     /// (R, k) with R = ⌊2^k·√(q/p)⌋ holding about `bits` bits.
-    static func inverseSquareRootFloor(p: BigUInt, q: BigUInt, bits: Int) -> (BigUInt, Int) {
+    package static func inverseSquareRootFloor(p: BigUInt, q: BigUInt, bits: Int) -> (BigUInt, Int) {
         // √(q/p) ≈ 2^((bw(q) − bw(p))/2); choose k so that R ≈ 2^bits.
         let k = bits - (q.bitWidth - p.bitWidth) / 2
         let t = k >= 0 ? (q << (2 * k)) / p : q / (p << (-2 * k))

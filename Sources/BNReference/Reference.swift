@@ -195,5 +195,5 @@ public final class FallbackCounter: @unchecked Sendable {
     private var value = 0
     public init() {}
     public var count: Int { lock.withLock { value } }
-    func increment() { lock.withLock { value += 1 } }
+    package func increment() { lock.withLock { value += 1 } }
 }

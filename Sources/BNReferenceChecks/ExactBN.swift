@@ -10,11 +10,11 @@ import BNReference
 
 /// An exact rational num/den, den > 0. Reduced to lowest terms only when a part grows past
 /// 192 bits (gcd dominates the cost of small rationals; the value never changes).
-struct BigRational {
-    var num: BigInt
-    var den: BigInt
+package struct BigRational {
+    package var num: BigInt
+    package var den: BigInt
 
-    init(_ num: BigInt, _ den: BigInt = 1) {
+    package init(_ num: BigInt, _ den: BigInt = 1) {
         precondition(den != 0)
         if num == 0 { self.num = 0; self.den = 1; return }
         var (p, q) = den < 0 ? (-num, -den) : (num, den)
@@ -25,10 +25,10 @@ struct BigRational {
         self.num = p; self.den = q
     }
 
-    var isZero: Bool { num == 0 }
+    package var isZero: Bool { num == 0 }
 
     /// The exact value of a finite Double.
-    init(_ x: Double) {
+    package init(_ x: Double) {
         precondition(x.isFinite)
         if x == 0 { self.init(BigInt(0)); return }
         let bits = Int64(bitPattern: x.significandBitPattern)
@@ -38,34 +38,34 @@ struct BigRational {
         self = e >= 0 ? BigRational(m << e) : BigRational(m, BigInt(1) << -e)
     }
 
-    static let zero = BigRational(BigInt(0)), one = BigRational(BigInt(1))
-    static func + (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den + b.num * a.den, a.den * b.den) }
-    static func - (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den - b.num * a.den, a.den * b.den) }
-    static func * (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.num, a.den * b.den) }
-    static func / (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den, a.den * b.num) }
-    static prefix func - (a: BigRational) -> BigRational { BigRational(-a.num, a.den) }
-    var double: Double { ExactOracle.round(num, den, exponent: 0) }
+    package static let zero = BigRational(BigInt(0)), one = BigRational(BigInt(1))
+    package static func + (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den + b.num * a.den, a.den * b.den) }
+    package static func - (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den - b.num * a.den, a.den * b.den) }
+    package static func * (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.num, a.den * b.den) }
+    package static func / (a: BigRational, b: BigRational) -> BigRational { BigRational(a.num * b.den, a.den * b.num) }
+    package static prefix func - (a: BigRational) -> BigRational { BigRational(-a.num, a.den) }
+    package var double: Double { ExactOracle.round(num, den, exponent: 0) }
 }
 
 /// p + q·ρ in Q(ρ) with ρ = 1/√s₀ > 0 for a fixed positive rational s₀ (ρ² = 1/s₀).
-struct Surd {
-    var p: BigRational
-    var q: BigRational
-    static let zero = Surd(p: .zero, q: .zero)
-    init(p: BigRational, q: BigRational = .zero) { self.p = p; self.q = q }
-    init(_ r: BigRational) { self.init(p: r) }
+package struct Surd {
+    package var p: BigRational
+    package var q: BigRational
+    package static let zero = Surd(p: .zero, q: .zero)
+    package init(p: BigRational, q: BigRational = .zero) { self.p = p; self.q = q }
+    package init(_ r: BigRational) { self.init(p: r) }
 
-    static func + (a: Surd, b: Surd) -> Surd { Surd(p: a.p + b.p, q: a.q + b.q) }
-    static func - (a: Surd, b: Surd) -> Surd { Surd(p: a.p - b.p, q: a.q - b.q) }
-    static func * (a: Surd, b: BigRational) -> Surd { Surd(p: a.p * b, q: a.q * b) }
+    package static func + (a: Surd, b: Surd) -> Surd { Surd(p: a.p + b.p, q: a.q + b.q) }
+    package static func - (a: Surd, b: Surd) -> Surd { Surd(p: a.p - b.p, q: a.q - b.q) }
+    package static func * (a: Surd, b: BigRational) -> Surd { Surd(p: a.p * b, q: a.q * b) }
     /// (p₁ + q₁ρ)(p₂ + q₂ρ) = p₁p₂ + q₁q₂/s₀ + (p₁q₂ + q₁p₂)ρ.
-    static func mul(_ a: Surd, _ b: Surd, rhoSquared: BigRational) -> Surd {
+    package static func mul(_ a: Surd, _ b: Surd, rhoSquared: BigRational) -> Surd {
         Surd(p: a.p * b.p + a.q * b.q * rhoSquared, q: a.p * b.q + a.q * b.p)
     }
 
     /// The nearest Double to p + q/√s₀ (from a 320-bit integer square root; round-to-nearest
     /// of that approximation, which is within 2⁻³⁰⁰ relative of q/√s₀).
-    func double(s0: BigRational) -> Double {
+    package func double(s0: BigRational) -> Double {
         if q.isZero { return p.double }
         let (n, d) = (s0.num, s0.den)          // 1/√s₀ = √(n·d)/n
         let k = 320
@@ -78,15 +78,15 @@ struct Surd {
 
 /// A hyper-dual number with k nilpotent units ε₁…ε_k (εᵢ² = 0): 2^k components indexed by
 /// subsets (bit masks); component S of f(x + Σεᵢvᵢ) is the mixed derivative ∂^|S| f along {vᵢ : i ∈ S}.
-struct Jet {
-    var c: [Surd]
-    init(_ c: [Surd]) { self.c = c }
-    init(constant: Surd, units k: Int) { c = [constant] + Array(repeating: .zero, count: (1 << k) - 1) }
+package struct Jet {
+    package var c: [Surd]
+    package init(_ c: [Surd]) { self.c = c }
+    package init(constant: Surd, units k: Int) { c = [constant] + Array(repeating: .zero, count: (1 << k) - 1) }
 
-    static func + (a: Jet, b: Jet) -> Jet { Jet(zip(a.c, b.c).map { $0 + $1 }) }
-    static func - (a: Jet, b: Jet) -> Jet { Jet(zip(a.c, b.c).map { $0 - $1 }) }
-    static func * (a: Jet, b: BigRational) -> Jet { Jet(a.c.map { $0 * b }) }
-    static func mul(_ a: Jet, _ b: Jet, rhoSquared: BigRational) -> Jet {
+    package static func + (a: Jet, b: Jet) -> Jet { Jet(zip(a.c, b.c).map { $0 + $1 }) }
+    package static func - (a: Jet, b: Jet) -> Jet { Jet(zip(a.c, b.c).map { $0 - $1 }) }
+    package static func * (a: Jet, b: BigRational) -> Jet { Jet(a.c.map { $0 * b }) }
+    package static func mul(_ a: Jet, _ b: Jet, rhoSquared: BigRational) -> Jet {
         var out = [Surd](repeating: .zero, count: a.c.count)
         for s in a.c.indices {
             var t = s
@@ -103,9 +103,9 @@ struct Jet {
 /// BN's training forward evaluated exactly on hyper-dual inputs, per channel: μ, σ² and
 /// r = (σ² + ε)^(−1/2) as jets (r by its Taylor series about s₀ = σ² + ε, which terminates
 /// because the nilpotent part δ satisfies δ^(k+1) = 0), then y = γ·(x − μ)·r + β.
-enum ExactBN {
+package enum ExactBN {
     /// The channel's statistics as jets: deviations d = x − μ, r = (σ² + ε)^(−1/2), and s₀.
-    static func statistics(x: [Jet], eps: BigRational) -> (d: [Jet], r: Jet, s0: BigRational) {
+    package static func statistics(x: [Jet], eps: BigRational) -> (d: [Jet], r: Jet, s0: BigRational) {
         let n = BigRational(BigInt(x.count)), k = x[0].c.count
         let units = k.trailingZeroBitCount
         let one = BigRational.one
@@ -136,7 +136,7 @@ enum ExactBN {
     }
 
     /// Returns (y jets of the channel's elements, s₀) for jets x (rational components) and γ.
-    static func trainingChannel(x: [Jet], gamma: Jet, beta: BigRational, eps: BigRational) -> (y: [Jet], s0: BigRational) {
+    package static func trainingChannel(x: [Jet], gamma: Jet, beta: BigRational, eps: BigRational) -> (y: [Jet], s0: BigRational) {
         let (d, r, s0) = statistics(x: x, eps: eps)
         let rho2 = BigRational.one / s0
         let y = d.map { di -> Jet in
@@ -150,7 +150,7 @@ enum ExactBN {
     /// The training backward of spec §2 (dγ = Σdy·x̂, dx = γ·r·(dy − mean dy − x̂·mean(dy·x̂)))
     /// evaluated on jets: its ε-components are the exact directional derivatives of the
     /// gradient, i.e. H·v (forward-over-reverse, exactly). Returns (dx jets, dγ jet, s₀).
-    static func trainingBackwardChannel(x: [Jet], gamma: Jet, dy: [BigRational], eps: BigRational) -> (dx: [Jet], dGamma: Jet, s0: BigRational) {
+    package static func trainingBackwardChannel(x: [Jet], gamma: Jet, dy: [BigRational], eps: BigRational) -> (dx: [Jet], dGamma: Jet, s0: BigRational) {
         let (d, r, s0) = statistics(x: x, eps: eps)
         let rho2 = BigRational.one / s0, n = BigRational(BigInt(x.count)), units = x[0].c.count.trailingZeroBitCount
         let xh = d.map { Jet.mul($0, r, rhoSquared: rho2) }
@@ -169,7 +169,7 @@ enum ExactBN {
 
     /// y's jets over a whole tensor: x + Σ εₖ·dirₖ.x and γ + Σ εₖ·dirₖ.γ, all layouts.
     /// Returns per element (jet, s₀ of its channel).
-    static func training(_ x: [Double], shape: Shape, layout: Layout, gamma: [Double], beta: [Double], eps: Double,
+    package static func training(_ x: [Double], shape: Shape, layout: Layout, gamma: [Double], beta: [Double], eps: Double,
                          directions: [DerivativeDirection]) -> [(Jet, BigRational)] {
         let k = directions.count
         var out = [(Jet, BigRational)](repeating: (Jet(constant: .zero, units: k), .one), count: x.count)
@@ -192,7 +192,7 @@ enum ExactBN {
 extension ExactBN {
     /// The exact value p + q/√s₀ of `s` as the exact oracle's real (``ExactOracle/Real``), whose
     /// nearest Double ``ExactOracle/isNearest(_:to:)`` decides by exact comparisons.
-    static func real(_ s: Surd, s0: BigRational) -> ExactOracle.Real {
+    package static func real(_ s: Surd, s0: BigRational) -> ExactOracle.Real {
         func f(_ r: BigRational) -> ExactOracle.Fraction { ExactOracle.Fraction(r.num, den: r.den) }
         return ExactOracle.Real(f(s.p), plus: f(s.q), overSquareRootOf: f(s0))
     }
@@ -201,7 +201,7 @@ extension ExactBN {
     /// never from the closed forms: H·v by the §2 backward on 1-unit jets along v (exact
     /// forward-over-reverse), D²y[v, w] and D³y[v, v, w] from the forward on 2- and 3-unit jets.
     /// nil when the channel's σ² + ε is 0 (§4: NaN).
-    static func channel(op: BNGolden.Operation, x: [Double], dy: [Double], gamma: Double, beta: Double, eps: Double,
+    package static func channel(op: BNGolden.Operation, x: [Double], dy: [Double], gamma: Double, beta: Double, eps: Double,
                         v: (x: [Double], gamma: Double), w: (x: [Double], gamma: Double))
         -> (tensor: [ExactOracle.Real], gamma: ExactOracle.Real?)? {
         let dirs: [(x: [Double], gamma: Double)] = op == .hvpTrain ? [v] : (op == .d2Train ? [v, w] : [v, v, w])

@@ -1,4 +1,4 @@
-@testable import BNAudit
+import BNAudit
 import BNCore
 import BNGolden
 import Testing

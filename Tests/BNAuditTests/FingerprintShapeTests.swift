@@ -1,4 +1,4 @@
-@testable import BNAudit
+import BNAudit
 import BNGolden
 import Foundation
 import Testing

@@ -1,4 +1,4 @@
-@testable import BNAudit
+import BNAudit
 import BNCalibration
 import BNCore
 import BNGolden

@@ -1,4 +1,4 @@
-@testable import BNAudit
+import BNAudit
 import Testing
 
 /// The audit-wide judgement of a vector-loop tail (``VectorTail/judge(_:)``, spec/AUDIT.md §5)

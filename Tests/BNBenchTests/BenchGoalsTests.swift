@@ -1,5 +1,5 @@
 import Testing
-@testable import BNBench
+import BNBench
 import BNCore
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import BNCore
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// Fused BN+ReLU, the streaming store path and the storage formats.
 @Suite struct FusedKernelTests {

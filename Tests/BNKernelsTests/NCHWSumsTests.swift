@@ -1,6 +1,6 @@
 import CBNKernels
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The NCHW statistics pass (CBNKernels `nchw_forward_step` / `nchw_backward_step`)
 /// against the lane order CBNKernels.h fixes for it, written out as scalar Swift: the

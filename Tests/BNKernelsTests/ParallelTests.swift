@@ -2,7 +2,7 @@ import CBNKernels
 import Dispatch
 import Foundation
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// `parallelFor` and the worker pool under it (pool.c): every item is run exactly once,
 /// whether the pool runs the call, is busy with another caller (Dispatch then does),

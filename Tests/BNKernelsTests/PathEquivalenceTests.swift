@@ -1,7 +1,7 @@
 import BNCore
 import Foundation
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The instruction-set levels of the fused kernels (``KernelISA``: baseline, AVX2,
 /// AVX-512 — each compiled from the same C source) give the same bits: every output of

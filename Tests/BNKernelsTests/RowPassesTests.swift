@@ -1,6 +1,6 @@
 import CBNKernels
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The NHWC/NC memory passes (CBNKernels `rows_sums`, `rows_apply`, `rows_gradient`)
 /// against their contract in CBNKernels.h, written out as scalar Swift: every channel

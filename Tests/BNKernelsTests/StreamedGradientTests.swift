@@ -1,6 +1,6 @@
 import CBNKernels
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The NCHW gradient pass (`nchw_backward_step` with output channels only) against its
 /// contract, dx = fma(k, x − m, fma(a, d, b)) in Double rounded once, bit for bit, in every

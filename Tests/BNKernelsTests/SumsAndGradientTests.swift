@@ -1,7 +1,7 @@
 import BNCore
 import CBNKernels
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// Backward with the statistics given, NHWC/NC: `rows_sums_gradient` writes each tile's
 /// gradient right after adding its sums, so that x and dy are read from memory once. It

@@ -1,6 +1,6 @@
 import BNCore
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The fused kernel's results do not depend on the thread count (issue #4, law 14):
 /// every output bit is the same for 1, 2 and 3 threads, and across two runs.

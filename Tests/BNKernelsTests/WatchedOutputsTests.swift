@@ -1,6 +1,6 @@
 import CBNKernels
 import Testing
-@testable import BNKernels
+import BNKernels
 
 /// The affine passes not proven NaN-free (inference; `runs_apply`, `rows_apply` with
 /// nan_free = 0) skip the per-vector NaN test and watch their outputs instead: a NaN or

@@ -4,7 +4,7 @@ import BNKernels
 import BNReference
 import PropertyBased
 import Testing
-@testable import BNAudit
+import BNAudit
 
 /// Laws 13, 14 and 15: folding, thread-count independence, and every Float kernel within
 /// the spec's tolerance on generated cases (built exactly like golden cases, with the

@@ -2,7 +2,7 @@ import BigInt
 import Foundation
 import BNCore
 import BNGolden
-@testable import BNReference
+import BNReference
 import Testing
 
 /// The pieces behind correct rounding, each against the output oracle: the long

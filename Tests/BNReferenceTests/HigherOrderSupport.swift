@@ -2,7 +2,7 @@ import BigInt
 import BNCore
 import BNGolden
 import BNReference
-@testable import BNReferenceChecks
+import BNReferenceChecks
 
 // Support for the higher-order derivative tests (spec §12): dyadic test data and the magnitude
 // bounds the tolerances use. The exact evaluator (``ExactBN``: hyper-dual numbers over

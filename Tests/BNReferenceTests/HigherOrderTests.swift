@@ -1,7 +1,7 @@
 import BNCore
 import BNGolden
 import BNReference
-@testable import BNReferenceChecks
+import BNReferenceChecks
 import Foundation
 import Testing
 

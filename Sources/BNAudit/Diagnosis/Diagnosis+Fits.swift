@@ -2,13 +2,13 @@ import BNCore
 
 /// Fitted figures: what the returned outputs imply about the quantities BN computes
 /// (eps, batch weights, variance factors, backward coefficients), shown as evidence.
-enum Fits {
-    static func fmt(_ v: Double) -> String {
+package enum Fits {
+    package static func fmt(_ v: Double) -> String {
         v.isFinite ? String(format: "%.4g", v) : (v.isNaN ? "nan" : (v > 0 ? "inf" : "-inf"))
     }
 
     /// A list of per-channel figures: all of them when few, else min … median … max.
-    static func list(_ v: [Double]) -> String {
+    package static func list(_ v: [Double]) -> String {
         let f = v.filter { !$0.isNaN }
         if f.count <= 6 { return "[" + v.map(fmt).joined(separator: ", ") + "]" }
         let s = f.sorted()
@@ -16,7 +16,7 @@ enum Fits {
     }
 
     /// The median of finite values when they agree to `relative`, else nil.
-    static func consistent(_ v: [Double], relative: Double = 0.02) -> Double? {
+    package static func consistent(_ v: [Double], relative: Double = 0.02) -> Double? {
         let f = v.filter(\.isFinite).sorted()
         guard f.count >= max(1, v.count / 2) else { return nil }
         let m = f[f.count / 2]
@@ -24,7 +24,7 @@ enum Fits {
     }
 
     /// Least squares y ≈ a·x + b over the finite pairs; nil with fewer than two distinct x.
-    static func affine(_ x: [Double], _ y: [Double]) -> (a: Double, b: Double)? {
+    package static func affine(_ x: [Double], _ y: [Double]) -> (a: Double, b: Double)? {
         let pts = zip(x, y).filter { $0.0.isFinite && $0.1.isFinite }
         guard pts.count >= 2 else { return nil }
         let n = Double(pts.count)
@@ -37,7 +37,7 @@ enum Fits {
 
     // MARK: forward
 
-    struct ChannelFit { var a: Double, b: Double, residual: Double }
+    package struct ChannelFit { var a: Double, b: Double, residual: Double }
 
     /// y ≈ a·x + b per channel, with the worst residual in units of the tolerance. A 16-bit
     /// stored y is owed its rounding about the fitted line where that is larger than the
@@ -46,7 +46,7 @@ enum Fits {
     /// below; with 12 values per channel one rounding alone had read 1.012 × the allowance).
     /// γ and β swapped make |y| larger, and its bfloat16 rounding alone had read as "not
     /// affine" beside the named swap (a red team's; up to 52 × τ on the 4x3x5x5 cases).
-    static func yFits(_ p: DiagnosisProblem, output: String = "y", x xName: String = "x") -> [ChannelFit?] {
+    package static func yFits(_ p: DiagnosisProblem, output: String = "y", x xName: String = "x") -> [ChannelFit?] {
         guard let y = p.got[output], let tol = p.tolerance[output] else { return [] }
         let x = p.input(xName)
         guard x.count == y.count else { return [] }
@@ -78,13 +78,13 @@ enum Fits {
 
     /// The statistics the case normalises with: batch statistics in training, the given
     /// ones in inference.
-    static func statistics(_ p: DiagnosisProblem) -> (mean: [Double], variance: [Double]) {
+    package static func statistics(_ p: DiagnosisProblem) -> (mean: [Double], variance: [Double]) {
         p.spec.op == .infer ? (p.input("mean"), p.input("var")) : p.trainingStatistics
     }
 
     /// The eps inside the square root that the returned y implies, per channel:
     /// (γ/a)² − σ² for y ≈ a·x + b.
-    static func epsInside(_ p: DiagnosisProblem) -> [Double] {
+    package static func epsInside(_ p: DiagnosisProblem) -> [Double] {
         let fits = yFits(p), (_, v) = statistics(p)
         guard fits.count == p.channels, v.count == p.channels else { return [] }
         return (0..<p.channels).map { c in
@@ -95,7 +95,7 @@ enum Fits {
     }
 
     /// A consistent eps the outputs imply (for the wrong-eps model).
-    static func fittedEps(_ p: DiagnosisProblem) -> Double? {
+    package static func fittedEps(_ p: DiagnosisProblem) -> Double? {
         guard let e = consistent(epsInside(p), relative: 0.05), e >= 0 else { return nil }
         return e
     }
@@ -103,17 +103,17 @@ enum Fits {
     /// A fitted eps means something only when it is the same across channels of different
     /// variance (a scale error — γ missing, an approximate 1/√ — gives an "eps" that varies with
     /// σ²): at least three channels whose variances span a factor of 2.
-    static func variancesSpan(_ v: [Double]) -> Bool {
+    package static func variancesSpan(_ v: [Double]) -> Bool {
         let f = v.filter { $0.isFinite && $0 > 0 }
         guard f.count >= 3, let lo = f.min(), let hi = f.max() else { return false }
         return hi >= 2 * lo
     }
 
-    static func epsCause(_ p: DiagnosisProblem) -> String {
+    package static func epsCause(_ p: DiagnosisProblem) -> String {
         "normalises with eps = \(fmt(fittedEps(p) ?? .nan)) instead of \(fmt(p.eps))"
     }
 
-    static func forwardEvidence(_ p: DiagnosisProblem) -> [String] {
+    package static func forwardEvidence(_ p: DiagnosisProblem) -> [String] {
         let fits = yFits(p)
         guard !fits.isEmpty else { return [] }
         let (m, v) = statistics(p)
@@ -142,7 +142,7 @@ enum Fits {
 
     /// The batch weight per channel that the returned running mean implies:
     /// (R′ − R)/(μ − R), where μ − R is large enough to tell.
-    static func weights(_ p: DiagnosisProblem) -> [Double] {
+    package static func weights(_ p: DiagnosisProblem) -> [Double] {
         guard let got = p.got["running_mean"], let tol = p.tolerance["running_mean"] else { return [] }
         let r = p.input("running_mean"), m = p.trainingStatistics.mean
         guard got.count == p.channels, r.count == p.channels, m.count == p.channels else { return [] }
@@ -152,9 +152,9 @@ enum Fits {
         }
     }
 
-    static func fittedWeight(_ p: DiagnosisProblem) -> Double? { consistent(weights(p), relative: 0.01) }
+    package static func fittedWeight(_ p: DiagnosisProblem) -> Double? { consistent(weights(p), relative: 0.01) }
 
-    static func weightCause(_ p: DiagnosisProblem) -> String {
+    package static func weightCause(_ p: DiagnosisProblem) -> String {
         let w = fittedWeight(p) ?? .nan, w0 = p.weight(step: 1) ?? .nan
         if abs(w - (1 - w0)) <= 1e-3 * max(1 - w0, 1e-3) {
             return "momentum convention inverted: the running statistics take weight 1 − w for the batch (fitted batch weight \(fmt(w)), case w = \(fmt(w0)))"
@@ -162,7 +162,7 @@ enum Fits {
         return "running statistics updated with batch weight \(fmt(w)) instead of \(fmt(w0))"
     }
 
-    static func runningEvidence(_ p: DiagnosisProblem) -> [String] {
+    package static func runningEvidence(_ p: DiagnosisProblem) -> [String] {
         var out: [String] = []
         let w = weights(p)
         if !w.isEmpty { out.append("running mean: implied batch weight \(list(w)) (case w = \(fmt(p.weight(step: 1) ?? .nan)))") }
@@ -182,7 +182,7 @@ enum Fits {
     }
 
     /// Trajectories: the weight of each step implied by the returned running means.
-    static func stepWeights(_ p: DiagnosisProblem) -> [Double] {
+    package static func stepWeights(_ p: DiagnosisProblem) -> [Double] {
         guard let got = p.got["running_mean"] else { return [] }
         let xs = p.input("x"), per = p.shape.elementCount, C = p.channels, K = p.spec.steps
         guard got.count == C * K, xs.count == per * K else { return [] }
@@ -203,7 +203,7 @@ enum Fits {
     }
 
     /// The period P of a cumulative average whose counter resets (weights 1/(((k − 1) mod P) + 1)).
-    static func cumulativePeriod(_ p: DiagnosisProblem) -> Int? {
+    package static func cumulativePeriod(_ p: DiagnosisProblem) -> Int? {
         let w = stepWeights(p)
         guard w.count >= 3 else { return nil }
         for period in 1..<w.count {
@@ -215,7 +215,7 @@ enum Fits {
         return nil
     }
 
-    static func periodCause(_ p: DiagnosisProblem) -> String {
+    package static func periodCause(_ p: DiagnosisProblem) -> String {
         "the cumulative average's counter resets every \(cumulativePeriod(p).map(String.init) ?? "?") steps (weights 1/k restart)"
     }
 
@@ -224,7 +224,7 @@ enum Fits {
     /// dx ≈ a·dy + b + k·x̂ per channel (least squares), relative to the reference's
     /// a₀ = γr, b₀ = −γr·Σdy/n, k₀ = −γr·Σdy·x̂/n (a training backward; an inference backward's b
     /// and k as they are, 0 expected); NaN where the fit is singular. Empty when dx is missing.
-    static func backwardRatios(_ p: DiagnosisProblem) -> (a: [Double], b: [Double], k: [Double]) {
+    package static func backwardRatios(_ p: DiagnosisProblem) -> (a: [Double], b: [Double], k: [Double]) {
         guard let dx = p.got["dx"] else { return ([], [], []) }
         let x = p.input("x"), dy = p.input("dy"), n = Double(p.n)
         let training = p.spec.op == .backwardTrain || p.spec.op == .syncBackward
@@ -244,7 +244,7 @@ enum Fits {
         return (ra, rb, rk)
     }
 
-    static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
+    package static func backwardEvidence(_ p: DiagnosisProblem) -> [String] {
         guard p.got["dx"] != nil else { return [] }
         // Three coefficients from n values: with n < 4 the fit has no residual to judge it by (an
         // outside red team's: at n = 2 it printed lists of NaN).
@@ -258,7 +258,7 @@ enum Fits {
     }
 
     /// Least squares t ≈ a·d + b + k·h (normal equations, 3×3).
-    static func solve3(_ d: [Double], _ h: [Double], _ t: [Double]) -> (Double, Double, Double)? {
+    package static func solve3(_ d: [Double], _ h: [Double], _ t: [Double]) -> (Double, Double, Double)? {
         var A = [[Double]](repeating: [0, 0, 0], count: 3), rhs = [0.0, 0, 0]
         for i in d.indices where d[i].isFinite && h[i].isFinite && t[i].isFinite {
             let row = [d[i], 1, h[i]]
@@ -286,7 +286,7 @@ enum Fits {
 
     // MARK: all
 
-    static func evidence(_ p: DiagnosisProblem) -> [String] {
+    package static func evidence(_ p: DiagnosisProblem) -> [String] {
         var out: [String] = []
         switch p.spec.op {
         case .train: out += forwardEvidence(p) + runningEvidence(p)
@@ -316,7 +316,7 @@ extension Fits {
     /// Float32 cases only: the audit-wide fit reads the growth above float32's roundoff, and the
     /// 16-bit and float64 cases' errors sit on other floors (with round G's many 16-bit cases,
     /// Flax's one-pass variance, κ^1.88 before, fitted as κ^1.10 "updating").
-    static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
+    package static func variancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
         guard p.spec.dtype == .f32, let (implied, resolved) = impliedVariance(p) else { return [] }
         let (m, v) = p.trainingStatistics
         return (0..<p.channels).compactMap { c in
@@ -331,7 +331,7 @@ extension Fits {
     /// A training case's variance as the implementation used it, per channel: its returned
     /// batch_var, else the variance y's fitted scale implies; with whether each channel
     /// resolves it. Nil for other ops, n = 1, or when y cannot be fitted.
-    static func impliedVariance(_ p: DiagnosisProblem) -> (variance: [Double], resolved: [Bool])? {
+    package static func impliedVariance(_ p: DiagnosisProblem) -> (variance: [Double], resolved: [Bool])? {
         guard p.spec.op == .train || p.spec.op == .syncTrain, p.n > 1 else { return nil }
         let (m, v) = p.trainingStatistics
         guard m.count == p.channels else { return nil }
@@ -348,7 +348,7 @@ extension Fits {
     /// Whether a BN that is right but for its variance — the one it used, ``impliedVariance`` —
     /// reproduces every output a training case returned (y, batch_var, the running update with
     /// the case's weight; the rest as the reference): the one-pass attribution's model check.
-    static func varianceAloneExplains(_ p: DiagnosisProblem) -> Bool {
+    package static func varianceAloneExplains(_ p: DiagnosisProblem) -> Bool {
         // A variance that came out negative (one pass's cancellation) gives NaN outputs: so does the model.
         guard let (used, _) = impliedVariance(p), used.allSatisfy(\.isFinite) else { return false }
         // About the returned batch mean, else the centre y implies (x where y = β; the caller
@@ -370,7 +370,7 @@ extension Fits {
     /// Whether the running update with the batch weight the case's running mean implies
     /// (``fittedWeight``) reproduces every output the case returned, the rest as the reference:
     /// the check before an audit-wide weight rule names a failure.
-    static func runningWeightAloneExplains(_ p: DiagnosisProblem) -> Bool {
+    package static func runningWeightAloneExplains(_ p: DiagnosisProblem) -> Bool {
         guard let w = fittedWeight(p), let predicted = RunningModels.update(p, w: w, varianceTerm: p.runningVarianceTerm) else { return false }
         return p.explains(predicted)
     }
@@ -383,7 +383,7 @@ extension Fits {
     /// when the gradients with (μ, v′) reproduce every returned output within tolerance, else none.
     /// For the audit's one-pass attribution of an unexplained backward failure; not part of the
     /// variance-growth fit (y measures the variance used; dx only through its scale).
-    static func backwardVariancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
+    package static func backwardVariancePoints(_ p: DiagnosisProblem) -> [VarianceGrowth.Point] {
         guard p.spec.op == .backwardTrain || p.spec.op == .syncBackward, p.n > 1 else { return [] }
         let (m, v) = p.trainingStatistics, rho = backwardRatios(p).a
         guard m.count == p.channels, rho.count == p.channels, rho.allSatisfy({ $0.isFinite && $0 > 0 }) else { return [] }
@@ -399,7 +399,7 @@ extension Fits {
 extension Fits {
     /// Without a returned batch mean: whether the centre y implies (x where y = β) is within
     /// the batch mean's tolerance in every channel.
-    static func centreWithinTolerance(_ p: DiagnosisProblem) -> Bool {
+    package static func centreWithinTolerance(_ p: DiagnosisProblem) -> Bool {
         let fits = yFits(p), m = p.trainingStatistics.mean
         guard fits.count == p.channels, m.count == p.channels, let tm = p.tolerance["batch_mean"] ?? p.tolerance["running_mean"] else { return false }
         return (0..<p.channels).allSatisfy { c in

@@ -5,10 +5,10 @@ import BNReference
 /// the reference statistics. A model's prediction is the reference outputs with the
 /// outputs its bug changes replaced.
 extension DiagnosisProblem {
-    func input(_ k: String) -> [Double] { inputs[k] ?? [] }
-    var gamma: [Double] { input("gamma") }
+    package func input(_ k: String) -> [Double] { inputs[k] ?? [] }
+    package var gamma: [Double] { input("gamma") }
     var beta: [Double] { input("beta") }
-    var eps: Double { spec.eps }
+    package var eps: Double { spec.eps }
 
     /// Exact batch statistics (mean, biased variance) of a batch x, per channel.
     func batchStatistics(_ x: [Double]) -> (mean: [Double], variance: [Double]) {

@@ -52,10 +52,10 @@ public struct DiagnosisProblem: Sendable {
 
     var shape: Shape { (try? spec.shapeValue()) ?? (try! Shape(batch: 1, channels: 1)) }
     var n: Int { shape.perChannelCount }
-    var channels: Int { shape.channels }
+    package var channels: Int { shape.channels }
 
     /// Linear indices of channel c in storage order.
-    func indices(_ c: Int) -> [Int] {
+    package func indices(_ c: Int) -> [Int] {
         var out: [Int] = []
         for seg in spec.layout.segments(channel: c, shape: shape) {
             var i = seg.offset

@@ -18,6 +18,10 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
     public var evidence: String
     /// The fitted c of error ≈ c·κ^p at the fit's roundoff (nil when undetermined).
     public var coefficient: Double?
+    public init(exponent: Double, points: Int, decades: Double, algorithm: String, evidence: String, coefficient: Double? = nil) {
+        self.exponent = exponent; self.points = points; self.decades = decades; self.algorithm = algorithm
+        self.evidence = evidence; self.coefficient = coefficient
+    }
 
     /// How far above the fitted growth a channel's variance error may lie and still be this
     /// algorithm's rounding: errors scatter about the fit from channel to channel, and a case

@@ -9,14 +9,14 @@ import BNCore
 /// nothing else explains lies in its own tail, and no case that passed had a tail under it where
 /// the loop runs (C at least the smallest failing case's, same operation, layout and dtype).
 /// When several widths remain, all are named: the suite cannot tell them apart.
-enum VectorTail {
-    static let candidateWidths = [2, 4, 8, 16, 32, 64]
+package enum VectorTail {
+    package static let candidateWidths = [2, 4, 8, 16, 32, 64]
 
     /// The widths w for which the failing channels are exactly the tail [C − C mod w, C) of a
     /// loop (with C < w, every channel), each tail channel failing systematically
     /// (most elements of a tensor output, or its per-channel output); empty for NCHW, where no
     /// loop runs over channels.
-    static func widths(_ p: DiagnosisProblem) -> [Int] {
+    package static func widths(_ p: DiagnosisProblem) -> [Int] {
         let C = p.channels
         guard p.spec.layout != .nchw else { return [] }
         let failing = Patterns.failures(p).channels
@@ -41,7 +41,7 @@ enum VectorTail {
     }
 
     /// Whether channel c's expected tensor outputs are all NaN or ±∞ (it can show no fault).
-    static func mute(_ p: DiagnosisProblem, _ c: Int) -> Bool {
+    package static func mute(_ p: DiagnosisProblem, _ c: Int) -> Bool {
         let idx = p.indices(c)
         return p.expected.contains { $0.value.count == p.shape.elementCount }
             && p.expected.values.filter { $0.count == p.shape.elementCount }.allSatisfy { e in idx.allSatisfy { !e[$0].isFinite } }
@@ -52,7 +52,7 @@ enum VectorTail {
     /// the reference is finite: channels whose expected outputs are all NaN or ±∞ show nothing
     /// (round G: a synchronized variance bug failing only channel 4 of a C = 5 non-finite-edges
     /// case, channels 0…3 NaN in the reference, had been named the tail of a vector loop).
-    static func cause(_ p: DiagnosisProblem) -> String? {
+    package static func cause(_ p: DiagnosisProblem) -> String? {
         let ws = widths(p)
         guard let w = ws.first, p.channels >= 2 * w else { return nil }
         let body = 0..<(p.channels - p.channels % w)
@@ -60,7 +60,7 @@ enum VectorTail {
         return cause(channels: p.channels, widths: ws)
     }
 
-    static func cause(channels C: Int, widths ws: [Int]) -> String {
+    package static func cause(channels C: Int, widths ws: [Int]) -> String {
         let k = C % ws[0]
         if k == C {  // C below every width: the loop never ran a full vector
             let list = ws.count == 1 ? "\(ws[0])-wide" : ws.map { "\($0)" }.dropLast().joined(separator: "-, ") + "- or \(ws.last!)-wide"
@@ -76,19 +76,23 @@ enum VectorTail {
         return "\(last) (the tail of \(article) \(list) vector loop over channels: the cases cannot tell which); channels 0…\(C - k - 1) are right"
     }
 
-    static func isCause(_ cause: String?) -> Bool { cause?.contains("vector loop over channels") == true }
+    package static func isCause(_ cause: String?) -> Bool { cause?.contains("vector loop over channels") == true }
 
     /// What one case gives the audit-wide check.
-    struct Case {
-        var id: String
+    package struct Case {
+        package var id: String
         /// Operation, layout and dtype: cases of one kernel path. Nil for NCHW.
-        var key: String?
-        var channels: Int
-        var passed: Bool
+        package var key: String?
+        package var channels: Int
+        package var passed: Bool
         /// A numeric failure that no model explains (or that is named a tail).
-        var open: Bool
-        var failing: [Int]
-        var widths: [Int]
+        package var open: Bool
+        package var failing: [Int]
+        package var widths: [Int]
+        package init(id: String, key: String?, channels: Int, passed: Bool, open: Bool, failing: [Int], widths: [Int]) {
+            self.id = id; self.key = key; self.channels = channels; self.passed = passed; self.open = open
+            self.failing = failing; self.widths = widths
+        }
     }
 
     /// Across an audit: the widths every open failure agrees with, and the first contradiction
@@ -96,7 +100,7 @@ enum VectorTail {
     /// tail cause: the open failures that fit every remaining width, once some case has two full
     /// vectors of the narrowest right or two channel counts agree, and the cases rule out "every
     /// channel from k on" and "the last m channels".
-    static func judge(_ cases: [Case]) -> (widths: [Int], named: [Int], against: [String]) {
+    package static func judge(_ cases: [Case]) -> (widths: [Int], named: [Int], against: [String]) {
         let fitting = cases.indices.filter { cases[$0].open && !cases[$0].widths.isEmpty }
         guard !fitting.isEmpty else { return ([], [], []) }
         var against: [String] = []
@@ -150,7 +154,7 @@ enum VectorTail {
     }
 
     /// "8…11", or "8" for one channel.
-    static func span(_ channels: [Int]) -> String {
+    package static func span(_ channels: [Int]) -> String {
         guard let lo = channels.min(), let hi = channels.max() else { return "" }
         return lo == hi ? "\(lo)" : channels.count == hi - lo + 1 ? "\(lo)…\(hi)" : channels.map(String.init).joined(separator: ", ")
     }
