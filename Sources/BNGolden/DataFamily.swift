@@ -203,17 +203,24 @@ public enum DataFamily {
         return (g, b)
     }
 
-    /// A family that applies to some operations only: `stats-nonfinite` to inference and its
-    /// backward, the operations given statistics.
+    /// The operations `stats-nonfinite` applies to: those given statistics — inference and its
+    /// backward (the statistics they normalise with), one training step and its synchronized form
+    /// (the running statistics they update).
+    static let givenStatisticsOperations: [Operation] = [.infer, .backwardInfer, .train, .syncTrain]
+
+    /// A family that applies to some operations only: `stats-nonfinite` to the operations given
+    /// statistics (``givenStatisticsOperations``).
     public static func validate(_ family: String, for op: Operation) throws {
-        guard split(family)[0] == "stats-nonfinite", ![.infer, .backwardInfer].contains(op) else { return }
-        throw BNError.invalidArgument("data family stats-nonfinite applies to infer and backward-infer (the operations given statistics), not \(op.rawValue)")
+        guard split(family)[0] == "stats-nonfinite", !givenStatisticsOperations.contains(op) else { return }
+        throw BNError.invalidArgument("data family stats-nonfinite applies to \(givenStatisticsOperations.map(\.rawValue).joined(separator: ", ")) (the operations given statistics), not \(op.rawValue)")
     }
 
-    /// `stats-nonfinite`'s given statistics (inference, its backward): channel 0's mean NaN, 1's
-    /// variance NaN, 2's variance +Inf (y = β exactly, dx = 0), 3's mean −Inf (y = ±Inf), the
-    /// others as drawn. Spec §4: the formulas in IEEE arithmetic (round I's inference that
-    /// masked NaN statistics passed: every given statistic was finite).
+    /// `stats-nonfinite`'s given statistics — those an inference (or its backward) normalises with,
+    /// or the running statistics a training step starts from: channel 0's mean NaN, 1's variance
+    /// NaN, 2's variance +Inf (inference: y = β exactly, dx = 0), 3's mean −Inf (inference: y = ±Inf),
+    /// the others as drawn. Spec §4: the formulas in IEEE arithmetic (round I's inference that
+    /// masked NaN statistics passed: every given statistic was finite; so did a running update
+    /// that restarts from non-finite running statistics, until they were given to training too).
     static func givenStatisticsEdges(_ s: inout (mean: [Double], variance: [Double])) {
         let edges: [(mean: Double?, variance: Double?)] = [(.nan, nil), (nil, .nan), (nil, .infinity), (-.infinity, nil)]
         for (c, e) in edges.enumerated() where c < s.mean.count {

@@ -64,7 +64,10 @@ public enum Generator {
                 if parameters == nil { parameters = DataFamily.parameters(channels: C, seed: "\(spec.id)/params", dtype: pd, family: spec.data) }
                 values = a.source == .gamma ? parameters!.gamma : parameters!.beta
             case .runningMean?, .runningVariance?:
-                if running == nil { running = DataFamily.runningStatistics(channels: C, seed: "\(spec.id)/running", dtype: pd) }
+                if running == nil {
+                    running = DataFamily.runningStatistics(channels: C, seed: "\(spec.id)/running", dtype: pd)
+                    if DataFamily.split(spec.data)[0] == "stats-nonfinite" { DataFamily.givenStatisticsEdges(&running!) }
+                }
                 values = a.source == .runningMean ? running!.mean : running!.variance
             case .globalMean?: values = try globalStatistics().mean
             case .globalVariance?: values = try globalStatistics().variance

@@ -39,6 +39,20 @@ public enum GoldenOracle {
         }
         /// §4: the IEEE mean of a channel with a non-finite value (NaN, or ±Inf for one-signed infinities).
         func ieeeMean(_ xs: [Double]) -> Double { xs.reduce(0, +) / Double(xs.count) }
+        /// §4: the running update (1 − w)·r + w·b where r or b is not finite, by IEEE's rules: NaN
+        /// where either is NaN, where a weight of 0 meets an infinity (0·∞), or where infinities of
+        /// opposite signs meet; else the infinity. (A finite r or b is passed as 0: it adds nothing.)
+        func nonFiniteUpdate(_ r: Double, _ b: Double, weight w: ExactOracle.Fraction) -> Double {
+            if r.isNaN || b.isNaN { return .nan }
+            var infinity: Double? = nil
+            for (v, weight) in [(r, .one - w), (b, w)] where v.isInfinite {
+                if weight.sign == 0 { return .nan }
+                let signed = weight.sign < 0 ? -v : v
+                if let i = infinity, i != signed { return .nan }
+                infinity = signed
+            }
+            return infinity ?? .nan
+        }
 
         /// Training forward + running update for one batch; returns per-channel expectations.
         func train(_ x: [Double], offset: Int, running: (mean: [Double], variance: [Double]), step: Int,
@@ -52,7 +66,7 @@ public enum GoldenOracle {
                     for i in idx { y[i - offset] = .nonFinite(.nan) }
                     out["batch_mean", default: []].append(.nonFinite(m))
                     out["batch_var", default: []].append(.nonFinite(.nan))
-                    out["running_mean", default: []].append(.nonFinite(w.sign == 0 || m.isNaN ? .nan : m))
+                    out["running_mean", default: []].append(.nonFinite(nonFiniteUpdate(r0, m, weight: w)))
                     out["running_var", default: []].append(.nonFinite(.nan))
                     continue
                 }
@@ -65,10 +79,13 @@ public enum GoldenOracle {
                 }
                 out["batch_mean", default: []].append(.exact(ExactOracle.Real(st.mean)))
                 out["batch_var", default: []].append(.exact(ExactOracle.Real(st.biasedVariance)))
-                out["running_mean", default: []].append(.exact(ExactOracle.runningUpdate(r0, batch: st.mean, weight: w)))
+                // A non-finite initial running statistic (stats-nonfinite): §4's IEEE update.
+                out["running_mean", default: []].append(r0.isFinite ? .exact(ExactOracle.runningUpdate(r0, batch: st.mean, weight: w))
+                                                                     : .nonFinite(nonFiniteUpdate(r0, 0, weight: w)))
                 var b: ExactOracle.Fraction? = rule.estimator == .biased ? st.biasedVariance : st.unbiasedVariance
                 if b == nil && rule.singleValue == .beta { b = .zero }  // n = 1: the biased value 0
-                out["running_var", default: []].append(b.map { .exact(ExactOracle.runningUpdate(v0, batch: $0, weight: w)) }
+                out["running_var", default: []].append(b.map { v0.isFinite ? .exact(ExactOracle.runningUpdate(v0, batch: $0, weight: w))
+                                                                           : .nonFinite(nonFiniteUpdate(v0, 0, weight: w)) }
                                                        ?? .nonFinite(.nan))
             }
         }

@@ -22,6 +22,17 @@ import Testing
         #expect(r.passed > 20)
     }
 
+    /// The running update rearranged as r − w·(r − b) (TensorFlow's assign_moving_average) is
+    /// honest: NaN where the initial running statistic is infinite is accepted beside the
+    /// reference's infinity (spec §5.3), so the NumPy adapter so changed passes the training cases
+    /// given non-finite running statistics.
+    @Test func honestRearrangedRunningUpdatePasses() throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_bn.py --running-update rearranged", filter: "train.stats-nonfinite.")
+        #expect(r.failed == 0, "\(r.results.filter { $0.status == .failed }.map { "\($0.caseID): \($0.detail)" }.prefix(3))")
+        #expect(r.passed >= 9)
+    }
+
     static let mutants: [(String, CalibrationKernel.Mutation)] = [
         ("one-pass-variance", .onePassVariance), ("eps-outside-sqrt", .epsOutsideSqrt),
         ("unbiased-normalization", .unbiasedNormalization), ("wrong-running-estimator", .wrongRunningEstimator),
@@ -264,13 +275,16 @@ import Testing
     /// params-edge and stats-nonfinite families: an inference (and its backward) masking non-finite
     /// given statistics fails exactly the stats-nonfinite cases; an in-place training backward that
     /// recovers x̂ = (y − β)/γ (NaN at γ = 0, 0 at γ = 2⁻¹⁰⁰) exactly the params-edge backward-train
-    /// cases. Neither is named (no model has them).
-    @Test(arguments: ["infer-masks-nonfinite-statistics", "backward-xhat-from-y"])
+    /// cases. A running update restarting from 0 and 1 where its running statistics are NaN or ±Inf
+    /// fails exactly the stats-nonfinite training cases. None is named (no model has them).
+    @Test(arguments: ["infer-masks-nonfinite-statistics", "backward-xhat-from-y", "running-restarts-from-nonfinite"])
     func parameterEdgeBugIsCaughtWhereItActs(bug: String) throws {
         try Self.requireNumPy()
-        let target: (String) -> Bool = bug == "backward-xhat-from-y"
-            ? { $0.hasPrefix("backward-train.params-edge.") }
-            : { ($0.hasPrefix("infer.") || $0.hasPrefix("backward-infer.")) && $0.contains(".stats-nonfinite.") }
+        let target: (String) -> Bool = switch bug {
+        case "backward-xhat-from-y": { $0.hasPrefix("backward-train.params-edge.") }
+        case "running-restarts-from-nonfinite": { $0.hasPrefix("train.stats-nonfinite.") }
+        default: { ($0.hasPrefix("infer.") || $0.hasPrefix("backward-infer.")) && $0.contains(".stats-nonfinite.") }
+        }
         let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.suite(keep: target))
         let failed = Set(r.results.filter { $0.status == .failed }.map(\.caseID))
         let expected = Set(r.results.filter { $0.status != .skipped }.map(\.caseID).filter(target))  // NumPy: no float64

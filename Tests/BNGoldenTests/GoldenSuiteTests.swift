@@ -245,7 +245,8 @@ import Testing
     /// type (round I: an in-place backward recovering x̂ = (y − β)/γ, and an inference masking NaN
     /// statistics, passed every case — γ was always in ±[0.5, 1.5) and the statistics finite):
     /// γ = 0 (with β = 0 and β ≠ 0), γ = 2⁻¹⁰⁰ and γ = 1024 in the generated inputs; a NaN mean,
-    /// a NaN and a +Inf variance and a −Inf mean in inference and its backward.
+    /// a NaN and a +Inf variance and a −Inf mean in inference and its backward, and as the running
+    /// statistics a training step (and a synchronized one) starts from.
     @Test func catalogCoversParameterEdges() throws {
         let all = try Self.catalog().cases[Catalog.defaultSuite]!
         for dtype in DType.allCases {
@@ -258,11 +259,12 @@ import Testing
                     #expect(zip(g, b).contains { $0 == 0 && $1 == 0 } && zip(g, b).contains { $0 == 0 && $1 != 0 }, "\(c.id)")
                     #expect(g.contains(0x1p-100) && g.contains(1024) && g.filter { abs($0) >= 0.5 && abs($0) < 1.5 }.count > g.count / 2, "\(c.id)")
                 }
-                for op in [Operation.infer, .backwardInfer] {
+                for op in [Operation.infer, .backwardInfer, .train] {
                     let c = all.first { $0.op == op && $0.dtype == dtype && $0.layout == layout && $0.data == "stats-nonfinite" }
                     guard let c else { Issue.record("\(op.rawValue) \(layout) \(dtype.rawValue): no stats-nonfinite case"); continue }
                     let inputs = try Generator.inputs(c)
-                    let m = inputs["mean"]!.values, v = inputs["var"]!.values
+                    let (mk, vk) = op == .train ? ("running_mean", "running_var") : ("mean", "var")
+                    let m = inputs[mk]!.values, v = inputs[vk]!.values
                     #expect(m.contains { $0.isNaN } && v.contains { $0.isNaN } && v.contains(.infinity) && m.contains(-.infinity), "\(c.id)")
                     #expect(m.filter(\.isFinite).count > m.count / 2, "\(c.id)")
                 }
@@ -271,8 +273,18 @@ import Testing
         for op in [Operation.syncTrain, .syncBackward] {
             #expect(all.contains { $0.op == op && $0.data == "params-edge" }, "\(op.rawValue): no params-edge case")
         }
-        // Statistics are given to inference alone: elsewhere the family is refused.
-        #expect(throws: BNError.self) { try Catalog.parse("suite default\ntrain data=stats-nonfinite shape=2x3x1x1", source: "law").cases }
+        for layout in [Layout.nchw, .nhwc] {
+            let c = all.first { $0.op == .syncTrain && $0.layout == layout && $0.data == "stats-nonfinite" }
+            guard let c else { Issue.record("sync-train \(layout): no stats-nonfinite case"); continue }
+            let inputs = try Generator.inputs(c)
+            #expect(inputs["running_mean"]!.values.contains { $0.isNaN } && inputs["running_var"]!.values.contains(.infinity), "\(c.id)")
+        }
+        // Statistics are given to inference (to normalise with) and to training (to update) alone:
+        // elsewhere the family is refused.
+        for op in ["backward-train", "trajectory", "sync-backward", "hvp-train"] {
+            let e = #expect(throws: BNError.self, "\(op)") { try Catalog.parse("suite default\n\(op) data=stats-nonfinite shape=2x3x1x1", source: "law").cases }
+            #expect(e.map { "\($0)".contains("stats-nonfinite applies to") } == true, "\(op): \(String(describing: e))")
+        }
     }
 
     /// The committed golden/ is the suite this build pins (``GoldenRelease``): after a catalog

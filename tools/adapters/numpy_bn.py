@@ -24,6 +24,7 @@ from bnspec import OPS, Adapter, channel_axis, param_shape, reduce_axes, serve  
 
 F = np.float32
 VARIANCE = ["two-pass", "welford", "pairwise"]
+RUNNING_UPDATE = ["blend", "rearranged"]
 
 
 def channel_rows(x, layout):
@@ -68,12 +69,22 @@ class NumpyBN(Adapter):
     supports = {"ops": OPS, "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": True}
     defaults = {"eps": 1e-5, "batch_weight": 0.1, "variance_estimator": "unbiased", "single_value": "error"}
 
-    def __init__(self, variance="two-pass"):
+    def __init__(self, variance="two-pass", running_update="blend"):
         if variance not in VARIANCE:
             raise ValueError(f"variance must be one of {', '.join(VARIANCE)}")
-        self.variance = variance
+        if running_update not in RUNNING_UPDATE:
+            raise ValueError(f"running update must be one of {', '.join(RUNNING_UPDATE)}")
+        self.variance, self.running_update = variance, running_update
         if variance != "two-pass":
             self.name = f"numpy-{variance}"
+        if running_update != "blend":
+            self.name += f"-{running_update}"
+
+    def update(self, r, b, w):
+        """The running update: (1 − w)·r + w·b, or rearranged r − w·(r − b) (TensorFlow's
+        assign_moving_average: ∞ − ∞ = NaN where r is infinite, which spec §5.3 accepts)."""
+        r = r.astype(F)
+        return r - w * (r - b) if self.running_update == "rearranged" else (F(1) - w) * r + w * b
 
     def opt(self, req, key):
         v = req.get(key)
@@ -106,8 +117,7 @@ class NumpyBN(Adapter):
         else:
             w = F(self.opt(req, "batch_weight"))
         return {"y": self.norm(req, x, gamma, beta, m, v), "batch_mean": m, "batch_var": v,
-                "running_mean": (F(1) - w) * running_mean.astype(F) + w * m,
-                "running_var": (F(1) - w) * running_var.astype(F) + w * vr}
+                "running_mean": self.update(running_mean, m, w), "running_var": self.update(running_var, vr, w)}
 
     def running_variance_term(self, req, v, n):
         """The batch variance the running variance takes: the profile's estimator of v (n values)."""
@@ -158,4 +168,7 @@ class NumpyBN(Adapter):
 if __name__ == "__main__":
     ap = argparse.ArgumentParser(description="BNSpec adapter: float32 batch normalization in NumPy")
     ap.add_argument("--variance", choices=VARIANCE, default="two-pass", help="algorithm of the batch statistics")
-    serve(NumpyBN(ap.parse_args().variance))
+    ap.add_argument("--running-update", choices=RUNNING_UPDATE, default="blend",
+                    help="(1 − w)·r + w·b, or r − w·(r − b) as TensorFlow's assign_moving_average")
+    a = ap.parse_args()
+    serve(NumpyBN(a.variance, a.running_update))

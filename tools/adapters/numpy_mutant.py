@@ -90,7 +90,11 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # and stats-nonfinite families: an inference (and its backward) masking non-finite statistics
         # (NaN → 0, ±Inf → 0 for the mean, NaN → 0 for the variance: fmax); an in-place training
         # backward that recovers x̂ = (y − β)/γ from its forward's y (NaN at γ = 0, 0 at γ = 2⁻¹⁰⁰).
-        "infer-masks-nonfinite-statistics", "backward-xhat-from-y"]
+        "infer-masks-nonfinite-statistics", "backward-xhat-from-y",
+        # A running update that restarts from the initial values (mean 0, variance 1) where the
+        # running statistics it is given are NaN or ±Inf (a "repair" of a poisoned state): it passed
+        # every case until stats-nonfinite gave training non-finite running statistics.
+        "running-restarts-from-nonfinite"]
 
 LONG = 32768
 BLOCK = 4096
@@ -238,6 +242,9 @@ class Mutant(NumpyBN):
             return out
         if self.bug == "wrong-running-estimator":
             r["variance_estimator"] = "biased" if self.opt(req, "variance_estimator") == "unbiased" else "unbiased"
+        if self.bug == "running-restarts-from-nonfinite":
+            running_mean = np.where(np.isfinite(running_mean), running_mean, 0).astype(running_mean.dtype)
+            running_var = np.where(np.isfinite(running_var), running_var, 1).astype(running_var.dtype)
         if self.bug == "momentum-swapped" and not req.get("cumulative") and req.get("batch_weight") is not None:
             r["batch_weight"] = 1 - req["batch_weight"]
         out = super().train(r, x, gamma, beta, running_mean, running_var)

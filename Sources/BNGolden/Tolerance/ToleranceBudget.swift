@@ -47,13 +47,28 @@ public struct ToleranceBudget: Sendable {
                 for name in ["batch_mean", "running_mean"] { alternatives[name, default: [:]][ch] = [.nan] }
                 for name in ["batch_var", "running_var"] { alternatives[name, default: [:]][ch] = [.nan, .infinity] }
             }
+            allowRearrangedRunningUpdate(c)
+        }
+    }
+
+    /// The running update r' = (1 − w)·r + w·b from an infinite r (and a finite b, 0 < w < 1) is
+    /// that infinity in IEEE arithmetic; rearranged as r − w·(r − b) (TensorFlow's
+    /// `assign_moving_average`) it is ∞ − ∞ = NaN. Both honest: NaN is accepted beside the
+    /// reference's infinity (spec §5.3). A NaN r gives NaN either way, and any finite answer fails.
+    mutating func allowRearrangedRunningUpdate(_ c: GoldenStore.LoadedCase) {
+        for (input, output) in [("running_mean", "running_mean"), ("running_var", "running_var")] {
+            guard let r = c.inputs[input]?.values, let ref = c.expected[output]?.values, r.count == ref.count else { continue }
+            for ch in r.indices where r[ch].isInfinite && ref[ch] == r[ch] && !(alternatives[output]?[ch]?.contains { $0.isNaN } ?? false) {
+                alternatives[output, default: [:]][ch, default: []].append(.nan)
+            }
         }
     }
 }
 
 extension ToleranceBudget {
-    /// Per channel: whether x, dy (tensors) or a per-channel input — the given statistics, γ, β —
-    /// holds ±Inf, and whether it holds NaN.
+    /// Per channel: whether x, dy (tensors) or a per-channel input — the given statistics (an
+    /// inference's, or the running statistics a training step starts from), γ, β — holds ±Inf,
+    /// and whether it holds NaN.
     static func nonFiniteChannels(_ c: GoldenStore.LoadedCase, _ s: Shape) -> (inf: [Bool], nan: [Bool], inParameters: [Bool]) {
         let C = s.channels, S = s.spatialSize
         var inf = [Bool](repeating: false, count: C), nan = inf, inParameters = inf
@@ -62,7 +77,7 @@ extension ToleranceBudget {
             guard let t = c.inputs[k]?.values, t.count == s.elementCount else { continue }
             for i in t.indices where !t[i].isFinite { mark(c.spec.layout == .nchw ? (i / S) % C : i % C, t[i]) }
         }
-        for k in ["mean", "var", "gamma", "beta"] {
+        for k in ["mean", "var", "gamma", "beta", "running_mean", "running_var"] {
             guard let t = c.inputs[k]?.values, t.count == C else { continue }
             for i in t.indices where !t[i].isFinite { mark(i, t[i]); inParameters[i] = true }
         }
