@@ -53,6 +53,8 @@ EXPECTED = {
     "half-ignores-eps-and-momentum": "running statistics updated with batch weight 0.1 instead of 1",
     # Round G (late): named on the inference cases, where the model fits; the backward's dγ is unexplained.
     "nonfinite-x-as-zero-in-inference": "NaN and ±Inf in x taken as 0",
+    # An outside red team's mean16: a 16-bit training normalising with the batch mean rounded to its storage format.
+    "mean-rounded-to-storage": "normalises with the batch mean rounded to the 16-bit storage format",
 }
 # Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
 # a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but
@@ -83,7 +85,10 @@ UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8", "running
                "ema-inverted-after-step-12", "cumulative-wrong-after-step-40", "running-variance-bessel-over-batch",
                # Round I, caught by the params-edge and stats-nonfinite cases: non-finite given
                # statistics masked in inference; an in-place backward recovering x̂ = (y − β)/γ.
-               "infer-masks-nonfinite-statistics", "backward-xhat-from-y"]
+               "infer-masks-nonfinite-statistics", "backward-xhat-from-y",
+               # Caught since stats-nonfinite gave training non-finite running statistics: a running
+               # update restarting from 0 and 1 where its state is NaN or ±Inf.
+               "running-restarts-from-nonfinite"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".

@@ -11,6 +11,8 @@ enum ForwardModels {
 
     /// Round G's: inference (and training) replacing NaN and ±Inf in x by 0.
     static let nonFiniteAsZero = "NaN and ±Inf in x taken as 0 (x's non-finite values replaced before normalising)"
+    /// An outside red team's: a 16-bit training normalising with the batch mean rounded to its storage format.
+    static let meanRoundedToStorage = "normalises with the batch mean rounded to the 16-bit storage format (the returned statistics right)"
 
     typealias Formula = @Sendable (DiagnosisProblem, [Double], [Double], [Double]) -> [Double]?
     static let shared: [(String, Formula)] = [
@@ -74,6 +76,17 @@ enum ForwardModels {
                     out["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(s.variance), w)
                 }
                 return out
+            },
+            // An outside red team's (mean16): a 16-bit kernel that keeps the batch mean in a buffer of
+            // its storage format and normalises with that rounded mean; the variance (about the exact
+            // mean) and the returned statistics are right. Where rounding leaves every mean as it is,
+            // the model predicts the reference and is not tried.
+            y(meanRoundedToStorage) { p in
+                guard p.spec.dtype == .f16 || p.spec.dtype == .bf16 else { return nil }
+                let s = p.trainingStatistics
+                let rounded = s.mean.map { p.spec.dtype.quantize($0) }
+                guard !s.mean.isEmpty, zip(rounded, s.mean).contains(where: { $0 != $1 && $0.isFinite }) else { return nil }
+                return p.normalized(p.input("x"), mean: rounded, scale: { p.invStd(s.variance[$0]) })
             },
             y("training normalises with the running statistics instead of the batch statistics") { p in
                 let m = p.input("running_mean"), v = p.input("running_var")
