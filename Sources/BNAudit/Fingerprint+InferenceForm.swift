@@ -11,7 +11,8 @@ extension Fingerprint {
     /// `folded` only with that shape: within the bound, and the slope a of the error against
     /// z = (x − μ)·s (least squares, an intercept per channel) within 4 standard errors plus
     /// 8u of 0. A scale error — an approximate rsqrt, the unbiased variance in the
-    /// normalisation — grows with z; noise beyond the bound is some other loss: both
+    /// normalisation — grows with z; noise beyond the bound is some other loss; an error constant
+    /// within each channel (a wrong mean or shift) lacks folding's rounding noise: all
     /// `undetermined`, with the figures (an outside red team's: a 12-bit rsqrt and an unbiased
     /// normalisation had been read as folded, 2026-12-05).
     ///
@@ -51,10 +52,18 @@ extension Fingerprint {
         let rss = centred.reduce(0) { $0 + ($1.e - a * $1.z) * ($1.e - a * $1.z) }
         let se = (rss / Double(max(centred.count - C - 1, 1))).squareRoot() / szz.squareRoot()
         let bound = 4 * muS * u
-        let flat = abs(a) <= 4 * se + 8 * u, within = maxError <= bound
-        let figures = "; error against z = (x − μ)·s: slope \(Self.fmt(a)) ± \(Self.fmt(se)), max |error| \(Self.fmt(maxError)) (folding: slope 0 within 4 standard errors + 8u, |error| ≤ 4·|μ·s|·2⁻²⁴ = \(Self.fmt(bound)))"
-        if flat && within { return Finding(value: "folded", evidence: head + figures + ": x·s + (β − μ·s)") }
-        let why = !flat ? "the error grows with x − μ (a scale error: an approximate rsqrt, another variance), not folding's" : "the error exceeds folding's rounding"
+        // Folding's error is rounding noise: x·s rounds to ≈ |μ·s|·2⁻²⁴ with a different error at
+        // each element (an rms of about 0.3·|μ·s|·u about the channel's mean error). An error
+        // the same at every element of a channel — a wrong mean or shift — has none (only y's own
+        // rounding, ≈ ulp(y)): not folding, however small (an outside red team's constant mean
+        // error had been read as folded).
+        let spread = (rss / Double(centred.count)).squareRoot(), noise = 0.05 * muS * u
+        let flat = abs(a) <= 4 * se + 8 * u, within = maxError <= bound, noisy = spread >= noise
+        let figures = "; error against z = (x − μ)·s: slope \(Self.fmt(a)) ± \(Self.fmt(se)), max |error| \(Self.fmt(maxError)), rms about each channel's mean error \(Self.fmt(spread)) (folding: slope 0 within 4 standard errors + 8u, |error| ≤ 4·|μ·s|·2⁻²⁴ = \(Self.fmt(bound)), rms ≥ 0.05·|μ·s|·2⁻²⁴ = \(Self.fmt(noise)))"
+        if flat && within && noisy { return Finding(value: "folded", evidence: head + figures + ": x·s + (β − μ·s)") }
+        let why = !flat ? "the error grows with x − μ (a scale error: an approximate rsqrt, another variance), not folding's"
+            : !within ? "the error exceeds folding's rounding"
+            : "the error is the same at every element of a channel (a wrong mean or shift), not folding's rounding noise"
         return Finding(value: "undetermined", evidence: head + figures + ": " + why)
     }
 }

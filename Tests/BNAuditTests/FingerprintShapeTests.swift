@@ -43,6 +43,19 @@ import Testing
         }
     }
 
+    /// An error the same at every element of a channel — a mean one float32 ulp off, or a shift —
+    /// is within folding's bound and flat in x − μ, but it lacks folding's rounding noise: not
+    /// folding (an outside red team's constant mean error had been read as folded).
+    @Test func aConstantErrorIsNotFolding() {
+        let mean = Self.form { x, m, s, b in (x - m.nextUp) * s + b }
+        #expect(mean.value == "undetermined" && mean.evidence.contains("same at every element"), "\(mean.value) — \(mean.evidence)")
+        let shift = Self.form { x, m, s, b in (x - m) * s + (b + 1e-3) }
+        #expect(shift.value == "undetermined" && shift.evidence.contains("same at every element"), "\(shift.value) — \(shift.evidence)")
+        // Folded with that mean is still folded: the noise is there.
+        let folded = Self.form { x, m, s, b in x * s + (b - m.nextUp * s) }
+        #expect(folded.value == "folded", "\(folded.evidence)")
+    }
+
     /// Noise well above folding's rounding (10⁻² in y) is not folding.
     @Test func noiseBeyondFoldingsRoundingIsNotFolding() {
         var r = SpecRandom("test/noise")
