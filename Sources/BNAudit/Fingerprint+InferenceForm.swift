@@ -21,7 +21,42 @@ extension Fingerprint {
     /// wider precision also is: the probe cannot tell them apart).
     public static let accurateInferenceForm = "direct or folded in wider precision"
 
-    package static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double) -> Finding {
+    /// The inference probe's inputs (every channel alike), for the folds evaluated with a fused
+    /// multiply-add (``fusedFold(_:y:)``).
+    package struct FoldProbe: Sendable {
+        package var x: [Double], mean: Double, gamma: Double, beta: Double, variance: Double, eps: Double
+        package init(x: [Double], mean: Double, gamma: Double, beta: Double, variance: Double, eps: Double) {
+            self.x = x; self.mean = mean; self.gamma = gamma; self.beta = beta; self.variance = variance; self.eps = eps
+        }
+    }
+
+    /// How y is a fold evaluated with one FMA per element, y = fma(x, s, c) with c = β − μ·s in
+    /// float32 — s = γ/√(σ² + ε) rounded once from wider precision or made of float32 operations,
+    /// c with one rounding or two — when one of these reproduces every element within an ulp;
+    /// nil otherwise. Its error is constant within a channel, as a wrong mean's or shift's is,
+    /// but it is reproduced element by element (PyTorch's CPU inference is such a fold).
+    static func fusedFold(_ p: FoldProbe, y: [Double]) -> String? {
+        let g = Float(p.gamma), b = Float(p.beta), m = Float(p.mean), v = Float(p.variance), e = Float(p.eps)
+        let exact = p.gamma / (p.variance + p.eps).squareRoot()
+        let scales: [(String, Float)] = [("s = γ/√(σ² + ε) rounded once", Float(exact)),
+                                         ("s = γ·(1/√(σ² + ε)) in float32", g * (1 / (v + e).squareRoot())),
+                                         ("s = γ/√(σ² + ε) in float32", g / (v + e).squareRoot()),
+                                         ("s = γ·(1/√(σ² + ε) rounded once)", g * Float(1 / (p.variance + p.eps).squareRoot()))]
+        guard y.count == p.x.count, !y.isEmpty else { return nil }
+        for (scale, s) in scales {
+            for (bias, c) in [("c = β − μ·s rounded twice", b - m * s), ("c = β − μ·s rounded once", b.addingProduct(-m, s))] {
+                let reproduced = zip(p.x, y).allSatisfy { x, y in
+                    let yp = c.addingProduct(Float(x), s)
+                    return abs(Double(yp) - y) <= Double(yp.ulp)
+                }
+                if reproduced { return "\(scale), \(bias)" }
+            }
+        }
+        return nil
+    }
+
+    package static func inferenceForm(y: [Double], reference: [Double], z: [Double], channels C: Int, muS: Double,
+                                      probe: FoldProbe? = nil) -> Finding {
         let u = 0x1p-24
         let yMax = reference.map(abs).max() ?? 1
         let ulp = Double(Float(yMax).ulp)
@@ -61,9 +96,12 @@ extension Fingerprint {
         let flat = abs(a) <= 4 * se + 8 * u, within = maxError <= bound, noisy = spread >= noise
         let figures = "; error against z = (x − μ)·s: slope \(Self.fmt(a)) ± \(Self.fmt(se)), max |error| \(Self.fmt(maxError)), rms about each channel's mean error \(Self.fmt(spread)) (folding: slope 0 within 4 standard errors + 8u, |error| ≤ 4·|μ·s|·2⁻²⁴ = \(Self.fmt(bound)), rms ≥ 0.05·|μ·s|·2⁻²⁴ = \(Self.fmt(noise)))"
         if flat && within && noisy { return Finding(value: "folded", evidence: head + figures + ": x·s + (β − μ·s)") }
+        if flat && within, let probe, let how = fusedFold(probe, y: y) {
+            return Finding(value: "folded", evidence: head + figures + ": fma(x, s, c), every element within an ulp with \(how)")
+        }
         let why = !flat ? "the error grows with x − μ (a scale error: an approximate rsqrt, another variance), not folding's"
             : !within ? "the error exceeds folding's rounding"
-            : "the error is the same at every element of a channel (a wrong mean or shift), not folding's rounding noise"
+            : "the error is the same at every element of a channel (a wrong mean or shift), neither folding's rounding noise nor a fold with an FMA"
         return Finding(value: "undetermined", evidence: head + figures + ": " + why)
     }
 }

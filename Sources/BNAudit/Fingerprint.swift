@@ -233,7 +233,8 @@ public struct Fingerprint: Sendable {
                                                 beta: zeros.map { _ in 0.1 }, eps: probeEps)
         let scale = 1.7 / (1 + probeEps).squareRoot()
         let form = Self.inferenceForm(y: yi, reference: ri, z: xi.indices.map { (xi[$0] - mi[$0 % C]) * scale }, channels: C,
-                                      muS: abs(mi[0] * scale))
+                                      muS: abs(mi[0] * scale),
+                                      probe: FoldProbe(x: xi, mean: mi[0], gamma: 1.7, beta: 0.1, variance: 1, eps: probeEps))
         // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. Eight channels of
         // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (two channels each), γ = 1, β = 0;
         // the variance each channel was normalised with is read off y (least squares

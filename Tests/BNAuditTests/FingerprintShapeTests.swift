@@ -17,7 +17,8 @@ import Testing
         let mu = Double(Float(1e4 + 0.3)), s = 1.7 / (1 + eps).squareRoot()
         let reference = x.map { ($0 - mu) * s + 0.1 }
         let y = x.map { Double(kernel(Float($0), Float(mu), Float(s), 0.1)) }
-        return Fingerprint.inferenceForm(y: y, reference: reference, z: x.map { ($0 - mu) * s }, channels: C, muS: abs(mu * s))
+        return Fingerprint.inferenceForm(y: y, reference: reference, z: x.map { ($0 - mu) * s }, channels: C, muS: abs(mu * s),
+                                         probe: .init(x: x, mean: mu, gamma: 1.7, beta: 0.1, variance: 1, eps: eps))
     }
 
     @Test func directAndFoldedAreNamed() {
@@ -54,6 +55,18 @@ import Testing
         // Folded with that mean is still folded: the noise is there.
         let folded = Self.form { x, m, s, b in x * s + (b - m.nextUp * s) }
         #expect(folded.value == "folded", "\(folded.evidence)")
+    }
+
+    /// A fold evaluated with one FMA, y = fma(x, s, β − μ·s) (PyTorch's CPU inference), has an
+    /// error constant within a channel too — but every element is reproduced: folded. The same
+    /// FMA fold with the mean one ulp off is not reproduced: undetermined.
+    @Test func aFoldWithAnFMAIsFolded() {
+        for bias in [{ (m: Float, s: Float, b: Float) in b - m * s }, { (m: Float, s: Float, b: Float) in b.addingProduct(-m, s) }] {
+            let f = Self.form { x, m, s, b in bias(m, s, b).addingProduct(x, s) }
+            #expect(f.value == "folded" && f.evidence.contains("fma(x, s, c)"), "\(f.value) — \(f.evidence)")
+            let off = Self.form { x, m, s, b in bias(m.nextUp, s, b).addingProduct(x, s) }
+            #expect(off.value == "undetermined" && off.evidence.contains("same at every element"), "\(off.value) — \(off.evidence)")
+        }
     }
 
     /// Noise well above folding's rounding (10⁻² in y) is not folding.
