@@ -56,10 +56,11 @@ public struct ToleranceBudget: Sendable {
     /// `assign_moving_average`) it is ∞ − ∞ = NaN. Both honest: NaN is accepted beside the
     /// reference's infinity (spec §5.3). A NaN r gives NaN either way, and any finite answer fails.
     mutating func allowRearrangedRunningUpdate(_ c: GoldenStore.LoadedCase) {
-        for (input, output) in [("running_mean", "running_mean"), ("running_var", "running_var")] {
-            guard let r = c.inputs[input]?.values, let ref = c.expected[output]?.values, r.count == ref.count else { continue }
-            for ch in r.indices where r[ch].isInfinite && ref[ch] == r[ch] && !(alternatives[output]?[ch]?.contains { $0.isNaN } ?? false) {
-                alternatives[output, default: [:]][ch, default: []].append(.nan)
+        // The initial value is the input of the same name as the output.
+        for name in ["running_mean", "running_var"] {
+            guard let r = c.inputs[name]?.values, let ref = c.expected[name]?.values, r.count == ref.count else { continue }
+            for ch in r.indices where r[ch].isInfinite && ref[ch] == r[ch] && !(alternatives[name]?[ch]?.contains { $0.isNaN } ?? false) {
+                alternatives[name, default: [:]][ch, default: []].append(.nan)
             }
         }
     }
