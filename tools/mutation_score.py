@@ -55,6 +55,9 @@ EXPECTED = {
     "nonfinite-x-as-zero-in-inference": "NaN and ±Inf in x taken as 0",
     # An outside red team's mean16: a 16-bit training normalising with the batch mean rounded to its storage format.
     "mean-rounded-to-storage": "normalises with the batch mean rounded to the 16-bit storage format",
+    # Running updates assuming one batch size, caught by the epochs (spec §2).
+    "bessel-of-first-batch": "the running variance's Bessel factor n/(n − 1) is the first batch's at every step",
+    "cumulative-by-samples": "the cumulative average weights each batch by its samples (n_k / Σ n) instead of 1/k per step",
 }
 # Mutants no model names (an outside red team's): caught, with no cause named ("unexplained"):
 # a variance about the mean rounded to float16 grows like κ², as a one-pass variance does, but

@@ -72,7 +72,7 @@ extension Audit {
         let spec = ac.loaded.spec
         var r = base(ac)
         r.repro = "\(Self.caseVariable)=\(ac.goldenID) \(reproBase)"
-        if !ops.runningStatistics && spec.op == .trajectory {
+        if !ops.runningStatistics && spec.op.hasSteps {
             r.status = .skipped; r.detail = Self.notProvidedNote(["running_mean", "running_var", "y_eval"]); return r
         }
         guard ops.supplies(spec.op), ops.dtypes.contains(spec.dtype), ops.layouts.contains(spec.layout) else {

@@ -346,10 +346,10 @@ public struct Audit {
             let golden = ac.golden, spec = ac.loaded.spec
             var r = base(ac)
             // An implementation without running statistics (a kernel library; its framework keeps them):
-            // trajectories are not run and train cases are judged without them (the cumulative average,
+            // trajectories and epochs are not run and train cases are judged without them (the cumulative average,
             // a running-statistics convention, does not matter then).
             let notProvided: Set<String> = hello.runningStatistics ? [] : Self.runningOutputs
-            if !hello.runningStatistics && spec.op == .trajectory {
+            if !hello.runningStatistics && spec.op.hasSteps {
                 r.status = .skipped; r.detail = Self.notProvidedNote(["running_mean", "running_var", "y_eval"])
                 return r
             }

@@ -108,7 +108,7 @@ public struct BatchNormOperations: Sendable {
         case .infer: infer != nil
         case .backwardTrain: backwardTrain != nil
         case .backwardInfer: backwardInfer != nil
-        case .trajectory: train != nil && infer != nil
+        case .trajectory, .epoch: train != nil && infer != nil
         case .syncTrain, .syncBackward: false  // synchronized BN runs through an adapter (spec/AUDIT.md §3.1)
         case .hvpTrain: hvpTrain != nil
         case .hvpInfer: hvpInfer != nil

@@ -167,7 +167,7 @@ public enum CaseJudge {
         case .infer: [.infer]
         case .backwardTrain: [.backwardTrain]
         case .backwardInfer: [.backwardInfer]
-        case .trajectory: [.train, .infer]
+        case .trajectory, .epoch: [.train, .infer]
         case .syncTrain: [.syncTrain]
         case .syncBackward: [.syncBackward]
         case .hvpTrain: [.hvpTrain]
@@ -277,11 +277,10 @@ public enum CaseJudge {
             let g = try k.backwardInfer(v("x"), dy: v("dy"), shape: s, layout: L, dtype: dt, gamma: v("gamma"), eps: spec.eps,
                                         mean: v("mean"), variance: v("var"))
             return ["dx": g.dx, "dgamma": g.dGamma, "dbeta": g.dBeta]
-        case .trajectory:
-            let xs = v("x"), per = s.elementCount
+        case .trajectory, .epoch:
             var rm = v("running_mean"), rv = v("running_var"), allM: [Double] = [], allV: [Double] = []
-            for step in 0..<spec.steps {
-                let o = try k.train(Array(xs[(step * per)..<((step + 1) * per)]), shape: s, layout: L, dtype: dt,
+            for (step, batch) in try spec.trainingBatches(v("x")).enumerated() {
+                let o = try k.train(batch.values, shape: batch.shape, layout: L, dtype: dt,
                                     gamma: v("gamma"), beta: v("beta"), eps: spec.eps, runningMean: rm,
                                     runningVariance: rv, step: step + 1, rule: try spec.rule())
                 // Running statistics live in the parameter dtype between steps.

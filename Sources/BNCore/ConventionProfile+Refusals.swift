@@ -13,11 +13,11 @@ public struct DocumentedRefusal: Sendable, Equatable {
 
 extension DocumentedRefusal {
     /// PyTorch raises on eps = 0 whenever batch statistics are computed (training forward,
-    /// and so training backward and trajectories).
+    /// and so training backward, trajectories and epochs).
     public static let zeroEpsInTraining = DocumentedRefusal(
         what: "eps = 0 in training",
         source: "torch 2.15 torch.nn.functional.batch_norm: ValueError \"batch_norm eps must be positive during training, but got 0.0\"",
-        covers: { op, eps in eps == 0 && ["train", "backward-train", "trajectory"].contains(op) })
+        covers: { op, eps in eps == 0 && ["train", "backward-train", "trajectory", "epoch"].contains(op) })
 }
 
 extension ConventionProfile {

@@ -23,12 +23,13 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     /// converted by ``BNCore/MomentumWeighting/batchWeight(momentum:)``; a re-targeted case keeps its
     /// source's w (``retargeted(to:)``). `nil` = cumulative average.
     public var batchWeight: Double?
-    /// Training steps (trajectory cases); 1 otherwise.
+    /// Training steps (trajectory cases; an epoch's batches); 1 otherwise.
     public var steps: Int
     /// Set when the profile must refuse this case (e.g. n = 1 under `pytorch`).
     public var expectError: String?
     /// Synchronized operations: samples per rank along N, in rank order (spec/SPEC.md §11.1;
-    /// ``BNCore/BatchPartition``); nil for the others. case.json key `partition`.
+    /// ``BNCore/BatchPartition``); an epoch: samples per batch, in step order (spec/SPEC.md §2);
+    /// nil for the others. case.json key `partition`.
     public var partition: [Int]?
     /// sync-backward: where dγ and dβ are summed — per rank (`local`, [K, C]) or over the global
     /// batch (`global`, [C]) (spec/SPEC.md §11.3); nil for the others. case.json key
@@ -93,9 +94,19 @@ public struct CaseSpec: Codable, Hashable, Sendable {
     /// the operation returns dγ/dβ rows; neither for other operations.
     func validateSynchronization() throws {
         let wantsReduction = op.outputs.contains { $0.extent == .gradientRows }
-        guard op.isSynchronized else {
+        guard op.hasPartition else {
             guard partition == nil, gradReduction == nil else {
-                throw BNError.invalidArgument("partition and grad_reduction apply to sync-train and sync-backward only, not to \(op.rawValue)")
+                throw BNError.invalidArgument("partition and grad_reduction apply to sync-train, sync-backward and epoch only, not to \(op.rawValue)")
+            }
+            return
+        }
+        if op == .epoch {
+            guard let counts = partition else { throw BNError.invalidArgument("an epoch case needs its batches (partition)") }
+            guard gradReduction == nil else { throw BNError.invalidArgument("grad_reduction applies to sync-backward only") }
+            let p = try BatchPartition(counts: counts)
+            try Self.checkEpoch(p, shape: try shapeValue())
+            guard steps == counts.count else {
+                throw BNError.invalidArgument("an epoch of \(counts.count) batches has steps \(counts.count), not \(steps)")
             }
             return
         }
@@ -110,11 +121,24 @@ public struct CaseSpec: Codable, Hashable, Sendable {
         }
     }
 
+    /// An epoch's batches (spec/SPEC.md §2): 1…1000 of them, adding up to N, each with at
+    /// least two values per channel (a training step on one value per channel is each
+    /// profile's single-value policy, which train cases test).
+    public static func checkEpoch(_ batches: BatchPartition, shape: Shape) throws {
+        guard (1...1000).contains(batches.ranks) else {
+            throw BNError.invalidArgument("an epoch has 1…1000 batches, this one \(batches.ranks)")
+        }
+        try batches.validate(for: shape)
+        guard batches.counts.allSatisfy({ $0 * shape.spatialSize >= 2 }) else {
+            throw BNError.invalidArgument("every batch of an epoch needs at least two values per channel (batches \(batches), spatial size \(shape.spatialSize))")
+        }
+    }
+
     /// Checks the fields a decoder cannot: a valid shape within the limits of
     /// ``checkCaseLimits(_:)``, a known profile and data family, eps finite and ≥ 0,
     /// momentum in [0, 1], steps in 1…1000.
     public func validate() throws {
-        try Self.checkCaseLimits(try shapeValue(), steps: op.hasSteps ? max(steps, 1) : 1)
+        try Self.checkCaseLimits(try shapeValue(), steps: op.stacksSteps ? max(steps, 1) : 1)
         _ = try profileValue()
         try DataFamily.validate(data, dtype: dtype)
         try DataFamily.validate(data, for: op)

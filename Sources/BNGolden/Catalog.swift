@@ -7,7 +7,7 @@ import Foundation
 ///
 ///     suite NAME                       — following lines belong to suite NAME
 ///     OP key=value key=value …         — OP is an ``Operation`` (train, infer, backward-train,
-///                                        backward-infer, trajectory, sync-train, sync-backward,
+///                                        backward-infer, trajectory, epoch, sync-train, sync-backward,
 ///                                        hvp-train, hvp-infer, d2-train, d3-train)
 ///
 /// A value with commas expands: the line stands for the cartesian product of its
@@ -16,7 +16,8 @@ import Foundation
 /// (a number or `default`), `momentum` (a number, `default` or `cumulative`), `steps`; for the
 /// synchronized operations (spec/SPEC.md §11) `partition` (samples per rank, `3+1+0+4`) or
 /// `ranks` (K ranks, the batch split as evenly as possible: ``BNCore/BatchPartition/even(batch:ranks:)``),
-/// and for sync-backward `grad_reduction` (`local`, `global`).
+/// and for sync-backward `grad_reduction` (`local`, `global`); for an epoch `batches` (samples
+/// per batch in step order, `3+3+1`: its steps).
 /// Omitted keys take: layout=NCHW dtype=f32 data=normal profile=pytorch
 /// eps=default momentum=default steps=1, ranks=2 and grad_reduction=local.
 public struct Catalog: Sendable {
@@ -69,7 +70,7 @@ public struct Catalog: Sendable {
     }
 
     static let keys: Set<String> = ["shape", "layout", "dtype", "data", "profile", "eps", "momentum", "steps", "partition", "ranks",
-                                    "grad_reduction"]
+                                    "grad_reduction", "batches"]
 
     static func product(_ fields: [(String, [String])]) -> [[(String, String)]] {
         fields.reduce([[]]) { acc, f in acc.flatMap { prefix in f.1.map { prefix + [(f.0, $0)] } } }
@@ -100,11 +101,15 @@ public struct Catalog: Sendable {
             guard let v = Double(t), v >= 0, v <= 1 else { throw BNError.invalidArgument("momentum '\(t)' must be in [0, 1]") }
             momentum = v
         }
-        guard let steps = Int(f["steps"] ?? "1"), steps >= 1, steps <= 1000 else {
+        guard var steps = Int(f["steps"] ?? "1"), steps >= 1, steps <= 1000 else {
             throw BNError.invalidArgument("steps must be an integer in 1…1000")
         }
-        try CaseSpec.checkCaseLimits(shape, steps: op.hasSteps ? steps : 1)
-        let (partition, reduction) = try synchronization(op, f, shape: shape)
+        try CaseSpec.checkCaseLimits(shape, steps: op.stacksSteps ? steps : 1)
+        var (partition, reduction) = try synchronization(op, f, shape: shape)
+        if op == .epoch {
+            partition = try epochBatches(f, shape: shape)
+            steps = partition!.ranks
+        }
         let id = CaseSpec.canonicalID(op: op, data: data, shape: shape.description, layout: layout, dtype: dtype, profile: profile.name,
                                       eps: eps, momentum: momentum, steps: steps, partition: partition?.description, reduction: reduction)
         try GoldenStore.checkCaseID(id)
@@ -117,6 +122,7 @@ public struct Catalog: Sendable {
     /// gradient reduction (`grad_reduction=local|global`, default local, sync-backward only) of a
     /// synchronized case; none for the other operations, which refuse these keys.
     static func synchronization(_ op: Operation, _ f: [String: String], shape: Shape) throws -> (BatchPartition?, GradientReduction?) {
+        if op != .epoch, f["batches"] != nil { throw BNError.invalidArgument("key 'batches' applies to epoch only") }
         guard op.isSynchronized else {
             for k in ["partition", "ranks", "grad_reduction"] where f[k] != nil {
                 throw BNError.invalidArgument("key '\(k)' applies to sync-train and sync-backward only")
@@ -143,6 +149,18 @@ public struct Catalog: Sendable {
             throw BNError.invalidArgument("grad_reduction must be local or global")
         }
         return (partition, reduction)
+    }
+
+    /// An epoch's batches, `batches=3+3+1` (samples per batch, in step order; they add up to N):
+    /// required, and `steps` is their count.
+    static func epochBatches(_ f: [String: String], shape: Shape) throws -> BatchPartition {
+        guard let text = f["batches"] else { throw BNError.invalidArgument("an epoch needs batches=… (samples per batch, such as 3+3+1)") }
+        let batches = try BatchPartition(parsing: text)
+        try CaseSpec.checkEpoch(batches, shape: shape)
+        if let s = f["steps"], Int(s) != batches.ranks {
+            throw BNError.invalidArgument("an epoch's steps are its batches (\(batches.ranks)), not \(s)")
+        }
+        return batches
     }
 
     public static func load(_ url: URL) throws -> Catalog {

@@ -152,14 +152,14 @@ public enum Generator {
                                                                reduction: reduction)
             let rows = spec.op.output("dgamma")!.dimensions(in: spec, shape: s)
             return ["dx": arr(g.dx, dims), "dgamma": arr(g.dGamma.flatMap { $0 }, rows), "dbeta": arr(g.dBeta.flatMap { $0 }, rows)]
-        case .trajectory:
-            let xs = try v("x"), per = s.elementCount
+        case .trajectory, .epoch:
+            // A training step per batch (a trajectory's stacked batches, an epoch's partition of x), then inference on x_eval.
             var running = RunningStatistics(mean: try v("running_mean"), variance: try v("running_var"))
             var means: [Double] = [], vars: [Double] = []
-            for k in 0..<spec.steps {
+            for batch in try spec.trainingBatches(try v("x")) {
                 let (_, next) = try Reference.trainingStep(
-                    Array(xs[(k * per)..<((k + 1) * per)]), shape: s, layout: spec.layout, gamma: try v("gamma"),
-                    beta: try v("beta"), eps: spec.eps, running: running, rule: try spec.rule(), profileName: profile.name)
+                    batch.values, shape: batch.shape, layout: spec.layout, gamma: try v("gamma"), beta: try v("beta"),
+                    eps: spec.eps, running: running, rule: try spec.rule(), profileName: profile.name)
                 running = next
                 means += next.mean; vars += next.variance
             }

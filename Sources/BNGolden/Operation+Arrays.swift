@@ -48,6 +48,12 @@ extension Operation {
                 A.output("running_mean", .parameter, .stepsChannels), A.output("running_var", .parameter, .stepsChannels),
                 A.output("y_eval", .storage, .tensor),
             ]
+        case .epoch:
+            // x: the batches concatenated along N (the case's partition cuts them).
+            return [x, A.input("x_eval", .storage, .tensor, from: .data(stream: "x_eval"))] + parameters + running + [
+                A.output("running_mean", .parameter, .stepsChannels), A.output("running_var", .parameter, .stepsChannels),
+                A.output("y_eval", .storage, .tensor),
+            ]
         case .hvpTrain:
             return [x] + parameters + [dy] + direction("v") + hvp
         case .hvpInfer:
@@ -72,6 +78,8 @@ extension Operation {
     /// running statistics): the single-value policy and the cumulative average apply to it.
     public var updatesRunningStatistics: Bool { inputs.contains { $0.source == .runningMean } }
 
-    /// The operation stacks `steps` batches (a trajectory); others have steps = 1.
+    /// The operation runs `steps` training steps (a trajectory, an epoch); others have steps = 1.
     public var hasSteps: Bool { arrays.contains { $0.extent == .stepsTensor || $0.extent == .stepsChannels } }
+    /// Its x stacks `steps` batches of the case's shape (a trajectory); an epoch's x is one tensor.
+    public var stacksSteps: Bool { arrays.contains { $0.extent == .stepsTensor } }
 }

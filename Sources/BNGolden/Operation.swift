@@ -12,6 +12,10 @@ public enum Operation: String, Codable, CaseIterable, Sendable {
     case backwardInfer = "backward-infer"
     /// K training steps on fresh batches, then inference on a held-out batch.
     case trajectory
+    /// One pass over a dataset cut into consecutive batches of the case's partition (sizes that
+    /// differ, as a data loader's last batch without drop_last): a training step per batch,
+    /// then inference on x_eval (spec/SPEC.md §2).
+    case epoch
     /// Synchronized training forward over a partition of the batch across ranks, plus one
     /// running-statistics update (spec/SPEC.md §11.2): BN of the concatenated global batch.
     case syncTrain = "sync-train"
@@ -21,6 +25,9 @@ public enum Operation: String, Codable, CaseIterable, Sendable {
 
     /// The batch is split across ranks by the case's partition (``CaseSpec/partition``).
     public var isSynchronized: Bool { self == .syncTrain || self == .syncBackward }
+    /// The case carries a partition of its batch along N (``CaseSpec/partition``): the ranks of a
+    /// synchronized operation, the batches of an epoch.
+    public var hasPartition: Bool { isSynchronized || self == .epoch }
     /// H·v of L = ⟨dy, y⟩ in (x, γ, β) along a direction v, training mode (spec §12.3).
     case hvpTrain = "hvp-train"
     /// H·v of L = ⟨dy, y⟩ along v, inference mode (statistics are constants, spec §12.5).

@@ -48,7 +48,7 @@ public struct LibraryHost {
             for d in DType.allCases { for l in Layout.allCases where library.supports(op, d, l) { any = true; dtypes.insert(d); layouts.insert(l) } }
             if any { ops.append(op.name) }
         }
-        if library.keepsRunningStatistics, trajectoryPossible() { ops.append("trajectory") }
+        if library.keepsRunningStatistics, trajectoryPossible() { ops += ["trajectory", "epoch"] }
         return ["ops": ops, "dtypes": DType.allCases.filter(dtypes.contains).map(\.rawValue),
                 "layouts": Layout.allCases.filter(layouts.contains).map(\.rawValue),
                 "cumulative": library.cumulativeAverage, "running_statistics": library.keepsRunningStatistics]
@@ -176,6 +176,8 @@ public struct LibraryHost {
         var id: String, op: String, dtype: DType, parameterDType: DType, layout: Layout, shape: [Int]
         var problem: bnspec_problem
         var cumulative: Bool, step: Int, steps: Int
+        /// An epoch's batches (samples per step), nil for the other operations.
+        var batches: [Int]?
         var inputs: [String: String], outputs: Set<String>?, outputDir: URL
 
         init(_ r: [String: Any]) throws(HostFailure) {
@@ -196,6 +198,12 @@ public struct LibraryHost {
             outputDir = URL(fileURLWithPath: try need("output_dir", String.self))
             cumulative = r["cumulative"] as? Bool ?? false
             step = max(1, r["step"] as? Int ?? 1); steps = max(1, r["steps"] as? Int ?? 1)
+            if op == "epoch" {
+                guard let b = r["partition"] as? [Int], b.count == steps, b.allSatisfy({ $0 >= 1 }), b.reduce(0, +) == shape.first else {
+                    throw HostFailure(message: "an epoch request needs its batches: partition, \(steps) counts ≥ 1 adding up to N")
+                }
+                batches = b
+            }
             problem = bnspec_problem()
             problem.struct_size = UInt32(MemoryLayout<bnspec_problem>.size)
             problem.layout = KernelLibrary.code(l)
@@ -236,7 +244,7 @@ public struct LibraryHost {
         case "infer": ops = [.infer]
         case "backward-train": ops = [.backwardTrain]
         case "backward-infer": ops = [.backwardInfer]
-        case "trajectory":
+        case "trajectory", "epoch":
             guard library.keepsRunningStatistics else { return .unsupported("the library keeps no running statistics") }
             ops = [.train, .infer]
         default: return .unsupported("op \(r.op)")
@@ -246,7 +254,7 @@ public struct LibraryHost {
         }
         if r.shape.count > Int(BNSPEC_MAX_RANK) { return .unsupported("more than \(BNSPEC_MAX_RANK - 2) spatial dimensions") }
         if r.layout == .nc && r.shape.count != 2 { throw HostFailure(message: "layout NC with shape \(r.shape)") }
-        if r.cumulative && (r.op == "train" || r.op == "trajectory") && library.keepsRunningStatistics && !library.cumulativeAverage {
+        if r.cumulative && ["train", "trajectory", "epoch"].contains(r.op) && library.keepsRunningStatistics && !library.cumulativeAverage {
             return .unsupported("cumulative running average")
         }
         var files: [String: (NPYArray, data: Bool)] = [:]
@@ -302,18 +310,27 @@ public struct LibraryHost {
                                 inputs: [("x", x), ("dy", dy), ("gamma", g), ("mean", m), ("var", v)])
             if st.code != BNSPEC_OK { return try answer(st, .backwardInfer, r) }
             out = ["dx": (dx, npyShape("x")), "dgamma": (dg, [C]), "dbeta": (db, [C])]
-        default:  // trajectory: `steps` training steps, then inference on x_eval with the running statistics
+        default:  // trajectory, epoch: `steps` training steps, then inference on x_eval with the running statistics
             guard let (xs, _) = files["x"] else { throw HostFailure(message: "request without input 'x'") }
             let g = try input("gamma"), b = try input("beta"), rm = try input("running_mean"), rv = try input("running_var")
             var means: [Double] = [], vars: [Double] = []
-            for k in 1...r.steps {
-                let x = HostBuffer(dtype: r.dtype, values: Array(xs.values[(k - 1) * r.elements..<k * r.elements]))
-                let y = HostBuffer(dtype: r.dtype, count: r.elements), bm = HostBuffer(dtype: pd, count: C), bv = HostBuffer(dtype: pd, count: C)
+            // A trajectory's batches are stacked, each of the request's shape; an epoch's are
+            // consecutive blocks of its partition's sample counts (N outermost), each call its own N.
+            let perSample = r.shape.isEmpty ? 0 : r.elements / max(r.shape[0], 1)
+            let sizes = r.batches ?? Array(repeating: r.shape[0], count: r.steps)
+            var start = 0
+            for (k, samples) in zip(1..., sizes) {
+                let count = samples * perSample
+                let x = HostBuffer(dtype: r.dtype, values: Array(xs.values[start..<start + count]))
+                start += count
+                let y = HostBuffer(dtype: r.dtype, count: count), bm = HostBuffer(dtype: pd, count: C), bv = HostBuffer(dtype: pd, count: C)
                 if r.cumulative { problem.batch_weight = 1 / Double(k) }
+                withUnsafeMutableBytes(of: &problem.shape) { $0.storeBytes(of: Int64(samples), toByteOffset: 0, as: Int64.self) }
                 let st = try invoke(.train, r, &problem, [x, g, b, rm, rv, y, bm, bv], inputs: [("x", x), ("gamma", g), ("beta", b)], step: k)
                 if st.code != BNSPEC_OK { return try answer(st, .train, r) }
                 means += rm.values; vars += rv.values
             }
+            withUnsafeMutableBytes(of: &problem.shape) { $0.storeBytes(of: Int64(r.shape[0]), toByteOffset: 0, as: Int64.self) }
             let xe = try input("x_eval"), y = HostBuffer(dtype: r.dtype, count: r.elements)
             let st = try invoke(.infer, r, &problem, [xe, g, b, rm, rv, y], inputs: [("x_eval", xe), ("gamma", g), ("beta", b), ("mean", rm), ("var", rv)])
             if st.code != BNSPEC_OK { return try answer(st, .infer, r) }

@@ -30,8 +30,8 @@ public enum GoldenOracle {
         func input(_ k: String) -> [Double] { c.inputs[k]!.values }
         let gamma = input("gamma"), beta = input("beta"), eps = ExactOracle.Fraction(spec.eps)
         let rule = try spec.rule()
-        func indices(_ ch: Int, offset: Int = 0) -> [Int] {
-            layout.segments(channel: ch, shape: s).flatMap { seg in (0..<seg.count).map { offset + seg.offset + $0 * seg.stride } }
+        func indices(_ ch: Int, offset: Int = 0, shape: Shape? = nil) -> [Int] {
+            layout.segments(channel: ch, shape: shape ?? s).flatMap { seg in (0..<seg.count).map { offset + seg.offset + $0 * seg.stride } }
         }
         func weight(step k: Int) -> ExactOracle.Fraction {
             guard let m = rule.momentum else { return .one / ExactOracle.Fraction(k) }
@@ -55,10 +55,10 @@ public enum GoldenOracle {
         }
 
         /// Training forward + running update for one batch; returns per-channel expectations.
-        func train(_ x: [Double], offset: Int, running: (mean: [Double], variance: [Double]), step: Int,
+        func train(_ x: [Double], offset: Int, shape: Shape? = nil, running: (mean: [Double], variance: [Double]), step: Int,
                    y: inout [Expectation], out: inout [String: [Expectation]]) {
             for ch in 0..<C {
-                let idx = indices(ch, offset: offset), xs = idx.map { x[$0] }
+                let idx = indices(ch, offset: offset, shape: shape), xs = idx.map { x[$0] }
                 let w = weight(step: step)
                 let r0 = running.mean[ch], v0 = running.variance[ch]
                 guard xs.allSatisfy(\.isFinite) else {
@@ -235,6 +235,24 @@ public enum GoldenOracle {
             out["running_mean"] = perStep["running_mean"]
             out["running_var"] = perStep["running_var"]
             let last = (spec.steps - 1) * C
+            out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
+        case .epoch:
+            // Batch k is the partition's k-th block of samples, a tensor of its own shape at its offset.
+            guard let batches = try spec.partitionValue() else { throw BNError.corrupt(path: spec.id, reason: "an epoch case needs its batches") }
+            let x = input("x"), rm = c.expected["running_mean"]!.values, rv = c.expected["running_var"]!.values
+            var perStep: [String: [Expectation]] = [:]
+            for k in 0..<batches.ranks {
+                let bs = batches.shape(rank: k, of: s)
+                var y = [Expectation](repeating: .nonFinite(.nan), count: bs.elementCount), step: [String: [Expectation]] = [:]
+                let running = k == 0 ? (input("running_mean"), input("running_var"))
+                                     : (Array(rm[((k - 1) * C)..<(k * C)]), Array(rv[((k - 1) * C)..<(k * C)]))
+                train(x, offset: batches.elementRange(rank: k, of: s).lowerBound, shape: bs, running: running, step: k + 1, y: &y, out: &step)
+                perStep["running_mean", default: []] += step["running_mean"]!
+                perStep["running_var", default: []] += step["running_var"]!
+            }
+            out["running_mean"] = perStep["running_mean"]
+            out["running_var"] = perStep["running_var"]
+            let last = (batches.ranks - 1) * C
             out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
         case .hvpTrain, .d2Train, .d3Train:
             // Spec §12 exactly, by hyper-dual numbers over Q(1/√s₀) (``ExactBN``), not the closed forms.

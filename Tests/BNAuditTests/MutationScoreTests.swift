@@ -86,6 +86,23 @@ import Testing
         #expect(!withdrawn.isEmpty, "mutant \(bug): no withdrawal shown as evidence")
     }
 
+    /// Running updates that assume one batch size (spec §2): a Bessel factor kept from the first
+    /// batch, a cumulative average weighting batches by their samples. With one batch size they
+    /// are the honest update, so they pass every train and trajectory case; the epochs, whose
+    /// last batch is smaller, catch them and name them.
+    @Test(arguments: [("bessel-of-first-batch", "the running variance's Bessel factor n/(n − 1) is the first batch's at every step"),
+                      ("cumulative-by-samples", "the cumulative average weights each batch by its samples (n_k / Σ n) instead of 1/k per step")])
+    func oneBatchSizeBugIsCaughtByTheEpochs(bug: String, expected: String) throws {
+        try Self.requireNumPy()
+        let cases = try AuditSupport.cases("epoch.") + AuditSupport.cases("trajectory.normal.2x") + AuditSupport.cases("train.normal.4x3x3x3.")
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: cases)
+        let failed = r.results.filter { $0.status == .failed }
+        #expect(failed.count >= 4, "mutant \(bug) escaped: \(failed.count) failed")
+        #expect(failed.allSatisfy { $0.caseID.hasPrefix("epoch.") }, "\(failed.map(\.caseID).filter { !$0.hasPrefix("epoch.") })")
+        #expect(failed.allSatisfy { $0.likelyCause == expected }, "\(r.causes)")
+        #expect(r.passed > 20)
+    }
+
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
     /// check, with the width the cases tell: C = 17 and 33 alone cannot tell a 16-wide tail from a
@@ -133,8 +150,8 @@ import Testing
     /// outside red team's: "not affine" had been printed beside the named swap).
     @Test func aSwapIn16BitStorageIsStillAffine() throws {
         try Self.requireNumPy()
-        // Trajectories aside: the swap has no trajectory model (their 16-bit cases, added in round G, are unexplained).
-        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py gamma-beta-swapped", cases: try AuditSupport.cases("f16").filter { $0.spec.op != .trajectory })
+        // Trajectories and epochs aside: the swap has no model of training steps (their 16-bit cases, added in round G, are unexplained).
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py gamma-beta-swapped", cases: try AuditSupport.cases("f16").filter { !$0.spec.op.hasSteps })
         let failed = r.results.filter { $0.status == .failed }
         #expect(failed.count >= 10 && failed.allSatisfy { $0.likelyCause == "γ and β swapped" }, "\(r.causes)")
         #expect(failed.allSatisfy { !$0.evidence.contains { $0.hasPrefix("y is not an affine function") } },

@@ -30,7 +30,8 @@ import Testing
     @Test(arguments: BNGolden.Operation.allCases)
     func generatorMakesTheTablesInputs(op: BNGolden.Operation) throws {
         for dtype in DType.allCases {
-            let spec = try Catalog.makeCase(op, ["shape": "2x3x2x2", "dtype": dtype.short, "steps": "3"])
+            let spec = try Catalog.makeCase(op, ["shape": "2x3x2x2", "dtype": dtype.short]
+                                            .merging(op == .epoch ? ["batches": "1+1"] : ["steps": "3"]) { $1 })
             let s = try spec.shapeValue()
             let inputs = try Generator.inputs(spec)
             #expect(Set(inputs.keys) == Set(op.inputs.map(\.name)))
@@ -50,15 +51,18 @@ import Testing
         #expect(BNGolden.Operation.train.outputs.filter(\.requiredInAudit).map(\.name) == ["y", "running_mean", "running_var"])
         #expect(BNGolden.Operation.trajectory.input("x")?.file == "x_steps.npy" && Operation.trajectory.input("x")?.extent == .stepsTensor)
         #expect(BNGolden.Operation.trajectory.output("running_mean")?.extent == .stepsChannels)
-        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval", "y", "dx", "hv_x", "hv_x", "d2y", "d3y"])
-        #expect(BNGolden.Operation.allCases.filter(\.updatesRunningStatistics) == [.train, .trajectory, .syncTrain])
+        #expect(BNGolden.Operation.allCases.map { $0.primaryOutput?.name } == ["y", "y", "dx", "dx", "y_eval", "y_eval", "y", "dx", "hv_x", "hv_x", "d2y", "d3y"])
+        #expect(BNGolden.Operation.allCases.filter(\.updatesRunningStatistics) == [.train, .trajectory, .epoch, .syncTrain])
         #expect(BNGolden.Operation.allCases.filter(\.isSynchronized) == [.syncTrain, .syncBackward])
         #expect(BNGolden.Operation.syncTrain.arrays == BNGolden.Operation.train.arrays)
         #expect(BNGolden.Operation.syncBackward.outputs.map { "\($0.name):\($0.extent)" } == ["dx:tensor", "dgamma:gradientRows", "dbeta:gradientRows"])
         #expect(BNGolden.Operation.allCases.filter(\.isHigherOrder) == [.hvpTrain, .hvpInfer, .d2Train, .d3Train])
         #expect(BNGolden.Operation.d3Train.inputs.map(\.name) == ["x", "gamma", "beta", "v_x", "v_gamma", "v_beta", "w_x", "w_gamma", "w_beta"])
         #expect(BNGolden.Operation.hvpInfer.outputs.map(\.name) == ["hv_x", "hv_gamma", "hv_beta"])
-        #expect(BNGolden.Operation.allCases.filter(\.hasSteps) == [.trajectory])
+        #expect(BNGolden.Operation.allCases.filter(\.hasSteps) == [.trajectory, .epoch])
+        #expect(BNGolden.Operation.allCases.filter(\.stacksSteps) == [.trajectory])
+        #expect(BNGolden.Operation.allCases.filter(\.hasPartition) == [.epoch, .syncTrain, .syncBackward])
+        #expect(BNGolden.Operation.epoch.input("x")?.extent == .tensor && Operation.epoch.output("running_var")?.extent == .stepsChannels)
         for op in BNGolden.Operation.allCases {
             #expect(op.outputs.allSatisfy { $0.file == "expected_\($0.name).npy" })
             #expect(Set(op.arrays.map { "\($0.role)/\($0.name)" }).count == op.arrays.count, "\(op): a name twice")
@@ -190,5 +194,49 @@ import Testing
         #expect(throws: Never.self) {
             try GoldenStore.LoadedCase(spec: spec, inputs: inputs, expected: expected).validateArrays(dtypes: true, path: "t")
         }
+    }
+
+    /// An epoch's batches (spec §2): given, adding up to N, each with two values per channel or
+    /// more, `steps` their count; and only for an epoch.
+    @Test func badEpochsAreRefused() throws {
+        for (op, keys) in [(BNGolden.Operation.epoch, ["shape": "7x3x2x2"]), (.epoch, ["shape": "7x3x2x2", "batches": "3+3"]),
+                           (.epoch, ["shape": "7x3", "batches": "3+3+1"]), (.epoch, ["shape": "7x3x2x2", "batches": "3+4+0"]),
+                           (.epoch, ["shape": "7x3x2x2", "batches": "3+3+1", "steps": "2"]),
+                           (.epoch, ["shape": "7x3x2x2", "batches": "3+3+1", "partition": "3+3+1"]),
+                           (.trajectory, ["shape": "7x3x2x2", "batches": "3+3+1"]), (.train, ["batches": "2+2"])] {
+            #expect(throws: BNError.self, "\(op) \(keys)") { try Catalog.makeCase(op, keys) }
+        }
+        let spec = try Catalog.makeCase(.epoch, ["shape": "7x3x2x2", "batches": "3+3+1"])
+        #expect(spec.steps == 3 && spec.partition == [3, 3, 1] && spec.id.hasSuffix(".k3.p3+3+1"), "\(spec.id)")
+        for bad in [nil, [3, 3], [4, 3, 0], [3, 3, 2]] as [[Int]?] {
+            var s = spec; s.partition = bad
+            #expect(throws: BNError.self, "partition \(String(describing: bad))") { try s.validate() }
+        }
+        var steps = spec; steps.steps = 2
+        #expect(throws: BNError.self) { try steps.validate() }
+    }
+
+    /// An epoch of K batches of one size is the trajectory of those K batches: the same running
+    /// statistics after every step and the same y_eval, bit for bit (one reached through the
+    /// partition of x along N, the other through the stacked steps).
+    @Test(arguments: ["NCHW", "NHWC"])
+    func anEpochOfEqualBatchesIsATrajectory(layout: String) throws {
+        let epoch = try Catalog.makeCase(.epoch, ["shape": "6x3x2x2", "batches": "2+2+2", "layout": layout])
+        let trajectory = try Catalog.makeCase(.trajectory, ["shape": "2x3x2x2", "steps": "3", "layout": layout])
+        var inputs = try Generator.inputs(epoch)
+        let stacked = try Generator.inputs(trajectory)
+        inputs["x"] = NPYArray(dtype: stacked["x"]!.dtype, shape: inputs["x"]!.shape, values: stacked["x"]!.values)
+        for k in ["gamma", "beta", "running_mean", "running_var"] { inputs[k] = stacked[k] }
+        // x_eval: the trajectory's (one batch) repeated to the epoch's N, so y_eval's first third is the trajectory's.
+        let xe = stacked["x_eval"]!.values
+        inputs["x_eval"] = NPYArray(dtype: stacked["x_eval"]!.dtype, shape: inputs["x_eval"]!.shape, values: xe + xe + xe)
+        let e = try Generator.expected(epoch, inputs), t = try Generator.expected(trajectory, stacked)
+        #expect(e["running_mean"]!.values == t["running_mean"]!.values)
+        #expect(e["running_var"]!.values == t["running_var"]!.values)
+        #expect(Array(e["y_eval"]!.values.prefix(xe.count)) == t["y_eval"]!.values)
+        // Unequal batches change the Bessel factors: the last step's running variance differs.
+        var uneven = epoch; uneven.partition = [3, 2, 1]
+        let u = try Generator.expected(uneven, inputs)
+        #expect(u["running_var"]!.values != e["running_var"]!.values)
     }
 }

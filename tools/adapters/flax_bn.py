@@ -19,7 +19,7 @@ DT = {"float32": jnp.float32, "float16": jnp.float16, "bfloat16": jnp.bfloat16}
 class FlaxBN(Adapter):
     name = "flax"
     version = f"flax {flax.__version__} / jax {jax.__version__}"
-    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory"],
+    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory", "epoch"],
                 "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     def module(self, req, training):

@@ -27,7 +27,7 @@ def back(y, layout):
 class MlxBN(Adapter):
     name = "mlx"
     version = importlib.metadata.version("mlx")
-    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory"],
+    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory", "epoch"],
                 "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     def layer(self, req, g, b, m, v):

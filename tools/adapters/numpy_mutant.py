@@ -98,7 +98,12 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # A 16-bit training that keeps the batch mean in a buffer of its storage format and
         # normalises with that rounded mean, the variance and the returned statistics right (an
         # outside red team's mean16: caught on 63 cases, unexplained, before its model).
-        "mean-rounded-to-storage"]
+        "mean-rounded-to-storage",
+        # Running updates that assume one batch size (an epoch's last batch is smaller; every
+        # trajectory before the epoch cases had batches of one size, so both passed the suite):
+        # the Bessel factor n/(n − 1) kept from the first batch (a kernel that computes it once at
+        # setup); a cumulative average weighting each batch by its samples, n_k / Σ n, not 1/k.
+        "bessel-of-first-batch", "cumulative-by-samples"]
 
 LONG = 32768
 BLOCK = 4096
@@ -115,6 +120,7 @@ class Mutant(NumpyBN):
         super().__init__()
         self.bug = bug
         self.batch = 0
+        self.first_n, self.samples = 0, 0
         self.name = f"numpy-mutant:{bug}"
 
     def long_f32(self, req, x):
@@ -206,6 +212,12 @@ class Mutant(NumpyBN):
     def train(self, req, x, gamma, beta, running_mean, running_var):
         req = self.half_fixed(req)
         C = gamma.size
+        n = x.size // C
+        if req.get("step", 1) == 1:  # a new case (or trajectory, or epoch): the first batch's n, no samples seen
+            self.first_n, self.samples = n, 0
+        self.samples += n
+        if self.bug == "cumulative-by-samples" and req.get("cumulative"):
+            req = dict(req, cumulative=False, raw_momentum=n / self.samples)
         if self.bug == "half-channels-last-unbiased-32" and req["dtype"] in HALF and req["layout"] != "NCHW" and C >= 32:
             x32, m, v, n = self.stats(req, x)
             body = C - C % 32
@@ -278,6 +290,8 @@ class Mutant(NumpyBN):
             return v * F(n) / F(n - 2)
         if self.bug == "running-variance-bessel-over-batch" and unbiased and self.batch > 1:
             return v * F(self.batch) / F(self.batch - 1)
+        if self.bug == "bessel-of-first-batch" and unbiased and self.first_n > 1:
+            return v * F(self.first_n) / F(self.first_n - 1)
         if self.bug == "running-variance-total-count" and unbiased and n > 1:
             total = n * v.size
             return v * F(total) / F(total - 1)

@@ -19,7 +19,7 @@ NP = {"float32": np.float32, "float16": np.float16, "float64": np.float64}
 class OrtBN(Adapter):
     name = "onnxruntime"
     version = f"{ort.__version__} (onnx {onnx.__version__})"
-    supports = {"ops": ["train", "infer", "trajectory"], "dtypes": ["float32", "float16", "float64"],
+    supports = {"ops": ["train", "infer", "trajectory", "epoch"], "dtypes": ["float32", "float16", "float64"],
                 "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     def __init__(self):

@@ -29,7 +29,7 @@ def as_np(t):
 class KerasBN(Adapter):
     name = "keras"
     version = f"keras {keras.__version__} / tensorflow {tf.__version__}"
-    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory"],
+    supports = {"ops": ["train", "infer", "backward-train", "backward-infer", "trajectory", "epoch"],
                 "dtypes": ["float32", "float16", "bfloat16"], "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     def layer(self, req, x, g, b, rm, rv, **extra):
@@ -77,7 +77,7 @@ class KerasBN(Adapter):
 class FusedBN(Adapter):
     name = "tf.nn.fused_batch_norm"
     version = f"tensorflow {tf.__version__}"
-    supports = {"ops": ["train", "infer", "trajectory"], "dtypes": ["float32", "float16", "bfloat16"],
+    supports = {"ops": ["train", "infer", "trajectory", "epoch"], "dtypes": ["float32", "float16", "bfloat16"],
                 "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     @staticmethod

@@ -184,12 +184,12 @@ package enum Fits {
     /// Trajectories: the weight of each step implied by the returned running means.
     package static func stepWeights(_ p: DiagnosisProblem) -> [Double] {
         guard let got = p.got["running_mean"] else { return [] }
-        let xs = p.input("x"), per = p.shape.elementCount, C = p.channels, K = p.spec.steps
-        guard got.count == C * K, xs.count == per * K else { return [] }
+        let C = p.channels, K = p.spec.steps
+        guard got.count == C * K, let batches = try? p.spec.trainingBatches(p.input("x")), batches.count == K else { return [] }
         var prev = p.input("running_mean")
         var out: [Double] = []
         for k in 0..<K {
-            let m = p.batchStatistics(Array(xs[(k * per)..<((k + 1) * per)])).mean
+            let m = p.batchStatistics(batches[k].values, shape: batches[k].shape).mean
             let cur = Array(got[(k * C)..<((k + 1) * C)])
             let ws = (0..<C).map { c -> Double in
                 let d: Double = m[c] - prev[c]
@@ -294,14 +294,14 @@ package enum Fits {
         case .syncBackward: out += backwardEvidence(p) + synchronizedEvidence(p)
         case .infer: out += forwardEvidence(p)
         case .backwardTrain, .backwardInfer: out += backwardEvidence(p)
-        case .trajectory:
+        case .trajectory, .epoch:
             let w = stepWeights(p)
             if !w.isEmpty { out.append("implied batch weight per step: \(list(w)) (case: \(p.spec.momentum == nil ? "1/k" : fmt(p.weight(step: 1) ?? .nan)))") }
         case .hvpTrain, .hvpInfer, .d2Train, .d3Train: out += HigherOrderModels.evidence(p)
         }
         let given = [.infer, .backwardInfer, .hvpInfer].contains(p.spec.op)
         let (m, v) = given ? (p.input("mean"), p.input("var")) : p.trainingStatistics
-        if p.spec.op != .trajectory, m.count == p.channels {
+        if !p.spec.op.hasSteps, m.count == p.channels {
             let kappa = (0..<p.channels).map { c in v[c] > 0 ? abs(m[c]) / v[c].squareRoot() : (m[c] == 0 ? 0 : .infinity) }
             out.append("condition |μ|/σ per channel: \(list(kappa))")
         }

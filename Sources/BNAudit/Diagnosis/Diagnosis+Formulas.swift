@@ -10,9 +10,10 @@ extension DiagnosisProblem {
     var beta: [Double] { input("beta") }
     package var eps: Double { spec.eps }
 
-    /// Exact batch statistics (mean, biased variance) of a batch x, per channel.
-    func batchStatistics(_ x: [Double]) -> (mean: [Double], variance: [Double]) {
-        guard let ms = try? Reference.moments(x, shape: shape, layout: spec.layout) else { return ([], []) }
+    /// Exact batch statistics (mean, biased variance) of a batch x (of the case's shape unless
+    /// given: an epoch's batches have their own), per channel.
+    func batchStatistics(_ x: [Double], shape batchShape: Shape? = nil) -> (mean: [Double], variance: [Double]) {
+        guard let ms = try? Reference.moments(x, shape: batchShape ?? shape, layout: spec.layout) else { return ([], []) }
         return (ms.map(\.mean), ms.map(\.biasedVariance))
     }
 
@@ -98,11 +99,17 @@ extension DiagnosisProblem {
     func weight(step k: Int) -> Double? { try? spec.rule().batchWeight(step: k) }
 
     /// Bessel's factor n/(n − 1) (1 for n = 1).
-    var bessel: Double { n > 1 ? Double(n) / Double(n - 1) : 1 }
+    var bessel: Double { Self.bessel(n) }
+    static func bessel(_ n: Int) -> Double { n > 1 ? Double(n) / Double(n - 1) : 1 }
 
     /// The running-variance batch term of the case's estimator.
-    func runningVarianceTerm(_ biased: [Double]) -> [Double] {
+    func runningVarianceTerm(_ biased: [Double]) -> [Double] { runningVarianceTerm(biased, n: n) }
+
+    /// The running-variance batch term of the case's estimator for a batch of `n` values per
+    /// channel (an epoch's batches differ).
+    func runningVarianceTerm(_ biased: [Double], n batchN: Int) -> [Double] {
         guard let rule = try? spec.rule() else { return biased }
-        return rule.estimator == .unbiased ? biased.map { $0 * bessel } : biased
+        let f = Self.bessel(batchN)
+        return rule.estimator == .unbiased ? biased.map { $0 * f } : biased
     }
 }

@@ -168,21 +168,22 @@ enum RunningModels {
         },
     ]
 
-    /// Trajectory models: the running statistics after every step and y_eval, recomputed
-    /// with a modified weight schedule or estimator.
-    static func trajectory(_ p: DiagnosisProblem, weight: (Int) -> Double?, varianceTerm: (([Double]) -> [Double])? = nil)
+    /// Trajectory models (and an epoch's): the running statistics after every step and y_eval,
+    /// recomputed with a modified weight schedule or running-variance term (given each batch's
+    /// biased variances and its values per channel, n).
+    static func trajectory(_ p: DiagnosisProblem, weight: (Int) -> Double?, varianceTerm: (([Double], Int) -> [Double])? = nil)
         -> [String: [Double]]?
     {
-        let xs = p.input("x"), per = p.shape.elementCount, C = p.channels
-        guard xs.count == per * p.spec.steps else { return nil }
+        guard let batches = try? p.spec.trainingBatches(p.input("x")) else { return nil }
+        let C = p.channels
         var rm = p.input("running_mean"), rv = p.input("running_var")
         var allM: [Double] = [], allV: [Double] = []
         let param: (Double) -> Double = { p.spec.parameterDType.quantize($0) }
-        for k in 0..<p.spec.steps {
-            let s = p.batchStatistics(Array(xs[(k * per)..<((k + 1) * per)]))
+        for (k, batch) in batches.enumerated() {
+            let s = p.batchStatistics(batch.values, shape: batch.shape), n = batch.shape.perChannelCount
             guard s.mean.count == C, let w = weight(k + 1) else { return nil }
             rm = p.blend(rm, s.mean, w).map(param)
-            rv = p.blend(rv, (varianceTerm ?? p.runningVarianceTerm)(s.variance), w).map(param)
+            rv = p.blend(rv, varianceTerm?(s.variance, n) ?? p.runningVarianceTerm(s.variance, n: n), w).map(param)
             allM += rm; allV += rv
         }
         let y = p.normalized(p.input("x_eval"), mean: rm, scale: { p.invStd(rv[$0]) })
@@ -197,7 +198,8 @@ enum RunningModels {
         BugModel(cause: "running statistics not updated") { p in trajectory(p, weight: { _ in 0 }) },
         BugModel(cause: "running variance uses the other estimator (biased vs unbiased)") { p in
             guard let rule = try? p.spec.rule(), p.n > 1 else { return nil }
-            return trajectory(p, weight: { p.weight(step: $0) }, varianceTerm: { v in rule.estimator == .unbiased ? v : v.map { $0 * p.bessel } })
+            return trajectory(p, weight: { p.weight(step: $0) },
+                              varianceTerm: { v, n in rule.estimator == .unbiased ? v : v.map { $0 * DiagnosisProblem.bessel(n) } })
         },
         BugModel(cause: "cumulative average counter resets periodically", generic: true, describe: Fits.periodCause) { p in
             guard p.spec.momentum == nil, let period = Fits.cumulativePeriod(p) else { return nil }
@@ -208,13 +210,30 @@ enum RunningModels {
             return trajectory(p, weight: { 1 / Double($0 + 1) })
         },
         BugModel(cause: "inference after training normalises with the last batch's statistics") { p in
-            guard let base = trajectory(p, weight: { p.weight(step: $0) }) else { return nil }
-            let xs = p.input("x"), per = p.shape.elementCount, k = p.spec.steps
-            let s = p.batchStatistics(Array(xs[((k - 1) * per)..<(k * per)]))
+            guard let base = trajectory(p, weight: { p.weight(step: $0) }), let last = try? p.spec.trainingBatches(p.input("x")).last
+            else { return nil }
+            let s = p.batchStatistics(last.values, shape: last.shape)
             guard s.mean.count == p.channels else { return nil }
             var out = base
             out["y_eval"] = p.normalized(p.input("x_eval"), mean: s.mean, scale: { p.invStd(s.variance[$0]) })
             return out
+        },
+    ]
+
+    /// Epoch models (batches of different sizes, spec/SPEC.md §2): what a running update that
+    /// assumes one batch size does.
+    static let epoch: [BugModel] = [
+        BugModel(cause: "the running variance's Bessel factor n/(n − 1) is the first batch's at every step") { p in
+            guard let rule = try? p.spec.rule(), rule.estimator == .unbiased, let batches = try? p.spec.trainingBatches(p.input("x")),
+                  let first = batches.first?.shape.perChannelCount, batches.contains(where: { $0.shape.perChannelCount != first })
+            else { return nil }
+            return trajectory(p, weight: { p.weight(step: $0) }, varianceTerm: { v, _ in v.map { $0 * DiagnosisProblem.bessel(first) } })
+        },
+        BugModel(cause: "the cumulative average weights each batch by its samples (n_k / Σ n) instead of 1/k per step") { p in
+            guard p.spec.momentum == nil, let batches = try? p.spec.trainingBatches(p.input("x")),
+                  Set(batches.map(\.shape.batch)).count > 1 else { return nil }
+            let counts = batches.map { Double($0.shape.batch) }
+            return trajectory(p, weight: { k in counts[k - 1] / counts[..<k].reduce(0, +) })
         },
     ]
 }

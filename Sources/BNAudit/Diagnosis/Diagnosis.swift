@@ -207,6 +207,7 @@ extension Diagnosis {
         case .backwardTrain: m += BackwardModels.training
         case .backwardInfer: m += BackwardModels.inference
         case .trajectory: m += RunningModels.trajectory
+        case .epoch: m += RunningModels.trajectory + RunningModels.epoch
         case .syncTrain: m += ForwardModels.training + RunningModels.all + SynchronizedModels.training
         case .syncBackward: m += BackwardModels.training + SynchronizedModels.backward
         case .hvpTrain, .hvpInfer, .d2Train, .d3Train: m += HigherOrderModels.all

@@ -15,6 +15,8 @@ public struct CaseAnalysis: Sendable {
         public var data: [ToleranceModel.ChannelData]
         /// Whether each channel's data hold ±Inf and no NaN (spec §5.3's alternatives).
         public var holdsInfinity: [Bool]
+        /// Values per channel, n.
+        public var count: Int
         public var mean: [Double] { moments.map(\.mean) }
         public var biasedVariance: [Double] { moments.map(\.biasedVariance) }
 
@@ -33,11 +35,11 @@ public struct CaseAnalysis: Sendable {
                 data.append(ToleranceModel.ChannelData(values, mean: ms[ch].mean))
                 inf.append(values.contains { $0.isInfinite } && !values.contains { $0.isNaN })
             }
-            self.data = data; holdsInfinity = inf
+            self.data = data; holdsInfinity = inf; count = shape.perChannelCount
         }
     }
 
-    /// The batches of x, in step order (one unless the operation stacks steps).
+    /// The batches of x, in step order (one unless the operation stacks steps or is an epoch).
     public var batches: [Batch]
     /// x_eval (a trajectory's held-out batch), when the operation has one.
     public var evaluation: Batch?
@@ -48,14 +50,14 @@ public struct CaseAnalysis: Sendable {
     /// Analyses the inputs x (and x_eval) of a case whose arrays were validated
     /// (``GoldenStore/LoadedCase/validateArrays(dtypes:path:)``).
     public init(_ c: GoldenStore.LoadedCase) throws {
-        let s = try c.spec.shapeValue(), per = s.elementCount, steps = c.spec.op.hasSteps ? c.spec.steps : 1
+        let s = try c.spec.shapeValue(), per = s.elementCount, steps = c.spec.op.stacksSteps ? c.spec.steps : 1
         guard let x = c.inputs["x"]?.values, x.count == per * steps else {
             throw BNError.corrupt(path: c.spec.id, reason: "input 'x' is missing or does not hold \(steps) × \(per) values")
         }
         guard c.inputs["x_eval"].map({ $0.values.count == per }) ?? true else {
             throw BNError.corrupt(path: c.spec.id, reason: "input 'x_eval' does not hold \(per) values")
         }
-        batches = try (0..<steps).map { k in try Batch(Array(x[(k * per)..<((k + 1) * per)]), shape: s, layout: c.spec.layout) }
+        batches = try c.spec.trainingBatches(x).map { try Batch($0.values, shape: $0.shape, layout: c.spec.layout) }
         evaluation = try c.inputs["x_eval"].map { try Batch($0.values, shape: s, layout: c.spec.layout) }
         if c.spec.op.isSynchronized, let p = try c.spec.partitionValue() {
             ranks = try p.split(x, shape: s).enumerated().map { k, xk in

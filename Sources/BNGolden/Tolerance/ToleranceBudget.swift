@@ -33,7 +33,7 @@ public struct ToleranceBudget: Sendable {
         case .infer: tolerances = try t.infer()
         case .backwardTrain: tolerances = try t.backward(batchStatistics: true)
         case .backwardInfer: tolerances = try t.backward(batchStatistics: false)
-        case .trajectory: tolerances = try t.trajectory()
+        case .trajectory, .epoch: tolerances = try t.trajectory()
         case .syncTrain: tolerances = try t.train()
         case .syncBackward: tolerances = try t.backward(batchStatistics: true)
         case .hvpTrain, .hvpInfer, .d2Train, .d3Train:
@@ -327,8 +327,9 @@ extension ToleranceBudget {
         }
 
         /// Bessel's factor n/(n − 1) of an unbiased running variance (1 otherwise).
-        func besselFactor(_ rule: RunningUpdateRule) -> Double {
-            rule.estimator == .unbiased && n > 1 ? Double(n) / Double(n - 1) : 1
+        func besselFactor(_ rule: RunningUpdateRule, n: Int? = nil) -> Double {
+            let n = n ?? self.n
+            return rule.estimator == .unbiased && n > 1 ? Double(n) / Double(n - 1) : 1
         }
 
         /// train: τ_y, τ_μ = K·(δμ + u|μ|), τ_σ² = K·(δv + u·v), τ_R' for both running statistics.
@@ -467,15 +468,16 @@ extension ToleranceBudget {
         /// trajectory: τ_R' step by step (each step's batch bounds, the previous step's τ_R'),
         /// then τ_y of inference on x_eval with δμ = τ_R'(mean), δv = τ_R'(var).
         func trajectory() throws -> [String: [Double]] {
-            let rule = try c.spec.rule(), corr = besselFactor(rule)
+            let rule = try c.spec.rule()
             let rm = try reference("running_mean"), rv = try reference("running_var")
             var prevM = try input("running_mean"), prevV = try input("running_var")
             var tolM = [Double](repeating: 0, count: C), tolV = tolM
             var allM: [Double] = [], allV: [Double] = []
+            // Each batch with its own n (an epoch's batches differ in size).
             for (k, batch) in a.batches.enumerated() {
                 let terms = channelTerms(batch, mean: batch.mean, variance: batch.biasedVariance, batchStatistics: true)
-                let w = rule.batchWeight(step: k + 1)
-                let bv = batch.moments.map { rule.estimator == .unbiased && n > 1 ? $0.unbiasedVariance : $0.biasedVariance }
+                let w = rule.batchWeight(step: k + 1), corr = besselFactor(rule, n: batch.count)
+                let bv = batch.moments.map { rule.estimator == .unbiased && batch.count > 1 ? $0.unbiasedVariance : $0.biasedVariance }
                 tolM = tauRunning(previous: prevM, previousTau: tolM, batch: batch.mean, batchTau: runningMeanTau(terms, mean: batch.mean), w: w)
                 tolV = tauRunning(previous: prevV, previousTau: tolV, batch: bv,
                                   batchTau: runningVarianceTau(terms, biased: batch.biasedVariance, fed: bv, corr: corr), w: w)

@@ -23,7 +23,10 @@ import numpy as np
 from . import arrays
 
 PROTOCOL = "bnspec-adapter/1"
-OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory", "hvp-train", "hvp-infer", "d2-train", "d3-train"]
+OPS = ["train", "infer", "backward-train", "backward-infer", "trajectory", "epoch", "hvp-train", "hvp-infer", "d2-train", "d3-train"]
+#: The operations of training steps with running statistics: a trajectory (batches of one size,
+#: stacked) and an epoch (batches of the request's "partition" sizes, concatenated along N).
+STEP_OPS = ("trajectory", "epoch")
 #: The higher-order operations (spec/SPEC.md §12): H·v of L = <dy, y> along v (outputs hv_x,
 #: hv_gamma, hv_beta), D²y[v, w] (d2y) and D³y[v, v, w] (d3y).
 HIGHER_ORDER_OPS = ["hvp-train", "hvp-infer", "d2-train", "d3-train"]
@@ -50,13 +53,15 @@ class Refused(Exception):
 class Op:
     """How a protocol operation reaches an adapter: `method(req, *inputs)` with the request's
     inputs in this order. Inputs named in `steps` are split along their first axis into a list
-    (trajectory's x holds one batch per step). Arrays named in `data` are in the case's dtype,
+    (trajectory's x holds one batch per step); inputs named in `batches` are cut along N by the
+    request's partition into a list (an epoch's batches). Arrays named in `data` are in the case's dtype,
     the others in its parameter dtype. `check(adapter, req, inputs)` runs before the method (it
     raises ValueError for a malformed request, Unsupported for one the adapter cannot run);
     `check_outputs(req, outputs)` after it (ValueError for outputs of the wrong extent)."""
     method: str
     inputs: Tuple[str, ...]
     steps: FrozenSet[str] = frozenset()
+    batches: FrozenSet[str] = frozenset()
     data: FrozenSet[str] = DATA_ARRAYS
     check: Optional[Callable[["Adapter", "Request", Dict[str, np.ndarray]], None]] = None
     check_outputs: Optional[Callable[["Request", Dict[str, object]], None]] = None
@@ -94,6 +99,16 @@ def check_partition(adapter: "Adapter", req: "Request", inputs: Dict[str, np.nda
             raise Unsupported(f"grad_reduction {red}")
 
 
+def check_batches(adapter: "Adapter", req: "Request", inputs: Dict[str, np.ndarray]) -> None:
+    """An epoch's batches (the request's partition) against x: a ValueError unless they are
+    `steps` counts ≥ 1 adding up to N."""
+    part = req.get("partition")
+    if not isinstance(part, list) or not part or any(type(c) is not int or c < 1 for c in part):
+        raise ValueError(f"an epoch's partition must be a non-empty list of batch sizes ≥ 1, got {part!r}")
+    if sum(part) != inputs["x"].shape[0] or len(part) != req.get("steps"):
+        raise ValueError(f"partition {part} does not cut x ({inputs['x'].shape[0]} samples) into {req.get('steps')} batches")
+
+
 def check_gradient_rows(req: "Request", out: Dict[str, object]) -> None:
     """dgamma/dbeta of a synchronized backward: [K, C] (rank order) under "local", [C] under "global"."""
     C = req["shape"][1]
@@ -111,6 +126,9 @@ OP_TABLE: Dict[str, Op] = {
     "backward-train": Op("backward_train", ("x", "dy", "gamma", "beta")),
     "backward-infer": Op("backward_infer", ("x", "dy", "gamma", "beta", "mean", "var")),
     "trajectory": Op("trajectory", ("x", "x_eval", "gamma", "beta", "running_mean", "running_var"), steps=frozenset({"x"})),
+    # An epoch reaches the same method: its batches (of different sizes) as the list of steps.
+    "epoch": Op("trajectory", ("x", "x_eval", "gamma", "beta", "running_mean", "running_var"), batches=frozenset({"x"}),
+                check=check_batches),
     "sync-train": Op("sync_train", ("x", "gamma", "beta", "running_mean", "running_var"), check=check_partition),
     "sync-backward": Op("sync_backward", ("x", "dy", "gamma", "beta"), check=check_partition, check_outputs=check_gradient_rows),
     # Higher-order derivatives (spec §12): a direction is three inputs, <d>_x (like x), <d>_gamma, <d>_beta.
@@ -145,9 +163,11 @@ class Request(dict):
         super().__init__(fields, **kw)
         self.defaults = dict(Adapter.defaults if defaults is None else defaults)
 
-    def with_step(self, step: int) -> "Request":
-        """The request for step `step` (1-based) of a trajectory."""
-        return Request(self, defaults=self.defaults, step=step)
+    def with_step(self, step: int, batch: Optional[int] = None) -> "Request":
+        """The request for step `step` (1-based) of a trajectory or epoch; `batch`: that step's
+        samples (an epoch's batches differ), which its shape then holds."""
+        extra = {"shape": [batch] + list(self["shape"][1:])} if batch is not None else {}
+        return Request(self, defaults=self.defaults, step=step, **extra)
 
     def _opt(self, key):
         v = self.get(key)
@@ -280,15 +300,17 @@ class Adapter:
         raise Unsupported("d3-train")
 
     def trajectory(self, req, xs, x_eval, gamma, beta, running_mean, running_var):
-        """Default: `steps` training steps, then inference on x_eval with the running statistics.
-        Returns the running statistics after every step, stacked ([steps, C])."""
+        """Default: `steps` training steps, one per batch of xs, then inference on x_eval with the
+        running statistics. Returns the running statistics after every step, stacked ([steps, C]).
+        An epoch comes here too, its batches (of the request's partition sizes) as xs: an
+        override must not assume one batch size."""
         rm, rv, ms, vs = running_mean, running_var, [], []
         # The running statistics are carried in the case's parameter dtype: float64 for float64
         # cases (they were cast to float32 between steps, so an honest float64 BN failed every
         # float64 trajectory from its first step: ONNX Runtime, 2026-12-05).
         pdt = np.float64 if req.get("parameter_dtype", req.get("dtype")) == "float64" else np.float32
         for k, x in enumerate(xs):
-            step = req.with_step(k + 1) if isinstance(req, Request) else dict(req, step=k + 1)
+            step = req.with_step(k + 1, len(x)) if isinstance(req, Request) else dict(req, step=k + 1)
             out = self.train(step, x, gamma, beta, rm, rv)
             rm, rv = np.asarray(out["running_mean"], pdt), np.asarray(out["running_var"], pdt)
             ms.append(rm); vs.append(rv)
@@ -304,7 +326,7 @@ class Adapter:
             ops = list(self.ops)
         else:
             ops = [op for op, spec in OP_TABLE.items() if self._defines(spec.method)
-                   or (op == "trajectory" and self._defines("train") and self._defines("infer"))]
+                   or (op in STEP_OPS and self._defines("train") and self._defines("infer"))]
         caps = {"ops": ops, "dtypes": list(self.dtypes), "layouts": list(self.layouts), "cumulative": bool(self.cumulative)}
         if any(op in SYNC_OPS for op in ops):
             caps["sync"] = dict(self.sync or {})
@@ -340,17 +362,17 @@ def handle(adapter: Adapter, req: dict) -> Dict[str, str]:
         raise Unsupported(f"dtype {dtype}")
     if req["layout"] not in sup["layouts"]:
         raise Unsupported(f"layout {req['layout']}")
-    if req.get("cumulative") and op in ("train", "trajectory", "sync-train") and not sup.get("cumulative"):
+    if req.get("cumulative") and op in ("train", "sync-train") + STEP_OPS and not sup.get("cumulative"):
         raise Unsupported("cumulative running average")
     pdt = req.get("parameter_dtype") or "float32"
     inp = {k: arrays.load(v, dtype if k in spec.data else pdt) for k, v in req["inputs"].items()}
     missing = [k for k in spec.inputs if k not in inp]
     if missing:
         raise Refused(f"request for {op} lacks input{'s' if len(missing) > 1 else ''} {', '.join(missing)}")
-    args = [list(inp[k]) if k in spec.steps else inp[k] for k in spec.inputs]
     request = req if isinstance(req, Request) else Request(req, defaults=adapter.defaults)
     if spec.check is not None:
         spec.check(adapter, request, inp)
+    args = [list(inp[k]) if k in spec.steps else (request.split(inp[k]) if k in spec.batches else inp[k]) for k in spec.inputs]
     out = getattr(adapter, spec.method)(request, *args)
     if spec.check_outputs is not None:
         spec.check_outputs(request, out)

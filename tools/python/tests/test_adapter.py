@@ -20,7 +20,7 @@ class TrainInfer(Adapter):
 
 
 def test_supported_ops_follow_the_methods_defined():
-    assert TrainInfer().capabilities() == {"ops": ["train", "infer", "trajectory"], "dtypes": ["float32"],
+    assert TrainInfer().capabilities() == {"ops": ["train", "infer", "trajectory", "epoch"], "dtypes": ["float32"],
                                            "layouts": ["NCHW", "NHWC", "NC"], "cumulative": False}
 
     class OnlyBackward(Adapter):
@@ -98,6 +98,25 @@ def test_trajectory_default_runs_train_then_infer(tmp_path):
     assert np.load(paths["running_mean"]).tolist() == [[1.0] * 3, [2.0] * 3, [3.0] * 3]
     want = x.astype(np.float32) + np.array([3.0, 3.0, 3.0], np.float32).reshape(1, 3, 1, 1)
     assert np.array_equal(np.load(paths["y_eval"]), want)
+
+
+def test_epoch_default_steps_through_its_batches(tmp_path):
+    """An epoch's x is cut along N by the request's partition; each step's request has that batch's shape."""
+    class Recording(TrainInfer):
+        def train(self, req, x, gamma, beta, running_mean, running_var):
+            self.shapes = getattr(self, "shapes", []) + [(req["shape"], req.n, req["step"], x.shape)]
+            return super().train(req, x, gamma, beta, running_mean, running_var)
+    req, x = write_case(tmp_path, op="epoch", shape=(5, 3, 2, 2))
+    req.update(steps=3, partition=[2, 2, 1])
+    bnspec.save(str(tmp_path / "x_eval.npy"), x, "float32")
+    req["inputs"]["x_eval"] = str(tmp_path / "x_eval.npy")
+    a = Recording()
+    paths = handle(a, req)
+    assert a.shapes == [([2, 3, 2, 2], 8, 1, (2, 3, 2, 2)), ([2, 3, 2, 2], 8, 2, (2, 3, 2, 2)), ([1, 3, 2, 2], 4, 3, (1, 3, 2, 2))]
+    assert np.load(paths["running_mean"]).tolist() == [[1.0] * 3, [2.0] * 3, [3.0] * 3]
+    for bad in ([2, 2], [2, 2, 2], [5, 0, 0]):
+        with pytest.raises(ValueError, match="partition"):
+            handle(a, dict(req, partition=bad))
 
 
 def test_trajectory_default_carries_float64_running_statistics(tmp_path):
