@@ -126,6 +126,22 @@ import Testing
         #expect(checked >= 2 * 3 * DType.allCases.count * 2, "only \(checked) non-finite inference cases")
     }
 
+    /// Law (2026-12-06): an epoch — batches of different sizes, the last smaller — in every layout
+    /// and storage type, with a moving and a cumulative average (a Bessel factor kept from the first
+    /// batch and a cumulative average weighted by samples passed every trajectory: one batch size).
+    @Test func catalogCoversEpochs() throws {
+        let epochs = try Self.catalog().cases[Catalog.defaultSuite]!.filter { e in
+            e.op == .epoch && e.steps >= 3 && (e.partition.map { Set($0).count > 1 && $0.last! < $0.first! } ?? false)
+        }
+        for layout in [Layout.nchw, .nhwc, .nc] {
+            for dtype in DType.allCases {
+                let here = epochs.filter { $0.layout == layout && $0.dtype == dtype }
+                #expect(here.contains { $0.batchWeight == nil }, "\(layout.rawValue) \(dtype.rawValue): no cumulative epoch with a smaller last batch")
+                #expect(here.contains { $0.batchWeight != nil }, "\(layout.rawValue) \(dtype.rawValue): no moving-average epoch with a smaller last batch")
+            }
+        }
+    }
+
     /// Law (round G, 2026-12-05): a multi-step cumulative average, and both averages past 256
     /// steps, in every layout and every storage type (an off-by-one weight from step 2 on passed in NHWC, NC, 16-bit and float64,
     /// whose cumulative cases were single steps), and C ≥ 1024 in every operation and layout (a
