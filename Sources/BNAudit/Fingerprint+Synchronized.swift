@@ -82,12 +82,12 @@ extension Fingerprint {
         return Finding(value: value, evidence: "partition \(part), rank k's values of channel c all a_{k,c}: mean used = Σ w_k·a_k fitted over \(C) channels, w = \(w.map(Self.fmt)) (residual \(Self.fmt(residual))); counts n_k/n = \(counts.map(Self.fmt)), equal 1/K = \(Self.fmt(1 / Double(part.count)))")
     }
 
-    /// The variance algorithm across ranks: the single-device probe's data (eight channels of
+    /// The variance algorithm across ranks: the single-device probe's data (32 channels of
     /// κ + N(0, 1), κ ∈ {4, 16, 64, 256}, n = 1024) over four ranks of 256, the κ-growth fit of the
     /// variance y implies.
     mutating func syncVarianceAlgorithm(_ single: SingleDevice) throws -> Finding {
         var r7 = SpecRandom("fingerprint/var")
-        let kappas: [Double] = [4, 4, 16, 16, 64, 64, 256, 256], n7 = 1024, C7 = kappas.count
+        let kappas = Self.varianceProbeKappas, n7 = 1024, C7 = kappas.count
         var xv = [Double](repeating: 0, count: n7 * C7)
         for b in 0..<n7 { for c in 0..<C7 { xv[b * C7 + c] = Double(Float(kappas[c] + r7.normal())) } }
         let ones = [Double](repeating: 1, count: C7), zeros = [Double](repeating: 0, count: C7)

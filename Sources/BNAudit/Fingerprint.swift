@@ -7,6 +7,14 @@ import Foundation
 /// (spec/AUDIT.md §4). Every finding carries its evidence: the request sent and
 /// what came back.
 public struct Fingerprint: Sendable {
+    /// The κ of each channel of the variance-algorithm probes (single-device and synchronized):
+    /// eight channels per κ ∈ {4, 16, 64, 256}. Eight per κ, not two: a variance too large in every
+    /// channel whose error rises above rounding is a bias, not an algorithm, and the check needs
+    /// at least ``VarianceGrowth/biasChannels`` channels that tell their sign; with two per κ a
+    /// variance about the mean rounded to float16 read "updating" (κ^1.17, too large in every
+    /// channel above rounding; a red team's mutant).
+    static let varianceProbeKappas: [Double] = [4, 16, 64, 256].flatMap { Array(repeating: $0, count: 8) }
+
     public struct Finding: Encodable, Sendable {
         public var value: String
         public var evidence: String
@@ -235,13 +243,13 @@ public struct Fingerprint: Sendable {
         let form = Self.inferenceForm(y: yi, reference: ri, z: xi.indices.map { (xi[$0] - mi[$0 % C]) * scale }, channels: C,
                                       muS: abs(mi[0] * scale),
                                       probe: FoldProbe(x: xi, mean: mi[0], gamma: 1.7, beta: 0.1, variance: 1, eps: probeEps))
-        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. Eight channels of
-        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (two channels each), γ = 1, β = 0;
+        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. 32 channels of
+        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (eight channels each), γ = 1, β = 0;
         // the variance each channel was normalised with is read off y (least squares
         // y ≈ a·x + b gives 1/a² − ε) and the exponent of error ∝ κ^p is fitted (κ⁰ two-pass
         // class, κ¹ updating, κ² one-pass; Chan, Golub & LeVeque 1983).
         var r7 = SpecRandom("fingerprint/var")
-        let kappas: [Double] = [4, 4, 16, 16, 64, 64, 256, 256], n7 = 1024, C7 = kappas.count
+        let kappas = Self.varianceProbeKappas, n7 = 1024, C7 = kappas.count
         var xv = [Double](repeating: 0, count: n7 * C7)
         for b in 0..<n7 { for c in 0..<C7 { xv[b * C7 + c] = Double(Float(kappas[c] + r7.normal())) } }
         let ones7 = [Double](repeating: 1, count: C7), zeros7 = [Double](repeating: 0, count: C7)

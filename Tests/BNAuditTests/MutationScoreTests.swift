@@ -103,6 +103,20 @@ import Testing
         #expect(r.passed > 20)
     }
 
+    /// The running variance's Bessel factor over N alone equals the first batch's at every step on
+    /// the epoch of 1 + 4 + 4 samples of four values; the training cases, which that model gets
+    /// right, fail in their running variance and withdraw it (RunningConsistency): no epoch cause.
+    @Test func aBesselOverTheBatchDimensionIsNotTheFirstBatchs() throws {
+        try Self.requireNumPy()
+        let cases = try AuditSupport.cases("epoch.") + AuditSupport.cases("train.normal.4x3x3x3.")
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py running-variance-bessel-over-batch", cases: cases)
+        let failed = r.results.filter { $0.status == .failed }
+        #expect(failed.contains { $0.caseID.hasPrefix("epoch.normal.9x3x2x2.") && $0.caseID.hasSuffix(".p1+4+4") })
+        #expect(!r.causes.keys.contains { $0.contains("first batch") || $0.contains("by its samples") }, "\(r.causes)")
+        let withdrawn = r.results.flatMap(\.evidence).filter { $0.hasPrefix("running-update cause withdrawn: «the running variance's Bessel factor") }
+        #expect(!withdrawn.isEmpty, "no withdrawal shown as evidence")
+    }
+
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
     /// check, with the width the cases tell: C = 17 and 33 alone cannot tell a 16-wide tail from a

@@ -352,6 +352,11 @@ import Testing
         #expect(inverted["running_variance"] == "undetermined" && inverted["momentum_weights"] == "batch", "\(inverted)")
         let honest = try fingerprint("tools/adapters/numpy_bn.py")
         #expect(honest["closest_profile"] == "pytorch or mlx" && honest["momentum_weights"] == "batch" && honest["eps_placement"] == "inside_sqrt", "\(honest)")
+        // A variance about the mean rounded to float16 is too large wherever its error rises above
+        // rounding: a bias, not an algorithm (a red team's: over eight probe channels it read "updating").
+        let f16Mean = try fingerprint("tools/adapters/numpy_mutant.py variance-about-f16-mean")
+        #expect(f16Mean["variance_algorithm"] == "biased", "\(f16Mean)")
+        #expect(honest["variance_algorithm"] == "two_pass", "\(honest)")
     }
 
     /// The synchronized probes read only what fits (an outside red team's, round F): an

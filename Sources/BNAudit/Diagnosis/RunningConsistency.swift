@@ -3,7 +3,7 @@
 /// n/(n − 2), agree within tolerance when n is large; "never updated" is exact on a
 /// one-channel case whose only channel a loop over C − 1 channels skipped. Other cases of the
 /// same audit tell them apart (an outside red team's four wrong causes). So a running-update
-/// cause named anywhere (a case's model, a trajectory's, or the audit-wide weight rule) stands
+/// cause named anywhere (a case's model, a trajectory's or an epoch's, or the audit-wide weight rule) stands
 /// only when every failing single-step training case whose running statistics fail is
 /// reproduced, in its running statistics, by that model too; otherwise it is withdrawn
 /// ("unexplained"), with the contradicting case's implied figures as evidence.
@@ -18,6 +18,12 @@ enum RunningConsistency {
         ("variance-plus-eps", ["running variance fed σ² + ε", "running variance fed s² + ε"]),
         ("bessel-twice", ["running variance Bessel-corrected twice"]),
         ("weight", ["running statistics updated with", "fixed batch weight", "applied twice per step"]),
+        // An epoch's (``RunningModels/epoch``): right on every single-step case, so a failing
+        // training case's running statistics contradict them (the running variance's Bessel factor
+        // over N alone equals the first batch's at every step on an epoch of 1 + 4 + 4 samples of
+        // four values: it had been named there).
+        ("first-batch-bessel", ["Bessel factor n/(n − 1) is the first batch's"]),
+        ("samples-weight", ["weights each batch by its samples"]),
     ]
 
     /// The keys of the running-update models a cause names (two for an "either … or …" cause).
