@@ -460,7 +460,7 @@ public struct Audit {
                 return r
             }
             if !FileManager.default.fileExists(atPath: caseDir.path) {
-                r.status = .skipped; r.detail = "no results for this case"
+                r.status = .skipped; r.detail = Self.noResultsNote
             } else if ac.loaded.spec.expectError != nil {
                 r.status = refused ? .passed : .failed
                 r.detail = refused ? "refused as the profile requires" : "expected a refusal (error.txt), found outputs"
@@ -524,6 +524,8 @@ public struct Audit {
 
     /// Outputs an implementation without running statistics does not provide.
     static let runningOutputs: Set<String> = ["running_mean", "running_var"]
+    /// The skip reason of a selected case whose results folder holds no folder for it.
+    public static let noResultsNote = "no results for this case"
     static func notProvidedNote(_ names: [String]) -> String {
         "\(names.joined(separator: ", ")): not provided by the implementation (it keeps no running statistics)"
     }

@@ -131,6 +131,12 @@ struct AuditCommand: ParsableCommand {
             print(report.terminalText())
             // Beside the verdict it qualifies: a folder re-hashed after an edit, or pruned, passes every per-file check.
             if let notice = GoldenRelease.notice(goldenSHA) { StandardStream.write("bnspec: warning: \(notice)\n", to: 2) }
+            // Recorded outputs: a selected case without its folder is skipped, not judged. Said
+            // beside the verdict, so a harness that stopped part-way is not read as a pass.
+            let missing = results == nil ? 0 : report.results.filter { $0.status == .skipped && $0.detail == Audit.noResultsNote }.count
+            if missing > 0 && report.passed + report.failed > 0 {
+                StandardStream.write("bnspec: warning: \(missing) of \(report.results.count) selected cases have no folder in \(results!): skipped, not judged (select the cases you ran with --match or --case)\n", to: 2)
+            }
             // A shard's JSON keeps what the audit-wide fits read from each case, for bnspec merge.
             if let path = json { try writeJSON(report.shard == nil ? report.withoutFitInputs() : report, to: path) }
             if let path = junit { try writeAtomically(Data(report.junit().utf8), to: path) }

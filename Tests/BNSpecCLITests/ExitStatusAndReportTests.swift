@@ -94,6 +94,22 @@ import Testing
         #expect(again.status == 1 && again.out.contains("audit: 0 passed, 1 failed, 0 skipped"), "\(again.out)\(again.err)")
     }
 
+    /// Recorded outputs for part of the selection: the cases without a folder are skipped, the
+    /// exit status is the judged cases' (0 here), and one stderr line says how many were not
+    /// judged (a harness that stopped part-way had passed silently); a full selection says nothing.
+    @Test func missingResultFoldersAreSaid() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("missing-results")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try CLI.record([Self.train], to: dir)
+        let partial = try audit(dir, ["--case", Self.train, "--case", Self.infer])
+        #expect(partial.status == 0 && partial.out.contains("audit: 1 passed, 0 failed, 1 skipped"), "\(partial.out)\(partial.err)")
+        #expect(partial.errLines.filter { !$0.hasPrefix("audit: ") } == ["bnspec: warning: 1 of 2 selected cases have no folder in \(dir.path): skipped, not judged (select the cases you ran with --match or --case)"],
+                "\(partial.err)")
+        let whole = try audit(dir, ["--case", Self.train])
+        #expect(whole.status == 0 && !whole.err.contains("warning"), "\(whole.err)")
+    }
+
     @Test func couldNotRunIs2() throws {
         guard CLI.isBuilt() else { return }
         let dir = try CLI.scratch("exit2")
