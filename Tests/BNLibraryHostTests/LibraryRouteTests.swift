@@ -277,7 +277,9 @@ import Glibc
 
     /// A daemon that a library's constructor starts and detaches (setsid, double fork, SIGTERM
     /// ignored) is ended with bnspec: the load check's and the host's alike (an outside red
-    /// team's ran on under init after the check).
+    /// team's ran on under init after the check). The constructor returns once its daemon has
+    /// recorded its pid (it closes the pipe the constructor reads), so both are on record
+    /// whatever the load (a busy CI machine had ended the host before its daemon wrote).
     @Test func daemonOfALibraryConstructorDoesNotOutliveTheAudit() throws {
         let pids = scratch.appendingPathComponent("daemons.txt").path
         let daemon = """
@@ -285,9 +287,11 @@ import Glibc
             #include <stdio.h>
             #include <unistd.h>
             __attribute__((constructor)) void start_daemon(void) {
-                if (fork() == 0) { setsid(); if (fork() == 0) { signal(SIGTERM, SIG_IGN);
+                int ready[2]; if (pipe(ready) != 0) return;
+                if (fork() == 0) { close(ready[0]); setsid(); if (fork() == 0) { signal(SIGTERM, SIG_IGN);
                     FILE *f = fopen("\(pids)", "a"); if (f) { fprintf(f, "%d\\n", (int)getpid()); fclose(f); }
-                    for (;;) pause(); } _exit(0); }
+                    close(ready[1]); for (;;) pause(); } _exit(0); }
+                close(ready[1]); char c; while (read(ready[0], &c, 1) > 0) {} close(ready[0]);
             }
 
             """
