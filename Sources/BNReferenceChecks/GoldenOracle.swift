@@ -219,40 +219,30 @@ public enum GoldenOracle {
                 }
             }
             out["dx"] = dx; out["dgamma"] = dg; out["dbeta"] = db
-        case .trajectory:
+        case .trajectory, .epoch:
+            // Batch k: where it starts in x and its shape — a trajectory's stacked batches of the case's
+            // shape, or an epoch's k-th block of samples along N (the outermost dimension) of its own N.
+            let batches: [(offset: Int, shape: Shape)]
+            if spec.op == .epoch {
+                guard let p = try spec.partitionValue() else { throw BNError.corrupt(path: spec.id, reason: "an epoch case needs its batches") }
+                batches = (0..<p.ranks).map { (p.elementRange(rank: $0, of: s).lowerBound, p.shape(rank: $0, of: s)) }
+            } else {
+                batches = (0..<spec.steps).map { ($0 * per, s) }
+            }
             let x = input("x"), rm = c.expected["running_mean"]!.values, rv = c.expected["running_var"]!.values
-            var y = [Expectation](repeating: .nonFinite(.nan), count: per)
             var perStep: [String: [Expectation]] = [:]
-            for k in 0..<spec.steps {
+            for (k, batch) in batches.enumerated() {
                 // Step k + 1 starts from the running statistics golden stores for step k.
                 let running = k == 0 ? (input("running_mean"), input("running_var"))
                                      : (Array(rm[((k - 1) * C)..<(k * C)]), Array(rv[((k - 1) * C)..<(k * C)]))
-                var step: [String: [Expectation]] = [:]
-                train(x, offset: k * per, running: running, step: k + 1, y: &y, out: &step)
+                var y = [Expectation](repeating: .nonFinite(.nan), count: batch.shape.elementCount), step: [String: [Expectation]] = [:]
+                train(x, offset: batch.offset, shape: batch.shape, running: running, step: k + 1, y: &y, out: &step)
                 perStep["running_mean", default: []] += step["running_mean"]!
                 perStep["running_var", default: []] += step["running_var"]!
             }
             out["running_mean"] = perStep["running_mean"]
             out["running_var"] = perStep["running_var"]
-            let last = (spec.steps - 1) * C
-            out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
-        case .epoch:
-            // Batch k is the partition's k-th block of samples, a tensor of its own shape at its offset.
-            guard let batches = try spec.partitionValue() else { throw BNError.corrupt(path: spec.id, reason: "an epoch case needs its batches") }
-            let x = input("x"), rm = c.expected["running_mean"]!.values, rv = c.expected["running_var"]!.values
-            var perStep: [String: [Expectation]] = [:]
-            for k in 0..<batches.ranks {
-                let bs = batches.shape(rank: k, of: s)
-                var y = [Expectation](repeating: .nonFinite(.nan), count: bs.elementCount), step: [String: [Expectation]] = [:]
-                let running = k == 0 ? (input("running_mean"), input("running_var"))
-                                     : (Array(rm[((k - 1) * C)..<(k * C)]), Array(rv[((k - 1) * C)..<(k * C)]))
-                train(x, offset: batches.elementRange(rank: k, of: s).lowerBound, shape: bs, running: running, step: k + 1, y: &y, out: &step)
-                perStep["running_mean", default: []] += step["running_mean"]!
-                perStep["running_var", default: []] += step["running_var"]!
-            }
-            out["running_mean"] = perStep["running_mean"]
-            out["running_var"] = perStep["running_var"]
-            let last = (batches.ranks - 1) * C
+            let last = (batches.count - 1) * C
             out["y_eval"] = infer(input("x_eval"), mean: Array(rm[last..<(last + C)]), variance: Array(rv[last..<(last + C)]))
         case .hvpTrain, .d2Train, .d3Train:
             // Spec §12 exactly, by hyper-dual numbers over Q(1/√s₀) (``ExactBN``), not the closed forms.
