@@ -82,8 +82,8 @@ extension Fingerprint {
         return Finding(value: value, evidence: "partition \(part), rank k's values of channel c all a_{k,c}: mean used = Σ w_k·a_k fitted over \(C) channels, w = \(w.map(Self.fmt)) (residual \(Self.fmt(residual))); counts n_k/n = \(counts.map(Self.fmt)), equal 1/K = \(Self.fmt(1 / Double(part.count)))")
     }
 
-    /// The variance algorithm across ranks: the single-device probe's data (32 channels of
-    /// κ + N(0, 1), κ ∈ {4, 16, 64, 256}, n = 1024) over four ranks of 256, the κ-growth fit of the
+    /// The variance algorithm across ranks: the single-device probe's data (48 channels of
+    /// κ + N(0, 1), κ ∈ {4, 16, 64, 256, 1024, 4096}, n = 1024) over four ranks of 256, the κ-growth fit of the
     /// variance y implies.
     mutating func syncVarianceAlgorithm(_ single: SingleDevice) throws -> Finding {
         var r7 = SpecRandom("fingerprint/var")
@@ -104,7 +104,9 @@ extension Fingerprint {
             points.append(.init(kappa: abs(ms[c].mean) / v.squareRoot(), error: (implied - v) / v, sign: implied > v ? 1 : implied < v ? -1 : 0))
         }
         let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
-        return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = 1024 over partition [256, 256, 256, 256], κ ∈ {4, 16, 64, 256}: " + growth.evidence)
+            .requiringGrowthBelowTop(points, levels: Self.varianceProbeKappaLevels)
+        return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = 1024 over partition [256, 256, 256, 256], \(Self.varianceProbeKappaSet): " + growth.evidence
+                       + "; " + VarianceGrowth.byLevel(points, levels: Self.varianceProbeKappaLevels))
     }
 
     /// Bessel's n: partition [3, 0, 4], four channels of N(0, 1), running variance 0 → w·f·σ² with

@@ -8,12 +8,21 @@ import Foundation
 /// what came back.
 public struct Fingerprint: Sendable {
     /// The κ of each channel of the variance-algorithm probes (single-device and synchronized):
-    /// eight channels per κ ∈ {4, 16, 64, 256}. Eight per κ, not two: a variance too large in every
-    /// channel whose error rises above rounding is a bias, not an algorithm, and the check needs
-    /// at least ``VarianceGrowth/biasChannels`` channels that tell their sign; with two per κ a
-    /// variance about the mean rounded to float16 read "updating" (κ^1.17, too large in every
-    /// channel above rounding; a red team's mutant).
-    static let varianceProbeKappas: [Double] = [4, 16, 64, 256].flatMap { Array(repeating: $0, count: 8) }
+    /// eight channels per κ ∈ {4, 16, 64, 256, 1024, 4096}. Eight per κ, not two: a variance too
+    /// large in every channel whose error rises above rounding is a bias, not an algorithm, and
+    /// the check needs at least ``VarianceGrowth/biasChannels`` channels that tell their sign;
+    /// with two per κ a variance about the mean rounded to float16 read "updating" (κ^1.17, too
+    /// large in every channel above rounding; a red team's mutant). Up to κ = 4096, not 256: in
+    /// float32 at n = 1024 an updating algorithm's error (Welford's, a pairwise tree of merges)
+    /// is near the two-pass floor (~3·10⁻⁷) up to κ ≈ 64 and a few times above it at 256, so over
+    /// {4, …, 256} honest Welford and pairwise merges read "two_pass"; at κ = 1024 they stand
+    /// 58–66× above the floor while every two-pass variance measured stays within 4.4× there
+    /// (its squared mean error, n·κ²·u², shows only at 4096: ``VarianceGrowth/requiringGrowthBelowTop``;
+    /// `fingerprintNamesTheVarianceAlgorithm`; spec/AUDIT.md §4).
+    static let varianceProbeKappaLevels: [Double] = [4, 16, 64, 256, 1024, 4096]
+    static let varianceProbeKappas: [Double] = varianceProbeKappaLevels.flatMap { Array(repeating: $0, count: 8) }
+    /// "κ ∈ {4, 16, …}" as the evidence states it.
+    static var varianceProbeKappaSet: String { "κ ∈ {" + varianceProbeKappaLevels.map { String(Int($0)) }.joined(separator: ", ") + "}" }
 
     public struct Finding: Encodable, Sendable {
         public var value: String
@@ -243,8 +252,8 @@ public struct Fingerprint: Sendable {
         let form = Self.inferenceForm(y: yi, reference: ri, z: xi.indices.map { (xi[$0] - mi[$0 % C]) * scale }, channels: C,
                                       muS: abs(mi[0] * scale),
                                       probe: FoldProbe(x: xi, mean: mi[0], gamma: 1.7, beta: 0.1, variance: 1, eps: probeEps))
-        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. 32 channels of
-        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256} (eight channels each), γ = 1, β = 0;
+        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. 48 channels of
+        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256, 1024, 4096} (eight channels each), γ = 1, β = 0;
         // the variance each channel was normalised with is read off y (least squares
         // y ≈ a·x + b gives 1/a² − ε) and the exponent of error ∝ κ^p is fitted (κ⁰ two-pass
         // class, κ¹ updating, κ² one-pass; Chan, Golub & LeVeque 1983).
@@ -268,8 +277,10 @@ public struct Fingerprint: Sendable {
             }
         }
         let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
+            .requiringGrowthBelowTop(points, levels: Self.varianceProbeKappaLevels)
         let algo = Finding(value: y7.isEmpty ? "unknown" : growth.algorithm,
-                           evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, κ ∈ {4, 16, 64, 256}: " + growth.evidence)
+                           evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, \(Self.varianceProbeKappaSet): " + growth.evidence
+                               + "; " + VarianceGrowth.byLevel(points, levels: Self.varianceProbeKappaLevels))
         // 8. closest profile.
         let scored = ConventionProfile.all.map { p -> (String, Int) in
             var s = 0

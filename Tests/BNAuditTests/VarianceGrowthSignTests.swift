@@ -41,8 +41,9 @@ import Testing
     }
 }
 
-/// The fingerprint's eight channels (κ 4, 4, 16, 16, 64, 64, 256, 256): a κ¹ or κ² fit names an
-/// algorithm only when the errors rise ≥ 25× from the lowest quarter of κ to the highest.
+/// Eight channels (κ 4, 4, 16, 16, 64, 64, 256, 256: the fingerprint's until 2026-12-04, when the
+/// red team's all-reduce was read): a κ¹ or κ² fit names an algorithm only when the errors rise
+/// ≥ 25× from the lowest quarter of κ to the highest.
 @Suite struct VarianceGrowthRiseTests {
     static let kappas: [Double] = [4, 4, 16, 16, 64, 64, 256, 256]
 
@@ -62,7 +63,31 @@ import Testing
                 VarianceGrowth.Point(kappa: k, error: 1e-9 * pow(k, p) * (i % 2 == 0 ? 1.5 : 0.7))
             }
             let g = VarianceGrowth.fit(pts, floor: 1e-17).requiringRise(pts, floor: 1e-17)
-            #expect(g.algorithm == name, "\(g.evidence)")
+            #expect(g.algorithm == name && g.evidence.contains("the errors rise") && g.evidence.contains("at least 25×"), "\(g.evidence)")
         }
+    }
+}
+/// The fingerprint's 48 channels (eight per κ ∈ {4, 16, 64, 256, 1024, 4096}): an `updating`
+/// reading needs the errors to rise below the highest level too.
+@Suite struct VarianceGrowthLevelTests {
+    static let levels: [Double] = [4, 16, 64, 256, 1024, 4096]
+    static func points(_ error: (Double, Int) -> Double) -> [VarianceGrowth.Point] {
+        levels.flatMap { k in (0..<8).map { i in VarianceGrowth.Point(kappa: k * (1 + 0.01 * Double(i)), error: error(k, i), sign: i % 2 == 0 ? 1 : -1) } }
+    }
+
+    /// A flat floor and a jump at κ = 4096 alone (a two-pass variance's squared mean error) is
+    /// two-pass even where the fit and the quartile rise say updating; a κ¹ growth stays updating.
+    @Test func aRiseAtTheTopLevelAloneIsTwoPass() {
+        let scatter = { (i: Int) in i % 3 == 0 ? 1.5 : 0.8 }
+        let top = Self.points { k, i in (k > 2000 ? 5e-5 : 1e-7) * scatter(i) }
+        let fit = VarianceGrowth.fit(top, floor: 1e-17).requiringRise(top, floor: 1e-17)
+        #expect(fit.algorithm == "updating", "\(fit.evidence)")
+        let g = fit.requiringGrowthBelowTop(top, levels: Self.levels)
+        #expect(g.algorithm == "two_pass" && g.evidence.contains("only the highest κ level"), "\(g.evidence)")
+        let linear = Self.points { k, i in 1e-7 * max(1, k / 16) * scatter(i) }
+        let kept = VarianceGrowth.fit(linear, floor: 1e-17).requiringRise(linear, floor: 1e-17).requiringGrowthBelowTop(linear, levels: Self.levels)
+        #expect(kept.algorithm == "updating" && !kept.evidence.contains("only the highest"), "\(kept.evidence)")
+        #expect(VarianceGrowth.byLevel(linear, levels: Self.levels).hasPrefix("median error by κ: 4: 8e-08 (4 of 8 too large), 16: 8e-08"),
+                "\(VarianceGrowth.byLevel(linear, levels: Self.levels))")
     }
 }

@@ -375,6 +375,26 @@ import Testing
         #expect(honest["variance_algorithm"] == "two_pass", "\(honest)")
     }
 
+    /// The variance-algorithm probe names honest algorithms by their class: NumPy's two-pass
+    /// variance `two_pass`, Welford's update and a pairwise tree of Chan et al.'s merges
+    /// `updating` (over κ from 4 to 256 all three had read `two_pass`: in float32 at n = 1024 an
+    /// updating algorithm's error stands out of the two-pass floor only above κ ≈ 256), each with
+    /// its fitted exponent and its rise in the evidence.
+    @Test func fingerprintNamesTheVarianceAlgorithm() throws {
+        guard CLI.isBuilt() else { return }
+        guard let python = try CLI.pythonWithNumPy() else { return }
+        for (variance, expected) in [("two-pass", "two_pass"), ("welford", "updating"), ("pairwise", "updating")] {
+            let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/numpy_bn.py --variance \(variance)", "--json"])
+            #expect(r.status == 0, "\(r.err)")
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(r.out.utf8)) as? [String: Any])
+            let found = try #require(obj["variance_algorithm"] as? [String: Any])
+            let evidence = found["evidence"] as? String ?? ""
+            #expect(found["value"] as? String == expected && evidence.contains("κ ∈ {4, 16, 64, 256, 1024, 4096}")
+                    && evidence.contains("over 48 channels"), "\(variance): \(found)")
+            if expected == "updating" { #expect(evidence.contains("the errors rise") && evidence.contains("at least 25×"), "\(variance): \(evidence)") }
+        }
+    }
+
     /// The synchronized probes read only what fits (an outside red team's, round F): an
     /// all-reduce that leaves out the ranks beyond the largest power of two ≤ K is no count
     /// weighting (it read "counts" over four ranks); running statistics from one rank's own batch

@@ -46,20 +46,25 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         }
     }
 
-    /// A κ¹ or κ² fit over few channels (the fingerprint's eight, κ from 4 to 256) names an
-    /// algorithm only when the errors rise across the κ range: the median error of the highest
-    /// quarter of κ at least `minimumRise` times the lowest quarter's (κ¹ rises 64× there, κ²
-    /// 4096×; an outside red team's pivot-shifted float32 all-reduce — two-pass class — had been
-    /// called updating by its fitted exponent alone, 2026-12-04). Otherwise the
-    /// growth is noise about a flat error: "two_pass". `pts` and `floor` as given to ``fit``.
+    /// A κ¹ or κ² fit over few channels (the fingerprint's 48, κ from 4 to 4096; eight from 4 to
+    /// 256 until 2026-12-06) names an algorithm only when the errors rise across the κ range: the
+    /// median error of the highest quarter of κ at least `minimumRise` times the lowest quarter's
+    /// (an outside red team's pivot-shifted float32 all-reduce — two-pass class — had been called
+    /// updating by its fitted exponent alone, 2026-12-04). Otherwise the growth is noise about a
+    /// flat error: "two_pass". The rise is in the evidence either way. `pts` and `floor` as given
+    /// to ``fit``.
     public func requiringRise(_ pts: [Point], floor: Double, minimumRise: Double = 25) -> VarianceGrowth {
         guard algorithm == "updating" || algorithm == "one_pass" else { return self }
         let use = pts.filter { $0.kappa >= 1 && $0.kappa.isFinite && $0.error > 10 * floor && $0.error <= 0.3 }.sorted { $0.kappa < $1.kappa }
         let q = max(1, use.count / 4)
         func median(_ e: [Double]) -> Double { let s = e.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
         let low = median(use.prefix(q).map(\.error)), high = median(use.suffix(q).map(\.error))
-        guard high < minimumRise * low else { return self }
         var g = self
+        guard high < minimumRise * low else {
+            g.evidence += String(format: "; the errors rise %.3g× from the lowest to the highest quarter of κ (medians %.2g, %.2g; at least %g×)",
+                                 high / low, low, high, minimumRise)
+            return g
+        }
         g.algorithm = "two_pass"
         g.evidence += String(format: "; but the errors rise only %.3g× from the lowest to the highest quarter of κ (medians %.2g, %.2g; below %g×: rounding scattered about a flat error, two-pass class)",
                              high / low, low, high, minimumRise)
