@@ -82,31 +82,17 @@ extension Fingerprint {
         return Finding(value: value, evidence: "partition \(part), rank k's values of channel c all a_{k,c}: mean used = Σ w_k·a_k fitted over \(C) channels, w = \(w.map(Self.fmt)) (residual \(Self.fmt(residual))); counts n_k/n = \(counts.map(Self.fmt)), equal 1/K = \(Self.fmt(1 / Double(part.count)))")
     }
 
-    /// The variance algorithm across ranks: the single-device probe's data (48 channels of
+    /// The variance algorithm across ranks: the single-device probe's data (96 channels of
     /// κ + N(0, 1), κ ∈ {4, 16, 64, 256, 1024, 4096}, n = 1024) over four ranks of 256, the κ-growth fit of the
     /// variance y implies.
     mutating func syncVarianceAlgorithm(_ single: SingleDevice) throws -> Finding {
-        var r7 = SpecRandom("fingerprint/var")
-        let kappas = Self.varianceProbeKappas, n7 = 1024, C7 = kappas.count
-        var xv = [Double](repeating: 0, count: n7 * C7)
-        for b in 0..<n7 { for c in 0..<C7 { xv[b * C7 + c] = Double(Float(kappas[c] + r7.normal())) } }
+        let xv = Self.varianceProbeInput(), n7 = Self.varianceProbeValues, C7 = Self.varianceProbeKappas.count
         let ones = [Double](repeating: 1, count: C7), zeros = [Double](repeating: 0, count: C7)
         let p = try syncProbe("sync-train", shape: [n7, C7, 1, 1], partition: [256, 256, 256, 256],
                               inputs: ["x": xv, "gamma": ones, "beta": zeros, "running_mean": zeros, "running_var": ones])
         guard let y = p.outputs?["y"], y.count == xv.count else { return Self.unanswered(p.refusal) }
-        let ms = try Reference.moments(xv, shape: try Shape(batch: n7, channels: C7, spatial: [1, 1]), layout: .nchw)
-        var points: [VarianceGrowth.Point] = []
-        for c in 0..<C7 {
-            let idx = (0..<n7).map { $0 * C7 + c }
-            guard let (a, _) = Fits.affine(idx.map { xv[$0] }, idx.map { y[$0] }), a > 0 else { continue }
-            let v = ms[c].biasedVariance
-            let implied = 1 / (a * a) - max(single.eps, 0)
-            points.append(.init(kappa: abs(ms[c].mean) / v.squareRoot(), error: (implied - v) / v, sign: implied > v ? 1 : implied < v ? -1 : 0))
-        }
-        let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
-            .requiringGrowthBelowTop(points, levels: Self.varianceProbeKappaLevels)
-        return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = 1024 over partition [256, 256, 256, 256], \(Self.varianceProbeKappaSet): " + growth.evidence
-                       + "; " + VarianceGrowth.byLevel(points, levels: Self.varianceProbeKappaLevels))
+        let (growth, evidence) = try Self.varianceGrowth(x: xv, y: y, eps: max(single.eps, 0))
+        return Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = \(n7) over partition [256, 256, 256, 256], \(Self.varianceProbeKappaSet): " + evidence)
     }
 
     /// Bessel's n: partition [3, 0, 4], four channels of N(0, 1), running variance 0 → w·f·σ² with

@@ -7,23 +7,6 @@ import Foundation
 /// (spec/AUDIT.md §4). Every finding carries its evidence: the request sent and
 /// what came back.
 public struct Fingerprint: Sendable {
-    /// The κ of each channel of the variance-algorithm probes (single-device and synchronized):
-    /// eight channels per κ ∈ {4, 16, 64, 256, 1024, 4096}. Eight per κ, not two: a variance too
-    /// large in every channel whose error rises above rounding is a bias, not an algorithm, and
-    /// the check needs at least ``VarianceGrowth/biasChannels`` channels that tell their sign;
-    /// with two per κ a variance about the mean rounded to float16 read "updating" (κ^1.17, too
-    /// large in every channel above rounding; a red team's mutant). Up to κ = 4096, not 256: in
-    /// float32 at n = 1024 an updating algorithm's error (Welford's, a pairwise tree of merges)
-    /// is near the two-pass floor (~3·10⁻⁷) up to κ ≈ 64 and a few times above it at 256, so over
-    /// {4, …, 256} honest Welford and pairwise merges read "two_pass"; at κ = 1024 they stand
-    /// 58–66× above the floor while every two-pass variance measured stays within 4.4× there
-    /// (its squared mean error, n·κ²·u², shows only at 4096: ``VarianceGrowth/requiringGrowthBelowTop``;
-    /// `fingerprintNamesTheVarianceAlgorithm`; spec/AUDIT.md §4).
-    static let varianceProbeKappaLevels: [Double] = [4, 16, 64, 256, 1024, 4096]
-    static let varianceProbeKappas: [Double] = varianceProbeKappaLevels.flatMap { Array(repeating: $0, count: 8) }
-    /// "κ ∈ {4, 16, …}" as the evidence states it.
-    static var varianceProbeKappaSet: String { "κ ∈ {" + varianceProbeKappaLevels.map { String(Int($0)) }.joined(separator: ", ") + "}" }
-
     public struct Finding: Encodable, Sendable {
         public var value: String
         public var evidence: String
@@ -252,35 +235,24 @@ public struct Fingerprint: Sendable {
         let form = Self.inferenceForm(y: yi, reference: ri, z: xi.indices.map { (xi[$0] - mi[$0 % C]) * scale }, channels: C,
                                       muS: abs(mi[0] * scale),
                                       probe: FoldProbe(x: xi, mean: mi[0], gamma: 1.7, beta: 0.1, variance: 1, eps: probeEps))
-        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. 48 channels of
-        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256, 1024, 4096} (eight channels each), γ = 1, β = 0;
+        // 7. variance algorithm: how the variance error grows with κ = |μ|/σ. 96 channels of
+        // n = 1024 values κ + N(0, 1), κ ∈ {4, 16, 64, 256, 1024, 4096} (16 channels each), γ = 1, β = 0;
         // the variance each channel was normalised with is read off y (least squares
         // y ≈ a·x + b gives 1/a² − ε) and the exponent of error ∝ κ^p is fitted (κ⁰ two-pass
         // class, κ¹ updating, κ² one-pass; Chan, Golub & LeVeque 1983).
-        var r7 = SpecRandom("fingerprint/var")
-        let kappas = Self.varianceProbeKappas, n7 = 1024, C7 = kappas.count
-        var xv = [Double](repeating: 0, count: n7 * C7)
-        for b in 0..<n7 { for c in 0..<C7 { xv[b * C7 + c] = Double(Float(kappas[c] + r7.normal())) } }
+        let xv = Self.varianceProbeInput(), n7 = Self.varianceProbeValues, C7 = Self.varianceProbeKappas.count
         let ones7 = [Double](repeating: 1, count: C7), zeros7 = [Double](repeating: 0, count: C7)
         let p7 = try probe("train", shape: [n7, C7, 1, 1], inputs: ["x": xv, "gamma": ones7, "beta": zeros7, "running_mean": zeros7,
                                                                     "running_var": ones7])
-        let s7 = try Shape(batch: n7, channels: C7, spatial: [1, 1])
-        let ms7 = try Reference.moments(xv, shape: s7, layout: .nchw)
         let y7 = p7.outputs?["y"] ?? []
-        var points: [VarianceGrowth.Point] = []
+        let algo: Finding
         if y7.count == xv.count {
-            for c in 0..<C7 {
-                let idx = (0..<n7).map { $0 * C7 + c }
-                guard let (a, _) = Fits.affine(idx.map { xv[$0] }, idx.map { y7[$0] }), a > 0 else { continue }
-                let v = ms7[c].biasedVariance, implied = 1 / (a * a) - probeEps
-                points.append(.init(kappa: abs(ms7[c].mean) / v.squareRoot(), error: (implied - v) / v, sign: implied > v ? 1 : implied < v ? -1 : 0))
-            }
+            let (growth, evidence) = try Self.varianceGrowth(x: xv, y: y7, eps: probeEps)
+            algo = Finding(value: growth.algorithm, evidence: "x = κ + N(0, 1), n = \(n7), \(Self.varianceProbeKappaSet): " + evidence)
+        } else {
+            algo = Finding(value: y7.isEmpty ? "unknown" : "undetermined",
+                           evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "y has \(y7.count) values, x \(xv.count)")
         }
-        let growth = VarianceGrowth.fitAboveFloor(points, values: n7, roundoff: 0x1p-24)
-            .requiringGrowthBelowTop(points, levels: Self.varianceProbeKappaLevels)
-        let algo = Finding(value: y7.isEmpty ? "unknown" : growth.algorithm,
-                           evidence: y7.isEmpty ? "the adapter returned no y: \(p7.refusal ?? "")" : "x = κ + N(0, 1), n = 1024, \(Self.varianceProbeKappaSet): " + growth.evidence
-                               + "; " + VarianceGrowth.byLevel(points, levels: Self.varianceProbeKappaLevels))
         // 8. closest profile.
         let scored = ConventionProfile.all.map { p -> (String, Int) in
             var s = 0

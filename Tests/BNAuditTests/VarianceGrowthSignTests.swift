@@ -83,10 +83,14 @@ import Testing
         let fit = VarianceGrowth.fit(top, floor: 1e-17).requiringRise(top, floor: 1e-17)
         #expect(fit.algorithm == "updating", "\(fit.evidence)")
         let g = fit.requiringGrowthBelowTop(top, levels: Self.levels)
-        #expect(g.algorithm == "two_pass" && g.evidence.contains("only the highest κ level"), "\(g.evidence)")
+        #expect(g.algorithm == "two_pass" && g.evidence.contains("the rise at the highest level alone"), "\(g.evidence)")
+        // Between a few times and ten times the floor at κ = 1024: neither class.
+        let between = Self.points { k, i in (k > 2000 ? 5e-5 : k > 500 ? 7e-7 : 1e-7) * scatter(i) }
+        let g2 = VarianceGrowth.fit(between, floor: 1e-17).requiringRise(between, floor: 1e-17).requiringGrowthBelowTop(between, levels: Self.levels)
+        #expect(g2.algorithm == "undetermined" && g2.evidence.contains("between the two classes"), "\(g2.evidence)")
         let linear = Self.points { k, i in 1e-7 * max(1, k / 16) * scatter(i) }
         let kept = VarianceGrowth.fit(linear, floor: 1e-17).requiringRise(linear, floor: 1e-17).requiringGrowthBelowTop(linear, levels: Self.levels)
-        #expect(kept.algorithm == "updating" && !kept.evidence.contains("only the highest"), "\(kept.evidence)")
+        #expect(kept.algorithm == "updating" && !kept.evidence.contains("the level below the highest"), "\(kept.evidence)")
         #expect(VarianceGrowth.byLevel(linear, levels: Self.levels).hasPrefix("median error by κ: 4: 8e-08 (4 of 8 too large), 16: 8e-08"),
                 "\(VarianceGrowth.byLevel(linear, levels: Self.levels))")
     }

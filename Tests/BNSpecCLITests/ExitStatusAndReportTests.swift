@@ -377,7 +377,7 @@ import Testing
 
     /// The variance-algorithm probe names honest algorithms by their class: NumPy's two-pass
     /// variance `two_pass`, Welford's update and a pairwise tree of Chan et al.'s merges
-    /// `updating` (over κ from 4 to 256 all three had read `two_pass`: in float32 at n = 1024 an
+    /// `updating` (over κ from 4 to 256 these two had read `two_pass`: in float32 at n = 1024 an
     /// updating algorithm's error stands out of the two-pass floor only above κ ≈ 256), each with
     /// its fitted exponent and its rise in the evidence.
     @Test func fingerprintNamesTheVarianceAlgorithm() throws {
@@ -390,7 +390,7 @@ import Testing
             let found = try #require(obj["variance_algorithm"] as? [String: Any])
             let evidence = found["evidence"] as? String ?? ""
             #expect(found["value"] as? String == expected && evidence.contains("κ ∈ {4, 16, 64, 256, 1024, 4096}")
-                    && evidence.contains("over 48 channels"), "\(variance): \(found)")
+                    && evidence.contains("over 96 channels"), "\(variance): \(found)")
             if expected == "updating" { #expect(evidence.contains("the errors rise") && evidence.contains("at least 25×"), "\(variance): \(evidence)") }
         }
     }

@@ -46,38 +46,46 @@ extension VarianceGrowth {
         return b
     }
 
-    /// Each level's channels (the level nearest each point's κ, in log scale) and their median error.
-    static func levelMedians(_ pts: [Point], levels: [Double]) -> [(level: Double, median: Double, points: [Point])] {
+    /// Each level's channels (the level nearest each point's κ, in log scale) and their median
+    /// error (nil: no channel at that level).
+    static func levelMedians(_ pts: [Point], levels: [Double]) -> [(level: Double, median: Double?, points: [Point])] {
         guard !levels.isEmpty else { return [] }
         let groups = Dictionary(grouping: pts.filter { $0.kappa.isFinite && $0.kappa > 0 }) { pt in
             levels.indices.min { abs(log(pt.kappa / levels[$0])) < abs(log(pt.kappa / levels[$1])) }!
         }
-        return levels.indices.compactMap { i in
-            guard let g = groups[i], !g.isEmpty else { return nil }
-            let e = g.map(\.error).sorted()
-            return (levels[i], e.count % 2 == 1 ? e[e.count / 2] : (e[e.count / 2 - 1] + e[e.count / 2]) / 2, g)
+        return levels.indices.map { i in
+            let g = groups[i] ?? [], e = g.map(\.error).sorted()
+            return (levels[i], e.isEmpty ? nil : e.count % 2 == 1 ? e[e.count / 2] : (e[e.count / 2 - 1] + e[e.count / 2]) / 2, g)
         }
     }
 
     /// An `updating` reading over a probe of κ levels (the fingerprint's 4, 16, …, 4096) needs its
     /// growth below the highest level too: the median error of the second-highest level at least
-    /// `minimumRise` times the floor (the smaller median of the two lowest levels). A two-pass
+    /// `updatingRise` times the floor (the smaller median of the two lowest levels). A two-pass
     /// variance is taken about a mean with a rounding error δ, too large by δ² ∝ n·κ²·u²; in
-    /// float32 at n = 1024 that reaches above the floor only at κ = 4096 (12–43× it, 2026-12-06:
-    /// NumPy, PyTorch, Keras, TensorFlow's fused op, MLX, oneDNN and ONNX Runtime, whose level 1024
-    /// stays within 0.85–4.4× the floor) — a fitted κ^0.27–0.49 — while an updating algorithm's κ¹
-    /// growth stands 58–109× above it at 1024 (NumPy's Welford and pairwise tree of merges,
-    /// PyTorch's SyncBatchNorm merge). Otherwise "two_pass", with the levels in the evidence.
-    public func requiringGrowthBelowTop(_ pts: [Point], levels: [Double], minimumRise: Double = 10) -> VarianceGrowth {
-        guard algorithm == "updating" else { return self }
+    /// float32 at n = 1024 that reaches above the floor only at κ = 4096, and at 1024 the error
+    /// stays within a few times the floor, while an updating algorithm's κ¹ growth stands tens
+    /// of times above it there (figures: spec/AUDIT.md §4). Below `twoPassRise` times the floor
+    /// the reading is "two_pass"; between the two, "undetermined" (neither class fits); the
+    /// levels are in the evidence either way.
+    public func requiringGrowthBelowTop(_ pts: [Point], levels: [Double], updatingRise: Double = 10, twoPassRise: Double = 5) -> VarianceGrowth {
+        guard algorithm == "updating", levels.count >= 4 else { return self }
         let m = Self.levelMedians(pts, levels: levels)
-        guard m.count >= 4 else { return self }
-        let floor = min(m[0].median, m[1].median), below = m[m.count - 2]
-        guard floor > 0, below.median < minimumRise * floor else { return self }
+        guard let f0 = m[0].median, let f1 = m[1].median, min(f0, f1) > 0 else { return self }
+        let floor = min(f0, f1), below = m[m.count - 2]
         var g = self
-        g.algorithm = "two_pass"
-        g.evidence += String(format: "; but only the highest κ level rises above %g× the floor (κ = %g: median %.2g, %.3g× the floor %.2g): a two-pass variance about a mean with rounding error δ, too large by δ² ∝ n·κ²·u², which reaches the floor only there; an updating algorithm's κ¹ growth stands out a level lower",
-                             minimumRise, below.level, below.median, below.median / floor, floor)
+        guard let median = below.median else {
+            g.algorithm = "undetermined"
+            g.evidence += String(format: "; but no channel's error at κ = %g, the level below the highest, could be measured: the growth there is unknown", below.level)
+            return g
+        }
+        let rise = median / floor
+        guard rise < updatingRise else { return self }
+        g.algorithm = rise < twoPassRise ? "two_pass" : "undetermined"
+        g.evidence += String(format: "; but at κ = %g, the level below the highest, the median error %.2g is only %.3g× the floor %.2g (updating: ≥ %g×; ", below.level, median, rise, floor, updatingRise)
+            + (rise < twoPassRise
+               ? String(format: "two-pass class: < %g×): the rise at the highest level alone is a two-pass variance about a mean with rounding error δ, too large by δ² ∝ n·κ²·u², which reaches the floor only there", twoPassRise)
+               : String(format: "two-pass class: < %g×): between the two classes", twoPassRise))
         return g
     }
 
@@ -86,7 +94,8 @@ extension VarianceGrowth {
     /// too large — "by κ: 4: 2.1e-07 (4 of 8 too large), 16: …" (evidence, not a verdict).
     public static func byLevel(_ pts: [Point], levels: [Double]) -> String {
         "median error by κ: " + levelMedians(pts, levels: levels).map {
-            String(format: "%g: %.2g (%d of %d too large)", $0.level, $0.median, $0.points.filter { $0.sign > 0 }.count, $0.points.count)
+            guard let median = $0.median else { return String(format: "%g: none measured", $0.level) }
+            return String(format: "%g: %.2g (%d of %d too large)", $0.level, median, $0.points.filter { $0.sign > 0 }.count, $0.points.count)
         }.joined(separator: ", ")
     }
 }
