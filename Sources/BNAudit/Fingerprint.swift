@@ -74,15 +74,16 @@ public struct Fingerprint: Sendable {
             // An output of the wrong size is no answer (the audit's rule, `wrong-size`): the probe reads
             // as refused, so what depends on it is undetermined (an outside red team's: outputs one
             // element short were read as conventions, and 1-element ones trapped on an index).
-            if let o = Operation(rawValue: op), let bad = out.sorted(by: { $0.key < $1.key }).first(where: { k, v in
-                guard let a = o.output(k) else { return false }
-                switch a.extent {
-                case .tensor: return v.count != shape.reduce(1, *)
-                case .channels: return v.count != shape[1]
-                default: return false
+            let o = Operation(rawValue: op)
+            func expected(_ name: String) -> Int? {
+                switch o?.output(name)?.extent {
+                case .tensor?: return shape.reduce(1, *)
+                case .channels?: return shape.count > 1 ? shape[1] : nil
+                default: return nil
                 }
-            }) {
-                return (nil, "wrong size: \(bad.key): \(bad.value.count) values, expected \(o.output(bad.key)!.extent == .tensor ? shape.reduce(1, *) : shape[1])")
+            }
+            for (k, v) in out.sorted(by: { $0.key < $1.key }) {
+                if let n = expected(k), n != v.count { return (nil, "wrong size: \(k): \(v.count) values, expected \(n)") }
             }
             return (out, nil)
         case .refused(let m): return (nil, m)
