@@ -87,12 +87,12 @@ extension Reference {
                                  dBeta: [Double](repeating: 0, count: shape.channels))
         for c in 0..<shape.channels {
             let segs = layout.segments(channel: c, shape: shape), g = gamma?[c] ?? 1
-            if let a = exactAffine(mean: mean[c], variance: variance[c], eps: eps, gamma: g, beta: 0),
-               let sums = ExactGradientSums(x, dy, segs) {
+            let affine = exactAffine(mean: mean[c], variance: variance[c], eps: eps, gamma: g, beta: 0)
+            if let a = affine, let sums = ExactGradientSums(x, dy, segs) {
                 out.dBeta[c] = sums.dy.rounded()
                 out.dGamma[c] = Rational.roundedSurd(sums.dyx - a.mean * sums.dy, plus: .zero, over: a.radicand)
                 inferenceDx(a, gamma: g, dy, segs, into: &out.dx)
-            } else if let a = exactAffine(mean: mean[c], variance: variance[c], eps: eps, gamma: g, beta: 0) {
+            } else if let a = affine {
                 // A non-finite x or dy with finite statistics: dβ and dγ by §4's IEEE sums (dβ exact
                 // when dy is finite), dx = γ·dy/√V correctly rounded wherever dy is finite.
                 let inv = inverseStd(variance: variance[c], eps: eps)
