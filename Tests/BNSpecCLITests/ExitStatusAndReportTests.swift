@@ -415,6 +415,9 @@ import Testing
         #expect(rank0["variance_exchange"] == "undetermined" && rank0["bessel_n"] == "other", "\(rank0)")
         let localY = try sync("local-y")
         #expect(localY["eps"] == "undetermined", "\(localY)")
+        // Nor one variance per channel: y from each rank's own statistics is no line in x, so no
+        // channel's variance error is measurable (it had read two_pass off the misfit).
+        #expect(localY["variance_algorithm"] == "undetermined", "\(localY)")
     }
 
     /// Progress on stderr when it is not a terminal: a line each 10 % of the cases, the last at 100 %.
