@@ -46,7 +46,7 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         }
     }
 
-    /// A κ¹ or κ² fit over few channels (the fingerprint's 48, κ from 4 to 4096; eight from 4 to
+    /// A κ¹ or κ² fit over few channels (the fingerprint's 96, κ from 4 to 4096; 32 from 4 to
     /// 256 until 2026-12-06) names an algorithm only when the errors rise across the κ range: the
     /// median error of the highest quarter of κ at least `minimumRise` times the lowest quarter's
     /// (an outside red team's pivot-shifted float32 all-reduce — two-pass class — had been called
