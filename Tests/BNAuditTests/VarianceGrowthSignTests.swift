@@ -67,7 +67,7 @@ import Testing
         }
     }
 }
-/// The fingerprint's 48 channels (eight per κ ∈ {4, 16, 64, 256, 1024, 4096}): an `updating`
+/// Synthetic probes of eight channels per κ ∈ {4, 16, 64, 256, 1024, 4096} (the fingerprint has 16): an `updating`
 /// reading needs the errors to rise below the highest level too.
 @Suite struct VarianceGrowthLevelTests {
     static let levels: [Double] = [4, 16, 64, 256, 1024, 4096]
