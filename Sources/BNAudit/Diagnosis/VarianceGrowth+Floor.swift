@@ -54,8 +54,8 @@ extension VarianceGrowth {
             levels.indices.min { abs(log(pt.kappa / levels[$0])) < abs(log(pt.kappa / levels[$1])) }!
         }
         return levels.indices.map { i in
-            let g = groups[i] ?? [], e = g.map(\.error).sorted()
-            return (levels[i], e.isEmpty ? nil : e.count % 2 == 1 ? e[e.count / 2] : (e[e.count / 2 - 1] + e[e.count / 2]) / 2, g)
+            let g = groups[i] ?? []
+            return (levels[i], g.isEmpty ? nil : median(g.map(\.error)), g)
         }
     }
 

@@ -46,6 +46,13 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         }
     }
 
+    /// The median of some errors (the mean of the middle two for an even count; NaN for none).
+    static func median(_ e: [Double]) -> Double {
+        guard !e.isEmpty else { return .nan }
+        let s = e.sorted()
+        return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+    }
+
     /// A κ¹ or κ² fit over few channels (the fingerprint's 96, κ from 4 to 4096; 32 from 4 to
     /// 256 until 2026-12-06) names an algorithm only when the errors rise across the κ range: the
     /// median error of the highest quarter of κ at least `minimumRise` times the lowest quarter's
@@ -57,8 +64,7 @@ public struct VarianceGrowth: Codable, Sendable, Equatable {
         guard algorithm == "updating" || algorithm == "one_pass" else { return self }
         let use = pts.filter { $0.kappa >= 1 && $0.kappa.isFinite && $0.error > 10 * floor && $0.error <= 0.3 }.sorted { $0.kappa < $1.kappa }
         let q = max(1, use.count / 4)
-        func median(_ e: [Double]) -> Double { let s = e.sorted(); return s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2 }
-        let low = median(use.prefix(q).map(\.error)), high = median(use.suffix(q).map(\.error))
+        let low = Self.median(use.prefix(q).map(\.error)), high = Self.median(use.suffix(q).map(\.error))
         var g = self
         guard high < minimumRise * low else {
             g.evidence += String(format: "; the errors rise %.3g× from the lowest to the highest quarter of κ (medians %.2g, %.2g; at least %g×)",
