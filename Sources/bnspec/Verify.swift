@@ -13,6 +13,9 @@ struct Verify: ParsableCommand {
     var golden: String?
     @Option(name: .customLong("implementation"), help: "Only these implementations (repeatable).")
     var implementations: [String] = []
+    @Option(name: .customLong("exclude-implementation"),
+            help: "Leave these implementations out (repeatable), e.g. reference: `bnspec generate --check` proves its outputs equal to golden/.")
+    var excludedImplementations: [String] = []
     @OptionGroup var selection: CaseSelection
     @Option(help: "Write the full results as JSON to this file.")
     var json: String?
@@ -28,6 +31,9 @@ struct Verify: ParsableCommand {
             throw BNSpec.usageError("unknown --calibration '\(calibration)' (expected auto, all or none)")
         }
         if let t = threads, !(1...256).contains(t) { throw BNSpec.usageError("--threads must be in 1…256 (got \(t))") }
+        if let both = implementations.first(where: excludedImplementations.contains) {
+            throw BNSpec.usageError("--implementation \(both) and --exclude-implementation \(both) contradict each other")
+        }
     }
 
     func run() throws {
@@ -40,8 +46,8 @@ struct Verify: ParsableCommand {
             let ids = try selector.select(try GoldenStore.manifest(dir).cases, source: dir.path)
             if selection.list { return selection.print(ids) }
             let progress = Progress("verify")
-            var report = try Verification.run(golden: dir, only: implementations, cases: selector, threads: threads,
-                                                  calibration: policy) { i, n in
+            var report = try Verification.run(golden: dir, only: implementations, excluding: excludedImplementations, cases: selector,
+                                              threads: threads, calibration: policy) { i, n in
                 progress.update(done: i, total: n, failed: nil, current: i < n ? ids[i] : nil)
             }
             progress.update(done: ids.count, total: ids.count, failed: nil, current: nil)
@@ -49,7 +55,8 @@ struct Verify: ParsableCommand {
             if let notice = GoldenRelease.notice(report.goldenSHA256!) { StandardStream.write("bnspec: warning: \(notice)\n", to: 2) }
             report.shard = selector.shard?.description
             if selector.shard != nil {
-                report.selection = "\(selector.canonical); implementations=\(implementations.isEmpty ? "all" : implementations.sorted().joined(separator: ",")); calibration=\(policy.rawValue)"
+                report.selection = "\(selector.canonical); implementations=\(implementations.isEmpty ? "all" : implementations.sorted().joined(separator: ","))"
+                    + (excludedImplementations.isEmpty ? "" : "; excluded=\(excludedImplementations.sorted().joined(separator: ","))") + "; calibration=\(policy.rawValue)"
             }
             // A failure reruns against the same golden folder.
             let reproGolden = Paths.reproGolden(golden)

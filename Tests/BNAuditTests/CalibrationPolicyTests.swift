@@ -121,4 +121,29 @@ import Testing
         let backward = auto.implementations.first { $0.name == "calibration/backward-missing-mean-term" }!
         #expect(backward.failed == 0 && !backward.unchecked && backward.skipped == cases.count)
     }
+
+    /// `--exclude-implementation`: the reference left out runs every other implementation, with
+    /// the same results as a run that keeps it; a calibration kernel excluded is gone, the others
+    /// keep the `auto` policy (excluding is not naming); an unknown name, or nothing left, is refused.
+    @Test func excludedImplementationsAreLeftOut() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("bnspec-exclude-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let cases = try Catalog.parse("train data=normal shape=4x3x5x5 layout=NCHW\n", source: "test").cases[Catalog.defaultSuite] ?? []
+        try GoldenStore.write(try Generator.suiteFiles(cases, suite: Catalog.defaultSuite), to: dir, force: false)
+
+        let all = try Verification.run(golden: dir)
+        let noReference = try Verification.run(golden: dir, excluding: ["reference"])
+        #expect(all.implementations.map(\.name).first == "reference")
+        #expect(noReference.implementations.map(\.name) == Array(all.implementations.map(\.name).dropFirst()))
+        #expect(!noReference.cases.contains { $0.implementation == "reference" })
+        let kept = all.cases.filter { $0.implementation != "reference" }
+        #expect(noReference.cases.map(\.implementation) == kept.map(\.implementation))
+        #expect(zip(noReference.cases, kept).allSatisfy { $0.status == $1.status && $0.digest == $1.digest && $0.worstRatio == $1.worstRatio })
+
+        let two = try Verification.run(golden: dir, only: ["fused", "calibration/one-pass-variance"], excluding: ["fused"])
+        #expect(two.implementations.map(\.name) == ["calibration/one-pass-variance"])
+
+        #expect(throws: BNError.self) { try Verification.run(golden: dir, excluding: ["no-such-kernel"]) }
+        #expect(throws: BNError.self) { try Verification.run(golden: dir, only: ["fused"], excluding: ["fused"]) }
+    }
 }
