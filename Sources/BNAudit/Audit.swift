@@ -196,8 +196,7 @@ public struct AuditReport: Codable, Sendable {
         for i in results.indices { results[i].fitInputs = AuditResult.FitInputs(results[i]) }  // what the fits below start from
         // A failure a bug model explains (a wrong weighting, eps, estimator…) says nothing about the
         // precision of the variance algorithm: its channels stay out of the fit.
-        let growth = VarianceGrowth.fit(results.filter { $0.computeRoundoff == 0x1p-24 && $0.likelyCause == nil }.flatMap(\.variancePoints),
-                                        floor: 0x1p-24, binned: true)
+        let growth = VarianceGrowth.auditWide(results.filter { $0.computeRoundoff == 0x1p-24 && $0.likelyCause == nil }.flatMap(\.variancePoints))
         varianceGrowth = growth.algorithm == "undetermined" ? nil : growth
         // A failure nothing explains case by case, on a channel whose condition exceeds 10 and
         // whose mean is right, is the one-pass algorithm's when the audit-wide fit shows its κ²;

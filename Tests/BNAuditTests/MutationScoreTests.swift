@@ -117,6 +117,39 @@ import Testing
         #expect(!withdrawn.isEmpty, "no withdrawal shown as evidence")
     }
 
+    /// A Bessel factor of the previous step's count, or of the largest count so far, equals the
+    /// first batch's on the epochs of 3 + 3 + 1 and 4 + 4 + 2 samples (an outside red team's: named
+    /// "the first batch's at every step" there). The epoch of 1 + 4 + 4 contradicts that model —
+    /// failing under the first bug, passing under the second, where the largest count is the
+    /// honest one — and an epoch model acts on every epoch case (ModelConsistency): caught, no cause.
+    @Test(arguments: ["bessel-of-previous-batch", "bessel-of-largest-batch"])
+    func anEpochModelContradictedByAnotherEpochNamesNothing(bug: String) throws {
+        try Self.requireNumPy()
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py \(bug)", cases: try AuditSupport.cases("epoch."))
+        let failed = r.results.filter { $0.status == .failed }
+        #expect(failed.count >= 20, "mutant \(bug) escaped: \(failed.count) failed")
+        #expect(failed.allSatisfy { $0.likelyCause == nil }, "\(r.causes)")
+        let withdrawn = failed.flatMap(\.evidence).filter { $0.hasPrefix("cause withdrawn: «the running variance's Bessel factor") && $0.contains(".p1+4+4") }
+        // Every failure but the 1 + 4 + 4 epoch itself (which no model fits) had been named.
+        #expect(withdrawn.count >= max(20, failed.count - 1), "\(withdrawn.count) of \(failed.count) withdrawals name the 1 + 4 + 4 epoch")
+    }
+
+    /// Σx accumulated in bfloat16: the float16-accumulation model had fitted the one case whose only
+    /// finite channel holds 34 values (an outside red team's), while it missed most of the bug's
+    /// other failing training cases by more than 10 τ. A precision model is withdrawn when more
+    /// failing cases of its operation contradict it than it fits (ModelConsistency.byMajority);
+    /// the float16 mutant keeps its cause (mutantIsCaughtWithItsCauseAndNoOther).
+    @Test func aPrecisionModelContradictedByMostFailuresNamesNothing() throws {
+        try Self.requireNumPy()
+        let cases = try AuditSupport.suite().filter { $0.spec.op == .train }
+        #expect(cases.contains { $0.spec.id == "train.nonfinite-edges.2x5x17.NHWC.bf16.pytorch.eps1e-05.m0.1" })
+        let r = try AuditSupport.audit("tools/adapters/numpy_mutant.py bf16-accumulation", cases: cases)
+        #expect(r.failed > 100, "mutant escaped: \(r.failed) failed")
+        #expect(r.causes.keys.allSatisfy { $0 == "unexplained" }, "\(r.causes)")
+        let withdrawn = r.results.flatMap(\.evidence).filter { $0.hasPrefix("cause withdrawn: «Σx accumulated in float16") && $0.contains("against 1 it fits") }
+        #expect(!withdrawn.isEmpty, "no withdrawal shown as evidence")
+    }
+
     /// Real vector-loop tails (the last C mod w channels of channels-last cases scaled by 1.5: 4
     /// and 8 wide from C = 8 on, 16 wide from C = 16 on) keep their cause through the audit-wide
     /// check, with the width the cases tell: C = 17 and 33 alone cannot tell a 16-wide tail from a

@@ -95,3 +95,49 @@ import Testing
                 "\(VarianceGrowth.byLevel(linear, levels: Self.levels))")
     }
 }
+
+/// `VarianceGrowth.auditWide`: a growth seen only where a two-pass variance's own mean rounding,
+/// up to 10⁴·(u·κ)², explains the error is no algorithm's (an outside red team's honest two-pass
+/// variants had read "biased", "updating" or κ^1.84 from the suite's near-constant channels).
+@Suite struct VarianceGrowthMeanRoundingTests {
+    static let u = 0x1p-24
+
+    /// `perDecade` channels in each decade of κ from 1 to 10³ with error f(κ) (alternating signs),
+    /// plus near-constant channels at κ ≈ 7.4·10⁵ too large by `top`.
+    static func points(perDecade: Int = 8, top: Double?, _ f: (Double) -> Double) -> [VarianceGrowth.Point] {
+        var pts: [VarianceGrowth.Point] = []
+        for i in 0..<(3 * perDecade) {
+            let kappa = pow(10, Double(i) / Double(perDecade))
+            pts.append(VarianceGrowth.Point(kappa: kappa, error: f(kappa), sign: i % 2 == 0 ? 1 : -1))
+        }
+        if let top { for k in 0..<16 { pts.append(VarianceGrowth.Point(kappa: 7.4e5 * (1 + Double(k) / 100), error: top, sign: 1)) } }
+        return pts
+    }
+
+    @Test func theMeanRoundingBoundIsBelowOnePassAndAboveTwoPass() {
+        // At κ = 7.4·10⁵: (u·κ)² ≈ 0.0019, an honest mean a few ulps off gives 10⁻³–10⁻²; one-pass u·κ² ≈ 3·10⁴.
+        let atTop = VarianceGrowth.beyondMeanRounding([VarianceGrowth.Point(kappa: 7.4e5, error: 0.0075)], roundoff: Self.u)
+        #expect(atTop.isEmpty)
+        let onePass = VarianceGrowth.beyondMeanRounding([VarianceGrowth.Point(kappa: 100, error: Self.u * 100 * 100)], roundoff: Self.u)
+        #expect(onePass.count == 1)
+    }
+
+    /// Flat errors of a few u below κ = 10³, and the near-constant channels 0.0075 too large:
+    /// the plain binned fit reads a growth; the audit-wide reading does not.
+    @Test func aTwoPassWithNearConstantChannelsIsNotAGrowth() {
+        let pts = Self.points(top: 0.0075) { _ in 20 * Self.u }
+        let plain = VarianceGrowth.fit(pts, floor: Self.u, binned: true)
+        #expect(plain.algorithm != "two_pass" && plain.algorithm != "undetermined", "\(plain.evidence)")
+        let g = VarianceGrowth.auditWide(pts)
+        #expect(g.algorithm == "undetermined" || g.algorithm == "two_pass", "\(g.evidence)")
+    }
+
+    /// A one-pass error u·κ² and an updating one 20·u·κ keep their names below κ = 10³, with or
+    /// without the near-constant channels.
+    @Test func realGrowthBelowTheBoundKeepsItsName() {
+        for top in [nil, 0.0075] as [Double?] {
+            #expect(VarianceGrowth.auditWide(Self.points(top: top) { Self.u * $0 * $0 }).algorithm == "one_pass")
+            #expect(VarianceGrowth.auditWide(Self.points(top: top) { 20 * Self.u * $0 }).algorithm == "updating")
+        }
+    }
+}

@@ -1,6 +1,40 @@
 import Foundation
 
 extension VarianceGrowth {
+    /// How many times (u·κ)² a two-pass-class variance may be too large from the rounding of its
+    /// mean alone (``beyondMeanRounding(_:roundoff:)``): a mean off by 100 ulps of |μ|.
+    public static let meanRoundingAllowance = 1e4
+
+    /// The audit-wide fit's points less those the mean's own rounding explains. A variance taken
+    /// about a mean off by δ is too large by (δ/σ)² (Σ(x − μ̂)² = M2 + n·δ², Chan, Golub & LeVeque
+    /// 1983), and an honest float32 mean is off by up to about 100 ulps of |μ| (a sequential sum
+    /// of 10⁴ values: √n·u typical), so a two-pass-class variance may err by up to
+    /// ``meanRoundingAllowance``·(u·κ)²: an error that grows like κ² and is always of one sign. At
+    /// the suite's near-constant channels (κ ≈ 7·10⁵) it is 10⁻³–10⁻², and on those channels alone
+    /// honest two-pass variants (blocks of 1000 merged; pairwise with the mean Σx·(1/n); np.var)
+    /// had read "biased", "updating" or κ^1.84 (an outside red team's, 2026-12-06). A one-pass
+    /// error, about u·κ², is 1/(10⁴·u) ≈ 1700 times above that bound at every κ; an updating one,
+    /// about u·κ, falls below it only beyond κ ≈ 10³–10⁴, where the fit has the lower κ to read.
+    public static func beyondMeanRounding(_ pts: [Point], roundoff u: Double) -> [Point] {
+        pts.filter { $0.error > meanRoundingAllowance * (u * $0.kappa) * (u * $0.kappa) }
+    }
+
+    /// The audit's float32 growth (binned ``fit(_:floor:binned:)`` at u = 2⁻²⁴): a two-pass reading
+    /// as fitted; a growth (updating, one-pass, biased) only when the channels beyond the mean's
+    /// rounding (``beyondMeanRounding(_:roundoff:)``) show one too, read from them alone;
+    /// otherwise "undetermined": the growth was the mean's rounding, or the suite's channels below
+    /// κ ≈ 10⁴ cannot tell (an honest Welford is then not read, rather than misread).
+    public static func auditWide(_ pts: [Point]) -> VarianceGrowth {
+        let u = 0x1p-24
+        let all = fit(pts, floor: u, binned: true)
+        guard all.algorithm != "two_pass" && all.algorithm != "undetermined" else { return all }
+        let beyond = fit(beyondMeanRounding(pts, roundoff: u), floor: u, binned: true)
+        if beyond.algorithm != "two_pass" && beyond.algorithm != "undetermined" { return beyond }
+        return VarianceGrowth(exponent: .nan, points: all.points, decades: all.decades, algorithm: "undetermined",
+                              evidence: all.evidence + "; but below \(Int(meanRoundingAllowance))·(u·κ)², the error the mean's own rounding gives a two-pass variance, "
+                                  + (beyond.algorithm == "two_pass" ? "the errors do not grow (" + beyond.evidence + ")" : beyond.evidence))
+    }
+
     /// The fingerprint's κ-growth fit over a few probe channels, guarded against an error
     /// that is not the variance's: the probe reads each channel's variance off y, so an error
     /// of the normalisation itself (an approximate rsqrt, a 12-bit reciprocal square root is
