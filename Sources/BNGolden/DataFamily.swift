@@ -10,7 +10,7 @@ import BNCore
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
                                "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread", "trend",
-                               "params-edge", "stats-nonfinite"]
+                               "params-edge", "stats-nonfinite", "outlier"]
 
     /// The families whose x is `normal` and whose edge is in the per-channel inputs: γ and β
     /// (``parameters(channels:seed:dtype:family:)``), the given statistics (``givenStatisticsEdges(_:)``).
@@ -74,6 +74,15 @@ public enum DataFamily {
                 // half-batch statistics passed every n > 32768 float32 case at 0.51 of τ).
                 let step = n > 1 ? 2 / Double(n - 1) : 0
                 values = (0..<n).map { k in loc + scale * (r.normal() + (Double(k) * step - 1)) }
+            case "outlier":
+                // normal, plus one value per channel far out, at a drawn position: loc ± scale·(20 + 20U).
+                // With n ≥ 512 values its |x̂| is about 15–25 (at most √(n − 1)); on normal data |x̂|
+                // stays below about 4.4, where a training kernel that saturates x̂ at ±8 passed every
+                // case (an outside red team's). |x| ≤ 6 + 1.5·40: inside float16's range.
+                var v = (0..<n).map { _ in loc + scale * r.normal() }
+                let far = (20 + 20 * r.uniform()) * r.sign()
+                v[r.int(below: n)] = loc + scale * far
+                values = v
             case "constant":
                 let v = loc * 4
                 values = Array(repeating: v, count: n)

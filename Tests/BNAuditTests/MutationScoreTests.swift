@@ -274,8 +274,9 @@ import Testing
         // A case id's shape (its third field) and channel count.
         let shape = { (id: String) in id.split(separator: ".")[2].split(separator: "x").compactMap { Int($0) } }
         let target: (String) -> Bool = switch bug {
-        case "blocked-reduction-drops-tail": {  // the odd long channels: n = 161·251 and 40411
+        case "blocked-reduction-drops-tail": {  // the odd long float32 channels: n = 161·251 and 40411 (the bug is float32's)
             ($0.hasPrefix("train.trend.") || $0.hasPrefix("backward-train.trend.")) && ($0.contains(".1x2x161x251.") || $0.contains(".40411x2."))
+                && $0.contains(".f32.")
         }
         case "nc-infer-swaps-running-statistics": { $0.hasPrefix("infer.") && $0.contains(".NC.f32.") }
         default: { $0.hasPrefix("backward-train.") && !$0.contains(".NCHW.") && shape($0)[1] > 32 }  // every storage type

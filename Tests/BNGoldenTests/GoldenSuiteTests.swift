@@ -303,6 +303,45 @@ import Testing
         }
     }
 
+    /// Law (an outside red team's, 2026-12-06): six bugs passed every case of the 1293-case suite —
+    /// 16-bit inference and its backward reading γ, β, μ, σ²[c mod 512]; 16-bit training and its
+    /// backward, and bfloat16 inference, reading x[i mod 2¹⁵]; 4-D inference with H·W = 1 using batch
+    /// statistics; training clamping x̂ to ±8; a backward taking `eps or 1e-5`. Each has its case now.
+    @Test func catalogCoversSixLaterEscapes() throws {
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
+        let spatial = { (c: CaseSpec) in c.shape.dropFirst(2).reduce(1, *) }
+        for dtype in [DType.f16, .bf16] {
+            for op in [Operation.infer, .backwardInfer] {
+                #expect(all.contains { $0.op == op && $0.dtype == dtype && $0.shape[1] > 512 }, "\(op.rawValue) \(dtype.rawValue): no C > 512")
+            }
+            for op in [Operation.train, .backwardTrain, .infer] {
+                #expect(all.contains { $0.op == op && $0.dtype == dtype && $0.shape.reduce(1, *) > 32768 }, "\(op.rawValue) \(dtype.rawValue): no tensor past 2¹⁵ elements")
+            }
+        }
+        for layout in [Layout.nchw, .nhwc] {
+            #expect(all.contains { $0.op == .infer && $0.layout == layout && $0.shape.count == 4 && spatial($0) == 1 && $0.shape[0] > 1 },
+                    "infer \(layout.rawValue): no 4-D case with H·W = 1")
+        }
+        for dtype in [DType.f32, .f16, .bf16] {
+            #expect(all.contains { $0.op == .train && $0.dtype == dtype && $0.data == "outlier" && $0.shape[0] * spatial($0) >= 512 },
+                    "train \(dtype.rawValue): no outlier data with n ≥ 512 (|x̂| > 8)")
+        }
+        // And the outliers reach |x̂| > 12 in every channel of those cases (biased variance, as trained).
+        for c in all where c.op == .train && c.data == "outlier" {
+            let x = try #require(Generator.inputs(c)["x"]).values, shape = try c.shapeValue()
+            for ch in 0..<shape.channels {
+                var v: [Double] = []
+                for b in 0..<shape.batch { for s in 0..<shape.spatialSize { v.append(x[c.layout.index(n: b, c: ch, s: s, shape: shape)]) } }
+                let mean = v.reduce(0, +) / Double(v.count), variance = v.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / Double(v.count)
+                let largest = v.map { abs($0 - mean) / variance.squareRoot() }.max()!
+                #expect(largest > 12, "\(c.id) channel \(ch): max |x̂| \(largest)")
+            }
+        }
+        for op in [Operation.backwardTrain, .backwardInfer] {
+            #expect(all.contains { $0.op == op && $0.eps == 0 && $0.data.hasPrefix("spread:") }, "\(op.rawValue): no eps = 0 on σ² < 1e-5")
+        }
+    }
+
     /// The committed golden/ is the suite this build pins (``GoldenRelease``): after a catalog
     /// change, paste the new digest there.
     @Test func goldenIsThisReleasesSuite() throws {
