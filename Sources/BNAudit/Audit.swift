@@ -89,6 +89,9 @@ public struct AuditResult: Codable, Sendable {
     var runningModels: [String]? = nil
     /// A failed or passed case: the models ``ModelConsistency`` judges whose prediction misses it far (not encoded).
     var contradictedModels: [String]? = nil
+    /// A failed case returned a non-finite value where the reference's is finite (an overflow: a
+    /// precision model that reproduces it is not judged by majority, ``ModelConsistency/byMajority``; not encoded).
+    var nonFiniteWhereFinite = false
     /// The case's operation and whether its data are finite (not encoded): the audit-wide check
     /// of ``Patterns/poisonCause``.
     var operation = "", finiteData = true
@@ -595,6 +598,10 @@ public struct Audit {
                 r.runningWeightAloneExplains = r.weightPoint != nil && Fits.runningWeightAloneExplains(problem)
                 r.runningModels = RunningConsistency.reproducing(problem)
                 r.contradictedModels = ModelConsistency.contradicted(problem)
+                r.nonFiniteWhereFinite = problem.got.contains { name, values in
+                    guard let e = problem.expected[name], e.count == values.count else { return false }
+                    return zip(values, e).contains { !$0.isFinite && $1.isFinite }
+                }
             } else if r.status == .passed && problem.shape.elementCount <= 1 << 20 {
                 // A passing case can contradict a formula cause named elsewhere (``ModelConsistency``);
                 // the large suite's tensors are left out (its four cases are honest-scale timing cases).

@@ -225,6 +225,8 @@ extension AuditResult {
         public var runningModels: [String]?
         /// The formula models a failing case contradicts (``ModelConsistency``).
         public var contradictedModels: [String]?
+        /// A failing case's non-finite output where the reference is finite (absent: false).
+        public var nonFiniteWhereFinite: Bool?
         enum CodingKeys: String, CodingKey {
             case cause, evidence, variancePoints = "variance_points", weightPoint = "weight_point"
             case backwardVariancePoints = "backward_variance_points"
@@ -232,6 +234,7 @@ extension AuditResult {
             case varianceAloneExplains = "variance_alone_explains", runningWeightAloneExplains = "running_weight_alone_explains"
             case channels, failingChannels = "failing_channels", tailWidths = "tail_widths", tailKey = "tail_key"
             case runningModels = "running_models", contradictedModels = "contradicted_models"
+            case nonFiniteWhereFinite = "non_finite_where_finite"
         }
 
         init(_ r: AuditResult) {
@@ -247,6 +250,7 @@ extension AuditResult {
             tailKey = r.tailKey
             runningModels = r.runningModels
             contradictedModels = r.contradictedModels.flatMap { $0.isEmpty ? nil : $0 }
+            nonFiniteWhereFinite = r.nonFiniteWhereFinite ? true : nil
         }
 
         /// `r` as it was before the fits, for fitting again.
@@ -262,6 +266,7 @@ extension AuditResult {
             r.tailWidths = tailWidths ?? []; r.tailKey = tailKey
             r.runningModels = runningModels
             r.contradictedModels = contradictedModels
+            r.nonFiniteWhereFinite = nonFiniteWhereFinite ?? false
             return r
         }
     }
