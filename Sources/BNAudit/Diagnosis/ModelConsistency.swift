@@ -29,7 +29,8 @@
 /// their bugs' other cases can be unexplained for honest reasons — a model that reproduces the
 /// outputs but departs from the reference by under ``Diagnosis/informative`` τ names nothing
 /// (the `eps-outside-sqrt` mutant's Keras-profile cases, eps 10⁻³, are such), and precision
-/// models fit where their rounding shows; vector tails, the running update, poisoning and the
+/// models fit where their rounding shows (the float16 sum alone is judged, by a majority of its
+/// operation's failures: ``byMajority``); vector tails, the running update, poisoning and the
 /// one-pass growth have audit-wide checks of their own.
 enum ModelConsistency {
     /// The models this check judges, by a key and the phrase that names them in a cause.
