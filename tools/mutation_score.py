@@ -95,7 +95,10 @@ UNEXPLAINED = ["variance-about-f16-mean", "gamma-beta-swapped-from-c8", "running
                # 2026-12-06 (an outside red team's): the Bessel factor of the previous step's count or
                # of the largest count so far ("the first batch's" had been named on the epochs where
                # they coincide); Σx accumulated in bfloat16 ("in float16" had been named on one case).
-               "bessel-of-previous-batch", "bessel-of-largest-batch", "bf16-accumulation"]
+               "bessel-of-previous-batch", "bessel-of-largest-batch", "bf16-accumulation",
+               # Round J: the variance Bessel-corrected over the batch dimension N ("the unbiased
+               # variance" had been named on the NC cases, where N is the count).
+               "bessel-over-batch-dimension"]
 # Causes that are true of a mutant beside its own: with the biased running estimator the NumPy BN
 # no longer refuses one value per channel (PyTorch's refusal follows from its unbiased estimator),
 # so the cases that require that refusal are rightly named "no refusal …".

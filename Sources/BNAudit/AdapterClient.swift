@@ -183,6 +183,7 @@ public final class AdapterClient: @unchecked Sendable {
         let id = request["id"] as? String ?? ""
         let timeout = min(caseTimeout, max(1, deadline.timeIntervalSinceNow))
         caseTimeouts.append(timeout)
+        let outputFolder = (request["output_dir"] as? String).map(AdapterOutputs.Identity.init)
         do {
             try p.send(try Self.encode(request), timeout: timeout)
             let until = Date().addingTimeInterval(timeout)
@@ -195,7 +196,7 @@ public final class AdapterClient: @unchecked Sendable {
                 restartsInARow = 0
                 answered.insert(id)
                 if case .outputs(let files) = r, let dir = request["output_dir"] as? String {
-                    return AdapterOutputs.confine(files, to: dir)
+                    return AdapterOutputs.confine(files, to: dir, before: outputFolder)
                 }
                 return r
             }

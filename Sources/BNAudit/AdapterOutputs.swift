@@ -12,9 +12,18 @@ public enum AdapterOutputs {
     /// path resolved (symlinks followed, `..` removed), or a protocol error naming the first one
     /// that resolves outside `outputDir`. A path that does not exist stays as given when it lies
     /// inside `outputDir` (reading it then reports it missing).
-    public static func confine(_ files: [String: String], to outputDir: String) -> AdapterClient.Response {
+    ///
+    /// `before`, the folder's ``Identity`` when the request was sent: an `output_dir` that the
+    /// adapter replaced meanwhile (by a symlink to the golden case folder, whose expected_*.npy it
+    /// then named as its outputs: an outside red team's, which passed) is refused.
+    public static func confine(_ files: [String: String], to outputDir: String, before: Identity? = nil) -> AdapterClient.Response {
         guard let root = resolved(outputDir) else {
             return .failure(.protocolError("output_dir \(outputDir) does not exist after the adapter's answer"))
+        }
+        // A folder the request named but bnspec did not make (the fingerprint's probes leave it to the
+        // adapter) must be a folder itself, not a symlink to one.
+        if let before, before.path == nil ? !Identity(outputDir).isDirectory : Identity(outputDir) != before {
+            return .failure(.protocolError("output_dir \(outputDir) was replaced during the case (it is no longer the folder bnspec made; outputs are new files written into it)"))
         }
         var out: [String: String] = [:]
         for name in files.keys.sorted() {
@@ -33,6 +42,21 @@ public enum AdapterOutputs {
             out[name] = path
         }
         return .outputs(out)
+    }
+
+    /// A folder as the file system knows it: its resolved path, device and inode, and whether
+    /// the path itself is a directory (not a symlink to one). Folders cannot be hard-linked, so
+    /// the same identity after the adapter's answer is the same folder.
+    public struct Identity: Equatable, Sendable {
+        var path: String?, device: UInt64, inode: UInt64, isDirectory: Bool
+        public init(_ folder: String) {
+            var st = stat()
+            let ok = lstat(folder, &st) == 0
+            path = AdapterOutputs.resolved(folder)
+            device = ok ? UInt64(st.st_dev) : 0
+            inode = ok ? UInt64(st.st_ino) : 0
+            isDirectory = ok && (st.st_mode & S_IFMT) == S_IFDIR
+        }
     }
 
     /// The canonical absolute path (symlinks resolved), nil when it does not exist.

@@ -417,7 +417,7 @@ public struct Audit {
         let stray = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? []).filter { !known.contains($0) && !$0.hasPrefix(".") }.sorted()
         if !known.isEmpty, let first = stray.first {
             throw BNError.file(path: dir.appendingPathComponent(first).path,
-                               reason: "names no golden case\(stray.count > 1 ? " (and \(stray.count - 1) more entries of the results folder)" : ""): each folder must be a case id")
+                               reason: "names no golden case (each folder must be a case id\(stray.count > 1 ? "; and \(stray.count - 1) more entries of the results folder" : ""))")
         }
         let results = try eachCase(progress: progress) { ac in
             var r = base(ac)

@@ -70,7 +70,10 @@ public struct Fingerprint: Sendable {
         switch client.run(req) {
         case .outputs(let files):
             var out: [String: [Double]] = [:]
-            for (k, p) in files { out[k] = try NPYArray.read(URL(fileURLWithPath: p)).values }
+            // No larger than an NPY of the probe's own size can be (8-byte values): a file of
+            // gigabytes is refused from its size, not read (an outside red team's, round J).
+            let limit = 12 + NPYArray.maxHeaderBytes + 8 * max(shape.reduce(1, *), shape.count > 1 ? shape[1] : 1)
+            for (k, p) in files { out[k] = try NPYArray.read(URL(fileURLWithPath: p), limit: limit).values }
             // An output of the wrong size is no answer (the audit's rule, `wrong-size`): the probe reads
             // as refused, so what depends on it is undetermined (an outside red team's: outputs one
             // element short were read as conventions, and 1-element ones trapped on an index).
@@ -88,7 +91,7 @@ public struct Fingerprint: Sendable {
             return (out, nil)
         case .refused(let m): return (nil, m)
         case .unsupported(let m): return (nil, "unsupported: \(m)")
-        case .failure(let f): throw BNError.invalidArgument("fingerprint probe \(op) failed: \(f)")
+        case .failure(let f): throw BNError.invalidArgument("fingerprint probe \(op) failed (\(f))")
         }
     }
 

@@ -99,7 +99,7 @@ public enum ReportMerge {
             throw BNError.corrupt(path: path, reason: "not a \(schema) report (schema \(ReportFormat.schema(of: data) ?? "missing"))")
         }
         do { return try ReportFormat.decoder().decode(type, from: data) } catch {
-            throw BNError.corrupt(path: path, reason: "\(schema) report does not decode: \(String(describing: error).prefix(200))")
+            throw BNError.corrupt(path: path, reason: "\(schema) report does not decode: \(DecodingErrorText.brief(error))")
         }
     }
 }

@@ -58,7 +58,7 @@ public struct Catalog: Sendable {
             for combo in product(fields) {
                 let spec: CaseSpec
                 do { spec = try makeCase(op, Dictionary(uniqueKeysWithValues: combo)) } catch let e as BNError {
-                    throw BNError.corrupt(path: where_, reason: e.description)
+                    throw BNError.corrupt(path: where_, reason: e.reason)
                 }
                 guard seen.insert(spec.id).inserted else {
                     throw BNError.corrupt(path: where_, reason: "case \(spec.id) is listed twice")

@@ -10,7 +10,7 @@ import BNCore
 public enum DataFamily {
     public static let names = ["normal", "uniform", "offset", "constant", "near-constant", "subnormal",
                                "huge", "fp16-probe", "exact", "nist", "nonfinite", "nonfinite-edges", "spread", "trend",
-                               "params-edge", "stats-nonfinite", "outlier"]
+                               "params-edge", "stats-nonfinite", "outlier", "nonfinite-params"]
 
     /// The families whose x is `normal` and whose edge is in the per-channel inputs: γ and β
     /// (``parameters(channels:seed:dtype:family:)``), the given statistics (``givenStatisticsEdges(_:)``).
@@ -124,6 +124,20 @@ public enum DataFamily {
                 default: break
                 }
                 values = v
+            case "nonfinite-params":
+                // `params-edge`'s γ and β with a non-finite x in the channels of its edges: a NaN in
+                // channel 0 (γ = 0) and 2 (γ = 2⁻¹⁰⁰), +Inf in 1 (γ = 0, β = 0), −Inf in 3 (γ = −1.25):
+                // 0·NaN is NaN, so y is NaN there (spec §4), not β (round J: a kernel that writes
+                // y = β wherever γ = 0 passed every case; no case had γ = 0 and a non-finite x).
+                var v = (0..<n).map { _ in loc + scale * r.normal() }
+                switch c {
+                case 0: v[n / 2] = .nan
+                case 1: v[0] = .infinity
+                case 2: v[n - 1] = .nan
+                case 3: v[n / 2] = -.infinity
+                default: break
+                }
+                values = v
             case "nist":
                 // Consecutive values of the dataset, starting at a per-channel offset.
                 let start = r.int(below: nist.count)
@@ -198,11 +212,12 @@ public enum DataFamily {
     /// 1: γ = 0, β = 0 (y = 0), 2: γ = 2⁻¹⁰⁰ (y = β within roundoff, dx ≈ 0), 3: γ = −1.25, β = 0,
     /// 4: γ = 1024, β = −0.5 (|y| ≈ 4·10³, inside float16's range); the others keep the draws, so
     /// that with C = 16 most channels judge y and dx at their natural scale (spec §5.4).
+    /// `nonfinite-params` takes the same γ and β (its x is non-finite in channels 0–3).
     public static func parameters(channels: Int, seed: String, dtype: DType, family: String = "normal") -> (gamma: [Double], beta: [Double]) {
         var r = SpecRandom(seed)
         var g = (0..<channels).map { _ in dtype.quantize((0.5 + r.uniform()) * r.sign()) }
         var b = (0..<channels).map { _ in dtype.quantize(r.normal()) }
-        if split(family)[0] == "params-edge" {
+        if ["params-edge", "nonfinite-params"].contains(split(family)[0]) {
             let edges: [(Double, Double?)] = [(0, nil), (0, 0), (0x1p-100, nil), (-1.25, 0), (1024, -0.5)]
             for (c, e) in edges.enumerated() where c < channels {
                 g[c] = e.0

@@ -74,7 +74,7 @@ extension GoldenStore {
         let manifestURL = target.appendingPathComponent(Manifest.fileName)
         let m: Manifest
         do { m = try decodeManifest(try FileRead.data(manifestURL, limit: FileRead.textLimit), path: manifestURL.path) } catch let e as BNError {
-            throw BNError.file(path: path, reason: "its \(Manifest.fileName) is not a bnspec manifest (\(e.description)); not replaced, even with --force")
+            throw BNError.file(path: path, reason: "its \(Manifest.fileName) is not a bnspec manifest (\(e.reason)); not replaced, even with --force")
         }
         let extra = unlistedFiles(in: target, listed: Set(m.files.keys).union([Manifest.fileName]))
         if let first = extra.first {

@@ -89,7 +89,7 @@ public enum GoldenStore {
     public static func decodeManifest(_ data: Data, path: String) throws -> Manifest {
         let m: Manifest
         do { m = try JSONDecoder().decode(Manifest.self, from: data) } catch {
-            throw BNError.corrupt(path: path, reason: "manifest is not valid: \(error)")
+            throw BNError.corrupt(path: path, reason: "manifest is not valid: \(DecodingErrorText.brief(error))")
         }
         if let key = JSONKeys.firstDuplicate(in: data) {
             throw BNError.corrupt(path: path, reason: "key '\(key.prefix(80))' appears twice in one object (a file listed twice?)")
@@ -122,13 +122,13 @@ public enum GoldenStore {
     public static func decodeCase(_ data: Data, path: String) throws -> CaseSpec {
         let spec: CaseSpec
         do { spec = try JSONDecoder().decode(CaseSpec.self, from: data) } catch {
-            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(error)")
+            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(DecodingErrorText.brief(error))")
         }
         if let key = JSONKeys.firstDuplicate(in: data) {
             throw BNError.corrupt(path: path, reason: "case JSON is not valid: key '\(key.prefix(80))' appears twice in one object")
         }
         do { try spec.validate() } catch let e as BNError {
-            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(e.description)")
+            throw BNError.corrupt(path: path, reason: "case JSON is not valid: \(e.reason)")
         }
         for file in Array(spec.inputs.values) + Array(spec.outputs.values) where !isPlainName(file) {
             throw BNError.corrupt(path: path, reason: "file name '\(file.prefix(80))' is not a plain name in the case folder")

@@ -29,8 +29,11 @@ public struct LibraryHost {
         // Before dlopen: a crash in the library's constructors is reported as such (one line),
         // not as the Swift runtime's backtrace (an outside red team's: "Backtrace took 0.01s").
         bnspec_host_install_crash_report()
+        // Loaded, or refused (no such file, not a library, a missing symbol): an exit from here on is
+        // the host's own, until a call (a refusal had also printed "the kernel called exit in a
+        // constructor", which no constructor had done: an outside red team's, round J).
+        defer { bnspec_host_set_kernel_running(0) }
         library = try KernelLibrary(path: path, symbolPrefix: symbolPrefix)
-        bnspec_host_set_kernel_running(0)  // loaded: an exit from here on is the host's own, until a call
     }
 
     /// One line: name, version, ABI and what the supports table names.

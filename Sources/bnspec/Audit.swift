@@ -177,6 +177,7 @@ struct ExportCommand: ParsableCommand {
 
     func validate() throws {
         if !selection.list && out == nil { throw BNSpec.usageError("--out DIR is required") }
+        if out?.isEmpty == true { throw BNSpec.usageError("--out is empty (give a folder name)") }
     }
 
     func run() throws {

@@ -81,7 +81,9 @@ struct BNSpec: ParsableCommand {
             let text = lines.joined(separator: "; ").replacingOccurrences(of: "Error: ", with: "")
             // Parse and validation errors are usage (64); anything else a command throws stopped the run (2).
             let isUsage = code == .validationFailure
-            StandardStream.write("bnspec: error: \(text.escapingControlCharacters())\(isUsage ? " (see bnspec help)" : "")\n", to: 2)
+            // `<what> (<why>)`: a usage error points to the help; any other error's text is why the run stopped.
+            let line = isUsage ? "\(text) (see bnspec help)" : BNError.isErrorLine("bnspec: error: \(text)") ? text : "the run stopped (\(text))"
+            StandardStream.write("bnspec: error: \(line.escapingControlCharacters())\n", to: 2)
             Foundation.exit(isUsage ? usage : incomplete)
         }
     }

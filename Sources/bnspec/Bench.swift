@@ -65,7 +65,7 @@ struct Bench: ParsableCommand {
             throw BNError.invalidArgument("cannot read \(what) file '\(path)'")
         }
         do { return try JSONDecoder().decode(type, from: data) } catch {
-            throw BNError.invalidArgument("\(what) file '\(path)' is not the expected JSON (\(error.localizedDescription))")
+            throw BNError.invalidArgument("\(what) file '\(path)' is not the expected JSON (\(DecodingErrorText.brief(error)))")
         }
     }
 

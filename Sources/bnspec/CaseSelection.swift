@@ -53,7 +53,11 @@ struct BazelSharding {
         guard let n = Int(total), let k = Int(env["TEST_SHARD_INDEX"] ?? "") else {
             throw BNError.invalidArgument("Bazel sharding: TEST_TOTAL_SHARDS=\(total.prefix(20)) and TEST_SHARD_INDEX=\((env["TEST_SHARD_INDEX"] ?? "unset").prefix(20)) must be integers")
         }
-        return BazelSharding(shard: try Shard(index: k + 1, count: n), statusFile: env["TEST_SHARD_STATUS_FILE"])
+        // k + 1 without overflow (an outside red team's TEST_SHARD_INDEX=Int.max trapped here):
+        // an index past the count is Shard's one-line error.
+        let (index, overflow) = k.addingReportingOverflow(1)
+        guard !overflow else { throw BNError.invalidArgument("Bazel sharding: TEST_SHARD_INDEX=\(k) (must be below TEST_TOTAL_SHARDS=\(n))") }
+        return BazelSharding(shard: try Shard(index: index, count: n), statusFile: env["TEST_SHARD_STATUS_FILE"])
     }
 
     func acknowledge() {

@@ -22,7 +22,7 @@ struct FoldCheck: ParsableCommand {
                                            $0.passed ? "ok" : "FAIL"] }))
             }
             if !results.allSatisfy(\.passed) {  // a verdict: exit 1, not 2
-                writeStderr("bnspec: error: folding check failed; repro: bnspec fold-check --seed \(seed)\n")
+                writeStderr("bnspec: error: folding check failed (repro: bnspec fold-check --seed \(seed))\n")
                 throw ExitCode(1)
             }
         }

@@ -47,7 +47,24 @@ struct Generate: ParsableCommand {
                 let files = selector.selectsEverything
                     ? try Generator.suiteFiles(cases, suite: suite)
                     : try Generator.selectedFiles(cases)
-                let diffs = GoldenStore.differences(files, in: dir, under: selector.selectsEverything ? nil : cases.map(\.id))
+                var diffs = GoldenStore.differences(files, in: dir, under: selector.selectsEverything ? nil : cases.map(\.id))
+                if !selector.selectsEverything, FileManager.default.fileExists(atPath: dir.appendingPathComponent(Manifest.fileName).path) {
+                    // The manifest too, for the selected cases' entries (an outside red team's: a truncated
+                    // or edited manifest passed a selection's --check; a folder of case folders alone
+                    // compares those): it must read as a manifest
+                    // (one line if not), list the cases, and give each regenerated file's SHA-256.
+                    let manifest = try GoldenStore.manifest(dir)
+                    let listed = Set(manifest.cases)
+                    for id in cases.map(\.id) where !listed.contains(id) { diffs.append("manifest: case \(id) is not listed") }
+                    for path in files.keys.sorted() where manifest.files[path] != SHA256.hex(files[path]!) {
+                        diffs.append("manifest: \(path) " + (manifest.files[path] == nil ? "is not listed" : "has another SHA-256"))
+                    }
+                    let prefixes = Set(cases.map { "\($0.id)/" })
+                    for path in manifest.files.keys.sorted() where files[path] == nil
+                        && path.firstIndex(of: "/").map({ prefixes.contains(String(path[...$0])) }) == true {
+                        diffs.append("manifest: \(path) is listed but not generated")
+                    }
+                }
                 if diffs.isEmpty {
                     print("generate --check: \(cases.count) cases, \(files.count) files in \(dir.path) are identical"
                           + (selector.shard.map { " (shard \($0))" } ?? ""))

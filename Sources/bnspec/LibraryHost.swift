@@ -51,6 +51,7 @@ enum LibraryRoute {
 
     static func adapterCommand(library: String, symbolPrefix: String, timeout given: Double) throws -> String {
         let timeout = min(given, AdapterClient.noLimit)  // inf: no limit
+        guard !library.isEmpty else { throw BNError.invalidArgument("--library is empty (give the path of a shared library)") }
         guard FileManager.default.fileExists(atPath: library) else { throw BNError.file(path: library, reason: "no such library file") }
         // A FIFO, a device or a folder is refused before the host opens it (dlopen of a FIFO
         // blocked until the start timeout and read "did not load": an outside red team's).

@@ -53,13 +53,17 @@ enum Paths {
 }
 
 extension Paths {
-    /// The `--golden` a repro line carries: the folder given (with --golden or BNSPEC_GOLDEN),
+    /// The `--golden` a repro line carries: the folder given (with --golden, BNSPEC_GOLDEN or BNSPEC_HOME),
     /// absolute, so the line reruns against the same golden data from any directory and in a
     /// shell without the variable (an outside red team's: a BNSPEC_GOLDEN run's repro rerun
     /// against the default folder passed; a relative --golden failed from another directory).
     static func reproGolden(_ given: String?) -> String {
-        let env = ProcessInfo.processInfo.environment[goldenVariable].flatMap { $0.isEmpty ? nil : $0 }
-        guard let g = given ?? env else { return "" }
+        let variables = ProcessInfo.processInfo.environment
+        let env = variables[goldenVariable].flatMap { $0.isEmpty ? nil : $0 }
+        // BNSPEC_HOME's golden/ too (round J: its repro, rerun without the variable, ran against
+        // the checkout's golden folder and passed).
+        let home = variables[homeVariable].flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0).appendingPathComponent("golden").path }
+        guard let g = given ?? env ?? home else { return "" }
         return " --golden \(Shell.quoted(absolute(g)))"
     }
 

@@ -194,7 +194,8 @@ import Glibc
         p.waitUntilExit()
         // Exit 2 (no verdict, AUDIT.md §6); one error line (progress lines may precede it).
         #expect(p.terminationStatus == 2 && message.contains("golden changed during the run")
-                && message.split(separator: "\n").filter { $0.hasPrefix("bnspec: error: ") }.count == 1,
+                && message.split(separator: "\n").filter { $0.hasPrefix("bnspec: error: ") }.count == 1
+                && message.split(separator: "\n").filter { $0.hasPrefix("bnspec: error: ") }.allSatisfy(BNError.isErrorLine),
                 "status \(p.terminationStatus): \(message)")
     }
 

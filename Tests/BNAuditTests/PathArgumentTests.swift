@@ -1,3 +1,4 @@
+import BNCore
 import BNAudit
 import Foundation
 import Testing
@@ -51,7 +52,7 @@ import Glibc
     /// made: bad input), 64 for a command line that cannot be parsed (arguments that are not UTF-8).
     func expectOneLine(_ r: (status: Int32, stderr: String), _ want: String, _ what: String, status: Int32 = 2) {
         let lines = r.stderr.split(separator: "\n")
-        #expect(r.status == status && lines.count == 1 && lines.first?.hasPrefix("bnspec: error: ") == true && r.stderr.contains(want),
+        #expect(r.status == status && BNError.isErrorLine(r.stderr) && r.stderr.contains(want),
                 "\(what): status \(r.status), stderr: \(r.stderr)")
     }
 
@@ -64,7 +65,7 @@ import Glibc
             (a + Self.args("--json", work.path), "\(work.path): cannot write (is a folder"),
             (a + Self.args("--junit", "/nonexistent-folder/report.xml"), "/nonexistent-folder/report.xml: cannot write (its folder /nonexistent-folder: no such file or directory)"),
             (a + Self.args("--html", "/proc/version/report.html"), "/proc/version/report.html: cannot write (/proc/version is not a folder)"),
-            (a + Self.args("--baseline", "/nonexistent-folder/audit.json"), "/nonexistent-folder/audit.json: no such file"),
+            (a + Self.args("--baseline", "/nonexistent-folder/audit.json"), "/nonexistent-folder/audit.json (no such file)"),
             (Self.args("verify", "--json", work.path, "--case", "x", "--golden", AuditSupport.golden.path), "\(work.path): cannot write (is a folder"),
         ]
         for (args, want) in rows {

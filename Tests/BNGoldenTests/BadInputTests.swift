@@ -68,6 +68,29 @@ import Glibc
         } catch let e as BNError { return e.description } catch { return "not a BNError: \(error)" }
     }
 
+    /// Every kind of error renders as `<what> (<why>)`, whatever its message holds: a reason
+    /// already in parentheses is kept (nested ones too), any other message becomes the reason.
+    @Test func everyErrorIsWhatThenWhyInParentheses() {
+        let rows: [(BNError, String)] = [
+            (.invalidArgument("shape '1x' is not N,C[,spatial…]"), "invalid argument (shape '1x' is not N,C[,spatial…])"),
+            (.invalidArgument("unknown profile 'x' (known: a, b)"), "unknown profile 'x' (known: a, b)"),
+            (.invalidArgument("cannot start 'p (q)' (exit (3))"), "cannot start 'p (q)' (exit (3))"),
+            (.invalidArgument("(only a reason)"), "invalid argument ((only a reason))"),
+            (.file(path: "/g", reason: "no such folder"), "/g (no such folder)"),
+            (.file(path: "/o", reason: "cannot write (is a folder)"), "/o: cannot write (is a folder)"),
+            (.corrupt(path: "c.txt:2", reason: BNError.invalidArgument("eps '-1' must be ≥ 0").reason), "c.txt:2 is corrupt (eps '-1' must be ≥ 0)"),
+            (.emptyChannel(channel: 3), "channel 3 has no elements (n = 0: batch statistics are undefined)"),
+            (.singleValuePerChannel(profile: "pytorch"), "profile 'pytorch' refuses training with one value per channel (n = 1)"),
+        ]
+        for (e, line) in rows {
+            #expect(e.description == line)
+            #expect(BNError.isErrorLine("bnspec: error: \(e)"), "\(e)")
+        }
+        for bad in ["bnspec: error: /g: no such folder", "bnspec: error: (why)", "bnspec: error: a (b)\nc (d)", "error: a (b)"] {
+            #expect(!BNError.isErrorLine(bad), "\(bad)")
+        }
+    }
+
     @Test func fixturesArePresent() { #expect(Self.rows.count >= 19) }
 
     @Test(arguments: rows.map(\.0))
@@ -76,6 +99,7 @@ import Glibc
         guard let msg = error(file, parser) else { Issue.record("\(file): accepted"); return }
         #expect(msg.contains(want), "\(file): \(msg)")
         #expect(!msg.contains("\n"), "\(file): multi-line error")
+        #expect(BNError.isErrorLine("bnspec: error: " + msg), "\(file): not `<what> (<why>)`: \(msg)")
         #expect(!msg.hasPrefix("not a BNError"), "\(file): \(msg)")
     }
 

@@ -185,6 +185,18 @@ import Glibc
         #expect(lstat(link, &st) == 0 && (st.st_mode & S_IFMT) == S_IFLNK)
         #expect(try Data(contentsOf: URL(fileURLWithPath: previous)) == report)
         #expect(throws: BNError.self) { try FileWrite.reportTarget("") }
+        // Round J: a user's file reached through /proc (or /dev/shm) is judged as any other path,
+        // not appended to; a FIFO with no reader is refused before the work; held descriptors are
+        // written through.
+        #expect(throws: BNError.self) { try FileWrite.writeReport(report, to: "/proc/self/root" + mine) }
+        #expect(try Data(contentsOf: URL(fileURLWithPath: mine)) == Data("user data".utf8))
+        let lonely = work.appendingPathComponent("no-reader").path
+        #expect(mkfifo(lonely, 0o600) == 0)
+        do { _ = try FileWrite.reportTarget(lonely); Issue.record("a FIFO without a reader was accepted") } catch let e as BNError {
+            #expect(e.description.contains("no process reads"), "\(e.description)")
+        }
+        for held in ["/dev/stdout", "/dev/fd/1", "/proc/self/fd/2", "/proc/42/fd/7"] { #expect(FileWrite.isHeldDescriptor(held), "\(held)") }
+        for other in ["/proc/self/cwd/x.json", "/dev/shm/x.json", "/dev/fd/", "/dev/fd/1x", "/proc/self/fd/1/x"] { #expect(!FileWrite.isHeldDescriptor(other), "\(other)") }
     }
 }
 

@@ -342,6 +342,59 @@ import Testing
         }
     }
 
+    /// Round J (2026-12-06): an outside red team's eleven bugs that passed every case, each where
+    /// the catalog had none; the cases added for them stay (spec/catalog.txt, "Round J").
+    @Test func catalogCoversRoundJEscapes() throws {
+        let all = try Self.catalog().cases[Catalog.defaultSuite]!
+        let perChannel = { (c: CaseSpec) in c.shape[0] * c.shape.dropFirst(2).reduce(1, *) }
+        // A one-pass variance from n = 256 on, single-device and per rank (> 64 values a rank).
+        for op in [Operation.train, .backwardTrain] {
+            for layout in [Layout.nchw, .nhwc] {
+                #expect(all.contains { $0.op == op && $0.layout == layout && $0.dtype == .f32 && $0.data.hasPrefix("offset:") && perChannel($0) >= 256 },
+                        "\(op.rawValue) \(layout.rawValue): no offset case with n ≥ 256")
+            }
+        }
+        let everyRankOver64 = { (c: CaseSpec) -> Bool in
+            let spatial = c.shape.dropFirst(2).reduce(1, *)
+            return (c.partition ?? []).allSatisfy { k in k == 0 || k * spatial > 64 }
+        }
+        #expect(all.contains { $0.op == .syncTrain && $0.data.hasPrefix("offset:") && everyRankOver64($0) },
+                "sync-train: no offset case whose every rank holds more than 64 values")
+        // NC inference past 64 rows, every storage type.
+        for dtype in [DType.f32, .f16, .bf16] {
+            #expect(all.contains { $0.op == .infer && $0.layout == .nc && $0.dtype == dtype && $0.shape[0] > 64 }, "infer NC \(dtype.rawValue): no N > 64")
+        }
+        // The cumulative average with C > 8, in trajectories (both 4-D layouts) and epochs.
+        for layout in [Layout.nchw, .nhwc] {
+            #expect(all.contains { $0.op == .trajectory && $0.layout == layout && $0.momentum == nil && $0.shape[1] > 8 }, "trajectory \(layout.rawValue): no cumulative case with C > 8")
+        }
+        #expect(all.contains { $0.op == .epoch && $0.momentum == nil && $0.shape[1] > 8 }, "epoch: no cumulative case with C > 8")
+        // Synchronized BN: eps other than 1e-5 in the backward (local and global rows), eps = 0,
+        // the cumulative average, and C > 32 forward and backward.
+        for reduction in [GradientReduction.local, .global] {
+            #expect(all.contains { $0.op == .syncBackward && $0.gradReduction == reduction && $0.eps != 1e-5 && $0.eps > 0 }, "sync-backward \(reduction): no eps other than 1e-5")
+        }
+        #expect(all.contains { $0.op == .syncBackward && $0.eps == 0 }, "sync-backward: no eps = 0")
+        #expect(all.contains { $0.op == .syncTrain && $0.eps == 0 }, "sync-train: no eps = 0")
+        #expect(all.contains { $0.op == .syncTrain && $0.momentum == nil }, "sync-train: no cumulative average")
+        for op in [Operation.syncTrain, .syncBackward] { #expect(all.contains { $0.op == op && $0.shape[1] > 32 }, "\(op.rawValue): no C > 32") }
+        // Higher derivatives with n > 64 per channel.
+        for op in [Operation.hvpTrain, .hvpInfer, .d2Train, .d3Train] {
+            #expect(all.contains { $0.op == op && perChannel($0) > 64 }, "\(op.rawValue): no n > 64")
+        }
+        // γ = 0 with a non-finite x, in every operation given γ and x.
+        for op in [Operation.train, .infer, .backwardTrain, .backwardInfer] {
+            let cases = all.filter { $0.op == op && $0.data == "nonfinite-params" }
+            #expect(!cases.isEmpty, "\(op.rawValue): no nonfinite-params case")
+            for c in cases.prefix(1) {
+                let inputs = try Generator.inputs(c), shape = try c.shapeValue()
+                let x = try #require(inputs["x"]).values, g = try #require(inputs["gamma"]).values
+                let channel0 = (0..<shape.batch).flatMap { b in (0..<shape.spatialSize).map { x[c.layout.index(n: b, c: 0, s: $0, shape: shape)] } }
+                #expect(g[0] == 0 && channel0.contains { $0.isNaN }, "\(c.id): channel 0 has γ = \(g[0]) and no NaN in x")
+            }
+        }
+    }
+
     /// The committed golden/ is the suite this build pins (``GoldenRelease``): after a catalog
     /// change, paste the new digest there.
     @Test func goldenIsThisReleasesSuite() throws {

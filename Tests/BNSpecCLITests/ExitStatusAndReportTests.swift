@@ -39,7 +39,7 @@ import Testing
         guard CLI.isBuilt() else { return }
         let r = try CLI.run(args)
         #expect(r.status == 64, "\(args): \(r.status) \(r.err)")
-        #expect(r.errLines.count == 1 && r.errLines[0].hasPrefix("bnspec: error: ") && r.err.contains(text), "\(r.err)")
+        #expect(r.errLines.count == 1 && BNError.isErrorLine(r.err) && r.err.contains(text), "\(r.err)")
         #expect(r.out.isEmpty)
     }
 
@@ -121,7 +121,7 @@ import Testing
                                "--json", json], "adapter"),
                              (["verify", "--case", "train.nope"], "no case 'train.nope'")] {
             let r = try CLI.run(args)
-            #expect(r.status == 2 && r.errLines.count == 1 && r.errLines[0].hasPrefix("bnspec: error: ") && r.err.contains(text),
+            #expect(r.status == 2 && r.errLines.count == 1 && BNError.isErrorLine(r.err) && r.err.contains(text),
                     "\(args): \(r.status) \(r.err)")
         }
         #expect(!FileManager.default.fileExists(atPath: json))
@@ -318,7 +318,7 @@ import Testing
         guard CLI.isBuilt() else { return }
         guard let python = try CLI.pythonWithNumPy() else { return }
         let r = try CLI.run(["fingerprint", "--adapter", "\(python) tools/adapters/faulty.py \(mode)"])
-        #expect(r.status == 2 && r.err.split(separator: "\n").count == 1 && r.err.hasPrefix("bnspec: error: ")
+        #expect(r.status == 2 && BNError.isErrorLine(r.err)
                 && r.err.contains("(wrong size: "), "\(r.status): \(r.err)")
     }
 

@@ -46,6 +46,6 @@ import Testing
         let rerun = try CLI.run(Array(repro.dropFirst("repro: bnspec ".count).split(separator: " ").map(String.init)))
         #expect(rerun.status == 1 && rerun.out.contains("golden oracle: 1 cases,") && rerun.out.contains(fail), "\(rerun.out)")
         let usage = try CLI.run(["oracle", "--threads", "0"])
-        #expect(usage.status == 64 && usage.errLines.count == 1 && usage.err.hasPrefix("bnspec: error: --threads must be in 1…256"), "\(usage.err)")
+        #expect(usage.status == 64 && usage.errLines.count == 1 && BNError.isErrorLine(usage.err) && usage.err.hasPrefix("bnspec: error: --threads must be in 1…256"), "\(usage.err)")
     }
 }

@@ -1,3 +1,4 @@
+import BNCore
 import BNGolden
 import Foundation
 import Testing
@@ -28,7 +29,7 @@ import Testing
 
     static func expectOneLine(_ r: CLI.Run, status: Int32, _ text: String, _ what: String) {
         #expect(r.status == status, "\(what): status \(r.status), \(r.err)")
-        #expect(r.errLines.count == 1 && r.errLines.first?.hasPrefix("bnspec: error: ") == true && r.err.contains(text), "\(what): \(r.err)")
+        #expect(r.errLines.count == 1 && BNError.isErrorLine(r.err) && r.err.contains(text), "\(what): \(r.err)")
     }
 
     /// A byte of a file that no case run reads (the tolerance arrays, request.json, README.md), a
@@ -171,7 +172,7 @@ import Testing
 
     @Test(arguments: [
         (["bench", "--shape", "0x3x4x4", "--quick"], "has no elements per channel"),
-        (["verify", "--golden", "/tmp/no\nsuch\u{1b}[2J"], "/tmp/no\\x0asuch\\x1b[2J: no such folder"),
+        (["verify", "--golden", "/tmp/no\nsuch\u{1b}[2J"], "/tmp/no\\x0asuch\\x1b[2J (no such folder)"),
         (["bench", "--shape=-1x3x4x4", "--quick"], "has a negative batch size N"),
         // A shape the machine cannot hold (an outside red team's: an allocation trap with a backtrace).
         (["bench", "--shape", "1000000x1000000x1x1", "--quick"], "needs 11444091 MiB of memory for its three float32 tensors"),
@@ -212,7 +213,7 @@ import Testing
         // version merged silently; a bare NaN gave "is a none (… is not a bnspec JSON report) report".
         Self.expectOneLine(try tampered { obj in
             var results = try #require(obj["results"] as? [Any]); results.removeLast(); obj["results"] = results
-        }, status: 2, "\(b.path): corrupt: lists", "a case lost")
+        }, status: 2, "\(b.path) is corrupt (lists", "a case lost")
         Self.expectOneLine(try tampered { obj in
             var results = try #require(obj["results"] as? [[String: Any]]); results[0]["case"] = "train.bogus"; obj["results"] = results
         }, status: 2, "\(b.path): case 'train.bogus' is not in the golden manifest", "an unknown case")
@@ -224,7 +225,7 @@ import Testing
         }, status: 2, "of its shard 2/2 of the selection (match=*4x3x5x5*); not merged", "a case lost, counts edited")
         Self.expectOneLine(try tampered { obj in obj["bnspec_version"] = "0.0.1" }, status: 2, "has another bnspec version", "another version")
         try Data("NaN".utf8).write(to: b)
-        Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "\(b.path): corrupt: not a BNSpec JSON report", "not JSON")
+        Self.expectOneLine(try CLI.run(["merge", a.path, b.path]), status: 2, "\(b.path) is corrupt (not a BNSpec JSON report", "not JSON")
     }
 
     /// Shards that each stopped at their own --maxfail are not the unsharded run (which stops at

@@ -178,6 +178,33 @@ import Testing
 
     /// `generate --check --shard K/N` checks the shard's case folders: a changed file is found by
     /// the shard that holds its case, and only by it.
+    /// A selection's --check reads the folder's manifest too (round J, an outside red team's: a
+    /// truncated or edited manifest passed `generate --check --case ID`): the selected case's
+    /// entries must give each regenerated file's SHA-256.
+    @Test func generateCheckOfASelectionReadsTheManifest() throws {
+        guard CLI.isBuilt() else { return }
+        let dir = try CLI.scratch("gencheck-manifest")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let catalog = dir.appendingPathComponent("c.txt"), golden = dir.appendingPathComponent("golden")
+        try Data("suite default\ntrain data=normal shape=2x3x2x2\n".utf8).write(to: catalog)
+        #expect(try CLI.run(["generate", "--catalog", catalog.path, "--out", golden.path]).status == 0)
+        let id = try #require(try FileManager.default.contentsOfDirectory(atPath: golden.path).first { $0.hasPrefix("train.") })
+        let check = ["generate", "--check", "--catalog", catalog.path, "--out", golden.path, "--case", id]
+        #expect(try CLI.run(check).status == 0)
+        let manifest = golden.appendingPathComponent("manifest.json")
+        let text = try String(contentsOf: manifest, encoding: .utf8)
+        // One file's digest changed (its file untouched): the check fails, naming it.
+        let entry = try #require(text.range(of: "\"\(id)/x.npy\" : \"[0-9a-f]{64}", options: .regularExpression))
+        let digest = try #require(text.range(of: "[0-9a-f]{64}", options: .regularExpression, range: entry))
+        try text.replacingCharacters(in: digest, with: String(repeating: "0", count: 64)).write(to: manifest, atomically: true, encoding: .utf8)
+        let edited = try CLI.run(check)
+        #expect(edited.status == 1 && edited.out.contains("manifest: ") && edited.out.contains("has another SHA-256"), "\(edited.out)\(edited.err)")
+        // Truncated: one line, exit 2.
+        try Data(text.utf8.prefix(text.utf8.count / 2)).write(to: manifest)
+        let truncated = try CLI.run(check)
+        #expect(truncated.status == 2 && BNError.isErrorLine(truncated.err), "\(truncated.out)\(truncated.err)")
+    }
+
     @Test func generateCheckBySharding() throws {
         guard CLI.isBuilt() else { return }
         let dir = try CLI.scratch("gencheck")

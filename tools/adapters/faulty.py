@@ -4,6 +4,7 @@ way of misbehaving. `python3 tools/adapters/faulty.py MODE`, MODE one of FAULTS.
 import json
 import os
 import signal
+import shutil
 import sys
 import time
 
@@ -27,7 +28,10 @@ FAULTS = ["crash-at-start", "crash-mid-run", "hang", "garbage", "wrong-shape", "
           "hardlink-output",
           # for the fingerprint: a float16/bfloat16 y 5 % too large (an error of the 16-bit path that
           # is no float16 sum: its fp16_statistics reading is "other", not "fp16")
-          "half-y-scaled"]
+          "half-y-scaled",
+          # a red team's (round J): output_dir replaced by a symlink to the golden case folder, the
+          # outputs named by their plain names there (expected_y.npy …): passed before
+          "swap-output-dir"]
 
 
 def record_pids(*pids):
@@ -158,6 +162,13 @@ class Replies:
             # A cheating adapter: answers with the golden folder's own expected outputs.
             golden = os.path.dirname(a.request["inputs"]["x"])
             reply["outputs"] = {k: os.path.join(golden, f"expected_{k}.npy") for k in reply["outputs"]}
+        request = getattr(a, "request", None)
+        if reply.get("type") == "result" and a.mode == "swap-output-dir" and request and request.get("id") == reply.get("id"):
+            golden, od = os.path.dirname(request["inputs"]["x"]), request["output_dir"]
+            if not os.path.islink(od):
+                shutil.rmtree(od)
+                os.symlink(golden, od)
+            reply["outputs"] = {k: f"expected_{k}.npy" for k in reply["outputs"]}
         if reply.get("type") == "result" and a.mode in ("symlink-output", "hardlink-output") \
                 and getattr(a, "links_case", None) == reply.get("id"):
             reply["outputs"] = a.links

@@ -111,7 +111,10 @@ BUGS = ["one-pass-variance", "eps-outside-sqrt", "unbiased-normalization", "wron
         # Σx accumulated sequentially in bfloat16 (an outside red team's: named "accumulated in
         # float16" on the one case where only a 34-value channel is finite, while the float16 model
         # missed hundreds of its other failing cases far).
-        "bf16-accumulation"]
+        "bf16-accumulation",
+        # Round J (an outside red team's): y normalised with the variance Bessel-corrected over the batch
+        # dimension N, N/(N − 1) (named "the unbiased variance" on the NC cases, where N is the count).
+        "bessel-over-batch-dimension"]
 
 LONG = 32768
 BLOCK = 4096
@@ -226,6 +229,11 @@ class Mutant(NumpyBN):
         return np.where(np.isnan(y), F(0), y) if self.bug == "nan-to-zero" else y
 
     def train(self, req, x, gamma, beta, running_mean, running_var):
+        if self.bug == "bessel-over-batch-dimension" and x.shape[0] > 1:
+            out = super().train(req, x, gamma, beta, running_mean, running_var)
+            xf, m, v, _ = NumpyBN.stats(self, req, x)
+            out["y"] = self.norm(req, xf, gamma, beta, m, v * F(x.shape[0]) / F(x.shape[0] - 1))
+            return out
         req = self.half_fixed(req)
         C = gamma.size
         n = x.size // C

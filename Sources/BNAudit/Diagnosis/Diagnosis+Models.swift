@@ -14,6 +14,21 @@ enum ForwardModels {
     /// An outside red team's: a 16-bit training normalising with the batch mean rounded to its storage format.
     static let meanRoundedToStorage = "normalises with the batch mean rounded to the 16-bit storage format (the returned statistics right)"
 
+    /// Where the reference's y is NaN or ±Inf, the fit (finite elements) does not compare: a model
+    /// of what happens to x's non-finite values must there return what the implementation did
+    /// (round J: the outputs' NaN and ±Inf written as 0 were named "x taken as 0" on the
+    /// nonfinite-params inference, where γ = 0 makes the two agree on every finite element while
+    /// the model's β differs from the returned 0 at the NaN's own elements). 16-bit storage: 1 %.
+    static func agreesWhereReferenceIsNonFinite(_ p: DiagnosisProblem, _ predicted: [Double]) -> Bool {
+        guard let got = p.got["y"], let ref = p.expected["y"], got.count == predicted.count, ref.count == predicted.count else { return true }
+        for i in ref.indices where !ref[i].isFinite {
+            let a = predicted[i], b = got[i]
+            if a.isNaN != b.isNaN || a.isFinite != b.isFinite || (a.isInfinite && a != b) { return false }
+            if a.isFinite && abs(a - b) > 1e-2 * max(1, abs(a)) { return false }
+        }
+        return true
+    }
+
     typealias Formula = @Sendable (DiagnosisProblem, [Double], [Double], [Double]) -> [Double]?
     static let shared: [(String, Formula)] = [
         ("eps added outside the square root: y uses 1/(σ + ε)", { p, x, m, v in
@@ -70,7 +85,9 @@ enum ForwardModels {
                 guard let x = p.nonFiniteXAsZero else { return nil }
                 let s = p.batchStatistics(x)
                 guard !s.mean.isEmpty else { return nil }
-                var out = ["y": p.normalized(x, mean: s.mean, scale: { p.invStd(s.variance[$0]) }), "batch_mean": s.mean, "batch_var": s.variance]
+                let y = p.normalized(x, mean: s.mean, scale: { p.invStd(s.variance[$0]) })
+                guard ForwardModels.agreesWhereReferenceIsNonFinite(p, y) else { return nil }
+                var out = ["y": y, "batch_mean": s.mean, "batch_var": s.variance]
                 if let w = p.weight(step: 1), p.input("running_mean").count == p.channels {
                     out["running_mean"] = p.blend(p.input("running_mean"), s.mean, w)
                     out["running_var"] = p.blend(p.input("running_var"), p.runningVarianceTerm(s.variance), w)
@@ -103,7 +120,8 @@ enum ForwardModels {
     static var inference: [BugModel] {
         shared.map { name, f in y(name) { p in f(p, p.input("x"), p.input("mean"), p.input("var")) } } + [
             y(nonFiniteAsZero) { p in
-                p.nonFiniteXAsZero.map { p.normalized($0, mean: p.input("mean"), scale: { p.invStd(p.input("var")[$0]) }) } },
+                p.nonFiniteXAsZero.map { p.normalized($0, mean: p.input("mean"), scale: { p.invStd(p.input("var")[$0]) }) }
+                    .flatMap { ForwardModels.agreesWhereReferenceIsNonFinite(p, $0) ? $0 : nil } },
             y("inference normalises with the batch's own statistics instead of the given running statistics") { p in
                 let s = p.trainingStatistics
                 return s.mean.isEmpty ? nil : p.normalized(p.input("x"), mean: s.mean, scale: { p.invStd(s.variance[$0]) }) },

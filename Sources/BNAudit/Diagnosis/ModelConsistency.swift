@@ -66,6 +66,15 @@ enum ModelConsistency {
         // the one case where only a 34-value channel is finite, while the model missed 325 other
         // failing training cases far. A precision model is judged by a majority (``byMajority``).
         ("float16Sum", "Σx accumulated in float16"),
+        // Round J (2026-12-06): a synchronized y normalised with the rank's own mean (and the global
+        // variance) was named "each rank normalises with its own batch statistics" on spread:1e-5
+        // cases, where var ≪ eps makes the two coincide; a running variance Bessel-corrected with
+        // n/K "with a rank's own count" on partitions where a rank holds n/K samples; statistics
+        // over (N, H) alone "per spatial position" on H = 1 cases. The other partitions, and the
+        // cases with H > 1, contradict them.
+        ("unsynchronized", "each rank normalises with its own batch statistics"),
+        ("localBessel", "Bessel-corrected with a rank's own count"),
+        ("perSpatial", "statistics per spatial position"),
     ]
 
     /// The judged models a cause names.
@@ -135,9 +144,23 @@ enum ModelConsistency {
         return typed ? "\(f[0]).\(f[3]).\(f[4])" : "\(f[0]).\(f[3])"
     }
 
+    /// Whether an unexplained failure `other` can contradict a formula model named on `id`: the
+    /// same operation, and the same layout (any storage type) or the same storage type (any
+    /// layout). A formula acts on every layout alike; a layout's own kernel with a bug of its own
+    /// leaves the other layouts passing, which contradict only on their own path. Round J
+    /// (2026-12-06): a variance Bessel-corrected over the batch dimension N, N/(N − 1), was named
+    /// "the unbiased variance" on 40 NC cases, where N is the count, while its 217 NCHW and NHWC
+    /// failures of the same storage types were unexplained.
+    static func sharesFormula(_ id: String, _ other: String) -> Bool {
+        let a = id.split(separator: "."), b = other.split(separator: ".")
+        guard a.count >= 5, b.count >= 5 else { return id == other }
+        return a[0] == b[0] && (a[3] == b[3] || a[4] == b[4])
+    }
+
     /// Withdraws a judged cause when, for every model it names, an unexplained failure of the
-    /// same operation and layout with finite data, or a passing case of the same operation, layout
-    /// and storage type, misses that model's prediction by more than ``far``.
+    /// same operation and layout or storage type with finite data (``sharesFormula(_:_:)``), or a
+    /// passing case of the same operation, layout and storage type, misses that model's prediction
+    /// by more than ``far``.
     static func withdrawContradicted(_ results: inout [AuditResult]) {
         // The open failures as the cases named them, before any withdrawal.
         let open = results.indices.filter { results[$0].isNumericFailure && results[$0].finiteData && results[$0].likelyCause == nil }
@@ -148,7 +171,7 @@ enum ModelConsistency {
         for i in results.indices {
             let named = keys(results[i].likelyCause)
             guard !named.isEmpty, let cause = results[i].likelyCause else { continue }
-            let mine = path(results[i].caseID), mineTyped = path(results[i].caseID, typed: true)
+            let mineTyped = path(results[i].caseID, typed: true)
             func contradicts(_ j: Int, _ key: String) -> Bool { (results[j].contradictedModels ?? []).contains(key) }
             let mineOperation = operation(results[i].caseID)
             // Every model the cause names must be contradicted (an "either … or …" cause stands while one does).
@@ -165,7 +188,7 @@ enum ModelConsistency {
                 }
                 return operationWide.contains(key)
                     ? (open + passing).first { operation(results[$0].caseID) == mineOperation && contradicts($0, key) }
-                    : open.first { path(results[$0].caseID) == mine && contradicts($0, key) }
+                    : open.first { sharesFormula(results[i].caseID, results[$0].caseID) && contradicts($0, key) }
                         ?? passing.first { path(results[$0].caseID, typed: true) == mineTyped && contradicts($0, key) }
             }
             guard against.count == named.count, let j = against.first else { continue }
@@ -179,7 +202,7 @@ enum ModelConsistency {
             let same = named.isSubset(of: operationWide) ? "of the same operation" : nil
             let how = results[j].status == .passed
                 ? "\(same ?? "of the same operation, layout and storage type"), passes, and the model misses it by more than \(Int(far)) tolerances"
-                : "\(same ?? "of the same operation and layout"), fails with finite data and the model misses it by more than \(Int(far)) tolerances (\(results[j].detail.prefix(160)))"
+                : "\(same ?? "of the same operation and layout or storage type"), fails with finite data and the model misses it by more than \(Int(far)) tolerances (\(results[j].detail.prefix(160)))"
             results[i].evidence.append("cause withdrawn: «\(cause)» fits this case, but \(results[j].caseID), \(how)")
             results[i].likelyCause = nil
         }

@@ -284,7 +284,10 @@ extension ToleranceBudget {
             }
         }
 
-        /// τ_y = K·(|γ|·e + u·(|γ x̂| + |β|)) per element, plus the storage rounding.
+        /// τ_y = K·(|γ|·e + u·(|γ x̂| + |β| + |γ|·r·|μ|)) per element, plus the storage rounding. The
+        /// last term is the folded form's shift t = β − μ·γ·r, rounded as an intermediate:
+        /// u·|t| ≤ u·(|β| + |γ|·r·|μ|) (round J: PyTorch's `fuse_conv_bn_weights` grouping,
+        /// t = ((−μ)·r)·γ + β, erred by 4.06·u·|μ·s| at x ≈ μ against 4.00 without it; SPEC §5.2).
         func tauY(_ x: [Double], mean: [Double], terms: [ChannelTerms], reference y: [Double]) -> [Double] {
             var t = [Double](repeating: 0, count: x.count)
             for ch in 0..<C {
@@ -294,7 +297,7 @@ extension ToleranceBudget {
                         let i = seg.offset + k * seg.stride
                         let xh = (x[i] - mean[ch]) * inf.r
                         let e = m.xhatError(x: x[i], mean: mean[ch], r: inf.r, xhat: xh, bounds: inf.bounds, rho: inf.rho)
-                        t[i] = m.stored(K * (g * e + u * (g * abs(xh) + bt)), reference: y[i])
+                        t[i] = m.stored(K * (g * e + u * (g * abs(xh) + bt + g * inf.r * abs(mean[ch]))), reference: y[i])
                     }
                 }
             }

@@ -13,7 +13,8 @@ import Foundation
 /// - variance: δv = ((n + 5)·u·v + max(min(B₁, B₂), P))·(1 + nu) + 2·lg·δμ² + 2·max|x − μ|·t + 5t,
 ///   with the merge-tree terms B₁, B₂ and the pivot term P of §5.1;
 /// - inverse std: relative ρ = 1/√(1 − δv/(v + ε)) − 1 + 3u (+∞ when δv ≥ v + ε);
-/// - output: |δy| ≤ K·( |γ|·r·(δμ + u·(|x| + |μ|)) + |γ|·|x̂|·ρ + u·(|γ x̂| + |β|) ) + storage,
+/// - output: |δy| ≤ K·( |γ|·r·(δμ + u·(|x| + |μ|)) + |γ|·|x̂|·ρ + u·(|γ x̂| + |β| + |γ|·r·|μ|) ) + storage
+///   (the last term: the folded form's shift β − μ·γ·r, rounded in any grouping),
 /// with K = ``safety`` covering the constant number of roundings each term hides, and t the
 /// compute format's smallest normal number (a flushed subnormal errs by less).
 public struct ToleranceModel: Sendable {

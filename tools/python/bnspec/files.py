@@ -23,7 +23,7 @@ def case_ids(folder: str):
         if os.path.isfile(path):
             with open(path, encoding="utf-8") as f:
                 return list(json.load(f)["cases"])
-    raise FileNotFoundError(f"{folder}: neither manifest.json (a golden folder) nor export.json (a bnspec export)")
+    raise FileNotFoundError(f"{folder}: not a golden or export folder (neither manifest.json nor export.json in it)")
 
 
 def run_requests(adapter: Adapter, folder: str, results: str, cases: Optional[Iterable[str]] = None) -> Dict[str, str]:

@@ -149,7 +149,7 @@ class BNSpecSuite(pytest.Collector):
             if isinstance(extra, Exception):
                 raise extra
         if case_id not in self.verdicts:
-            raise BNSpecError(f"bnspec: error: the audit's report has no verdict for {case_id}")
+            raise BNSpecError(f"bnspec: error: the audit's report has no verdict for {case_id} (the case was not judged)")
         return self.verdicts[case_id]
 
     def _audit(self, ids):
@@ -266,8 +266,8 @@ class JudgedTally:
     def pytest_terminal_summary(self, terminalreporter):
         for suite, skipped in self.unjudged():
             terminalreporter.write_line(
-                f"bnspec: error: no case of {suite} was judged: the adapter supports none of the {skipped} selected cases "
-                "(every one skipped); not a pass, as for bnspec audit (exit 2)", red=True)
+                f"bnspec: error: no case of {suite} was judged, not a pass, as for bnspec audit (exit 2) "
+                f"(the adapter supports none of the {skipped} selected cases: every one skipped)", red=True)
 
     def pytest_sessionfinish(self, session, exitstatus):
         if exitstatus == pytest.ExitCode.OK and self.unjudged():

@@ -96,14 +96,14 @@ def adapter_command(adapter=None, args: Sequence[str] = (), python: Optional[str
         if args:
             raise AuditError("bnspec: error: an adapter instance takes no args (pass the class and args)")
         if scratch is None:
-            raise AuditError("bnspec: error: an adapter instance needs a scratch folder to be pickled into")
+            raise AuditError("bnspec: error: an adapter instance cannot be served (it needs a scratch folder to be pickled into)")
         path = os.path.join(scratch, "adapter.pickle")
         try:
             with open(path, "wb") as f:
                 pickle.dump(adapter, f)
         except Exception as e:
-            raise AuditError(f"bnspec: error: cannot pickle {type(adapter).__name__} to serve it in a subprocess ({e}); "
-                             "pass the class (and args) instead") from None
+            raise AuditError(f"bnspec: error: cannot pickle {type(adapter).__name__} to serve it in a subprocess ({e}; "
+                             "pass the class and args instead)") from None
         target, extra = describe(adapter), ["--pickle", path]
     else:
         raise AuditError(f"bnspec: error: adapter must be a bnspec.Adapter subclass, instance or 'module:Class' "
@@ -243,7 +243,7 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
     replaced only when it is empty or a BNSpec report, as bnspec's own report paths are (else
     AuditError, before the audit and again before the report is renamed into place). Raises AuditError when the audit cannot run (no verdicts)."""
     if (adapter is None) == (command is None):
-        raise AuditError("bnspec: error: give exactly one of adapter or command")
+        raise AuditError("bnspec: error: give exactly one of adapter or command (both or neither given)")
     if json_path:
         _check_report_path(json_path)
     bnspec = find_binary(binary, cwd)
@@ -281,7 +281,7 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
             out, err = proc.communicate(timeout=None if timeout is None else timeout + 60)
         except subprocess.TimeoutExpired:
             _end_session(proc)
-            raise AuditError(f"bnspec: error: the audit did not end within {timeout} s (+60 s); stopped") from None
+            raise AuditError(f"bnspec: error: the audit was stopped (it did not end within {timeout} s + 60 s)") from None
         except BaseException:
             _end_session(proc)
             raise
@@ -302,7 +302,7 @@ def audit(adapter=None, *, profile: str = "pytorch", golden: Optional[str] = Non
         unknown = [c for c in wanted if c not in got]
         if unknown:
             raise AuditError(f"bnspec: error: no golden case named {unknown[0]}"
-                             + (f" (and {len(unknown) - 1} more)" if len(unknown) > 1 else ""))
+                             + (f" (and {len(unknown) - 1} more are unknown)" if len(unknown) > 1 else " (not in the golden folder)"))
         if filter_to is not None:
             report = report.select(filter_to)
     return report

@@ -4,6 +4,8 @@ independently of the checker."""
 import hashlib
 import json
 import os
+import re
+import shlex
 import subprocess
 import sys
 
@@ -15,12 +17,18 @@ from bnspec import GoldenError, check, check_output, check_results
 TOL = 1e-3
 
 
-def make_golden(root, dtype="float32", expect_error=None):
-    """golden/<id>/: case.json, expected_y (4×3 values incl. NaN and ±Inf), expected_running_mean,
-    their tolerances (one element +Inf: not judged), and manifest.json."""
+def make_golden(root, dtype="float32", expect_error=None, cases=None):
+    """golden/<id>/: case.json, request.json, an input x, expected_y (4×3 values incl. NaN and ±Inf),
+    expected_running_mean, their tolerances (one element +Inf: not judged); golden/README.md and
+    manifest.json (listing `cases`, default this one)."""
     cid = f"train.fixture.4x3.NC.{dtype}"
     d = os.path.join(root, cid)
     os.makedirs(d)
+    with open(os.path.join(root, "README.md"), "w") as f:
+        f.write("# golden fixture\n\nAn element passes iff |got - expected| <= tolerance.\n")
+    np.save(os.path.join(d, "x.npy"), np.arange(12.0).reshape(4, 3))
+    with open(os.path.join(d, "request.json"), "w") as f:
+        json.dump({"op": "train", "dtype": dtype, "eps": 1e-05, "inputs": {"x": "x.npy"}}, f)
     y = np.linspace(-2, 2, 12).reshape(4, 3)
     y[0, 0], y[0, 1], y[0, 2] = np.nan, np.inf, -np.inf
     tol = np.full(12, TOL)
@@ -29,14 +37,14 @@ def make_golden(root, dtype="float32", expect_error=None):
     np.save(os.path.join(d, "tolerance_y.npy"), tol.reshape(4, 3))
     np.save(os.path.join(d, "expected_running_mean.npy"), np.array([0.1, 0.2, 0.3]))
     np.save(os.path.join(d, "tolerance_running_mean.npy"), np.full(3, 1e-6))
-    case = {"id": cid, "op": "train", "dtype": dtype, "layout": "NC", "shape": [4, 3],
+    case = {"id": cid, "op": "train", "dtype": dtype, "layout": "NC", "shape": [4, 3], "inputs": {"x": "x.npy"},
             "outputs": {"y": "expected_y.npy", "running_mean": "expected_running_mean.npy"}}
     if expect_error:
         case["expect_error"] = expect_error
         case["outputs"] = {}
     with open(os.path.join(d, "case.json"), "w") as f:
         json.dump(case, f)
-    seal(root, [cid])
+    seal(root, (cases or []) + [cid])
     return cid, y
 
 
@@ -55,7 +63,7 @@ def seal(root, cases=None):
                 with open(os.path.join(d, n), "rb") as f:
                     files[rel] = hashlib.sha256(f.read()).hexdigest()
     with open(path, "w") as f:
-        json.dump({"cases": cases, "files": files}, f)
+        json.dump({"format": 1, "suite": "fixture", "generator": "tests", "cases": cases, "files": files}, f)
 
 
 def honest(y):
@@ -175,18 +183,25 @@ def test_cli_exit_status_and_lines(tmp_path):
     ko = run_cli(g, str(tmp_path / "bad"))
     assert ko.returncode == 1 and f"FAIL {cid}: running_mean[" in ko.stdout
     none = run_cli(g, str(tmp_path / "missing"))
-    assert none.returncode == 1 and none.stderr.strip().startswith("bnspec.check: error:") and len(none.stderr.splitlines()) == 1
+    assert none.returncode == 2 and none.stderr.strip().startswith("bnspec.check: error:") and len(none.stderr.splitlines()) == 1
 
 
 def test_golden_without_tolerances_is_one_line_error(tmp_path):
+    """A folder generated without tolerance files (its manifest lists none) cannot be judged; one
+    whose manifest lists a tolerance file that is gone is incomplete: exit 2, one line, either way."""
     g = str(tmp_path / "golden")
     cid, y = make_golden(g)
     os.remove(os.path.join(g, cid, "tolerance_y.npy"))
+    write_results(str(tmp_path / "r"), cid, honest(y))
+    with pytest.raises(GoldenError, match=re.escape("tolerance_y.npy (listed in manifest.json but missing)")):
+        check(g, cid, honest(y))
+    r = run_cli(g, str(tmp_path / "r"))
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "listed in manifest.json but missing" in r.stderr, r.stderr
+    seal(g)
     with pytest.raises(GoldenError, match="tolerance_y.npy: no such file"):
         check(g, cid, honest(y))
-    write_results(str(tmp_path / "r"), cid, honest(y))
     r = run_cli(g, str(tmp_path / "r"))
-    assert r.returncode == 1 and len(r.stderr.splitlines()) == 1 and "no tolerances" in r.stderr
+    assert r.returncode == 2 and len(r.stderr.splitlines()) == 1 and "no tolerances" in r.stderr
 
 
 def test_allowed_values_are_accepted_where_listed(tmp_path):
@@ -222,7 +237,7 @@ def test_nan_or_negative_tolerance_is_corrupt(tmp_path, bad):
     tol[1, 1] = bad
     np.save(path, tol)
     seal(g)
-    with pytest.raises(GoldenError, match="tolerance_y.npy: corrupt: a tolerance is NaN or negative"):
+    with pytest.raises(GoldenError, match=r"tolerance_y.npy is corrupt \(a tolerance is NaN or negative\)"):
         check(g, cid, honest(y))
 
 
@@ -325,10 +340,10 @@ def test_results_entries_that_name_no_case(tmp_path):
     assert [r.passed for r in check_results(g, str(res))] == [True]
     write_results(str(res), cid + "x", honest(y))
     (res / "notes.txt").write_text("kept here\n")
-    with pytest.raises(GoldenError, match=r"notes.txt: names no golden case \(and 1 more entries of the results folder\)"):
+    with pytest.raises(GoldenError, match=r"notes.txt: names no golden case \(each folder must be a case id; and 1 more entries of the results folder\)"):
         check_results(g, str(res))
     cli = run_cli(g, str(res))
-    assert cli.returncode == 1 and cli.stdout == "" and len(cli.stderr.splitlines()) == 1, cli.stderr
+    assert cli.returncode == 2 and cli.stdout == "" and len(cli.stderr.splitlines()) == 1, cli.stderr
     assert cli.stderr.startswith("bnspec.check: error: ") and "names no golden case" in cli.stderr
     (res / "export.json").write_text("{}")
     with pytest.raises(GoldenError, match="is the export folder"):
@@ -363,7 +378,7 @@ def test_results_of_an_export_for_another_profile_are_refused(tmp_path):
         if ok:
             assert cli.returncode == 0, cli.stdout + cli.stderr
         else:
-            assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and "export for profile keras" in cli.stderr, cli.stderr
+            assert cli.returncode == 2 and len(cli.stderr.splitlines()) == 1 and "export for profile keras" in cli.stderr, cli.stderr
 
 
 @pytest.mark.parametrize("tamper", ["huge-tolerance", "truncated-expected", "case-json", "unlisted-allowed"])
@@ -391,12 +406,12 @@ def test_golden_files_are_verified_against_the_manifest(tmp_path, tamper):
     else:
         with open(os.path.join(d, "allowed_y.json"), "w") as f:
             json.dump({"format": "bnspec-allowed-1", "output": "y", "elements": [{"index": i, "values": [0.0]} for i in range(12)]}, f)
-    why = "not listed in manifest.json" if tamper == "unlisted-allowed" else "corrupt: its SHA-256 differs"
-    with pytest.raises(GoldenError, match=why):
+    why = "not listed in manifest.json" if tamper == "unlisted-allowed" else "is corrupt (its SHA-256 differs"
+    with pytest.raises(GoldenError, match=re.escape(why)):
         check(g, cid, zeros)
     write_results(str(tmp_path / "r"), cid, zeros)
     cli = run_cli(g, str(tmp_path / "r"))
-    assert cli.returncode == 1 and len(cli.stderr.splitlines()) == 1 and why in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
+    assert cli.returncode == 2 and len(cli.stderr.splitlines()) == 1 and why in cli.stderr and "Traceback" not in cli.stderr, cli.stderr
 
 
 def test_release_manifest_is_the_committed_golden_and_others_get_a_notice(golden, tmp_path):
@@ -409,3 +424,156 @@ def test_release_manifest_is_the_committed_golden_and_others_get_a_notice(golden
     assert release_notice(golden) is None
     (tmp_path / "manifest.json").write_text('{"cases": [], "files": {}}')
     assert "is not this release's default suite" in release_notice(str(tmp_path))
+
+
+def one_line_error(cli, why):
+    """A CLI run that judged nothing: exit 2, no verdict, one line `bnspec.check: error: <what> (<why>)`."""
+    assert cli.returncode == 2, cli.stdout + cli.stderr
+    assert cli.stdout == "" and len(cli.stderr.splitlines()) == 1 and "Traceback" not in cli.stderr, cli.stderr
+    line = cli.stderr.strip()
+    assert line.startswith("bnspec.check: error: ") and line.endswith(")") and why in line, line
+
+
+@pytest.mark.parametrize("tamper,why", [
+    ("input-flip", "x.npy is corrupt (its SHA-256 differs from manifest.json's"),
+    ("request-edit", "request.json is corrupt (its SHA-256 differs from manifest.json's"),
+    ("readme-edit", "README.md is corrupt (its SHA-256 differs from manifest.json's"),
+    ("unlisted-file", "expected_zzz.npy: not listed in manifest.json (not a file of this golden folder)"),
+    ("missing-input", "x.npy (listed in manifest.json but missing)"),
+], ids=["input-flip", "request-edit", "readme-edit", "unlisted-file", "missing-input"])
+def test_every_file_of_a_judged_case_is_verified(tmp_path, tamper, why):
+    """V5: every file of a judged case folder the manifest lists (inputs and request.json too, which
+    the checker does not read) and the folder's own README.md must match manifest.json, as bnspec
+    verifies them; the case folder holds no other file (an outside reviewer's: a flipped byte in x.npy,
+    an edited request.json or README.md passed, `check: 1 passed`). Verified once, again when changed."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    res = str(tmp_path / "r")
+    write_results(res, cid, honest(y))
+    assert check(g, cid, honest(y)).passed  # verified and cached...
+    d = os.path.join(g, cid)
+    if tamper == "input-flip":
+        with open(os.path.join(d, "x.npy"), "r+b") as f:  # same size: the cache must notice by the file's stat
+            f.seek(-3, os.SEEK_END)
+            b = f.read(1)
+            f.seek(-3, os.SEEK_END)
+            f.write(bytes([b[0] ^ 1]))
+    elif tamper == "request-edit":
+        text = open(os.path.join(d, "request.json")).read()
+        open(os.path.join(d, "request.json"), "w").write(text.replace("1e-05", "1e-03"))
+    elif tamper == "readme-edit":
+        with open(os.path.join(g, "README.md"), "a") as f:
+            f.write("x")
+    elif tamper == "unlisted-file":
+        open(os.path.join(d, "expected_zzz.npy"), "wb").write(b"junk")
+    else:
+        os.remove(os.path.join(d, "x.npy"))
+    with pytest.raises(GoldenError, match=re.escape(why)):  # ...and checked again once changed
+        check(g, cid, honest(y))
+    with pytest.raises(GoldenError, match=re.escape(why)):
+        check_results(g, res)
+    one_line_error(run_cli(g, res), why)
+
+
+@pytest.mark.parametrize("kind,name", [
+    ("fifo", "x.npy"), ("fifo", "expected_y.npy"), ("fifo", "README.md"), ("fifo", "manifest.json"),
+    ("zero", "tolerance_y.npy"), ("zero", "request.json"),
+])
+def test_a_golden_file_that_is_not_a_regular_file_is_refused_before_reading(tmp_path, kind, name):
+    """V6: a golden file replaced by a FIFO (it had hung the checker) or by a link to /dev/zero (a
+    MemoryError traceback) is refused before it is read: one line, exit 2. A timeout guards the run."""
+    if kind == "fifo" and not hasattr(os, "mkfifo"):
+        pytest.skip("no FIFOs here")
+    if kind == "zero" and not os.path.exists("/dev/zero"):
+        pytest.skip("no /dev/zero here")
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    res = str(tmp_path / "r")
+    write_results(res, cid, honest(y))
+    path = os.path.join(g, name) if name in ("README.md", "manifest.json") else os.path.join(g, cid, name)
+    os.remove(path)
+    if kind == "fifo":
+        os.mkfifo(path)
+    else:
+        os.symlink("/dev/zero", path)
+    env = dict(os.environ, PYTHONPATH=os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    cli = subprocess.run([sys.executable, "-m", "bnspec.check", g, res], capture_output=True, text=True, env=env, timeout=60)
+    one_line_error(cli, f"{name} is not a regular file (it is {'a FIFO' if kind == 'fifo' else 'a character device'}; refused before reading)")
+
+
+def edit_manifest(g, edit):
+    path = os.path.join(g, "manifest.json")
+    with open(path) as f:
+        m = json.load(f)
+    text = edit(m)
+    with open(path, "w") as f:
+        f.write(text if isinstance(text, str) else json.dumps(m))
+
+
+@pytest.mark.parametrize("edit,why", [
+    ("duplicate-case", "manifest.json is corrupt (case 'CID' is listed twice)"),
+    ("format-2", "manifest.json is corrupt (manifest format 2; this checker reads format 1, the one bnspec writes)"),
+    ("no-format", "manifest.json is corrupt (manifest is not valid: no key 'format')"),
+    ("duplicate-key", "manifest.json is corrupt (key 'CID/x.npy' appears twice in one object: a file listed twice?)"),
+    ("leaves-folder", "manifest.json is corrupt (file path '../secret' leaves the golden folder or is not relative)"),
+    ("unlisted-case-folder", "manifest.json is corrupt (the folder holds case folder 'other', which the manifest does not list"),
+], ids=["duplicate-case", "format-2", "no-format", "duplicate-key", "leaves-folder", "unlisted-case-folder"])
+def test_a_manifest_bnspec_refuses_is_refused(tmp_path, edit, why):
+    """V7: a manifest.json that bnspec's GoldenStore.decodeManifest refuses is refused here too (an
+    outside reviewer's: a case listed twice, and format 2, were accepted): one line, exit 2."""
+    g = str(tmp_path / "golden")
+    cid, y = make_golden(g)
+    res = str(tmp_path / "r")
+    write_results(res, cid, honest(y))
+    if edit == "duplicate-case":
+        edit_manifest(g, lambda m: m["cases"].append(cid))
+    elif edit == "format-2":
+        edit_manifest(g, lambda m: m.update(format=2))
+    elif edit == "no-format":
+        edit_manifest(g, lambda m: m.pop("format"))
+    elif edit == "duplicate-key":  # the same file twice, the second with another digest: json keeps the last
+        edit_manifest(g, lambda m: json.dumps(m)[:-2] + f', "{cid}/x.npy": "{"0" * 64}"}}}}')
+    elif edit == "leaves-folder":
+        edit_manifest(g, lambda m: m["files"].update({"../secret": "0" * 64}))
+    else:
+        os.mkdir(os.path.join(g, "other"))
+    why = why.replace("CID", cid)
+    with pytest.raises(GoldenError, match=re.escape(why)):
+        check(g, cid, honest(y))
+    one_line_error(run_cli(g, res), why)
+
+
+def test_a_failed_case_prints_a_repro_that_judges_it_alone(tmp_path):
+    """V11: each FAIL line is followed by `  repro: python -m bnspec.check GOLDEN RESULTS --case ID`
+    (absolute, shell-quoted paths); run, it judges exactly that case and fails again. --case is
+    repeatable; an id that is no golden case, or a selected case without results, is one line, exit 2."""
+    g = str(tmp_path / "golden")
+    a, y = make_golden(g, "float32")
+    b, _ = make_golden(g, "float16", cases=[a])
+    c, _ = make_golden(g, "float64", cases=[a, b])
+    res = str(tmp_path / "res ults 'quoted'")  # the repro must survive the shell
+    bad = honest(y)
+    bad["running_mean"] = bad["running_mean"] * 1.01
+    write_results(res, a, bad)
+    write_results(res, b, bad)
+    write_results(res, c, honest(y))
+    cli = run_cli(g, res)
+    assert cli.returncode == 1 and cli.stdout.strip().endswith("check: 1 passed, 2 failed"), cli.stdout + cli.stderr
+    lines = cli.stdout.splitlines()
+    for cid in (a, b):
+        i = next(i for i, line in enumerate(lines) if line.startswith(f"FAIL {cid}: "))
+        assert lines[i + 1].startswith("  repro: python -m bnspec.check "), lines
+        argv = shlex.split(lines[i + 1][len("  repro: "):])
+        assert argv[:3] == ["python", "-m", "bnspec.check"] and argv[3:] == [os.path.abspath(g), os.path.abspath(res), "--case", cid]
+        again = run_cli(*argv[3:])
+        assert again.returncode == 1, again.stdout + again.stderr
+        out = again.stdout.splitlines()
+        assert [line for line in out if line.startswith("FAIL ")] == [lines[i]] and out[-1] == "check: 0 passed, 1 failed", out
+        assert not any(other in again.stdout for other in {a, b, c} - {cid})
+    both = run_cli(g, res, "--case", a, "--case", c)
+    assert both.returncode == 1 and both.stdout.strip().endswith("check: 1 passed, 1 failed") and b not in both.stdout
+    assert run_cli(g, res, "--case", c).returncode == 0
+    one_line_error(run_cli(g, res, "--case", "no.such.case"), "no.such.case: not a case of")
+    os.rename(os.path.join(res, c), str(tmp_path / "aside"))
+    one_line_error(run_cli(g, res, "--case", c), "the results hold nothing for case")
+    one_line_error(run_cli(g), "the following arguments are required: results (usage: ")  # usage: one line too
