@@ -134,14 +134,14 @@ enum ModelConsistency {
     /// A case's operation, from its id.
     static func operation(_ id: String) -> Substring { id.split(separator: ".").first ?? Substring(id) }
 
-    /// The cases a formula bug acts on alike, from a case id (`op.data.shape.layout.dtype…`): one
-    /// operation and layout, every storage type (the formula is the same; a bug of one dtype's
-    /// kernel alone leaves the other dtypes' cases passing, which contradict nothing).
-    /// With `typed`, the storage type too (`op.layout.dtype`): where a passing case contradicts.
-    static func path(_ id: String, typed: Bool = false) -> String {
+    /// The path a case takes through an implementation, from its id (`op.data.shape.layout.dtype…`):
+    /// `op.layout.dtype`, where a passing case contradicts a formula model (a bug of one dtype's
+    /// kernel alone leaves the other dtypes' cases passing, which contradict nothing; failures:
+    /// ``sharesFormula(_:_:)``).
+    static func path(_ id: String) -> String {
         let f = id.split(separator: ".")
-        guard f.count >= (typed ? 5 : 4) else { return id }
-        return typed ? "\(f[0]).\(f[3]).\(f[4])" : "\(f[0]).\(f[3])"
+        guard f.count >= 5 else { return id }
+        return "\(f[0]).\(f[3]).\(f[4])"
     }
 
     /// Whether an unexplained failure `other` can contradict a formula model named on `id`: the
@@ -171,7 +171,7 @@ enum ModelConsistency {
         for i in results.indices {
             let named = keys(results[i].likelyCause)
             guard !named.isEmpty, let cause = results[i].likelyCause else { continue }
-            let mineTyped = path(results[i].caseID, typed: true)
+            let minePath = path(results[i].caseID)
             func contradicts(_ j: Int, _ key: String) -> Bool { (results[j].contradictedModels ?? []).contains(key) }
             let mineOperation = operation(results[i].caseID)
             // Every model the cause names must be contradicted (an "either … or …" cause stands while one does).
@@ -189,7 +189,7 @@ enum ModelConsistency {
                 return operationWide.contains(key)
                     ? (open + passing).first { operation(results[$0].caseID) == mineOperation && contradicts($0, key) }
                     : open.first { sharesFormula(results[i].caseID, results[$0].caseID) && contradicts($0, key) }
-                        ?? passing.first { path(results[$0].caseID, typed: true) == mineTyped && contradicts($0, key) }
+                        ?? passing.first { path(results[$0].caseID) == minePath && contradicts($0, key) }
             }
             guard against.count == named.count, let j = against.first else { continue }
             if let m = majority, named.count == 1 {
